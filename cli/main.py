@@ -1,0 +1,61 @@
+"""Entry point of the ``normsuite`` command: builds the Typer app from the command modules."""
+
+from __future__ import annotations
+
+import typer
+
+from normsuite import __version__
+
+from .check import check
+from .compare import compare
+from .fit import fit
+from .plot_stats import plot_stats
+from .recommend import recommend
+from .rule import rule
+
+app = typer.Typer(
+    name="normsuite",
+    help="Choose, inject and watch normalization layers (BN, LN, GN, ...) in PyTorch models.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+def _version_callback(value: bool) -> None:
+    if value:
+        typer.echo(f"normsuite {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(
+        False,
+        "--version",
+        callback=_version_callback,
+        is_eager=True,
+        help="Show the version and exit.",
+    ),
+) -> None:
+    """Choose, inject and watch normalization layers (BN, LN, GN, ...) in PyTorch models."""
+
+
+app.command("recommend")(recommend)
+app.command("check")(check)
+app.command("rule")(rule)
+app.command(
+    "fit",
+    context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+)(fit)
+app.command("compare")(compare)
+app.command("plot-stats")(plot_stats)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

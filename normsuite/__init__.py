@@ -1,0 +1,49 @@
+"""normsuite: choose, inject and watch normalization layers.
+
+The top-level names are imported lazily so that ``import normsuite`` (and the
+``normsuite recommend`` / ``check`` commands built on it) never pulls in torch or
+lightning. Touching ``normsuite.build_norm`` imports the torch-backed part on demand.
+
+Example:
+    >>> import normsuite
+    >>> layer = normsuite.build_norm("gn", 64)            # doctest: +SKIP
+    >>> report = normsuite.convert_norms(model, "gn")      # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+__version__ = "0.1.0"
+
+# public name -> module that defines it (imported on first access)
+_LAZY: dict[str, str] = {
+    "NormSpec": "normsuite.norms.spec",
+    "build_norm": "normsuite.norms.layers",
+    "convert_norms": "normsuite.norms.convert",
+    "ConversionReport": "normsuite.norms.convert",
+    "SyncBatchNorm": "normsuite.norms.sync",
+    "build_module": "normsuite.models.factory",
+    "NormClassifier": "normsuite.models.factory",
+    "ActivationStats": "normsuite.callbacks.activation_stats",
+    "NormSync": "normsuite.training.sync_plugin",
+    "BatchSizeGuard": "normsuite.training.guardrails",
+    "advise": "normsuite.advice",
+    "Advice": "normsuite.advice",
+}
+
+__all__ = ["__version__", *sorted(_LAZY)]
+
+
+def __getattr__(name: str) -> Any:
+    module_name = _LAZY.get(name)
+    if module_name is None:
+        raise AttributeError(f"module 'normsuite' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module_name), name)
+    globals()[name] = value  # cache: later lookups skip __getattr__
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))

@@ -1,0 +1,109 @@
+"""Result types shared by the analyzer core, the reporters and the CLI.
+
+These are the stable interface of ``normsuite.analysis``: the JSON output is
+``FileResult.to_dict()`` per file. Add fields only in a backward compatible way.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+Severity = Literal["error", "warning", "info"]
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One rule violation at a place in a file."""
+
+    code: str  # "NRM002"
+    message: str  # says what is wrong and what to do
+    line: int  # 1-based
+    col: int  # 1-based, like ruff
+    severity: Severity = "warning"
+    end_line: int | None = None
+    end_col: int | None = None
+    model: str | None = None  # the class the finding belongs to, if any
+
+
+@dataclass(frozen=True)
+class BatchInfo:
+    """Per-device batch size, device count and accumulation, with where they came from."""
+
+    per_device: int | None
+    devices: int = 1
+    accumulate: int = 1
+    source: str = "unknown"  # "cli", "file:12 DataLoader(batch_size=32)", "config:...", "default"
+
+    @property
+    def global_batch(self) -> int | None:
+        if self.per_device is None:
+            return None
+        return self.per_device * self.devices * self.accumulate
+
+
+@dataclass(frozen=True)
+class NormSite:
+    """A normalization layer found in a model."""
+
+    name: str  # attribute path, e.g. "layer1.0.bn1"
+    kind: str  # "bn" | "syncbn" | "frozenbn" | "gn" | "ln" | "in" | "rms" | ...
+    line: int
+    code: str  # source of the constructor call, e.g. "nn.BatchNorm2d(64)"
+    num_channels: int | None = None
+
+
+@dataclass(frozen=True)
+class LayerSuggestion:
+    """The concrete layer to put at one norm site."""
+
+    site: str
+    line: int
+    current: str  # "nn.BatchNorm2d(64)"
+    suggested: str  # "nn.GroupNorm(32, 64)"
+
+
+@dataclass(frozen=True)
+class Recommendation:
+    norm: str  # a norm spec: "bn" | "syncbn" | "gn" | "ln" | "rms" | "frozenbn"
+    layers: list[LayerSuggestion] = field(default_factory=list)
+    rationale: list[str] = field(default_factory=list)  # sentences with rule ids and numbers
+    rules: list[str] = field(default_factory=list)  # advice rule ids, e.g. ["B2", "B4"]
+    assumptions: list[str] = field(default_factory=list)
+    would_change: list[str] = field(default_factory=list)
+    confidence: Literal["high", "medium", "low"] = "medium"
+
+
+@dataclass(frozen=True)
+class ModelReport:
+    name: str
+    line: int
+    architecture: str  # cnn1d | cnn2d | cnn3d | rnn | transformer | mlp | hybrid | unknown
+    architecture_evidence: list[str] = field(default_factory=list)
+    norms_found: list[NormSite] = field(default_factory=list)
+    batch_size: BatchInfo = field(default_factory=lambda: BatchInfo(per_device=None))
+    recommendation: Recommendation | None = None
+
+
+@dataclass
+class FileResult:
+    path: str
+    models: list[ModelReport] = field(default_factory=list)
+    findings: list[Finding] = field(default_factory=list)
+    error: str | None = None  # one line; set when the file could not be analyzed
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class AnalysisOptions:
+    """What the caller knows better than the file (CLI flags, config)."""
+
+    batch_size: int | None = None
+    devices: int | None = None
+    accumulate: int | None = None
+    config_path: str | None = None  # a LightningCLI YAML
+    default_batch_size: int | None = None  # from [tool.normsuite]
+    select: tuple[str, ...] = ()  # rule codes or prefixes; empty = all
+    ignore: tuple[str, ...] = ()

@@ -1,0 +1,1 @@
+"""normsuite.norms."""
