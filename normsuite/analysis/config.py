@@ -1,0 +1,150 @@
+"""``[tool.normsuite]`` in the nearest ``pyproject.toml``, and how it merges with CLI flags.
+
+Example ``pyproject.toml``::
+
+    [tool.normsuite]
+    select = ["NRM"]          # rule codes or prefixes; default: all
+    ignore = ["NRM013"]
+    batch-size = 8            # per-device batch assumed when the file does not say
+    max-file-size = 2000000   # bytes
+
+Precedence (like ruff): CLI flags win. ``--select`` replaces ``select`` and overrides an
+``ignore`` entry for the codes it names; ``--ignore`` adds to ``ignore``; ``--batch-size``
+beats the file's own batch size, which beats ``batch-size`` here.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on 3.10 only
+    import tomli as tomllib
+
+KNOWN_KEYS = ("select", "ignore", "batch-size", "max-file-size")
+
+
+class ConfigError(Exception):
+    """An invalid ``[tool.normsuite]`` table; ``str()`` is one line saying what to fix."""
+
+
+@dataclass(frozen=True)
+class FileConfig:
+    """The settings of one ``[tool.normsuite]`` table (empty when there is none)."""
+
+    path: str | None = None  # the pyproject.toml it came from
+    select: tuple[str, ...] = ()
+    ignore: tuple[str, ...] = ()
+    batch_size: int | None = None
+    max_file_size: int | None = None
+
+
+def _codes(table: dict[str, Any], key: str, where: str) -> tuple[str, ...]:
+    value = table.get(key, [])
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ConfigError(f'{where}: `{key}` must be a list of rule codes, e.g. ["NRM002"]')
+    return tuple(v.strip().upper() for v in value)
+
+
+def _positive_int(table: dict[str, Any], key: str, where: str) -> int | None:
+    value = table.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigError(f"{where}: `{key}` must be a positive integer, got {value!r}")
+    return value
+
+
+def parse_config(text: str, path: str = "pyproject.toml") -> FileConfig:
+    """Parse the ``[tool.normsuite]`` table of a pyproject.toml text.
+
+    >>> parse_config('[tool.normsuite]\\nignore = ["NRM013"]\\nbatch-size = 8').batch_size
+    8
+    """
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: invalid TOML: {exc}; fix the file") from None
+    table = data.get("tool", {}).get("normsuite")
+    if table is None:
+        return FileConfig(path=path)
+    where = f"{path} [tool.normsuite]"
+    if not isinstance(table, dict):
+        raise ConfigError(f"{where} must be a table")
+    # accept snake_case too: people type both
+    table = {k.replace("_", "-"): v for k, v in table.items()}
+    unknown = sorted(set(table) - set(KNOWN_KEYS))
+    if unknown:
+        raise ConfigError(
+            f"{where}: unknown key {unknown[0]!r}; known keys: {', '.join(KNOWN_KEYS)}"
+        )
+    return FileConfig(
+        path=path,
+        select=_codes(table, "select", where),
+        ignore=_codes(table, "ignore", where),
+        batch_size=_positive_int(table, "batch-size", where),
+        max_file_size=_positive_int(table, "max-file-size", where),
+    )
+
+
+@lru_cache(maxsize=256)
+def _config_in(directory: str) -> FileConfig:
+    """The config that applies to files in ``directory`` (nearest pyproject.toml upwards)."""
+    here = Path(directory)
+    candidate = here / "pyproject.toml"
+    if candidate.is_file():
+        try:
+            text = candidate.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"{candidate}: cannot read: {exc}") from None
+        config = parse_config(text, str(candidate))
+        # like ruff: a pyproject.toml without [tool.normsuite] does not stop the search
+        if config != FileConfig(path=str(candidate)):
+            return config
+    if here.parent == here:
+        return FileConfig()
+    return _config_in(str(here.parent))
+
+
+def find_config(path: str) -> FileConfig:
+    """The ``[tool.normsuite]`` settings for a file (or ``-`` = the current folder)."""
+    start = Path.cwd() if path == "-" else Path(path).resolve().parent
+    return _config_in(str(start))
+
+
+def clear_cache() -> None:
+    """Forget cached configs (tests edit pyproject.toml files between runs)."""
+    _config_in.cache_clear()
+
+
+def matches(code: str, selectors: tuple[str, ...]) -> bool:
+    """True when ``code`` equals one selector or starts with it (``NRM00`` matches ``NRM002``)."""
+    return any(code.startswith(s) for s in selectors)
+
+
+def rule_enabled(
+    code: str,
+    *,
+    cli_select: tuple[str, ...] = (),
+    cli_ignore: tuple[str, ...] = (),
+    config: FileConfig = FileConfig(),
+) -> bool:
+    """Whether findings of ``code`` are reported, CLI flags winning over the config.
+
+    >>> cfg = FileConfig(ignore=("NRM013",))
+    >>> rule_enabled("NRM013", config=cfg)
+    False
+    >>> rule_enabled("NRM013", cli_select=("NRM013",), config=cfg)
+    True
+    """
+    select = cli_select or config.select or ("",)
+    if not matches(code, select) or matches(code, cli_ignore):
+        return False
+    return not (matches(code, config.ignore) and not matches(code, cli_select))

@@ -1,0 +1,139 @@
+"""Finding the files to analyze and reading them safely.
+
+Reading never executes anything: bytes are checked (size, NUL bytes, encoding) and
+decoded; any problem becomes a one-line :class:`SourceError` message for that file only.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import tokenize
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+STDIN = "-"
+DEFAULT_MAX_FILE_SIZE = 2 * 1024 * 1024  # 2 MB: far above any hand-written model file
+
+# Folder names skipped while walking a directory (unless the folder itself is given).
+# Hidden folders (".git", ".tox", ".venv", ...) are skipped by their leading dot.
+SKIP_DIRS = frozenset({"venv", "site-packages", "__pycache__", "node_modules"})
+
+
+class SourceError(Exception):
+    """A file that cannot be analyzed; ``str()`` is the one-line reason (without the path)."""
+
+
+@dataclass(frozen=True)
+class Target:
+    """One thing to analyze: a path on disk, or stdin (``path == "-"``)."""
+
+    path: str
+    error: str | None = None  # set when discovery already knows it cannot be read
+
+
+def _skipped(name: str) -> bool:
+    return name.startswith(".") or name in SKIP_DIRS
+
+
+def _walk(root: Path) -> Iterator[Path]:
+    """Every ``*.py`` below ``root`` in sorted order, pruning skipped folders."""
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = sorted(d for d in dirnames if not _skipped(d))
+        for name in sorted(filenames):
+            if name.endswith(".py"):
+                yield Path(dirpath) / name
+
+
+def discover(paths: Iterable[str]) -> list[Target]:
+    """Expand files, directories (recursively) and ``-`` into targets, in a stable order.
+
+    A path given explicitly is always used, even a hidden folder or a file without
+    ``.py``; only folders found *while walking* are skipped. Duplicates are dropped.
+
+    >>> [t.path for t in discover(["-"])]
+    ['-']
+    """
+    targets: list[Target] = []
+    seen: set[str] = set()
+
+    def add(target: Target) -> None:
+        key = target.path if target.path == STDIN else os.path.realpath(target.path)
+        if key not in seen:
+            seen.add(key)
+            targets.append(target)
+
+    for raw in paths:
+        if raw == STDIN:
+            add(Target(STDIN))
+            continue
+        path = Path(raw)
+        if path.is_dir():
+            for file in _walk(path):
+                add(Target(str(file)))
+        elif path.exists():
+            add(Target(raw))
+        else:
+            add(Target(raw, error="no such file or directory"))
+    return targets
+
+
+def decode_source(data: bytes, *, max_size: int = DEFAULT_MAX_FILE_SIZE) -> str:
+    """Bytes -> source text, or :class:`SourceError` with a reason a user can act on.
+
+    Honours a PEP 263 coding cookie; otherwise the source must be UTF-8.
+
+    >>> decode_source(b"x = 1\\n")
+    'x = 1\\n'
+    """
+    if len(data) > max_size:
+        raise SourceError(_too_big(len(data), max_size))
+    if b"\x00" in data:
+        raise SourceError("binary file (contains NUL bytes), not Python source; leave it out")
+    try:
+        encoding, _ = tokenize.detect_encoding(io.BytesIO(data).readline)
+    except SyntaxError as exc:  # unknown codec in the coding cookie
+        raise SourceError(f"bad encoding declaration: {exc.msg}; save the file as UTF-8") from None
+    try:
+        text = data.decode(encoding)
+    except UnicodeDecodeError as exc:
+        raise SourceError(
+            f"not valid {encoding} (byte 0x{data[exc.start]:02x} at offset {exc.start}); "
+            "save the file as UTF-8"
+        ) from None
+    return text.removeprefix("\ufeff")
+
+
+def read_source(path: str, *, max_size: int = DEFAULT_MAX_FILE_SIZE) -> str:
+    """Read and decode one file; every OS or decoding problem becomes a :class:`SourceError`."""
+    try:
+        size = os.stat(path).st_size
+        if size > max_size:  # refuse before reading a huge file into memory
+            raise SourceError(_too_big(size, max_size))
+        with open(path, "rb") as handle:
+            data = handle.read(max_size + 1)
+    except FileNotFoundError:
+        raise SourceError("no such file or directory") from None
+    except PermissionError:
+        raise SourceError("permission denied; check the file's read permission") from None
+    except IsADirectoryError:
+        raise SourceError("is a directory") from None
+    except OSError as exc:
+        raise SourceError(f"cannot read: {exc.strerror or exc}") from None
+    return decode_source(data, max_size=max_size)
+
+
+def _too_big(size: int, max_size: int) -> str:
+    return (
+        f"file is {_size(size)}, over the {_size(max_size)} limit; "
+        "raise it with --max-file-size or `max-file-size` in [tool.normsuite]"
+    )
+
+
+def _size(n: int) -> str:
+    if n >= 1024 * 1024:
+        return f"{n / (1024 * 1024):.1f} MB"
+    if n >= 1024:
+        return f"{n / 1024:.1f} kB"
+    return f"{n} bytes"

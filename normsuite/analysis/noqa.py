@@ -1,0 +1,93 @@
+"""``# noqa`` suppression comments, the ruff way.
+
+- ``# noqa`` on a line suppresses every finding on that line;
+- ``# noqa: NRM002`` (or ``# noqa: NRM002, NRM011``) suppresses only those codes; codes of
+  other tools (``# noqa: E501``) suppress nothing of ours;
+- ``# normsuite: noqa`` anywhere in the file suppresses all findings in it;
+  ``# normsuite: noqa: NRM013`` only that code.
+
+Only real comments count (found with :mod:`tokenize`), not ``# noqa`` inside a string.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+import tokenize
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from normsuite.analysis.types import Finding
+
+_NOQA = re.compile(
+    r"#\s*(?P<file>normsuite:\s*)?noqa(?::\s*(?P<codes>[A-Z]+[0-9]+(?:[,\s]+[A-Z]+[0-9]+)*))?",
+    re.IGNORECASE,
+)
+
+ALL = frozenset({"*"})  # marker: suppress every code
+
+
+@dataclass
+class Suppressions:
+    """Codes suppressed per line (1-based) and for the whole file."""
+
+    lines: dict[int, frozenset[str]] = field(default_factory=dict)
+    file: frozenset[str] = frozenset()
+
+    def suppresses(self, finding: Finding) -> bool:
+        for codes in (self.file, self.lines.get(finding.line, frozenset())):
+            if codes and (codes == ALL or finding.code in codes):
+                return True
+        return False
+
+
+def _comments(source: str) -> Iterable[tuple[int, str]]:
+    try:
+        for tok in tokenize.generate_tokens(io.StringIO(source).readline):
+            if tok.type == tokenize.COMMENT:
+                yield tok.start[0], tok.string
+    except (tokenize.TokenError, SyntaxError):
+        # incomplete source: fall back to the line scan (may see '#' inside strings)
+        for number, line in enumerate(source.splitlines(), start=1):
+            if "#" in line:
+                yield number, line[line.index("#") :]
+
+
+def parse_suppressions(source: str) -> Suppressions:
+    """Collect the ``noqa`` comments of a source text.
+
+    >>> s = parse_suppressions("x = 1  # noqa: NRM002\\ny = 2  # noqa\\n")
+    >>> sorted(s.lines[1]), s.lines[2] == ALL
+    (['NRM002'], True)
+    """
+    result = Suppressions()
+    if "noqa" not in source.lower():  # the common case: skip tokenizing
+        return result
+    file_codes: set[str] = set()
+    for line, comment in _comments(source):
+        for match in _NOQA.finditer(comment):
+            codes = match.group("codes")
+            parsed = (
+                ALL if codes is None else frozenset(c.upper() for c in re.split(r"[,\s]+", codes))
+            )
+            if match.group("file"):
+                file_codes |= parsed
+            else:
+                result.lines[line] = result.lines.get(line, frozenset()) | parsed
+    if "*" in file_codes:
+        result.file = ALL
+    else:
+        result.file = frozenset(file_codes)
+    for line, codes in result.lines.items():
+        if "*" in codes:
+            result.lines[line] = ALL
+    return result
+
+
+def filter_findings(findings: Iterable[Finding], source: str) -> list[Finding]:
+    """The findings that no ``noqa`` comment in ``source`` suppresses."""
+    findings = list(findings)
+    if not findings:
+        return findings
+    suppressions = parse_suppressions(source)
+    return [f for f in findings if not suppressions.suppresses(f)]

@@ -1,0 +1,190 @@
+"""Analyze many paths: discovery, per-file isolation, config, suppression, parallelism.
+
+Each file is analyzed on its own: whatever goes wrong in one file becomes a one-line
+``FileResult.error`` for that file and the others are still analyzed.
+
+Example:
+    >>> from normsuite.analysis.runner import analyze_paths
+    >>> results = analyze_paths(["recipes/models"])            # doctest: +SKIP
+    >>> [f.code for r in results for f in r.findings]         # doctest: +SKIP
+    ['NRM001', 'NRM002']
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import sys
+from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, replace
+
+from normsuite.analysis.config import ConfigError, FileConfig, find_config, rule_enabled
+from normsuite.analysis.files import (
+    DEFAULT_MAX_FILE_SIZE,
+    STDIN,
+    SourceError,
+    Target,
+    decode_source,
+    discover,
+    read_source,
+)
+from normsuite.analysis.noqa import filter_findings
+from normsuite.analysis.types import AnalysisOptions, FileResult
+
+Analyzer = Callable[[str, str, AnalysisOptions], FileResult]
+
+# Below this many files a process pool costs more than it saves: starting workers takes
+# ~50 ms and one model file is analyzed in ~1-5 ms (bench/analyzer_speed.py measures it).
+PARALLEL_MIN_FILES = 48
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    """How to run, as opposed to what the analysis assumes (that is AnalysisOptions)."""
+
+    max_file_size: int | None = None  # None: [tool.normsuite] max-file-size, else 2 MB
+    use_config: bool = True  # read [tool.normsuite] from the nearest pyproject.toml
+
+
+def _default_analyzer() -> Analyzer:
+    from normsuite.analysis.analyze import analyze_source
+
+    return analyze_source
+
+
+def _one_line(text: str) -> str:
+    return " ".join(str(text).split())
+
+
+def _error_for(exc: BaseException) -> str:
+    """The one-line message for an exception raised while analyzing a file."""
+    if isinstance(exc, SyntaxError):
+        where = f" at line {exc.lineno}" if exc.lineno else ""
+        if exc.lineno and exc.offset:
+            where += f", column {exc.offset}"
+        return f"syntax error{where}: {_one_line(exc.msg)}; fix the syntax or exclude the file"
+    if isinstance(exc, RecursionError):
+        return "expression nested too deeply to analyze; simplify it or exclude the file"
+    if isinstance(exc, MemoryError):
+        return "out of memory while analyzing; exclude the file"
+    if isinstance(exc, (ValueError, UnicodeError)):
+        return f"cannot analyze: {_one_line(str(exc))}"
+    return f"internal error: {type(exc).__name__}: {_one_line(str(exc))} (please report)"
+
+
+def analyze_text(
+    source: str,
+    path: str,
+    options: AnalysisOptions,
+    *,
+    config: FileConfig = FileConfig(),
+    analyzer: Analyzer | None = None,
+) -> FileResult:
+    """Analyze one source text; never raises for bad input (the error goes in the result)."""
+    analyze = analyzer or _default_analyzer()
+    if config.batch_size is not None and options.default_batch_size is None:
+        options = replace(options, default_batch_size=config.batch_size)
+    try:
+        result = analyze(source, path, options)
+    except Exception as exc:  # per-file isolation: one file never stops the others
+        return FileResult(path=path, error=_error_for(exc))
+    findings = [
+        f
+        for f in result.findings
+        if rule_enabled(f.code, cli_select=options.select, cli_ignore=options.ignore, config=config)
+    ]
+    findings = filter_findings(findings, source)
+    findings.sort(key=lambda f: (f.line, f.col, f.code))
+    return FileResult(path=path, models=result.models, findings=findings, error=result.error)
+
+
+def _analyze_target(
+    target: Target,
+    options: AnalysisOptions,
+    settings: RunSettings,
+    stdin_text: str | None,
+    analyzer: Analyzer | None = None,
+) -> FileResult:
+    if target.error:
+        return FileResult(path=target.path, error=target.error)
+    try:
+        config = find_config(target.path) if settings.use_config else FileConfig()
+    except ConfigError as exc:
+        return FileResult(path=target.path, error=str(exc))
+    max_size = settings.max_file_size or config.max_file_size or DEFAULT_MAX_FILE_SIZE
+    try:
+        if target.path == STDIN:
+            source = stdin_text or ""
+            if len(source) > max_size:
+                raise SourceError(f"stdin is over the {max_size} byte limit; raise --max-file-size")
+        else:
+            source = read_source(target.path, max_size=max_size)
+    except SourceError as exc:
+        return FileResult(path=target.path, error=str(exc))
+    return analyze_text(source, target.path, options, config=config, analyzer=analyzer)
+
+
+def _worker(args: tuple[Target, AnalysisOptions, RunSettings]) -> FileResult:
+    target, options, settings = args
+    return _analyze_target(target, options, settings, None)
+
+
+def _pool_context() -> multiprocessing.context.BaseContext:
+    # fork: workers start in ~ms and inherit the already imported analyzer; they never
+    # import torch (the analysis package does not). Elsewhere use the platform default.
+    if sys.platform.startswith("linux"):
+        return multiprocessing.get_context("fork")
+    return multiprocessing.get_context()
+
+
+def default_jobs(n_files: int) -> int:
+    """Worker count for ``n_files``: 1 (serial) below :data:`PARALLEL_MIN_FILES`."""
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    if n_files < PARALLEL_MIN_FILES or not cpus or cpus < 2:
+        return 1
+    return min(cpus, 8, n_files // (PARALLEL_MIN_FILES // 2))
+
+
+def analyze_paths(
+    paths: Sequence[str],
+    options: AnalysisOptions = AnalysisOptions(),
+    *,
+    settings: RunSettings = RunSettings(),
+    stdin: bytes | str | None = None,
+    jobs: int | None = None,
+    analyzer: Analyzer | None = None,
+) -> list[FileResult]:
+    """Analyze files, folders (recursively) and ``-`` (stdin); one result per file, in order.
+
+    ``jobs``: worker processes; ``None`` picks serial or parallel by the file count.
+    ``analyzer``: replaces ``analyze_source`` (serial only; for tests and embedding).
+    Findings are filtered by ``options.select``/``ignore``, ``[tool.normsuite]`` and
+    ``# noqa`` comments; errors never raise.
+    """
+    targets = discover(paths)
+    stdin_text: str | None = None
+    if any(t.path == STDIN for t in targets):
+        raw = stdin if stdin is not None else sys.stdin.buffer.read()
+        if isinstance(raw, bytes):
+            try:
+                stdin_text = decode_source(
+                    raw, max_size=settings.max_file_size or DEFAULT_MAX_FILE_SIZE
+                )
+            except SourceError as exc:
+                targets = [
+                    Target(t.path, error=str(exc)) if t.path == STDIN else t for t in targets
+                ]
+        else:
+            stdin_text = raw
+    n_jobs = default_jobs(len(targets)) if jobs is None else max(1, jobs)
+    if n_jobs == 1 or analyzer is not None or len(targets) < 2:
+        return [_analyze_target(t, options, settings, stdin_text, analyzer) for t in targets]
+    on_disk = [t for t in targets if t.path != STDIN]
+    chunk = max(1, len(on_disk) // (n_jobs * 8))
+    with ProcessPoolExecutor(max_workers=n_jobs, mp_context=_pool_context()) as pool:
+        done = iter(pool.map(_worker, [(t, options, settings) for t in on_disk], chunksize=chunk))
+        return [
+            _analyze_target(t, options, settings, stdin_text) if t.path == STDIN else next(done)
+            for t in targets
+        ]
