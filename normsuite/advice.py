@@ -2,12 +2,92 @@
 
 Used by the analyzer, by ``build_module(norm="auto")``, by the fit-time guardrails and by
 ``normsuite compare``.
+
+>>> a = advise("cnn2d", 8)
+>>> a.norm, a.rules[:1]
+('gn', ('B2',))
+>>> layer_code("gn", 64)
+'nn.GroupNorm(32, 64)'
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 GN_DEFAULT_GROUPS = 32  # GN paper (Wu & He 2018) default
 MIN_CHANNELS_PER_GROUP = 4  # below this GN degrades towards IN (GN paper Table 3)
+BN_MIN_BATCH = 16  # per-device batch from which BN is the better choice (GN paper Fig. 1)
+
+ARCHITECTURES = ("cnn1d", "cnn2d", "cnn3d", "rnn", "transformer", "mlp", "hybrid", "unknown")
+NORMS = ("bn", "syncbn", "gn", "ln", "rms", "frozenbn")
+
+_BN = "Ioffe & Szegedy 2015, arXiv:1502.03167"
+_GN = "Wu & He 2018, arXiv:1803.08494"
+_LN = "Ba, Kiros & Hinton 2016, arXiv:1607.06450"
+
+RULES: dict[str, str] = {
+    "B1": (
+        "CNN with per-device batch >= 16: BatchNorm. ResNet-50 ImageNet top-1 error is "
+        f"BN 23.6% / 23.7% vs GN 24.1% / 24.2% at batch 32 / 16 ({_GN}, Fig. 1 / Table 2; "
+        f"BN: {_BN})."
+    ),
+    "B2": (
+        "CNN with per-device batch < 16: GroupNorm(32). BN error is 24.8% / 27.3% / 34.7% vs "
+        f"GN 24.0% / 24.2% / 24.1% at batch 8 / 4 / 2; GN stays flat from 32 to 2 ({_GN})."
+    ),
+    "B3": (
+        "Several devices with a small per-device batch but a global batch >= 16: SyncBatchNorm "
+        "(statistics over all devices) is the alternative to GroupNorm (Wu & Johnson 2021, "
+        '"Rethinking Batch in BatchNorm"; detectron2 offers SyncBN and GN for this reason).'
+    ),
+    "B4": (
+        "GroupNorm groups: G = 32; warn below 4 channels per group. G=32: 24.1% error; "
+        "4 channels/group 24.8%, 2 -> 25.6%, 1 (= InstanceNorm) 28.4%; G=1 (= LN over C,H,W) "
+        f"25.3% ({_GN}, Table 3)."
+    ),
+    "B5": (
+        "Do not pick LayerNorm or InstanceNorm for CNN recognition: at batch 32, BN 23.6%, "
+        f"GN 24.1%, LN 25.3%, IN 28.4% error ({_GN}, Table 1)."
+    ),
+    "B6": (
+        "RNN / LSTM / GRU: LayerNorm inside the cell. LN computes the same thing at train and "
+        f"test time and works per time step ({_LN}); BN on hidden-to-hidden transitions does "
+        "not help (Laurent et al. 2016)."
+    ),
+    "B7": (
+        "Transformer: LayerNorm, with RMSNorm as the cheaper alternative: comparable quality, "
+        "7%-64% less time (Zhang & Sennrich 2019, arXiv:1910.07467)."
+    ),
+    "B8": (
+        "Per-device batch 1 with BatchNorm in training is an error: PyTorch raises "
+        '"Expected more than 1 value per channel when training".'
+    ),
+    "B9": (
+        "Micro-batch (1-2 per device): GroupNorm, with Weight Standardization as the known "
+        "boost (Qiao et al. 2019, arXiv:1903.10520)."
+    ),
+    "B10": (
+        "Fine-tuning a pretrained BatchNorm backbone at a small batch: FrozenBatchNorm (keep the "
+        'pretrained statistics and affine fixed; detectron2 default RESNETS.NORM = "FrozenBN").'
+    ),
+    "B11": (
+        "MLP on (N, C) features: BatchNorm1d at per-device batch >= 16, else LayerNorm "
+        "(the B1/B2 reasoning applied to features)."
+    ),
+}
+
+
+@dataclass(frozen=True)
+class Advice:
+    """Which norm to use, with the rule ids, the reasons, the assumptions and what changes it."""
+
+    norm: str  # a NormSpec string: "bn" | "syncbn" | "gn" | "ln" | "rms" | "frozenbn"
+    rules: tuple[str, ...]  # rule ids, e.g. ("B2", "B4")
+    rationale: tuple[str, ...]  # sentences citing the numbers of DESIGN.md section 4
+    assumptions: tuple[str, ...]
+    would_change: tuple[str, ...]  # what input would change the answer
+    confidence: str  # "high" | "medium" | "low"
+    alternatives: tuple[str, ...] = ()
 
 
 def default_groups(num_channels: int) -> int:
@@ -27,3 +107,220 @@ def default_groups(num_channels: int) -> int:
         if num_channels % groups == 0 and num_channels // groups >= MIN_CHANNELS_PER_GROUP:
             return groups
     return 1
+
+
+def _check_inputs(architecture: str, per_device_batch: int | None, devices: int, accumulate: int):
+    if architecture not in ARCHITECTURES:
+        raise ValueError(
+            f"unknown architecture {architecture!r}; use one of: {', '.join(ARCHITECTURES)}"
+        )
+    if per_device_batch is not None and per_device_batch < 1:
+        raise ValueError(f"per_device_batch must be >= 1 (or None), got {per_device_batch}")
+    if devices < 1:
+        raise ValueError(f"devices must be >= 1, got {devices}")
+    if accumulate < 1:
+        raise ValueError(f"accumulate must be >= 1, got {accumulate}")
+
+
+class _Builder:
+    """Collects rules and sentences in order, without duplicates."""
+
+    def __init__(self) -> None:
+        self.rules: list[str] = []
+        self.rationale: list[str] = []
+        self.assumptions: list[str] = []
+        self.would_change: list[str] = []
+
+    def cite(self, *rule_ids: str) -> None:
+        for rid in rule_ids:
+            if rid not in self.rules:
+                self.rules.append(rid)
+                self.rationale.append(f"{rid}: {RULES[rid]}")
+
+    def note(self, sentence: str) -> None:
+        self.rationale.append(sentence)
+
+    def build(self, norm: str, confidence: str, alternatives: tuple[str, ...] = ()) -> Advice:
+        return Advice(
+            norm=norm,
+            rules=tuple(self.rules),
+            rationale=tuple(self.rationale),
+            assumptions=tuple(self.assumptions),
+            would_change=tuple(self.would_change),
+            confidence=confidence,
+            alternatives=alternatives,
+        )
+
+
+def advise(
+    architecture: str,
+    per_device_batch: int | None,
+    *,
+    devices: int = 1,
+    accumulate: int = 1,
+    fine_tuning_pretrained_bn: bool = False,
+    channels: int | None = None,
+) -> Advice:
+    """Pick a norm for a model (DESIGN.md section 4, rules B1-B11).
+
+    ``per_device_batch`` is what one device's BatchNorm sees in one forward pass; ``None``
+    means unknown (the advice then says what it assumed).
+
+    >>> advise("cnn2d", 32).norm, advise("cnn2d", 15).norm, advise("rnn", 4).norm
+    ('bn', 'gn', 'ln')
+    >>> advise("cnn2d", 4, devices=8).alternatives
+    ('syncbn',)
+    """
+    _check_inputs(architecture, per_device_batch, devices, accumulate)
+    b = _Builder()
+    batch = per_device_batch
+    if batch is None:
+        b.assumptions.append("per-device batch size unknown")
+    else:
+        b.assumptions.append(
+            f"per-device batch {batch}, {devices} device(s), accumulation {accumulate}"
+        )
+    if accumulate > 1 and batch is not None:
+        b.note(
+            f"Gradient accumulation ({accumulate} steps) does NOT enlarge the batch BatchNorm "
+            f"sees: each forward pass still normalizes over {batch} sample(s) per device."
+        )
+
+    if architecture == "rnn":
+        b.cite("B6")
+        b.would_change.append("a convolutional or attention architecture")
+        return b.build("ln", "high")
+    if architecture == "transformer":
+        b.cite("B7")
+        b.would_change.append("a need for the cheapest norm: rms (RMSNorm)")
+        return b.build("ln", "high", alternatives=("rms",))
+    if architecture == "mlp":
+        return _advise_mlp(b, batch)
+    return _advise_cnn(b, architecture, batch, devices, fine_tuning_pretrained_bn, channels)
+
+
+def _advise_mlp(b: _Builder, batch: int | None) -> Advice:
+    b.cite("B11")
+    if batch is None:
+        b.assumptions.append(f"assumed per-device batch >= {BN_MIN_BATCH}")
+        b.would_change.append(f"a per-device batch below {BN_MIN_BATCH}: ln")
+        return b.build("bn", "low", alternatives=("ln",))
+    if batch >= BN_MIN_BATCH:
+        b.would_change.append(f"a per-device batch below {BN_MIN_BATCH}: ln")
+        return b.build("bn", "high", alternatives=("ln",))
+    if batch == 1:
+        b.cite("B8")
+    b.would_change.append(f"a per-device batch of {BN_MIN_BATCH} or more: bn")
+    return b.build("ln", "high", alternatives=("bn",) if batch > 1 else ())
+
+
+def _advise_cnn(
+    b: _Builder,
+    architecture: str,
+    batch: int | None,
+    devices: int,
+    fine_tuning: bool,
+    channels: int | None,
+) -> Advice:
+    confidence = "high"
+    if architecture == "unknown":
+        b.assumptions.append("architecture unknown; treated as a CNN")
+        b.would_change.append("a recurrent or Transformer architecture: ln")
+        confidence = "low"
+    elif architecture == "hybrid":
+        b.note(
+            "Hybrid model: this advice is for its convolutional part; recurrent or attention "
+            "parts take LayerNorm (B6, B7)."
+        )
+        confidence = "medium"
+    small = batch is not None and batch < BN_MIN_BATCH
+    if fine_tuning and (batch is None or small):
+        b.cite("B10")
+        if batch is None:
+            b.assumptions.append(f"assumed per-device batch < {BN_MIN_BATCH} for fine-tuning")
+        b.would_change.append(f"a per-device batch of {BN_MIN_BATCH} or more: bn (fine-tune BN)")
+        return b.build("frozenbn", confidence if batch else "medium", alternatives=("gn",))
+    if batch is None:
+        b.cite("B1", "B5")
+        b.assumptions.append(f"assumed per-device batch >= {BN_MIN_BATCH}")
+        b.would_change.append(
+            f"a per-device batch below {BN_MIN_BATCH}: gn (pass --batch-size to be sure)"
+        )
+        return b.build("bn", "low", alternatives=("gn",))
+    if batch >= BN_MIN_BATCH:
+        b.cite("B1", "B5")
+        b.would_change.append(f"a per-device batch below {BN_MIN_BATCH}: gn")
+        return b.build("bn", confidence, alternatives=("gn",))
+
+    # Small per-device batch: GroupNorm, SyncBN as the multi-device alternative.
+    if batch == 1:
+        b.cite("B8")
+    b.cite("B2")
+    if batch <= 2:
+        b.cite("B9")
+    b.cite("B4")
+    if channels is not None:
+        b.note(f"For {channels} channels: nn.GroupNorm({default_groups(channels)}, {channels}).")
+    alternatives: tuple[str, ...] = ()
+    if devices > 1 and batch * devices >= BN_MIN_BATCH:
+        b.cite("B3")
+        b.note(
+            f"Global batch {batch} x {devices} devices = {batch * devices} >= {BN_MIN_BATCH}: "
+            "SyncBatchNorm would restore BN's batch statistics (at a communication cost)."
+        )
+        alternatives = ("syncbn",)
+    else:
+        b.would_change.append(
+            f"several devices with a global batch >= {BN_MIN_BATCH}: syncbn as the alternative"
+        )
+    b.would_change.append(f"a per-device batch of {BN_MIN_BATCH} or more: bn")
+    return b.build("gn", confidence, alternatives=alternatives)
+
+
+_BN_BY_NDIM = {2: "nn.BatchNorm1d", 3: "nn.BatchNorm1d", 4: "nn.BatchNorm2d", 5: "nn.BatchNorm3d"}
+_IN_BY_NDIM = {3: "nn.InstanceNorm1d", 4: "nn.InstanceNorm2d", 5: "nn.InstanceNorm3d"}
+
+
+def layer_code(norm: str, num_channels: int, *, ndim: int = 4, channels_last: bool = False) -> str:
+    """The concrete layer for ``norm`` on a tensor of rank ``ndim`` with ``num_channels``.
+
+    ``channels_last`` means the channels are the last dimension ((N, L, C), NHWC).
+
+    >>> layer_code("gn", 64), layer_code("bn", 64, ndim=2), layer_code("ln", 64, ndim=3,
+    ...     channels_last=True)
+    ('nn.GroupNorm(32, 64)', 'nn.BatchNorm1d(64)', 'nn.LayerNorm(64)')
+    >>> layer_code("gn:16", 64), layer_code("ln", 64)
+    ('nn.GroupNorm(16, 64)', 'normsuite.build_norm("ln", 64)')
+    """
+    c = num_channels
+    if c < 1:
+        raise ValueError(f"num_channels must be >= 1, got {c}")
+    if ndim < 2 or ndim > 5:
+        raise ValueError(f"ndim must be 2 to 5 (N, C, ...), got {ndim}")
+    name, _, arg = norm.lower().partition(":")
+    per_position = ndim == 2 or channels_last  # the channels are the last dimension
+    if name == "bn":
+        if channels_last and ndim > 2:
+            return f'normsuite.build_norm("bn", {c})'
+        return f"{_BN_BY_NDIM[ndim]}({c})"
+    if name == "syncbn":
+        return f"nn.SyncBatchNorm({c})"
+    if name == "frozenbn":
+        return f"torchvision.ops.FrozenBatchNorm2d({c})"
+    if name == "gn":
+        groups = int(arg) if arg else default_groups(c)
+        if channels_last and ndim > 2:
+            return f'normsuite.build_norm("gn:{groups}", {c})'
+        return f"nn.GroupNorm({groups}, {c})"
+    if name in ("ln", "rms"):
+        if per_position:
+            return f"nn.LayerNorm({c})" if name == "ln" else f"nn.RMSNorm({c})"
+        # nn.LayerNorm(C) on (N, C, H, W) would normalize W: a channel LN is needed.
+        return f'normsuite.build_norm("{name}", {c})'
+    if name == "in":
+        if per_position:
+            return f'normsuite.build_norm("in", {c})'
+        return f"{_IN_BY_NDIM[ndim]}({c}, affine=True)"
+    if name == "none":
+        return "nn.Identity()"
+    raise ValueError(f"unknown norm {norm!r}; use one of: bn, syncbn, frozenbn, gn, ln, rms, in")
