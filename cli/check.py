@@ -1,11 +1,263 @@
-"""`normsuite check` (not implemented yet; see the open issues)."""
+"""`normsuite check`: flag normalization mistakes, the way ruff flags lint.
+
+Also holds the option handling shared with `normsuite recommend`. Never imports torch or
+lightning: ``--trace`` runs torch in a subprocess.
+"""
 
 from __future__ import annotations
 
+import sys
+from enum import Enum
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
+
 import typer
 
+if TYPE_CHECKING:
+    from normsuite.analysis.types import FileResult
 
-def check() -> None:
-    """Not implemented yet."""
-    typer.echo("normsuite check: not implemented yet", err=True)
-    raise typer.Exit(2)
+
+class OutputFormat(str, Enum):
+    text = "text"
+    json = "json"
+    sarif = "sarif"
+    github = "github"
+
+
+class UsageError(Exception):
+    """A bad flag value; printed as one line, exit code 2."""
+
+
+# ---------------------------------------------------------------- shared options
+
+PATHS = typer.Argument(
+    None, help="Files, folders (searched recursively for *.py) or - for stdin.", show_default=False
+)
+BATCH_SIZE = typer.Option(
+    None, "--batch-size", "-b", help="Per-device batch size (wins over the file and config)."
+)
+DEVICES = typer.Option(None, "--devices", help="Number of devices (GPUs x nodes).")
+ACCUMULATE = typer.Option(None, "--accumulate", help="Gradient accumulation steps.")
+CONFIG = typer.Option(
+    None, "--config", help="LightningCLI YAML config to read batch size and devices from."
+)
+FORMAT = typer.Option(OutputFormat.text, "--format", help="Output format.")
+SELECT = typer.Option(
+    None, "--select", help="Only these rule codes or prefixes (comma-separated, repeatable)."
+)
+IGNORE = typer.Option(
+    None, "--ignore", help="Skip these rule codes or prefixes (comma-separated, repeatable)."
+)
+MAX_FILE_SIZE = typer.Option(
+    None, "--max-file-size", help="Skip files larger than this many bytes (default 2000000)."
+)
+NO_CONFIG = typer.Option(False, "--isolated", help="Ignore [tool.normsuite] in pyproject.toml.")
+JOBS = typer.Option(None, "--jobs", "-j", help="Worker processes (default: by file count).")
+TRACE = typer.Option(
+    False,
+    "--trace",
+    help="RUNS YOUR CODE: import each file in a subprocess, build its models and run one "
+    "forward pass to report the exact input shape of every norm layer.",
+)
+MODEL = typer.Option(None, "--model", help="With --trace: the model class to build.")
+INPUT_SHAPE = typer.Option(None, "--input-shape", help="With --trace: input shape, e.g. 8,3,32,32.")
+
+
+def _codes(values: list[str] | None, flag: str) -> tuple[str, ...]:
+    from normsuite.analysis.catalog import RULES
+
+    codes: list[str] = []
+    for value in values or []:
+        for raw in value.split(","):
+            code = raw.strip().upper()
+            if not code:
+                continue
+            if code == "ALL":
+                code = "NRM"
+            if not any(known.startswith(code) for known in RULES):
+                raise UsageError(
+                    f"unknown rule code {raw.strip()!r} in {flag}; "
+                    "run `normsuite rule` to list the codes"
+                )
+            codes.append(code)
+    return tuple(codes)
+
+
+def _positive(value: int | None, flag: str) -> int | None:
+    if value is not None and value < 1:
+        raise UsageError(f"{flag} must be at least 1, got {value}")
+    return value
+
+
+def parse_shape(text: str | None) -> tuple[int, ...] | None:
+    """``"8,3,32,32"`` (or ``8x3x32x32``) -> ``(8, 3, 32, 32)``."""
+    if text is None:
+        return None
+    parts = text.replace("x", ",").replace(" ", "").strip("()[]").split(",")
+    try:
+        shape = tuple(int(p) for p in parts if p)
+    except ValueError:
+        shape = ()
+    if not shape or any(d < 1 for d in shape):
+        raise UsageError(
+            f"--input-shape {text!r} is not a shape; give positive integers like 8,3,32,32"
+        )
+    return shape
+
+
+def run_analysis(
+    command: Literal["check", "recommend"],
+    *,
+    paths: list[str] | None,
+    batch_size: int | None,
+    devices: int | None,
+    accumulate: int | None,
+    config: Path | None,
+    output_format: OutputFormat,
+    select: list[str] | None,
+    ignore: list[str] | None,
+    max_file_size: int | None,
+    isolated: bool,
+    jobs: int | None,
+    trace: bool,
+    model: str | None,
+    input_shape: str | None,
+) -> None:
+    """Parse the shared options, analyze, print, and exit with ruff's codes."""
+    from normsuite.analysis.runner import RunSettings, analyze_paths
+    from normsuite.analysis.types import AnalysisOptions
+
+    try:
+        if not paths:
+            raise UsageError("no paths given; pass files, folders or - for stdin")
+        if config is not None and not config.is_file():
+            raise UsageError(f"--config {config}: no such file; pass a LightningCLI YAML file")
+        if (model or input_shape) and not trace:
+            raise UsageError("--model and --input-shape only apply with --trace")
+        if trace and "-" in paths:
+            raise UsageError("--trace needs files on disk, not stdin")
+        shape = parse_shape(input_shape)
+        options = AnalysisOptions(
+            batch_size=_positive(batch_size, "--batch-size"),
+            devices=_positive(devices, "--devices"),
+            accumulate=_positive(accumulate, "--accumulate"),
+            config_path=str(config) if config is not None else None,
+            select=_codes(select, "--select"),
+            ignore=_codes(ignore, "--ignore"),
+        )
+        settings = RunSettings(
+            max_file_size=_positive(max_file_size, "--max-file-size"), use_config=not isolated
+        )
+        _positive(jobs, "--jobs")
+    except UsageError as exc:
+        typer.echo(f"normsuite {command}: error: {exc}", err=True)
+        raise typer.Exit(2) from None
+
+    results = analyze_paths(paths, options, settings=settings, jobs=jobs)
+    traces = _run_traces(results, model, shape) if trace else None
+    emit(results, command=command, output_format=output_format, traces=traces)
+    raise typer.Exit(exit_code(results, command=command, traces=traces))
+
+
+def _run_traces(
+    results: list[FileResult], model: str | None, shape: tuple[int, ...] | None
+) -> dict[str, dict]:
+    from normsuite.analysis.trace import trace_file
+
+    return {
+        r.path: trace_file(r.path, static=r, model=model, input_shape=shape).to_dict()
+        for r in results
+        if not r.error
+    }
+
+
+def exit_code(
+    results: list[FileResult],
+    *,
+    command: Literal["check", "recommend"],
+    traces: dict[str, dict] | None = None,
+) -> int:
+    """ruff's convention: 2 when a file could not be analyzed (or traced), else 1 when
+    ``check`` has findings, else 0."""
+    if any(r.error for r in results) or any(t.get("error") for t in (traces or {}).values()):
+        return 2
+    if command == "check" and any(r.findings for r in results):
+        return 1
+    return 0
+
+
+def emit(
+    results: list[FileResult],
+    *,
+    command: Literal["check", "recommend"],
+    output_format: OutputFormat,
+    traces: dict[str, dict] | None = None,
+) -> None:
+    """Print results in the chosen format; file errors also go to stderr, one line each."""
+    from normsuite.analysis import report
+
+    for result in results:
+        if result.error:
+            typer.echo(report.error_line(result), err=True)
+    for path, trace in (traces or {}).items():
+        if trace.get("error"):
+            typer.echo(f"{path}: trace error: {trace['error']}", err=True)
+    if output_format is OutputFormat.json:
+        typer.echo(report.render_json(results, command=command, traces=traces))
+    elif output_format is OutputFormat.sarif:
+        from normsuite.analysis.sarif import render_sarif
+
+        typer.echo(render_sarif(results))
+    elif output_format is OutputFormat.github:
+        text = report.render_github(results, command=command)
+        if text:
+            typer.echo(text)
+    else:
+        from rich.console import Console
+
+        console = Console(file=sys.stdout)
+        if console.is_terminal:
+            report.render_rich(results, console, command=command, traces=traces)
+        else:
+            typer.echo(report.render_plain(results, command=command, traces=traces))
+
+
+def check(
+    paths: list[str] | None = PATHS,
+    batch_size: int | None = BATCH_SIZE,
+    devices: int | None = DEVICES,
+    accumulate: int | None = ACCUMULATE,
+    config: Path | None = CONFIG,
+    output_format: OutputFormat = FORMAT,
+    select: list[str] | None = SELECT,
+    ignore: list[str] | None = IGNORE,
+    max_file_size: int | None = MAX_FILE_SIZE,
+    isolated: bool = NO_CONFIG,
+    jobs: int | None = JOBS,
+    trace: bool = TRACE,
+    model: str | None = MODEL,
+    input_shape: str | None = INPUT_SHAPE,
+) -> None:
+    """Flag normalization mistakes (rules NRM001-NRM013) without running the code.
+
+    Exit code: 0 clean, 1 findings, 2 a file could not be analyzed or bad options.
+    Suppress a finding with `# noqa: NRM002` on its line; configure with [tool.normsuite]
+    in pyproject.toml (select, ignore, batch-size, max-file-size).
+    """
+    run_analysis(
+        "check",
+        paths=paths,
+        batch_size=batch_size,
+        devices=devices,
+        accumulate=accumulate,
+        config=config,
+        output_format=output_format,
+        select=select,
+        ignore=ignore,
+        max_file_size=max_file_size,
+        isolated=isolated,
+        jobs=jobs,
+        trace=trace,
+        model=model,
+        input_shape=input_shape,
+    )

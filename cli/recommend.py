@@ -1,11 +1,69 @@
-"""`normsuite recommend` (not implemented yet; see the open issues)."""
+"""`normsuite recommend`: which normalization to use, per model, with reasons.
+
+Reads the files with ``ast`` and never runs them (unless ``--trace``, which runs them in a
+subprocess). Never imports torch or lightning.
+"""
 
 from __future__ import annotations
 
-import typer
+from pathlib import Path
+
+from .check import (
+    ACCUMULATE,
+    BATCH_SIZE,
+    CONFIG,
+    DEVICES,
+    FORMAT,
+    IGNORE,
+    INPUT_SHAPE,
+    JOBS,
+    MAX_FILE_SIZE,
+    MODEL,
+    NO_CONFIG,
+    PATHS,
+    SELECT,
+    TRACE,
+    OutputFormat,
+    run_analysis,
+)
 
 
-def recommend() -> None:
-    """Not implemented yet."""
-    typer.echo("normsuite recommend: not implemented yet", err=True)
-    raise typer.Exit(2)
+def recommend(
+    paths: list[str] | None = PATHS,
+    batch_size: int | None = BATCH_SIZE,
+    devices: int | None = DEVICES,
+    accumulate: int | None = ACCUMULATE,
+    config: Path | None = CONFIG,
+    output_format: OutputFormat = FORMAT,
+    select: list[str] | None = SELECT,
+    ignore: list[str] | None = IGNORE,
+    max_file_size: int | None = MAX_FILE_SIZE,
+    isolated: bool = NO_CONFIG,
+    jobs: int | None = JOBS,
+    trace: bool = TRACE,
+    model: str | None = MODEL,
+    input_shape: str | None = INPUT_SHAPE,
+) -> None:
+    """Recommend BatchNorm, GroupNorm, LayerNorm, ... for each model, with cited reasons.
+
+    Says the concrete layer for every norm site, the batch size it assumed and where that
+    came from, and what would change the answer. Exit code 0, or 2 when a file could not
+    be analyzed.
+    """
+    run_analysis(
+        "recommend",
+        paths=paths,
+        batch_size=batch_size,
+        devices=devices,
+        accumulate=accumulate,
+        config=config,
+        output_format=output_format,
+        select=select,
+        ignore=ignore,
+        max_file_size=max_file_size,
+        isolated=isolated,
+        jobs=jobs,
+        trace=trace,
+        model=model,
+        input_shape=input_shape,
+    )

@@ -93,8 +93,10 @@ def decode_source(data: bytes, *, max_size: int = DEFAULT_MAX_FILE_SIZE) -> str:
         raise SourceError("binary file (contains NUL bytes), not Python source; leave it out")
     try:
         encoding, _ = tokenize.detect_encoding(io.BytesIO(data).readline)
-    except SyntaxError as exc:  # unknown codec in the coding cookie
-        raise SourceError(f"bad encoding declaration: {exc.msg}; save the file as UTF-8") from None
+    except SyntaxError as exc:
+        if "unknown encoding" in str(exc):  # a coding cookie naming no codec
+            raise SourceError(f"{exc.msg}; save the file as UTF-8") from None
+        encoding = "utf-8"  # undecodable first lines: let the decode below say where
     try:
         text = data.decode(encoding)
     except UnicodeDecodeError as exc:

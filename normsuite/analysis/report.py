@@ -1,0 +1,366 @@
+"""Renderers for analysis results: text (Rich or plain), JSON and GitHub annotations.
+
+SARIF lives in :mod:`normsuite.analysis.sarif`. All renderers take the list of
+``FileResult`` that :func:`normsuite.analysis.runner.analyze_paths` returns; ``command``
+is ``"check"`` (findings) or ``"recommend"`` (recommendations first, then findings).
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from normsuite import __version__
+from normsuite.analysis.types import FileResult, Finding, ModelReport
+
+Command = Literal["check", "recommend"]
+JSON_SCHEMA_VERSION = 1
+
+
+@dataclass(frozen=True)
+class Summary:
+    files: int
+    models: int
+    findings: int
+    errors: int  # files that could not be analyzed
+    by_severity: dict[str, int]
+    by_code: dict[str, int]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "files": self.files,
+            "models": self.models,
+            "findings": self.findings,
+            "errors": self.errors,
+            "by_severity": self.by_severity,
+            "by_code": self.by_code,
+        }
+
+
+def summarize(results: Sequence[FileResult]) -> Summary:
+    findings = [f for r in results for f in r.findings]
+    return Summary(
+        files=len(results),
+        models=sum(len(r.models) for r in results),
+        findings=len(findings),
+        errors=sum(1 for r in results if r.error),
+        by_severity=dict(sorted(Counter(f.severity for f in findings).items())),
+        by_code=dict(sorted(Counter(f.code for f in findings).items())),
+    )
+
+
+def rule_doc(code: str) -> str | None:
+    """The Markdown doc page of a rule (``normsuite rule NRM002``), or None if it has none."""
+    from importlib.resources import files
+
+    page = files("normsuite").joinpath("analysis", "docs", f"{code.upper()}.md")
+    try:
+        return page.read_text(encoding="utf-8")
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+
+
+def error_line(result: FileResult) -> str:
+    """``path: error: reason`` (``path: internal error: ...`` for analyzer bugs)."""
+    assert result.error is not None
+    if result.error.startswith("internal error"):
+        return f"{result.path}: {result.error}"
+    return f"{result.path}: error: {result.error}"
+
+
+# --------------------------------------------------------------------------- JSON
+
+
+def to_json_dict(
+    results: Sequence[FileResult],
+    *,
+    command: Command,
+    traces: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The JSON document: ``{"version", "schema_version", "command", "files", "summary"}``."""
+    files = []
+    for result in results:
+        entry = result.to_dict()
+        if traces and result.path in traces:
+            entry["trace"] = traces[result.path]
+        files.append(entry)
+    return {
+        "version": __version__,
+        "schema_version": JSON_SCHEMA_VERSION,
+        "command": command,
+        "files": files,
+        "summary": summarize(results).to_dict(),
+    }
+
+
+def render_json(
+    results: Sequence[FileResult],
+    *,
+    command: Command,
+    traces: Mapping[str, Any] | None = None,
+) -> str:
+    return json.dumps(to_json_dict(results, command=command, traces=traces), indent=2)
+
+
+# --------------------------------------------------------------------------- GitHub
+
+
+def _escape_data(text: str) -> str:
+    # the workflow-command escaping of @actions/core (toCommandValue / escapeData)
+    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+
+
+def _escape_property(text: str) -> str:
+    return _escape_data(text).replace(":", "%3A").replace(",", "%2C")
+
+
+_GITHUB_LEVEL = {"error": "error", "warning": "warning", "info": "notice"}
+
+
+def _annotation(level: str, path: str, message: str, title: str, **where: int | None) -> str:
+    props = [f"file={_escape_property(path)}"]
+    props += [f"{k}={v}" for k, v in where.items() if v is not None]
+    props.append(f"title={_escape_property(title)}")
+    return f"::{level} {','.join(props)}::{_escape_data(message)}"
+
+
+def render_github(results: Sequence[FileResult], *, command: Command) -> str:
+    """GitHub Actions workflow commands, one annotation per line.
+
+    >>> from normsuite.analysis.types import Finding
+    >>> r = FileResult("m.py", findings=[Finding("NRM002", "use a channel LayerNorm", 3, 9)])
+    >>> render_github([r], command="check")
+    '::warning file=m.py,line=3,col=9,title=NRM002::use a channel LayerNorm'
+    """
+    lines: list[str] = []
+    for result in results:
+        if result.error:
+            lines.append(_annotation("error", result.path, error_line(result), "normsuite"))
+            continue
+        if command == "recommend":
+            for model in result.models:
+                if model.recommendation is not None:
+                    lines.append(
+                        _annotation(
+                            "notice",
+                            result.path,
+                            _recommendation_sentence(model),
+                            f"normsuite: {model.name}",
+                            line=model.line,
+                        )
+                    )
+        for f in result.findings:
+            lines.append(
+                _annotation(
+                    _GITHUB_LEVEL.get(f.severity, "warning"),
+                    result.path,
+                    f.message,
+                    f.code,
+                    line=f.line,
+                    col=f.col,
+                    endLine=f.end_line,
+                    endColumn=f.end_col,
+                )
+            )
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------- text
+
+
+def _batch_text(model: ModelReport) -> str:
+    b = model.batch_size
+    if b.per_device is None:
+        return f"batch unknown ({b.source})"
+    parts = [f"batch {b.per_device}/device"]
+    if b.devices != 1:
+        parts.append(f"x {b.devices} devices")
+    if b.accumulate != 1:
+        parts.append(f"x {b.accumulate} accumulated")
+    return " ".join(parts) + f" ({b.source})"
+
+
+def _recommendation_sentence(model: ModelReport) -> str:
+    rec = model.recommendation
+    if rec is None:
+        return f"{model.name}: no recommendation"
+    rules = f" [{', '.join(rec.rules)}]" if rec.rules else ""
+    text = f"{model.name} ({model.architecture}, {_batch_text(model)}): use {rec.norm}{rules}"
+    if rec.rationale:
+        text += f". {rec.rationale[0]}"
+    return text
+
+
+def _finding_line(path: str, f: Finding) -> str:
+    return f"{path}:{f.line}:{f.col}: {f.code} [{f.severity}] {f.message}"
+
+
+def _summary_line(results: Sequence[FileResult], command: Command) -> str:
+    s = summarize(results)
+    files = f"{s.files} file{'s' if s.files != 1 else ''}"
+    if command == "recommend":
+        text = f"Analyzed {files}: {s.models} model{'s' if s.models != 1 else ''}"
+        if s.findings:
+            text += f", {s.findings} finding{'s' if s.findings != 1 else ''}"
+    elif s.findings:
+        sev = ", ".join(f"{n} {k}" for k, n in s.by_severity.items())
+        text = f"Found {s.findings} finding{'s' if s.findings != 1 else ''} ({sev}) in {files}"
+    else:
+        text = f"All checks passed ({files})"
+    if s.errors:
+        text += f"; {s.errors} file{'s' if s.errors != 1 else ''} could not be analyzed"
+    return text + "."
+
+
+def _plain_model(path: str, model: ModelReport) -> list[str]:
+    lines = [f"{path}:{model.line}: {model.name} [{model.architecture}] {_batch_text(model)}"]
+    if model.norms_found:
+        found = ", ".join(f"{n.name}={n.code} (line {n.line})" for n in model.norms_found)
+        lines.append(f"  norms found: {found}")
+    else:
+        lines.append("  norms found: none")
+    rec = model.recommendation
+    if rec is None:
+        lines.append("  recommend: nothing to recommend")
+        return lines
+    rules = f"; rules {', '.join(rec.rules)}" if rec.rules else ""
+    lines.append(f"  recommend: {rec.norm} (confidence {rec.confidence}{rules})")
+    for s in rec.layers:
+        lines.append(f"    line {s.line} {s.site}: {s.current} -> {s.suggested}")
+    for title, items in (
+        ("why", rec.rationale),
+        ("assumed", rec.assumptions),
+        ("would change it", rec.would_change),
+    ):
+        if items:
+            lines.append(f"  {title}:")
+            lines.extend(f"    - {item}" for item in items)
+    return lines
+
+
+def render_plain(
+    results: Sequence[FileResult],
+    *,
+    command: Command,
+    traces: Mapping[str, Any] | None = None,
+) -> str:
+    """Plain text for pipes and logs (file errors are not included: they go to stderr)."""
+    lines: list[str] = []
+    for result in results:
+        if result.error:
+            continue
+        if command == "recommend":
+            if not result.models:
+                lines.append(f"{result.path}: no nn.Module subclass found")
+            for model in result.models:
+                lines.extend(_plain_model(result.path, model))
+        lines.extend(_finding_line(result.path, f) for f in result.findings)
+        if traces and result.path in traces:
+            lines.extend(trace_lines(traces[result.path]))
+    lines.append(_summary_line(results, command))
+    return "\n".join(lines)
+
+
+def trace_lines(trace: Mapping[str, Any]) -> list[str]:
+    """Plain lines for one file's ``--trace`` result (see :mod:`normsuite.analysis.trace`)."""
+    lines: list[str] = []
+    if trace.get("error"):
+        lines.append(f"  trace: error: {trace['error']}")
+    for model in trace.get("models", []):
+        if model.get("skipped"):
+            lines.append(f"  trace {model['name']}: skipped, {model['skipped']}")
+            continue
+        head = f"  trace {model['name']}: input {model.get('input_shape')}"
+        if model.get("error"):
+            head += f"; forward failed: {model['error']}"
+        lines.append(head)
+        for layer in model.get("layers", []):
+            lines.append(
+                f"    {layer['name']} {layer['type']}: input {layer['input_shape']}, "
+                f"{layer.get('layout', '?')}"
+            )
+        lines.extend(f"    differs from static view: {d}" for d in model.get("differences", []))
+    return lines
+
+
+def render_rich(
+    results: Sequence[FileResult],
+    console: Any,
+    *,
+    command: Command,
+    traces: Mapping[str, Any] | None = None,
+) -> None:
+    """Tables for a terminal (``console`` is a ``rich.console.Console``)."""
+    from rich.table import Table
+    from rich.text import Text
+
+    style = {"error": "bold red", "warning": "yellow", "info": "cyan"}
+    for result in results:
+        if result.error:
+            continue
+        if command == "recommend":
+            if not result.models:
+                console.print(Text(f"{result.path}: no nn.Module subclass found", style="dim"))
+            for model in result.models:
+                _rich_model(console, result.path, model)
+        if result.findings:
+            table = Table(title=f"{result.path}: findings", title_justify="left")
+            table.add_column("Line:Col", justify="right", no_wrap=True)
+            table.add_column("Code", no_wrap=True)
+            table.add_column("Severity", no_wrap=True)
+            table.add_column("Message")
+            for f in result.findings:
+                table.add_row(
+                    f"{f.line}:{f.col}",
+                    f.code,
+                    Text(f.severity, style=style.get(f.severity, "")),
+                    f.message,
+                )
+            console.print(table)
+        if traces and result.path in traces:
+            for line in trace_lines(traces[result.path]):
+                console.print(Text(line))
+    summary = _summary_line(results, command)
+    s = summarize(results)
+    colour = "red" if s.errors or (command == "check" and s.findings) else "green"
+    console.print(Text(summary, style=f"bold {colour}"))
+
+
+def _rich_model(console: Any, path: str, model: ModelReport) -> None:
+    from rich.markup import escape
+    from rich.table import Table
+
+    rec = model.recommendation
+    title = f"{escape(path)}:{model.line} [bold]{escape(model.name)}[/bold] ({model.architecture})"
+    table = Table(title=title, title_justify="left", show_header=True)
+    table.add_column("Layer")
+    table.add_column("Line", justify="right")
+    table.add_column("Now")
+    table.add_column("Use")
+    if rec is not None and rec.layers:
+        for s in rec.layers:
+            table.add_row(s.site, str(s.line), s.current, f"[green]{s.suggested}[/green]")
+    else:
+        for n in model.norms_found:
+            table.add_row(n.name, str(n.line), n.code, "")
+    console.print(table)
+    console.print(f"  {_batch_text(model)}")
+    if rec is None:
+        console.print("  [dim]nothing to recommend[/dim]")
+        return
+    rules = f"; rules {', '.join(rec.rules)}" if rec.rules else ""
+    console.print(
+        f"  recommend [bold green]{rec.norm}[/bold green] (confidence {rec.confidence}{rules})"
+    )
+    for title, items in (
+        ("why", rec.rationale),
+        ("assumed", rec.assumptions),
+        ("would change it", rec.would_change),
+    ):
+        if items:
+            console.print(f"  [bold]{title}[/bold]:")
+            for item in items:
+                console.print(f"    - {item}", markup=False, highlight=False)
