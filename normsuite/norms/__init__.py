@@ -1,1 +1,47 @@
-"""normsuite.norms."""
+"""normsuite.norms: norm spec strings, the norm layer zoo, and model conversion.
+
+Names are exported lazily so that ``normsuite.norms.spec`` (pure Python, used by the
+static analyzer) can be imported without importing torch.
+
+Example:
+    >>> from normsuite.norms import build_norm, convert_norms, is_norm_layer  # doctest: +SKIP
+    >>> build_norm("ln", 64)          # channel LayerNorm for (N, 64, H, W)  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_LAZY: dict[str, str] = {
+    "KINDS": "normsuite.norms.spec",
+    "NormSpec": "normsuite.norms.spec",
+    "build_norm": "normsuite.norms.layers",
+    "ChannelLayerNorm": "normsuite.norms.layers",
+    "ChannelRMSNorm": "normsuite.norms.layers",
+    "FrozenBatchNorm": "normsuite.norms.layers",
+    "BatchNormLastDim": "normsuite.norms.layers",
+    "GroupNormLastDim": "normsuite.norms.layers",
+    "InstanceNormLastDim": "normsuite.norms.layers",
+    "NORM_LAYER_TYPES": "normsuite.norms.registry",
+    "is_norm_layer": "normsuite.norms.registry",
+    "channel_dim": "normsuite.norms.registry",
+    "convert_norms": "normsuite.norms.convert",
+    "ConversionReport": "normsuite.norms.convert",
+    "Swap": "normsuite.norms.convert",
+}
+
+__all__ = sorted(_LAZY)
+
+
+def __getattr__(name: str) -> Any:
+    module_name = _LAZY.get(name)
+    if module_name is None:
+        raise AttributeError(f"module 'normsuite.norms' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module_name), name)
+    globals()[name] = value  # cache: later lookups skip __getattr__
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
