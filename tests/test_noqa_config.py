@@ -1,0 +1,186 @@
+"""`# noqa`, select/ignore and `[tool.normsuite]`: parsing and precedence (CLI flags win)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from normsuite.cli.main import app
+from typer.testing import CliRunner
+
+from normsuite.analysis import config as cfg
+from normsuite.analysis import runner
+from normsuite.analysis.noqa import ALL, filter_findings, parse_suppressions
+from normsuite.analysis.types import AnalysisOptions, FileResult, Finding
+
+SOURCE = """\
+import torch.nn as nn
+a = nn.LayerNorm(64)  # noqa: NRM002
+b = nn.LayerNorm(64)  # noqa
+c = nn.LayerNorm(64)  # noqa: E501
+d = nn.LayerNorm(64)  # NOQA:nrm002, NRM011
+e = "# noqa"
+f = nn.LayerNorm(64)
+"""
+
+
+def _finding(code: str, line: int) -> Finding:
+    return Finding(code=code, message=f"{code} here", line=line, col=5)
+
+
+def _fake(findings: list[Finding]) -> runner.Analyzer:
+    """An analyzer that returns fixed findings and records the options it got."""
+
+    def analyze(source: str, path: str, options: AnalysisOptions) -> FileResult:
+        analyze.calls.append(options)  # type: ignore[attr-defined]
+        return FileResult(path=path, findings=list(findings))
+
+    analyze.calls = []  # type: ignore[attr-defined]
+    return analyze
+
+
+# ------------------------------------------------------------------------ noqa
+
+
+def test_noqa_comments_parsed_per_line() -> None:
+    s = parse_suppressions(SOURCE)
+    assert s.lines[2] == frozenset({"NRM002"})
+    assert s.lines[3] == ALL
+    assert s.lines[4] == frozenset({"E501"})
+    assert s.lines[5] == frozenset({"NRM002", "NRM011"})
+    assert 6 not in s.lines  # inside a string literal: not a comment
+    assert 7 not in s.lines
+    assert s.file == frozenset()
+
+
+def test_noqa_filters_exactly_the_suppressed_findings() -> None:
+    findings = [_finding("NRM002", n) for n in range(2, 8)] + [_finding("NRM001", 2)]
+    kept = filter_findings(findings, SOURCE)
+    kept_at = sorted((f.line, f.code) for f in kept)
+    # line 2 keeps NRM001 (only NRM002 named), line 3 bare noqa drops all, line 4's E501
+    # is another tool's code, line 5 names NRM002, lines 6-7 have no comment
+    assert kept_at == [(2, "NRM001"), (4, "NRM002"), (6, "NRM002"), (7, "NRM002")]
+
+
+def test_file_level_noqa() -> None:
+    src = "# normsuite: noqa: NRM013\nx = 1\n"
+    kept = filter_findings([_finding("NRM013", 2), _finding("NRM002", 2)], src)
+    assert [f.code for f in kept] == ["NRM002"]
+    assert filter_findings([_finding("NRM002", 2)], "# normsuite: noqa\nx = 1\n") == []
+
+
+def test_noqa_on_unterminated_source_falls_back_to_line_scan() -> None:
+    s = parse_suppressions('x = 1  # noqa: NRM003\ny = """open\n')
+    assert s.lines[1] == frozenset({"NRM003"})
+
+
+# ------------------------------------------------------------------------ config
+
+
+def test_parse_config_reads_the_table() -> None:
+    text = '[tool.normsuite]\nselect = ["nrm0"]\nignore = ["NRM013"]\nbatch-size = 8\n'
+    c = cfg.parse_config(text, "p.toml")
+    assert (c.select, c.ignore, c.batch_size, c.max_file_size) == (("NRM0",), ("NRM013",), 8, None)
+    assert cfg.parse_config("[tool.normsuite]\nbatch_size = 4\n").batch_size == 4
+    assert cfg.parse_config("[project]\nname = 'x'\n", "p.toml") == cfg.FileConfig(path="p.toml")
+
+
+@pytest.mark.parametrize(
+    ("text", "needle"),
+    [
+        ("[tool.normsuite]\nbatchsize = 8\n", "unknown key 'batchsize'"),
+        ("[tool.normsuite]\nbatch-size = 0\n", "`batch-size` must be a positive integer"),
+        ("[tool.normsuite]\nbatch-size = true\n", "`batch-size` must be a positive integer"),
+        ("[tool.normsuite]\nignore = [1]\n", "`ignore` must be a list of rule codes"),
+        ("[tool.normsuite\n", "invalid TOML"),
+    ],
+)
+def test_bad_config_is_one_line_error(text: str, needle: str) -> None:
+    with pytest.raises(cfg.ConfigError) as info:
+        cfg.parse_config(text, "p.toml")
+    assert needle in str(info.value)
+    assert "\n" not in str(info.value)
+
+
+def test_nearest_pyproject_with_a_table_wins(tmp_path: Path) -> None:
+    cfg.clear_cache()
+    (tmp_path / "pyproject.toml").write_text('[tool.normsuite]\nignore = ["NRM001"]\n')
+    inner = tmp_path / "pkg" / "sub"
+    inner.mkdir(parents=True)
+    (tmp_path / "pkg" / "pyproject.toml").write_text("[project]\nname = 'pkg'\n")  # no table
+    (inner / "m.py").write_text("x = 1\n")
+    assert cfg.find_config(str(inner / "m.py")).ignore == ("NRM001",)
+    (inner / "pyproject.toml").write_text('[tool.normsuite]\nignore = ["NRM002"]\n')
+    cfg.clear_cache()
+    assert cfg.find_config(str(inner / "m.py")).ignore == ("NRM002",)
+
+
+@pytest.mark.parametrize(
+    ("cli_select", "cli_ignore", "config", "enabled"),
+    [
+        # code, then what decides it
+        ((), (), cfg.FileConfig(), {"NRM002": True, "NRM013": True}),
+        ((), (), cfg.FileConfig(ignore=("NRM013",)), {"NRM002": True, "NRM013": False}),
+        ((), (), cfg.FileConfig(select=("NRM00",)), {"NRM002": True, "NRM013": False}),
+        (("NRM013",), (), cfg.FileConfig(ignore=("NRM013",)), {"NRM002": False, "NRM013": True}),
+        (("NRM",), (), cfg.FileConfig(select=("NRM002",)), {"NRM002": True, "NRM013": True}),
+        ((), ("NRM002",), cfg.FileConfig(select=("NRM002",)), {"NRM002": False, "NRM013": False}),
+        (("NRM0",), ("NRM01",), cfg.FileConfig(), {"NRM002": True, "NRM013": False}),
+    ],
+)
+def test_select_ignore_precedence(
+    cli_select: tuple[str, ...],
+    cli_ignore: tuple[str, ...],
+    config: cfg.FileConfig,
+    enabled: dict[str, bool],
+) -> None:
+    for code, expected in enabled.items():
+        got = cfg.rule_enabled(code, cli_select=cli_select, cli_ignore=cli_ignore, config=config)
+        assert got is expected, code
+
+
+def test_runner_applies_config_cli_and_noqa_together(tmp_path: Path) -> None:
+    cfg.clear_cache()
+    (tmp_path / "pyproject.toml").write_text(
+        '[tool.normsuite]\nignore = ["NRM013"]\nbatch-size = 8\n'
+    )
+    model = tmp_path / "m.py"
+    model.write_text("a = 1\nb = 2  # noqa: NRM001\nc = 3\n")
+    fake = _fake([_finding("NRM013", 1), _finding("NRM001", 2), _finding("NRM002", 3)])
+
+    (result,) = runner.analyze_paths([str(model)], analyzer=fake)
+    assert [f.code for f in result.findings] == ["NRM002"]
+    assert fake.calls[-1].default_batch_size == 8  # config batch size reaches the analyzer
+
+    opts = AnalysisOptions(select=("NRM013", "NRM001"), batch_size=32)
+    (result,) = runner.analyze_paths([str(model)], opts, analyzer=fake)
+    # --select beats the config's ignore; noqa still applies to NRM001
+    assert [f.code for f in result.findings] == ["NRM013"]
+    assert fake.calls[-1].batch_size == 32
+
+    isolated = runner.RunSettings(use_config=False)
+    (result,) = runner.analyze_paths([str(model)], settings=isolated, analyzer=fake)
+    assert [f.code for f in result.findings] == ["NRM013", "NRM002"]
+    assert fake.calls[-1].default_batch_size is None
+
+
+def test_cli_reports_a_bad_config_per_file(tmp_path: Path) -> None:
+    cfg.clear_cache()
+    (tmp_path / "pyproject.toml").write_text("[tool.normsuite]\nselect = 3\n")
+    (tmp_path / "m.py").write_text("x = 1\n")
+    res = CliRunner().invoke(app, ["check", str(tmp_path / "m.py")])
+    assert res.exit_code == 2
+    assert "`select` must be a list of rule codes" in res.output
+    assert "Traceback" not in res.output
+    cfg.clear_cache()
+
+
+def test_cli_rejects_unknown_codes_in_select_and_ignore(tmp_path: Path) -> None:
+    (tmp_path / "m.py").write_text("x = 1\n")
+    for flag in ("--select", "--ignore"):
+        res = CliRunner().invoke(app, ["check", str(tmp_path / "m.py"), flag, "NRM002,XYZ1"])
+        assert res.exit_code == 2
+        assert res.output.strip().splitlines() == [
+            f"normsuite check: error: unknown rule code 'XYZ1' in {flag}; "
+            "run `normsuite rule` to list the codes"
+        ]
