@@ -187,7 +187,10 @@ class ActivationStats(Callback):
         self._init: Tensor | None = None
         self._host: Tensor | None = None
         self._n_sum = 0
-        self._flags: Tensor | None = None  # per-site NaN/Inf flags for non-logging steps
+        # per site, -(first non-logging step with NaN/Inf) since the last copy; -inf: none
+        self._flags: Tensor | None = None
+        self._step = -1  # the step of the current training batch
+        self._bad: list[tuple[float, int, _TensorSite]] = []  # (first bad step, order, site)
         self._flag_slot: _Slot | None = None
         self._pending: tuple[int, Any] | None = None  # (step, cuda event) of an unread copy
         self._phase = _OFF
@@ -235,7 +238,7 @@ class ActivationStats(Callback):
     def on_train_batch_start(
         self, trainer: Trainer, pl_module: LightningModule, batch: Any, batch_idx: int
     ) -> None:
-        step = trainer.global_step
+        step = self._step = trainer.global_step
         # gradient accumulation: several batches share a global step; record the first only
         if step % self._every == 0 and step != self._last_step and self._handles:
             self._read_pending(trainer)
@@ -376,7 +379,10 @@ class ActivationStats(Callback):
         site = self._sites.get(key)
         if site is None or self._flags is None:
             return  # only sites known from a logging step have a flag
-        self._flags[site.index].add_(torch.logical_not(torch.isfinite(x.detach()).all()))
+        # keep the earliest bad step (stored negated so that DDP can reduce it with MAX)
+        bad = torch.logical_not(torch.isfinite(x.detach()).all())
+        flag = self._flags[site.index]
+        torch.maximum(flag, torch.where(bad, -float(self._step), -math.inf), out=flag)
 
     # ------------------------------------------------------------------ buffer and publishing
     def _pack(self) -> None:
@@ -386,12 +392,14 @@ class ActivationStats(Callback):
         ):
             like = self._order[0].sums.t
             old = self._flags
-            self._flags = torch.zeros(len(self._order), dtype=torch.float64, device=like.device)
+            self._flags = torch.full(
+                (len(self._order),), -math.inf, dtype=torch.float64, device=like.device
+            )
             if old is not None:
                 self._flags[: old.numel()].copy_(old)
             if self._flag_slot is not None:
                 self._slots.remove(self._flag_slot)
-            self._flag_slot = self._new_slot(like, len(self._order), "sum")
+            self._flag_slot = self._new_slot(like, len(self._order), "max")
         if self._buf is not None and all(s.t._base is self._buf for s in self._slots):
             return
         ordered = [s for s in self._slots if s.reduce == "sum"] + [
@@ -416,8 +424,8 @@ class ActivationStats(Callback):
         buf = self._buf
         assert buf is not None and self._host is not None
         if self._flags is not None and self._flag_slot is not None:
-            self._flag_slot.t.add_(self._flags)
-            self._flags.zero_()
+            self._flag_slot.t.copy_(self._flags)
+            self._flags.fill_(-math.inf)
         dist = torch.distributed
         if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
             # every rank joins: sums and counts add up, maxima (and -minima) take the max
@@ -439,14 +447,14 @@ class ActivationStats(Callback):
         self._pending = None
         if event is not None:
             event.synchronize()  # long finished by now: the copy was queued a whole interval ago
-        metrics, histograms = self._finalize(self._host.clone())
+        metrics, histograms = self._finalize(self._host.clone(), step)
         self.last_metrics = metrics
-        self._check_nonfinite(trainer, metrics, step)
+        self._check_nonfinite(trainer)
         if trainer.is_global_zero:
             self._log(trainer, metrics, histograms, step)
 
     def _finalize(
-        self, host: Tensor
+        self, host: Tensor, step: int
     ) -> tuple[dict[str, float], dict[str, tuple[Tensor, tuple[float, ...]]]]:
         """Raw reductions -> statistics, on the host (float64)."""
         metrics: dict[str, float] = {}
@@ -506,27 +514,29 @@ class ActivationStats(Callback):
                 if raw[0] > 0:
                     metrics[f"act/{name}/gamma_absmean"] = raw[1] / raw[0]
                     metrics[f"act/{name}/gamma_small_frac"] = raw[2] / raw[0]
+        # earliest step with NaN/Inf per site: from the flags of the non-logging steps, or now
+        flags = [-math.inf] * len(self._order)
         if self._flag_slot is not None:
-            flags = host[_offset(self._buf, self._flag_slot.t) :][: len(self._order)]
-            for site, flag in zip(self._order, flags.tolist(), strict=True):
-                if flag > 0:
-                    metrics.setdefault(f"act/{site.layer}/{site.io}/nonfinite_steps", flag)
+            flags = host[_offset(self._buf, self._flag_slot.t) :][: len(self._order)].tolist()
+        self._bad = []
+        for site, flag in zip(self._order, flags, strict=True):
+            first = -flag if flag > -math.inf else math.inf
+            if metrics.get(f"act/{site.layer}/{site.io}/nonfinite", 0) > 0:
+                first = min(first, step)
+            if first < math.inf:
+                self._bad.append((first, site.index, site))
         return metrics, histograms
 
-    def _check_nonfinite(self, trainer: Trainer, metrics: dict[str, float], step: int) -> None:
-        if self.first_nonfinite is not None:
+    def _check_nonfinite(self, trainer: Trainer) -> None:
+        if self.first_nonfinite is not None or not self._bad:
             return
-        for site in self._order:
-            prefix = f"act/{site.layer}/{site.io}/"
-            if metrics.get(prefix + "nonfinite", 0) > 0 or metrics.get(prefix + "nonfinite_steps"):
-                self.first_nonfinite = {"layer": site.layer, "io": site.io, "step": step}
-                break
-        else:
-            return
+        first, _, site = min(self._bad, key=lambda b: (b[0], b[1]))  # earliest, then forward order
+        step = int(first)
+        self.first_nonfinite = {"layer": site.layer, "io": site.io, "step": step}
         where = "input" if site.io == "in" else "output"
         msg = (
             f"ActivationStats: NaN/Inf first appear in the {where} of layer '{site.layer}' "
-            f"(logging step {step}); inspect that layer and the one before it, lower the "
+            f"at step {step}; inspect that layer and the one before it, lower the "
             "learning rate or clip gradients"
         )
         if self.on_nonfinite == "raise":
