@@ -80,6 +80,8 @@ def guess_input(model):
             return torch.randn(n, m.in_features)
         if isinstance(m, nn.Embedding):
             return torch.randint(0, m.num_embeddings, (n, 16))
+        if isinstance(m, nn.LayerNorm):  # a pre-LN block: tokens (N, L, C)
+            return torch.randn(n, 16, *m.normalized_shape)
         width = getattr(m, "input_size", getattr(m, "embed_dim", None))
         if isinstance(m, (nn.RNNBase, nn.MultiheadAttention)):
             return torch.randn(n, 16, width) if m.batch_first else torch.randn(16, n, width)
