@@ -250,6 +250,7 @@ class BatchNormLastDim(nn.BatchNorm1d):
             raise ValueError(f"expected input of shape (N, ..., C), got shape {tuple(input.shape)}")
 
     def forward(self, input: Tensor) -> Tensor:
+        self._check_input_dim(input)
         # (N, L, C) -> (N*L, C) is a free view; BatchNorm on it has batch*time statistics.
         out = super().forward(input.reshape(-1, input.shape[-1]))
         return out.view(input.shape)

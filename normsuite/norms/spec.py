@@ -75,8 +75,9 @@ def _canonical_name(name: str) -> str:
 
 
 def _unknown_name_error(text: str) -> ValueError:
-    candidates = {_canonical_name(n): n for n in _DISPLAY_NAMES} | {
-        alias: alias for alias in _ALIASES
+    # Readable spellings win over the squashed alias keys ("GroupNorm", not "groupnorm").
+    candidates = {alias: alias for alias in _ALIASES} | {
+        _canonical_name(n): n for n in _DISPLAY_NAMES
     }
     close = difflib.get_close_matches(_canonical_name(text), list(candidates), n=1, cutoff=0.5)
     hint = f" Did you mean {candidates[close[0]]!r}?" if close else ""

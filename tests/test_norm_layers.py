@@ -1,0 +1,323 @@
+"""build_norm and normsuite's norm layers against torch.nn.functional references, in float64."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torchvision.ops.misc import FrozenBatchNorm2d as TorchvisionFrozenBatchNorm2d
+
+from normsuite.norms import (
+    NORM_LAYER_TYPES,
+    BatchNormLastDim,
+    ChannelLayerNorm,
+    ChannelRMSNorm,
+    FrozenBatchNorm,
+    GroupNormLastDim,
+    InstanceNormLastDim,
+    build_norm,
+    channel_dim,
+    is_norm_layer,
+)
+from normsuite.norms.layers import BatchNormNd, InstanceNormNd
+
+C = 8
+DT = torch.float64
+
+
+@dataclass(frozen=True)
+class Layout:
+    """An input layout: how build_norm is called and how to make/convert an input."""
+
+    name: str
+    ndim: int
+    channels_last: bool  # build_norm's flag: channels are the last dim
+    shape: tuple[int, ...]  # the input's shape
+    memory_channels_last: bool = False  # torch.channels_last memory format (4-d only)
+
+    def make_input(self, seed: int = 0) -> Tensor:
+        g = torch.Generator().manual_seed(seed)
+        x = torch.randn(self.shape, generator=g, dtype=DT) * 3 + 1
+        if self.memory_channels_last:
+            x = x.to(memory_format=torch.channels_last)
+        return x
+
+    def to_cf(self, x: Tensor) -> Tensor:
+        """The reference's view of x: channels-first (N, C, *)."""
+        return x.movedim(-1, 1) if self.channels_last else x
+
+    def from_cf(self, y: Tensor) -> Tensor:
+        return y.movedim(1, -1) if self.channels_last else y
+
+
+LAYOUTS = [
+    Layout("features", 2, False, (6, C)),
+    Layout("sequence_cf", 3, False, (4, C, 5)),
+    Layout("image", 4, False, (3, C, 4, 5)),
+    Layout("image_channels_last_memory", 4, False, (3, C, 4, 5), memory_channels_last=True),
+    Layout("volume", 5, False, (2, C, 3, 2, 4)),
+    Layout("tokens", 3, True, (4, 5, C)),
+    Layout("nhwc", 4, True, (3, 4, 5, C)),
+]
+LAYOUT_IDS = [layout.name for layout in LAYOUTS]
+SPECS = ["bn", "frozenbn", "gn", "gn:2", "gn:1", "ln", "in", "rms", "none"]
+
+
+def randomize(module: nn.Module, seed: int = 1) -> nn.Module:
+    """Random affine and running statistics, so a test notices if either is ignored."""
+    g = torch.Generator().manual_seed(seed)
+    module.to(DT)
+    with torch.no_grad():
+        for name in ("weight", "bias", "running_mean"):
+            t = getattr(module, name, None)
+            if isinstance(t, Tensor):
+                t.copy_(torch.randn(t.shape, generator=g, dtype=DT))
+        rv = getattr(module, "running_var", None)
+        if isinstance(rv, Tensor):
+            rv.copy_(torch.rand(rv.shape, generator=g, dtype=DT) + 0.5)
+    return module
+
+
+def reference(spec: str, module: nn.Module, x_cf: Tensor, training: bool) -> Tensor:
+    """The same computation written with torch.nn.functional on channels-first input."""
+    w, b = getattr(module, "weight", None), getattr(module, "bias", None)
+    if spec == "none":
+        return x_cf
+    if spec == "bn":
+        rm, rv = module.running_mean.clone(), module.running_var.clone()
+        return F.batch_norm(x_cf, rm, rv, w, b, training, 0.1, 1e-5)
+    if spec == "frozenbn":  # hand formula: statistics never come from the batch
+        shape = (1, -1) + (1,) * (x_cf.dim() - 2)
+        scale = (w / torch.sqrt(module.running_var + 1e-5)).view(shape)
+        return (x_cf - module.running_mean.view(shape)) * scale + b.view(shape)
+    if spec.startswith("gn"):
+        return F.group_norm(x_cf, module.num_groups, w, b, 1e-5)
+    if spec == "in":
+        return F.instance_norm(x_cf, weight=w, bias=b, eps=1e-5)
+    last = x_cf.movedim(1, -1)
+    if spec == "ln":
+        return F.layer_norm(last, (C,), w, b, 1e-5).movedim(-1, 1)
+    if spec == "rms":
+        return F.rms_norm(last, (C,), w, None).movedim(-1, 1)
+    raise AssertionError(spec)
+
+
+def cases() -> list:
+    out = []
+    for layout in LAYOUTS:
+        for spec in SPECS:
+            if spec == "in" and layout.ndim == 2:
+                continue  # an error path, tested below
+            out.append(pytest.param(spec, layout, id=f"{spec}-{layout.name}"))
+    return out
+
+
+@pytest.mark.parametrize("training", [True, False], ids=["train", "eval"])
+@pytest.mark.parametrize(("spec", "layout"), cases())
+def test_matches_functional_reference(spec: str, layout: Layout, training: bool) -> None:
+    module = randomize(build_norm(spec, C, ndim=layout.ndim, channels_last=layout.channels_last))
+    module.train(training)
+    x = layout.make_input()
+    expected = layout.from_cf(reference(spec, module, layout.to_cf(x), training))
+    if spec == "bn":  # the reference ran on clones; capture the pre-forward stats
+        before = (module.running_mean.clone(), module.running_var.clone())
+    out = module(x)
+    assert out.shape == x.shape
+    torch.testing.assert_close(out, expected, rtol=1e-10, atol=1e-10)
+    if spec == "bn":
+        x_cf = layout.to_cf(x)
+        rm, rv = before[0].clone(), before[1].clone()
+        F.batch_norm(x_cf, rm, rv, None, None, training, 0.1, 1e-5)
+        torch.testing.assert_close(module.running_mean, rm)
+        torch.testing.assert_close(module.running_var, rv)
+
+
+@pytest.mark.parametrize("spec", ["ln", "rms", "bn", "gn", "frozenbn"])  # torch IN does not
+def test_channels_last_memory_format_is_kept(spec: str) -> None:
+    x = torch.randn(2, C, 4, 4).to(memory_format=torch.channels_last)
+    out = build_norm(spec, C)(x)
+    assert out.is_contiguous(memory_format=torch.channels_last)
+    out_cf = build_norm(spec, C)(x.contiguous())
+    assert out_cf.is_contiguous()
+
+
+@pytest.mark.parametrize(
+    ("spec", "layout", "expected_type"),
+    [
+        ("bn", LAYOUTS[0], nn.BatchNorm1d),
+        ("bn", LAYOUTS[1], nn.BatchNorm1d),
+        ("bn", LAYOUTS[2], nn.BatchNorm2d),
+        ("bn", LAYOUTS[4], nn.BatchNorm3d),
+        ("bn", LAYOUTS[5], BatchNormLastDim),
+        ("frozenbn", LAYOUTS[2], FrozenBatchNorm),
+        ("gn", LAYOUTS[2], nn.GroupNorm),
+        ("gn", LAYOUTS[5], GroupNormLastDim),
+        ("ln", LAYOUTS[0], nn.LayerNorm),
+        ("ln", LAYOUTS[2], ChannelLayerNorm),
+        ("ln", LAYOUTS[5], nn.LayerNorm),
+        ("in", LAYOUTS[1], nn.InstanceNorm1d),
+        ("in", LAYOUTS[2], nn.InstanceNorm2d),
+        ("in", LAYOUTS[4], nn.InstanceNorm3d),
+        ("in", LAYOUTS[5], InstanceNormLastDim),
+        ("rms", LAYOUTS[0], nn.RMSNorm),
+        ("rms", LAYOUTS[2], ChannelRMSNorm),
+        ("rms", LAYOUTS[5], nn.RMSNorm),
+        ("none", LAYOUTS[2], nn.Identity),
+    ],
+    ids=lambda v: v.name if isinstance(v, Layout) else (v if isinstance(v, str) else None),
+)
+def test_layer_type_per_layout(spec: str, layout: Layout, expected_type: type) -> None:
+    module = build_norm(spec, C, ndim=layout.ndim, channels_last=layout.channels_last)
+    assert type(module) is expected_type
+    assert is_norm_layer(module) == (spec != "none")
+
+
+def test_layer_options() -> None:
+    assert build_norm("gn", 64).num_groups == 32
+    assert build_norm("gn", 48).num_groups == 12
+    assert build_norm("gn:4", 64).num_groups == 4
+    assert build_norm("in", C).affine is True
+    assert build_norm("bn", C, eps=1e-3).eps == 1e-3
+    assert build_norm("ln", C, affine=False).weight is None
+    assert build_norm("ln", C, ndim=3, channels_last=True, affine=False).weight is None
+    assert build_norm("rms", C, affine=False).weight is None
+    assert build_norm("gn", C, affine=False).weight is None
+
+
+def test_channel_ln_is_not_layernorm_on_last_dim_nor_gn1() -> None:
+    # The article's LBNNet mistake: nn.LayerNorm(C) on NCHW normalizes W when W == C.
+    x = torch.randn(2, C, 3, C, dtype=DT)
+    channel_ln = build_norm("ln", C).to(DT)
+    out = channel_ln(x)
+    torch.testing.assert_close(out.mean(dim=1), torch.zeros(2, 3, C, dtype=DT))
+    assert not torch.allclose(out, nn.LayerNorm(C).to(DT)(x))
+    assert not torch.allclose(out, nn.GroupNorm(1, C).to(DT)(x))
+
+
+# --------------------------------------------------------------------------- FrozenBatchNorm
+def test_frozenbn_loads_batchnorm_state_and_stays_frozen_in_train() -> None:
+    bn = randomize(nn.BatchNorm2d(C))
+    bn(torch.randn(4, C, 3, 3, dtype=DT))  # num_batches_tracked becomes 1
+    frozen = build_norm("frozenbn", C).to(DT)
+    frozen.load_state_dict(bn.state_dict())  # strict: the counter is accepted and dropped
+    assert list(frozen.parameters()) == []
+    frozen.train()
+    x = torch.randn(4, C, 3, 3, dtype=DT)
+    before = {k: v.clone() for k, v in frozen.state_dict().items()}
+    torch.testing.assert_close(frozen(x), bn.eval()(x))
+    for key, value in frozen.state_dict().items():
+        torch.testing.assert_close(value, before[key])
+
+
+def test_frozenbn_matches_torchvision_and_loads_its_state() -> None:
+    tv = randomize(TorchvisionFrozenBatchNorm2d(C))
+    frozen = FrozenBatchNorm(C).to(DT)
+    frozen.load_state_dict(tv.state_dict())
+    x = torch.randn(2, C, 3, 3, dtype=DT)
+    torch.testing.assert_close(frozen(x), tv(x))
+
+
+def test_batchnorm_last_dim_state_dict_is_batchnorm1d() -> None:
+    seq_bn = build_norm("bn", C, ndim=3, channels_last=True)
+    assert list(seq_bn.state_dict()) == list(nn.BatchNorm1d(C).state_dict())
+    bn1d = randomize(nn.BatchNorm1d(C)).eval()
+    seq_bn.to(DT).load_state_dict(bn1d.state_dict())
+    x = torch.randn(3, 5, C, dtype=DT)  # (N, L, C)
+    torch.testing.assert_close(seq_bn.eval()(x), bn1d(x.transpose(1, 2)).transpose(1, 2))
+
+
+# --------------------------------------------------------------------------- gradients
+GRAD_CASES = [
+    (ChannelLayerNorm(3), (2, 3, 2, 2), False),
+    (ChannelLayerNorm(3), (2, 3, 2, 2), True),
+    (ChannelLayerNorm(3), (2, 3, 4), False),
+    (ChannelRMSNorm(3), (2, 3, 2, 2), False),
+    (ChannelRMSNorm(3), (2, 3, 2, 2), True),
+    (FrozenBatchNorm(3), (2, 3, 2, 2), False),
+    (FrozenBatchNorm(3, channels_last=True), (2, 4, 3), False),
+    (BatchNormLastDim(3), (2, 4, 3), False),
+    (GroupNormLastDim(1, 3), (2, 4, 3), False),
+    (InstanceNormLastDim(3, affine=True), (2, 4, 3), False),
+    (BatchNormNd(3), (2, 3, 2, 2), False),
+    (InstanceNormNd(3, affine=True), (2, 3, 2, 2), False),
+]
+
+
+@pytest.mark.parametrize(
+    ("module", "shape", "memory_cl"),
+    GRAD_CASES,
+    ids=[f"{type(m).__name__}-{s}-{'cl' if cl else 'cf'}" for m, s, cl in GRAD_CASES],
+)
+def test_gradcheck(module: nn.Module, shape: tuple[int, ...], memory_cl: bool) -> None:
+    module = randomize(module).train()
+    x = torch.randn(shape, dtype=DT)
+    if memory_cl:
+        x = x.to(memory_format=torch.channels_last)
+    x.requires_grad_()
+    params = tuple(p for p in module.parameters())
+    assert torch.autograd.gradcheck(lambda inp, *_: module(inp), (x, *params), fast_mode=True)
+
+
+# --------------------------------------------------------------------------- registry
+def test_is_norm_layer_and_channel_dim() -> None:
+    assert is_norm_layer(TorchvisionFrozenBatchNorm2d(C))
+    assert is_norm_layer(nn.SyncBatchNorm(C))
+    assert not is_norm_layer(nn.Conv2d(1, 1, 1))
+    assert nn.LayerNorm in NORM_LAYER_TYPES
+    assert channel_dim(nn.BatchNorm2d(C)) == 1
+    assert channel_dim(nn.GroupNorm(2, C)) == 1
+    assert channel_dim(build_norm("ln", C)) == 1
+    assert channel_dim(nn.LayerNorm(C)) == -1
+    assert channel_dim(nn.RMSNorm(C)) == -1
+    assert channel_dim(build_norm("bn", C, ndim=3, channels_last=True)) == -1
+    assert channel_dim(build_norm("frozenbn", C, ndim=3, channels_last=True)) == -1
+    assert channel_dim(build_norm("frozenbn", C)) == 1
+    assert channel_dim(nn.LayerNorm((C, 4, 4))) is None
+    assert channel_dim(nn.Linear(2, 2)) is None
+
+
+# --------------------------------------------------------------------------- errors
+def test_gn_groups_must_divide_channels() -> None:
+    with pytest.raises(
+        ValueError, match=r"C=30 channels into G=16.*valid G for C=30: 1, 2, 3, 5, 6, 10, 15, 30"
+    ):
+        build_norm("gn:16", 30)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"spec": "bn", "num_channels": 0}, "num_channels must be a positive int, got 0"),
+        ({"spec": "bn", "num_channels": True}, "num_channels must be a positive int"),
+        ({"spec": "bn", "num_channels": 8, "ndim": 1}, r"ndim must be 2 \(N, C\).*got 1"),
+        ({"spec": "bn", "num_channels": 8, "ndim": 6}, "ndim must be"),
+        ({"spec": "in", "num_channels": 8, "ndim": 2}, r"'in' \(InstanceNorm\) needs positions"),
+        ({"spec": "batchnrom", "num_channels": 8}, "Did you mean"),
+    ],
+)
+def test_build_norm_errors(kwargs: dict, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        build_norm(**kwargs)
+
+
+def test_runtime_shape_errors() -> None:
+    with pytest.raises(ValueError, match=r"expected input of shape \(N, \.\.\., C\)"):
+        build_norm("bn", C, ndim=3, channels_last=True)(torch.randn(C))
+    with pytest.raises(ValueError, match=r"expected input of shape \(N, \.\.\., C\)"):
+        build_norm("gn", C, ndim=3, channels_last=True)(torch.randn(C))
+    with pytest.raises(ValueError, match=r"expected input of shape \(N, C, \.\.\.\)"):
+        BatchNormNd(C)(torch.randn(C))
+    with pytest.raises(ValueError, match="InstanceNorm needs"):
+        InstanceNormNd(C)(torch.randn(2, C))
+
+
+def test_syncbn_builds_normsuite_syncbatchnorm() -> None:
+    sync = pytest.importorskip("normsuite.norms.sync")
+    module = build_norm("syncbn", C)
+    assert isinstance(module, sync.SyncBatchNorm)
+    tokens = build_norm("syncbn", C, ndim=3, channels_last=True)
+    assert isinstance(tokens, sync.SyncBatchNorm)
+    assert channel_dim(tokens) == -1
