@@ -1,0 +1,148 @@
+"""``normsuite fit``: a thin :class:`~lightning.pytorch.cli.LightningCLI` with normsuite defaults.
+
+Everything LightningCLI accepts works (``--config``, ``--trainer.max_epochs 3``,
+``--model.init_args.norm gn``, ``--print_config``, ...). What normsuite adds, each only
+when the config does not set it itself:
+
+- a Rich progress bar;
+- CSV and TensorBoard logs and checkpoints (best by ``val/acc`` and ``last.ckpt``) in
+  ``<runs_dir>/<run_name>/version_N/``, where ``run_name`` defaults to the config's stem;
+- :class:`normsuite.BatchSizeGuard` (BatchNorm at per-device batch 1 stops the run);
+- a test pass on the best checkpoint after fitting when the datamodule has a test split
+  (``--test_after_fit false`` turns it off);
+- the run folder printed at the end.
+
+Example:
+    >>> run_fit(["--config", "recipes/mnist1d_convnet1d_bn.yaml", "--trainer.max_epochs", "1"])
+    ... # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import warnings
+from pathlib import Path
+from typing import Any
+
+from lightning.pytorch import Trainer
+from lightning.pytorch.callbacks import Callback, ModelCheckpoint, ProgressBar, RichProgressBar
+from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
+from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+from lightning.pytorch.utilities import rank_zero_info
+
+from normsuite.training.guardrails import BatchSizeGuard
+
+# Children of a multi-process launch (DDP) re-run this CLI; they reuse the parent's version
+# so every rank agrees on one run folder.
+_VERSION_ENV = "NORMSUITE_RUN_VERSION"
+
+
+def run_name_from_args(args: list[str]) -> str:
+    """The default run name: the stem of the last ``--config`` file, else ``"run"``."""
+    name = "run"
+    for i, arg in enumerate(args):
+        if arg in ("--config", "-c") and i + 1 < len(args):
+            name = Path(args[i + 1]).stem
+        elif arg.startswith("--config="):
+            name = Path(arg.split("=", 1)[1]).stem
+    return name
+
+
+def _next_version(root: Path) -> int:
+    versions = [
+        int(m.group(1))
+        for p in (root.iterdir() if root.is_dir() else [])
+        if (m := re.fullmatch(r"version_(\d+)", p.name))
+    ]
+    return max(versions, default=-1) + 1
+
+
+class NormsuiteCLI(LightningCLI):
+    """LightningCLI for ``normsuite fit``: any LightningModule/DataModule by ``class_path``."""
+
+    def __init__(self, *args: Any, default_run_name: str = "run", **kwargs: Any) -> None:
+        self._default_run_name = default_run_name
+        self.run_dir: Path | None = None
+        super().__init__(*args, **kwargs)
+
+    def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
+        parser.add_argument(
+            "--run_name", type=str, default=None, help="run folder name (default: config stem)"
+        )
+        parser.add_argument("--runs_dir", type=str, default="runs", help="root of run folders")
+        parser.add_argument(
+            "--test_after_fit",
+            type=bool,
+            default=True,
+            help="test the best checkpoint after fit when the datamodule has a test split",
+        )
+
+    def _instantiate_trainer(self, config: dict[str, Any], callbacks: list[Callback]) -> Trainer:
+        sub = self.config.get(str(self.subcommand), self.config)
+        name = sub.get("run_name") or self._default_run_name
+        root = Path(sub.get("runs_dir") or "runs") / name
+        if config.get("logger") in (None, True):
+            version = int(os.environ.get(_VERSION_ENV, _next_version(root)))
+            os.environ[_VERSION_ENV] = str(version)
+            save_dir = str(root.parent)
+            config["logger"] = [
+                CSVLogger(save_dir, name=name, version=version),
+                TensorBoardLogger(save_dir, name=name, version=version, default_hp_metric=False),
+            ]
+            self.run_dir = root / f"version_{version}"
+            if config.get("default_root_dir") is None:
+                config["default_root_dir"] = str(root)
+        present = list(config.get("callbacks") or []) + list(callbacks)
+        extra: list[Callback] = []
+        if config.get("enable_progress_bar") is not False and not any(
+            isinstance(c, ProgressBar) for c in present
+        ):
+            extra.append(RichProgressBar())
+        if config.get("enable_checkpointing") is not False and not any(
+            isinstance(c, ModelCheckpoint) for c in present
+        ):
+            extra.append(
+                ModelCheckpoint(
+                    monitor="val/acc",
+                    mode="max",
+                    save_last=True,
+                    filename="epoch{epoch}-step{step}",
+                    auto_insert_metric_name=False,
+                )
+            )
+        # A model that returns its own guard (NormClassifier) keeps it; others get ours.
+        own = self.model.configure_callbacks() if self.model is not None else []
+        own = own if isinstance(own, list | tuple) else [own]
+        if not any(isinstance(c, BatchSizeGuard) for c in [*present, *own]):
+            extra.append(BatchSizeGuard())
+        return super()._instantiate_trainer(config, [*callbacks, *extra])
+
+    def after_fit(self) -> None:
+        trainer = self.trainer
+        sub = self.config.get(str(self.subcommand), self.config)
+        if sub.get("test_after_fit") and getattr(self.datamodule, "test_set", None) is not None:
+            best = getattr(trainer.checkpoint_callback, "best_model_path", "") or None
+            trainer.test(self.model, datamodule=self.datamodule, ckpt_path=best, verbose=True)
+        if trainer.is_global_zero:
+            run_dir = self.run_dir or (Path(trainer.log_dir) if trainer.log_dir else None)
+            if run_dir is not None:
+                rank_zero_info(f"normsuite fit: logs and checkpoints in {run_dir}")
+            ckpt = trainer.checkpoint_callback
+            if ckpt is not None and getattr(ckpt, "best_model_path", ""):
+                rank_zero_info(f"normsuite fit: best checkpoint {ckpt.best_model_path}")
+
+
+def run_fit(args: list[str]) -> NormsuiteCLI:
+    """Run ``normsuite fit`` with command-line ``args`` (without the ``fit`` word)."""
+    # sys.argv stays as it is (a DDP launch re-runs it in the child processes), so silence
+    # LightningCLI's warning about getting both ``args`` and a command line.
+    warnings.filterwarnings("ignore", message="LightningCLI's args parameter is intended")
+    return NormsuiteCLI(
+        args=["fit", *args],
+        subclass_mode_model=True,
+        subclass_mode_data=True,
+        default_run_name=run_name_from_args(args),
+        save_config_kwargs={"overwrite": True},
+        auto_configure_optimizers=False,
+    )
