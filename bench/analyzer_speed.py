@@ -1,0 +1,129 @@
+"""How fast is the static analyzer? Baselines are measured in the same run.
+
+1. All ``.py`` files of the installed torchvision package: ``analyze_paths`` (read, parse,
+   extract, shapes, rules, noqa) vs bare read + ``ast.parse`` of the same files.
+   Goal: <= 1.5x the parse time.
+2. The same tree through the CLI: ``normsuite check`` vs TorchFix (``torchfix``), when
+   installed (``pip install torchfix``; not a dependency). Goal: >= 5x faster.
+3. ``normsuite recommend recipes/models/article_nets.py`` end to end (new process, console
+   script) vs ``python -c pass``. Goal: <= 0.5 s wall.
+4. Serial vs process pool by file count, to place ``runner.PARALLEL_MIN_FILES``.
+
+Run: ``.venv/bin/python bench/analyzer_speed.py [--repeat 3] [--skip-torchfix]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import torchvision
+
+from normsuite.analysis.files import discover, read_source
+from normsuite.analysis.runner import analyze_paths
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+SMALL = ROOT / "recipes" / "models" / "article_nets.py"
+
+
+def best_of(repeat: int, fn: Callable[[], object]) -> float:
+    """Minimum wall time of ``repeat`` runs: the least disturbed by the shared machine."""
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def run(cmd: list[str]) -> None:
+    subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
+
+
+def median_wall(repeat: int, cmd: list[str]) -> float:
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        run(cmd)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--skip-torchfix", action="store_true")
+    args = parser.parse_args()
+    tree = Path(torchvision.__file__).parent
+    paths = [t.path for t in discover([str(tree)])]
+    n_bytes = sum(Path(p).stat().st_size for p in paths)
+    rows: list[tuple[str, float, float, str]] = []  # name, ours, baseline, goal
+
+    def parse_all() -> None:
+        for p in paths:
+            ast.parse(read_source(p), p)
+
+    parse_s = best_of(args.repeat, parse_all)
+    serial_s = best_of(args.repeat, lambda: analyze_paths(paths, jobs=1))
+    auto_s = best_of(args.repeat, lambda: analyze_paths(paths))
+    results = analyze_paths(paths, jobs=1)
+    internal = sum(1 for r in results if r.error and r.error.startswith("internal"))
+    print(
+        f"torchvision {torchvision.__version__}: {len(paths)} files, {n_bytes / 1e6:.1f} MB, "
+        f"{sum(len(r.models) for r in results)} models, "
+        f"{sum(len(r.findings) for r in results)} findings, {internal} internal errors"
+    )
+    rows.append(("analyze_paths serial vs read+ast.parse", serial_s, parse_s, "<= 1.5x"))
+    rows.append(("analyze_paths auto jobs vs read+ast.parse", auto_s, parse_s, "<= 1.5x"))
+
+    normsuite = str(BIN / "normsuite")
+    check_cmd = [normsuite, "check", str(tree), "--format", "json"]
+    check_s = median_wall(args.repeat, check_cmd)
+    torchfix = shutil.which("torchfix", path=str(BIN)) or shutil.which("torchfix")
+    if torchfix and not args.skip_torchfix:
+        tf_s = median_wall(1, [torchfix, str(tree)])
+        tf1_s = median_wall(1, [torchfix, "-j", "1", str(tree)])
+        check1_s = median_wall(args.repeat, [*check_cmd, "--jobs", "1"])
+        rows.append(
+            ("normsuite check vs torchfix (both default jobs)", check_s, tf_s, ">= 5x faster")
+        )
+        rows.append(("normsuite check -j1 vs torchfix -j1", check1_s, tf1_s, ">= 5x faster"))
+    else:
+        print("torchfix not installed (pip install torchfix): TorchFix row skipped")
+
+    python_s = median_wall(5, [sys.executable, "-c", "pass"])
+    recommend_s = median_wall(5, [normsuite, "recommend", str(SMALL)])
+    rows.append(
+        (
+            "normsuite recommend small file (wall) vs python -c pass",
+            recommend_s,
+            python_s,
+            "<= 0.5 s",
+        )
+    )
+
+    print()
+    print(f"{'measurement':58} {'normsuite':>10} {'baseline':>10} {'ratio':>8}  goal")
+    for name, ours, base, goal in rows:
+        print(f"{name:58} {ours:9.3f}s {base:9.3f}s {ours / base:7.2f}x  {goal}")
+    print(f"\nrecommend end to end: {recommend_s:.3f} s (goal <= 0.5 s)")
+
+    print("\nserial vs process pool (jobs=2) by file count (placing PARALLEL_MIN_FILES):")
+    print(f"{'files':>6} {'serial':>9} {'jobs=2':>9} {'pool/serial':>12}")
+    for n in (8, 16, 32, 64, 128, len(paths)):
+        subset = paths[:n]
+        s = best_of(args.repeat, lambda subset=subset: analyze_paths(subset, jobs=1))
+        p = best_of(args.repeat, lambda subset=subset: analyze_paths(subset, jobs=2))
+        print(f"{len(subset):6d} {s:8.3f}s {p:8.3f}s {p / s:11.2f}x")
+
+
+if __name__ == "__main__":
+    main()
