@@ -33,7 +33,7 @@ from torch import Tensor, nn
 from torch.autograd.function import FunctionCtx
 from torch.nn.modules.batchnorm import _BatchNorm
 
-__all__ = ["BatchNormXd", "SyncBatchNorm", "revert_sync_batchnorm"]
+__all__ = ["BatchNormXd", "SyncBatchNorm", "convert_sync_batchnorm", "revert_sync_batchnorm"]
 
 # Set on every converted module, so that revert restores e.g. BatchNorm2d and not a generic class.
 ORIGINAL_CLASS_ATTR = "_normsuite_original_class"
@@ -248,7 +248,7 @@ class SyncBatchNorm(_BatchNorm):
         Same contract as ``torch.nn.SyncBatchNorm.convert_sync_batchnorm``; each new layer also
         records its original class so :func:`revert_sync_batchnorm` can restore it exactly.
         """
-        return _convert(module, cls, process_group)
+        return convert_sync_batchnorm(module, process_group, sync_class=cls)
 
 
 class BatchNormXd(_BatchNorm):
@@ -259,8 +259,12 @@ class BatchNormXd(_BatchNorm):
             raise ValueError(f"expected an (N, C, *) input, got shape {tuple(input.shape)}")
 
 
+def _is_sync_class(cls: type) -> bool:
+    return issubclass(cls, (SyncBatchNorm, nn.SyncBatchNorm))
+
+
 def _is_sync(module: nn.Module) -> bool:
-    return isinstance(module, (SyncBatchNorm, nn.SyncBatchNorm))
+    return _is_sync_class(type(module))
 
 
 def _move_state(old: _BatchNorm, new: _BatchNorm) -> _BatchNorm:
@@ -276,22 +280,42 @@ def _move_state(old: _BatchNorm, new: _BatchNorm) -> _BatchNorm:
     return new
 
 
-def _convert(module: nn.Module, sync_cls: type[_BatchNorm], process_group: Any) -> nn.Module:
-    out = module
-    if isinstance(module, _BatchNorm) and not _is_sync(module):
-        out = sync_cls(
-            module.num_features,
-            module.eps,
-            module.momentum,
-            module.affine,
-            module.track_running_stats,
-            process_group,
-        )
-        _move_state(module, out)
-        setattr(out, ORIGINAL_CLASS_ATTR, type(module))
-    for name, child in module.named_children():
-        out.add_module(name, _convert(child, sync_cls, process_group))
-    return out
+def convert_sync_batchnorm(
+    module: nn.Module,
+    process_group: Any = None,
+    *,
+    sync_class: type[_BatchNorm] | None = None,
+) -> nn.Module:
+    """Replace every (unsynced) BatchNorm in ``module`` by a SyncBatchNorm sharing its state.
+
+    ``sync_class`` is the class for channels-first layers: normsuite's :class:`SyncBatchNorm`
+    by default, or ``torch.nn.SyncBatchNorm`` (CUDA + NCCL only). Channels-last BN layers
+    (``(N, L, C)`` input, ``channels_last = True``) always become normsuite's
+    ``SyncBatchNormLastDim``, since torch's SyncBatchNorm only knows channels-first.
+    """
+    from normsuite.norms.sync_last_dim import SyncBatchNormLastDim  # imports this module
+
+    first = sync_class or SyncBatchNorm
+
+    def convert(old: nn.Module) -> nn.Module:
+        out = old
+        if isinstance(old, _BatchNorm) and not _is_sync(old):
+            cls = SyncBatchNormLastDim if getattr(old, "channels_last", False) else first
+            out = cls(
+                old.num_features,
+                old.eps,
+                old.momentum,
+                old.affine,
+                old.track_running_stats,
+                process_group,
+            )
+            _move_state(old, out)
+            setattr(out, ORIGINAL_CLASS_ATTR, type(old))
+        for name, child in old.named_children():
+            out.add_module(name, convert(child))
+        return out
+
+    return convert(module)
 
 
 def revert_sync_batchnorm(model: nn.Module) -> nn.Module:
@@ -300,11 +324,17 @@ def revert_sync_batchnorm(model: nn.Module) -> nn.Module:
     Parameters and buffers are carried over as the same objects, so values are exact. Layers
     converted by normsuite (``convert_sync_batchnorm``, ``convert_norms(model, "syncbn")``,
     :class:`normsuite.NormSync`) come back as the class they had, e.g. ``nn.BatchNorm2d``;
-    a layer built directly as SyncBatchNorm becomes a :class:`BatchNormXd`.
+    a layer built directly as SyncBatchNorm (or converted from a non-BN norm) becomes a
+    :class:`BatchNormXd` (``BatchNormLastDim`` for channels-last layers).
     """
     out = model
     if _is_sync(model):
-        cls = getattr(model, ORIGINAL_CLASS_ATTR, BatchNormXd)
+        cls = getattr(model, ORIGINAL_CLASS_ATTR, None)
+        if not (isinstance(cls, type) and issubclass(cls, _BatchNorm)) or _is_sync_class(cls):
+            # Built as SyncBN, or converted from a non-BN norm: a BN for the same layout.
+            from normsuite.norms.layers import BatchNormLastDim
+
+            cls = BatchNormLastDim if getattr(model, "channels_last", False) else BatchNormXd
         out = cls(
             model.num_features, model.eps, model.momentum, model.affine, model.track_running_stats
         )

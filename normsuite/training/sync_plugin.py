@@ -28,7 +28,7 @@ import torch.distributed as dist
 from lightning.pytorch.plugins import LayerSync
 from torch import nn
 
-from normsuite.norms.sync import ORIGINAL_CLASS_ATTR, SyncBatchNorm, revert_sync_batchnorm
+from normsuite.norms.sync import SyncBatchNorm, convert_sync_batchnorm, revert_sync_batchnorm
 
 __all__ = ["NormSync"]
 
@@ -64,18 +64,8 @@ class NormSync(LayerSync):
 
     def apply(self, model: nn.Module) -> nn.Module:
         """Convert every BatchNorm*d of ``model`` to a SyncBatchNorm sharing its parameters."""
-        if self.choose() == "normsuite":
-            return SyncBatchNorm.convert_sync_batchnorm(model, self.process_group)
-        originals = {
-            name: type(m)
-            for name, m in model.named_modules()
-            if isinstance(m, nn.modules.batchnorm._BatchNorm)
-        }
-        model = nn.SyncBatchNorm.convert_sync_batchnorm(model, self.process_group)
-        for name, m in model.named_modules():  # torch forgets the class; record it for revert
-            if isinstance(m, nn.SyncBatchNorm) and name in originals:
-                setattr(m, ORIGINAL_CLASS_ATTR, originals[name])
-        return model
+        sync_class = nn.SyncBatchNorm if self.choose() == "torch" else SyncBatchNorm
+        return convert_sync_batchnorm(model, self.process_group, sync_class=sync_class)
 
     def revert(self, model: nn.Module) -> nn.Module:
         """Turn every SyncBatchNorm back into the BatchNorm class it came from."""
