@@ -114,7 +114,12 @@ def _name_list(names: Sequence[str], limit: int = 4) -> str:
 def _as_selectors(value: Selectors, arg: str) -> list[Selector] | None:
     if value is None:
         return None
-    items = [value] if isinstance(value, (str, type)) else list(value)
+    if isinstance(value, (str, type)):
+        items: list = [value]
+    elif isinstance(value, Iterable):
+        items = list(value)
+    else:
+        items = [value]  # reported below
     for item in items:
         if not (isinstance(item, str) or (isinstance(item, type) and issubclass(item, nn.Module))):
             raise TypeError(
@@ -254,10 +259,10 @@ def _replacement(name: str, old: nn.Module, spec: NormSpec) -> tuple[nn.Module, 
     layout = _layout_of(name, old, spec)
     eps = getattr(old, "eps", None)
     new = _build(spec, layout, eps if isinstance(eps, float) else None, _affine_of(old))
-    lost = _carry(old, new)
     device, dtype = _device_dtype(old)
     if device is not None:
-        new.to(device=device, dtype=dtype)
+        new.to(device=device, dtype=dtype)  # before copying: the old layer may live on "meta"
+    lost = _carry(old, new)
     new.train(old.training)
     # Lets SyncBN's revert (and a later conversion) restore e.g. BatchNorm2d, not a generic BN.
     new._normsuite_original_class = type(old)
