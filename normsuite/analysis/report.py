@@ -206,13 +206,17 @@ def _summary_line(results: Sequence[FileResult], command: Command) -> str:
         if s.findings:
             text += f", {s.findings} finding{'s' if s.findings != 1 else ''}"
     elif s.findings:
-        sev = ", ".join(f"{n} {k}" for k, n in s.by_severity.items())
+        sev = ", ".join(_plural(n, k) for k, n in s.by_severity.items())
         text = f"Found {s.findings} finding{'s' if s.findings != 1 else ''} ({sev}) in {files}"
     else:
         text = f"All checks passed ({files})"
     if s.errors:
         text += f"; {s.errors} file{'s' if s.errors != 1 else ''} could not be analyzed"
     return text + "."
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}" if n == 1 or word == "info" else f"{n} {word}s"
 
 
 def _plain_model(path: str, model: ModelReport) -> list[str]:
@@ -229,7 +233,8 @@ def _plain_model(path: str, model: ModelReport) -> list[str]:
     rules = f"; rules {', '.join(rec.rules)}" if rec.rules else ""
     lines.append(f"  recommend: {rec.norm} (confidence {rec.confidence}{rules})")
     for s in rec.layers:
-        lines.append(f"    line {s.line} {s.site}: {s.current} -> {s.suggested}")
+        change = "keep" if s.current == s.suggested else f"-> {s.suggested}"
+        lines.append(f"    line {s.line} {s.site}: {s.current} {change}")
     for title, items in (
         ("why", rec.rationale),
         ("assumed", rec.assumptions),

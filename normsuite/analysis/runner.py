@@ -66,8 +66,8 @@ def _error_for(exc: BaseException) -> str:
         return f"syntax error{where}: {_one_line(exc.msg)}; fix the syntax or exclude the file"
     if isinstance(exc, RecursionError):
         return "expression nested too deeply to analyze; simplify it or exclude the file"
-    if isinstance(exc, MemoryError):
-        return "out of memory while analyzing; exclude the file"
+    if isinstance(exc, MemoryError):  # the parser's stack overflow on absurd nesting
+        return "ran out of memory (nesting too deep to parse?); exclude the file"
     if isinstance(exc, (ValueError, UnicodeError)):
         return f"cannot analyze: {_one_line(str(exc))}"
     return f"internal error: {type(exc).__name__}: {_one_line(str(exc))} (please report)"
@@ -82,10 +82,10 @@ def analyze_text(
     analyzer: Analyzer | None = None,
 ) -> FileResult:
     """Analyze one source text; never raises for bad input (the error goes in the result)."""
-    analyze = analyzer or _default_analyzer()
     if config.batch_size is not None and options.default_batch_size is None:
         options = replace(options, default_batch_size=config.batch_size)
     try:
+        analyze = analyzer or _default_analyzer()  # inside: a broken analyzer is a file error
         result = analyze(source, path, options)
     except Exception as exc:  # per-file isolation: one file never stops the others
         return FileResult(path=path, error=_error_for(exc))
