@@ -1,1 +1,72 @@
-"""normsuite.analysis.rules."""
+"""The NRM rule checks, one function per rule (TorchFix style), registered by code.
+
+Each check takes the :class:`~normsuite.analysis.context.FileContext` and yields
+:class:`~normsuite.analysis.types.Finding` objects; :func:`run_rules` runs them all,
+drops duplicates (a block class analyzed alone and inside its parent) and sorts them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+
+from ..catalog import RULES
+from ..context import FileContext
+from ..ir import Layer
+from ..types import Finding
+
+Check = Callable[[FileContext], Iterable[Finding]]
+CHECKS: dict[str, Check] = {}
+
+
+def rule(code: str) -> Callable[[Check], Check]:
+    """Register ``fn`` as the check for ``code`` (which must be in the catalogue)."""
+    if code not in RULES:
+        raise ValueError(f"{code} is not in normsuite.analysis.catalog.RULES")
+
+    def register(fn: Check) -> Check:
+        CHECKS[code] = fn
+        return fn
+
+    return register
+
+
+def finding(code: str, layer: Layer, message: str, model: str | None = None) -> Finding:
+    """A finding at ``layer``'s constructor call (1-based column, like ruff)."""
+    return Finding(
+        code=code,
+        message=message,
+        line=layer.line,
+        col=layer.col + 1,
+        severity=RULES[code].severity,
+        end_line=layer.end_line,
+        end_col=None if layer.end_col is None else layer.end_col + 1,
+        model=model,
+    )
+
+
+def _load() -> None:
+    # Imported for their @rule registrations.
+    from . import batch, choice, layers, optim, sequence  # noqa: F401
+
+
+def run_rules(ctx: FileContext, codes: Iterable[str] | None = None) -> list[Finding]:
+    """All findings of the file (every rule, or ``codes``), deduplicated and sorted."""
+    _load()
+    wanted = set(codes) if codes is not None else set(CHECKS)
+    seen: set[tuple[str, int, int]] = set()
+    out: list[Finding] = []
+    for code in sorted(wanted & set(CHECKS)):
+        for f in CHECKS[code](ctx):
+            key = (f.code, f.line, f.col)
+            if key not in seen:
+                seen.add(key)
+                out.append(f)
+    out.sort(key=lambda f: (f.line, f.col, f.code))
+    return out
+
+
+def iter_apps(ctx: FileContext) -> Iterator[tuple[object, object]]:
+    """(model, application) pairs over all models of the file."""
+    for model in ctx.models:
+        for app in model.apps:
+            yield model, app

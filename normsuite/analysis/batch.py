@@ -1,0 +1,312 @@
+"""Batch size, device count and gradient accumulation: from the CLI, the file, a config.
+
+Precedence per field: ``AnalysisOptions`` (CLI flags) > the analyzed file
+(``DataLoader(batch_size=...)``, LightningDataModule ``__init__`` defaults, argparse
+defaults, ``Trainer(devices=..., num_nodes=..., accumulate_grad_batches=...)``) > a
+LightningCLI YAML (``options.config_path``) > ``options.default_batch_size`` > unknown.
+
+>>> import ast
+>>> src = "from torch.utils.data import DataLoader\\nBS = 8\\n"
+>>> src += "loader = DataLoader(ds, batch_size=BS)"
+>>> from normsuite.analysis.extract import ModuleIndex
+>>> scan_file(ModuleIndex(ast.parse(src), src)).batch
+(8, 'file:3 DataLoader(batch_size=8)')
+"""
+
+from __future__ import annotations
+
+import ast
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .extract import ModuleIndex
+from .ir import UNKNOWN
+from .types import AnalysisOptions, BatchInfo
+
+Sourced = tuple[int, str]  # (value, where it came from)
+
+_BATCH_FLAGS = ("--batch-size", "--batch_size", "--bs", "--batchsize", "--train-batch-size")
+_DEVICE_FLAGS = ("--devices", "--gpus", "--num-gpus", "--num_gpus", "--world-size")
+_ACCUM_FLAGS = ("--accumulate", "--accumulate-grad-batches", "--accumulate_grad_batches")
+_ACCUM_FLAGS += ("--grad-accum", "--grad_accum", "--gradient-accumulation-steps")
+
+
+@dataclass
+class BatchScan:
+    """What one source (the file or a config) says, each with its origin."""
+
+    batch: Sourced | None = None
+    devices: Sourced | None = None
+    accumulate: Sourced | None = None
+    sync: bool = False  # SyncBatchNorm conversion / Trainer(sync_batchnorm=True)
+
+
+def _int(value: Any) -> int | None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        return None
+    return value
+
+
+def _devices(value: Any) -> int | None:
+    """Trainer ``devices``: 4, [0, 1], "2", "0,1"; "auto" and -1 are unknown statically."""
+    if isinstance(value, (list, tuple)):
+        return len(value) or None
+    if isinstance(value, str):
+        text = value.strip()
+        if text.isdigit():
+            return _int(int(text))
+        parts = [p for p in text.split(",") if p.strip()]
+        if len(parts) > 1 and all(p.strip().isdigit() for p in parts):
+            return len(parts)
+        return None
+    return _int(value)
+
+
+class _Scanner(ast.NodeVisitor):
+    def __init__(self, index: ModuleIndex) -> None:
+        self.index = index
+        self.funcs: list[ast.FunctionDef] = []
+        self.classes: list[ast.ClassDef] = []
+        self.loaders: list[tuple[int, int, str]] = []  # (score, line, value)
+        self.argparse: dict[str, tuple[int, int]] = {}  # dest -> (value, line)
+        self.datamodule_batch: Sourced | None = None
+        self.trainer: dict[str, Sourced] = {}
+        self.sync = False
+        self._pending: list[tuple[ast.expr, ast.Call, str, list, list]] = []
+
+    def visit_ClassDef(self, node: ast.ClassDef) -> None:
+        self.classes.append(node)
+        bases = [self.index.qualname(b) or "" for b in node.bases]
+        if any(b.split(".")[-1] == "LightningDataModule" for b in bases):
+            init = next(
+                (n for n in node.body if isinstance(n, ast.FunctionDef) and n.name == "__init__"),
+                None,
+            )
+            value = _param_default(init, "batch_size", self.index) if init else None
+            if value is not None and self.datamodule_batch is None:
+                self.datamodule_batch = (
+                    value,
+                    f"file:{init.lineno} {node.name}(batch_size={value})",
+                )  # type: ignore[union-attr]
+        self.generic_visit(node)
+        self.classes.pop()
+
+    def visit_FunctionDef(self, node: ast.FunctionDef) -> None:
+        self.funcs.append(node)
+        self.generic_visit(node)
+        self.funcs.pop()
+
+    visit_AsyncFunctionDef = visit_FunctionDef  # type: ignore[assignment]
+
+    def visit_Call(self, node: ast.Call) -> None:
+        qual = self.index.qualname(node.func) or ""
+        last = qual.split(".")[-1]
+        if last == "convert_sync_batchnorm":
+            self.sync = True
+        elif last == "add_argument":
+            self._argparse(node)
+        elif last in ("DataLoader", "Trainer"):
+            # Resolved after the walk: argparse defaults may come later in the file.
+            self._pending.append((node.func, node, last, list(self.funcs), list(self.classes)))
+        self.generic_visit(node)
+
+    def _argparse(self, node: ast.Call) -> None:
+        flags = [
+            a.value for a in node.args if isinstance(a, ast.Constant) and isinstance(a.value, str)
+        ]
+        kw = {k.arg: k.value for k in node.keywords if k.arg}
+        if not flags or "default" not in kw:
+            return
+        value = self.index.eval(kw["default"], {}, None)
+        if not isinstance(value, (int, str, list)):
+            return
+        long = next((f for f in flags if f.startswith("--")), flags[0])
+        dest = kw.get("dest")
+        name = dest.value if isinstance(dest, ast.Constant) else long.lstrip("-").replace("-", "_")
+        self.argparse[str(name)] = (value, node.lineno)  # type: ignore[assignment]
+        for flag in flags:
+            for group, key in ((_BATCH_FLAGS, "batch"), (_DEVICE_FLAGS, "devices")):
+                if flag in group:
+                    self.argparse[f"__{key}"] = (value, node.lineno)  # type: ignore[assignment]
+            if flag in _ACCUM_FLAGS:
+                self.argparse["__accumulate"] = (value, node.lineno)  # type: ignore[assignment]
+
+    def resolve(self, expr: ast.expr, funcs: list[ast.FunctionDef], classes: list) -> Any:
+        """A constant for ``expr``: literal, module constant, parameter default, argparse
+        default (``args.batch_size``) or the enclosing class's ``__init__`` default
+        (``self.batch_size``, ``self.hparams.batch_size``)."""
+        value = self.index.eval(expr, {}, None)
+        if value is not UNKNOWN:
+            return value
+        if isinstance(expr, ast.Name):
+            for fn in reversed(funcs):
+                found = _param_default(fn, expr.id, self.index)
+                if found is not None:
+                    return found
+            return UNKNOWN
+        if isinstance(expr, ast.Attribute):
+            attr = expr.attr
+            root = expr.value
+            if isinstance(root, ast.Attribute) and root.attr == "hparams":
+                root = root.value
+            if isinstance(root, ast.Name) and root.id == "self" and classes:
+                found = _param_default(_init_of(classes[-1]), attr, self.index)
+                return found if found is not None else UNKNOWN
+            if attr in self.argparse:
+                return self.argparse[attr][0]
+        return UNKNOWN
+
+    def finish(self) -> None:
+        for _func, node, last, funcs, classes in self._pending:
+            kw = {k.arg: k.value for k in node.keywords if k.arg}
+            if last == "DataLoader":
+                expr = kw.get("batch_size", node.args[1] if len(node.args) > 1 else None)
+                if expr is None:
+                    continue
+                value = _int(self.resolve(expr, funcs, classes))
+                if value is None:
+                    continue
+                shuffle = kw.get("shuffle")
+                segment = ast.get_source_segment(self.index.source, node) or ""
+                score = 2 * (isinstance(shuffle, ast.Constant) and shuffle.value is True)
+                score += "train" in segment.lower()
+                self.loaders.append((score, node.lineno, value))
+            else:
+                for key in ("devices", "gpus", "num_nodes", "accumulate_grad_batches"):
+                    if key in kw:
+                        raw = self.resolve(kw[key], funcs, classes)
+                        value = _devices(raw) if key in ("devices", "gpus") else _int(raw)
+                        if value is not None:
+                            where = f"file:{node.lineno} Trainer({key}={value})"
+                            self.trainer[key] = (value, where)
+                sync = kw.get("sync_batchnorm")
+                if isinstance(sync, ast.Constant) and sync.value is True:
+                    self.sync = True
+
+
+def _init_of(cls: ast.ClassDef) -> ast.FunctionDef | None:
+    for n in cls.body:
+        if isinstance(n, ast.FunctionDef) and n.name == "__init__":
+            return n
+    return None
+
+
+def _param_default(fn: ast.FunctionDef | None, name: str, index: ModuleIndex) -> Any:
+    if fn is None:
+        return None
+    a = fn.args
+    params = [*a.posonlyargs, *a.args]
+    offset = len(params) - len(a.defaults)
+    for i, p in enumerate(params):
+        if p.arg == name and i >= offset:
+            value = index.eval(a.defaults[i - offset], {}, None)
+            return None if value is UNKNOWN else value
+    for p, d in zip(a.kwonlyargs, a.kw_defaults, strict=False):
+        if p.arg == name and d is not None:
+            value = index.eval(d, {}, None)
+            return None if value is UNKNOWN else value
+    return None
+
+
+def scan_file(index: ModuleIndex) -> BatchScan:
+    """Batch size, devices, accumulation and SyncBN use, as the analyzed file states them."""
+    s = _Scanner(index)
+    s.visit(index.tree)
+    s.finish()
+    out = BatchScan(sync=s.sync)
+    if s.loaders:
+        _, line, value = max(s.loaders, key=lambda t: (t[0], -t[1]))
+        out.batch = (value, f"file:{line} DataLoader(batch_size={value})")
+    elif s.datamodule_batch is not None and _int(s.datamodule_batch[0]):
+        out.batch = s.datamodule_batch
+    elif "__batch" in s.argparse and _int(s.argparse["__batch"][0]):
+        value, line = s.argparse["__batch"]
+        out.batch = (value, f"file:{line} argparse default {value}")
+    devices = s.trainer.get("devices") or s.trainer.get("gpus")
+    if devices is None and "__devices" in s.argparse:
+        value, line = s.argparse["__devices"]
+        count = _devices(value)
+        if count:
+            devices = (count, f"file:{line} argparse default {value}")
+    nodes = s.trainer.get("num_nodes")
+    if devices is not None and nodes is not None and nodes[0] > 1:
+        devices = (devices[0] * nodes[0], f"{devices[1]} x num_nodes={nodes[0]}")
+    out.devices = devices
+    out.accumulate = s.trainer.get("accumulate_grad_batches")
+    if out.accumulate is None and "__accumulate" in s.argparse:
+        value, line = s.argparse["__accumulate"]
+        if _int(value):
+            out.accumulate = (value, f"file:{line} argparse default {value}")
+    return out
+
+
+def scan_config(path: str) -> BatchScan:
+    """A LightningCLI YAML: ``data.init_args.batch_size`` (or ``data.batch_size``) and
+    ``trainer.devices / num_nodes / accumulate_grad_batches / sync_batchnorm``."""
+    import yaml  # pure Python; only needed when a config is given
+
+    p = Path(path)
+    try:
+        data = yaml.safe_load(p.read_text(encoding="utf-8"))
+    except (FileNotFoundError, IsADirectoryError):
+        raise ValueError(f"config {path} not found; pass an existing LightningCLI YAML") from None
+    except UnicodeDecodeError:
+        raise ValueError(f"config {path} is not UTF-8 text; pass a LightningCLI YAML") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark is not None else ""
+        raise ValueError(
+            f"config {path}{where} is not valid YAML; fix it or drop --config"
+        ) from None
+    out = BatchScan()
+    if not isinstance(data, dict):
+        return out
+    section = data.get("data")
+    if isinstance(section, dict):
+        init = section.get("init_args")
+        init = init if isinstance(init, dict) else section
+        value = _int(init.get("batch_size"))
+        if value is not None:
+            out.batch = (value, f"config:{p.name} data.batch_size={value}")
+    trainer = data.get("trainer")
+    if isinstance(trainer, dict):
+        devices = _devices(trainer.get("devices"))
+        nodes = _int(trainer.get("num_nodes")) or 1
+        if devices is not None:
+            out.devices = (devices * nodes, f"config:{p.name} trainer.devices={devices}")
+        accumulate = _int(trainer.get("accumulate_grad_batches"))
+        if accumulate is not None:
+            out.accumulate = (accumulate, f"config:{p.name} trainer.accumulate_grad_batches")
+        out.sync = trainer.get("sync_batchnorm") is True
+    return out
+
+
+def resolve(options: AnalysisOptions, file: BatchScan, config: BatchScan | None) -> BatchInfo:
+    """Combine the sources field by field: CLI > file > config > default batch size.
+
+    ``source`` names where the batch size came from ("cli", "file:12 DataLoader(...)",
+    "config:...", "default", "unknown"), then where devices/accumulation came from if set.
+    """
+    cfg = config or BatchScan()
+
+    def pick(cli: int | None, *found: Sourced | None) -> tuple[int | None, str]:
+        if cli is not None:
+            return cli, "cli"
+        for item in found:
+            if item is not None:
+                return item[0], item[1]
+        return None, "unknown"
+
+    batch, source = pick(options.batch_size, file.batch, cfg.batch)
+    if batch is None and options.default_batch_size is not None:
+        batch, source = options.default_batch_size, "default"
+    devices, dev_source = pick(options.devices, file.devices, cfg.devices)
+    accumulate, acc_source = pick(options.accumulate, file.accumulate, cfg.accumulate)
+    if devices is not None and dev_source != source:
+        source += f"; devices={devices} from {dev_source}"
+    if accumulate is not None and acc_source != source:
+        source += f"; accumulate={accumulate} from {acc_source}"
+    return BatchInfo(
+        per_device=batch, devices=devices or 1, accumulate=accumulate or 1, source=source
+    )

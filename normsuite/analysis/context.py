@@ -1,0 +1,218 @@
+"""What the rules and the recommender see: per model its layers, the traced data flow, the
+architecture with evidence and the batch; per file the models and file-wide facts.
+
+>>> import ast
+>>> from normsuite.analysis.types import AnalysisOptions
+>>> src = "import torch.nn as nn\\nclass R(nn.Module):\\n def __init__(self):\\n"
+>>> src += "  super().__init__()\\n  self.rnn = nn.LSTM(8, 16, batch_first=True)\\n"
+>>> ctx = build_context(ast.parse(src), src, "m.py", AnalysisOptions())
+>>> ctx.models[0].architecture, ctx.models[0].evidence
+('rnn', ['LSTM'])
+"""
+
+from __future__ import annotations
+
+import ast
+from collections import Counter
+from dataclasses import dataclass, field
+
+from .batch import BatchScan, resolve, scan_config, scan_file
+from .extract import BudgetExceeded, ModuleIndex
+from .ir import ATTENTION_TYPES, CONV_DIMS, RNN_CELLS, RNN_TYPES, Layer
+from .shapes import UNKNOWN_T, Application, FlowTracer
+from .types import AnalysisOptions, BatchInfo
+
+_ATTENTION_NAMES = ("attention", "attn", "mhsa", "selfattn")
+_ATTENTION_CALLS = ("scaled_dot_product_attention", "multi_head_attention_forward")
+
+
+@dataclass
+class ModelContext:
+    """One model of the file (a module class, or a module-level ``nn.Sequential``)."""
+
+    name: str
+    line: int
+    root: Layer  # "Custom" for a class, else the Sequential/backbone itself
+    layers: list[tuple[str, Layer]]  # everything inside, with attribute paths
+    apps: list[Application]  # the traced layer applications, in forward order
+    architecture: str
+    evidence: list[str]
+    batch: BatchInfo
+    fine_tuning: bool  # a pretrained backbone with BatchNorm
+    classifier: bool  # ends in a Linear head / takes num_classes
+    sync: bool  # SyncBatchNorm in use (conversion or Trainer(sync_batchnorm=True))
+
+    def first_app(self, layer: Layer) -> Application | None:
+        for app in self.apps:
+            if app.layer is layer:
+                return app
+        return None
+
+    def norm_layers(self) -> list[tuple[str, Layer]]:
+        """Norm layers (and backbones with norms), each once, in definition order."""
+        seen: set[int] = set()
+        out = []
+        for path, layer in self.layers:
+            if id(layer) in seen:
+                continue
+            seen.add(id(layer))
+            if layer.norm_kind or (layer.backbone and layer.backbone.norm != "none"):
+                out.append((path, layer))
+        return out
+
+
+@dataclass
+class FileContext:
+    path: str
+    source: str
+    index: ModuleIndex
+    options: AnalysisOptions
+    batch: BatchInfo
+    models: list[ModelContext] = field(default_factory=list)
+    partial: bool = False  # the evaluation budget ran out: some facts are missing
+
+
+def infer_architecture(
+    layers: list[tuple[str, Layer]], index: ModuleIndex
+) -> tuple[str, list[str]]:
+    """cnn1d/cnn2d/cnn3d/rnn/transformer/mlp/hybrid/unknown, with the evidence."""
+    seen: set[int] = set()
+    convs: Counter[int] = Counter()
+    kinds: Counter[str] = Counter()
+    evidence: list[str] = []
+    for _, layer in layers:
+        if id(layer) in seen:
+            continue
+        seen.add(id(layer))
+        t = layer.type
+        if t in CONV_DIMS:
+            convs[CONV_DIMS[t]] += 1
+        elif t in RNN_TYPES or t in RNN_CELLS:
+            kinds["rnn"] += 1
+            kinds[t] += 1
+        elif t in ATTENTION_TYPES:
+            kinds["attention"] += 1
+            kinds[t] += 1
+        elif t in ("Linear", "LazyLinear"):
+            kinds["linear"] += 1
+        elif t == "Embedding":
+            kinds["embedding"] += 1
+        elif t == "Backbone" and layer.backbone is not None:
+            b = layer.backbone
+            evidence.append(f"backbone {b.name} ({b.library})")
+            if b.architecture == "transformer":
+                kinds["attention"] += 1
+            else:
+                convs[int(b.architecture[3])] += 10
+        elif t == "Custom" and layer.instance is not None:
+            name = layer.instance.cls.name.lower()
+            if any(n in name for n in _ATTENTION_NAMES) or _calls_attention(layer, index):
+                kinds["attention"] += 1
+                evidence.append(f"attention block {layer.instance.cls.name}")
+    for dim, n in sorted(convs.items()):
+        if n and not any(e.startswith("backbone") for e in evidence):
+            evidence.append(f"{n} x Conv{dim}d")
+    for t in (*sorted(RNN_TYPES), *sorted(RNN_CELLS), *sorted(ATTENTION_TYPES)):
+        if kinds[t]:
+            evidence.append(t if kinds[t] == 1 else f"{kinds[t]} x {t}")
+    conv_total = sum(convs.values())
+    main_dim = max(convs, key=lambda d: convs[d]) if convs else 2
+    rnn, attention = kinds["rnn"] > 0, kinds["attention"] > 0
+    if attention and rnn:
+        return "hybrid", evidence
+    if attention:
+        # A ViT's patch embedding is a single strided conv: still a Transformer.
+        return ("hybrid" if conv_total > 1 else "transformer"), evidence
+    if rnn:
+        return ("hybrid" if conv_total else "rnn"), evidence
+    if conv_total:
+        return f"cnn{main_dim}d", evidence
+    if kinds["linear"]:
+        evidence.append(f"{kinds['linear']} x Linear, no conv/recurrent/attention layers")
+        return "mlp", evidence
+    return "unknown", evidence
+
+
+def _calls_attention(layer: Layer, index: ModuleIndex) -> bool:
+    inst = layer.instance
+    assert inst is not None
+    fn = inst.cls.method("forward")
+    if fn is None:
+        return False
+    for node in ast.walk(fn):
+        if isinstance(node, ast.Attribute) and node.attr in _ATTENTION_CALLS:
+            return True
+    return False
+
+
+def _is_classifier(root: Layer, layers: list[tuple[str, Layer]]) -> bool:
+    if any(layer.type in ("Linear", "LazyLinear", "Backbone") for _, layer in layers):
+        return True
+    if root.instance is not None:
+        init = root.instance.cls.method("__init__")
+        if init is not None:
+            names = {a.arg for a in [*init.args.args, *init.args.kwonlyargs]}
+            return bool(names & {"num_classes", "n_classes", "classes", "num_labels"})
+    return False
+
+
+def _model(
+    name: str, line: int, root: Layer, index: ModuleIndex, batch: BatchInfo, sync: bool
+) -> ModelContext:
+    tracer = FlowTracer(index)
+    if root.instance is not None:
+        tracer.run_instance(root.instance, UNKNOWN_T)
+        tracer.cover_unapplied(root.instance)
+        layers = root.instance.walk()
+    else:
+        tracer.apply(root, UNKNOWN_T)
+        layers = root.walk()
+    arch, evidence = infer_architecture(layers, index)
+    fine_tuning = any(
+        layer.backbone is not None and layer.backbone.pretrained and layer.backbone.norm == "bn"
+        for _, layer in layers
+    )
+    return ModelContext(
+        name=name,
+        line=line,
+        root=root,
+        layers=layers,
+        apps=tracer.apps,
+        architecture=arch,
+        evidence=evidence,
+        batch=batch,
+        fine_tuning=fine_tuning,
+        classifier=_is_classifier(root, layers),
+        sync=sync,
+    )
+
+
+def build_context(
+    tree: ast.Module, source: str, path: str, options: AnalysisOptions
+) -> FileContext:
+    """Extract every model of the file, trace it and attach the batch information."""
+    index = ModuleIndex(tree, source)
+    file_scan = scan_file(index)
+    config: BatchScan | None = scan_config(options.config_path) if options.config_path else None
+    batch = resolve(options, file_scan, config)
+    sync = file_scan.sync or bool(config and config.sync)
+    ctx = FileContext(path, source, index, options, batch)
+    for cls in index.classes.values():
+        if cls.lightning and cls.method("forward") is None and not cls.method("__init__"):
+            continue
+        try:
+            inst = index.instantiate(cls)
+            root = Layer("Custom", cls.node.lineno, cls.node.col_offset, cls.name, instance=inst)
+            ctx.models.append(_model(cls.name, cls.node.lineno, root, index, batch, sync))
+        except BudgetExceeded:
+            ctx.partial = True
+            break
+    # Module-level models: model = nn.Sequential(...) / resnet50(...)
+    for name, value in list(index.env.items()):
+        if isinstance(value, Layer) and value.type in ("Sequential", "Backbone"):
+            try:
+                ctx.models.append(_model(name, value.line, value, index, batch, sync))
+            except BudgetExceeded:
+                ctx.partial = True
+                break
+    return ctx

@@ -1,0 +1,902 @@
+"""Extraction: ``ast`` -> IR. Finds the ``nn.Module`` classes of a file and "instantiates"
+them statically by evaluating their ``__init__`` with a tiny, side-effect free evaluator.
+
+The evaluator knows constants, arithmetic, lists/tuples/dicts, comprehensions, loops over
+known iterables, ``if`` on known conditions, same-file helper functions and methods, layer
+constructors (``nn.Conv2d``...), containers, ``functools.partial``, and torchvision/timm
+model constructors. Whatever it cannot know becomes ``UNKNOWN``; it never guesses.
+
+>>> src = "import torch.nn as nn\\nclass M(nn.Module):\\n def __init__(self, c=8):\\n"
+>>> src += "  super().__init__()\\n  self.bn = nn.BatchNorm2d(c * 2)\\n"
+>>> mod = ModuleIndex(ast.parse(src), src)
+>>> mod.instantiate(mod.classes["M"]).attrs["bn"].num_channels
+16
+"""
+
+from __future__ import annotations
+
+import ast
+import operator
+import re
+from collections.abc import Iterable
+from typing import Any
+
+from .ir import (
+    KNOWN_LAYERS,
+    UNKNOWN,
+    BackboneInfo,
+    ClassInfo,
+    Layer,
+    LayerClass,
+    ModuleInstance,
+)
+
+MAX_STEPS = 200_000  # evaluation budget per file: stops pathological files quickly
+MAX_DEPTH = 24  # call depth for helpers / nested instantiation
+MAX_LOOP = 512  # iterations of one statically unrolled loop
+
+_MODULE_BASES = {
+    "torch.nn.Module",
+    "torch.nn.modules.module.Module",
+    "nn.Module",
+    "Module",
+    "lightning.LightningModule",
+    "lightning.pytorch.LightningModule",
+    "pytorch_lightning.LightningModule",
+    "lightning.pytorch.core.LightningModule",
+    "pytorch_lightning.core.LightningModule",
+    "L.LightningModule",
+    "pl.LightningModule",
+    "LightningModule",
+}
+_CONTAINER_BASES = {"Sequential", "ModuleList", "ModuleDict"}
+_TORCH_NN_PREFIXES = ("torch.nn.", "nn.", "torch.nn.modules.")
+
+_BACKBONE_RE = re.compile(
+    r"^(?P<family>resnet|resnext|wide_resnet|regnet|densenet|vgg|convnext|vit|deit|swin|"
+    r"mobilenet|efficientnet|mnasnet|shufflenet|squeezenet|alexnet|googlenet|inception)"
+    r"(?P<rest>\w*)$"
+)
+_TRANSFORMER_FAMILIES = {"vit", "deit", "swin"}
+_LN_FAMILIES = {"convnext"} | _TRANSFORMER_FAMILIES
+_NO_NORM = {"alexnet", "squeezenet"}
+
+_BINOPS = {
+    ast.Add: operator.add,
+    ast.Sub: operator.sub,
+    ast.Mult: operator.mul,
+    ast.FloorDiv: operator.floordiv,
+    ast.Div: operator.truediv,
+    ast.Mod: operator.mod,
+    ast.Pow: operator.pow,
+}
+_CMPOPS = {
+    ast.Eq: operator.eq,
+    ast.NotEq: operator.ne,
+    ast.Lt: operator.lt,
+    ast.LtE: operator.le,
+    ast.Gt: operator.gt,
+    ast.GtE: operator.ge,
+    ast.Is: operator.is_,
+    ast.IsNot: operator.is_not,
+    ast.In: lambda a, b: a in b,
+    ast.NotIn: lambda a, b: a not in b,
+}
+_CONST_TYPES = (int, float, str, bool, type(None))
+_SIMPLE_BUILTINS = {
+    "len": len,
+    "min": min,
+    "max": max,
+    "int": int,
+    "float": float,
+    "abs": abs,
+    "round": round,
+    "sum": sum,
+    "bool": bool,
+    "str": str,
+}
+
+
+class BudgetExceeded(Exception):
+    """The file needs more evaluation than the budget allows; results stay partial."""
+
+
+class _Return(Exception):
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+
+def backbone_info(name: str, library: str, kwargs: dict[str, Any]) -> BackboneInfo | None:
+    """Known torchvision/timm model functions: family, architecture and norm.
+
+    >>> backbone_info("resnet50", "torchvision", {}).norm
+    'bn'
+    >>> backbone_info("vgg16", "torchvision", {}).norm
+    'none'
+    """
+    short = name.split("/")[-1].split(".")[0].lower()
+    m = _BACKBONE_RE.match(short)
+    if not m:
+        return None
+    family = m.group("family")
+    if family == "vgg":
+        norm = "bn" if short.endswith("_bn") else "none"
+    elif family in _NO_NORM:
+        norm = "none"
+    elif family in _LN_FAMILIES:
+        norm = "ln"
+    else:
+        norm = "bn"
+    norm_layer = kwargs.get("norm_layer")
+    if isinstance(norm_layer, LayerClass):
+        from .ir import NORM_KINDS
+
+        norm = NORM_KINDS.get(norm_layer.type, norm)
+    weights = kwargs.get("weights", kwargs.get("pretrained"))
+    pretrained = weights is not None and weights is not False and weights != "None"
+    if weights is UNKNOWN:
+        pretrained = True  # weights=ResNet50_Weights.DEFAULT and friends
+    arch = "transformer" if family in _TRANSFORMER_FAMILIES else "cnn2d"
+    return BackboneInfo(short, library, family, arch, norm, pretrained)
+
+
+class ModuleIndex:
+    """Everything the file defines at module level, and the evaluator over it."""
+
+    def __init__(self, tree: ast.Module, source: str) -> None:
+        self.tree = tree
+        self.source = source
+        self.imports: dict[str, str] = {}  # local name -> dotted origin
+        self.functions: dict[str, ast.FunctionDef] = {}
+        self.class_nodes: dict[str, ast.ClassDef] = {}
+        self.classes: dict[str, ClassInfo] = {}  # nn.Module subclasses only
+        self.env: dict[str, Any] = {}  # module-level constants and objects
+        self.steps = 0
+        self._cache: dict[tuple[str, str], ModuleInstance] = {}
+        self._depth = 0
+        self._collect()
+
+    # ------------------------------------------------------------------ module level
+    def _collect(self) -> None:
+        for node in ast.walk(self.tree):
+            if isinstance(node, ast.Import):
+                for alias in node.names:
+                    if alias.asname:
+                        self.imports[alias.asname] = alias.name
+                    else:
+                        top = alias.name.split(".")[0]
+                        self.imports[top] = top
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                for alias in node.names:
+                    self.imports[alias.asname or alias.name] = f"{node.module}.{alias.name}"
+        for node in self.tree.body:
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                self.functions[node.name] = node  # type: ignore[assignment]
+            elif isinstance(node, ast.ClassDef):
+                self.class_nodes[node.name] = node
+        for name in self.class_nodes:
+            self._class_info(name, set())
+        for node in self.tree.body:
+            if isinstance(node, (ast.Assign, ast.AnnAssign)):
+                try:
+                    self._exec_stmt(node, self.env, None)
+                except (BudgetExceeded, _Return):
+                    break
+                except Exception:
+                    continue
+
+    def qualname(self, node: ast.AST) -> str | None:
+        """Dotted name of ``node`` with import aliases resolved (``nn.Conv2d`` -> torch.nn...)."""
+        if isinstance(node, ast.Name):
+            return self.imports.get(node.id, node.id)
+        if isinstance(node, ast.Attribute):
+            base = self.qualname(node.value)
+            return f"{base}.{node.attr}" if base else None
+        return None
+
+    def _class_info(self, name: str, seen: set[str]) -> ClassInfo | None:
+        if name in self.classes:
+            return self.classes[name]
+        node = self.class_nodes.get(name)
+        if node is None or name in seen:
+            return None
+        seen.add(name)
+        bases = [q for q in (self.qualname(b) for b in node.bases) if q]
+        parent = None
+        is_module = False
+        lightning = False
+        base_type = None
+        for base in bases:
+            last = base.split(".")[-1]
+            if base in self.class_nodes and base != name:
+                info = self._class_info(base, seen)
+                if info is not None:
+                    parent, is_module = info, True
+                    lightning = lightning or info.lightning
+                    base_type = base_type or info.base_type
+            elif base in _MODULE_BASES or (
+                last in ("Module", "LightningModule") and _is_torchish(base)
+            ):
+                is_module = True
+                lightning = lightning or last == "LightningModule"
+            elif last in _CONTAINER_BASES and _is_torchish(base):
+                is_module, base_type = True, last
+        if not is_module:
+            return None
+        methods = {
+            n.name: n for n in node.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))
+        }
+        info = ClassInfo(name, node, bases, methods, parent, lightning, base_type)  # type: ignore[arg-type]
+        self.classes[name] = info
+        return info
+
+    # ------------------------------------------------------------------ instantiation
+    def instantiate(
+        self, cls: ClassInfo, args: tuple[Any, ...] = (), kwargs: dict[str, Any] | None = None
+    ) -> ModuleInstance:
+        """Evaluate ``cls.__init__(*args, **kwargs)`` statically (cached per arguments)."""
+        kwargs = kwargs or {}
+        key = (cls.name, repr((args, sorted(kwargs.items(), key=lambda kv: kv[0]))))
+        cached = self._cache.get(key)
+        if cached is not None:
+            return cached
+        inst = ModuleInstance(cls)
+        self._cache[key] = inst  # before running: a recursive class sees itself, not a loop
+        init = cls.method("__init__")
+        if init is not None and self._depth < MAX_DEPTH:
+            owner = _owner_of(cls, "__init__")
+            self._call_function(init, (inst, *args), kwargs, inst, owner)
+        return inst
+
+    def _call_function(
+        self,
+        fn: ast.FunctionDef,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        inst: ModuleInstance | None,
+        owner: ClassInfo | None = None,
+    ) -> Any:
+        if self._depth >= MAX_DEPTH:
+            return UNKNOWN
+        env = self._bind(fn, args, kwargs)
+        env["__class__"] = owner
+        self._depth += 1
+        try:
+            self._exec_body(fn.body, env, inst)
+        except _Return as ret:
+            return ret.value
+        finally:
+            self._depth -= 1
+        return None
+
+    def _bind(self, fn: ast.FunctionDef, args: tuple[Any, ...], kwargs: dict[str, Any]):
+        a = fn.args
+        params = [*a.posonlyargs, *a.args]
+        env: dict[str, Any] = {}
+        defaults = [self.eval(d, self.env, None) for d in a.defaults]
+        first_default = len(params) - len(defaults)
+        for i, p in enumerate(params):
+            if i < len(args):
+                env[p.arg] = args[i]
+            elif p.arg in kwargs:
+                env[p.arg] = kwargs[p.arg]
+            elif i >= first_default:
+                env[p.arg] = defaults[i - first_default]
+            else:
+                env[p.arg] = UNKNOWN
+        for p, d in zip(a.kwonlyargs, a.kw_defaults, strict=False):
+            if p.arg in kwargs:
+                env[p.arg] = kwargs[p.arg]
+            else:
+                env[p.arg] = self.eval(d, self.env, None) if d is not None else UNKNOWN
+        if a.vararg:
+            env[a.vararg.arg] = tuple(args[len(params) :]) if len(args) > len(params) else ()
+        if a.kwarg:
+            names = {p.arg for p in params} | {p.arg for p in a.kwonlyargs}
+            env[a.kwarg.arg] = {k: v for k, v in kwargs.items() if k not in names}
+        return env
+
+    # ------------------------------------------------------------------ statements
+    def _exec_body(self, body: list[ast.stmt], env: dict[str, Any], inst: Any) -> None:
+        for stmt in body:
+            self._exec_stmt(stmt, env, inst)
+
+    def _tick(self) -> None:
+        self.steps += 1
+        if self.steps > MAX_STEPS:
+            raise BudgetExceeded
+
+    def _exec_stmt(self, stmt: ast.stmt, env: dict[str, Any], inst: Any) -> None:
+        self._tick()
+        if isinstance(stmt, ast.Assign):
+            value = self.eval(stmt.value, env, inst)
+            for target in stmt.targets:
+                self._assign(target, value, env, inst)
+        elif isinstance(stmt, ast.AnnAssign) and stmt.value is not None:
+            self._assign(stmt.target, self.eval(stmt.value, env, inst), env, inst)
+        elif isinstance(stmt, ast.AugAssign):
+            cur = self.eval(stmt.target, env, inst)
+            rhs = self.eval(stmt.value, env, inst)
+            self._assign(stmt.target, _binop(type(stmt.op), cur, rhs), env, inst)
+        elif isinstance(stmt, ast.Expr):
+            if isinstance(stmt.value, ast.Call):
+                self.eval(stmt.value, env, inst)
+        elif isinstance(stmt, ast.Return):
+            raise _Return(self.eval(stmt.value, env, inst) if stmt.value else None)
+        elif isinstance(stmt, ast.If):
+            test = self.eval(stmt.test, env, inst)
+            if test is UNKNOWN:
+                # Unknown condition: take the main branch, let the else branch only add
+                # names the main branch left unset (no guessing which one runs).
+                before = set(env)
+                self._exec_body(stmt.body, env, inst)
+                other = dict(env)
+                set_in_body = set(env) - before
+                try:
+                    self._exec_body(stmt.orelse, other, inst)
+                finally:
+                    for k, v in other.items():
+                        if k not in env and k not in set_in_body:
+                            env[k] = v
+            elif test:
+                self._exec_body(stmt.body, env, inst)
+            else:
+                self._exec_body(stmt.orelse, env, inst)
+        elif isinstance(stmt, (ast.For, ast.AsyncFor)):
+            items = self._iterate(self.eval(stmt.iter, env, inst))
+            if items is None:
+                return
+            for item in items:
+                self._assign(stmt.target, item, env, inst)
+                self._exec_body(stmt.body, env, inst)
+        elif isinstance(stmt, (ast.With, ast.AsyncWith, ast.Try)):
+            self._exec_body(stmt.body, env, inst)
+        elif isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            env[stmt.name] = _LocalFunction(stmt)  # type: ignore[arg-type]
+
+    def _assign(self, target: ast.expr, value: Any, env: dict[str, Any], inst: Any) -> None:
+        if isinstance(target, ast.Name):
+            env[target.id] = value
+        elif isinstance(target, ast.Attribute):
+            is_self = isinstance(target.value, ast.Name) and target.value.id == "self"
+            if is_self and isinstance(inst, ModuleInstance):
+                inst.attrs.pop(target.attr, None)  # keep assignment order of the last set
+                inst.attrs[target.attr] = value
+        elif isinstance(target, (ast.Tuple, ast.List)):
+            values = value if isinstance(value, (tuple, list)) else None
+            if values is not None and len(values) != len(target.elts):
+                values = None
+            for i, elt in enumerate(target.elts):
+                self._assign(elt, values[i] if values is not None else UNKNOWN, env, inst)
+        elif isinstance(target, ast.Subscript):
+            container = self.eval(target.value, env, inst)
+            key = self.eval(target.slice, env, inst)
+            if isinstance(container, dict) and _hashable(key):
+                container[key] = value
+            elif (
+                isinstance(container, Layer)
+                and container.type == "ModuleDict"
+                and isinstance(value, Layer)
+                and isinstance(key, str)
+            ):
+                container.children.append(value)
+                container.child_names.append(key)
+
+    def _iterate(self, value: Any) -> list[Any] | None:
+        if isinstance(value, (list, tuple, range, str, dict)):
+            items = list(value)
+        elif isinstance(value, Layer) and value.type in ("ModuleList", "Sequential"):
+            items = list(value.children)
+        else:
+            return None
+        return items if len(items) <= MAX_LOOP else None
+
+    # ------------------------------------------------------------------ expressions
+    def eval(self, node: ast.expr | None, env: dict[str, Any], inst: Any) -> Any:
+        """Evaluate ``node``; anything not statically known is ``UNKNOWN``."""
+        if node is None:
+            return None
+        self._tick()
+        try:
+            return self._eval(node, env, inst)
+        except (BudgetExceeded, _Return, RecursionError):
+            raise
+        except Exception:
+            return UNKNOWN
+
+    def _eval(self, node: ast.expr, env: dict[str, Any], inst: Any) -> Any:
+        if isinstance(node, ast.Constant):
+            return node.value
+        if isinstance(node, ast.Name):
+            if node.id in env:
+                return env[node.id]
+            if node.id in self.env:
+                return self.env[node.id]
+            return self._global(node)
+        if isinstance(node, ast.Attribute):
+            if isinstance(node.value, ast.Name) and node.value.id == "self":
+                if isinstance(inst, ModuleInstance):
+                    return inst.attrs.get(node.attr, UNKNOWN)
+                return UNKNOWN
+            base = self.eval(node.value, env, inst)
+            if isinstance(base, Layer) and base.instance is not None:
+                return base.instance.attrs.get(node.attr, UNKNOWN)
+            if base is UNKNOWN or base is None:
+                return self._global(node)
+            return UNKNOWN
+        if isinstance(node, ast.BinOp):
+            return _binop(
+                type(node.op), self.eval(node.left, env, inst), self.eval(node.right, env, inst)
+            )
+        if isinstance(node, ast.UnaryOp):
+            v = self.eval(node.operand, env, inst)
+            if v is UNKNOWN:
+                return UNKNOWN
+            if isinstance(node.op, ast.USub) and isinstance(v, (int, float)):
+                return -v
+            if isinstance(node.op, ast.Not):
+                return not v
+            return UNKNOWN
+        if isinstance(node, (ast.List, ast.Tuple)):
+            out: list[Any] = []
+            for elt in node.elts:
+                if isinstance(elt, ast.Starred):
+                    inner = self._iterate(self.eval(elt.value, env, inst))
+                    if inner is None:
+                        return UNKNOWN
+                    out.extend(inner)
+                else:
+                    out.append(self.eval(elt, env, inst))
+            return out if isinstance(node, ast.List) else tuple(out)
+        if isinstance(node, ast.Dict):
+            d: dict[Any, Any] = {}
+            for k, v in zip(node.keys, node.values, strict=False):
+                if k is None:
+                    inner = self.eval(v, env, inst)
+                    if isinstance(inner, dict):
+                        d.update(inner)
+                    continue
+                key = self.eval(k, env, inst)
+                if _hashable(key):
+                    d[key] = self.eval(v, env, inst)
+            return d
+        if isinstance(node, ast.Compare):
+            left = self.eval(node.left, env, inst)
+            for op, comp in zip(node.ops, node.comparators, strict=False):
+                right = self.eval(comp, env, inst)
+                if left is UNKNOWN or right is UNKNOWN or type(op) not in _CMPOPS:
+                    return UNKNOWN
+                if not _CMPOPS[type(op)](left, right):
+                    return False
+                left = right
+            return True
+        if isinstance(node, ast.BoolOp):
+            values = [self.eval(v, env, inst) for v in node.values]
+            if any(v is UNKNOWN for v in values):
+                return UNKNOWN
+            if isinstance(node.op, ast.And):
+                return all(values)
+            return next((v for v in values if v), values[-1])
+        if isinstance(node, ast.IfExp):
+            test = self.eval(node.test, env, inst)
+            if test is UNKNOWN:
+                return UNKNOWN
+            return self.eval(node.body if test else node.orelse, env, inst)
+        if isinstance(node, ast.Subscript):
+            base = self.eval(node.value, env, inst)
+            key = self.eval(node.slice, env, inst)
+            if key is UNKNOWN or base is UNKNOWN:
+                return UNKNOWN
+            if isinstance(base, Layer):
+                if isinstance(key, int) and base.children:
+                    return base.children[key]
+                if isinstance(key, str) and key in base.child_names:
+                    return base.children[base.child_names.index(key)]
+                return UNKNOWN
+            if isinstance(base, (list, tuple, dict, str)):
+                return base[key]
+            return UNKNOWN
+        if isinstance(node, ast.Slice):
+            parts = [self.eval(p, env, inst) for p in (node.lower, node.upper, node.step)]
+            return UNKNOWN if any(p is UNKNOWN for p in parts) else slice(*parts)
+        if isinstance(node, (ast.ListComp, ast.GeneratorExp, ast.SetComp)):
+            items = self._comprehension(node.generators, [node.elt], env, inst)
+            if items is None:
+                return UNKNOWN
+            return [i[0] for i in items]
+        if isinstance(node, ast.DictComp):
+            items = self._comprehension(node.generators, [node.key, node.value], env, inst)
+            if items is None:
+                return UNKNOWN
+            return {k: v for k, v in items if _hashable(k)}
+        if isinstance(node, ast.JoinedStr):
+            return UNKNOWN
+        if isinstance(node, ast.Call):
+            return self._call(node, env, inst)
+        if isinstance(node, ast.Lambda):
+            return _LocalLambda(node)
+        return UNKNOWN
+
+    def _comprehension(
+        self, gens: list[ast.comprehension], elts: list[ast.expr], env: dict[str, Any], inst: Any
+    ) -> list[list[Any]] | None:
+        results: list[list[Any]] = []
+
+        def run(i: int, scope: dict[str, Any]) -> bool:
+            if i == len(gens):
+                results.append([self.eval(e, scope, inst) for e in elts])
+                return len(results) <= MAX_LOOP
+            items = self._iterate(self.eval(gens[i].iter, scope, inst))
+            if items is None:
+                return False
+            for item in items:
+                inner = dict(scope)
+                self._assign(gens[i].target, item, inner, inst)
+                conds = [self.eval(c, inner, inst) for c in gens[i].ifs]
+                if any(c is UNKNOWN for c in conds):
+                    return False
+                if all(conds) and not run(i + 1, inner):
+                    return False
+            return True
+
+        return results if run(0, dict(env)) else None
+
+    def _global(self, node: ast.expr) -> Any:
+        """A name that is not a local: a layer class, a file class/function, or unknown."""
+        qual = self.qualname(node)
+        if qual is None:
+            return UNKNOWN
+        layer_type = layer_type_of(qual)
+        if layer_type is not None:
+            return LayerClass(layer_type)
+        if qual in self.classes:
+            return self.classes[qual]
+        if qual in self.functions:
+            return self.functions[qual]
+        return UNKNOWN
+
+    # ------------------------------------------------------------------ calls
+    def _call(self, node: ast.Call, env: dict[str, Any], inst: Any) -> Any:
+        func = node.func
+        # Methods on values: list.append, self.add_module, super().__init__...
+        if isinstance(func, ast.Attribute):
+            handled, value = self._method_call(node, func, env, inst)
+            if handled:
+                return value
+        args, kwargs = self._args(node, env, inst)
+        if args is None:
+            return UNKNOWN
+        callee = self.eval(func, env, inst)
+        qual = self.qualname(func) or ""
+        return self._apply(callee, qual, args, kwargs, node, inst)
+
+    def _args(self, node: ast.Call, env: dict[str, Any], inst: Any):
+        args: list[Any] = []
+        for a in node.args:
+            if isinstance(a, ast.Starred):
+                inner = self._iterate(self.eval(a.value, env, inst))
+                if inner is None:
+                    return None, None
+                args.extend(inner)
+            else:
+                args.append(self.eval(a, env, inst))
+        kwargs: dict[str, Any] = {}
+        for kw in node.keywords:
+            if kw.arg is None:
+                inner = self.eval(kw.value, env, inst)
+                if isinstance(inner, dict):
+                    kwargs.update({str(k): v for k, v in inner.items()})
+            else:
+                kwargs[kw.arg] = self.eval(kw.value, env, inst)
+        return tuple(args), kwargs
+
+    def _apply(
+        self,
+        callee: Any,
+        qual: str,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        node: ast.Call,
+        inst: Any,
+    ) -> Any:
+        if isinstance(callee, LayerClass):
+            merged = {**dict(callee.kwargs), **kwargs}
+            return self._make_layer(callee.type, (*callee.args, *args), merged, node)
+        if isinstance(callee, ClassInfo):
+            if self._depth >= MAX_DEPTH:
+                return self._layer("Custom", node)
+            layer = self._layer("Custom", node, args, kwargs)
+            layer.instance = self.instantiate(callee, args, kwargs)
+            return layer
+        if isinstance(callee, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            return self._call_function(callee, args, kwargs, None)  # type: ignore[arg-type]
+        if isinstance(callee, _LocalFunction):
+            return self._call_function(callee.node, args, kwargs, inst)
+        if isinstance(callee, _BoundMethod):
+            owner = _owner_of(callee.inst.cls, callee.node.name)
+            return self._call_function(
+                callee.node, (callee.inst, *args), kwargs, callee.inst, owner
+            )
+        last = qual.split(".")[-1]
+        if last == "partial" and args and isinstance(args[0], LayerClass):
+            base = args[0]
+            return LayerClass(
+                base.type, (*base.args, *args[1:]), (*base.kwargs, *sorted(kwargs.items()))
+            )
+        if last == "create_model" and args and isinstance(args[0], str):
+            info = backbone_info(args[0], "timm", kwargs)
+            if info is not None:
+                return self._layer("Backbone", node, args, kwargs, backbone=info)
+        if _is_model_function(qual):
+            info = backbone_info(last, qual.split(".")[0], kwargs)
+            if info is not None:
+                return self._layer("Backbone", node, args, kwargs, backbone=info)
+        return _builtin(last if "." not in qual else qual, args, kwargs)
+
+    def _method_call(
+        self, node: ast.Call, func: ast.Attribute, env: dict[str, Any], inst: Any
+    ) -> tuple[bool, Any]:
+        attr = func.attr
+        owner = func.value
+        # super().__init__(...) / Parent.__init__(self, ...): run the parent's __init__.
+        if attr == "__init__":
+            parent = self._super_target(owner, env)
+            args, kwargs = self._args(node, env, inst)
+            if isinstance(owner, ast.Name) and args:
+                args = args[1:]  # Parent.__init__(self, ...)
+            if parent is not None and isinstance(inst, ModuleInstance) and args is not None:
+                init = parent.method("__init__")
+                if init is not None:
+                    self._call_function(
+                        init, (inst, *args), kwargs or {}, inst, _owner_of(parent, "__init__")
+                    )
+            elif isinstance(inst, ModuleInstance) and args and inst.cls.base_type == "Sequential":
+                inst.seq_children = [a for a in args if isinstance(a, Layer)]
+            return True, None
+        if isinstance(owner, ast.Name) and owner.id == "self" and isinstance(inst, ModuleInstance):
+            if attr in ("add_module", "register_module"):
+                args, _ = self._args(node, env, inst)
+                if args and len(args) == 2 and isinstance(args[1], Layer):
+                    inst.attrs[str(args[0])] = _named(args[1], str(args[0]))
+                return True, None
+            fn = inst.cls.method(attr)
+            if fn is not None:
+                args, kwargs = self._args(node, env, inst)
+                if args is None:
+                    return True, UNKNOWN
+                owner_cls = _owner_of(inst.cls, attr)
+                return True, self._call_function(fn, (inst, *args), kwargs, inst, owner_cls)
+            return False, None
+        if attr in ("append", "extend", "insert", "update") and not _looks_global(owner, self):
+            target = self.eval(owner, env, inst)
+            args, kwargs = self._args(node, env, inst)
+            if args is None:
+                return True, None
+            if isinstance(target, list):
+                if attr == "append" and len(args) == 1:
+                    target.append(args[0])
+                elif attr == "extend" and len(args) == 1:
+                    more = self._iterate(args[0])
+                    if more is not None:
+                        target.extend(more)
+                elif attr == "insert" and len(args) == 2 and isinstance(args[0], int):
+                    target.insert(args[0], args[1])
+            elif isinstance(target, dict) and attr == "update" and args:
+                if isinstance(args[0], dict):
+                    target.update(args[0])
+            elif isinstance(target, Layer) and target.type in ("ModuleList", "Sequential"):
+                new = [args[0]] if attr == "append" and args else self._iterate(args[0]) or []
+                for layer in new:
+                    if isinstance(layer, Layer):
+                        target.child_names.append(str(len(target.children)))
+                        target.children.append(layer)
+            return True, None
+        if attr in ("keys", "values", "items") and not node.args:
+            target = self.eval(owner, env, inst)
+            if isinstance(target, dict):
+                return True, list(getattr(target, attr)())
+            if isinstance(target, Layer) and target.type == "ModuleDict":
+                pairs = list(zip(target.child_names, target.children, strict=False))
+                if attr == "keys":
+                    return True, [k for k, _ in pairs]
+                if attr == "values":
+                    return True, [v for _, v in pairs]
+                return True, [tuple(p) for p in pairs]
+        return False, None
+
+    def _super_target(self, owner: ast.expr, env: dict[str, Any]) -> ClassInfo | None:
+        cls = env.get("__class__")
+        if isinstance(owner, ast.Call) and isinstance(owner.func, ast.Name):
+            if owner.func.id == "super" and isinstance(cls, ClassInfo):
+                return cls.parent
+            return None
+        if isinstance(owner, ast.Name) and owner.id in self.classes:
+            return self.classes[owner.id]
+        return None
+
+    def _layer(
+        self,
+        type_: str,
+        node: ast.Call,
+        args: tuple[Any, ...] = (),
+        kwargs: dict[str, Any] | None = None,
+        backbone: BackboneInfo | None = None,
+    ) -> Layer:
+        code = ast.get_source_segment(self.source, node) or ""
+        if len(code) > 200 or "\n" in code:
+            code = " ".join(code.split())[:200]
+        return Layer(
+            type=type_,
+            line=node.lineno,
+            col=node.col_offset,
+            code=code,
+            args=args,
+            kwargs=dict(kwargs or {}),
+            backbone=backbone,
+            end_line=node.end_lineno,
+            end_col=node.end_col_offset,
+        )
+
+    def _make_layer(
+        self, type_: str, args: tuple[Any, ...], kwargs: dict[str, Any], node: ast.Call
+    ) -> Layer:
+        layer = self._layer(type_, node, args, kwargs)
+        if type_ == "Sequential":
+            if len(args) == 1 and isinstance(args[0], dict):  # OrderedDict([...])
+                for name, child in args[0].items():
+                    if isinstance(child, Layer):
+                        layer.children.append(child)
+                        layer.child_names.append(str(name))
+            else:
+                for i, child in enumerate(args):
+                    if isinstance(child, Layer):
+                        layer.children.append(child)
+                        layer.child_names.append(str(i))
+        elif type_ == "ModuleList" and args:
+            for i, child in enumerate(self._iterate(args[0]) or []):
+                if isinstance(child, Layer):
+                    layer.children.append(child)
+                    layer.child_names.append(str(i))
+        elif type_ == "ModuleDict" and args:
+            items = args[0].items() if isinstance(args[0], dict) else args[0]
+            for pair in items if isinstance(items, Iterable) else ():
+                if (
+                    isinstance(pair, (list, tuple))
+                    and len(pair) == 2
+                    and isinstance(pair[1], Layer)
+                ):
+                    layer.children.append(pair[1])
+                    layer.child_names.append(str(pair[0]))
+        elif type_ in ("TransformerEncoder", "TransformerDecoder"):
+            inner = layer.arg("encoder_layer" if type_ == "TransformerEncoder" else "decoder_layer")
+            if isinstance(inner, Layer):
+                layer.children.append(inner)
+                layer.child_names.append("layers.0")
+        return layer
+
+
+class _LocalFunction:
+    """A function defined inside another function (a nested helper)."""
+
+    def __init__(self, node: ast.FunctionDef) -> None:
+        self.node = node
+
+
+class _LocalLambda:
+    def __init__(self, node: ast.Lambda) -> None:
+        self.node = node
+
+
+class _BoundMethod:
+    def __init__(self, inst: ModuleInstance, node: ast.FunctionDef) -> None:
+        self.inst = inst
+        self.node = node
+
+
+def _owner_of(cls: ClassInfo, method: str) -> ClassInfo | None:
+    """The class in the chain that defines ``method`` (for ``super()`` inside it)."""
+    c: ClassInfo | None = cls
+    while c is not None:
+        if method in c.methods:
+            return c
+        c = c.parent
+    return None
+
+
+def _named(value: Any, name: str) -> Any:
+    return value
+
+
+def _hashable(value: Any) -> bool:
+    try:
+        hash(value)
+    except TypeError:
+        return False
+    return value is not UNKNOWN
+
+
+def _is_torchish(qual: str) -> bool:
+    return qual.startswith(("torch.", "nn.", "lightning", "pytorch_lightning", "L.", "pl.")) or (
+        "." not in qual
+    )
+
+
+def _looks_global(owner: ast.expr, index: ModuleIndex) -> bool:
+    return isinstance(owner, ast.Name) and owner.id in index.imports
+
+
+def layer_type_of(qual: str) -> str | None:
+    """``torch.nn.Conv2d`` -> ``Conv2d`` for layers the analyzer knows; else None.
+
+    >>> layer_type_of("torch.nn.BatchNorm2d"), layer_type_of("torchvision.ops.FrozenBatchNorm2d")
+    ('BatchNorm2d', 'FrozenBatchNorm2d')
+    """
+    last = qual.split(".")[-1]
+    if last not in KNOWN_LAYERS:
+        return None
+    if qual == last or qual.startswith(_TORCH_NN_PREFIXES):
+        return last
+    vendored = ("FrozenBatchNorm2d", "LayerNorm2d", "DropPath", "RMSNorm", "LayerNorm")
+    if last in vendored and qual.startswith(("torchvision.", "timm.")):
+        return last
+    return None
+
+
+def _is_model_function(qual: str) -> bool:
+    return qual.startswith(("torchvision.models", "timm.models", "timm.")) or (
+        "." in qual and qual.split(".")[0] in ("models", "tvm", "torchvision")
+    )
+
+
+def _binop(op: type, left: Any, right: Any) -> Any:
+    if left is UNKNOWN or right is UNKNOWN or op not in _BINOPS:
+        return UNKNOWN
+    if op is ast.Add and isinstance(left, list) and isinstance(right, list):
+        return left + right
+    if op is ast.Add and isinstance(left, tuple) and isinstance(right, tuple):
+        return left + right
+    if isinstance(left, (int, float)) and isinstance(right, (int, float)):
+        if op is ast.Pow and abs(right) > 64:
+            return UNKNOWN
+        return _BINOPS[op](left, right)
+    if op is ast.Mult and isinstance(left, list) and isinstance(right, int) and right <= MAX_LOOP:
+        return left * right
+    return UNKNOWN
+
+
+def _builtin(name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    """The few pure builtins the evaluator runs on constant arguments."""
+    if any(a is UNKNOWN for a in args):
+        return UNKNOWN
+    if name == "range" and all(isinstance(a, int) for a in args) and 1 <= len(args) <= 3:
+        r = range(*args)
+        return r if len(r) <= MAX_LOOP else UNKNOWN
+    plain = all(isinstance(a, (*_CONST_TYPES, list, tuple, range)) for a in args)
+    if name in _SIMPLE_BUILTINS and args and plain:
+        return _SIMPLE_BUILTINS[name](*args)
+    if name in ("list", "tuple", "enumerate", "zip", "reversed", "sorted"):
+        seqs = [list(a) if isinstance(a, (list, tuple, range, dict)) else None for a in args]
+        if any(s is None for s in seqs):
+            return UNKNOWN
+        if name == "list":
+            return list(seqs[0]) if seqs else []
+        if name == "tuple":
+            return tuple(seqs[0]) if seqs else ()
+        if name == "enumerate" and seqs:
+            return list(enumerate(seqs[0], kwargs.get("start", args[1] if len(args) > 1 else 0)))
+        if name == "zip":
+            return [tuple(t) for t in zip(*seqs, strict=False)]
+        if name == "reversed" and seqs:
+            return list(reversed(seqs[0]))
+        if name == "sorted" and seqs:
+            return sorted(seqs[0])
+    if name in ("OrderedDict", "collections.OrderedDict", "dict"):
+        if not args:
+            return dict(kwargs)
+        if isinstance(args[0], dict):
+            return dict(args[0])
+        if isinstance(args[0], (list, tuple)):
+            pairs = args[0]
+            if all(isinstance(p, (list, tuple)) and len(p) == 2 for p in pairs):
+                return {k: v for k, v in pairs if _hashable(k)}
+    return UNKNOWN

@@ -1,0 +1,103 @@
+"""Rules on BatchNorm and the batch it sees: NRM005 (batch 1), NRM006 (batch < 16),
+NRM008 (several devices, small per-device batch, no SyncBN)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from normsuite.advice import BN_MIN_BATCH
+
+from ..context import FileContext, ModelContext
+from ..ir import Layer
+from ..recommend import advice_for, site_architecture, suggest_layer
+from ..types import Finding
+from . import finding, rule
+
+
+def _bn_sites(ctx: FileContext) -> Iterator[tuple[ModelContext, Layer]]:
+    """Plain BatchNorm layers (and backbones built with BN) of models with a known batch."""
+    seen: set[int] = set()
+    for model in ctx.models:
+        if model.batch.per_device is None or model.sync:
+            continue
+        for _, layer in model.norm_layers():
+            is_bn = layer.norm_kind == "bn" or (
+                layer.backbone is not None and layer.backbone.norm == "bn"
+            )
+            if is_bn and id(layer) not in seen:
+                seen.add(id(layer))
+                yield model, layer
+
+
+def _fix(model: ModelContext, layer: Layer) -> str:
+    advice = advice_for(model, site_architecture(model, layer), layer.num_channels)
+    norm = advice.norm if advice.norm not in ("bn", "syncbn") else "gn"
+    return suggest_layer(norm, layer, model)
+
+
+def _batch_text(model: ModelContext) -> str:
+    b = model.batch
+    return f"per-device batch {b.per_device} ({b.source})"
+
+
+@rule("NRM005")
+def batch_norm_batch_one(ctx: FileContext) -> Iterator[Finding]:
+    for model, layer in _bn_sites(ctx):
+        if model.batch.per_device != 1:
+            continue
+        yield finding(
+            "NRM005",
+            layer,
+            f"`{layer.code}` is trained with {_batch_text(model)}: PyTorch raises 'Expected "
+            f"more than 1 value per channel when training' (B8). Use {_fix(model, layer)}, "
+            f"with weight standardization for micro-batches (B9).",
+            model.name,
+        )
+
+
+def _small(model: ModelContext) -> bool:
+    b = model.batch.per_device
+    return b is not None and 1 < b < BN_MIN_BATCH
+
+
+@rule("NRM006")
+def batch_norm_small_batch(ctx: FileContext) -> Iterator[Finding]:
+    for model, layer in _bn_sites(ctx):
+        b = model.batch
+        if not _small(model) or (b.devices > 1 and b.per_device * b.devices >= BN_MIN_BATCH):
+            continue  # several devices with a large global batch: NRM008 says SyncBN
+        accum = (
+            f"; accumulation ({b.accumulate}) does not enlarge the batch BN sees"
+            if b.accumulate > 1
+            else ""
+        )
+        frozen = (
+            " (fine-tuning a pretrained backbone: FrozenBatchNorm, B10)"
+            if (model.fine_tuning)
+            else ""
+        )
+        yield finding(
+            "NRM006",
+            layer,
+            f"`{layer.code}` sees a {_batch_text(model)}{accum}: ResNet-50 error with BN rises "
+            f"to 24.8% / 27.3% / 34.7% at batch 8 / 4 / 2 while GN stays at ~24.1% (B2). "
+            f"Use {_fix(model, layer)}{frozen}.",
+            model.name,
+        )
+
+
+@rule("NRM008")
+def batch_norm_without_sync(ctx: FileContext) -> Iterator[Finding]:
+    for model, layer in _bn_sites(ctx):
+        b = model.batch
+        if b.devices <= 1 or not _small(model) or b.per_device * b.devices < BN_MIN_BATCH:
+            continue
+        yield finding(
+            "NRM008",
+            layer,
+            f"`{layer.code}` normalizes each device's {b.per_device} samples separately on "
+            f"{b.devices} devices ({b.source}): convert with nn.SyncBatchNorm."
+            f"convert_sync_batchnorm(model) or Trainer(sync_batchnorm=True) for the global "
+            f"batch of {b.per_device * b.devices}, or use {_fix(model, layer)} (B3).",
+            model.name,
+        )

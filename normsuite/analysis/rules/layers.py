@@ -1,0 +1,212 @@
+"""Rules on single layers and on what flows into them: NRM001-NRM004, NRM009, NRM011, NRM012."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from normsuite.advice import MIN_CHANNELS_PER_GROUP, default_groups
+
+from ..context import FileContext, ModelContext
+from ..ir import Layer
+from ..shapes import Application
+from ..types import Finding
+from . import finding, rule
+
+_SHAPES = {3: "(N, C, L)", 4: "(N, C, H, W)", 5: "(N, C, D, H, W)"}
+_LAST_DIM = {3: "L", 4: "W", 5: "W"}
+_CHANNEL_FIRST = frozenset(
+    {
+        "BatchNorm1d",
+        "BatchNorm2d",
+        "BatchNorm3d",
+        "SyncBatchNorm",
+        "FrozenBatchNorm2d",
+        "InstanceNorm1d",
+        "InstanceNorm2d",
+        "InstanceNorm3d",
+        "GroupNorm",
+        "LayerNorm2d",
+    }
+)
+
+
+def _unique_layers(ctx: FileContext) -> Iterator[tuple[ModelContext, Layer]]:
+    seen: set[int] = set()
+    for model in ctx.models:
+        for _, layer in model.layers:
+            if id(layer) not in seen:
+                seen.add(id(layer))
+                yield model, layer
+
+
+def _apps(ctx: FileContext) -> Iterator[tuple[ModelContext, Application]]:
+    for model in ctx.models:
+        for app in model.apps:
+            yield model, app
+
+
+@rule("NRM001")
+def bias_before_batch_norm(ctx: FileContext) -> Iterator[Finding]:
+    """A conv/linear with bias whose output goes straight into BN or IN."""
+    for model, app in _apps(ctx):
+        producer = app.inp.producer
+        if producer is None or app.layer.norm_kind not in ("bn", "syncbn", "in"):
+            continue
+        if producer.has_bias is not True:
+            continue
+        yield finding(
+            "NRM001",
+            producer,
+            f"`{producer.code}` feeds `{app.layer.code}`, whose mean subtraction cancels the "
+            f"bias (BN paper s3.2): pass bias=False to the {producer.type}.",
+            model.name,
+        )
+
+
+@rule("NRM002")
+def ln_on_conv_feature_map(ctx: FileContext) -> Iterator[Finding]:
+    """nn.LayerNorm(C) / nn.RMSNorm(C) on a channels-first conv feature map."""
+    for model, app in _apps(ctx):
+        layer, t = app.layer, app.inp
+        if layer.type not in ("LayerNorm", "RMSNorm") or t.kind != "map":
+            continue
+        shape = layer.arg("normalized_shape")
+        if isinstance(shape, (list, tuple)):
+            if len(shape) != 1:
+                continue
+            shape = shape[0]
+        if not isinstance(shape, int) or t.rank is None or t.rank < 3 or t.last is not False:
+            continue
+        if t.cdim != 1:
+            continue
+        dims = _SHAPES.get(t.rank, "(N, C, ...)")
+        name = layer.type
+        gn = f"nn.GroupNorm({default_groups(shape)}, {shape})"
+        yield finding(
+            "NRM002",
+            layer,
+            f"nn.{name}({shape}) is applied to a {dims} conv feature map: it normalizes the "
+            f"last dim ({_LAST_DIM.get(t.rank, 'last')}), not the {shape} channels, and fails "
+            f"unless that dim happens to be {shape}. For a CNN use {gn} or BatchNorm (B5); "
+            f'for channel LayerNorm permute to channels-last around it or use build_norm("ln", '
+            f"{shape}).",
+            model.name,
+        )
+
+
+@rule("NRM003")
+def group_norm_indivisible(ctx: FileContext) -> Iterator[Finding]:
+    """GroupNorm(G, C) with C % G != 0."""
+    for model, layer in _unique_layers(ctx):
+        if layer.type != "GroupNorm":
+            continue
+        g, c = layer.arg("num_groups"), layer.num_channels
+        if not isinstance(g, int) or not isinstance(c, int) or g < 1 or c % g == 0:
+            continue
+        yield finding(
+            "NRM003",
+            layer,
+            f"GroupNorm({g}, {c}): {c} channels do not split into {g} groups (PyTorch raises "
+            f"'num_channels must be divisible by num_groups'); use nn.GroupNorm("
+            f"{default_groups(c)}, {c}).",
+            model.name,
+        )
+
+
+def _groups_with_four(c: int) -> int:
+    """The largest G dividing C with >= 4 channels per group (1 if none)."""
+    for g in range(min(32, c), 0, -1):
+        if c % g == 0 and c // g >= MIN_CHANNELS_PER_GROUP:
+            return g
+    return 1
+
+
+@rule("NRM004")
+def group_norm_too_few_channels(ctx: FileContext) -> Iterator[Finding]:
+    """GroupNorm with < 4 channels per group, except the paper's G = 32 and G == C."""
+    for model, layer in _unique_layers(ctx):
+        if layer.type != "GroupNorm":
+            continue
+        g, c = layer.arg("num_groups"), layer.num_channels
+        if not isinstance(g, int) or not isinstance(c, int) or g < 1 or c % g:
+            continue
+        per_group = c // g
+        if per_group >= MIN_CHANNELS_PER_GROUP or g == 32 or g == c:
+            continue
+        better = _groups_with_four(c)
+        yield finding(
+            "NRM004",
+            layer,
+            f"GroupNorm({g}, {c}) has {per_group} channel(s) per group; below 4 GN drifts "
+            f"towards InstanceNorm (GN paper Table 3: 2 per group 25.6%, 4 per group 24.8%, "
+            f"G=32 24.1% error). Use nn.GroupNorm({better}, {c}) or the paper's G=32.",
+            model.name,
+        )
+
+
+@rule("NRM009")
+def batch_norm_momentum_inverted(ctx: FileContext) -> Iterator[Finding]:
+    """BN momentum > 0.5: a TensorFlow/Keras momentum pasted into PyTorch."""
+    for model, layer in _unique_layers(ctx):
+        if layer.norm_kind not in ("bn", "syncbn", "in"):
+            continue
+        m = layer.arg("momentum")
+        if isinstance(m, bool) or not isinstance(m, (int, float)) or m <= 0.5:
+            continue
+        yield finding(
+            "NRM009",
+            layer,
+            f"momentum={m} keeps only {1 - m:.2g} of each new batch in the running statistics: "
+            f"PyTorch momentum is 1 - Keras/TF momentum. Use momentum={round(1 - m, 4)} "
+            f"(or the default 0.1).",
+            model.name,
+        )
+
+
+@rule("NRM011")
+def norm_channel_mismatch(ctx: FileContext) -> Iterator[Finding]:
+    """A norm's channel count differs from what the previous layer produces."""
+    for model, app in _apps(ctx):
+        layer, t = app.layer, app.inp
+        expected = layer.num_channels
+        if expected is None or t.channels is None or t.rank is None:
+            continue
+        if layer.type in _CHANNEL_FIRST:
+            if t.cdim != 1 or (t.rank == 3 and t.kind == "seq"):
+                continue
+        elif layer.type in ("LayerNorm", "RMSNorm"):
+            if t.last is not True:
+                continue
+        else:
+            continue
+        if expected == t.channels:
+            continue
+        name = layer.type
+        fixed = layer.code.replace(str(expected), str(t.channels), 1)
+        yield finding(
+            "NRM011",
+            layer,
+            f"{name}({expected}) receives {t.channels} channels from the previous layer; "
+            f"use {fixed if fixed != layer.code else f'{name}({t.channels})'}.",
+            model.name,
+        )
+
+
+@rule("NRM012")
+def batch_norm_1d_on_sequence(ctx: FileContext) -> Iterator[Finding]:
+    """BatchNorm1d on (N, L, C): it normalizes dim 1 (L), not C."""
+    for model, app in _apps(ctx):
+        layer, t = app.layer, app.inp
+        if layer.type not in ("BatchNorm1d", "InstanceNorm1d", "LazyBatchNorm1d"):
+            continue
+        if t.rank != 3 or t.last is not True:
+            continue
+        c = layer.num_channels or t.channels or "C"
+        yield finding(
+            "NRM012",
+            layer,
+            f"{layer.type}({c}) is applied to an (N, L, C) tensor with channels last, but it "
+            f"normalizes dim 1: use x.transpose(1, 2) before and after it, or nn.LayerNorm({c}) "
+            f"for sequences (B6, B7).",
+            model.name,
+        )

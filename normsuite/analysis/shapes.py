@@ -1,0 +1,737 @@
+"""Data flow through ``forward()``: static tracking of tensor rank, channel dim and channels.
+
+The tracer walks ``forward`` of a statically instantiated model, applies each layer to an
+abstract tensor :class:`T` and records every layer application with its input. Unknown
+stays unknown (``None`` fields): the rules only speak when the tracker knows.
+
+>>> import ast
+>>> from normsuite.analysis.extract import ModuleIndex
+>>> src = '''
+... import torch.nn as nn
+... class M(nn.Module):
+...     def __init__(self):
+...         super().__init__()
+...         self.conv = nn.Conv2d(3, 64, 3)
+...         self.ln = nn.LayerNorm(64)
+...     def forward(self, x):
+...         return self.ln(self.conv(x))
+... '''
+>>> index = ModuleIndex(ast.parse(src), src)
+>>> tracer = FlowTracer(index)
+>>> _ = tracer.run_instance(index.instantiate(index.classes["M"]), T())
+>>> app = tracer.apps[-1]
+>>> app.layer.type, app.inp.rank, app.inp.cdim, app.inp.kind
+('LayerNorm', 4, 1, 'map')
+"""
+
+from __future__ import annotations
+
+import ast
+from dataclasses import dataclass, replace
+from typing import Any
+
+from .extract import MAX_DEPTH, BudgetExceeded, ModuleIndex
+from .ir import (
+    ATTENTION_TYPES,
+    CONV_DIMS,
+    NORM_KINDS,
+    RNN_CELLS,
+    RNN_TYPES,
+    SHAPE_KEEPING,
+    UNKNOWN,
+    Layer,
+    ModuleInstance,
+)
+
+# Functions that keep the shape of their first argument (torch.*, F.*, tensor methods).
+_PASSTHROUGH = frozenset(
+    {
+        "relu",
+        "relu_",
+        "relu6",
+        "gelu",
+        "silu",
+        "mish",
+        "sigmoid",
+        "tanh",
+        "leaky_relu",
+        "elu",
+        "selu",
+        "hardswish",
+        "hardsigmoid",
+        "softplus",
+        "dropout",
+        "dropout1d",
+        "dropout2d",
+        "dropout3d",
+        "max_pool1d",
+        "max_pool2d",
+        "max_pool3d",
+        "avg_pool1d",
+        "avg_pool2d",
+        "avg_pool3d",
+        "interpolate",
+        "upsample",
+        "pad",
+        "contiguous",
+        "clone",
+        "detach",
+        "float",
+        "half",
+        "bfloat16",
+        "double",
+        "to",
+        "cuda",
+        "cpu",
+        "type_as",
+        "abs",
+        "exp",
+        "clamp",
+        "neg",
+        "mul",
+        "add",
+        "sub",
+        "div",
+        "drop_path",
+    }
+)
+_ADAPTIVE_POOL = frozenset(
+    {
+        "adaptive_avg_pool1d",
+        "adaptive_avg_pool2d",
+        "adaptive_avg_pool3d",
+        "adaptive_max_pool1d",
+        "adaptive_max_pool2d",
+        "adaptive_max_pool3d",
+    }
+)
+_REDUCE = frozenset({"mean", "sum", "amax", "amin", "max", "min", "std", "var", "logsumexp"})
+
+
+@dataclass(frozen=True)
+class T:
+    """An abstract tensor. ``cdim`` is the channel dimension (>= 0 when ``rank`` is known,
+    -1 for "the last one" when it is not); ``kind`` is "map" (conv feature map), "seq"
+    (tokens / time steps, channels last) or "feat" ((N, C) features)."""
+
+    rank: int | None = None
+    cdim: int | None = None
+    channels: int | None = None
+    kind: str | None = None
+    producer: Layer | None = None  # the layer that produced it with nothing in between
+    rnn: bool = False  # derived from an RNN's output / hidden state
+    pooled: bool = False  # spatial dims are all 1 (after AdaptiveAvgPool(1))
+
+    @property
+    def last(self) -> bool | None:
+        """Whether the channels are the last dimension (None: unknown)."""
+        if self.cdim is None:
+            return None
+        if self.cdim == -1:
+            return True
+        if self.rank is None:
+            return None
+        return self.cdim == self.rank - 1
+
+    def plain(self) -> T:
+        """The same tensor with no direct producer (after an activation, an add...)."""
+        return replace(self, producer=None) if self.producer is not None else self
+
+
+UNKNOWN_T = T()
+
+
+@dataclass(frozen=True)
+class Application:
+    """One call of a layer in the data flow, with the abstract input and output."""
+
+    layer: Layer
+    inp: T
+    out: T
+    path: str  # attribute path within the traced model, when known ("" otherwise)
+    in_attention_block: bool = False  # the owning class holds attention layers
+
+
+def _norm_dims(dims: list[int], rank: int) -> list[int] | None:
+    out = []
+    for d in dims:
+        if not isinstance(d, int) or isinstance(d, bool):
+            return None
+        d = d + rank if d < 0 else d
+        if not 0 <= d < rank:
+            return None
+        out.append(d)
+    return out
+
+
+def _cdim(t: T) -> int | None:
+    """The channel dim as a non-negative index, when rank and cdim are both known."""
+    if t.cdim is None or t.rank is None:
+        return None
+    return t.rank - 1 if t.cdim == -1 else t.cdim
+
+
+class FlowTracer:
+    """Interprets ``forward`` methods over abstract tensors and records applications."""
+
+    def __init__(self, index: ModuleIndex) -> None:
+        self.index = index
+        self.apps: list[Application] = []
+        self.applied: set[int] = set()
+        self._stack: list[int] = []
+        self._paths: dict[int, str] = {}
+        self._attention_owner = False
+
+    # ------------------------------------------------------------------ entry points
+    def run_instance(self, inst: ModuleInstance, x: T, prefix: str = "") -> Any:
+        """Trace ``inst.forward(x)``; returns the abstract output (or UNKNOWN)."""
+        if id(inst) in self._stack or len(self._stack) >= MAX_DEPTH:
+            return UNKNOWN_T
+        for name, layer in inst.walk(prefix):
+            self._paths.setdefault(id(layer), name)
+        fn = inst.cls.method("forward")
+        if fn is None:
+            if inst.seq_children:
+                return self._fold(inst.seq_children, x)
+            return UNKNOWN_T
+        params = [*fn.args.posonlyargs, *fn.args.args][1:]
+        env: dict[str, Any] = {p.arg: UNKNOWN for p in params}
+        if params:
+            env[params[0].arg] = x
+        if fn.args.vararg:
+            env[fn.args.vararg.arg] = (x,)
+        saved = self._attention_owner
+        self._attention_owner = _holds_attention(inst)
+        self._stack.append(id(inst))
+        try:
+            return self._exec(fn.body, env, inst)
+        except _FlowReturn as ret:
+            return ret.value
+        finally:
+            self._stack.pop()
+            self._attention_owner = saved
+
+    def cover_unapplied(self, inst: ModuleInstance) -> None:
+        """Trace containers and sub-models that ``forward`` did not reach (unknown input).
+
+        Sequentials carry their order in their construction, so their inner checks
+        (bias before BN, channel counts) hold even when ``forward`` is opaque.
+        """
+        for _, layer in inst.walk():
+            if id(layer) in self.applied:
+                continue
+            if layer.type == "Sequential" or layer.type == "Custom":
+                self.apply(layer, UNKNOWN_T)
+
+    # ------------------------------------------------------------------ layers
+    def apply(self, layer: Layer, x: Any) -> Any:
+        """Apply ``layer`` to the abstract value ``x``; record norms, convs and linears."""
+        self.index._tick()
+        t = x if isinstance(x, T) else UNKNOWN_T
+        self.applied.add(id(layer))
+        out = self._apply(layer, t)
+        out_t = out if isinstance(out, T) else out[0] if isinstance(out, tuple) else UNKNOWN_T
+        if not isinstance(out_t, T):
+            out_t = UNKNOWN_T
+        if layer.type not in ("Sequential", "Custom"):
+            path = self._paths.get(id(layer), "")
+            self.apps.append(Application(layer, t, out_t, path, self._attention_owner))
+        return out
+
+    def _fold(self, layers: list[Layer], x: Any) -> Any:
+        for child in layers:
+            x = self.apply(child, x)
+        return x
+
+    def _apply(self, layer: Layer, t: T) -> Any:
+        kind = layer.type
+        if kind == "Sequential":
+            return self._fold(layer.children, t)
+        if kind == "Custom":
+            if layer.instance is None:
+                return UNKNOWN_T
+            return self.run_instance(layer.instance, t, self._paths.get(id(layer), ""))
+        if kind == "Backbone":
+            num_classes = layer.kwargs.get("num_classes")
+            ch = num_classes if isinstance(num_classes, int) and num_classes > 0 else None
+            return T(rank=2, cdim=1, channels=ch, kind="feat")
+        if kind in CONV_DIMS:
+            d = CONV_DIMS[kind]
+            producer = layer if layer.has_bias else None
+            return T(rank=d + 2, cdim=1, channels=layer.out_channels, kind="map", producer=producer)
+        if kind in NORM_KINDS:
+            return t.plain()
+        if kind in ("Linear", "LazyLinear"):
+            cdim = t.rank - 1 if t.rank is not None else -1
+            k = "feat" if t.rank == 2 else ("seq" if t.rank == 3 or t.kind == "seq" else None)
+            producer = layer if layer.has_bias else None
+            return T(t.rank, cdim, layer.out_channels, k, producer, t.rnn)
+        if kind in RNN_TYPES:
+            seq = T(rank=3, cdim=2, channels=layer.out_channels, kind="seq", rnn=True)
+            return (seq, T(rnn=True))
+        if kind in RNN_CELLS:
+            h = T(rank=2, cdim=1, channels=layer.out_channels, kind="feat", rnn=True)
+            return (h, h) if kind == "LSTMCell" else h
+        if kind == "Embedding":
+            rank = t.rank + 1 if t.rank is not None else None
+            return T(rank, rank - 1 if rank else -1, layer.out_channels, "seq")
+        if kind in ATTENTION_TYPES:
+            dim = layer.arg("embed_dim") if kind == "MultiheadAttention" else layer.arg("d_model")
+            if kind in ("TransformerEncoder", "TransformerDecoder") and layer.children:
+                dim = layer.children[0].arg("d_model")
+            ch = dim if isinstance(dim, int) else None
+            out = T(t.rank, t.rank - 1 if t.rank else -1, ch, "seq")
+            return (out, UNKNOWN_T) if kind == "MultiheadAttention" else out
+        if kind == "Flatten":
+            start = layer.arg("start_dim", 1)
+            end = layer.arg("end_dim", -1)
+            return _flatten(t, start, end)
+        if kind.startswith("Adaptive"):
+            size = layer.arg("output_size")
+            ones = size == 1 or (isinstance(size, (list, tuple)) and all(s == 1 for s in size))
+            return replace(t.plain(), pooled=bool(ones))
+        if kind in SHAPE_KEEPING:
+            return t if kind == "Identity" else t.plain()
+        return UNKNOWN_T
+
+    # ------------------------------------------------------------------ statements
+    def _exec(self, body: list[ast.stmt], env: dict[str, Any], inst: ModuleInstance) -> Any:
+        for stmt in body:
+            self.index._tick()
+            if isinstance(stmt, ast.Assign):
+                value = self._eval(stmt.value, env, inst)
+                for target in stmt.targets:
+                    _bind(target, value, env)
+            elif isinstance(stmt, ast.AnnAssign) and stmt.value is not None:
+                _bind(stmt.target, self._eval(stmt.value, env, inst), env)
+            elif isinstance(stmt, ast.AugAssign):
+                if isinstance(stmt.target, ast.Name):
+                    left = env.get(stmt.target.id, UNKNOWN)
+                    right = self._eval(stmt.value, env, inst)
+                    env[stmt.target.id] = _merge_binop(stmt.op, left, right)
+            elif isinstance(stmt, ast.Return):
+                raise _FlowReturn(self._eval(stmt.value, env, inst) if stmt.value else None)
+            elif isinstance(stmt, ast.If):
+                self._exec_if(stmt, env, inst)
+            elif isinstance(stmt, (ast.For, ast.AsyncFor)):
+                self._exec_for(stmt, env, inst)
+            elif isinstance(stmt, (ast.With, ast.AsyncWith, ast.Try)):
+                self._exec(stmt.body, env, inst)
+            elif isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Call):
+                self._eval(stmt.value, env, inst)
+        return None
+
+    def _exec_if(self, stmt: ast.If, env: dict[str, Any], inst: ModuleInstance) -> None:
+        test = self.index.eval(stmt.test, {k: v for k, v in env.items() if not _abstract(v)}, inst)
+        if test is not UNKNOWN and not _abstract(test):
+            self._exec(stmt.body if test else stmt.orelse, env, inst)
+            return
+        # Unknown condition: trace both branches (both are real code); keep a name only
+        # where the branches agree, so nothing downstream rests on a guess.
+        other = dict(env)
+        returned: list[Any] = []
+        for body, scope in ((stmt.body, env), (stmt.orelse, other)):
+            try:
+                self._exec(body, scope, inst)
+            except _FlowReturn as ret:
+                returned.append(ret.value)
+                scope["__returned__"] = True
+        main_returned = env.pop("__returned__", False)
+        else_returned = other.pop("__returned__", False)
+        if main_returned and else_returned:
+            raise _FlowReturn(returned[0] if len(set(map(repr, returned))) == 1 else UNKNOWN_T)
+        if main_returned:  # only the else branch falls through
+            env.clear()
+            env.update(other)
+            return
+        if else_returned:
+            return
+        for k in set(env) | set(other):
+            a, b = env.get(k, UNKNOWN), other.get(k, UNKNOWN)
+            if a is not b and a != b:
+                env[k] = UNKNOWN_T if isinstance(a, T) or isinstance(b, T) else UNKNOWN
+
+    def _exec_for(self, stmt: ast.For | ast.AsyncFor, env: dict[str, Any], inst: Any) -> None:
+        items = self._iter(stmt.iter, env, inst)
+        if items is None:
+            # An unknown loop may change anything it assigns: forget those names.
+            for node in ast.walk(stmt):
+                if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+                    env[node.id] = UNKNOWN_T
+            return
+        for item in items:
+            _bind(stmt.target, item, env)
+            self._exec(stmt.body, env, inst)
+
+    def _iter(self, node: ast.expr, env: dict[str, Any], inst: Any) -> list[Any] | None:
+        call = node if isinstance(node, ast.Call) else None
+        func = call.func if call is not None else None
+        wrapped = isinstance(func, ast.Name) and func.id in ("enumerate", "zip", "reversed")
+        if call is not None and wrapped and call.args:
+            assert isinstance(func, ast.Name)
+            seqs = [self._iter(a, env, inst) for a in call.args]
+            if any(s is None for s in seqs):
+                return None
+            if func.id == "enumerate":
+                return list(enumerate(seqs[0]))  # type: ignore[arg-type]
+            if func.id == "reversed":
+                return list(reversed(seqs[0]))  # type: ignore[arg-type]
+            return [tuple(t) for t in zip(*seqs, strict=False)]  # type: ignore[misc]
+        is_view = isinstance(func, ast.Attribute) and func.attr in ("values", "children", "items")
+        if call is not None and is_view and not call.args:
+            assert isinstance(func, ast.Attribute)
+            base = self._eval(func.value, env, inst)
+            if isinstance(base, Layer) and base.children:
+                if func.attr == "items":
+                    return list(zip(base.child_names, base.children, strict=False))
+                return list(base.children)
+        value = self._eval(node, env, inst)
+        if isinstance(value, Layer) and value.type in ("ModuleList", "Sequential", "ModuleDict"):
+            if value.type == "ModuleDict":
+                return list(value.child_names)
+            return list(value.children)
+        if isinstance(value, (list, tuple, range)):
+            return list(value)
+        return None
+
+    # ------------------------------------------------------------------ expressions
+    def _eval(self, node: ast.expr | None, env: dict[str, Any], inst: ModuleInstance) -> Any:
+        if node is None:
+            return None
+        if isinstance(node, ast.Name):
+            if node.id in env:
+                return env[node.id]
+            return self.index.env.get(node.id, UNKNOWN)
+        if isinstance(node, ast.Attribute):
+            if isinstance(node.value, ast.Name) and node.value.id == "self":
+                return inst.attrs.get(node.attr, UNKNOWN)
+            base = self._eval(node.value, env, inst)
+            if isinstance(base, Layer) and base.instance is not None:
+                return base.instance.attrs.get(node.attr, UNKNOWN)
+            if isinstance(base, T) and node.attr in ("T", "mT"):
+                return UNKNOWN_T
+            return UNKNOWN
+        if isinstance(node, ast.Call):
+            return self._call(node, env, inst)
+        if isinstance(node, ast.BinOp):
+            left = self._eval(node.left, env, inst)
+            right = self._eval(node.right, env, inst)
+            if isinstance(node.op, ast.MatMult):
+                return UNKNOWN_T
+            return _merge_binop(node.op, left, right)
+        if isinstance(node, ast.Tuple):
+            return tuple(self._eval(e, env, inst) for e in node.elts)
+        if isinstance(node, ast.List):
+            return [self._eval(e, env, inst) for e in node.elts]
+        if isinstance(node, ast.Subscript):
+            base = self._eval(node.value, env, inst)
+            if isinstance(base, (tuple, list)):
+                key = self.index.eval(node.slice, {}, None)
+                if isinstance(key, int) and -len(base) <= key < len(base):
+                    return base[key]
+                return UNKNOWN
+            if isinstance(base, Layer) and base.children:
+                key = self.index.eval(node.slice, {}, None)
+                if isinstance(key, int) and -len(base.children) <= key < len(base.children):
+                    return base.children[key]
+                if isinstance(key, str) and key in base.child_names:
+                    return base.children[base.child_names.index(key)]
+                return UNKNOWN
+            if isinstance(base, T):
+                return UNKNOWN_T  # indexing a tensor: shape depends on the index
+            return UNKNOWN
+        if isinstance(node, ast.Constant):
+            return node.value
+        if isinstance(node, ast.UnaryOp):
+            v = self._eval(node.operand, env, inst)
+            return v if isinstance(v, T) else UNKNOWN
+        return UNKNOWN
+
+    def _call(self, node: ast.Call, env: dict[str, Any], inst: ModuleInstance) -> Any:
+        func = node.func
+        # self.layer(x), blk(x), self.blocks[i](x)
+        callee = self._eval(func, env, inst) if not _is_method_on_value(func) else UNKNOWN
+        if isinstance(callee, Layer):
+            x = self._eval(node.args[0], env, inst) if node.args else UNKNOWN_T
+            return self.apply(callee, x)
+        if isinstance(func, ast.Attribute):
+            # self.helper(x): a method of the model.
+            if isinstance(func.value, ast.Name) and func.value.id == "self":
+                fn = inst.cls.method(func.attr)
+                if fn is not None and func.attr != "forward":
+                    return self._call_method(fn, node, env, inst)
+                return UNKNOWN
+            qual = self.index.qualname(func) or ""
+            if qual.startswith(("torch.", "F.", "einops.")) or qual.split(".")[0] in (
+                self.index.imports
+            ):
+                return self._function(qual.split(".")[-1], node, env, inst)
+            base = self._eval(func.value, env, inst)
+            if isinstance(base, T):
+                return self._tensor_method(base, func.attr, node, env, inst)
+            return UNKNOWN
+        if isinstance(func, ast.Name):
+            qual = self.index.qualname(func) or func.id
+            if func.id in self.index.functions and func.id not in env:
+                return UNKNOWN  # a same-file helper on tensors: opaque (no guessing)
+            return self._function(qual.split(".")[-1], node, env, inst)
+        return UNKNOWN
+
+    def _call_method(
+        self, fn: ast.FunctionDef, node: ast.Call, env: dict[str, Any], inst: ModuleInstance
+    ) -> Any:
+        if len(self._stack) >= MAX_DEPTH or fn.name in getattr(self, "_methods", ()):
+            return UNKNOWN
+        params = [*fn.args.posonlyargs, *fn.args.args][1:]
+        scope: dict[str, Any] = {p.arg: UNKNOWN for p in params}
+        for p, a in zip(params, node.args, strict=False):
+            scope[p.arg] = self._eval(a, env, inst)
+        for kw in node.keywords:
+            if kw.arg in scope:
+                scope[kw.arg] = self._eval(kw.value, env, inst)
+        self._methods = (*getattr(self, "_methods", ()), fn.name)
+        self._stack.append(id(fn))
+        try:
+            self._exec(fn.body, scope, inst)
+        except _FlowReturn as ret:
+            return ret.value
+        finally:
+            self._stack.pop()
+            self._methods = self._methods[:-1]
+        return None
+
+    def _args(self, node: ast.Call, env: dict[str, Any], inst: Any) -> list[Any]:
+        return [self._eval(a, env, inst) for a in node.args]
+
+    def _const(self, node: ast.expr | None, env: dict[str, Any]) -> Any:
+        if node is None:
+            return UNKNOWN
+        return self.index.eval(node, {k: v for k, v in env.items() if not _abstract(v)}, None)
+
+    def _function(self, name: str, node: ast.Call, env: dict[str, Any], inst: Any) -> Any:
+        """torch.* / F.* / einops functions applied to abstract tensors."""
+        if not node.args:
+            return UNKNOWN
+        x = self._eval(node.args[0], env, inst)
+        kw = {k.arg: k.value for k in node.keywords if k.arg}
+        if name in _PASSTHROUGH:
+            return x.plain() if isinstance(x, T) else UNKNOWN
+        if name in _ADAPTIVE_POOL and isinstance(x, T):
+            size = self._const(node.args[1] if len(node.args) > 1 else kw.get("output_size"), env)
+            ones = size == 1 or (isinstance(size, (list, tuple)) and all(s == 1 for s in size))
+            return replace(x.plain(), pooled=bool(ones))
+        if name == "flatten" and isinstance(x, T):
+            start = self._const(node.args[1], env) if len(node.args) > 1 else None
+            start = self._const(kw.get("start_dim"), env) if "start_dim" in kw else start
+            end = self._const(node.args[2], env) if len(node.args) > 2 else -1
+            return _flatten(x, 0 if start is None else start, end)
+        if name in ("permute", "transpose", "swapaxes", "movedim", "unsqueeze", "squeeze"):
+            if isinstance(x, T):
+                consts = [self._const(a, env) for a in node.args[1:]]
+                return _reshape_op(x, name, consts)
+            return UNKNOWN
+        if name == "cat" and isinstance(x, list):
+            return _cat(x, self._const(node.args[1] if len(node.args) > 1 else kw.get("dim"), env))
+        if name == "rearrange" and isinstance(x, T) and len(node.args) > 1:
+            pattern = self._const(node.args[1], env)
+            return _rearrange(x, pattern) if isinstance(pattern, str) else UNKNOWN_T
+        if isinstance(x, T):
+            return UNKNOWN_T
+        return UNKNOWN
+
+    def _tensor_method(
+        self, x: T, name: str, node: ast.Call, env: dict[str, Any], inst: Any
+    ) -> Any:
+        if name in _PASSTHROUGH:
+            return x.plain()
+        consts = [self._const(a, env) for a in node.args]
+        kw = {k.arg: self._const(k.value, env) for k in node.keywords if k.arg}
+        if name in ("permute", "transpose", "swapaxes", "movedim", "unsqueeze", "squeeze"):
+            if len(consts) == 1 and isinstance(consts[0], (list, tuple)) and name == "permute":
+                consts = list(consts[0])
+            if not consts and "dim" in kw:
+                consts = [kw["dim"]]
+            return _reshape_op(x, name, consts)
+        if name == "flatten":
+            start = consts[0] if consts else kw.get("start_dim", 0)
+            end = consts[1] if len(consts) > 1 else kw.get("end_dim", -1)
+            return _flatten(x, start, end)
+        if name in ("view", "reshape"):
+            return _view(x, consts)
+        if name in _REDUCE:
+            dims = consts[0] if consts else kw.get("dim", UNKNOWN)
+            keep = kw.get("keepdim", consts[1] if len(consts) > 1 else False)
+            return _reduce(x, dims, keep)
+        if name in ("size", "dim", "numel"):
+            return UNKNOWN
+        return UNKNOWN_T
+
+
+class _FlowReturn(Exception):
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+
+def _abstract(value: Any) -> bool:
+    return isinstance(value, (T, Layer)) or (
+        isinstance(value, (tuple, list)) and any(_abstract(v) for v in value)
+    )
+
+
+def _is_method_on_value(func: ast.expr) -> bool:
+    """``x.permute(...)``: a method call on a local value, not a layer lookup."""
+    return (
+        isinstance(func, ast.Attribute)
+        and not (isinstance(func.value, ast.Name) and func.value.id == "self")
+        and not isinstance(func.value, (ast.Subscript, ast.Attribute))
+    )
+
+
+def _holds_attention(inst: ModuleInstance) -> bool:
+    return any(layer.type in ATTENTION_TYPES for _, layer in inst.layers())
+
+
+def _bind(target: ast.expr, value: Any, env: dict[str, Any]) -> None:
+    if isinstance(target, ast.Name):
+        env[target.id] = value
+    elif isinstance(target, (ast.Tuple, ast.List)):
+        seq = value if isinstance(value, (tuple, list)) else None
+        if seq is not None and len(seq) != len(target.elts):
+            seq = None
+        for i, elt in enumerate(target.elts):
+            _bind(elt, seq[i] if seq is not None else UNKNOWN_T, env)
+
+
+def _merge_binop(op: ast.operator, left: Any, right: Any) -> Any:
+    """``x + residual``, ``x * scale``: keep what is known about the tensor operand."""
+    if isinstance(op, ast.MatMult):
+        return UNKNOWN_T
+    if isinstance(left, T) and isinstance(right, T):
+        if left.rank is not None and right.rank is not None and left.rank != right.rank:
+            return UNKNOWN_T
+        if left.rank is not None and left.cdim is not None:
+            return left.plain()
+        return right.plain()
+    if isinstance(left, T):
+        return left.plain()
+    if isinstance(right, T):
+        return right.plain()
+    return UNKNOWN
+
+
+def _flatten(t: T, start: Any, end: Any) -> T:
+    if t.rank is None or not isinstance(start, int) or not isinstance(end, int):
+        return UNKNOWN_T
+    s = start + t.rank if start < 0 else start
+    e = end + t.rank if end < 0 else end
+    if not 0 <= s <= e < t.rank:
+        return UNKNOWN_T
+    rank = t.rank - (e - s)
+    c = _cdim(t)
+    if c is None:
+        return T(rank=rank)
+    if c < s:
+        return replace(t.plain(), rank=rank, cdim=c, kind="feat" if rank == 2 else t.kind)
+    if c > e:
+        return replace(t.plain(), rank=rank, cdim=c - (e - s))
+    if t.pooled and s == c:  # (N, C, 1, 1) -> (N, C)
+        return T(rank=rank, cdim=s, channels=t.channels, kind="feat" if rank == 2 else None)
+    return T(rank=rank, cdim=s if rank == 2 else None, kind="feat" if rank == 2 else None)
+
+
+def _reshape_op(t: T, name: str, consts: list[Any]) -> T:
+    if t.rank is None:
+        return UNKNOWN_T
+    c = _cdim(t)
+    base = t.plain()
+    if name == "permute":
+        dims = _norm_dims(consts, t.rank)
+        if dims is None or sorted(dims) != list(range(t.rank)):
+            return UNKNOWN_T
+        return replace(base, cdim=dims.index(c) if c is not None else None)
+    if name in ("transpose", "swapaxes", "movedim"):
+        dims = _norm_dims(consts[:2], t.rank)
+        if dims is None or len(dims) != 2:
+            return UNKNOWN_T
+        a, b = dims
+        if c is None:
+            return base
+        if name == "movedim":
+            order = list(range(t.rank))
+            order.insert(b, order.pop(a))
+            return replace(base, cdim=order.index(c))
+        return replace(base, cdim=b if c == a else a if c == b else c)
+    if name == "unsqueeze":
+        dims = _norm_dims(consts[:1], t.rank + 1)
+        if not dims:
+            return UNKNOWN_T
+        (d,) = dims
+        return replace(base, rank=t.rank + 1, cdim=None if c is None else c + (d <= c))
+    if name == "squeeze":
+        dims = _norm_dims(consts[:1], t.rank) if consts else None
+        if not dims or c is None or dims[0] == c:
+            return UNKNOWN_T
+        return replace(base, rank=t.rank - 1, cdim=c - (dims[0] < c))
+    return UNKNOWN_T
+
+
+def _view(t: T, consts: list[Any]) -> T:
+    if len(consts) == 1 and isinstance(consts[0], (list, tuple)):
+        consts = list(consts[0])
+    if not consts:
+        return UNKNOWN_T
+    rank = len(consts)
+    # x.view(x.size(0), -1): flattened features. Anything else: only the rank is known.
+    if rank == 2 and consts[1] == -1:
+        ch = t.channels if t.pooled and _cdim(t) == 1 else None
+        return T(rank=2, cdim=1, channels=ch, kind="feat")
+    return T(rank=rank)
+
+
+def _reduce(t: T, dims: Any, keep: Any) -> T:
+    if t.rank is None or dims is UNKNOWN:
+        return UNKNOWN_T
+    dl = _norm_dims(list(dims) if isinstance(dims, (list, tuple)) else [dims], t.rank)
+    c = _cdim(t)
+    if dl is None or c is None or c in dl:
+        return UNKNOWN_T
+    if keep is True:
+        return replace(t.plain(), pooled=t.pooled or (t.kind == "map" and c == 1))
+    rank = t.rank - len(dl)
+    cdim = c - sum(1 for d in dl if d < c)
+    kind = "feat" if rank == 2 else t.kind
+    return replace(t.plain(), rank=rank, cdim=cdim, kind=kind)
+
+
+def _cat(parts: list[Any], dim: Any) -> T:
+    ts = [p for p in parts if isinstance(p, T)]
+    if len(ts) != len(parts) or not ts or not isinstance(dim, int):
+        return UNKNOWN_T
+    first = ts[0]
+    if first.rank is None or any(p.rank != first.rank or p.cdim != first.cdim for p in ts):
+        return UNKNOWN_T
+    d = dim + first.rank if dim < 0 else dim
+    if d == _cdim(first):
+        chans = [p.channels for p in ts]
+        total = sum(chans) if all(isinstance(ch, int) for ch in chans) else None
+        return replace(first.plain(), channels=total)  # type: ignore[arg-type]
+    return first.plain()
+
+
+def _rearrange(t: T, pattern: str) -> T:
+    """einops ``rearrange(x, "b c h w -> b h w c")``: follow the channel axis by name."""
+    if "->" not in pattern or t.rank is None:
+        return UNKNOWN_T
+    left, right = (side.split() for side in pattern.split("->", 1))
+    c = _cdim(t)
+    if c is None or len(left) != t.rank or any("(" in s or ")" in s for s in left):
+        return UNKNOWN_T
+    if any("(" in s or ")" in s for s in right):
+        return UNKNOWN_T
+    name = left[c]
+    if name not in right:
+        return UNKNOWN_T
+    return replace(t.plain(), rank=len(right), cdim=right.index(name))
+
+
+__all__ = ["UNKNOWN_T", "Application", "BudgetExceeded", "FlowTracer", "T"]
