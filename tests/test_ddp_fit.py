@@ -133,5 +133,55 @@ def test_two_process_ddp_fit_with_normsync_matches_one_process_and_reloads(
         torch.testing.assert_close(value, ddp[key].to(value.dtype), rtol=0, atol=0, msg=key)
 
 
+RECIPE = ROOT / "recipes" / "ddp_mnist1d_convnet1d_syncbn.yaml"
+
+
+@pytest.mark.filterwarnings("ignore:LightningCLI's args parameter")
+def test_recipe_flag_installs_normsync_through_lightningcli() -> None:
+    from lightning.pytorch.cli import LightningCLI
+
+    cli = LightningCLI(
+        args=["--config", str(RECIPE), "--trainer.logger", "false"],
+        run=False,
+        subclass_mode_model=True,
+        subclass_mode_data=True,
+        auto_configure_optimizers=False,
+    )
+    assert isinstance(cli.trainer._accelerator_connector._layer_sync, NormSync)
+    assert cli.trainer.world_size == 2  # devices: 2, strategy: ddp (not launched: run=False)
+
+
+@pytest.mark.slow
+@pytest.mark.xdist_group("ddp")
+def test_normsuite_fit_ddp_recipe_on_cpu_checkpoints_and_reloads(tmp_path: Path) -> None:
+    from normsuite.models.factory import NormClassifier
+
+    exe = Path(sys.executable).with_name("normsuite")
+    # fmt: off
+    command = [
+        str(exe), "fit", "--config", str(RECIPE),
+        "--trainer.devices", "2", "--trainer.strategy", "ddp", "--trainer.accelerator", "cpu",
+        "--trainer.max_steps", "4", "--trainer.limit_val_batches", "2",
+        "--trainer.enable_progress_bar", "false",
+        "--runs_dir", str(tmp_path / "runs"), "--test_after_fit", "false",
+    ]
+    # fmt: on
+    proc = subprocess.run(command, capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    (ckpt,) = (tmp_path / "runs").rglob("last.ckpt")
+    config = (ckpt.parents[1] / "config.yaml").read_text()
+    assert "NormSync" in config
+
+    state = torch.load(ckpt, map_location="cpu", weights_only=False)["state_dict"]
+    model = NormClassifier.load_from_checkpoint(ckpt, map_location="cpu")
+    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    assert norms and all(type(m) is nn.BatchNorm1d for m in norms)
+    assert all(m.num_batches_tracked.item() == 4 for m in norms)
+    for key, value in model.state_dict().items():
+        assert torch.equal(value, state[key]), key
+    model.eval()
+    assert model(torch.randn(3, 1, 40)).shape == (3, 10)
+
+
 if __name__ == "__main__":
     _fit(sys.argv[1], Path(sys.argv[2]))
