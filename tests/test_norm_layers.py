@@ -63,7 +63,7 @@ LAYOUTS = [
     Layout("nhwc", 4, True, (3, 4, 5, C)),
 ]
 LAYOUT_IDS = [layout.name for layout in LAYOUTS]
-SPECS = ["bn", "frozenbn", "gn", "gn:2", "gn:1", "ln", "in", "rms", "none"]
+SPECS = ["bn", "syncbn", "frozenbn", "gn", "gn:2", "gn:1", "ln", "in", "rms", "none"]
 
 
 def randomize(module: nn.Module, seed: int = 1) -> nn.Module:
@@ -86,7 +86,7 @@ def reference(spec: str, module: nn.Module, x_cf: Tensor, training: bool) -> Ten
     w, b = getattr(module, "weight", None), getattr(module, "bias", None)
     if spec == "none":
         return x_cf
-    if spec == "bn":
+    if spec in ("bn", "syncbn"):  # one process: SyncBN must equal BN
         rm, rv = module.running_mean.clone(), module.running_var.clone()
         return F.batch_norm(x_cf, rm, rv, w, b, training, 0.1, 1e-5)
     if spec == "frozenbn":  # hand formula: statistics never come from the batch
@@ -122,12 +122,12 @@ def test_matches_functional_reference(spec: str, layout: Layout, training: bool)
     module.train(training)
     x = layout.make_input()
     expected = layout.from_cf(reference(spec, module, layout.to_cf(x), training))
-    if spec == "bn":  # the reference ran on clones; capture the pre-forward stats
+    if spec in ("bn", "syncbn"):  # the reference ran on clones; keep the pre-forward stats
         before = (module.running_mean.clone(), module.running_var.clone())
     out = module(x)
     assert out.shape == x.shape
     torch.testing.assert_close(out, expected, rtol=1e-10, atol=1e-10)
-    if spec == "bn":
+    if spec in ("bn", "syncbn"):
         x_cf = layout.to_cf(x)
         rm, rv = before[0].clone(), before[1].clone()
         F.batch_norm(x_cf, rm, rv, None, None, training, 0.1, 1e-5)

@@ -41,13 +41,15 @@ def _over_channels(fn: Callable[[Tensor], Tensor], x: Tensor) -> Tensor:
     """Apply the last-dim op ``fn`` over dim 1 of ``x`` (N, C, *), keeping x's memory format.
 
     For channels_last memory format (N, C, H, W) the permuted view is already contiguous, so
-    the fused last-dim kernel runs with no copy. For contiguous input one copy in and one
-    out is still faster than mean/var reductions over dim 1 (see bench/norm_layers.py).
+    the fused last-dim kernel runs with no copy. For contiguous input, a fused kernel copies
+    the view once in and the result is copied back to contiguous; that is still faster than
+    mean/var reductions over dim 1 (see bench/norm_layers.py). Composite ops (CPU rms_norm)
+    run on the strided view and already return the input's layout, so nothing is copied.
     """
-    moved = x.movedim(1, -1)
-    if moved.is_contiguous():
-        return fn(moved).movedim(-1, 1)
-    return fn(moved.contiguous()).movedim(-1, 1).contiguous()
+    y = fn(x.movedim(1, -1)).movedim(-1, 1)
+    if x.is_contiguous() and not y.is_contiguous():
+        y = y.contiguous()
+    return y
 
 
 def _last_to_channels_first(x: Tensor) -> Tensor:
