@@ -24,7 +24,15 @@ from .extract import ModuleIndex
 from .ir import UNKNOWN
 from .types import AnalysisOptions, BatchInfo
 
-Sourced = tuple[int, str]  # (value, where it came from)
+Sourced = tuple[int, str]
+# The scan walks the whole tree: skip it when none of these words is in the source.
+_SCAN_WORDS = (
+    "DataLoader",
+    "Trainer",
+    "add_argument",
+    "sync",
+    "DataModule",
+)  # (value, where it came from)
 
 _BATCH_FLAGS = ("--batch-size", "--batch_size", "--bs", "--batchsize", "--train-batch-size")
 _DEVICE_FLAGS = ("--devices", "--gpus", "--num-gpus", "--num_gpus", "--world-size")
@@ -168,7 +176,7 @@ class _Scanner(ast.NodeVisitor):
                 if value is None:
                     continue
                 shuffle = kw.get("shuffle")
-                segment = ast.get_source_segment(self.index.source, node) or ""
+                segment = self.index.segment(node, limit=10_000)
                 score = 2 * (isinstance(shuffle, ast.Constant) and shuffle.value is True)
                 score += "train" in segment.lower()
                 self.loaders.append((score, node.lineno, value))
@@ -212,6 +220,8 @@ def _param_default(fn: ast.FunctionDef | None, name: str, index: ModuleIndex) ->
 def scan_file(index: ModuleIndex) -> BatchScan:
     """Batch size, devices, accumulation and SyncBN use, as the analyzed file states them."""
     s = _Scanner(index)
+    if not any(word in index.source for word in _SCAN_WORDS):
+        return BatchScan()
     s.visit(index.tree)
     s.finish()
     out = BatchScan(sync=s.sync)

@@ -22,7 +22,19 @@ from .ir import ATTENTION_TYPES, CONV_DIMS, RNN_CELLS, RNN_TYPES, Layer
 from .shapes import UNKNOWN_T, Application, FlowTracer
 from .types import AnalysisOptions, BatchInfo
 
-_ATTENTION_NAMES = ("attention", "attn", "mhsa", "selfattn")
+# Class names that say "attention block". Plain "Attention" also names CNN blocks (CBAM's
+# ChannelAttention, SE): those count only when they hold no convolution.
+_STRONG_ATTENTION_NAMES = ("selfattention", "selfattn", "multihead", "mhsa", "transformer", "vit")
+_WEAK_ATTENTION_NAMES = ("attention", "attn")
+
+
+def _attention_name(name: str, has_conv: bool) -> bool:
+    name = name.lower().replace("_", "")
+    if any(n in name for n in _STRONG_ATTENTION_NAMES):
+        return True
+    return not has_conv and any(n in name for n in _WEAK_ATTENTION_NAMES)
+
+
 _ATTENTION_CALLS = ("scaled_dot_product_attention", "multi_head_attention_forward")
 
 
@@ -105,8 +117,9 @@ def infer_architecture(
             else:
                 convs[int(b.architecture[3])] += 10
         elif t == "Custom" and layer.instance is not None:
-            name = layer.instance.cls.name.lower()
-            if any(n in name for n in _ATTENTION_NAMES) or _calls_attention(layer, index):
+            has_conv = any(sub.type in CONV_DIMS for _, sub in layer.instance.walk())
+            name = layer.instance.cls.name
+            if _attention_name(name, has_conv) or _calls_attention(layer, index):
                 kinds["attention"] += 1
                 evidence.append(f"attention block {layer.instance.cls.name}")
     for dim, n in sorted(convs.items()):
@@ -136,6 +149,8 @@ def infer_architecture(
 def _calls_attention(layer: Layer, index: ModuleIndex) -> bool:
     inst = layer.instance
     assert inst is not None
+    if not any(name in index.source for name in _ATTENTION_CALLS):
+        return False
     fn = inst.cls.method("forward")
     if fn is None:
         return False
@@ -168,6 +183,11 @@ def _model(
         tracer.apply(root, UNKNOWN_T)
         layers = root.walk()
     arch, evidence = infer_architecture(layers, index)
+    few_convs = sum(1 for _, sub in layers if sub.type in CONV_DIMS) <= 1
+    own = root.instance.cls.name if root.instance is not None else ""
+    if own and arch != "transformer" and few_convs and _attention_name(own, False):
+        evidence.append(f"class name {own}")  # VisionTransformer, SelfAttention...
+        arch = "hybrid" if arch == "rnn" else "transformer"
     fine_tuning = any(
         layer.backbone is not None and layer.backbone.pretrained and layer.backbone.norm == "bn"
         for _, layer in layers
@@ -192,8 +212,12 @@ def build_context(
 ) -> FileContext:
     """Extract every model of the file, trace it and attach the batch information."""
     index = ModuleIndex(tree, source)
-    file_scan = scan_file(index)
     config: BatchScan | None = scan_config(options.config_path) if options.config_path else None
+    has_models = bool(index.classes) or any(
+        isinstance(v, Layer) and v.type in ("Sequential", "Backbone") for v in index.env.values()
+    )
+    # Batch facts only matter for models; scanning costs a full tree walk.
+    file_scan = scan_file(index) if has_models else BatchScan()
     batch = resolve(options, file_scan, config)
     sync = file_scan.sync or bool(config and config.sync)
     ctx = FileContext(path, source, index, options, batch)

@@ -154,11 +154,30 @@ class ModuleIndex:
         self.steps = 0
         self._cache: dict[tuple[str, str], ModuleInstance] = {}
         self._depth = 0
+        self._lines: list[str] | None = None
         self._collect()
+
+    def segment(self, node: ast.expr, limit: int = 200) -> str:
+        """Source text of ``node`` on one line (``ast.get_source_segment`` re-splits the whole
+        file on every call, which made big files quadratic)."""
+        if self._lines is None:
+            self._lines = self.source.splitlines()
+        end = node.end_lineno or node.lineno
+        rows = self._lines[node.lineno - 1 : end]
+        if not rows:
+            return ""
+        if len(rows) == 1:
+            text = rows[0].encode()[node.col_offset : node.end_col_offset].decode(errors="replace")
+        else:
+            first = rows[0].encode()[node.col_offset :].decode(errors="replace")
+            last = rows[-1].encode()[: node.end_col_offset].decode(errors="replace")
+            text = " ".join([first, *rows[1:-1], last])
+            text = " ".join(text.split()).replace("( ", "(").replace(" )", ")")
+        return text[:limit]
 
     # ------------------------------------------------------------------ module level
     def _collect(self) -> None:
-        for node in ast.walk(self.tree):
+        for node in _statements(self.tree.body):
             if isinstance(node, ast.Import):
                 for alias in node.names:
                     if alias.asname:
@@ -722,9 +741,7 @@ class ModuleIndex:
         kwargs: dict[str, Any] | None = None,
         backbone: BackboneInfo | None = None,
     ) -> Layer:
-        code = ast.get_source_segment(self.source, node) or ""
-        if len(code) > 200 or "\n" in code:
-            code = " ".join(code.split())[:200]
+        code = self.segment(node)
         return Layer(
             type=type_,
             line=node.lineno,
@@ -773,6 +790,19 @@ class ModuleIndex:
                 layer.children.append(inner)
                 layer.child_names.append("layers.0")
         return layer
+
+
+def _statements(body: list[ast.stmt]) -> Iterable[ast.stmt]:
+    """Every statement, nested ones included, without descending into expressions (imports
+    are statements: a full ``ast.walk`` would cost as much as the parse itself)."""
+    stack = list(reversed(body))
+    while stack:
+        stmt = stack.pop()
+        yield stmt
+        for name in ("body", "orelse", "finalbody", "handlers", "cases"):
+            inner = getattr(stmt, name, None)
+            if inner:
+                stack.extend(reversed(inner))
 
 
 class _LocalFunction:
@@ -836,7 +866,7 @@ def layer_type_of(qual: str) -> str | None:
         return None
     if qual == last or qual.startswith(_TORCH_NN_PREFIXES):
         return last
-    vendored = ("FrozenBatchNorm2d", "LayerNorm2d", "DropPath", "RMSNorm", "LayerNorm")
+    vendored = ("FrozenBatchNorm2d", "LayerNorm2d", "DropPath", "RMSNorm", "LayerNorm", "Permute")
     if last in vendored and qual.startswith(("torchvision.", "timm.")):
         return last
     return None

@@ -89,6 +89,7 @@ SIGNATURES: dict[str, tuple[str, ...]] = {
     "AdaptiveMaxPool2d": ("output_size",),
     "AdaptiveMaxPool3d": ("output_size",),
     "Dropout": ("p", "inplace"),
+    "Permute": ("dims",),  # torchvision.ops.misc.Permute (ConvNeXt)
 }
 
 NORM_KINDS: dict[str, str] = {

@@ -282,6 +282,9 @@ class FlowTracer:
             ch = dim if isinstance(dim, int) else None
             out = T(t.rank, t.rank - 1 if t.rank else -1, ch, "seq")
             return (out, UNKNOWN_T) if kind == "MultiheadAttention" else out
+        if kind == "Permute":
+            dims = layer.arg("dims")
+            return _reshape_op(t, "permute", list(dims)) if isinstance(dims, list) else UNKNOWN_T
         if kind == "Flatten":
             start = layer.arg("start_dim", 1)
             end = layer.arg("end_dim", -1)
@@ -438,7 +441,8 @@ class FlowTracer:
                     return base.children[base.child_names.index(key)]
                 return UNKNOWN
             if isinstance(base, T):
-                return UNKNOWN_T  # indexing a tensor: shape depends on the index
+                # Indexing: the shape depends on the index, the origin does not.
+                return T(rnn=True) if base.rnn else UNKNOWN_T
             return UNKNOWN
         if isinstance(node, ast.Constant):
             return node.value

@@ -54,6 +54,8 @@ def weight_decay_on_norm(ctx: FileContext) -> Iterator[Finding]:
     if not ctx.models or not _affine_norms(ctx):
         return
     index = ctx.index
+    if not any(name in index.source for name in _OPTIMIZERS):
+        return
     for node in ast.walk(index.tree):
         if not isinstance(node, ast.Call) or not node.args:
             continue

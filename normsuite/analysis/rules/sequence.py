@@ -36,11 +36,8 @@ def batch_norm_in_sequence_model(ctx: FileContext) -> Iterator[Finding]:
                 model.name,
             )
         # A module that owns a recurrent cell and a BatchNorm: BN inside the cell.
-        for _, layer in model.layers:
+        for layer in [model.root, *(layer for _, layer in model.layers)]:
             inst = layer.instance if layer.type == "Custom" else None
-            if inst is None and layer is not model.root:
-                continue
-            inst = inst or model.root.instance
             if inst is None:
                 continue
             owned = [child for _, child in inst.layers()]

@@ -1,0 +1,65 @@
+"""Rule fixtures, TorchFix style: ``tests/fixtures/rules/NRM0xx_{positive,negative}.py``.
+
+Each ``# expect: NRM0xx`` comment marks a line where exactly that finding must appear; every
+finding of the file must be expected (so a positive fixture also proves the other rules stay
+silent on it) and a negative fixture expects nothing.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from normsuite.analysis.analyze import analyze_source
+from normsuite.analysis.catalog import RULES
+from normsuite.analysis.types import AnalysisOptions
+
+FIXTURES = Path(__file__).parent / "fixtures" / "rules"
+EXPECT = re.compile(r"#\s*expect:\s*(?P<codes>NRM\d{3}(?:\s*,\s*NRM\d{3})*)")
+
+
+def expected(source: str) -> set[tuple[int, str]]:
+    out = set()
+    for lineno, line in enumerate(source.splitlines(), start=1):
+        m = EXPECT.search(line)
+        if m:
+            out |= {(lineno, c.strip()) for c in m.group("codes").split(",")}
+    return out
+
+
+def findings(path: Path) -> set[tuple[int, str]]:
+    result = analyze_source(path.read_text(), str(path), AnalysisOptions())
+    return {(f.line, f.code) for f in result.findings}
+
+
+@pytest.mark.parametrize("code", sorted(RULES))
+def test_positive_fixture(code: str) -> None:
+    path = FIXTURES / f"{code}_positive.py"
+    want = expected(path.read_text())
+    assert any(c == code for _, c in want), f"{path.name} must expect at least one {code}"
+    assert findings(path) == want
+
+
+@pytest.mark.parametrize("code", sorted(RULES))
+def test_negative_fixture(code: str) -> None:
+    path = FIXTURES / f"{code}_negative.py"
+    assert expected(path.read_text()) == set()
+    assert findings(path) == set()
+
+
+def test_every_rule_has_both_fixtures() -> None:
+    names = {p.name for p in FIXTURES.glob("NRM*.py")}
+    for code in RULES:
+        assert {f"{code}_positive.py", f"{code}_negative.py"} <= names
+
+
+def test_findings_carry_catalog_severity_and_a_fix() -> None:
+    for path in sorted(FIXTURES.glob("*_positive.py")):
+        result = analyze_source(path.read_text(), str(path), AnalysisOptions())
+        for f in result.findings:
+            assert f.severity == RULES[f.code].severity
+            assert f.col >= 1
+            # Every message says what to do.
+            assert re.search(r"\b(use|pass|put|prefer|convert)\b", f.message, re.I), f.message
