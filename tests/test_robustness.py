@@ -4,11 +4,11 @@ every file of the installed torchvision package is analyzed without an internal 
 from __future__ import annotations
 
 import builtins
+import importlib.util
 import os
 from pathlib import Path
 
 import pytest
-import torchvision
 from normsuite.cli.main import app
 from typer.testing import CliRunner
 
@@ -194,7 +194,8 @@ def test_stdin_is_analyzed_and_named_dash() -> None:
     assert "-: error: binary file (contains NUL bytes)" in binary.output
 
 
-TORCHVISION = Path(torchvision.__file__).parent
+# found, not imported: importing torchvision would pull torch into this process for nothing
+TORCHVISION = Path(importlib.util.find_spec("torchvision").origin).parent
 
 
 @pytest.fixture(scope="module")
@@ -207,7 +208,7 @@ def test_torchvision_corpus_has_no_internal_errors(
 ) -> None:
     n_files = len(torchvision_results)
     n_models = sum(len(r.models) for r in torchvision_results)
-    assert n_files > 200  # the whole package, not an empty folder
+    assert n_files > 150  # the whole package (185 files in 0.29), not an empty folder
     internal = [f"{r.path}: {r.error}" for r in torchvision_results if r.error]
     assert internal == []
     with capsys.disabled():

@@ -37,6 +37,14 @@ def done():
 def one_line(exc):
     text = " ".join(str(exc).split())
     return f"{type(exc).__name__}: {text[:300]}"
+sys.path.insert(0, os.path.dirname(os.path.abspath(path)))
+try:  # the user's file first: it imports torch itself, or fails fast without it
+    spec = importlib.util.spec_from_file_location("__normsuite_trace__", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+except BaseException as exc:
+    out["error"] = "importing the file failed: " + one_line(exc); done()
 try:
     import torch
     from torch import nn
@@ -44,14 +52,6 @@ except Exception as exc:
     out["error"] = "cannot import torch: " + one_line(exc); done()
 torch.manual_seed(0)
 torch.set_num_threads(1)
-sys.path.insert(0, os.path.dirname(os.path.abspath(path)))
-try:
-    spec = importlib.util.spec_from_file_location("__normsuite_trace__", path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-except BaseException as exc:
-    out["error"] = "importing the file failed: " + one_line(exc); done()
 classes = [(n, c) for n, c in vars(module).items() if isinstance(c, type)
            and issubclass(c, nn.Module) and c.__module__ == module.__name__]
 if wanted:
