@@ -340,7 +340,10 @@ def _rich_model(console: Any, path: str, model: ModelReport) -> None:
 
     rec = model.recommendation
     title = f"{escape(path)}:{model.line} [bold]{escape(model.name)}[/bold] ({model.architecture})"
-    table = Table(title=title, title_justify="left", show_header=True)
+    console.print(
+        title, highlight=False
+    )  # not the table's title: that would wrap at the table's width
+    table = Table(show_header=True)
     table.add_column("Layer")
     table.add_column("Line", justify="right")
     table.add_column("Now")
