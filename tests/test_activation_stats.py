@@ -407,3 +407,53 @@ def test_torch_compile_gives_the_eager_statistics() -> None:
     assert results[0].keys() == results[1].keys()
     for key, value in results[0].items():
         assert results[1][key] == pytest.approx(value, rel=1e-6, abs=1e-7), key
+
+
+class LayoutNet(L.LightningModule):
+    """normsuite layers: channel LN on (N, C, H, W), BN and GN over the last dim of (N, L, C),
+    FrozenBN with stale statistics."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        from normsuite.norms import build_norm
+
+        self.conv = nn.Conv2d(3, 6, 3, padding=1)
+        self.cln = build_norm("ln", 6, ndim=4)
+        self.frozen = build_norm("frozenbn", 6, ndim=4)
+        with torch.no_grad():
+            self.frozen.running_mean.fill_(0.3)
+            self.frozen.running_var.fill_(2.0)
+        self.bn_last = build_norm("bn", 6, ndim=3, channels_last=True)
+        self.gn_last = build_norm("gn:2", 6, ndim=3, channels_last=True)
+        self.head = nn.Linear(6, 3)
+
+    def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
+        x, y = batch
+        h = self.frozen(self.cln(self.conv(x))).flatten(2).transpose(1, 2)  # (N, 64, 6)
+        h = self.gn_last(self.bn_last(h))
+        return nn.functional.cross_entropy(self.head(h.mean(1)), y)
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        return torch.optim.SGD(self.parameters(), lr=0.05)
+
+
+def test_normsuite_layers_use_their_channel_dim() -> None:
+    layers = {"cln": 1, "frozen": 1, "bn_last": -1, "gn_last": -1}
+    cap = Capture(list(layers))
+    mem = MemoryLogger()
+    trainer([cap, ActivationStats(every_n_steps=1)], max_steps=2, logger=mem).fit(
+        LayoutNet(), loader()
+    )
+    logged = mem.records[-1][1]
+    for name, cdim in layers.items():
+        for io in ("in", "out"):
+            ref = reference(cap.data[name][io], cdim)
+            assert logged[f"act/{name}/{io}/chan_spread"] == pytest.approx(ref["chan_spread"])
+            assert logged[f"act/{name}/{io}/std"] == pytest.approx(ref["std"])
+    for name, dims in (("frozen", (0, 2, 3)), ("bn_last", (0, 1))):
+        d = cap.data[name]
+        x = d["in"].double()
+        rm, rv = d["rm"].double(), d["rv"].double()
+        shift = ((x.mean(dims) - rm).abs() / (rv + 1e-5).sqrt()).mean().item()
+        assert logged[f"act/{name}/bn_shift"] == pytest.approx(shift, rel=1e-9)
+    assert "act/cln/bn_shift" not in logged and "act/gn_last/bn_shift" not in logged

@@ -7,43 +7,37 @@ from collections.abc import Sequence
 
 from torch import nn
 
+from normsuite import norms
+
 ModuleSelector = str | Sequence[str | type] | None
 
-# torch's own norm families; normsuite's layers are added when normsuite.norms provides them.
-_TORCH_NORMS: tuple[type, ...] = (
-    nn.modules.batchnorm._NormBase,  # BatchNorm*, SyncBatchNorm, InstanceNorm*
-    nn.GroupNorm,
-    nn.LayerNorm,
-    nn.LocalResponseNorm,
-    *((nn.RMSNorm,) if hasattr(nn, "RMSNorm") else ()),
-)
-# Norms that normalize the trailing dims: their channels are the last dim, as in (N, L, C).
-_LAST_DIM_TYPES: tuple[type, ...] = (
-    nn.LayerNorm,
-    nn.Linear,
-    *((nn.RMSNorm,) if hasattr(nn, "RMSNorm") else ()),
-)
+# Modules whose channels are the last dim of their input, as in (N, L, C).
+_LAST_DIM_TYPES: tuple[type, ...] = (nn.Linear, nn.LayerNorm, nn.RMSNorm)
 
 
 def is_norm_layer(module: nn.Module) -> bool:
-    """True for any normalization layer (torch's or normsuite's)."""
-    try:  # normsuite.norms knows its own layer classes (channel LN, FrozenBN, ...)
-        from normsuite.norms import is_norm_layer as _is_norm
+    """True for any normalization layer, torch's or normsuite's."""
+    return norms.is_norm_layer(module)
 
-        return bool(_is_norm(module))
-    except ImportError:
-        return isinstance(module, _TORCH_NORMS)
+
+def has_batch_statistics(module: nn.Module) -> bool:
+    """BatchNorm-like: running mean/var buffers compared with batch statistics over N(,L...).
+
+    Includes FrozenBatchNorm (the shift then shows how far the data drifted from the frozen
+    statistics); excludes InstanceNorm, whose statistics are per sample.
+    """
+    if isinstance(module, nn.modules.instancenorm._InstanceNorm):
+        return False
+    return getattr(module, "running_mean", None) is not None and is_norm_layer(module)
 
 
 def channel_dim(module: nn.Module) -> int:
-    """1 for channels-first modules (N, C, ...), -1 for last-dim ones (LayerNorm, Linear)."""
-    try:
-        from normsuite.norms import channel_dim as _channel_dim
-
-        if is_norm_layer(module):
-            return int(_channel_dim(module))
-    except ImportError:
-        pass
+    """1 for channels-first modules (N, C, ...), -1 for last-dim ones (LayerNorm, Linear,
+    normsuite's ``channels_last`` layers). A LayerNorm over several trailing dims, which has
+    no single channel dim, is read as channels-first."""
+    if is_norm_layer(module):
+        dim = norms.channel_dim(module)
+        return 1 if dim is None else dim
     return -1 if isinstance(module, _LAST_DIM_TYPES) else 1
 
 

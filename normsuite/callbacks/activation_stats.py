@@ -23,7 +23,7 @@ from lightning.pytorch.callbacks import Callback
 from torch import Tensor, nn
 from torch.utils.hooks import RemovableHandle
 
-from ._select import ModuleSelector, channel_dim, select_modules
+from ._select import ModuleSelector, channel_dim, has_batch_statistics, select_modules
 
 __all__ = ["ActivationStats", "NonFiniteActivationError"]
 
@@ -271,7 +271,7 @@ class ActivationStats(Callback):
     # ------------------------------------------------------------------ hooks on the model
     def _attach(self, name: str, module: nn.Module) -> None:
         cdim = channel_dim(module)
-        is_bn = isinstance(module, nn.modules.batchnorm._BatchNorm)
+        is_bn = has_batch_statistics(module)
         layer = self._layers.setdefault(
             name, _LayerSite(name, eps=float(getattr(module, "eps", 0)))
         )
