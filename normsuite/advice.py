@@ -211,7 +211,7 @@ def _advise_mlp(b: _Builder, batch: int | None) -> Advice:
     if batch == 1:
         b.cite("B8")
     b.would_change.append(f"a per-device batch of {BN_MIN_BATCH} or more: bn")
-    return b.build("ln", "high", alternatives=("bn",) if batch > 1 else ())
+    return b.build("ln", "high")
 
 
 def _advise_cnn(
