@@ -76,7 +76,8 @@ def test_sequential_ordereddict_modulelist_moduledict_loops_helpers() -> None:
     from collections import OrderedDict
     import torch.nn as nn
     def conv_bn(cin, cout, k=3):
-        return nn.Sequential(nn.Conv2d(cin, cout, k, padding=k // 2, bias=False), nn.BatchNorm2d(cout))
+        conv = nn.Conv2d(cin, cout, k, padding=k // 2, bias=False)
+        return nn.Sequential(conv, nn.BatchNorm2d(cout))
     class M(nn.Module):
         def __init__(self, widths=[8, 16], depth=2):
             super().__init__()
@@ -86,7 +87,8 @@ def test_sequential_ordereddict_modulelist_moduledict_loops_helpers() -> None:
                 blocks.append(conv_bn(cin, w))
                 cin = w
             self.features = nn.Sequential(*blocks)
-            self.named = nn.Sequential(OrderedDict([("c", nn.Conv1d(4, 2 * 4, 1)), ("n", nn.GroupNorm(2, 8))]))
+            pairs = [("c", nn.Conv1d(4, 2 * 4, 1)), ("n", nn.GroupNorm(2, 8))]
+            self.named = nn.Sequential(OrderedDict(pairs))
             self.stack = nn.ModuleList([nn.Linear(cin, cin) for _ in range(depth)])
             self.heads = nn.ModuleDict({"a": nn.Linear(cin, 10), "b": nn.LayerNorm(cin)})
             self.extra = nn.ModuleList()
@@ -328,7 +330,8 @@ def test_mlp_architecture_and_constant_arithmetic() -> None:
     class MLP(nn.Module):
         def __init__(self, d_in=20):
             super().__init__()
-            self.net = nn.Sequential(nn.Linear(d_in, HIDDEN * 2, bias=False), nn.BatchNorm1d(HIDDEN * 2), nn.ReLU())
+            lin = nn.Linear(d_in, HIDDEN * 2, bias=False)
+            self.net = nn.Sequential(lin, nn.BatchNorm1d(HIDDEN * 2), nn.ReLU())
         def forward(self, x):
             return self.net(x)
     """
