@@ -119,10 +119,13 @@ def references(spec: str, case: Case) -> dict[str, Fn]:
             shape = (1, c) + (1,) * (dims - 2)
             return (x - u) / torch.sqrt(s + 1e-5) * ln.weight.view(shape) + ln.bias.view(shape)
 
-        return {
+        refs = {
             "permute+nn.LayerNorm+permute": _last(ln),
             "mean/var ops (ConvNeXt)": mean_var_ops,
         }
+        if case.memory_format == torch.contiguous_format:  # same output layout as the input
+            refs["permute+nn.LayerNorm+permute+contiguous"] = lambda x: _last(ln)(x).contiguous()
+        return refs
     if spec == "rms":
         rms = nn.RMSNorm(c)
         if last:

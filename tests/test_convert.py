@@ -209,6 +209,11 @@ def test_include_and_exclude_by_type_and_glob() -> None:
     assert [s.name for s in report] == ["1.0", "1.1"]
     assert type(model[1][0]) is nn.BatchNorm2d  # InstanceNorm2d tells its rank
     assert type(model[1][1]) is BatchNormNd  # GroupNorm takes any rank: so does the new BN
+    assert report.not_carried["1.1"] == [
+        "running statistics (GroupNorm has none; BatchNormNd starts at mean 0, var 1)"
+    ]
+    x = torch.randn(2, 4, 3, 3)
+    torch.testing.assert_close(model[1][1](x), F.batch_norm(x, None, None, training=True))
 
 
 def test_batchnorm_to_none_and_back_to_channel_norms() -> None:

@@ -233,6 +233,12 @@ def _carry(old: nn.Module, new: nn.Module) -> list[str]:
                 _tensor(new, s).copy_(_tensor(old, s))  # type: ignore[union-attr]
         else:
             lost.append(f"running statistics ({kind} keeps none)")
+    elif _tensor(new, "running_mean") is not None:
+        # Not a loss but a trap worth a line: a FrozenBatchNorm with mean 0 / var 1 does not
+        # normalize at all, and a fresh BatchNorm evaluates wrongly until it has trained.
+        lost.append(
+            f"running statistics ({type(old).__name__} has none; {kind} starts at mean 0, var 1)"
+        )
     src_steps, dst_steps = _tensor(old, "num_batches_tracked"), _tensor(new, "num_batches_tracked")
     if src_steps is not None and dst_steps is not None:
         dst_steps.copy_(src_steps)

@@ -7,8 +7,8 @@ means the channels are the last dim, e.g. (N, L, C) tokens.
 Example:
     >>> build_norm("ln", 64)                       # (N, 64, H, W): LN over C at each pixel
     ChannelLayerNorm(64, eps=1e-05, affine=True)
-    >>> build_norm("bn", 512, ndim=3, channels_last=True)   # (N, L, 512) tokens
-    BatchNormLastDim(512, eps=1e-05, momentum=0.1, affine=True, track_running_stats=True)
+    >>> type(build_norm("bn", 512, ndim=3, channels_last=True)).__name__  # (N, L, 512) tokens
+    'BatchNormLastDim'
 """
 
 from __future__ import annotations
@@ -276,16 +276,7 @@ class InstanceNormLastDim(nn.InstanceNorm1d):
     channels_last = True
 
     def forward(self, input: Tensor) -> Tensor:
-        y = F.instance_norm(
-            _last_to_channels_first(input),
-            self.running_mean,
-            self.running_var,
-            self.weight,
-            self.bias,
-            self.training or not self.track_running_stats,
-            self.momentum if self.momentum is not None else 0.0,
-            self.eps,
-        )
+        y = self._apply_instance_norm(_last_to_channels_first(input))
         return _channels_first_to_last(y, input.shape)
 
 
@@ -336,9 +327,9 @@ def build_norm(
         eps: the layer's epsilon; None keeps each layer's usual default.
         affine: learnable per-channel scale (and shift); ``in`` is affine by default too.
 
-    >>> build_norm("gn", 64), build_norm("bn", 16, ndim=2)
-    (GroupNorm(32, 64, eps=1e-05, affine=True), BatchNorm1d(16, eps=1e-05, momentum=0.1, affine=True, track_running_stats=True))
-    """  # noqa: E501
+    >>> build_norm("gn", 64).num_groups, type(build_norm("bn", 16, ndim=2)).__name__
+    (32, 'BatchNorm1d')
+    """
     parsed = NormSpec.parse(spec)
     if isinstance(num_channels, bool) or not isinstance(num_channels, int) or num_channels < 1:
         raise ValueError(f"num_channels must be a positive int, got {num_channels!r}")
