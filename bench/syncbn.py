@@ -1,0 +1,122 @@
+"""Per-step cost of normsuite's SyncBatchNorm under 2-process gloo DDP, vs plain BatchNorm.
+
+Both variants run in the same two processes, interleaved round by round so that load from
+other programs hits both alike; the table prints the median step time and the ratio
+(goal: SyncBN <= 1.3x BN). Models: the MNIST-1D ConvNet1d of the recipes at (N, 1, 40) and
+ResNet-18 (CIFAR stem) at 32x32.
+
+    .venv/bin/python bench/syncbn.py [--rounds 4] [--steps 4]
+"""
+
+from __future__ import annotations
+
+import argparse
+import socket
+import statistics
+import time
+from typing import Any
+
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel as DDP
+
+from normsuite.models.factory import build_backbone
+from normsuite.norms.sync import SyncBatchNorm
+
+WORLD = 2
+# name -> (backbone kwargs, input shape per sample, per-device batch)
+MODELS: dict[str, tuple[dict[str, Any], tuple[int, ...], int]] = {
+    "convnet1d (MNIST-1D)": (
+        {
+            "backbone": "convnet1d",
+            "in_channels": 1,
+            "widths": [64, 64, 128, 128],
+            "kernel_size": 5,
+            "strides": [1, 2, 1, 2],
+        },
+        (1, 40),
+        32,
+    ),
+    "resnet18 32x32": (
+        {"backbone": "resnet18", "in_channels": 3, "small_input": True},
+        (3, 32, 32),
+        8,
+    ),
+}
+
+
+def _model(kwargs: dict[str, Any], sync: bool) -> nn.Module:
+    torch.manual_seed(0)
+    backbone = build_backbone(norm="bn", **kwargs)
+    model = nn.Sequential(backbone, nn.Linear(backbone.out_features, 10))
+    return SyncBatchNorm.convert_sync_batchnorm(model) if sync else model
+
+
+def _steps(model: nn.Module, opt: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor, n: int):
+    times = []
+    for _ in range(n):
+        dist.barrier()  # both ranks start the step together: time the step, not the skew
+        start = time.perf_counter()
+        opt.zero_grad(set_to_none=True)
+        nn.functional.cross_entropy(model(x), y).backward()
+        opt.step()
+        times.append(time.perf_counter() - start)
+    return times
+
+
+def _worker(rank: int, port: int, rounds: int, steps: int, queue: Any) -> None:
+    torch.set_num_threads(1)  # 2 processes on 2 cores
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=2)
+    rows = []
+    for name, (kwargs, shape, batch) in MODELS.items():
+        gen = torch.Generator().manual_seed(rank)
+        x = torch.randn(batch, *shape, generator=gen)
+        y = torch.randint(0, 10, (batch,), generator=gen)
+        runs = {}
+        for sync in (False, True):
+            model = DDP(_model(kwargs, sync))
+            opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+            _steps(model, opt, x, y, 2)  # warm-up
+            runs[sync] = (model, opt)
+        times: dict[bool, list[float]] = {False: [], True: []}
+        for _ in range(rounds):
+            for sync in (False, True):
+                model, opt = runs[sync]
+                times[sync] += _steps(model, opt, x, y, steps)
+        n_bn = sum(isinstance(m, SyncBatchNorm) for m in runs[True][0].modules())
+        bn, sb = statistics.median(times[False]), statistics.median(times[True])
+        rows.append((name, batch, n_bn, bn * 1e3, sb * 1e3, sb / bn))
+    if rank == 0:
+        queue.put(rows)
+    dist.destroy_process_group()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=4)
+    parser.add_argument("--steps", type=int, default=4)
+    args = parser.parse_args()
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    ctx = mp.get_context("spawn")
+    queue = ctx.SimpleQueue()
+    mp.start_processes(
+        _worker, args=(port, args.rounds, args.steps, queue), nprocs=WORLD, start_method="spawn"
+    )
+    rows = queue.get()
+    print(
+        f"2-process gloo DDP on CPU, 1 thread per process, torch {torch.__version__}; "
+        f"median of {args.rounds} x {args.steps} steps per variant (interleaved)"
+    )
+    header = f"{'model':<22} {'batch/dev':>9} {'BN layers':>9} {'BN ms':>9} {'SyncBN ms':>10}"
+    print(header + f" {'ratio':>6}  goal <= 1.3x")
+    for name, batch, n_bn, bn, sb, ratio in rows:
+        verdict = "ok" if ratio <= 1.3 else "MISSED"
+        print(f"{name:<22} {batch:>9} {n_bn:>9} {bn:>9.2f} {sb:>10.2f} {ratio:>6.2f}  {verdict}")
+
+
+if __name__ == "__main__":
+    main()
