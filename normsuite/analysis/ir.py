@@ -298,13 +298,18 @@ class Layer:
         value = self.arg("bias", True)
         return value if isinstance(value, bool) else None
 
-    def walk(self, prefix: str = "") -> list[tuple[str, Layer]]:
-        """This layer and everything inside it, with attribute paths."""
+    def walk(self, prefix: str = "", _seen: set[int] | None = None) -> list[tuple[str, Layer]]:
+        """This layer and everything inside it, with attribute paths (each object once: a
+        recursive model class refers to its own cached instance)."""
+        seen = set() if _seen is None else _seen
+        if id(self) in seen or len(seen) > 100_000:
+            return []
+        seen.add(id(self))
         out: list[tuple[str, Layer]] = [(prefix, self)]
         for name, child in zip(self.child_names, self.children, strict=False):
-            out.extend(child.walk(f"{prefix}.{name}" if prefix else name))
+            out.extend(child.walk(f"{prefix}.{name}" if prefix else name, seen))
         if self.instance is not None:
-            out.extend(self.instance.walk(prefix))
+            out.extend(self.instance.walk(prefix, seen))
         return out
 
 
@@ -348,8 +353,13 @@ class ModuleInstance:
             out.append((str(i), layer))
         return out
 
-    def walk(self, prefix: str = "") -> list[tuple[str, Layer]]:
+    def walk(self, prefix: str = "", _seen: set[int] | None = None) -> list[tuple[str, Layer]]:
+        """Every layer inside, with attribute paths, each object once."""
+        seen = set() if _seen is None else _seen
+        if id(self) in seen:
+            return []
+        seen.add(id(self))
         out: list[tuple[str, Layer]] = []
         for name, layer in self.layers():
-            out.extend(layer.walk(f"{prefix}.{name}" if prefix else name))
+            out.extend(layer.walk(f"{prefix}.{name}" if prefix else name, seen))
         return out

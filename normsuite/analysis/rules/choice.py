@@ -35,7 +35,7 @@ def ln_or_in_in_cnn_classifier(ctx: FileContext) -> Iterator[Finding]:
                 app = model.first_app(layer)
                 shape = layer.arg("normalized_shape")
                 multi = isinstance(shape, (list, tuple)) and len(shape) > 1
-                if app is not None and app.inp.kind == "map" and multi:
+                if app is not None and app.inp.kind == "map" and app.inp.cdim == 1 and multi:
                     what = "LayerNorm over (C, H, W)"
             if what is None:
                 continue
