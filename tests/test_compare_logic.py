@@ -36,8 +36,8 @@ def test_scale_lr_rules_by_hand() -> None:
 def test_expand_grid_order_lr_and_overrides() -> None:
     cells = expand_grid(["bn", "gn"], [2, 8], seeds=2, base_lr=0.04, base_batch=8, lrs={2: 0.5})
     assert [(c.norm, c.batch_size, c.seed) for c in cells] == [
-        ("bn", 2, 0), ("bn", 2, 1), ("bn", 8, 0), ("bn", 8, 1),
-        ("gn", 2, 0), ("gn", 2, 1), ("gn", 8, 0), ("gn", 8, 1),
+        ("bn", 2, 0), ("gn", 2, 0), ("bn", 8, 0), ("gn", 8, 0),
+        ("bn", 2, 1), ("gn", 2, 1), ("bn", 8, 1), ("gn", 8, 1),
     ]  # fmt: skip
     assert {c.lr for c in cells if c.batch_size == 2} == {0.5}  # explicit LR wins
     assert {c.lr for c in cells if c.batch_size == 8} == {0.04}  # base batch keeps base LR

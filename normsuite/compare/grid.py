@@ -5,7 +5,7 @@ Pure Python (no torch import), so option parsing fails fast before any heavy imp
 Example:
     >>> cells = expand_grid(["bn", "gn"], [2, 32], seeds=1, base_lr=0.1, base_batch=32)
     >>> [(c.norm, c.batch_size, c.lr) for c in cells]
-    [('bn', 2, 0.00625), ('bn', 32, 0.1), ('gn', 2, 0.00625), ('gn', 32, 0.1)]
+    [('bn', 2, 0.00625), ('gn', 2, 0.00625), ('bn', 32, 0.1), ('gn', 32, 0.1)]
 """
 
 from __future__ import annotations
@@ -123,7 +123,7 @@ def expand_grid(
     lr_rule: str = "linear",
     lrs: Mapping[int, float] | None = None,
 ) -> list[Cell]:
-    """Every (norm, batch size, seed) cell, in the order they run (norm-major).
+    """Every (norm, batch size, seed) cell, in the order they run (seed, batch size, norm).
 
     ``seeds`` is a count (seeds 0..n-1) or an explicit list. ``lrs`` overrides the scaling
     rule for the batch sizes it names; a name in ``lrs`` that is not in the grid is an error
@@ -139,12 +139,14 @@ def expand_grid(
             f"--lrs names batch sizes {unknown} that are not in --batch-sizes "
             f"{list(batch_sizes)}; add them or drop them"
         )
-    cells = []
-    for norm in norms:
-        for batch in batch_sizes:
-            lr = lrs.get(batch)
-            if lr is None:
-                lr = scale_lr(base_lr, base_batch, batch, lr_rule)
-            for seed in seed_list:
-                cells.append(Cell(norm=norm, batch_size=batch, seed=seed, lr=lr))
-    return cells
+    lr_at = {
+        b: lrs[b] if b in lrs else scale_lr(base_lr, base_batch, b, lr_rule) for b in batch_sizes
+    }
+    # Seed-major: after the first pass every (norm, batch) has one result, so an interrupted
+    # run already shows the whole picture; later seeds add the noise estimate.
+    return [
+        Cell(norm=norm, batch_size=batch, seed=seed, lr=lr_at[batch])
+        for seed in seed_list
+        for batch in batch_sizes
+        for norm in norms
+    ]

@@ -153,6 +153,8 @@ def welch_p_value(a: Sequence[float], b: Sequence[float]) -> float:
 
 def noise_test(a: Sequence[float], b: Sequence[float]) -> tuple[Noise, float | None]:
     """Is the gap between the means of ``a`` and ``b`` inside the seed noise? (module doc)."""
+    if statistics.fmean(a) == statistics.fmean(b):
+        return "inside noise", None  # a dead heat is no win, whatever the seed count
     if len(a) >= 3 and len(b) >= 3:
         p = welch_p_value(a, b)
         return ("inside noise" if p > P_THRESHOLD else "clear"), p

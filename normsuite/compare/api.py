@@ -1,0 +1,182 @@
+"""``run_compare``: the whole comparison from Python (the CLI is a thin wrapper around it)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from .errors import CompareError
+from .grid import expand_grid
+from .recipe import CompareSettings, load_recipe, resolve_settings
+from .results import AdviceView, CompareResult, summarize
+from .store import ResultStore
+
+PLOT_NAME = "accuracy_vs_batch.png"
+
+
+def default_out_dir(config: str | os.PathLike[str] | Mapping[str, Any]) -> Path:
+    """``runs/compare/<recipe name>`` for a recipe file, ``runs/compare/python`` for a dict."""
+    name = Path(config).stem if not isinstance(config, Mapping) else "python"
+    return Path("runs") / "compare" / name
+
+
+def advice_by_batch(settings: CompareSettings) -> dict[int, AdviceView]:
+    """What ``normsuite.advice.advise`` recommends at each batch size of the grid.
+
+    The architecture family comes from the recipe's ``backbone`` (normsuite's factory);
+    a model compare cannot classify gets no advice (the verdict then says "no advice").
+    """
+    from normsuite.advice import advise
+
+    family = _architecture(settings)
+    if family is None:
+        return {}
+    trainer = settings.recipe.get("trainer") or {}
+    accumulate = int(trainer.get("accumulate_grad_batches") or 1)
+    views = {}
+    for batch in settings.batch_sizes:
+        advice = advise(family, batch, devices=1, accumulate=accumulate)
+        views[batch] = AdviceView(advice.norm, tuple(advice.rules), " ".join(advice.rationale))
+    return views
+
+
+def _architecture(settings: CompareSettings) -> str | None:
+    try:
+        from normsuite.models.factory import BACKBONES
+    except ImportError:
+        return None
+    model = settings.recipe["model"]
+    backbone = (model.get("init_args") or {}).get("backbone")
+    if backbone is None and model.get("class_path", "").endswith("NormClassifier"):
+        from .recipe import _class_default
+
+        backbone = _class_default(model["class_path"], "backbone")
+    return BACKBONES.get(str(backbone)) if backbone is not None else None
+
+
+def run_compare(
+    config: str | os.PathLike[str] | Mapping[str, Any],
+    *,
+    norms: str | Sequence[str] | None = None,
+    batch_sizes: str | Sequence[int] | None = None,
+    seeds: int | None = None,
+    max_steps: int | None = None,
+    epochs: float | None = None,
+    lr_rule: str | None = None,
+    lrs: str | Mapping[int, float] | None = None,
+    out_dir: str | os.PathLike[str] | None = None,
+    resume: bool = False,
+    plot: bool = True,
+    progress: bool = False,
+    on_cell_end: Callable[[dict[str, Any]], None] | None = None,
+) -> CompareResult:
+    """Train every (norm, batch size, seed) cell of ``config`` and summarize the evidence.
+
+    ``config`` is a LightningCLI recipe (path or dict); options left ``None`` come from its
+    ``compare:`` block. Finished cells are appended to ``out_dir/results.jsonl`` as they end;
+    ``resume=True`` skips the cells already there. ``on_cell_end`` is called with each new
+    record (after it is stored).
+
+    Example:
+        >>> result = run_compare("recipes/compare_mnist1d_bn_gn.yaml", seeds=1)  # doctest: +SKIP
+        >>> [(b.batch_size, b.winner, b.verdict) for b in result.batches]         # doctest: +SKIP
+    """
+    recipe = load_recipe(config)
+    settings = resolve_settings(
+        recipe,
+        norms=norms,
+        batch_sizes=batch_sizes,
+        seeds=seeds,
+        max_steps=max_steps,
+        epochs=epochs,
+        lr_rule=lr_rule,
+        lrs=lrs,
+    )
+    cells = expand_grid(
+        settings.norms,
+        settings.batch_sizes,
+        settings.seeds,
+        base_lr=settings.base_lr if settings.base_lr is not None else 0.0,
+        base_batch=settings.base_batch or 1,
+        lr_rule=settings.lr_rule,
+        lrs=settings.lrs,
+    )
+    out = Path(out_dir) if out_dir is not None else default_out_dir(config)
+    store = ResultStore.open(out, settings.fingerprint_fields(), resume=resume)
+
+    # Heavy imports only now that every option is known to be good.
+    from .runner import preflight, run_cell
+
+    preflight(settings)
+    done = store.finished()
+    todo = [cell for cell in cells if cell.key not in done]
+    with _progress(progress, total=len(cells), completed=len(cells) - len(todo)) as advance:
+        for cell in todo:
+            record = store.append(run_cell(settings, cell))
+            done[cell.key] = record
+            advance(f"{cell.norm} batch {cell.batch_size} seed {cell.seed}")
+            if on_cell_end is not None:
+                on_cell_end(record)
+
+    records = [done[cell.key] for cell in cells]
+    result = summarize(
+        records, advice_by_batch(settings), settings=_public(settings), out_dir=str(out)
+    )
+    if plot:
+        from .plot import plot_accuracy
+
+        plot_accuracy(result, out / PLOT_NAME)
+    return result
+
+
+def _public(settings: CompareSettings) -> dict[str, Any]:
+    """The settings shown in the JSON output (the recipe itself stays in manifest.json)."""
+    fields = settings.fingerprint_fields()
+    fields.pop("recipe")
+    return fields
+
+
+class _progress:
+    """A Rich progress bar over cells on stderr, or nothing."""
+
+    def __init__(self, enabled: bool, *, total: int, completed: int) -> None:
+        self.enabled, self.total, self.completed = enabled, total, completed
+        self._bar: Any = None
+
+    def __enter__(self) -> Callable[[str], None]:
+        if not self.enabled:
+            return lambda description: None
+        from rich.console import Console
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
+
+        self._bar = Progress(
+            TextColumn("[bold]compare[/bold] {task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+            console=Console(stderr=True),
+        )
+        self._bar.__enter__()
+        task = self._bar.add_task("cells", total=self.total, completed=self.completed)
+
+        def advance(description: str) -> None:
+            self._bar.update(task, advance=1, description=f"done: {description}")
+
+        return advance
+
+    def __exit__(self, *exc: object) -> None:
+        if self._bar is not None:
+            self._bar.__exit__(*exc)
+
+
+__all__ = ["CompareError", "default_out_dir", "run_compare"]
