@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import warnings
 from types import SimpleNamespace
 
@@ -121,3 +123,11 @@ def test_per_device_batch_falls_back_to_the_datamodule() -> None:
     trainer = SimpleNamespace(datamodule=SimpleNamespace(batch_size=6))
     assert BatchSizeGuard._per_device_batch(trainer, object()) == 6
     assert BatchSizeGuard._per_device_batch(trainer, (torch.zeros(5, 3), torch.zeros(5))) == 5
+
+
+def test_importing_normsuite_training_stays_torch_free() -> None:
+    code = (
+        "import sys, normsuite.training as t; assert 'NormSync' in dir(t);"
+        "assert 'torch' not in sys.modules and 'lightning' not in sys.modules"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)

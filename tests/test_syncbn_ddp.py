@@ -107,6 +107,12 @@ def _worker(rank: int, port: int, out_dir: str) -> None:
             "forward_calls": forward_calls,
             "backward_calls": {k: calls[k] - forward_calls[k] for k in calls},
         }
+    try:  # the motivation: torch's own SyncBatchNorm refuses CPU tensors
+        nn.SyncBatchNorm(C)(torch.randn(4, C, 2))
+        torch_error = ""
+    except (ValueError, RuntimeError) as exc:
+        torch_error = str(exc)
+    results["torch_syncbn_on_cpu"] = {"error": torch_error}
     torch.save(results, Path(out_dir) / f"rank{rank}.pt")
     dist.destroy_process_group()
 
@@ -189,6 +195,12 @@ def test_half_inputs_keep_float32_statistics(
     # Outputs are rounded to the input dtype once, at the end.
     assert _max_diff(torch.cat([r0["y"], r1["y"]]), ref["y"]) <= atol
     assert _max_diff(torch.cat([r0["x_grad"], r1["x_grad"]]), ref["x_grad"]) <= atol * 4
+
+
+def test_torch_syncbatchnorm_fails_on_cpu_where_ours_runs(
+    ranks: list[dict[str, dict[str, Any]]],
+) -> None:
+    assert "GPU" in ranks[0]["torch_syncbn_on_cpu"]["error"]
 
 
 def test_one_collective_per_forward_and_one_per_backward(
