@@ -137,18 +137,22 @@ RECIPE = ROOT / "recipes" / "ddp_mnist1d_convnet1d_syncbn.yaml"
 
 
 @pytest.mark.filterwarnings("ignore:LightningCLI's args parameter")
-def test_recipe_flag_installs_normsync_through_lightningcli() -> None:
+@pytest.mark.parametrize("recipe", ["ddp_mnist1d_convnet1d_syncbn", "ddp_resnet18_syncbn"])
+def test_recipe_flag_installs_normsync_through_lightningcli(recipe: str) -> None:
     from lightning.pytorch.cli import LightningCLI
+    from lightning.pytorch.strategies import DDPStrategy
 
     cli = LightningCLI(
-        args=["--config", str(RECIPE), "--trainer.logger", "false"],
-        run=False,
+        args=["--config", str(ROOT / "recipes" / f"{recipe}.yaml"), "--trainer.logger", "false"],
+        run=False,  # parse and build only: nothing is launched or downloaded
         subclass_mode_model=True,
         subclass_mode_data=True,
         auto_configure_optimizers=False,
     )
     assert isinstance(cli.trainer._accelerator_connector._layer_sync, NormSync)
-    assert cli.trainer.world_size == 2  # devices: 2, strategy: ddp (not launched: run=False)
+    assert isinstance(cli.trainer.strategy, DDPStrategy)
+    norms = [m for m in cli.model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    assert norms  # BN until fit starts; NormSync converts it then
 
 
 @pytest.mark.slow

@@ -121,7 +121,7 @@ class _SyncBatchNormFunction(torch.autograd.Function):
 
         ctx.save_for_backward(x, weight, g_mean, invstd, total)
         ctx.group = group
-        ctx.has_bias = bias is not None
+        ctx.bias_dtype = None if bias is None else bias.dtype
         return out.to(x.dtype)
 
     @staticmethod
@@ -143,7 +143,7 @@ class _SyncBatchNormFunction(torch.autograd.Function):
 
         # weight/bias gradients stay local: DDP averages parameter gradients across ranks.
         grad_w = (sum_dy_xmu * invstd).to(weight.dtype) if need_w and weight is not None else None
-        grad_b = sum_dy.to(weight.dtype) if need_b and ctx.has_bias else None
+        grad_b = sum_dy.to(ctx.bias_dtype) if need_b and ctx.bias_dtype is not None else None
 
         grad_x = None
         if need_x:  # the same on every rank (same model), so every rank joins this collective
