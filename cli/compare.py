@@ -90,6 +90,16 @@ def compare(
     except CompareError as exc:
         typer.echo(f"normsuite compare: error: {exc}", err=True)
         raise typer.Exit(2) from None
+    except KeyboardInterrupt:
+        from normsuite.compare import default_out_dir
+
+        folder = out if out is not None else default_out_dir(config)
+        typer.echo(
+            f"normsuite compare: interrupted; finished cells are kept in {folder}, "
+            "rerun the same command with --resume to run only the missing ones",
+            err=True,
+        )
+        raise typer.Exit(130) from None
 
     from rich.console import Console
 

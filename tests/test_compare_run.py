@@ -182,3 +182,16 @@ def test_cell_meter_counts_saved_activations_not_parameters() -> None:
     # ReLU saves its output (5x8 float32).
     assert meter.saved_bytes == 5 * 4 * 4 + 5 * 8 * 4
     out.sum().backward()
+
+
+def test_cli_interrupt_says_how_to_resume(recipe: Path, tmp_path: Path, monkeypatch) -> None:
+    import normsuite.compare
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(normsuite.compare, "run_compare", interrupted)
+    out = tmp_path / "o"
+    result = runner.invoke(app, ["compare", "-c", str(recipe), "--norms", "bn", "--out", str(out)])
+    assert result.exit_code == 130
+    assert f"kept in {out}" in result.stderr and "--resume" in result.stderr

@@ -248,7 +248,14 @@ def run_cell(settings: CompareSettings, cell: Cell) -> dict[str, Any]:
             enable_model_summary=False,
             callbacks=[meter],
         )
-        trainer.fit(cli.model, datamodule=cli.datamodule)
+        try:
+            trainer.fit(cli.model, datamodule=cli.datamodule)
+        except SystemExit:
+            # Lightning turns Ctrl-C inside fit() into a graceful shutdown and sys.exit(1);
+            # give the caller the interrupt back so it can say how to resume.
+            if trainer.interrupted:
+                raise KeyboardInterrupt from None
+            raise
         val_acc, val_loss = _evaluate(cli.model, cli.datamodule)
     return {
         "key": cell.key,
