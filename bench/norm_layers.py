@@ -29,7 +29,7 @@ from normsuite.norms import build_norm
 
 Fn = Callable[[Tensor], Tensor]
 OURS = "normsuite"
-ROUNDS = 3  # interleaved timing rounds per case
+ROUNDS = 6  # interleaved timing rounds per case
 
 
 @dataclass(frozen=True)

@@ -193,17 +193,15 @@ class FrozenBatchNorm(nn.Module):
         )
 
     def forward(self, x: Tensor) -> Tensor:
-        # F.batch_norm in eval mode is one fused kernel: faster than x * scale + shift.
-        if self.channels_last:
-            flat = x.reshape(-1, x.shape[-1])
-            y = F.batch_norm(
-                flat, self.running_mean, self.running_var, self.weight, self.bias, False, 0.0,
-                self.eps,
-            )  # fmt: skip
-            return y.view(x.shape)
-        return F.batch_norm(
-            x, self.running_mean, self.running_var, self.weight, self.bias, False, 0.0, self.eps
-        )
+        # Fold statistics and affine into one scale and shift (C values each), then one fused
+        # addcmul: faster forward+backward on CPU than F.batch_norm in eval mode
+        # (bench/norm_layers.py), and like torchvision it works for any rank.
+        scale = self.weight * torch.rsqrt(self.running_var + self.eps)
+        shift = self.bias - self.running_mean * scale
+        if not self.channels_last:
+            shape = (1, -1) + (1,) * (x.dim() - 2)
+            scale, shift = scale.view(shape), shift.view(shape)
+        return torch.addcmul(shift, x, scale)
 
     def extra_repr(self) -> str:
         layout = ", channels_last=True" if self.channels_last else ""
