@@ -30,7 +30,7 @@ __all__ = ["ActivationStats", "NonFiniteActivationError"]
 _OFF, _WATCH, _RECORD = 0, 1, 2  # hook phases: do nothing / only flag NaN-Inf / full stats
 _GAMMA_SMALL = 1e-3  # |gamma| below this counts as a collapsed channel
 _LOWVAR_FACTOR = 10.0  # input variance below 10 x eps counts as "variance near eps"
-_N_SCALARS = 5  # count, sum, sum of squares, exact zeros, non-finite
+_N_SCALARS = 5  # count, sum, sum of squares, non-zeros, non-finite
 
 
 class NonFiniteActivationError(FloatingPointError):
@@ -315,7 +315,8 @@ class ActivationStats(Callback):
     def _record(self, key: tuple[str, str], x: Tensor, cdim: int, chan_sq: bool) -> None:
         if x.numel() == 0:
             return
-        xd = x.detach().to(torch.float64)  # exact sums whatever the activation dtype
+        x = x.detach()
+        xd = x.to(torch.float64)  # exact sums whatever the activation dtype
         ndim = xd.dim()
         channels = xd.shape[cdim] if ndim >= 2 else 1
         site = self._sites.get(key)
@@ -335,23 +336,30 @@ class ActivationStats(Callback):
             self._order.append(site)
         elif site.channels != channels:
             return  # a layer called on tensors of another width; keep the first width only
-        sq = xd.square()
+        # Few full passes, all on float tensors: boolean masks (x == 0, isfinite) take a slow,
+        # unvectorized path on CPU. Zeros = n - count_nonzero(x) (NaN/Inf count as non-zero);
+        # non-finite = count_nonzero(x * 0), since x * 0 is 0 for finite x and NaN otherwise.
         dims = [d for d in range(ndim) if d != cdim % ndim] if ndim >= 2 else None
-        nonfinite = torch.logical_not(torch.isfinite(xd)).sum()
-        parts = [
-            torch.stack([xd.sum(), sq.sum(), (xd == 0).sum(), nonfinite]),
-            xd.sum(dim=dims) if dims else xd.sum().reshape(1),
+        chan = xd.sum(dim=dims) if dims else xd.sum().reshape(1)
+        flat = xd.reshape(-1)
+        scalars = [
+            chan.sum(),
+            torch.dot(flat, flat),
+            torch.count_nonzero(x),
+            torch.count_nonzero(x * 0),
         ]
+        parts = [torch.stack(scalars), chan]
         if chan_sq:
+            sq = xd.square()
             parts.append(sq.sum(dim=dims) if dims else sq.sum().reshape(1))
         if site.bins:
             lo, hi = self.histogram_range
-            xf = x.detach().float().clamp(lo, hi)  # out-of-range values land in the edge bins
+            xf = x.float().clamp(lo, hi)  # out-of-range values land in the edge bins
             parts.append(torch.histc(xf, bins=site.bins, min=lo, max=hi).to(torch.float64))
         sums = site.sums.t
         sums[:1].add_(x.numel())  # a Python int: no host-to-device copy
         sums[1:].add_(torch.cat(parts))
-        mn, mx = torch.aminmax(xd)
+        mn, mx = torch.aminmax(x)
         torch.maximum(site.ext.t, torch.stack([mx, -mn]), out=site.ext.t)
 
     def _record_running(self, layer: _LayerSite, mod: nn.Module) -> None:
@@ -380,7 +388,7 @@ class ActivationStats(Callback):
         if site is None or self._flags is None:
             return  # only sites known from a logging step have a flag
         # keep the earliest bad step (stored negated so that DDP can reduce it with MAX)
-        bad = torch.logical_not(torch.isfinite(x.detach()).all())
+        bad = (x.detach() * 0).sum().isnan()  # x * 0 is 0 where x is finite, NaN elsewhere
         flag = self._flags[site.index]
         torch.maximum(flag, torch.where(bad, -float(self._step), -math.inf), out=flag)
 
@@ -469,7 +477,8 @@ class ActivationStats(Callback):
             if n == 0:
                 continue  # the layer did not run on this logging step
             c = site.channels
-            s, ss, zeros, nonfinite = raw[1:_N_SCALARS].tolist()
+            s, ss, nonzero, nonfinite = raw[1:_N_SCALARS].tolist()
+            zeros = n - nonzero
             mean = s / n
             var = max(ss / n - mean * mean, 0.0) * (n / (n - 1) if n > 1 else 0.0)
             mx, neg_mn = ext.tolist()
