@@ -380,3 +380,25 @@ class M(nn.Module):
 """
     (report,) = analyze_source(src, "m.py", AnalysisOptions()).models
     assert report.norms_found == []
+
+
+def test_recursive_model_class_and_shared_blocks() -> None:
+    src = """
+    import torch.nn as nn
+    class Tree(nn.Module):
+        def __init__(self, levels=2):
+            super().__init__()
+            self.conv = nn.Conv2d(8, 8, 3, bias=False)
+            self.bn = nn.BatchNorm2d(8)
+            self.child = Tree(levels - 1) if levels > 0 else None
+            self.loop = Tree()  # same arguments: refers to itself
+        def forward(self, x):
+            x = self.bn(self.conv(x))
+            if self.child is not None:
+                x = self.child(x)
+            return self.loop(x)
+    """
+    result = analyze_source(textwrap.dedent(src), "m.py", AnalysisOptions(batch_size=4))
+    (report,) = result.models
+    assert report.architecture == "cnn2d"
+    assert {(f.code, f.line) for f in result.findings} == {("NRM006", 7)}

@@ -24,15 +24,16 @@ from .extract import ModuleIndex
 from .ir import UNKNOWN
 from .types import AnalysisOptions, BatchInfo
 
-Sourced = tuple[int, str]
+Sourced = tuple[int, str]  # (value, where it came from)
 # The scan walks the whole tree: skip it when none of these words is in the source.
 _SCAN_WORDS = (
     "DataLoader",
     "Trainer",
     "add_argument",
-    "sync",
+    "sync_batchnorm",
     "DataModule",
-)  # (value, where it came from)
+    "convert_sync",
+)
 
 _BATCH_FLAGS = ("--batch-size", "--batch_size", "--bs", "--batchsize", "--train-batch-size")
 _DEVICE_FLAGS = ("--devices", "--gpus", "--num-gpus", "--num_gpus", "--world-size")

@@ -116,12 +116,9 @@ def infer_architecture(
                 kinds["attention"] += 1
             else:
                 convs[int(b.architecture[3])] += 10
-        elif t == "Custom" and layer.instance is not None:
-            has_conv = any(sub.type in CONV_DIMS for _, sub in layer.instance.walk())
-            name = layer.instance.cls.name
-            if _attention_name(name, has_conv) or _calls_attention(layer, index):
-                kinds["attention"] += 1
-                evidence.append(f"attention block {layer.instance.cls.name}")
+        elif t == "Custom" and layer.instance is not None and _is_attention_block(layer, index):
+            kinds["attention"] += 1
+            evidence.append(f"attention block {layer.instance.cls.name}")
     for dim, n in sorted(convs.items()):
         if n and not any(e.startswith("backbone") for e in evidence):
             evidence.append(f"{n} x Conv{dim}d")
@@ -144,6 +141,17 @@ def infer_architecture(
         evidence.append(f"{kinds['linear']} x Linear, no conv/recurrent/attention layers")
         return "mlp", evidence
     return "unknown", evidence
+
+
+def _is_attention_block(layer: Layer, index: ModuleIndex) -> bool:
+    """Memoized per instance: a block shared by many models is judged once."""
+    inst = layer.instance
+    assert inst is not None
+    key = ("attention", id(inst))
+    if key not in index.memo:
+        has_conv = any(sub.type in CONV_DIMS for _, sub in inst.walk())
+        index.memo[key] = _attention_name(inst.cls.name, has_conv) or _calls_attention(layer, index)
+    return index.memo[key]
 
 
 def _calls_attention(layer: Layer, index: ModuleIndex) -> bool:

@@ -155,6 +155,10 @@ class ModuleIndex:
         self._cache: dict[tuple[str, str], ModuleInstance] = {}
         self._depth = 0
         self._lines: list[str] | None = None
+        # (instance id, abstract input) -> traced result; shared by all models of the file
+        # so a block used by many models is traced once per input (see shapes.FlowTracer).
+        self.flow_cache: dict[tuple[int, Any], Any] = {}
+        self.memo: dict[Any, Any] = {}  # other per-file caches (context.py)
         self._collect()
 
     def segment(self, node: ast.expr, limit: int = 200) -> str:
@@ -582,11 +586,13 @@ class ModuleIndex:
             handled, value = self._method_call(node, func, env, inst)
             if handled:
                 return value
+        callee = self.eval(func, env, inst)
+        qual = self.qualname(func) or ""
+        if not _callable(callee, qual):
+            return UNKNOWN  # arguments are expressions: skipping them changes nothing
         args, kwargs = self._args(node, env, inst)
         if args is None:
             return UNKNOWN
-        callee = self.eval(func, env, inst)
-        qual = self.qualname(func) or ""
         return self._apply(callee, qual, args, kwargs, node, inst)
 
     def _args(self, node: ast.Call, env: dict[str, Any], inst: Any):
@@ -835,6 +841,39 @@ def _owner_of(cls: ClassInfo, method: str) -> ClassInfo | None:
 
 def _named(value: Any, name: str) -> Any:
     return value
+
+
+_BUILTIN_NAMES = frozenset(
+    {
+        *_SIMPLE_BUILTINS,
+        "range",
+        "list",
+        "tuple",
+        "enumerate",
+        "zip",
+        "reversed",
+        "sorted",
+        "dict",
+        "OrderedDict",
+        "collections.OrderedDict",
+        "partial",
+        "functools.partial",
+        "create_model",
+    }
+)
+
+
+def _callable(callee: Any, qual: str) -> bool:
+    """Whether evaluating a call to ``callee`` can produce anything but UNKNOWN."""
+    if isinstance(callee, (LayerClass, ClassInfo, ast.FunctionDef, ast.AsyncFunctionDef)):
+        return True
+    if isinstance(callee, (_LocalFunction, _BoundMethod)):
+        return True
+    return (
+        qual in _BUILTIN_NAMES
+        or qual.split(".")[-1] in ("partial", "create_model")
+        or _is_model_function(qual)
+    )
 
 
 def _hashable(value: Any) -> bool:

@@ -180,6 +180,8 @@ class FlowTracer:
         self.applied: set[int] = set()
         self._stack: list[int] = []
         self._paths: dict[int, str] = {}
+        self._walked: set[int] = set()
+        self._applied_log: list[int] = []
         self._attention_owner = False
 
     # ------------------------------------------------------------------ entry points
@@ -187,8 +189,27 @@ class FlowTracer:
         """Trace ``inst.forward(x)``; returns the abstract output (or UNKNOWN)."""
         if id(inst) in self._stack or len(self._stack) >= MAX_DEPTH:
             return UNKNOWN_T
-        for name, layer in inst.walk(prefix):
-            self._paths.setdefault(id(layer), name)
+        if id(inst) not in self._walked:  # paths once per instance, not on every call
+            self._walked.add(id(inst))
+            for name, layer in inst.walk(prefix):
+                self._paths.setdefault(id(layer), name)
+        key = (id(inst), x)
+        cached = self.index.flow_cache.get(key)
+        if cached is not None:
+            out, apps, applied = cached
+            self.apps.extend(apps)
+            self.applied.update(applied)
+            return out
+        first_app, first_applied = len(self.apps), len(self._applied_log)
+        out = self._run_forward(inst, x)
+        self.index.flow_cache[key] = (
+            out,
+            self.apps[first_app:],
+            self._applied_log[first_applied:],
+        )
+        return out
+
+    def _run_forward(self, inst: ModuleInstance, x: T) -> Any:
         fn = inst.cls.method("forward")
         if fn is None:
             if inst.seq_children:
@@ -229,6 +250,7 @@ class FlowTracer:
         self.index._tick()
         t = x if isinstance(x, T) else UNKNOWN_T
         self.applied.add(id(layer))
+        self._applied_log.append(id(layer))
         out = self._apply(layer, t)
         out_t = out if isinstance(out, T) else out[0] if isinstance(out, tuple) else UNKNOWN_T
         if not isinstance(out_t, T):
@@ -325,7 +347,7 @@ class FlowTracer:
         return None
 
     def _exec_if(self, stmt: ast.If, env: dict[str, Any], inst: ModuleInstance) -> None:
-        test = self.index.eval(stmt.test, {k: v for k, v in env.items() if not _abstract(v)}, inst)
+        test = self.index.eval(stmt.test, _Consts(env), inst)
         if test is not UNKNOWN and not _abstract(test):
             self._exec(stmt.body if test else stmt.orelse, env, inst)
             return
@@ -510,7 +532,7 @@ class FlowTracer:
     def _const(self, node: ast.expr | None, env: dict[str, Any]) -> Any:
         if node is None:
             return UNKNOWN
-        return self.index.eval(node, {k: v for k, v in env.items() if not _abstract(v)}, None)
+        return self.index.eval(node, _Consts(env), None)
 
     def _function(self, name: str, node: ast.Call, env: dict[str, Any], inst: Any) -> Any:
         """torch.* / F.* / einops functions applied to abstract tensors."""
@@ -574,6 +596,28 @@ class FlowTracer:
 class _FlowReturn(Exception):
     def __init__(self, value: Any) -> None:
         self.value = value
+
+
+class _Consts(dict):
+    """A read-only view of the flow's locals for the constant evaluator: abstract tensors
+    and layers read as unknown (no copy per call: this runs for every ``if`` and shape)."""
+
+    def __init__(self, env: dict[str, Any]) -> None:
+        super().__init__()
+        self._env = env
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._env
+
+    def __getitem__(self, key: str) -> Any:
+        value = self._env[key]
+        return UNKNOWN if _abstract(value) else value
+
+    def get(self, key: str, default: Any = None) -> Any:  # type: ignore[override]
+        return self[key] if key in self._env else default
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        pass  # the constant evaluator must not write into the flow's locals
 
 
 def _abstract(value: Any) -> bool:
