@@ -299,9 +299,15 @@ def layer_code(norm: str, num_channels: int, *, ndim: int = 4, channels_last: bo
         raise ValueError(f"ndim must be 2 to 5 (N, C, ...), got {ndim}")
     name, _, arg = norm.lower().partition(":")
     per_position = ndim == 2 or channels_last  # the channels are the last dimension
+
+    def built(spec: str) -> str:  # normsuite.build_norm for layouts torch has no layer for
+        layout = f", ndim={ndim}" if ndim != 4 else ""
+        layout += ", channels_last=True" if channels_last and ndim > 2 else ""
+        return f'normsuite.build_norm("{spec}", {c}{layout})'
+
     if name == "bn":
         if channels_last and ndim > 2:
-            return f'normsuite.build_norm("bn", {c})'
+            return built("bn")
         return f"{_BN_BY_NDIM[ndim]}({c})"
     if name == "syncbn":
         return f"nn.SyncBatchNorm({c})"
@@ -310,16 +316,16 @@ def layer_code(norm: str, num_channels: int, *, ndim: int = 4, channels_last: bo
     if name == "gn":
         groups = int(arg) if arg else default_groups(c)
         if channels_last and ndim > 2:
-            return f'normsuite.build_norm("gn:{groups}", {c})'
+            return built(f"gn:{groups}")
         return f"nn.GroupNorm({groups}, {c})"
     if name in ("ln", "rms"):
         if per_position:
             return f"nn.LayerNorm({c})" if name == "ln" else f"nn.RMSNorm({c})"
         # nn.LayerNorm(C) on (N, C, H, W) would normalize W: a channel LN is needed.
-        return f'normsuite.build_norm("{name}", {c})'
+        return built(name)
     if name == "in":
         if per_position:
-            return f'normsuite.build_norm("in", {c})'
+            return built("in")
         return f"{_IN_BY_NDIM[ndim]}({c}, affine=True)"
     if name == "none":
         return "nn.Identity()"

@@ -167,6 +167,19 @@ def test_advice_is_frozen_and_typed() -> None:
         ("ln", 64, {}, 'normsuite.build_norm("ln", 64)'),  # never nn.LayerNorm(C) on NCHW
         ("rms", 64, {"ndim": 3, "channels_last": True}, "nn.RMSNorm(64)"),
         ("in", 64, {}, "nn.InstanceNorm2d(64, affine=True)"),
+        ("ln", 64, {"ndim": 3}, 'normsuite.build_norm("ln", 64, ndim=3)'),
+        (
+            "bn",
+            64,
+            {"ndim": 3, "channels_last": True},
+            'normsuite.build_norm("bn", 64, ndim=3, channels_last=True)',
+        ),
+        (
+            "gn",
+            64,
+            {"channels_last": True},
+            'normsuite.build_norm("gn:32", 64, channels_last=True)',
+        ),
     ],
 )
 def test_layer_code(norm: str, c: int, kw: dict, code: str) -> None:

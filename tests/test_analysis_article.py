@@ -55,6 +55,8 @@ def test_grouplbnnet_keeps_gn_with_a_note(result: FileResult) -> None:
     assert gn.norms_found[0].kind == "gn" and gn.norms_found[0].num_channels == 64
     assert gn.recommendation.norm == "gn"
     assert gn.recommendation.rationale[0].startswith("Kept gn: GroupNorm is fine here")
+    assert gn.recommendation.rules == ["B1", "B5", "B2"]
+    assert gn.recommendation.would_change == ["needing the last ~0.5 points at this batch size: bn"]
     # GroupNorm(8, 64): 8 channels per group, so neither NRM003 nor NRM004.
     assert not [f for f in result.findings if f.model == "GroupLBNNet" and f.code != "NRM001"]
 

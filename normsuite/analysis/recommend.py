@@ -143,6 +143,9 @@ def recommend(model: ModelContext) -> Recommendation:
         if kind in good and kind != adv.norm:
             norm = kind
             rationale.insert(0, _keep_note(kind, adv))
+            if kind == "gn" and adv.norm == "bn":
+                rules.append("B2")
+                would_change = ["needing the last ~0.5 points at this batch size: bn"]
         elif (
             kind == "ln"
             and model.architecture in _CNN
