@@ -4,7 +4,9 @@ For every spec and layout, each PyTorch formulation of the same computation is f
 checked against the normsuite layer (same values), then all are timed in this one run with
 ``torch.utils.benchmark.Timer`` (median of blocked runs, one thread, so that a shared
 machine disturbs the numbers less). The table prints ``ratio = normsuite / fastest
-reference``; the goal is <= 1.1 everywhere.
+reference`` among the references that return the input's memory layout, as a drop-in layer
+must (the others are shown, marked ``*``); the goal is <= 1.1 everywhere. Where normsuite
+returns torch's own class, the ratio only shows the timing noise.
 
 Usage:
     .venv/bin/python bench/norm_layers.py            # ~3 min on a 2-core CPU
@@ -176,19 +178,26 @@ def run(min_run_time: float) -> list[dict[str, str]]:
                 expected = ours(x)
             grad = torch.randn_like(expected)
             refs = references(spec, case)
+            other_layout = set()
             for name, fn in refs.items():  # only correct formulations are compared
                 with torch.no_grad():
-                    torch.testing.assert_close(fn(x), expected, rtol=1e-4, atol=1e-4, msg=name)
+                    out = fn(x)
+                torch.testing.assert_close(out, expected, rtol=1e-4, atol=1e-4, msg=name)
+                if out.stride() != x.stride():
+                    other_layout.add(name)  # same values, other memory layout than the input
             ms = median_ms({OURS: ours, **refs}, x, grad, min_run_time)
             ours_ms = ms.pop(OURS)
-            fastest = min(ms, key=ms.__getitem__)
+            # A drop-in layer returns the input's layout, so the ratio is against those.
+            fastest = min((k for k in ms if k not in other_layout), key=ms.__getitem__)
             rows.append(
                 {
                     "case": case.name,
                     "spec": spec,
                     "normsuite layer": type(ours).__name__,
                     "ms": f"{ours_ms:.1f}",
-                    "PyTorch formulations (ms)": "; ".join(f"{k} {v:.1f}" for k, v in ms.items()),
+                    "PyTorch formulations (ms)": "; ".join(
+                        f"{k}{' *' if k in other_layout else ''} {v:.1f}" for k, v in ms.items()
+                    ),
                     "ratio vs fastest": f"{ours_ms / ms[fastest]:.2f}",
                 }
             )
@@ -217,6 +226,7 @@ def main() -> None:
     rows = run(min_run_time=0.3 if args.quick else 1.5)
     print()
     print(markdown(rows))
+    print("\n* returns another memory layout than its input (not a drop-in), so not in the ratio")
 
 
 if __name__ == "__main__":

@@ -197,6 +197,16 @@ def test_channel_ln_is_not_layernorm_on_last_dim_nor_gn1() -> None:
     assert not torch.allclose(out, nn.GroupNorm(1, C).to(DT)(x))
 
 
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_channel_rms_low_precision_does_not_overflow(dtype: torch.dtype) -> None:
+    # 64 channels of magnitude ~1000: the sum of squares overflows float16 (max 65504).
+    x = (torch.randn(2, 64, 3, 3, generator=torch.Generator().manual_seed(0)) * 1000).to(dtype)
+    out = build_norm("rms", 64).to(dtype)(x)
+    ref = F.rms_norm(x.double().movedim(1, -1), (64,), None, torch.finfo(dtype).eps)
+    assert out.dtype == dtype
+    torch.testing.assert_close(out.double(), ref.movedim(-1, 1), rtol=2e-2, atol=2e-2)
+
+
 # --------------------------------------------------------------------------- FrozenBatchNorm
 def test_frozenbn_loads_batchnorm_state_and_stays_frozen_in_train() -> None:
     bn = randomize(nn.BatchNorm2d(C))
