@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Literal
 import typer
 
 if TYPE_CHECKING:
-    from normsuite.analysis.types import FileResult
+    from normsuite.analysis.types import AnalysisOptions, FileResult
 
 
 class OutputFormat(str, Enum):
@@ -154,18 +154,23 @@ def run_analysis(
         raise typer.Exit(2) from None
 
     results = analyze_paths(paths, options, settings=settings, jobs=jobs)
-    traces = _run_traces(results, model, shape) if trace else None
+    traces = _run_traces(results, options, model, shape) if trace else None
     emit(results, command=command, output_format=output_format, traces=traces)
     raise typer.Exit(exit_code(results, command=command, traces=traces))
 
 
 def _run_traces(
-    results: list[FileResult], model: str | None, shape: tuple[int, ...] | None
+    results: list[FileResult],
+    options: AnalysisOptions,
+    model: str | None,
+    shape: tuple[int, ...] | None,
 ) -> dict[str, dict]:
     from normsuite.analysis.trace import trace_file
 
     return {
-        r.path: trace_file(r.path, static=r, model=model, input_shape=shape).to_dict()
+        r.path: trace_file(
+            r.path, static=r, options=options, model=model, input_shape=shape
+        ).to_dict()
         for r in results
         if not r.error
     }

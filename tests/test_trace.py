@@ -14,7 +14,7 @@ import pytest
 from normsuite.cli.main import app
 from typer.testing import CliRunner
 
-from normsuite.analysis.trace import trace_file
+from normsuite.analysis.trace import _compare_static, trace_file
 
 MODELS = """\
 import torch.nn as nn
@@ -75,6 +75,8 @@ def test_trace_reports_exact_norm_input_shapes(traced_json: dict) -> None:
         [2, 8, 62],
         [2, 8, 62],
     )
+    assert bn["static"] == "rank 3, 8 channels at dim 1"  # the static view agrees ...
+    assert not [d for d in seq["differences"] if d.startswith("bn:")]  # ... so no difference
     assert "unused (line 19) was not called in forward()" in seq["differences"]
     assert models["NeedsArgs"]["skipped"] == "its constructor needs arguments: channels"
 
@@ -91,7 +93,21 @@ def test_trace_shows_the_article_layernorm_failing(traced_json: dict) -> None:
     assert "input has [32], layer expects [64]" in ln["layout"]
     static_codes = {f["code"] for f in traced_json["findings"]}
     assert "NRM002" in static_codes
-    assert any(d.startswith("forward failed at ln1") for d in lbn["differences"])
+    assert "ln1: the layer is built for 64 channels, the input's last dim is 32" in "".join(
+        lbn["differences"]
+    )
+    assert "forward failed at ln1: confirms NRM002 (line 8)" in lbn["differences"]
+
+
+def test_static_view_disagreement_is_listed() -> None:
+    believed = {"rank": 4, "channel_dim": 1, "channels": 64, "kind": "map"}
+    assert _compare_static("ln", [2, 64, 32, 32], believed) is None
+    assert _compare_static("ln", [2, 16, 64], believed) == (
+        "ln: static view rank 4, 64 channels at dim 1, trace saw [2, 16, 64]"
+    )
+    assert _compare_static("bn", [2, 32, 8, 8], believed) == (
+        "bn: static view rank 4, 64 channels at dim 1, trace saw [2, 32, 8, 8] (dim 1 is 32)"
+    )
 
 
 def test_model_and_input_shape_flags(model_file: Path) -> None:

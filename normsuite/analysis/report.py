@@ -283,11 +283,12 @@ def trace_lines(trace: Mapping[str, Any]) -> list[str]:
             head += f"; forward failed: {model['error']}"
         lines.append(head)
         for layer in model.get("layers", []):
+            static = f"; static view: {layer['static']}" if layer.get("static") else ""
             lines.append(
                 f"    {layer['name']} {layer['type']}: input {layer['input_shape']}, "
-                f"{layer.get('layout', '?')}"
+                f"{layer.get('layout', '?')}{static}"
             )
-        lines.extend(f"    differs from static view: {d}" for d in model.get("differences", []))
+        lines.extend(f"    vs static: {d}" for d in model.get("differences", []))
     return lines
 
 

@@ -15,6 +15,7 @@ Example:
 
 from __future__ import annotations
 
+import ast
 import json
 import os
 import subprocess
@@ -22,7 +23,8 @@ import sys
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from normsuite.analysis.types import FileResult
+from normsuite.analysis.files import SourceError, read_source
+from normsuite.analysis.types import AnalysisOptions, FileResult
 
 MARKER = "@@NORMSUITE_TRACE@@"
 DEFAULT_TIMEOUT = 120.0
@@ -171,7 +173,59 @@ class TraceResult:
         return asdict(self)
 
 
-def _differences(model: dict[str, Any], static: FileResult | None) -> list[str]:
+def static_view(source: str, path: str, options: AnalysisOptions) -> dict[str, dict[str, dict]]:
+    """What the static analysis believes each layer receives: model -> layer path ->
+    ``{"rank", "channel_dim", "channels", "kind"}`` (``None`` where it does not know).
+
+    Best effort: an analyzer failure gives an empty view, never an error.
+    """
+    try:
+        from normsuite.analysis.context import build_context
+
+        ctx = build_context(ast.parse(source), source, path, options)
+    except Exception:  # the trace must not fail because the static side did
+        return {}
+    view: dict[str, dict[str, dict]] = {}
+    for model in ctx.models:
+        sites = view.setdefault(model.name, {})
+        for app in model.apps:
+            if app.path and app.path not in sites:
+                t = app.inp
+                cdim = t.cdim if t.cdim is None or t.cdim >= 0 or t.rank is None else t.rank - 1
+                sites[app.path] = {
+                    "rank": t.rank,
+                    "channel_dim": cdim,
+                    "channels": t.channels,
+                    "kind": t.kind,
+                }
+    return view
+
+
+def _describe_static(s: dict[str, Any]) -> str:
+    parts = [f"rank {s['rank']}" if s.get("rank") is not None else "rank ?"]
+    if s.get("channels") is not None:
+        where = f" at dim {s['channel_dim']}" if s.get("channel_dim") is not None else ""
+        parts.append(f"{s['channels']} channels{where}")
+    return ", ".join(parts)
+
+
+def _compare_static(name: str, shape: list[int], s: dict[str, Any]) -> str | None:
+    """A sentence when the static belief about one layer input disagrees with the run."""
+    rank, cdim, channels = s.get("rank"), s.get("channel_dim"), s.get("channels")
+    if rank is not None and rank != len(shape):
+        return f"{name}: static view {_describe_static(s)}, trace saw {shape}"
+    known = cdim is not None and channels is not None and -len(shape) <= cdim < len(shape)
+    if known and shape[cdim] != channels:
+        return (
+            f"{name}: static view {_describe_static(s)}, trace saw {shape} "
+            f"(dim {cdim} is {shape[cdim]})"
+        )
+    return None
+
+
+def _differences(
+    model: dict[str, Any], static: FileResult | None, view: dict[str, dict] | None = None
+) -> list[str]:
     """Where the run disagrees with (or confirms) the static analysis of the same class."""
     if static is None:
         return []
@@ -182,6 +236,13 @@ def _differences(model: dict[str, Any], static: FileResult | None) -> list[str]:
     sites = {s.name: s for s in report.norms_found}
     traced = {layer["name"]: layer for layer in model["layers"]}
     for layer in model["layers"]:
+        believed = (view or {}).get(layer["name"])
+        if believed is not None:
+            layer["static"] = _describe_static(believed)
+            if layer["input_shape"] is not None:
+                diff = _compare_static(layer["name"], layer["input_shape"], believed)
+                if diff:
+                    diffs.append(diff)
         site = sites.get(layer["name"])
         if site is None:
             diffs.append(
@@ -190,9 +251,6 @@ def _differences(model: dict[str, Any], static: FileResult | None) -> list[str]:
             )
             continue
         shape = layer["input_shape"] or []
-        rank = getattr(site, "input_rank", None)
-        if rank is not None and rank != len(shape):
-            diffs.append(f"{site.name}: static rank {rank}, trace saw {shape}")
         if site.num_channels is not None and len(shape) >= 2:
             if layer.get("normalized_shape"):
                 actual = shape[-1]
@@ -202,7 +260,7 @@ def _differences(model: dict[str, Any], static: FileResult | None) -> list[str]:
                 where = "dim 1"
             if actual != site.num_channels:
                 diffs.append(
-                    f"{site.name}: static view expects {site.num_channels} channels, the "
+                    f"{site.name}: the layer is built for {site.num_channels} channels, the "
                     f"input's {where} is {actual} (shape {shape})"
                 )
     if not model.get("error"):
@@ -224,6 +282,7 @@ def trace_file(
     path: str,
     *,
     static: FileResult | None = None,
+    options: AnalysisOptions | None = None,
     model: str | None = None,
     input_shape: tuple[int, ...] | None = None,
     timeout: float = DEFAULT_TIMEOUT,
@@ -231,8 +290,9 @@ def trace_file(
 ) -> TraceResult:
     """Import ``path`` in a subprocess, run each model once, return the norm-layer shapes.
 
-    RUNS THE FILE'S CODE. ``static``: the static result of the same file, to list
-    differences. A failing forward pass is a result (``model["error"]``), not an error;
+    RUNS THE FILE'S CODE. ``static``: the static result of the same file (and ``options``,
+    the analysis options it was made with), to list differences from the static view.
+    A failing forward pass is a result (``model["error"]``), not an error;
     ``TraceResult.error`` is set only when the file could not be imported or run at all.
     """
     cmd = [python, "-c", _CHILD, path, model or "", json.dumps(list(input_shape or []))]
@@ -254,6 +314,12 @@ def trace_file(
         last = (proc.stderr.strip().splitlines() or [f"exit code {proc.returncode}"])[-1]
         return TraceResult(path, error=f"the traced run died: {last}")
     result = TraceResult(path, models=payload["models"], error=payload["error"])
+    view: dict[str, dict[str, dict]] = {}
+    if static is not None:
+        try:
+            view = static_view(read_source(path), path, options or AnalysisOptions())
+        except SourceError:
+            view = {}
     for entry in result.models:
-        entry["differences"] = _differences(entry, static)
+        entry["differences"] = _differences(entry, static, view.get(entry["name"]))
     return result
