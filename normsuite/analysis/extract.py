@@ -569,13 +569,17 @@ class ModuleIndex:
         qual = self.qualname(node)
         if qual is None:
             return UNKNOWN
-        layer_type = layer_type_of(qual)
-        if layer_type is not None:
-            return LayerClass(layer_type)
+        # The file's own classes win over torch names: ConvNeXt's repository defines its
+        # own channels-first ``class LayerNorm(nn.Module)``.
         if qual in self.classes:
             return self.classes[qual]
         if qual in self.functions:
             return self.functions[qual]
+        if qual in self.class_nodes:
+            return UNKNOWN  # a non-module class of the file
+        layer_type = layer_type_of(qual)
+        if layer_type is not None:
+            return LayerClass(layer_type)
         return UNKNOWN
 
     # ------------------------------------------------------------------ calls
