@@ -402,3 +402,16 @@ def test_recursive_model_class_and_shared_blocks() -> None:
     (report,) = result.models
     assert report.architecture == "cnn2d"
     assert {(f.code, f.line) for f in result.findings} == {("NRM006", 7)}
+
+
+def test_module_level_models_and_alternatives() -> None:
+    src = """
+    import torch.nn as nn
+    mlp = nn.Sequential(nn.Linear(10, 64, bias=False), nn.BatchNorm1d(64), nn.ReLU())
+    """
+    result = analyze_source(textwrap.dedent(src), "m.py", AnalysisOptions(batch_size=32))
+    (report,) = result.models
+    assert (report.name, report.architecture) == ("mlp", "mlp")
+    assert [s.name for s in report.norms_found] == ["mlp.1"]
+    assert report.recommendation.norm == "bn" and report.recommendation.alternatives == ["ln"]
+    assert result.to_dict()["models"][0]["recommendation"]["alternatives"] == ["ln"]

@@ -189,7 +189,7 @@ def _model(
         layers = root.instance.walk()
     else:
         tracer.apply(root, UNKNOWN_T)
-        layers = root.walk()
+        layers = root.walk(name)
     arch, evidence = infer_architecture(layers, index)
     few_convs = sum(1 for _, sub in layers if sub.type in CONV_DIMS) <= 1
     own = root.instance.cls.name if root.instance is not None else ""

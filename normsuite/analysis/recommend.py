@@ -191,6 +191,7 @@ def recommend(model: ModelContext) -> Recommendation:
         assumptions=assumptions,
         would_change=would_change,
         confidence=adv.confidence if norm == adv.norm else "medium",  # type: ignore[arg-type]
+        alternatives=[n for n in (adv.norm, *adv.alternatives) if n != norm],
     )
 
 

@@ -72,6 +72,7 @@ class Recommendation:
     assumptions: list[str] = field(default_factory=list)
     would_change: list[str] = field(default_factory=list)
     confidence: Literal["high", "medium", "low"] = "medium"
+    alternatives: list[str] = field(default_factory=list)  # other good norms, e.g. ["syncbn"]
 
 
 @dataclass(frozen=True)
