@@ -154,6 +154,8 @@ def run_analysis(
         raise typer.Exit(2) from None
 
     results = analyze_paths(paths, options, settings=settings, jobs=jobs)
+    if not results:
+        typer.echo(f"normsuite {command}: warning: no Python files found in the paths", err=True)
     traces = _run_traces(results, options, model, shape) if trace else None
     emit(results, command=command, output_format=output_format, traces=traces)
     raise typer.Exit(exit_code(results, command=command, traces=traces))

@@ -159,6 +159,13 @@ def test_stdin_and_folders(tmp_path: Path) -> None:
     assert [Path(f["path"]).relative_to(tmp_path).as_posix() for f in doc["files"]] == ["a/lbn.py"]
 
 
+def test_a_folder_without_python_files_warns_and_passes(tmp_path: Path) -> None:
+    (tmp_path / "notes.txt").write_text("nothing to see")
+    res = invoke("check", str(tmp_path))
+    assert res.exit_code == 0
+    assert "normsuite check: warning: no Python files found in the paths" in res.output
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
