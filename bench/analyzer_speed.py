@@ -1,8 +1,8 @@
 """How fast is the static analyzer? Baselines are measured in the same run.
 
-1. All ``.py`` files of the installed torchvision package: ``analyze_paths`` (read, parse,
-   extract, shapes, rules, noqa) vs bare read + ``ast.parse`` of the same files.
-   Goal: <= 1.5x the parse time.
+1. All ``.py`` files of the installed torchvision package (and timm, the second robustness
+   corpus): ``analyze_paths`` (read, parse, extract, shapes, rules, noqa) vs bare read +
+   ``ast.parse`` of the same files. Goal: <= 1.5x the parse time.
 2. The same tree through the CLI: ``normsuite check`` vs TorchFix (``torchfix``), when
    installed (``pip install torchfix``; not a dependency). Goal: >= 5x faster.
 3. ``normsuite recommend recipes/models/article_nets.py`` end to end (new process, console
@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import importlib.util
 import shutil
 import statistics
 import subprocess
@@ -57,6 +58,24 @@ def median_wall(repeat: int, cmd: list[str]) -> float:
     return statistics.median(times)
 
 
+def corpus_row(package: str, repeat: int) -> tuple[str, float, float, str] | None:
+    """The robustness corpus of a second package (timm): errors, and time vs parse."""
+    spec = importlib.util.find_spec(package)
+    if spec is None or spec.origin is None:
+        print(f"{package} not installed: its corpus row is skipped")
+        return None
+    paths = [t.path for t in discover([str(Path(spec.origin).parent)])]
+    results = analyze_paths(paths, jobs=1)
+    errors = [f"{r.path}: {r.error}" for r in results if r.error]
+    print(
+        f"{package}: {len(paths)} files, {sum(len(r.models) for r in results)} models, "
+        f"{len(errors)} errors" + "".join(f"\n  {e}" for e in errors)
+    )
+    parse_s = best_of(repeat, lambda: [ast.parse(read_source(p), p) for p in paths])
+    ours_s = best_of(repeat, lambda: analyze_paths(paths, jobs=1))
+    return (f"{package}: analyze_paths serial vs read+ast.parse", ours_s, parse_s, "<= 1.5x")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=3)
@@ -82,6 +101,9 @@ def main() -> None:
         f"{sum(len(r.findings) for r in results)} findings, {internal} internal errors"
     )
     rows.append(("analyze_paths serial vs read+ast.parse", serial_s, parse_s, "<= 1.5x"))
+    timm_row = corpus_row("timm", args.repeat)
+    if timm_row:
+        rows.append(timm_row)
     rows.append(("analyze_paths auto jobs vs read+ast.parse", auto_s, parse_s, "<= 1.5x"))
 
     normsuite = str(BIN / "normsuite")
