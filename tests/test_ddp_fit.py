@@ -68,7 +68,7 @@ class TinyNet(pl.LightningModule):
 
 
 def _fit(mode: str, out: Path) -> None:
-    """Run in a subprocess: ``python tests/test_ddp_fit.py {ddp,single} OUT``."""
+    """Fit; ``ddp`` runs as ``python tests/test_ddp_fit.py ddp OUT`` (Lightning relaunches it)."""
     ddp = mode == "ddp"
     model = TinyNet(batch_size=4 if ddp else 8)
     trainer = pl.Trainer(
@@ -112,7 +112,7 @@ def test_two_process_ddp_fit_with_normsync_matches_one_process_and_reloads(
     tmp_path: Path,
 ) -> None:
     _run("ddp", tmp_path / "ddp")
-    _run("single", tmp_path / "single")
+    _fit("single", tmp_path / "single")  # the reference: one process, whole batch, plain BN
 
     classes = json.loads((tmp_path / "ddp" / "classes_ddp.json").read_text())
     assert classes["during_fit"] == [f"{SyncBatchNorm.__module__}.SyncBatchNorm"]
