@@ -111,13 +111,10 @@ def main() -> None:
     check_s = median_wall(args.repeat, check_cmd)
     torchfix = shutil.which("torchfix", path=str(BIN)) or shutil.which("torchfix")
     if torchfix and not args.skip_torchfix:
+        # TorchFix (libcst) takes minutes here: one run each, both with their default jobs
         tf_s = median_wall(1, [torchfix, str(tree)])
-        tf1_s = median_wall(1, [torchfix, "-j", "1", str(tree)])
-        check1_s = median_wall(args.repeat, [*check_cmd, "--jobs", "1"])
-        rows.append(
-            ("normsuite check vs torchfix (both default jobs)", check_s, tf_s, ">= 5x faster")
-        )
-        rows.append(("normsuite check -j1 vs torchfix -j1", check1_s, tf1_s, ">= 5x faster"))
+        goal = ">= 5x faster"
+        rows.append(("normsuite check vs torchfix (default jobs)", check_s, tf_s, goal))
     else:
         print("torchfix not installed (pip install torchfix): TorchFix row skipped")
 

@@ -15,6 +15,7 @@ beats the file's own batch size, which beats ``batch-size`` here.
 
 from __future__ import annotations
 
+import os
 import sys
 from dataclasses import dataclass
 from functools import lru_cache
@@ -115,8 +116,8 @@ def _config_in(directory: str) -> FileConfig:
 
 def find_config(path: str) -> FileConfig:
     """The ``[tool.normsuite]`` settings for a file (or ``-`` = the current folder)."""
-    start = Path.cwd() if path == "-" else Path(path).resolve().parent
-    return _config_in(str(start))
+    start = os.getcwd() if path == "-" else os.path.dirname(os.path.abspath(path))
+    return _config_in(start)
 
 
 def clear_cache() -> None:

@@ -59,7 +59,8 @@ def discover(paths: Iterable[str]) -> list[Target]:
     seen: set[str] = set()
 
     def add(target: Target) -> None:
-        key = target.path if target.path == STDIN else os.path.realpath(target.path)
+        # abspath, not realpath: one lstat per path component per file is measurable
+        key = target.path if target.path == STDIN else os.path.abspath(target.path)
         if key not in seen:
             seen.add(key)
             targets.append(target)
