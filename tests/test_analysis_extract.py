@@ -415,3 +415,47 @@ def test_module_level_models_and_alternatives() -> None:
     assert [s.name for s in report.norms_found] == ["mlp.1"]
     assert report.recommendation.norm == "bn" and report.recommendation.alternatives == ["ln"]
     assert result.to_dict()["models"][0]["recommendation"]["alternatives"] == ["ln"]
+
+
+def test_sequential_subclass_add_module_and_einops() -> None:
+    src = """
+    import torch.nn as nn
+    from einops import rearrange
+    class ConvBNAct(nn.Sequential):
+        def __init__(self, cin=3, cout=16):
+            super().__init__(nn.Conv2d(cin, cout, 3), nn.BatchNorm2d(cout), nn.ReLU())
+    class M(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.add_module("stem", ConvBNAct(3, 32))
+            self.norm = nn.LayerNorm(32)
+        def forward(self, x):
+            x = rearrange(self.stem(x), "b c h w -> b h w c")
+            return self.norm(x)
+    """
+    result = analyze_source(textwrap.dedent(src), "m.py", AnalysisOptions())
+    # The conv's bias feeds BN inside the Sequential subclass; the einops channels-last LN
+    # is fine.
+    assert [(f.code, f.line) for f in result.findings] == [("NRM001", 6)]
+    m = model(src, "M")
+    ln = m.first_app(dict(m.layers)["norm"]).inp
+    assert (ln.rank, ln.cdim, ln.channels) == (4, 3, 32)
+
+
+def test_if_branches_agree_or_forget() -> None:
+    src = """
+    import torch.nn as nn
+    class M(nn.Module):
+        def __init__(self, mode="a"):
+            super().__init__()
+            self.conv = nn.Conv2d(3, 16, 3)
+            self.norm = nn.LayerNorm(16)
+            self.mode = mode
+        def forward(self, x):
+            x = self.conv(x)
+            if self.training:  # unknown: both branches traced, then the shapes disagree
+                x = x.permute(0, 2, 3, 1)
+            return self.norm(x)
+    """
+    result = analyze_source(textwrap.dedent(src), "m.py", AnalysisOptions())
+    assert result.findings == []  # precision over recall: no guess after the if

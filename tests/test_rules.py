@@ -63,3 +63,15 @@ def test_findings_carry_catalog_severity_and_a_fix() -> None:
             assert f.col >= 1
             # Every message says what to do.
             assert re.search(r"\b(use|pass|put|prefer|convert)\b", f.message, re.I), f.message
+
+
+def test_every_catalog_rule_has_exactly_one_check() -> None:
+    from normsuite.analysis.rules import CHECKS, _load
+
+    _load()
+    assert set(CHECKS) == set(RULES)
+    for code, info in RULES.items():
+        assert info.code == code
+        assert re.fullmatch(r"[a-z0-9]+(-[a-z0-9]+)+", info.name)
+        assert info.severity in ("error", "warning", "info")
+        assert info.summary and "\n" not in info.summary
