@@ -49,9 +49,9 @@ IGNORE = typer.Option(
     None, "--ignore", help="Skip these rule codes or prefixes (comma-separated, repeatable)."
 )
 MAX_FILE_SIZE = typer.Option(
-    None, "--max-file-size", help="Skip files larger than this many bytes (default 2000000)."
+    None, "--max-file-size", help="Skip files larger than this many bytes (default 2 MB = 2097152)."
 )
-NO_CONFIG = typer.Option(False, "--isolated", help="Ignore [tool.normsuite] in pyproject.toml.")
+NO_CONFIG = typer.Option(False, "--isolated", help="Ignore \\[tool.normsuite] in pyproject.toml.")
 JOBS = typer.Option(None, "--jobs", "-j", help="Worker processes (default: by file count).")
 TRACE = typer.Option(
     False,
@@ -248,7 +248,7 @@ def check(
     """Flag normalization mistakes (rules NRM001-NRM013) without running the code.
 
     Exit code: 0 clean, 1 findings, 2 a file could not be analyzed or bad options.
-    Suppress a finding with `# noqa: NRM002` on its line; configure with [tool.normsuite]
+    Suppress a finding with `# noqa: NRM002` on its line; configure with \\[tool.normsuite]
     in pyproject.toml (select, ignore, batch-size, max-file-size).
     """
     run_analysis(
