@@ -459,3 +459,23 @@ def test_if_branches_agree_or_forget() -> None:
     """
     result = analyze_source(textwrap.dedent(src), "m.py", AnalysisOptions())
     assert result.findings == []  # precision over recall: no guess after the if
+
+
+def test_evaluation_budget_keeps_partial_results() -> None:
+    src = """
+import torch.nn as nn
+class Heavy(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.bn = nn.BatchNorm2d(8, momentum=0.9)
+        total = 0
+        for i in range(500):
+            for j in range(500):
+                total = total + i * j
+"""
+    ctx = analyze_context(src, "m.py", AnalysisOptions())
+    assert ctx.partial and ctx.index.exhausted
+    result = analyze_source(src, "m.py", AnalysisOptions())  # no exception, no hang
+    # What __init__ set before the budget ran out is still analyzed.
+    assert [m.name for m in result.models] == ["Heavy"]
+    assert [(f.code, f.line) for f in result.findings] == [("NRM009", 6)]

@@ -23,6 +23,7 @@ from __future__ import annotations
 import ast
 
 from .context import FileContext, ModelContext, build_context
+from .extract import BudgetExceeded
 from .recommend import recommend
 from .rules import run_rules
 from .types import AnalysisOptions, FileResult, ModelReport, NormSite
@@ -33,7 +34,12 @@ def analyze_source(source: str, path: str, options: AnalysisOptions) -> FileResu
     config) for input that cannot be analyzed; the caller turns them into one line."""
     tree = ast.parse(source, filename=path)
     ctx = build_context(tree, source, path, options)
-    return FileResult(path=path, models=[_report(m) for m in ctx.models], findings=run_rules(ctx))
+    ctx.index.steps = 0
+    try:
+        findings = run_rules(ctx)
+    except BudgetExceeded:  # a pathological file: report what the models already say
+        findings = []
+    return FileResult(path=path, models=[_report(m) for m in ctx.models], findings=findings)
 
 
 def analyze_context(source: str, path: str, options: AnalysisOptions) -> FileContext:

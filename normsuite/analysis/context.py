@@ -225,18 +225,30 @@ def build_context(
         isinstance(v, Layer) and v.type in ("Sequential", "Backbone") for v in index.env.values()
     )
     # Batch facts only matter for models; scanning costs a full tree walk.
-    file_scan = scan_file(index) if has_models else BatchScan()
+    file_scan = BatchScan()
+    if has_models:
+        index.steps = 0  # each phase gets the whole evaluation budget
+        try:
+            file_scan = scan_file(index)
+        except BudgetExceeded:
+            file_scan = BatchScan()
     batch = resolve(options, file_scan, config)
     sync = file_scan.sync or bool(config and config.sync)
     ctx = FileContext(path, source, index, options, batch)
+    index.steps = 0
     for cls in index.classes.values():
         if cls.lightning and cls.method("forward") is None and not cls.method("__init__"):
             continue
         try:
             inst = index.instantiate(cls)
+            if index.exhausted:
+                index.steps = 0  # trace the partial model with a fresh budget, then stop
             root = Layer("Custom", cls.node.lineno, cls.node.col_offset, cls.name, instance=inst)
             ctx.models.append(_model(cls.name, cls.node.lineno, root, index, batch, sync))
         except BudgetExceeded:
+            ctx.partial = True
+            break
+        if index.exhausted:
             ctx.partial = True
             break
     # Module-level models: model = nn.Sequential(...) / resnet50(...)

@@ -159,6 +159,7 @@ class ModuleIndex:
         # so a block used by many models is traced once per input (see shapes.FlowTracer).
         self.flow_cache: dict[tuple[int, Any], Any] = {}
         self.memo: dict[Any, Any] = {}  # other per-file caches (context.py)
+        self.exhausted = False  # the evaluation budget ran out during an instantiation
         self._collect()
 
     def segment(self, node: ast.expr, limit: int = 200) -> str:
@@ -268,7 +269,16 @@ class ModuleIndex:
         init = cls.method("__init__")
         if init is not None and self._depth < MAX_DEPTH:
             owner = _owner_of(cls, "__init__")
-            self._call_function(init, (inst, *args), kwargs, inst, owner)
+            if self._depth > 0:
+                self._call_function(init, (inst, *args), kwargs, inst, owner)
+                return inst
+            try:
+                self._call_function(init, (inst, *args), kwargs, inst, owner)
+            except BudgetExceeded:
+                # Keep what __init__ assigned before the budget ran out (a partial model
+                # beats none); the caller sees ``exhausted`` and stops after this class.
+                self.exhausted = True
+                self._depth = 0
         return inst
 
     def _call_function(
