@@ -479,3 +479,21 @@ class Heavy(nn.Module):
     # What __init__ set before the budget ran out is still analyzed.
     assert [m.name for m in result.models] == ["Heavy"]
     assert [(f.code, f.line) for f in result.findings] == [("NRM009", 6)]
+
+
+def test_recommendation_and_nrm004_agree_on_the_group_fix() -> None:
+    src = """
+    import torch.nn as nn
+    class M(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv2d(3, 32, 3, bias=False)
+            self.gn = nn.GroupNorm(16, 32)
+        def forward(self, x):
+            return self.gn(self.conv(x))
+    """
+    result = analyze_source(textwrap.dedent(src), "m.py", AnalysisOptions(batch_size=4))
+    (finding,) = result.findings
+    (suggestion,) = result.models[0].recommendation.layers
+    assert finding.code == "NRM004" and suggestion.suggested == "nn.GroupNorm(8, 32)"
+    assert suggestion.suggested in finding.message

@@ -7,7 +7,7 @@ A choice the guidance lists as good (the norm or one of its alternatives) is kep
 
 from __future__ import annotations
 
-from normsuite.advice import Advice, advise, default_groups, layer_code
+from normsuite.advice import MIN_CHANNELS_PER_GROUP, Advice, advise, default_groups, layer_code
 
 from .context import ModelContext
 from .ir import Layer
@@ -82,13 +82,32 @@ def suggest_layer(norm: str, layer: Layer, model: ModelContext) -> str:
     rank, last = site_shape(model, layer)
     if layer.norm_kind == norm and _valid_as_is(layer, rank, last):
         return layer.code
+    groups = layer.arg("num_groups")
+    divides = isinstance(groups, int) and groups > 0 and channels % groups == 0
+    if layer.type == "GroupNorm" and norm == "gn" and divides:
+        # Too few channels per group (NRM004): the same fix the rule gives.
+        return f"nn.GroupNorm({groups_with_four(channels)}, {channels})"
     return layer_code(norm, channels, ndim=rank, channels_last=last)
+
+
+def groups_with_four(channels: int) -> int:
+    """The largest G <= 32 dividing C with >= 4 channels per group (1 if none).
+
+    >>> groups_with_four(32), groups_with_four(48), groups_with_four(6)
+    (8, 12, 1)
+    """
+    for g in range(min(32, channels), 0, -1):
+        if channels % g == 0 and channels // g >= MIN_CHANNELS_PER_GROUP:
+            return g
+    return 1
 
 
 def _valid_as_is(layer: Layer, rank: int, last: bool) -> bool:
     if layer.type == "GroupNorm":
         g, c = layer.arg("num_groups"), layer.num_channels
-        if not isinstance(g, int) or not c or c % g:
+        if not isinstance(g, int) or not c:
+            return True  # cannot judge statically: keep it rather than guess
+        if g < 1 or c % g:
             return False
         return g in (32, c) or c // g >= 4
     if layer.type in ("LayerNorm", "RMSNorm"):

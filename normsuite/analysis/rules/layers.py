@@ -8,6 +8,7 @@ from normsuite.advice import MIN_CHANNELS_PER_GROUP, default_groups
 
 from ..context import FileContext, ModelContext
 from ..ir import Layer
+from ..recommend import groups_with_four
 from ..shapes import Application
 from ..types import Finding
 from . import finding, rule
@@ -113,14 +114,6 @@ def group_norm_indivisible(ctx: FileContext) -> Iterator[Finding]:
         )
 
 
-def _groups_with_four(c: int) -> int:
-    """The largest G dividing C with >= 4 channels per group (1 if none)."""
-    for g in range(min(32, c), 0, -1):
-        if c % g == 0 and c // g >= MIN_CHANNELS_PER_GROUP:
-            return g
-    return 1
-
-
 @rule("NRM004")
 def group_norm_too_few_channels(ctx: FileContext) -> Iterator[Finding]:
     """GroupNorm with < 4 channels per group, except the paper's G = 32 and G == C."""
@@ -133,7 +126,7 @@ def group_norm_too_few_channels(ctx: FileContext) -> Iterator[Finding]:
         per_group = c // g
         if per_group >= MIN_CHANNELS_PER_GROUP or g == 32 or g == c:
             continue
-        better = _groups_with_four(c)
+        better = groups_with_four(c)
         yield finding(
             "NRM004",
             layer,
