@@ -155,6 +155,16 @@ class Capture(L.Callback):
         self.on = False
 
 
+EXACT = ("min", "max", "absmax", "zero_frac", "nonfinite")
+
+
+def close(got: float, want: float, stat: str = "") -> bool:
+    """Exact for counts and extremes; sums are accumulated in float32 per channel."""
+    if stat in EXACT:
+        return got == want
+    return got == pytest.approx(want, rel=1e-5, abs=1e-6)
+
+
 def reference(x: torch.Tensor, cdim: int) -> dict[str, float]:
     """The statistics of one tensor, straight from torch in float64."""
     x = x.double()
@@ -186,7 +196,7 @@ def test_statistics_equal_float64_reference(precision: str) -> None:
             ref = reference(cap.data[name][io], cdim)
             for stat, value in ref.items():
                 got = logged[f"act/{name}/{io}/{stat}"]
-                assert got == pytest.approx(value, rel=1e-9, abs=1e-9), (name, io, stat)
+                assert close(got, value, stat), (name, io, stat, got, value)
         w = cap.data[name]["w"].double().abs()
         assert logged[f"act/{name}/gamma_absmean"] == pytest.approx(w.mean().item(), rel=1e-12)
         assert logged[f"act/{name}/gamma_small_frac"] == (w < 1e-3).double().mean().item()
@@ -195,7 +205,7 @@ def test_statistics_equal_float64_reference(precision: str) -> None:
     x = d["in"].double()
     mu, var = x.mean((0, 2, 3)), x.var((0, 2, 3), correction=0)
     shift = ((mu - d["rm"].double()).abs() / (d["rv"].double() + 1e-5).sqrt()).mean()
-    assert logged["act/bn/bn_shift"] == pytest.approx(shift.item(), rel=1e-9)
+    assert close(logged["act/bn/bn_shift"], shift.item())
     assert logged["act/bn/bn_lowvar_frac"] == (var < 1e-4).double().mean().item() == 1 / 6
     assert logged["act/bn/gamma_small_frac"] > 0  # the collapsed gamma is seen
     assert [logged[f"act/{n}/order"] for n in layers] == [0.0, 1.0, 2.0]
@@ -448,12 +458,12 @@ def test_normsuite_layers_use_their_channel_dim() -> None:
     for name, cdim in layers.items():
         for io in ("in", "out"):
             ref = reference(cap.data[name][io], cdim)
-            assert logged[f"act/{name}/{io}/chan_spread"] == pytest.approx(ref["chan_spread"])
-            assert logged[f"act/{name}/{io}/std"] == pytest.approx(ref["std"])
+            for stat, value in ref.items():
+                assert close(logged[f"act/{name}/{io}/{stat}"], value, stat), (name, io, stat)
     for name, dims in (("frozen", (0, 2, 3)), ("bn_last", (0, 1))):
         d = cap.data[name]
         x = d["in"].double()
         rm, rv = d["rm"].double(), d["rv"].double()
         shift = ((x.mean(dims) - rm).abs() / (rv + 1e-5).sqrt()).mean().item()
-        assert logged[f"act/{name}/bn_shift"] == pytest.approx(shift, rel=1e-9)
+        assert close(logged[f"act/{name}/bn_shift"], shift)
     assert "act/cln/bn_shift" not in logged and "act/gn_last/bn_shift" not in logged

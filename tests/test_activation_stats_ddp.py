@@ -62,13 +62,16 @@ def test_ddp_stats_equal_combined_batch_stats(tmp_path: Path) -> None:
             assert combined.shape[0] == 2 * PER_RANK
             for stat, value in _reference(combined, cdim).items():
                 got = metrics[f"act/{name}/{io}/{stat}"]
-                assert got == pytest.approx(value, rel=1e-9, abs=1e-12), (name, io, stat)
+                if stat in ("min", "max", "absmax", "zero_frac"):
+                    assert got == value, (name, io, stat)
+                else:  # per-channel sums accumulate in float32
+                    assert got == pytest.approx(value, rel=1e-5, abs=1e-6), (name, io, stat)
     # BatchNorm shift: combined batch mean vs the running mean (broadcast from rank 0)
     x = torch.cat([r["captured"]["bn"]["in"] for r in ranks]).double()
     rm, rv = ranks[0]["captured"]["bn"]["rm"].double(), ranks[0]["captured"]["bn"]["rv"].double()
     assert torch.equal(rm, ranks[1]["captured"]["bn"]["rm"].double())
     shift = ((x.mean((0, 2)) - rm).abs() / (rv + 1e-5).sqrt()).mean().item()
-    assert metrics["act/bn/bn_shift"] == pytest.approx(shift, rel=1e-9)
+    assert metrics["act/bn/bn_shift"] == pytest.approx(shift, rel=1e-5)
 
 
 # --------------------------------------------------------------------------- the DDP script

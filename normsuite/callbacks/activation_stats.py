@@ -30,7 +30,7 @@ __all__ = ["ActivationStats", "NonFiniteActivationError"]
 _OFF, _WATCH, _RECORD = 0, 1, 2  # hook phases: do nothing / only flag NaN-Inf / full stats
 _GAMMA_SMALL = 1e-3  # |gamma| below this counts as a collapsed channel
 _LOWVAR_FACTOR = 10.0  # input variance below 10 x eps counts as "variance near eps"
-_N_SCALARS = 5  # count, sum, sum of squares, non-zeros, non-finite
+_N_SCALARS = 3  # count, non-zeros, non-finite; then per-channel sums and sums of squares
 
 
 class NonFiniteActivationError(FloatingPointError):
@@ -56,9 +56,8 @@ class _TensorSite:
     layer: str
     io: str  # "in" | "out"
     channels: int
-    chan_sq: bool  # per-channel sums of squares too (BatchNorm inputs: batch variance)
     bins: int
-    sums: _Slot  # [count, sum, sumsq, zeros, nonfinite, chan_sum(C), chan_sq(C)?, hist(bins)?]
+    sums: _Slot  # [count, nonzero, nonfinite, chan_sum(C), chan_sumsq(C), hist(bins)?]
     ext: _Slot  # [max, -min]
     index: int  # forward order
 
@@ -285,7 +284,7 @@ class ActivationStats(Callback):
             if self._phase == _WATCH:
                 self._watch((name, "in"), x)
                 return
-            self._record((name, "in"), x, cdim, chan_sq=is_bn)
+            self._record((name, "in"), x, cdim)
             if is_bn and name not in self._seen:
                 self._record_running(layer, mod)
 
@@ -298,7 +297,7 @@ class ActivationStats(Callback):
             if self._phase == _WATCH:
                 self._watch((name, "out"), y)
                 return
-            self._record((name, "out"), y, cdim, chan_sq=False)
+            self._record((name, "out"), y, cdim)
             if name not in self._seen:
                 self._seen.add(name)  # parameter stats once per step, even for shared layers
                 self._record_gamma(layer, mod)
@@ -312,53 +311,49 @@ class ActivationStats(Callback):
         self._slots.append(slot)
         return slot
 
-    def _record(self, key: tuple[str, str], x: Tensor, cdim: int, chan_sq: bool) -> None:
+    def _record(self, key: tuple[str, str], x: Tensor, cdim: int) -> None:
         if x.numel() == 0:
             return
         x = x.detach()
-        xd = x.to(torch.float64)  # exact sums whatever the activation dtype
-        ndim = xd.dim()
-        channels = xd.shape[cdim] if ndim >= 2 else 1
+        ndim = x.dim()
+        channels = x.shape[cdim] if ndim >= 2 else 1
         site = self._sites.get(key)
         if site is None:
-            size = _N_SCALARS + channels * (2 if chan_sq else 1) + self.histogram_bins
             site = _TensorSite(
                 layer=key[0],
                 io=key[1],
                 channels=channels,
-                chan_sq=chan_sq,
                 bins=self.histogram_bins,
-                sums=self._new_slot(xd, size, "sum"),
-                ext=self._new_slot(xd, 2, "max"),
+                sums=self._new_slot(x, _N_SCALARS + 2 * channels + self.histogram_bins, "sum"),
+                ext=self._new_slot(x, 2, "max"),
                 index=len(self._order),
             )
             self._sites[key] = site
             self._order.append(site)
         elif site.channels != channels:
             return  # a layer called on tensors of another width; keep the first width only
-        # Few full passes, all on float tensors: boolean masks (x == 0, isfinite) take a slow,
-        # unvectorized path on CPU. Zeros = n - count_nonzero(x) (NaN/Inf count as non-zero);
-        # non-finite = count_nonzero(x * 0), since x * 0 is 0 for finite x and NaN otherwise.
+        # A few full passes, all on floats (boolean masks such as x == 0 or isfinite(x), and
+        # var_mean over several dims, take slow unvectorized paths on CPU):
+        # 1-2. per-channel sums and sums of squares, accumulated in float32 (float64 for float64
+        #    activations), then float64: the host combines channels (and DDP ranks) from these;
+        # 3. zeros = n - count_nonzero(x) (NaN/Inf count as non-zero);
+        # 4. non-finite = count_nonzero(x * 0): x * 0 is 0 where x is finite, NaN elsewhere;
+        # 5. min and max.
+        xf = x.float() if x.dtype in (torch.float16, torch.bfloat16) else x
         dims = [d for d in range(ndim) if d != cdim % ndim] if ndim >= 2 else None
-        chan = xd.sum(dim=dims) if dims else xd.sum().reshape(1)
-        flat = xd.reshape(-1)
-        scalars = [
-            chan.sum(),
-            torch.dot(flat, flat),
-            torch.count_nonzero(x),
-            torch.count_nonzero(x * 0),
-        ]
-        parts = [torch.stack(scalars), chan]
-        if chan_sq:
-            sq = xd.square()
-            parts.append(sq.sum(dim=dims) if dims else sq.sum().reshape(1))
+        if dims:
+            chan_sum, chan_sq = xf.sum(dim=dims), (xf * xf).sum(dim=dims)
+        else:
+            chan_sum, chan_sq = xf.sum().reshape(1), torch.dot(xf.reshape(-1), xf.reshape(-1))[None]
+        counts = torch.stack([torch.count_nonzero(x), torch.count_nonzero(x * 0)])
+        parts = [counts, chan_sum, chan_sq]
         if site.bins:
             lo, hi = self.histogram_range
-            xf = x.float().clamp(lo, hi)  # out-of-range values land in the edge bins
-            parts.append(torch.histc(xf, bins=site.bins, min=lo, max=hi).to(torch.float64))
+            clamped = xf.float().clamp(lo, hi)  # out-of-range values land in the edge bins
+            parts.append(torch.histc(clamped, bins=site.bins, min=lo, max=hi).to(torch.float64))
         sums = site.sums.t
         sums[:1].add_(x.numel())  # a Python int: no host-to-device copy
-        sums[1:].add_(torch.cat(parts))
+        sums[1:].add_(torch.cat([p.to(torch.float64) for p in parts]))
         mn, mx = torch.aminmax(x)
         torch.maximum(site.ext.t, torch.stack([mx, -mn]), out=site.ext.t)
 
@@ -477,10 +472,15 @@ class ActivationStats(Callback):
             if n == 0:
                 continue  # the layer did not run on this logging step
             c = site.channels
-            s, ss, nonzero, nonfinite = raw[1:_N_SCALARS].tolist()
+            nonzero, nonfinite = raw[1:_N_SCALARS].tolist()
             zeros = n - nonzero
-            mean = s / n
-            var = max(ss / n - mean * mean, 0.0) * (n / (n - 1) if n > 1 else 0.0)
+            per_chan = n / c
+            cm = raw[_N_SCALARS : _N_SCALARS + c] / per_chan  # channel means
+            cvar = (raw[_N_SCALARS + c : _N_SCALARS + 2 * c] / per_chan - cm.square()).clamp_min(0)
+            # law of total variance over equally sized channels: no large-number cancellation
+            mean = cm.mean().item()
+            var = cvar.mean().item() + cm.var(correction=0).item()
+            var *= n / (n - 1) if n > 1 else 0.0
             mx, neg_mn = ext.tolist()
             prefix = f"act/{site.layer}/{site.io}/"
             metrics.update(
@@ -494,17 +494,14 @@ class ActivationStats(Callback):
                     prefix + "nonfinite": nonfinite,
                 }
             )
-            per_chan = n / c
-            cm = raw[_N_SCALARS : _N_SCALARS + c] / per_chan
             metrics[prefix + "chan_spread"] = cm.std(correction=0).item() if c > 1 else 0.0
             layer_order.setdefault(site.layer, float(len(layer_order)))
             metrics[f"act/{site.layer}/order"] = layer_order[site.layer]
-            if site.chan_sq:
-                csq = raw[_N_SCALARS + c : _N_SCALARS + 2 * c] / per_chan
-                chan_means[(site.layer, site.io)] = (cm, (csq - cm.square()).clamp_min(0))
+            chan_means[(site.layer, site.io)] = (cm, cvar)
             if site.bins:
-                b0 = _N_SCALARS + c * (2 if site.chan_sq else 1)
+                b0 = _N_SCALARS + 2 * c
                 counts = raw[b0 : b0 + site.bins]
+                s, ss = mean * n, (cvar + cm.square()).sum().item() * per_chan
                 histograms[prefix] = (counts, (s, ss, n, -neg_mn, mx))
         for name, layer in self._layers.items():
             if layer.running is not None:
