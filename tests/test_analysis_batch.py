@@ -122,7 +122,7 @@ def test_bad_config_one_line_value_error(tmp_path: Path, content: str | None, me
 
 
 def test_batch_drives_the_bn_rules() -> None:
-    src = MODEL + "loader = DataLoader(ds, batch_size=4)\n"
+    src = MODEL + "loader = DataLoader(ds, batch_size=4)\nloss.backward()\n"
     codes = lambda **o: [f.code for f in analyze_source(src, "m.py", AnalysisOptions(**o)).findings]  # noqa: E731
     assert codes() == ["NRM006"]
     assert codes(batch_size=1) == ["NRM005"]
@@ -149,3 +149,13 @@ def test_analysis_never_imports_torch_or_lightning() -> None:
         [sys.executable, "-c", code, str(article)], capture_output=True, text=True, check=True
     )
     assert out.stdout.strip() == "[]"
+
+
+def test_inference_only_file_batch_does_not_fire_bn_rules() -> None:
+    src = MODEL + "model = Net().eval()\nfor x in DataLoader(ds, batch_size=1):\n    model(x)\n"
+    result = analyze_source(src, "m.py", AnalysisOptions())
+    assert result.models[0].batch_size.per_device == 1  # still reported and used for advice
+    assert result.findings == []
+    # The user saying so (CLI/config/default) counts even without training code.
+    result = analyze_source(src, "m.py", AnalysisOptions(batch_size=1))
+    assert [f.code for f in result.findings] == ["NRM005"]

@@ -35,6 +35,16 @@ def _attention_name(name: str, has_conv: bool) -> bool:
     return not has_conv and any(n in name for n in _WEAK_ATTENTION_NAMES)
 
 
+_TRAINING_WORDS = (
+    ".backward(",
+    "training_step",
+    "configure_optimizers",
+    ".fit(",
+    "torch.optim",
+    "optim.",
+    "Trainer(",
+    ".train()",
+)
 _ATTENTION_CALLS = ("scaled_dot_product_attention", "multi_head_attention_forward")
 
 
@@ -82,6 +92,12 @@ class FileContext:
     batch: BatchInfo
     models: list[ModelContext] = field(default_factory=list)
     partial: bool = False  # the evaluation budget ran out: some facts are missing
+
+    @property
+    def trains(self) -> bool:
+        """Whether the file shows training (a batch size found in an inference-only script
+        says nothing about the batch BatchNorm trains with)."""
+        return any(word in self.source for word in _TRAINING_WORDS)
 
 
 def infer_architecture(
