@@ -331,3 +331,15 @@ def test_syncbn_builds_normsuite_syncbatchnorm() -> None:
     tokens = build_norm("syncbn", C, ndim=3, channels_last=True)
     assert isinstance(tokens, sync.SyncBatchNorm)
     assert channel_dim(tokens) == -1
+
+
+def test_every_export_resolves() -> None:
+    import normsuite
+    import normsuite.norms as norms
+
+    for name in norms.__all__:
+        assert getattr(norms, name) is not None
+    assert normsuite.build_norm is build_norm
+    assert normsuite.convert_norms is norms.convert_norms
+    with pytest.raises(AttributeError, match="has no attribute 'nope'"):
+        norms.nope  # noqa: B018
