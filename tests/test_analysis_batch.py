@@ -159,3 +159,18 @@ def test_inference_only_file_batch_does_not_fire_bn_rules() -> None:
     # The user saying so (CLI/config/default) counts even without training code.
     result = analyze_source(src, "m.py", AnalysisOptions(batch_size=1))
     assert [f.code for f in result.findings] == ["NRM005"]
+
+
+def test_one_finding_per_helper_line_with_every_width() -> None:
+    src = """
+import torch.nn as nn
+def conv_bn(cin, cout):
+    return nn.Sequential(nn.Conv2d(cin, cout, 3, bias=False), nn.BatchNorm2d(cout))
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.body = nn.Sequential(conv_bn(3, 64), conv_bn(64, 128), conv_bn(128, 128))
+"""
+    (finding,) = analyze_source(src, "m.py", AnalysisOptions(batch_size=4)).findings
+    assert (finding.code, finding.line) == ("NRM006", 4)
+    assert finding.message.endswith("Use nn.GroupNorm(32, 64) / nn.GroupNorm(32, 128).")

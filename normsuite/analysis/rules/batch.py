@@ -14,8 +14,11 @@ from ..types import Finding
 from . import finding, rule
 
 
-def _bn_sites(ctx: FileContext) -> Iterator[tuple[ModelContext, Layer]]:
-    """Plain BatchNorm layers (and backbones built with BN) of models with a known batch."""
+def _bn_sites(ctx: FileContext) -> Iterator[tuple[ModelContext, Layer, str]]:
+    """Plain BatchNorm layers (and backbones built with BN) of models with a known batch,
+    one per source position, with the replacement(s): a helper line such as
+    ``nn.BatchNorm2d(cout)`` may build several widths."""
+    groups: dict[tuple[int, int], list[tuple[ModelContext, Layer]]] = {}
     seen: set[int] = set()
     for model in ctx.models:
         if model.batch.per_device is None or model.sync:
@@ -28,7 +31,11 @@ def _bn_sites(ctx: FileContext) -> Iterator[tuple[ModelContext, Layer]]:
             )
             if is_bn and id(layer) not in seen:
                 seen.add(id(layer))
-                yield model, layer
+                groups.setdefault((layer.line, layer.col), []).append((model, layer))
+    for members in groups.values():
+        fixes = dict.fromkeys(_fix(model, layer) for model, layer in members)
+        model, layer = members[0]
+        yield model, layer, " / ".join(fixes)
 
 
 def _fix(model: ModelContext, layer: Layer) -> str:
@@ -44,14 +51,14 @@ def _batch_text(model: ModelContext) -> str:
 
 @rule("NRM005")
 def batch_norm_batch_one(ctx: FileContext) -> Iterator[Finding]:
-    for model, layer in _bn_sites(ctx):
+    for model, layer, fix in _bn_sites(ctx):
         if model.batch.per_device != 1:
             continue
         yield finding(
             "NRM005",
             layer,
             f"`{layer.code}` is trained with {_batch_text(model)}: PyTorch raises 'Expected "
-            f"more than 1 value per channel when training' (B8). Use {_fix(model, layer)}, "
+            f"more than 1 value per channel when training' (B8). Use {fix}, "
             f"with weight standardization for micro-batches (B9).",
             model.name,
         )
@@ -64,7 +71,7 @@ def _small(model: ModelContext) -> bool:
 
 @rule("NRM006")
 def batch_norm_small_batch(ctx: FileContext) -> Iterator[Finding]:
-    for model, layer in _bn_sites(ctx):
+    for model, layer, fix in _bn_sites(ctx):
         b = model.batch
         if not _small(model) or (b.devices > 1 and b.per_device * b.devices >= BN_MIN_BATCH):
             continue  # several devices with a large global batch: NRM008 says SyncBN
@@ -83,14 +90,14 @@ def batch_norm_small_batch(ctx: FileContext) -> Iterator[Finding]:
             layer,
             f"`{layer.code}` sees a {_batch_text(model)}{accum}: ResNet-50 error with BN rises "
             f"to 24.8% / 27.3% / 34.7% at batch 8 / 4 / 2 while GN stays at ~24.1% (B2). "
-            f"Use {_fix(model, layer)}{frozen}.",
+            f"Use {fix}{frozen}.",
             model.name,
         )
 
 
 @rule("NRM008")
 def batch_norm_without_sync(ctx: FileContext) -> Iterator[Finding]:
-    for model, layer in _bn_sites(ctx):
+    for model, layer, fix in _bn_sites(ctx):
         b = model.batch
         if b.devices <= 1 or not _small(model) or b.per_device * b.devices < BN_MIN_BATCH:
             continue
@@ -100,6 +107,6 @@ def batch_norm_without_sync(ctx: FileContext) -> Iterator[Finding]:
             f"`{layer.code}` normalizes each device's {b.per_device} samples separately on "
             f"{b.devices} devices ({b.source}): convert with nn.SyncBatchNorm."
             f"convert_sync_batchnorm(model) or Trainer(sync_batchnorm=True) for the global "
-            f"batch of {b.per_device * b.devices}, or use {_fix(model, layer)} (B3).",
+            f"batch of {b.per_device * b.devices}, or use {fix} (B3).",
             model.name,
         )
