@@ -75,3 +75,17 @@ def test_every_catalog_rule_has_exactly_one_check() -> None:
         assert re.fullmatch(r"[a-z0-9]+(-[a-z0-9]+)+", info.name)
         assert info.severity in ("error", "warning", "info")
         assert info.summary and "\n" not in info.summary
+
+
+def test_opaque_kwargs_silence_default_based_rules() -> None:
+    src = (
+        "import torch.nn as nn\n"
+        "class M(nn.Module):\n"
+        "    def __init__(self, cfg):\n"
+        "        super().__init__()\n"
+        "        self.body = nn.Sequential(nn.Conv2d(3, 8, 3, **cfg.conv), nn.BatchNorm2d(8))\n"
+    )
+    assert analyze_source(src, "m.py", AnalysisOptions()).findings == []
+    known = src.replace("**cfg.conv)", "**{'padding': 1})")
+    codes = [f.code for f in analyze_source(known, "m.py", AnalysisOptions()).findings]
+    assert codes == ["NRM001"]

@@ -24,6 +24,7 @@ from typing import Any
 from .ir import (
     KNOWN_LAYERS,
     UNKNOWN,
+    UNKNOWN_KWARGS,
     BackboneInfo,
     ClassInfo,
     Layer,
@@ -625,6 +626,8 @@ class ModuleIndex:
                 inner = self.eval(kw.value, env, inst)
                 if isinstance(inner, dict):
                     kwargs.update({str(k): v for k, v in inner.items()})
+                else:
+                    kwargs[UNKNOWN_KWARGS] = UNKNOWN  # **kwargs may hold any parameter
             else:
                 kwargs[kw.arg] = self.eval(kw.value, env, inst)
         return tuple(args), kwargs

@@ -31,6 +31,7 @@ class _Unknown:
 
 
 UNKNOWN: Any = _Unknown()
+UNKNOWN_KWARGS = "**"  # key in Layer.kwargs: an opaque ``**kwargs`` was passed
 
 # Positional parameter names of the layers the analyzer understands, in torch's order.
 _CONV = ("in_channels", "out_channels", "kernel_size", "stride", "padding", "dilation", "groups")
@@ -237,6 +238,8 @@ class Layer:
             i = sig.index(name)
             if i < len(self.args):
                 return self.args[i]
+        if UNKNOWN_KWARGS in self.kwargs:
+            return UNKNOWN  # an opaque **kwargs may set it: no default assumed
         return default
 
     @property
