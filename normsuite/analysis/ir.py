@@ -182,8 +182,6 @@ SHAPE_KEEPING = frozenset(
         "ReflectionPad2d",
         "ReplicationPad1d",
         "ReplicationPad2d",
-        "PixelShuffle",
-        "PixelUnshuffle",
         "ChannelShuffle",
         "DropPath",  # timm
     }
