@@ -44,7 +44,8 @@ def plot_accuracy(
         ax.set_xlabel("batch size per device")
         ax.set_ylabel("validation accuracy (%)")
         seeds = max((c.acc.n for c in result.cells if "val_acc" in c.stats), default=0)
-        ax.set_title(title or f"normsuite compare (mean ± std over {seeds} seeds)")
+        noun = "seed" if seeds == 1 else "seeds"
+        ax.set_title(title or f"normsuite compare (mean ± std over {seeds} {noun})")
         ax.grid(True, alpha=0.3)
         ax.legend(title="norm")
         fig.tight_layout()
