@@ -8,6 +8,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torchvision.models import mobilenet_v3_small, resnet18
 from torchvision.models.vision_transformer import VisionTransformer
+from torchvision.ops.misc import FrozenBatchNorm2d
 
 from normsuite.norms import (
     BatchNormLastDim,
@@ -154,6 +155,17 @@ def test_vit_ln_to_rms_reports_the_lost_bias_and_matches_f_rms_norm() -> None:
     tokens = torch.randn(2, 5, 16)
     expected = F.rms_norm(tokens, (16,), old.weight, old.eps)
     torch.testing.assert_close(model.encoder.ln(tokens), expected)
+
+
+def test_torchvision_frozen_bn_to_bn_keeps_eval_outputs() -> None:
+    # detectron2-style backbones ship torchvision's FrozenBatchNorm2d (buffers only).
+    model = randomize_norms(nn.Sequential(nn.Conv2d(3, 4, 1), FrozenBatchNorm2d(4))).double()
+    x = torch.randn(2, 3, 5, 5, dtype=torch.float64)
+    expected = model(x)
+    report = convert_norms(model, "bn")
+    assert type(model[1]) is nn.BatchNorm2d and report.not_carried == {}
+    assert model[1].weight.requires_grad  # buffers became trainable parameters
+    torch.testing.assert_close(model.eval()(x), expected, rtol=1e-12, atol=1e-12)
 
 
 # --------------------------------------------------------------------------- containers
