@@ -293,7 +293,8 @@ def convert_norms(
     Args:
         model: a built model; the norm layers anywhere inside it are swapped.
         to: target spec (``"gn"``, ``"gn:16"``, ``"frozenbn"``, ``"ln"``, ...).
-        include: only these: module types and/or name globs (``"layer4.*"``).
+        include: only these: module types and/or name globs (``"layer4.*"``). A glob that
+            matches a parent module's name takes all of it: ``exclude="layer4"``.
         exclude: not these: module types and/or name globs.
 
     Returns:
