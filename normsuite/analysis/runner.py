@@ -34,9 +34,11 @@ from normsuite.analysis.types import AnalysisOptions, FileResult
 
 Analyzer = Callable[[str, str, AnalysisOptions], FileResult]
 
-# Below this many files a process pool costs more than it saves: starting workers takes
-# ~50 ms and one model file is analyzed in ~1-5 ms (bench/analyzer_speed.py measures it).
-PARALLEL_MIN_FILES = 48
+# Below this many files a process pool costs more than it saves. bench/analyzer_speed.py
+# measures the crossover; on the 2-core shared CI box the pool (jobs=2) was 7.4x / 2.4x /
+# 1.6x slower at 8 / 32 / 64 files and only broke even at 185 (the torchvision tree): one
+# file takes ~5-15 ms, a fork-started worker pool ~0.2 s. More free cores move this down.
+PARALLEL_MIN_FILES = 200
 
 
 @dataclass(frozen=True)
