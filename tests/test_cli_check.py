@@ -194,11 +194,13 @@ def test_bad_option_values_from_click_exit_2_without_traceback() -> None:
         assert "Invalid value" in res.output
 
 
-def test_check_and_recommend_never_import_torch_or_lightning() -> None:
+def test_check_recommend_rule_never_import_torch_or_lightning() -> None:
     code = (
         "import sys\n"
         "from normsuite.cli.main import app\n"
-        "for args in (['check', sys.argv[1]], ['recommend', sys.argv[1], '--format', 'json']):\n"
+        "runs = (['check', sys.argv[1]], ['recommend', sys.argv[1], '--format', 'json'],\n"
+        "        ['rule', 'NRM002'])\n"
+        "for args in runs:\n"
         "    try:\n"
         "        app(args)\n"
         "    except SystemExit as exc:\n"
@@ -210,4 +212,5 @@ def test_check_and_recommend_never_import_torch_or_lightning() -> None:
         [sys.executable, "-c", code, str(ARTICLE)], capture_output=True, text=True, check=True
     ).stdout.splitlines()
     assert out[-1] == "loaded []"
-    assert out.index("exit 1") < out.index("exit 0")  # check found LBNNet, recommend is 0
+    exits = [line for line in out if line.startswith("exit ")]
+    assert exits == ["exit 1", "exit 0", "exit 0"]  # check found LBNNet; recommend; rule
