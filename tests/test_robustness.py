@@ -127,6 +127,18 @@ def test_internal_error_is_isolated_to_its_file(
     assert f"{tmp_path / 'fine.py'}:" in res.output and "Traceback" not in res.output
 
 
+def test_a_broken_analyzer_install_is_an_internal_error_not_a_syntax_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken_import() -> runner.Analyzer:
+        raise IndentationError("unexpected indent")  # a SyntaxError subclass
+
+    (tmp_path / "fine.py").write_text(GOOD)
+    monkeypatch.setattr(runner, "_default_analyzer", broken_import)
+    (result,) = runner.analyze_paths([str(tmp_path / "fine.py")])
+    assert result.error == "internal error: IndentationError: unexpected indent (please report)"
+
+
 def test_discovery_skips_hidden_venv_and_site_packages_unless_given(tmp_path: Path) -> None:
     for folder in (".hidden", ".venv", "venv", "site-packages", "__pycache__", "pkg/sub"):
         (tmp_path / folder).mkdir(parents=True)

@@ -87,7 +87,11 @@ def analyze_text(
     if config.batch_size is not None and options.default_batch_size is None:
         options = replace(options, default_batch_size=config.batch_size)
     try:
-        analyze = analyzer or _default_analyzer()  # inside: a broken analyzer is a file error
+        analyze = analyzer or _default_analyzer()
+    except Exception as exc:  # a broken install is our bug, never the user's syntax error
+        message = f"{type(exc).__name__}: {_one_line(str(exc))}"
+        return FileResult(path=path, error=f"internal error: {message} (please report)")
+    try:
         result = analyze(source, path, options)
     except Exception as exc:  # per-file isolation: one file never stops the others
         return FileResult(path=path, error=_error_for(exc))
