@@ -1,8 +1,9 @@
 """A SyncBatchNorm that works on every ``torch.distributed`` backend (gloo on CPU, NCCL on GPU).
 
 ``torch.nn.SyncBatchNorm`` only runs on CUDA ("SyncBatchNorm layers only work with GPU
-modules") because it calls CUDA-only kernels. This one computes the same statistics with plain
-tensor ops, so a multi-process BN model can be trained and tested on CPUs.
+modules") because it calls CUDA-only kernels. This one builds the same computation from
+batch-norm kernels that every device has, so a multi-process BN model can be trained and
+tested on CPUs.
 
 In training mode under an initialized process group with more than one rank, every forward
 pass gathers each rank's ``[count, mean, M2]`` (one collective) and combines them with Chan's
