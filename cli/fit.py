@@ -76,7 +76,24 @@ def fit(ctx: typer.Context) -> None:
     except Exception as exc:
         if os.environ.get("NORMSUITE_DEBUG"):
             raise
-        message = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        message = _one_line(str(exc))
+        if type(exc).__name__ == "FitConfigError":
+            raise _fail(f"{message}; see the valid keys with --print_config") from None
         raise _fail(
             f"{type(exc).__name__}: {message} (set NORMSUITE_DEBUG=1 for the traceback)"
         ) from None
+
+
+def _one_line(message: str) -> str:
+    """The most specific line of a (jsonargparse) error message.
+
+    jsonargparse wraps a class's own error ("unknown norm 'bnn'. Did you mean 'bn'?") in
+    "Does not validate against any of the Union subtypes ... Errors: - ..."; show that one.
+    """
+    lines = [line.strip() for line in message.strip().splitlines() if line.strip()]
+    bullets = [
+        line[2:] for line in lines if line.startswith("- ") and "Expected a <class" not in line
+    ]
+    if bullets:
+        return bullets[0]
+    return lines[0] if lines else "failed"

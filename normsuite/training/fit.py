@@ -23,7 +23,7 @@ import os
 import re
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from lightning.pytorch import Trainer
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint, ProgressBar, RichProgressBar
@@ -56,6 +56,18 @@ def _next_version(root: Path) -> int:
         if (m := re.fullmatch(r"version_(\d+)", p.name))
     ]
     return max(versions, default=-1) + 1
+
+
+class FitConfigError(ValueError):
+    """A bad option or config value, reported by the argument parser."""
+
+
+class _Parser(LightningArgumentParser):
+    """Raises :class:`FitConfigError` instead of printing usage and exiting, so the command
+    can report one line."""
+
+    def error(self, message: str, ex: Exception | None = None) -> NoReturn:
+        raise FitConfigError(message) from ex
 
 
 class NormsuiteCLI(LightningCLI):
@@ -144,5 +156,6 @@ def run_fit(args: list[str]) -> NormsuiteCLI:
         subclass_mode_data=True,
         default_run_name=run_name_from_args(args),
         save_config_kwargs={"overwrite": True},
+        parser_class=_Parser,
         auto_configure_optimizers=False,
     )

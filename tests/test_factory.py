@@ -1,0 +1,133 @@
+"""build_module / NormClassifier: tiny fits per backbone family, checkpoint reload, options."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import lightning.pytorch as pl
+import pytest
+import torch
+from torch import nn
+
+from normsuite import NormClassifier, build_module
+from normsuite.data import FakeDataModule
+from normsuite.models.rnn import LayerNormGRU
+
+
+class _Losses(pl.Callback):
+    def __init__(self) -> None:
+        self.losses: list[float] = []
+
+    def on_train_batch_end(self, trainer, pl_module, outputs: Any, batch, batch_idx) -> None:
+        self.losses.append(float(outputs["loss"]))
+
+
+def _tiny_fit(model: NormClassifier, shape: list[int], tmp_path: Path, steps: int = 12):
+    """Overfit one fixed batch of 16 for ``steps`` steps; returns (losses, checkpoint path)."""
+    dm = FakeDataModule(shape=shape, num_classes=model.hparams.num_classes, num_samples=16)
+    losses = _Losses()
+    trainer = pl.Trainer(
+        max_epochs=steps,
+        accelerator="cpu",
+        devices=1,
+        logger=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+        enable_checkpointing=False,  # one save at the end, not one per 1-step epoch
+        callbacks=[losses],
+    )
+    trainer.fit(model, datamodule=dm)
+    trainer.save_checkpoint(tmp_path / "last.ckpt")
+    return losses.losses, trainer, tmp_path / "last.ckpt"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("backbone", "norm", "shape", "options", "norm_type"),
+    [
+        ("convnet1d", "bn", [1, 40], {"widths": [16, 32], "lr": 2e-2}, nn.BatchNorm1d),
+        ("convnet2d", "gn", [3, 8, 8], {"widths": [32, 32], "lr": 2e-2}, nn.GroupNorm),
+        ("gru", "ln", [12, 3], {"in_channels": 3, "hidden_size": 32, "lr": 2e-2}, LayerNormGRU),
+    ],
+)
+def test_tiny_fit_loss_falls_and_checkpoint_reloads(
+    backbone: str, norm: str, shape: list[int], options: dict, norm_type: type, tmp_path: Path
+) -> None:
+    torch.manual_seed(0)
+    model = build_module(backbone, norm, 4, **options)
+    losses, trainer, ckpt = _tiny_fit(model, shape, tmp_path)
+    assert len(losses) == 12
+    assert losses[-1] < 0.85 * losses[0], losses
+    # cosine schedule, stepped per batch: the LR has decayed
+    assert trainer.optimizers[0].param_groups[0]["lr"] < 0.1 * options["lr"]
+    reloaded = NormClassifier.load_from_checkpoint(ckpt)
+    assert reloaded.norm == model.norm == norm
+    assert [type(m) for m in reloaded.modules()] == [type(m) for m in model.modules()]
+    assert any(isinstance(m, norm_type) for m in reloaded.modules())
+    x = torch.randn(5, *shape)
+    model.eval()
+    reloaded.eval()
+    with torch.no_grad():
+        torch.testing.assert_close(reloaded(x), model(x))
+
+
+def test_auto_norm_asks_the_advice_and_is_stored_resolved(tmp_path: Path) -> None:
+    small = build_module("resnet18", "auto", 3, batch_size=4)
+    assert small.norm == "gn" and "B2" in small.hparams.advice_rules
+    assert not any(isinstance(m, nn.BatchNorm2d) for m in small.modules())
+    big = build_module("convnet1d", "auto", 3, batch_size=64)
+    assert big.norm == "bn" and "B1" in big.hparams.advice_rules
+    rnn = build_module("lstm", "auto", 3, batch_size=4)
+    assert rnn.norm == "ln" and rnn.hparams.advice_rules == ["B6"]
+    # Reload rebuilds the resolved norm without asking the advice again.
+    path = tmp_path / "m.ckpt"
+    trainer = pl.Trainer(logger=False, enable_progress_bar=False, max_epochs=0)
+    trainer.strategy.connect(small)
+    trainer.save_checkpoint(path)
+    again = NormClassifier.load_from_checkpoint(path)
+    assert again.hparams.norm == "auto" and again.norm == "gn"
+    with pytest.raises(ValueError, match="batch_size"):
+        build_module("resnet18", "auto", 3)
+
+
+def test_weight_decay_is_off_for_norm_and_bias_parameters() -> None:
+    model = build_module("convnet1d", "gn", 4, widths=[8, 16], scheduler="none", weight_decay=0.1)
+    opt = model.configure_optimizers()
+    assert isinstance(opt, torch.optim.AdamW)
+    decay, no_decay = opt.param_groups
+    assert decay["weight_decay"] == 0.1 and no_decay["weight_decay"] == 0.0
+    ids = lambda params: {id(p) for p in params}  # noqa: E731
+    norm_and_bias = [m.weight for m in model.modules() if isinstance(m, nn.GroupNorm)]
+    norm_and_bias += [m.bias for m in model.modules() if isinstance(m, nn.GroupNorm | nn.Linear)]
+    weights = [m.weight for m in model.modules() if isinstance(m, nn.Conv1d | nn.Linear)]
+    assert ids(norm_and_bias) == ids(no_decay["params"])
+    assert ids(weights) == ids(decay["params"])
+    sgd = build_module("gru", "ln", 4, optimizer="sgd", scheduler="none", lr=0.5)
+    opt = sgd.configure_optimizers()
+    assert isinstance(opt, torch.optim.SGD) and opt.param_groups[0]["nesterov"]
+    ln_gains = {id(p) for n, p in sgd.named_parameters() if "ln_" in n}
+    assert ln_gains and ln_gains <= ids(opt.param_groups[1]["params"])
+
+
+def test_article_nets_through_the_factory() -> None:
+    lbn = build_module("lbnnet", None, 10)
+    assert lbn.norm == "ln"
+    conv = lbn.backbone.features[0]
+    assert (conv.in_channels, conv.out_channels) == (3, 64)
+    assert lbn(torch.randn(2, 3, 32, 32)).shape == (2, 10)  # the article's LBNNet fails here
+    assert build_module("grouplbnnet", "gn:8", 10).norm == "gn:8"
+    with pytest.raises(ValueError, match="convnet2d"):
+        build_module("bnnet", "gn", 10)
+
+
+def test_bad_arguments_fail_with_the_choices() -> None:
+    with pytest.raises(ValueError, match="resnet18"):
+        build_module("vgg11", "bn", 10)
+    with pytest.raises(ValueError, match="valid options"):
+        build_module("convnet1d", "bn", 10, widht=[8])
+    with pytest.raises(ValueError, match="adamw, sgd"):
+        build_module("convnet1d", "bn", 10, optimizer="adam")
+    with pytest.raises(ValueError, match="unknown norm"):
+        build_module("convnet1d", "batchnrm", 10)

@@ -1,0 +1,113 @@
+"""`normsuite fit`: end to end on a recipe with overrides, and every error path (exit 2)."""
+
+from __future__ import annotations
+
+import csv
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from normsuite.cli.main import app
+from typer.testing import CliRunner
+
+ROOT = Path(__file__).resolve().parents[1]
+RECIPE = ROOT / "recipes" / "mnist1d_convnet1d_gn.yaml"
+runner = CliRunner()
+
+
+@pytest.mark.slow
+def test_fit_end_to_end_with_overrides(tmp_path: Path) -> None:
+    env = {**os.environ, "NORMSUITE_CACHE": str(tmp_path / "cache"), "MPLBACKEND": "Agg"}
+    env.pop("NORMSUITE_RUN_VERSION", None)
+    cmd = [
+        sys.executable,
+        "-m",
+        "normsuite.cli.main",
+        "fit",
+        "--config",
+        str(RECIPE),
+        "--trainer.max_steps",
+        "3",
+        "--trainer.limit_val_batches",
+        "1",
+        "--trainer.limit_test_batches",
+        "1",
+        "--trainer.log_every_n_steps",
+        "1",
+        "--model.init_args.norm",
+        "ln",
+        "--model.init_args.widths",
+        "[8, 16]",
+        "--model.init_args.strides",
+        "[1, 2]",
+        "--runs_dir",
+        str(tmp_path / "runs"),
+    ]
+    proc = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out[-3000:]
+    run_dir = tmp_path / "runs" / "mnist1d_convnet1d_gn" / "version_0"
+    assert f"logs and checkpoints in {run_dir}" in out
+    assert "test/acc" in out  # tested after fit
+    rows = list(csv.DictReader((run_dir / "metrics.csv").open()))
+    steps = {int(r["step"]) for r in rows if r.get("train/loss_step")}
+    assert steps == {0, 1, 2}
+    assert any(key.startswith("act/") for key in rows[0])  # ActivationStats is on
+    assert list(run_dir.glob("events.out.tfevents.*"))  # TensorBoard too
+    assert (run_dir / "config.yaml").is_file()
+    ckpt = run_dir / "checkpoints" / "last.ckpt"
+    assert ckpt.is_file()
+
+    from normsuite import NormClassifier
+
+    model = NormClassifier.load_from_checkpoint(ckpt)
+    assert model.norm == "ln"  # the override reached the model
+    assert [m.out_channels for m in model.backbone.features if hasattr(m, "out_channels")] == [
+        8,
+        16,
+    ]
+
+
+def _fit(*args: str):
+    return runner.invoke(app, ["fit", *args])
+
+
+def _one_error_line(result) -> str:
+    assert result.exit_code == 2, result.output
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1, result.output
+    assert "Traceback" not in result.output
+    return lines[0]
+
+
+def test_missing_config_file() -> None:
+    line = _one_error_line(_fit("--config", "recipes/nope.yaml"))
+    assert "not found" in line and "recipes/nope.yaml" in line
+
+
+def test_bad_yaml_names_the_line(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("trainer:\n  max_epochs: [1, 2\nmodel: {}\n")
+    line = _one_error_line(_fit("--config", str(bad)))
+    assert "bad.yaml" in line and "line" in line
+
+
+def test_yaml_that_is_not_a_mapping(tmp_path: Path) -> None:
+    bad = tmp_path / "list.yaml"
+    bad.write_text("- 1\n- 2\n")
+    assert "mapping" in _one_error_line(_fit("--config", str(bad)))
+
+
+def test_no_arguments_and_dangling_config() -> None:
+    assert "no config given" in _one_error_line(_fit())
+    assert "--config needs a file" in _one_error_line(_fit("--config"))
+
+
+@pytest.mark.slow
+def test_bad_option_and_bad_value_are_one_line_errors(tmp_path: Path) -> None:
+    line = _one_error_line(_fit("--config", str(RECIPE), "--trainer.max_epochz", "3"))
+    assert "max_epochz" in line and "--print_config" in line
+    line = _one_error_line(_fit("--config", str(RECIPE), "--model.init_args.norm", "bnn"))
+    assert "unknown norm 'bnn'" in line and "Did you mean 'bn'" in line

@@ -1,0 +1,146 @@
+"""RNN backbones: LN-LSTM / LN-GRU against nn.LSTM / nn.GRU and a hand-written reference."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from normsuite.models.rnn import LayerNormGRU, LayerNormLSTM, RNNBackbone
+
+
+@pytest.mark.parametrize("script", [True, False])
+@pytest.mark.parametrize("bidirectional", [False, True])
+@pytest.mark.parametrize(("ln_cls", "ref_cls"), [(LayerNormLSTM, nn.LSTM), (LayerNormGRU, nn.GRU)])
+def test_identity_norm_equals_torch_rnn_with_imported_weights(
+    ln_cls: type, ref_cls: type, bidirectional: bool, script: bool
+) -> None:
+    torch.manual_seed(0)
+    ref = ref_cls(5, 7, num_layers=2, batch_first=True, bidirectional=bidirectional)
+    ours = ln_cls(
+        5,
+        7,
+        num_layers=2,
+        batch_first=True,
+        bidirectional=bidirectional,
+        norm="none",
+        script=script,
+    )
+    result = ours.load_state_dict(ref.state_dict(), strict=True)  # same names, nothing extra
+    assert not result.missing_keys and not result.unexpected_keys
+    x = torch.randn(3, 11, 5)
+    h0 = torch.randn(4 if bidirectional else 2, 3, 7)
+    hx = (h0, torch.randn_like(h0)) if ref_cls is nn.LSTM else h0
+    out_ref, state_ref = ref(x, hx)
+    out, state = ours(x, hx)
+    torch.testing.assert_close(out, out_ref, atol=1e-5, rtol=0)
+    for a, b in zip(
+        state if isinstance(state, tuple) else (state,),
+        state_ref if isinstance(state_ref, tuple) else (state_ref,),
+        strict=True,
+    ):
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=0)
+
+
+def _reference_ln_lstm(x, w_ih, w_hh, b_ih, b_hh, g):
+    """Ba et al. 2016, eq. (20)-(22), one layer, written step by step with F.layer_norm."""
+    n, t_len, _ = x.shape
+    hid = w_hh.shape[1]
+    h = x.new_zeros(n, hid)
+    c = x.new_zeros(n, hid)
+    outs = []
+    for t in range(t_len):
+        a = (
+            F.layer_norm(x[:, t] @ w_ih.T, (4 * hid,), g["ih_w"], g["ih_b"])
+            + b_ih
+            + F.layer_norm(h @ w_hh.T, (4 * hid,), g["hh_w"], g["hh_b"])
+            + b_hh
+        )
+        i, f, gg, o = a.split(hid, dim=1)
+        c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(gg)
+        h = torch.sigmoid(o) * torch.tanh(F.layer_norm(c, (hid,), g["c_w"], g["c_b"]))
+        outs.append(h)
+    return torch.stack(outs, 1)
+
+
+def _reference_ln_gru(x, w_ih, w_hh, b_ih, b_hh, g):
+    n, t_len, _ = x.shape
+    hid = w_hh.shape[1]
+    h = x.new_zeros(n, hid)
+    outs = []
+    for t in range(t_len):
+        gi = F.layer_norm(x[:, t] @ w_ih.T, (3 * hid,), g["ih_w"], g["ih_b"]) + b_ih
+        gh = F.layer_norm(h @ w_hh.T, (3 * hid,), g["hh_w"], g["hh_b"]) + b_hh
+        r = torch.sigmoid(gi[:, :hid] + gh[:, :hid])
+        z = torch.sigmoid(gi[:, hid : 2 * hid] + gh[:, hid : 2 * hid])
+        cand = torch.tanh(gi[:, 2 * hid :] + r * gh[:, 2 * hid :])
+        h = (1 - z) * cand + z * h
+        outs.append(h)
+    return torch.stack(outs, 1)
+
+
+@pytest.mark.parametrize(
+    ("cls", "reference", "sites"),
+    [
+        (LayerNormLSTM, _reference_ln_lstm, ("ih", "hh", "c")),
+        (LayerNormGRU, _reference_ln_gru, ("ih", "hh")),
+    ],
+)
+def test_layer_norm_cell_matches_hand_written_reference(cls, reference, sites) -> None:
+    torch.manual_seed(1)
+    m = cls(4, 6, batch_first=True)
+    with torch.no_grad():  # non-trivial gains/shifts so a misplaced norm would show
+        for name, p in m.named_parameters():
+            if name.startswith("ln_"):
+                p.copy_(torch.randn_like(p))
+    g = {}
+    for site in sites:
+        g[f"{site}_w"] = getattr(m, f"ln_{site}_weight_l0")
+        g[f"{site}_b"] = getattr(m, f"ln_{site}_bias_l0")
+    x = torch.randn(2, 9, 4)
+    ref = reference(x, m.weight_ih_l0, m.weight_hh_l0, m.bias_ih_l0, m.bias_hh_l0, g)
+    out, _ = m(x)
+    torch.testing.assert_close(out, ref, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("cls", [LayerNormLSTM, LayerNormGRU])
+@pytest.mark.parametrize("norm", ["ln", "rms"])
+def test_every_parameter_gets_a_gradient(cls: type, norm: str) -> None:
+    m = cls(3, 5, num_layers=2, bidirectional=True, norm=norm)
+    out, _ = m(torch.randn(6, 2, 3))  # (seq, batch, feature): batch_first=False
+    assert out.shape == (6, 2, 10)
+    out.square().sum().backward()
+    missing = [n for n, p in m.named_parameters() if p.grad is None]
+    assert missing == []
+    if norm == "rms":  # RMSNorm has no shift: no unused bias parameters (DDP-safe)
+        assert not any("_bias_l" in n for n, _ in m.named_parameters())
+
+
+def test_layer_norm_rnn_rejects_batch_norm_inside_the_cell() -> None:
+    with pytest.raises(ValueError, match="inside the cell"):
+        LayerNormLSTM(3, 5, norm="bn")
+    with pytest.raises(ValueError, match="3-d"):
+        LayerNormGRU(3, 5)(torch.randn(4, 3))
+
+
+def test_backbone_picks_the_implementation_from_the_norm() -> None:
+    x = torch.randn(4, 10, 2)
+    plain = RNNBackbone("lstm", 2, 8, norm="none")
+    assert isinstance(plain.rnn, nn.LSTM)
+    ln = RNNBackbone("gru", 2, 8, norm="ln", bidirectional=True)
+    assert isinstance(ln.rnn, LayerNormGRU)
+    assert ln(x).shape == (4, 16)
+    # Features = forward direction at the last step, backward direction at the first.
+    out, _ = ln.rnn(x)
+    torch.testing.assert_close(ln(x), torch.cat([out[:, -1, :8], out[:, 0, 8:]], 1))
+    bn = RNNBackbone("gru", 2, 8, num_layers=2, norm="bn")
+    assert all(isinstance(r, nn.GRU) for r in bn.rnn)
+    assert bn.between is not None and len(bn.between) == 2
+    assert bn(x).shape == (4, 8)
+    # BN between layers normalizes each feature over batch*time (N, L, C layout).
+    out = bn.between[0](bn.rnn[0](x)[0])
+    flat = out.reshape(-1, 8)
+    torch.testing.assert_close(flat.mean(0), torch.zeros(8), atol=1e-5, rtol=0)
+    with pytest.raises(ValueError, match="lstm, gru"):
+        RNNBackbone("rnn", 2, 8)
