@@ -144,3 +144,18 @@ def test_backbone_picks_the_implementation_from_the_norm() -> None:
     torch.testing.assert_close(flat.mean(0), torch.zeros(8), atol=1e-5, rtol=0)
     with pytest.raises(ValueError, match="lstm, gru"):
         RNNBackbone("rnn", 2, 8)
+
+
+@pytest.mark.parametrize("cls", [LayerNormLSTM, LayerNormGRU])
+def test_scalar_input_keeps_its_magnitude(cls: type) -> None:
+    # LN over W_ih x with one input feature would only keep sign(x): off by default there.
+    torch.manual_seed(0)
+    x = torch.rand(2, 6, 1) + 0.1
+    m = cls(1, 8, num_layers=2, batch_first=True)
+    assert m.input_norm is False
+    assert not hasattr(m, "ln_ih_weight_l0") and hasattr(m, "ln_ih_weight_l1")
+    assert not torch.allclose(m(x)[0], m(2 * x)[0])
+    forced = cls(1, 8, batch_first=True, input_norm=True)
+    # what the default avoids: up to LN eps, doubling x changes nothing
+    torch.testing.assert_close(forced(x)[0], forced(2 * x)[0], atol=1e-2, rtol=0)
+    assert cls(3, 8).input_norm is True

@@ -125,6 +125,7 @@ class _LayerNormRNN(nn.Module):
         norm: str = "ln",
         eps: float = 1e-5,
         script: bool = True,
+        input_norm: bool | None = None,
     ) -> None:
         super().__init__()
         kind = NormSpec.parse(str(norm)).kind
@@ -143,6 +144,10 @@ class _LayerNormRNN(nn.Module):
         self.eps = eps
         self.script = script
         self._kind = _KIND_CODE[kind]
+        # Normalizing the first layer's input projection W_ih x over its G*H entries keeps only
+        # the direction of W_ih x; with input_size == 1 that is sign(x): the magnitude of a
+        # scalar signal (MNIST-1D as (N, 40, 1)) would be lost. Default: off for 1 feature.
+        self.input_norm = input_size > 1 if input_norm is None else input_norm
         gh = self._gates * hidden_size
         dirs = 2 if bidirectional else 1
         for layer in range(num_layers):
@@ -162,7 +167,9 @@ class _LayerNormRNN(nn.Module):
                 self.register_parameter(
                     f"bias_hh_{name}", nn.Parameter(torch.zeros(gh)) if bias else None
                 )
-                sites = {"ln_ih": gh, "ln_hh": gh}
+                sites = {"ln_hh": gh}
+                if layer > 0 or self.input_norm:
+                    sites["ln_ih"] = gh
                 if self._mode == "LSTM":
                     sites["ln_c"] = hidden_size
                 # Only parameters the norm uses (RMSNorm has no shift, identity nothing), so
@@ -214,7 +221,7 @@ class _LayerNormRNN(nn.Module):
     def extra_repr(self) -> str:
         return (
             f"{self.input_size}, {self.hidden_size}, num_layers={self.num_layers}, "
-            f"norm={self.norm!r}, batch_first={self.batch_first}, "
+            f"norm={self.norm!r}, input_norm={self.input_norm}, batch_first={self.batch_first}, "
             f"bidirectional={self.bidirectional}"
         )
 
@@ -254,7 +261,8 @@ class _LayerNormRNN(nn.Module):
     def _input_preactivations(self, x: torch.Tensor, name: str) -> torch.Tensor:
         # Hoisted: one (T*N, I) x (I, G*H) matmul and one norm for all time steps.
         xi = F.linear(x, getattr(self, f"weight_ih_{name}"))
-        xi = _norm(xi, *self._ln("ln_ih", name), self._kind, self.eps)
+        if hasattr(self, f"ln_ih_weight_{name}"):
+            xi = _norm(xi, *self._ln("ln_ih", name), self._kind, self.eps)
         return xi + self._p("bias_ih", name)
 
 
