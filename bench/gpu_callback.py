@@ -20,7 +20,6 @@ import argparse
 import statistics
 import sys
 import time
-import types
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -29,75 +28,12 @@ import torch
 from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from callback_overhead import ItemPerValueStats
+from callback_overhead import Loop
 
-from normsuite.callbacks.activation_stats import ActivationStats
 from normsuite.models.factory import build_module
 from normsuite.norms import is_norm_layer
 
-# "ours @50 watch": check_nonfinite_every_step=True (device-side NaN flags on every step)
 CONFIGS = ("baseline", "ours @50", "ours @50 watch", "ours @1", "fastai @1")
-
-
-class Loop:
-    """One model, one callback configuration: a minimal stand-in for Lightning's fit loop."""
-
-    def __init__(
-        self, make: Callable[[], nn.Module], shape: tuple[int, ...], device: str, config: str
-    ) -> None:
-        torch.manual_seed(0)
-        self.model = make().to(device)
-        self.x = torch.randn(shape, device=device)
-        self.y = torch.randint(0, 10, (shape[0],), device=device)
-        self.opt = torch.optim.SGD(self.model.parameters(), lr=0.01, momentum=0.9, foreach=True)
-        self.trainer = types.SimpleNamespace(
-            global_step=0, log_every_n_steps=50, loggers=[], is_global_zero=True
-        )
-        self.config = config
-        self.cb: Any = None
-        if config.startswith("ours"):
-            self.cb = ActivationStats(
-                every_n_steps=1 if config == "ours @1" else 50,
-                check_nonfinite_every_step=config.endswith("watch"),
-            )
-        elif config.startswith("fastai"):
-            self.cb = ItemPerValueStats()
-        if self.cb is not None:
-            self.cb.setup(self.trainer, self.model, "fit")
-        self.device = device
-
-    def is_logging_step(self) -> bool:
-        every = {"ours @50": 50, "ours @50 watch": 50, "ours @1": 1, "fastai @1": 1}.get(
-            self.config
-        )
-        return every is not None and self.trainer.global_step % every == 0
-
-    def step(self, sync_check: bool) -> None:
-        t, m, cb = self.trainer, self.model, self.cb
-        strict = sync_check and not self.is_logging_step()
-        if strict:
-            torch.cuda.set_sync_debug_mode("error")
-        try:
-            if isinstance(cb, ActivationStats):
-                cb.on_train_batch_start(t, m, None, 0)
-            loss = nn.functional.cross_entropy(m(self.x), self.y)
-            if isinstance(cb, ActivationStats):
-                cb.on_before_backward(t, m, loss)
-            loss.backward()
-            self.opt.step()
-            self.opt.zero_grad(set_to_none=True)
-            if isinstance(cb, ActivationStats):
-                cb.on_train_batch_end(t, m, None, None, 0)
-        finally:
-            if strict:
-                torch.cuda.set_sync_debug_mode(0)
-        t.global_step += 1
-
-    def close(self) -> None:
-        if isinstance(self.cb, ActivationStats):
-            self.cb.on_train_end(self.trainer, self.model)
-        if self.cb is not None:
-            self.cb.teardown(self.trainer, self.model, "fit")
 
 
 def timed_steps(loop: Loop, steps: int, sync_check: bool) -> list[tuple[int, float]]:
