@@ -270,7 +270,7 @@ def make_plot(output: Path, steps: int) -> None:
         )
         model = build_module("convnet1d", "bn", 10, in_channels=1, lr=0.01)
         trainer.fit(model, datamodule=MNIST1DDataModule(batch_size=100))
-        written = plot_stats(Path(root) / "mnist1d", output, io=["out"], max_heatmaps=4)
+        written = plot_stats(Path(root) / "mnist1d", output, max_heatmaps=4, dpi=72)
         print(f"wrote {written}")
 
 

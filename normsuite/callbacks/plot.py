@@ -107,6 +107,7 @@ def plot_stats(
     stats: Sequence[str] = ("mean", "std", "zero_frac"),
     io: Sequence[str] = ("in", "out"),
     max_heatmaps: int = 8,
+    dpi: int = 100,
 ) -> Path:
     """Plot per-layer statistics over steps: one panel per statistic (rows) and per input /
     output (columns), layers coloured in forward order; plus a heatmap of histograms over
@@ -135,7 +136,8 @@ def plot_stats(
 
     rows, cols = len(stats), len(io)
     heat_rows = math.ceil(len(heat) / 4)
-    fig = Figure(figsize=(5.0 * cols, 2.4 * rows + 2.2 * heat_rows), layout="constrained")
+    width_in = max(5.0 * cols, 2.6 * min(len(heat), 4))
+    fig = Figure(figsize=(width_in, 2.4 * rows + 2.4 * heat_rows), layout="constrained")
     FigureCanvasAgg(fig)
     grid = fig.add_gridspec(rows + heat_rows, 4 if heat else cols)  # 4 = 1 x 4 = 2 x 2
     colors = colormaps["viridis"]
@@ -172,11 +174,12 @@ def plot_stats(
             cmap="magma",
             interpolation="nearest",
         )
-        ax.set_title(f"{layer} {side}: log10 histogram", fontsize=8)
+        ax.set_title(f"{layer} ({side}puts)\nlog10 share per bin", fontsize=7)
         ax.tick_params(labelsize=7)
+        ax.set_xlabel("step", fontsize=7)
     output = Path(output)
     output.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(output, dpi=100)
+    fig.savefig(output, dpi=dpi)
     return output
 
 
