@@ -195,3 +195,22 @@ def test_cli_interrupt_says_how_to_resume(recipe: Path, tmp_path: Path, monkeypa
     result = runner.invoke(app, ["compare", "-c", str(recipe), "--norms", "bn", "--out", str(out)])
     assert result.exit_code == 130
     assert f"kept in {out}" in result.stderr and "--resume" in result.stderr
+
+
+def test_shipped_recipe_resolves_and_builds() -> None:
+    from normsuite.compare.grid import expand_grid
+    from normsuite.compare.recipe import load_recipe, resolve_settings
+    from normsuite.compare.runner import preflight
+
+    root = Path(__file__).resolve().parents[1]
+    settings = resolve_settings(load_recipe(root / "recipes" / "compare_mnist1d_bn_gn.yaml"))
+    assert settings.norms == ["bn", "gn"] and settings.batch_sizes == [2, 4, 16, 64]
+    assert settings.epochs == 4 and settings.max_steps is None
+    assert settings.lr_path == ("model", "init_args", "lr")
+    assert (settings.base_lr, settings.base_batch) == (0.1, 32)
+    cells = expand_grid(
+        settings.norms, settings.batch_sizes, settings.seeds,
+        base_lr=settings.base_lr, base_batch=settings.base_batch, lr_rule=settings.lr_rule,
+    )  # fmt: skip
+    assert len(cells) == 16 and {c.lr for c in cells if c.batch_size == 2} == {0.1 * 2 / 32}
+    preflight(settings)  # both norms build for this model, without data or training
