@@ -37,11 +37,12 @@ class CellMeter(L.Callback):
     Time: wall time from ``on_train_batch_start`` to ``on_train_batch_end`` (CUDA is
     synchronized so the GPU work is inside the window), median over steps after warm-up.
 
-    Memory: on CUDA, ``torch.cuda.max_memory_allocated`` over the fit. On CPU there is no
-    allocator peak to read (the process RSS only grows and mixes every cell of the run), so
-    the cell reports what the model needs: parameter and gradient bytes plus the bytes of
-    the tensors autograd saves for backward in one training step (counted once per storage,
-    parameters excluded), captured with ``torch.autograd.graph.saved_tensors_hooks``.
+    Memory: on CUDA, ``torch.cuda.max_memory_allocated`` over the fit (not the evaluation).
+    On CPU there is no allocator peak to read (the process RSS only grows and mixes every
+    cell of the run), so the cell reports what the model needs: parameter and gradient
+    bytes plus the bytes of the tensors autograd saves for backward in one training step
+    (counted once per storage, parameters excluded), captured with
+    ``torch.autograd.graph.saved_tensors_hooks``. Optimizer state is not included.
     """
 
     def __init__(self) -> None:
@@ -52,6 +53,8 @@ class CellMeter(L.Callback):
         self._hooks: contextlib.ExitStack | None = None
         self._param_storages: set[int] = set()
         self._seen: set[int] = set()
+        self._measured = False  # saved tensors are counted on the first micro-batch only
+        self._cuda_peak = 0
 
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if pl_module.device.type == "cuda":
@@ -63,7 +66,8 @@ class CellMeter(L.Callback):
             torch.cuda.synchronize(pl_module.device)
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
-        if trainer.global_step == 0 and self.mem_kind == "params_grads_saved":
+        if not self._measured and self.mem_kind == "params_grads_saved":
+            self._measured = True
             self._param_storages = {p.untyped_storage().data_ptr() for p in pl_module.parameters()}
             self._hooks = contextlib.ExitStack()
             self._hooks.enter_context(
@@ -88,6 +92,11 @@ class CellMeter(L.Callback):
         self.step_times.append(time.perf_counter() - self._start)
         self._close_hooks()
 
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        # read the peak here: the evaluation that follows the fit must not count
+        if self.mem_kind == "cuda_max_allocated":
+            self._cuda_peak = torch.cuda.max_memory_allocated(pl_module.device)
+
     def _close_hooks(self) -> None:
         if self._hooks is not None:
             self._hooks.close()
@@ -99,9 +108,8 @@ class CellMeter(L.Callback):
         return statistics.median(times) * 1e3 if times else None
 
     def memory_mb(self, module: torch.nn.Module) -> float:
-        device = next(module.parameters()).device
         if self.mem_kind == "cuda_max_allocated":
-            return torch.cuda.max_memory_allocated(device) / 2**20
+            return self._cuda_peak / 2**20
         param_bytes = sum(p.numel() * p.element_size() for p in module.parameters())
         grad_bytes = sum(
             p.numel() * p.element_size() for p in module.parameters() if p.requires_grad
