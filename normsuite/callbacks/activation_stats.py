@@ -117,8 +117,10 @@ class ActivationStats(Callback):
     layers on a logging step; rank 0 publishes. BatchNorm running stats are averaged over ranks
     (identical under DDP's default ``broadcast_buffers=True``).
 
-    **torch.compile.** A model compiled with ``torch.compile`` is supported (the hooks run
-    inside the compiled graph; the phase flag is a guard, so expect one recompile per phase).
+    **torch.compile.** A model compiled with ``torch.compile`` works and gives the eager
+    numbers: dynamo traces the hooks into the graph and guards on the phase flag and the
+    buffer layout, so the step compiles three times (first logging step, first other step,
+    second logging step) and never again (checked on torch 2.14, CPU, eager and inductor).
 
     Args:
         modules: ``None`` (every norm layer), ``"all"`` (every leaf module), or a sequence of
