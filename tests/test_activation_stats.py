@@ -359,6 +359,8 @@ def test_module_selection() -> None:
     trainer([ActivationStats(modules="all", every_n_steps=1)], 1, mem).fit(Net(), loader())
     layers = {k.split("/")[1] for k in mem.records[-1][1] if k.startswith("act/")}
     assert layers == {"conv", "bn", "act", "poison", "gn", "ln", "head"}
+    gammas = {k.split("/")[1] for k in mem.records[-1][1] if k.endswith("/gamma_absmean")}
+    assert gammas == {"bn", "gn", "ln"}  # norm layers only, not conv or linear weights
 
 
 def test_bad_arguments_fail_with_one_line() -> None:

@@ -23,7 +23,13 @@ from lightning.pytorch.callbacks import Callback
 from torch import Tensor, nn
 from torch.utils.hooks import RemovableHandle
 
-from ._select import ModuleSelector, channel_dim, has_batch_statistics, select_modules
+from ._select import (
+    ModuleSelector,
+    channel_dim,
+    has_batch_statistics,
+    is_norm_layer,
+    select_modules,
+)
 
 __all__ = ["ActivationStats", "NonFiniteActivationError"]
 
@@ -277,6 +283,7 @@ class ActivationStats(Callback):
     def _attach(self, name: str, module: nn.Module) -> None:
         cdim = channel_dim(module)
         batch_stats = has_batch_statistics(module)
+        affine_norm = is_norm_layer(module)  # "gamma" of a conv or linear layer means nothing
         layer = self._layers.setdefault(
             name, _LayerSite(name, eps=float(getattr(module, "eps", 0)))
         )
@@ -306,7 +313,8 @@ class ActivationStats(Callback):
             self._record((name, "out"), y, cdim)
             if name not in self._seen:
                 self._seen.add(name)  # parameter stats once per step, even for shared layers
-                self._record_gamma(layer, mod)
+                if affine_norm:
+                    self._record_gamma(layer, mod)
 
         self._handles.append(module.register_forward_pre_hook(pre_hook))
         self._handles.append(module.register_forward_hook(post_hook))
