@@ -95,8 +95,12 @@ class NormsuiteCLI(LightningCLI):
         name = sub.get("run_name") or self._default_run_name
         root = Path(sub.get("runs_dir") or "runs") / name
         if config.get("logger") in (None, True):
-            version = int(os.environ.get(_VERSION_ENV, _next_version(root)))
-            os.environ[_VERSION_ENV] = str(version)
+            inherited = os.environ.get(_VERSION_ENV)
+            if inherited is not None and int(os.environ.get("LOCAL_RANK", "0")) > 0:
+                version = int(inherited)  # a DDP child: the parent chose the folder
+            else:
+                version = _next_version(root)
+                os.environ[_VERSION_ENV] = str(version)  # inherited by launched children
             save_dir = str(root.parent)
             config["logger"] = [
                 CSVLogger(save_dir, name=name, version=version),
