@@ -469,3 +469,44 @@ def test_normsuite_layers_use_their_channel_dim() -> None:
         shift = ((x.mean(dims) - rm).abs() / (rv + 1e-5).sqrt()).mean().item()
         assert close(logged[f"act/{name}/bn_shift"], shift)
     assert "act/cln/bn_shift" not in logged and "act/gn_last/bn_shift" not in logged
+
+
+class SeqNet(L.LightningModule):
+    """Token ids -> Embedding -> GRU (tuple output) -> LayerNorm -> Linear: all (N, L, C)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.emb = nn.Embedding(20, 8)
+        self.gru = nn.GRU(8, 8, batch_first=True)
+        self.ln = nn.LayerNorm(8)
+        self.head = nn.Linear(8, 3)
+
+    def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
+        tokens, y = batch
+        h = self.ln(self.gru(self.emb(tokens))[0])
+        return nn.functional.cross_entropy(self.head(h[:, -1]), y)
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        return torch.optim.SGD(self.parameters(), lr=0.05)
+
+
+def test_all_modules_on_a_sequence_model() -> None:
+    g = torch.Generator().manual_seed(0)
+    data = torch.utils.data.TensorDataset(
+        torch.randint(0, 20, (32, 12), generator=g), torch.randint(0, 3, (32,), generator=g)
+    )
+    cap = Capture(["ln"])
+    seen: dict[str, torch.Tensor] = {}
+    model = SeqNet()
+    model.gru.register_forward_hook(lambda m, a, out: seen.update(gru=out[0].detach().clone()))
+    mem = MemoryLogger()
+    trainer([cap, ActivationStats(modules="all", every_n_steps=1)], 2, mem).fit(
+        model, torch.utils.data.DataLoader(data, batch_size=16)
+    )
+    logged = mem.records[-1][1]
+    assert "act/emb/in/mean" not in logged  # integer token ids are not activations
+    assert "act/emb/gamma_absmean" not in logged  # an embedding table is no gamma
+    for key, x in (("gru/out", seen["gru"]), ("ln/in", cap.data["ln"]["in"])):
+        ref = reference(x, -1)  # features on the last dim
+        for stat, value in ref.items():
+            assert close(logged[f"act/{key}/{stat}"], value, stat), (key, stat)

@@ -11,8 +11,18 @@ from normsuite import norms
 
 ModuleSelector = str | Sequence[str | type] | None
 
-# Modules whose channels are the last dim of their input, as in (N, L, C).
-_LAST_DIM_TYPES: tuple[type, ...] = (nn.Linear, nn.LayerNorm, nn.RMSNorm)
+# Modules whose features are the last dim, as in (N, L, C): token and sequence layers.
+_LAST_DIM_TYPES: tuple[type, ...] = (
+    nn.Linear,
+    nn.Bilinear,
+    nn.LayerNorm,
+    nn.RMSNorm,
+    nn.Embedding,
+    nn.RNNBase,
+    nn.MultiheadAttention,
+    nn.TransformerEncoderLayer,
+    nn.TransformerDecoderLayer,
+)
 
 
 def is_norm_layer(module: nn.Module) -> bool:

@@ -326,8 +326,8 @@ class ActivationStats(Callback):
         return slot
 
     def _record(self, key: tuple[str, str], x: Tensor, cdim: int) -> None:
-        if x.numel() == 0:
-            return
+        if x.numel() == 0 or not x.is_floating_point():
+            return  # e.g. the token ids going into an nn.Embedding under modules="all"
         x = x.detach()
         ndim = x.dim()
         channels = x.shape[cdim] if ndim >= 2 else 1
@@ -394,7 +394,7 @@ class ActivationStats(Callback):
 
     def _watch(self, key: tuple[str, str], x: Tensor) -> None:
         site = self._sites.get(key)
-        if site is None or self._flags is None:
+        if site is None or self._flags is None or not x.is_floating_point():
             return  # only sites known from a logging step have a flag
         # keep the earliest bad step (stored negated so that DDP can reduce it with MAX)
         bad = (x.detach() * 0).sum().isnan()  # x * 0 is 0 where x is finite, NaN elsewhere
