@@ -204,7 +204,7 @@ def test_shipped_recipe_resolves_and_builds() -> None:
 
     root = Path(__file__).resolve().parents[1]
     settings = resolve_settings(load_recipe(root / "recipes" / "compare_mnist1d_bn_gn.yaml"))
-    assert settings.norms == ["bn", "gn"] and settings.batch_sizes == [2, 4, 16, 64]
+    assert settings.norms == ["bn", "gn"] and settings.batch_sizes == [2, 4, 8, 16]
     assert settings.epochs == 4 and settings.max_steps is None
     assert settings.lr_path == ("model", "init_args", "lr")
     assert (settings.base_lr, settings.base_batch) == (0.1, 32)
