@@ -197,3 +197,15 @@ def test_store_rejects_foreign_folder(tmp_path) -> None:
     (tmp_path / "manifest.json").write_text("not json")
     with pytest.raises(StoreError, match="not a normsuite compare manifest"):
         ResultStore.open(tmp_path, {}, resume=True)
+
+
+def test_compare_package_and_cli_module_do_not_import_torch() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, normsuite.compare, normsuite.compare.render, normsuite.cli.compare; "
+        "print(sorted(m for m in ('torch', 'lightning') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
