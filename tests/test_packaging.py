@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -12,8 +13,16 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 
+pytestmark = pytest.mark.xdist_group("packaging")
+
+
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    # Build from a copy: setuptools writes build/ into the source tree, which races with
+    # other builds and would leave clutter in the checkout.
+    src = tmp_path_factory.mktemp("src") / "normsuite"
+    junk = (".venv", ".git", "build", "dist", "runs", "*.egg-info", "__pycache__", ".*cache")
+    shutil.copytree(ROOT, src, ignore=shutil.ignore_patterns(*junk))
     out = tmp_path_factory.mktemp("wheel")
     subprocess.run(
         [
@@ -21,7 +30,7 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
             "-m",
             "pip",
             "wheel",
-            str(ROOT),
+            str(src),
             "--no-deps",
             "--no-build-isolation",
             "-q",
