@@ -14,8 +14,10 @@
 plain RNN import with ``load_state_dict(rnn.state_dict(), strict=False)``.
 
 Speed: the input-to-hidden matmul of all time steps is hoisted out of the loop (one big
-matmul and one norm over ``(T, N, G*H)``); the loop itself runs as TorchScript, so each
-step costs one small matmul, one norm and the gate arithmetic without Python overhead.
+matmul and one norm over ``(T, N, G*H)``); each step costs one small matmul, one norm and
+the gate arithmetic. ``script=True`` runs the loop as TorchScript; on a 2-core CPU it was
+not faster than the eager loop (bench/rnn.py: 3.0-3.8x nn.LSTM/nn.GRU either way), so the
+default is eager.
 """
 
 from __future__ import annotations
@@ -98,9 +100,9 @@ def _gru_loop(
 def _scripted(loop: Callable[..., Any]) -> Callable[..., Any]:
     """TorchScript version of a loop, built on first use (not at import).
 
-    TorchScript removes the per-step Python overhead (see bench/rnn.py for the figures).
-    It is deprecated in recent torch but still the fastest CPU option we measured; the
-    deprecation warning is silenced here so it does not hit every user.
+    TorchScript removes the per-step Python overhead, but autograd still records every op;
+    bench/rnn.py compares it with the eager loop. It is deprecated in recent torch, so the
+    deprecation warning is silenced here and it is opt-in (``script=True``).
     """
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)
@@ -124,7 +126,7 @@ class _LayerNormRNN(nn.Module):
         bidirectional: bool = False,
         norm: str = "ln",
         eps: float = 1e-5,
-        script: bool = True,
+        script: bool = False,
         input_norm: bool | None = None,
     ) -> None:
         super().__init__()
