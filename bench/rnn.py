@@ -56,7 +56,7 @@ def main() -> None:
         f"seq {args.seq}, batch {args.batch}, input {args.input}, hidden {args.hidden}, "
         f"CPU threads {torch.get_num_threads()}, forward+backward, median of {args.repeats}"
     )
-    print(f"{"module":<40}{'ms':>9}{'x baseline':>12}")
+    print(f"{'module':<40}{'ms':>9}{'x baseline':>12}")
     for plain_cls, ln_cls in ((nn.LSTM, LayerNormLSTM), (nn.GRU, LayerNormGRU)):
         plain = plain_cls(args.input, args.hidden, batch_first=True)
         base = _time(_fwd_bwd(plain, x), args.repeats)
