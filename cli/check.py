@@ -64,20 +64,18 @@ INPUT_SHAPE = typer.Option(None, "--input-shape", help="With --trace: input shap
 
 
 def _codes(values: list[str] | None, flag: str) -> tuple[str, ...]:
-    from normsuite.analysis.catalog import RULES
+    from normsuite.analysis.config import closest_code, known_code
 
     codes: list[str] = []
     for value in values or []:
         for raw in value.split(","):
-            code = raw.strip().upper()
-            if not code:
+            if not raw.strip():
                 continue
-            if code == "ALL":
-                code = "NRM"
-            if not any(known.startswith(code) for known in RULES):
+            code = known_code(raw)
+            if code is None:
                 raise UsageError(
-                    f"unknown rule code {raw.strip()!r} in {flag}; "
-                    "run `normsuite rule` to list the codes"
+                    f"unknown rule code {raw.strip()!r} in {flag}; did you mean "
+                    f"{closest_code(raw)!r}? (`normsuite rule` lists the codes)"
                 )
             codes.append(code)
     return tuple(codes)
@@ -124,6 +122,7 @@ def run_analysis(
     input_shape: str | None,
 ) -> None:
     """Parse the shared options, analyze, print, and exit with ruff's codes."""
+    from normsuite.analysis.config import ConfigError
     from normsuite.analysis.runner import RunSettings, analyze_paths
     from normsuite.analysis.types import AnalysisOptions
 
@@ -146,14 +145,16 @@ def run_analysis(
             ignore=_codes(ignore, "--ignore"),
         )
         settings = RunSettings(
-            max_file_size=_positive(max_file_size, "--max-file-size"), use_config=not isolated
+            max_file_size=_positive(max_file_size, "--max-file-size"),
+            use_config=not isolated,
+            strict_config=True,
         )
         _positive(jobs, "--jobs")
-    except UsageError as exc:
+        results = analyze_paths(paths, options, settings=settings, jobs=jobs)
+    except (UsageError, ConfigError) as exc:
         typer.echo(f"normsuite {command}: error: {exc}", err=True)
         raise typer.Exit(2) from None
 
-    results = analyze_paths(paths, options, settings=settings, jobs=jobs)
     if not results:
         typer.echo(f"normsuite {command}: warning: no Python files found in the paths", err=True)
     traces = _run_traces(results, options, model, shape) if trace else None

@@ -164,14 +164,49 @@ def test_runner_applies_config_cli_and_noqa_together(tmp_path: Path) -> None:
     assert fake.calls[-1].default_batch_size is None
 
 
-def test_cli_reports_a_bad_config_per_file(tmp_path: Path) -> None:
+def test_cli_reports_a_bad_config_once(tmp_path: Path) -> None:
     cfg.clear_cache()
     (tmp_path / "pyproject.toml").write_text("[tool.normsuite]\nselect = 3\n")
     (tmp_path / "m.py").write_text("x = 1\n")
-    res = CliRunner().invoke(app, ["check", str(tmp_path / "m.py")])
+    (tmp_path / "n.py").write_text("x = 1\n")
+    res = CliRunner().invoke(app, ["check", str(tmp_path)])
     assert res.exit_code == 2
-    assert "`select` must be a list of rule codes" in res.output
-    assert "Traceback" not in res.output
+    (line,) = res.output.strip().splitlines()  # once, not once per file
+    assert "`select` must be a list of rule codes" in line
+    cfg.clear_cache()
+
+
+@pytest.mark.parametrize(
+    ("key", "typo", "closest"),
+    [("select", "NMR002", "NRM002"), ("ignore", "NRM0013", "NRM013"), ("select", "NMR", "NRM")],
+)
+def test_config_rejects_unknown_codes_naming_the_closest(key: str, typo: str, closest: str) -> None:
+    with pytest.raises(cfg.ConfigError) as info:
+        cfg.parse_config(f'[tool.normsuite]\n{key} = ["NRM001", "{typo}"]\n', "/p/pyproject.toml")
+    message = str(info.value)
+    assert message.startswith("/p/pyproject.toml [tool.normsuite]: ")
+    assert f"unknown rule code {typo!r} in `{key}`; did you mean {closest!r}?" in message
+    # valid codes, prefixes and "all" still parse (normalized)
+    ok = cfg.parse_config(f'[tool.normsuite]\n{key} = ["nrm00", "NRM013", "all"]\n')
+    assert getattr(ok, key) == ("NRM00", "NRM013", "NRM")
+
+
+def test_cli_config_typo_is_one_line_and_exit_2(tmp_path: Path) -> None:
+    # before: `select = ["NMR002"]` matched no rule, so every rule was off: "All checks passed"
+    cfg.clear_cache()
+    project = tmp_path / "proj"
+    project.mkdir()
+    (project / "pyproject.toml").write_text('[tool.normsuite]\nselect = ["NMR002"]\n')
+    (project / "m.py").write_text("import torch.nn as nn\nx = nn.GroupNorm(3, 64)\n")
+    (project / "n.py").write_text("x = 1\n")
+    for command in ("check", "recommend"):
+        res = CliRunner().invoke(app, [command, str(project)])
+        assert res.exit_code == 2, res.output
+        assert res.output.strip().splitlines() == [
+            f"normsuite {command}: error: {project / 'pyproject.toml'} [tool.normsuite]: "
+            "unknown rule code 'NMR002' in `select`; did you mean 'NRM002'? "
+            "(`normsuite rule` lists the codes)"
+        ]
     cfg.clear_cache()
 
 
@@ -180,7 +215,10 @@ def test_cli_rejects_unknown_codes_in_select_and_ignore(tmp_path: Path) -> None:
     for flag in ("--select", "--ignore"):
         res = CliRunner().invoke(app, ["check", str(tmp_path / "m.py"), flag, "NRM002,XYZ1"])
         assert res.exit_code == 2
-        assert res.output.strip().splitlines() == [
-            f"normsuite check: error: unknown rule code 'XYZ1' in {flag}; "
-            "run `normsuite rule` to list the codes"
-        ]
+        (line,) = res.output.strip().splitlines()
+        assert line.startswith(
+            f"normsuite check: error: unknown rule code 'XYZ1' in {flag}; did you mean 'NRM0"
+        )
+        assert line.endswith("? (`normsuite rule` lists the codes)")
+    res = CliRunner().invoke(app, ["check", str(tmp_path / "m.py"), "--ignore", "NMR002"])
+    assert "did you mean 'NRM002'?" in res.output

@@ -45,13 +45,51 @@ class FileConfig:
     max_file_size: int | None = None
 
 
+def closest_code(code: str) -> str:
+    """The known rule code (or prefix) nearest to a mistyped one: ``NMR002`` -> ``NRM002``."""
+    from difflib import get_close_matches
+
+    from normsuite.analysis.catalog import RULES
+
+    # compare with prefixes of the same length too, so `NMR00` suggests `NRM00`
+    candidates = sorted({known[: len(code)] for known in RULES} | set(RULES))
+    close = get_close_matches(code.strip().upper(), candidates, n=1, cutoff=0.0)
+    return close[0] if close else "NRM"
+
+
+def known_code(code: str) -> str | None:
+    """``code`` normalized (upper case, ``all`` -> ``NRM``) when it is a rule code or a prefix
+    of one, else None.
+
+    >>> known_code("nrm00"), known_code("NMR002")
+    ('NRM00', None)
+    """
+    from normsuite.analysis.catalog import RULES
+
+    normal = code.strip().upper()
+    if normal == "ALL":
+        return "NRM"
+    if normal and any(known.startswith(normal) for known in RULES):
+        return normal
+    return None
+
+
 def _codes(table: dict[str, Any], key: str, where: str) -> tuple[str, ...]:
     value = table.get(key, [])
     if isinstance(value, str):
         value = [value]
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
         raise ConfigError(f'{where}: `{key}` must be a list of rule codes, e.g. ["NRM002"]')
-    return tuple(v.strip().upper() for v in value)
+    codes = []
+    for raw in value:
+        code = known_code(raw)
+        if code is None:  # a typo would otherwise silently turn every rule off
+            raise ConfigError(
+                f"{where}: unknown rule code {raw.strip()!r} in `{key}`; did you mean "
+                f"{closest_code(raw)!r}? (`normsuite rule` lists the codes)"
+            )
+        codes.append(code)
+    return tuple(codes)
 
 
 def _positive_int(table: dict[str, Any], key: str, where: str) -> int | None:

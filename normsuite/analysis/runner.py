@@ -47,6 +47,9 @@ class RunSettings:
 
     max_file_size: int | None = None  # None: [tool.normsuite] max-file-size, else 2 MB
     use_config: bool = True  # read [tool.normsuite] from the nearest pyproject.toml
+    # True: a bad [tool.normsuite] raises ConfigError before any file is analyzed (the CLI:
+    # one line, exit 2, like ruff); False: it becomes the error of each file it applies to
+    strict_config: bool = False
 
 
 def _default_analyzer() -> Analyzer:
@@ -166,9 +169,14 @@ def analyze_paths(
     ``jobs``: worker processes; ``None`` picks serial or parallel by the file count.
     ``analyzer``: replaces ``analyze_source`` (serial only; for tests and embedding).
     Findings are filtered by ``options.select``/``ignore``, ``[tool.normsuite]`` and
-    ``# noqa`` comments; errors never raise.
+    ``# noqa`` comments; errors never raise, except ConfigError with
+    ``settings.strict_config``.
     """
     targets = discover(paths)
+    if settings.use_config and settings.strict_config:
+        for target in targets:  # cached per folder, so this is one read per pyproject.toml
+            if not target.error:
+                find_config(target.path)
     stdin_text: str | None = None
     if any(t.path == STDIN for t in targets):
         raw = stdin if stdin is not None else sys.stdin.buffer.read()
