@@ -306,3 +306,87 @@ def test_bn_to_syncbn_carries_everything_exactly() -> None:
     assert new._normsuite_original_class is nn.BatchNorm2d
     for key, value in old.state_dict().items():
         torch.testing.assert_close(new.state_dict()[key], value, rtol=0, atol=0)
+
+
+# --------------------------------------------------------------------------- layers without state
+# (layer, input shape after a first layer that maps 4 -> 8 channels)
+STATELESS_NORMS = {
+    "ln_no_affine": (lambda: nn.LayerNorm(8, elementwise_affine=False), (5, 4)),
+    "rms_no_affine": (lambda: nn.RMSNorm(8, elementwise_affine=False), (5, 4)),
+    "gn_no_affine": (lambda: nn.GroupNorm(2, 8, affine=False), (5, 4, 3)),
+    "in_no_stats": (lambda: nn.InstanceNorm1d(8), (5, 4, 3)),
+}
+
+
+@pytest.mark.parametrize("to", ["bn", "syncbn", "frozenbn", "gn:2", "ln", "rms"])
+@pytest.mark.parametrize("case", STATELESS_NORMS.values(), ids=STATELESS_NORMS.keys())
+def test_norm_without_parameters_takes_the_models_dtype(case, to: str) -> None:
+    # The old layer has no tensor to read a dtype from: the new one follows its neighbours.
+    make, shape = case
+    first = nn.Linear(4, 8) if len(shape) == 2 else nn.Conv1d(4, 8, 1)
+    model = nn.Sequential(first, make()).double()
+    convert_norms(model, to)
+    tensors = [*model[1].parameters(), *model[1].buffers()]
+    assert all(t.dtype == torch.float64 for t in tensors if t.is_floating_point())
+    x = torch.randn(shape, dtype=torch.float64)
+    assert model(x).dtype == torch.float64  # mixed float32/float64 raised here
+
+
+def test_norm_without_parameters_takes_the_parents_device() -> None:
+    model = nn.Sequential(
+        nn.Linear(4, 8),
+        nn.Sequential(nn.Linear(8, 8), nn.LayerNorm(8, elementwise_affine=False)),
+    ).to("meta")
+    convert_norms(model, "bn")
+    assert all(t.device.type == "meta" for t in (*model.parameters(), *model.buffers()))
+    # Nothing floating anywhere in the model: torch's defaults, as before.
+    bare = nn.Sequential(nn.Identity(), nn.GroupNorm(2, 8, affine=False))
+    convert_norms(bare, "bn")
+    assert bare[1].running_mean.dtype == torch.get_default_dtype()
+
+
+# ------------------------------------------------------------ BatchNorm1d: (N, C) or (N, C, L)
+def _bn1d_reference(to: str, old: dict[str, Tensor], new: nn.Module, x: Tensor) -> Tensor:
+    """What the converted layer must compute on x, with the state carried from BatchNorm1d."""
+    w, b = old["weight"], old["bias"]
+    last = x.movedim(1, -1)  # (N, C) stays (N, C); (N, C, L) -> (N, L, C)
+    if to in ("bn", "syncbn"):
+        return F.batch_norm(x, None, None, w, b, training=True)
+    if to == "frozenbn":
+        return F.batch_norm(x, old["running_mean"], old["running_var"], w, b, training=False)
+    if to.startswith("gn"):
+        return F.group_norm(x, new.num_groups, w, b)
+    if to == "ln":
+        return F.layer_norm(last, (8,), w, b).movedim(-1, 1)
+    if to == "rms":
+        return F.rms_norm(last, (8,), w, eps=1e-5).movedim(-1, 1)  # BN eps carried
+    assert to == "none"
+    return x
+
+
+@pytest.mark.parametrize("to", ["bn", "syncbn", "frozenbn", "gn", "gn:2", "ln", "rms", "none"])
+def test_batchnorm1d_converts_for_both_of_its_layouts(to: str) -> None:
+    # BatchNorm1d takes (N, C) features and (N, C, L) sequences: no rank may be guessed.
+    model = randomize_norms(nn.Sequential(nn.BatchNorm1d(8)))
+    old = {k: v.clone() for k, v in model[0].state_dict().items()}
+    convert_norms(model, to)
+    for shape in [(6, 8), (6, 8, 5)]:
+        x = torch.randn(shape)
+        expected = _bn1d_reference(to, old, model[0], x)
+        torch.testing.assert_close(model(x), expected, rtol=1e-5, atol=1e-5)
+
+
+def test_batchnorm1d_to_instancenorm_raises_since_the_layout_cannot_be_told() -> None:
+    model = nn.Sequential(nn.Linear(4, 8), nn.BatchNorm1d(8))
+    with pytest.raises(ValueError, match=r"cannot convert '1'.*\(N, C\).*\(N, C, L\).*exclude"):
+        convert_norms(model, "in")
+    assert type(model[1]) is nn.BatchNorm1d  # nothing swapped
+    # A layer that came from a BatchNorm1d remembers it, so the rank stays unknown.
+    convert_norms(model, "gn:2")
+    with pytest.raises(ValueError, match="cannot convert '1'"):
+        convert_norms(model, "in")
+    # Layers that tell their rank still convert.
+    model = nn.Sequential(nn.Conv1d(4, 8, 1), nn.InstanceNorm1d(8, affine=True))
+    convert_norms(model, "bn")
+    convert_norms(model, "in")
+    assert type(model[1]) is nn.InstanceNorm1d

@@ -36,16 +36,18 @@ __all__ = ["ConversionReport", "Swap", "convert_norms"]
 Selector = type[nn.Module] | str
 Selectors = Selector | Iterable[Selector] | None
 
-# Input rank (channels-first) of the layers whose class tells it. Checked in order, so
+# Input ranks (channels-first) that the layers' classes accept. Checked in order, so
 # subclasses must precede their bases. Other channels-first layers take any (N, C, *).
-_RANK_OF_CLASS: tuple[tuple[type[nn.Module], int], ...] = (
-    (nn.BatchNorm1d, 3),
-    (nn.BatchNorm2d, 4),
-    (nn.BatchNorm3d, 5),
-    (nn.InstanceNorm1d, 3),
-    (nn.InstanceNorm2d, 4),
-    (nn.InstanceNorm3d, 5),
-    (TorchvisionFrozenBatchNorm2d, 4),
+# BatchNorm1d takes both (N, C) features and (N, C, L) sequences: which one a given layer
+# sees cannot be told from the module, so targets whose class depends on it are refused.
+_RANKS_OF_CLASS: tuple[tuple[type[nn.Module], tuple[int, ...]], ...] = (
+    (nn.BatchNorm1d, (2, 3)),
+    (nn.BatchNorm2d, (4,)),
+    (nn.BatchNorm3d, (5,)),
+    (nn.InstanceNorm1d, (3,)),
+    (nn.InstanceNorm2d, (4,)),
+    (nn.InstanceNorm3d, (5,)),
+    (TorchvisionFrozenBatchNorm2d, (4,)),
 )
 # Packages whose norm classes normsuite knows the forward of. A subclass defined elsewhere
 # with its own forward (timm's BatchNormAct2d fuses an activation) is skipped, not mangled.
@@ -152,13 +154,13 @@ def _included_by_type(module: nn.Module, selectors: list[Selector] | None) -> bo
 class _Layout:
     channels: int
     channels_last: bool
-    rank: int | None  # channels-first input rank, None when the layer accepts any
+    ranks: tuple[int, ...] | None  # channels-first input ranks it takes, None for any
 
 
-def _rank_of(cls: type) -> int | None:
-    for base, rank in _RANK_OF_CLASS:
+def _ranks_of(cls: type) -> tuple[int, ...] | None:
+    for base, ranks in _RANKS_OF_CLASS:
         if issubclass(cls, base):
-            return rank
+            return ranks
     return None
 
 
@@ -171,30 +173,48 @@ def _layout_of(name: str, module: nn.Module, spec: NormSpec) -> _Layout:
                 f"trailing dims {shape}, so which dim holds the channels cannot be told; "
                 f"pass exclude=[{name!r}] and replace it by hand with build_norm()."
             )
-        return _Layout(shape[0], channels_last=True, rank=None)
+        return _Layout(shape[0], channels_last=True, ranks=None)
     channels = getattr(module, "num_features", None) or getattr(module, "num_channels", None)
     if channels is None:  # torchvision's FrozenBatchNorm2d keeps only its buffers
         channels = module.weight.shape[0]
     if getattr(module, "channels_last", False) is True:
-        return _Layout(channels, channels_last=True, rank=None)
+        return _Layout(channels, channels_last=True, ranks=None)
     # A layer normsuite built remembers the class it replaced; that class may know the rank.
-    rank = _rank_of(type(module))
+    source: type = type(module)
+    ranks = _ranks_of(source)
     original = getattr(module, "_normsuite_original_class", None)
-    if rank is None and isinstance(original, type):
-        rank = _rank_of(original)
-    return _Layout(channels, channels_last=False, rank=rank)
+    original_ranks = _ranks_of(original) if isinstance(original, type) else None
+    if original_ranks is not None and (ranks is None or set(original_ranks) < set(ranks)):
+        # e.g. a BatchNorm1d that replaced an InstanceNorm1d sees (N, C, L), not (N, C).
+        source, ranks = original, original_ranks
+    if ranks is not None and 2 in ranks and spec.kind == "in":
+        raise ValueError(
+            f"cannot convert {name!r} ({_short(module)}) to {spec}: a {source.__name__} takes "
+            "both (N, C) features and (N, C, L) sequences, and InstanceNorm needs positions (L) "
+            f"to normalize over, so which layout it sees cannot be told; pass "
+            f"exclude=[{name!r}], and for (N, C, L) input replace it by hand with "
+            f"build_norm({str(spec)!r}, {channels}, ndim=3)."
+        )
+    return _Layout(channels, channels_last=False, ranks=ranks)
 
 
 def _build(spec: NormSpec, layout: _Layout, eps: float | None, affine: bool) -> nn.Module:
     if layout.channels_last:
         return build_norm(spec, layout.channels, ndim=3, channels_last=True, eps=eps, affine=affine)
-    if layout.rank is None and spec.kind in ("bn", "in"):
-        # The old layer took any (N, C, *): so does the new one, instead of guessing a rank.
-        cls = BatchNormNd if spec.kind == "bn" else InstanceNormNd
-        return cls(layout.channels, eps=DEFAULT_EPS if eps is None else eps, affine=affine)
-    # gn, ln, rms, frozenbn and syncbn layers take any (N, C, *): the rank only picks a class.
-    rank = layout.rank or 4
-    return build_norm(spec, layout.channels, ndim=rank, eps=eps, affine=affine)
+    ranks = layout.ranks
+    if ranks is not None and len(ranks) == 1:
+        return build_norm(spec, layout.channels, ndim=ranks[0], eps=eps, affine=affine)
+    e = DEFAULT_EPS if eps is None else eps
+    if spec.kind == "bn":
+        # BatchNorm1d itself takes (N, C) and (N, C, L): keeping the class keeps round trips
+        # exact (BN1d -> gn -> bn). A layer of unknown rank gets a BN for any (N, C, *).
+        cls = nn.BatchNorm1d if ranks == (2, 3) else BatchNormNd
+        return cls(layout.channels, eps=e, affine=affine)
+    if spec.kind == "in":  # ranks is None here: the layer took any (N, C, *)
+        return InstanceNormNd(layout.channels, eps=e, affine=affine)
+    # gn, ln, rms, frozenbn and syncbn: the channels-first classes build_norm picks for rank 4
+    # (GroupNorm, ChannelLayerNorm, ...) take any (N, C, *), (N, C) included.
+    return build_norm(spec, layout.channels, ndim=4, eps=eps, affine=affine)
 
 
 # --------------------------------------------------------------------------- carrying state
@@ -249,14 +269,16 @@ def _carry(old: nn.Module, new: nn.Module) -> list[str]:
     return lost
 
 
-def _device_dtype(module: nn.Module) -> tuple[torch.device | None, torch.dtype | None]:
-    for t in (*module.parameters(recurse=False), *module.buffers(recurse=False)):
-        if t.is_floating_point():
+def _device_dtype(module: nn.Module, recurse: bool) -> tuple[torch.device, torch.dtype] | None:
+    for t in (*module.parameters(recurse=recurse), *module.buffers(recurse=recurse)):
+        if not is_lazy(t) and t.is_floating_point():
             return t.device, t.dtype
-    return None, None
+    return None
 
 
-def _replacement(name: str, old: nn.Module, spec: NormSpec) -> tuple[nn.Module, list[str]]:
+def _replacement(
+    name: str, old: nn.Module, spec: NormSpec, model: nn.Module
+) -> tuple[nn.Module, list[str]]:
     if any(is_lazy(t) for t in (*old.parameters(recurse=False), *old.buffers(recurse=False))):
         raise ValueError(
             f"cannot convert {name!r} ({type(old).__name__}): its parameters are not "
@@ -265,8 +287,17 @@ def _replacement(name: str, old: nn.Module, spec: NormSpec) -> tuple[nn.Module, 
     layout = _layout_of(name, old, spec)
     eps = getattr(old, "eps", None)
     new = _build(spec, layout, eps if isinstance(eps, float) else None, _affine_of(old))
-    device, dtype = _device_dtype(old)
-    if device is not None:
+    # A layer with no tensors of its own (LayerNorm(elementwise_affine=False), GroupNorm(
+    # affine=False), ...) tells no device or dtype: its input comes from its neighbours, so
+    # take the nearest ones, the parent's, then the model's.
+    parent_name = name.rpartition(".")[0]
+    placement = (
+        _device_dtype(old, recurse=False)
+        or _device_dtype(model.get_submodule(parent_name), recurse=True)
+        or _device_dtype(model, recurse=True)
+    )
+    if placement is not None:
+        device, dtype = placement
         new.to(device=device, dtype=dtype)  # before copying: the old layer may live on "meta"
     lost = _carry(old, new)
     new.train(old.training)
@@ -340,7 +371,7 @@ def convert_norms(
     for name, old in selected:
         if id(old) in new_by_id:
             continue
-        new, lost = _replacement(name, old, spec)  # may raise: nothing swapped yet
+        new, lost = _replacement(name, old, spec, model)  # may raise: nothing swapped yet
         new_by_id[id(old)] = new
         report.swaps.append(Swap(name, old, new))
         if lost:
