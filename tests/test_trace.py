@@ -45,7 +45,29 @@ class NeedsArgs(nn.Module):
     def __init__(self, channels):
         super().__init__()
         self.bn = nn.BatchNorm2d(channels)
+
+
+class Block(nn.Module):
+    def __init__(self, width=8):
+        super().__init__()
+        self.norm = nn.LayerNorm(width)
+        self.fc = nn.Linear(width, width)
+
+    def forward(self, x):
+        return self.fc(self.norm(x))
+
+
+class Stack(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.blocks = nn.ModuleList([Block() for _ in range(3)])
+
+    def forward(self, x):
+        for block in self.blocks:
+            x = block(x)
+        return x
 """
+BLOCK_NORM_LINE = MODELS.splitlines().index("        self.norm = nn.LayerNorm(width)") + 1
 
 
 @pytest.fixture(scope="module")
@@ -65,7 +87,7 @@ def traced_json(model_file: Path) -> dict:
 
 def test_trace_reports_exact_norm_input_shapes(traced_json: dict) -> None:
     models = {m["name"]: m for m in traced_json["trace"]["models"]}
-    assert set(models) == {"LBNNet", "SeqNet", "NeedsArgs"}
+    assert set(models) == {"LBNNet", "SeqNet", "NeedsArgs", "Block", "Stack"}
     seq = models["SeqNet"]
     assert seq["input_shape"] == [2, 4, 64] and seq["error"] is None
     (bn,) = seq["layers"]  # `unused` never runs: no hook fired for it
@@ -79,6 +101,21 @@ def test_trace_reports_exact_norm_input_shapes(traced_json: dict) -> None:
     assert not [d for d in seq["differences"] if d.startswith("bn:")]  # ... so no difference
     assert "unused (line 19) was not called in forward()" in seq["differences"]
     assert models["NeedsArgs"]["skipped"] == "its constructor needs arguments: channels"
+
+
+def test_layers_built_in_a_comprehension_match_their_static_site(traced_json: dict) -> None:
+    # The static view has one site, blocks.0.norm, for the three blocks the comprehension
+    # builds; matching by path alone called blocks.1/2.norm "not seen by the static analysis".
+    stack = next(m for m in traced_json["trace"]["models"] if m["name"] == "Stack")
+    assert [(layer["name"], layer["line"]) for layer in stack["layers"]] == [
+        (f"blocks.{i}.norm", BLOCK_NORM_LINE) for i in range(3)
+    ]
+    # every block gets the static belief of the one site (the input comes from forward's
+    # argument, so the rank is unknown statically)
+    assert [layer.get("static") for layer in stack["layers"]] == [
+        "rank ?, 8 channels at dim -1"
+    ] * 3
+    assert stack["differences"] == []
 
 
 def test_trace_shows_the_article_layernorm_failing(traced_json: dict) -> None:
@@ -117,7 +154,8 @@ def test_model_and_input_shape_flags(model_file: Path) -> None:
     assert seq["layers"][0]["input_shape"] == [5, 8, 18]
     missing = trace_file(str(model_file), model="Nope")
     assert (
-        missing.error == "no nn.Module class 'Nope' in the file (found: LBNNet, SeqNet, NeedsArgs)"
+        missing.error
+        == "no nn.Module class 'Nope' in the file (found: LBNNet, SeqNet, NeedsArgs, Block, Stack)"
     )
 
 

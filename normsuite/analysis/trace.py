@@ -24,7 +24,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from normsuite.analysis.files import SourceError, read_source
-from normsuite.analysis.types import AnalysisOptions, FileResult
+from normsuite.analysis.types import AnalysisOptions, FileResult, NormSite
 
 MARKER = "@@NORMSUITE_TRACE@@"
 DEFAULT_TIMEOUT = 120.0
@@ -109,6 +109,25 @@ def describe(m, x):
     if len(s) >= 2:
         return f"channels = dim 1 (size {s[1]}) of a rank-{len(s)} input"
     return f"rank-{len(s)} input"
+TARGET = os.path.abspath(path)
+def build(cls):
+    # Record the line of the user's file that constructed each module, so a traced layer
+    # can be matched to the static site at that line: the static analysis shares one site
+    # among the layers a loop or comprehension builds (blocks.0 for blocks.0-3).
+    original = nn.Module.__init__
+    def init(self, *args, **kwargs):
+        original(self, *args, **kwargs)
+        frame = sys._getframe(1)
+        while frame is not None and os.path.abspath(frame.f_code.co_filename) != TARGET:
+            frame = frame.f_back
+        if frame is not None:
+            BUILT_AT.setdefault(id(self), frame.f_lineno)
+    nn.Module.__init__ = init
+    try:
+        return cls().eval()
+    finally:
+        nn.Module.__init__ = original
+BUILT_AT = {}
 for name, cls in classes:
     entry = {"name": name, "input_shape": None, "layers": [], "error": None, "skipped": None}
     out["models"].append(entry)
@@ -122,7 +141,7 @@ for name, cls in classes:
         entry["skipped"] = "its constructor needs arguments: " + ", ".join(required)
         continue
     try:
-        model = cls().eval()
+        model = build(cls)
     except BaseException as exc:
         entry["error"] = "building it failed: " + one_line(exc); continue
     x = make_input(model)
@@ -135,6 +154,7 @@ for name, cls in classes:
     def pre(m, args):
         t = args[0] if args and isinstance(args[0], torch.Tensor) else None
         seen.append({"name": names.get(m, "?"), "type": type(m).__name__,
+                     "line": BUILT_AT.get(id(m)),
                      "input_shape": list(t.shape) if t is not None else None,
                      "layout": describe(m, t) if t is not None else "?",
                      "num_features": getattr(m, "num_features", getattr(m, "num_channels", None)),
@@ -223,6 +243,26 @@ def _compare_static(name: str, shape: list[int], s: dict[str, Any]) -> str | Non
     return None
 
 
+def match_site(layer: dict[str, Any], sites: list[NormSite]) -> NormSite | None:
+    """The static norm site a traced layer is: same source line and layer type, else the
+    same attribute path.
+
+    Matching by path alone misses every layer a loop or comprehension builds after the
+    first (``blocks.1.ln1`` ... when the static view has one ``blocks.0.ln1`` site).
+    """
+    from normsuite.analysis.ir import NORM_KINDS
+
+    line, kind = layer.get("line"), NORM_KINDS.get(layer.get("type") or "")
+    if line is not None:
+        same_line = [s for s in sites if s.line == line]
+        typed = [s for s in same_line if kind is not None and s.kind == kind]
+        typed = typed or [s for s in same_line if f"{layer.get('type')}(" in s.code]
+        if typed:
+            by_name = [s for s in typed if s.name == layer["name"]]
+            return (by_name or typed)[0]
+    return next((s for s in sites if s.name == layer["name"]), None)
+
+
 def _differences(
     model: dict[str, Any], static: FileResult | None, view: dict[str, dict] | None = None
 ) -> list[str]:
@@ -234,16 +274,23 @@ def _differences(
         return ["the static analysis did not find this class as a model"]
     diffs: list[str] = []
     sites = {s.name: s for s in report.norms_found}
-    traced = {layer["name"]: layer for layer in model["layers"]}
+    matched: dict[str, NormSite] = {}  # traced layer name -> the static site it is
     for layer in model["layers"]:
+        site = match_site(layer, report.norms_found)
+        if site is not None:
+            matched[layer["name"]] = site
+    used = {site.name for site in matched.values()}
+    for layer in model["layers"]:
+        site = matched.get(layer["name"])
         believed = (view or {}).get(layer["name"])
+        if believed is None and site is not None:
+            believed = (view or {}).get(site.name)
         if believed is not None:
             layer["static"] = _describe_static(believed)
             if layer["input_shape"] is not None:
                 diff = _compare_static(layer["name"], layer["input_shape"], believed)
                 if diff:
                     diffs.append(diff)
-        site = sites.get(layer["name"])
         if site is None:
             diffs.append(
                 f"{layer['name']} ({layer['type']}) ran on {layer['input_shape']} but the "
@@ -260,16 +307,17 @@ def _differences(
                 where = "dim 1"
             if actual != site.num_channels:
                 diffs.append(
-                    f"{site.name}: the layer is built for {site.num_channels} channels, the "
-                    f"input's {where} is {actual} (shape {shape})"
+                    f"{layer['name']}: the layer is built for {site.num_channels} channels, "
+                    f"the input's {where} is {actual} (shape {shape})"
                 )
     if not model.get("error"):
         for name, site in sites.items():
-            if name not in traced and not model.get("skipped"):
+            if name not in used and not model.get("skipped"):
                 diffs.append(f"{name} (line {site.line}) was not called in forward()")
-    failed = model.get("failed_at")
-    if failed in sites:
-        line = sites[failed].line
+    failed = matched.get(model.get("failed_at") or "")
+    if failed is not None:
+        line = failed.line
+        failed = model["failed_at"]
         codes = sorted({f.code for f in static.findings if f.line == line})
         if codes:
             diffs.append(f"forward failed at {failed}: confirms {', '.join(codes)} (line {line})")
