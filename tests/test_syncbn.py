@@ -10,12 +10,13 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+from normsuite.norms import sync
 from normsuite.norms.convert import convert_norms
-from normsuite.norms.layers import BatchNormLastDim, build_norm
+from normsuite.norms.layers import BatchNormLastDim, BatchNormNd, build_norm
 from normsuite.norms.sync import (
-    BatchNormXd,
     SyncBatchNorm,
     convert_sync_batchnorm,
+    is_sync_batchnorm,
     revert_sync_batchnorm,
 )
 from normsuite.norms.sync_last_dim import SyncBatchNormLastDim
@@ -153,7 +154,7 @@ def test_convert_norms_syncbn_and_revert_round_trip_exactly() -> None:
     assert [type(m) for m in (model[1], model[2][1], model[3])] == [SyncBatchNorm] * 3
     assert type(model[4]) is SyncBatchNormLastDim
     reverted = revert_sync_batchnorm(model)
-    assert _classes(reverted) == original_classes  # BatchNorm2d, not a generic _BatchNormXd
+    assert _classes(reverted) == original_classes  # BatchNorm2d, not a generic BatchNormNd
     assert not reverted[3].training and reverted[1].training
     _assert_identical(reverted.state_dict(), state)
 
@@ -175,8 +176,16 @@ def test_convert_sync_batchnorm_shares_parameters_and_revert_keeps_them() -> Non
 def test_revert_without_a_recorded_class_gives_a_layout_agnostic_batchnorm() -> None:
     model = nn.Sequential(SyncBatchNorm(4), build_norm("syncbn", 4, ndim=3, channels_last=True))
     reverted = revert_sync_batchnorm(model)
-    assert type(reverted[0]) is BatchNormXd and type(reverted[1]) is BatchNormLastDim
+    assert type(reverted[0]) is BatchNormNd and type(reverted[1]) is BatchNormLastDim
     assert reverted[0](torch.randn(3, 4, 2, 2, 2)).shape == (3, 4, 2, 2, 2)
+    assert sync.BatchNormXd is BatchNormNd  # the old public name: one class, two names
+
+
+def test_is_sync_batchnorm_knows_both_implementations_and_both_layouts() -> None:
+    synced = [SyncBatchNorm(4), nn.SyncBatchNorm(4), build_norm("syncbn", 4, channels_last=True)]
+    assert all(is_sync_batchnorm(m) for m in synced)
+    plain = [nn.BatchNorm2d(4), BatchNormNd(4), BatchNormLastDim(4), nn.GroupNorm(2, 4)]
+    assert not any(is_sync_batchnorm(m) for m in plain)
 
 
 def test_torch_syncbatchnorm_conversion_records_and_restores_classes() -> None:

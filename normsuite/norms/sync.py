@@ -34,7 +34,15 @@ from torch import Tensor, nn
 from torch.autograd.function import FunctionCtx
 from torch.nn.modules.batchnorm import _BatchNorm
 
-__all__ = ["BatchNormXd", "SyncBatchNorm", "convert_sync_batchnorm", "revert_sync_batchnorm"]
+from normsuite.norms.layers import BatchNormLastDim, BatchNormNd
+
+__all__ = [
+    "BatchNormXd",
+    "SyncBatchNorm",
+    "convert_sync_batchnorm",
+    "is_sync_batchnorm",
+    "revert_sync_batchnorm",
+]
 
 # Set on every converted module, so that revert restores e.g. BatchNorm2d and not a generic class.
 ORIGINAL_CLASS_ATTR = "_normsuite_original_class"
@@ -280,19 +288,17 @@ class SyncBatchNorm(_BatchNorm):
         return convert_sync_batchnorm(module, process_group, sync_class=cls)
 
 
-class BatchNormXd(_BatchNorm):
-    """BatchNorm for any (N, C, *) input: the revert target when the original class is unknown."""
-
-    def _check_input_dim(self, input: Tensor) -> None:
-        if input.dim() < 2:
-            raise ValueError(f"expected an (N, C, *) input, got shape {tuple(input.shape)}")
+#: The revert target when a layer's original class is unknown; kept as a public alias of
+#: :class:`~normsuite.norms.layers.BatchNormNd` (one class, so isinstance checks agree).
+BatchNormXd = BatchNormNd
 
 
 def _is_sync_class(cls: type) -> bool:
     return issubclass(cls, (SyncBatchNorm, nn.SyncBatchNorm))
 
 
-def _is_sync(module: nn.Module) -> bool:
+def is_sync_batchnorm(module: nn.Module) -> bool:
+    """True for normsuite's SyncBatchNorm (both layouts) and ``torch.nn.SyncBatchNorm``."""
     return _is_sync_class(type(module))
 
 
@@ -328,7 +334,7 @@ def convert_sync_batchnorm(
 
     def convert(old: nn.Module) -> nn.Module:
         out = old
-        if isinstance(old, _BatchNorm) and not _is_sync(old):
+        if isinstance(old, _BatchNorm) and not is_sync_batchnorm(old):
             cls = SyncBatchNormLastDim if getattr(old, "channels_last", False) else first
             out = cls(
                 old.num_features,
@@ -354,16 +360,15 @@ def revert_sync_batchnorm(model: nn.Module) -> nn.Module:
     converted by normsuite (``convert_sync_batchnorm``, ``convert_norms(model, "syncbn")``,
     :class:`normsuite.NormSync`) come back as the class they had, e.g. ``nn.BatchNorm2d``;
     a layer built directly as SyncBatchNorm (or converted from a non-BN norm) becomes a
-    :class:`BatchNormXd` (``BatchNormLastDim`` for channels-last layers).
+    :class:`~normsuite.norms.layers.BatchNormNd` (``BatchNormLastDim`` for channels-last
+    layers).
     """
     out = model
-    if _is_sync(model):
+    if is_sync_batchnorm(model):
         cls = getattr(model, ORIGINAL_CLASS_ATTR, None)
         if not (isinstance(cls, type) and issubclass(cls, _BatchNorm)) or _is_sync_class(cls):
             # Built as SyncBN, or converted from a non-BN norm: a BN for the same layout.
-            from normsuite.norms.layers import BatchNormLastDim
-
-            cls = BatchNormLastDim if getattr(model, "channels_last", False) else BatchNormXd
+            cls = BatchNormLastDim if getattr(model, "channels_last", False) else BatchNormNd
         out = cls(
             model.num_features, model.eps, model.momentum, model.affine, model.track_running_stats
         )

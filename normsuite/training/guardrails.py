@@ -15,10 +15,9 @@ from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from normsuite.advice import BN_MIN_BATCH, advise
+from normsuite.norms.sync import is_sync_batchnorm
 
 __all__ = ["BatchNormBatchSizeError", "BatchSizeGuard", "BatchSizeWarning"]
-
-_SYNCED = (nn.SyncBatchNorm,)
 
 
 class BatchNormBatchSizeError(ValueError):
@@ -27,12 +26,6 @@ class BatchNormBatchSizeError(ValueError):
 
 class BatchSizeWarning(UserWarning):
     """BatchNorm trains on a per-device batch below 16 without synchronization."""
-
-
-def _is_synced(module: nn.Module) -> bool:
-    from normsuite.norms.sync import SyncBatchNorm  # light: torch is already imported here
-
-    return isinstance(module, (*_SYNCED, SyncBatchNorm))
 
 
 def _architecture(model: nn.Module) -> str:
@@ -106,7 +99,7 @@ class BatchSizeGuard(pl.Callback):
         ]
         if not bn:
             return
-        unsynced = [(name, m) for name, m in bn if not _is_synced(m)]
+        unsynced = [(name, m) for name, m in bn if not is_sync_batchnorm(m)]
         name, layer = unsynced[0] if unsynced else bn[0]
         synced = not unsynced
         bn_batch = per_device_batch * devices if synced else per_device_batch

@@ -4,7 +4,10 @@ Lightning's built-in ``TorchSyncBatchNorm`` converts to ``torch.nn.SyncBatchNorm
 only runs on CUDA; on CPU (gloo) the first forward pass fails. ``NormSync`` picks per run:
 torch's SyncBatchNorm when the process group runs NCCL (its fused CUDA kernels), normsuite's
 :class:`~normsuite.norms.sync.SyncBatchNorm` elsewhere (gloo, CPU, any other backend).
-``revert`` restores the original classes (``BatchNorm2d``, not a generic ``_BatchNormXd``).
+``revert`` restores each layer's original class (``BatchNorm2d``, ...), where Lightning's
+``TorchSyncBatchNorm.revert`` gives torch's generic ``_BatchNormXd``; a layer that was built
+as SyncBatchNorm has no original class and becomes normsuite's
+:class:`~normsuite.norms.layers.BatchNormNd` (``BatchNormLastDim`` if channels-last).
 
 Lightning calls ``apply`` in ``Strategy.setup`` (DDP, FSDP) when fitting, after the process
 group exists and before the model moves to its device, and ``revert`` at teardown; single
