@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import math
+import os
 import sys
 import warnings
 import weakref
@@ -437,12 +438,14 @@ class LayoutNet(L.LightningModule):
             self.frozen.running_var.fill_(2.0)
         self.bn_last = build_norm("bn", 6, ndim=3, channels_last=True)
         self.gn_last = build_norm("gn:2", 6, ndim=3, channels_last=True)
+        self.rms = build_norm("rms", 6, ndim=4)  # ChannelRMSNorm, eps=None
+        self.rms_last = build_norm("rms", 6, ndim=3, channels_last=True)  # nn.RMSNorm, eps=None
         self.head = nn.Linear(6, 3)
 
     def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
         x, y = batch
-        h = self.frozen(self.cln(self.conv(x))).flatten(2).transpose(1, 2)  # (N, 64, 6)
-        h = self.gn_last(self.bn_last(h))
+        h = self.rms(self.frozen(self.cln(self.conv(x)))).flatten(2).transpose(1, 2)  # (N, 64, 6)
+        h = self.rms_last(self.gn_last(self.bn_last(h)))
         return nn.functional.cross_entropy(self.head(h.mean(1)), y)
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
@@ -450,12 +453,13 @@ class LayoutNet(L.LightningModule):
 
 
 def test_normsuite_layers_use_their_channel_dim() -> None:
-    layers = {"cln": 1, "frozen": 1, "bn_last": -1, "gn_last": -1}
+    layers = {"cln": 1, "frozen": 1, "rms": 1, "bn_last": -1, "gn_last": -1, "rms_last": -1}
+    model = LayoutNet()
+    assert model.rms.eps is None and type(model.rms_last) is nn.RMSNorm
+    assert model.rms_last.eps is None
     cap = Capture(list(layers))
     mem = MemoryLogger()
-    trainer([cap, ActivationStats(every_n_steps=1)], max_steps=2, logger=mem).fit(
-        LayoutNet(), loader()
-    )
+    trainer([cap, ActivationStats(every_n_steps=1)], max_steps=2, logger=mem).fit(model, loader())
     logged = mem.records[-1][1]
     for name, cdim in layers.items():
         for io in ("in", "out"):
@@ -469,6 +473,10 @@ def test_normsuite_layers_use_their_channel_dim() -> None:
         shift = ((x.mean(dims) - rm).abs() / (rv + 1e-5).sqrt()).mean().item()
         assert close(logged[f"act/{name}/bn_shift"], shift)
     assert "act/cln/bn_shift" not in logged and "act/gn_last/bn_shift" not in logged
+    for name in ("rms", "rms_last"):  # eps=None layers: watched, gamma stats, no BN stats
+        w = cap.data[name]["w"].double().abs()
+        assert logged[f"act/{name}/gamma_absmean"] == pytest.approx(w.mean().item(), rel=1e-12)
+        assert f"act/{name}/bn_shift" not in logged
 
 
 class SeqNet(L.LightningModule):
@@ -510,3 +518,77 @@ def test_all_modules_on_a_sequence_model() -> None:
         ref = reference(x, -1)  # features on the last dim
         for stat, value in ref.items():
             assert close(logged[f"act/{key}/{stat}"], value, stat), (key, stat)
+
+
+class LateNet(Net):
+    """Net whose LayerNorm only runs from step 1 on: a watched tensor appears late."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.gn(self.poison(self.act(self.bn(self.conv(x)))))
+        x = nn.functional.adaptive_avg_pool2d(x, 4).flatten(2).transpose(1, 2)  # (N, 16, 6)
+        if self.trainer.global_step >= 1:
+            x = self.ln(x)
+        return self.head(x.flatten(1))
+
+
+def test_tensor_first_seen_on_a_later_logging_step_with_every_step_check() -> None:
+    mem = MemoryLogger()
+    cb = ActivationStats(every_n_steps=2, check_nonfinite_every_step=True)
+    model = LateNet(lr=0.05)
+    model.poison.at = {3}  # NaN at a non-logging step, after ln joined: still named, once
+    with pytest.warns(RuntimeWarning, match="input of layer 'gn' at step 3"):
+        trainer([cb], max_steps=5, logger=mem).fit(model, loader(n=80))
+    assert mem.steps() == [0, 2, 4]
+    assert "act/ln/in/mean" not in mem.records[0][1]
+    assert "act/ln/in/mean" in mem.records[1][1]
+
+
+class Watched(L.Callback):
+    """Records, at the first training batch, which module objects carry forward hooks."""
+
+    def __init__(self) -> None:
+        self.hooked: dict[str, bool] = {}
+        self.types: dict[str, type] = {}
+
+    def on_train_batch_start(self, trainer: L.Trainer, pl_module: L.LightningModule, *a: Any):
+        if not self.hooked:
+            for name in ("bn", "gn", "ln"):
+                mod = pl_module.get_submodule(name)
+                self.hooked[name] = bool(mod._forward_hooks and mod._forward_pre_hooks)
+                self.types[name] = type(mod)
+
+
+def test_batchnorm_converted_by_normsync_is_watched() -> None:
+    """Lightning's DDP runs ``layer_sync.apply`` (NormSync, sync_batchnorm=True) in
+    ``strategy.setup``, after the callbacks' ``setup``: the new layers must be hooked."""
+    from lightning.pytorch.strategies import DDPStrategy
+
+    from normsuite.norms.sync import SyncBatchNorm
+    from normsuite.training.sync_plugin import NormSync
+
+    seen = Watched()
+    cb = ActivationStats(every_n_steps=1)
+    mem = MemoryLogger()
+    model = Net(lr=0.05)
+    t = trainer(
+        [cb, seen],
+        max_steps=2,
+        logger=mem,
+        strategy=DDPStrategy(process_group_backend="gloo"),
+        plugins=[NormSync(implementation="normsuite")],
+    )
+    env = dict(os.environ)
+    try:
+        t.fit(model, loader())  # DDP with one process: a real gloo group of world size 1
+    finally:  # Lightning leaves the group and its MASTER_* variables to the process
+        if torch.distributed.is_initialized():
+            torch.distributed.destroy_process_group()
+        os.environ.clear()
+        os.environ.update(env)
+    assert seen.types["bn"] is SyncBatchNorm  # converted during fit ...
+    assert type(model.bn) is nn.BatchNorm2d  # ... and reverted at teardown
+    assert seen.hooked == {"bn": True, "gn": True, "ln": True}
+    assert mem.steps() == [0, 1]
+    logged = mem.records[-1][1]
+    assert {"act/bn/in/std", "act/bn/bn_shift", "act/bn/gamma_absmean"} <= logged.keys()
+    assert all(not m._forward_hooks and not m._forward_pre_hooks for m in model.modules())

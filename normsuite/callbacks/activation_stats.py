@@ -43,7 +43,7 @@ class NonFiniteActivationError(FloatingPointError):
     """Raised by ``ActivationStats(on_nonfinite="raise")`` when NaN/Inf reach a watched layer."""
 
 
-@dataclass
+@dataclass(eq=False)  # compared by identity: a generated __eq__ would compare tensors
 class _Slot:
     """A piece of the packed buffer: standalone until the next pack, then a view into it."""
 
@@ -182,11 +182,13 @@ class ActivationStats(Callback):
         #: the metrics of the last logging step that was read back (all ranks), for inspection
         self.last_metrics: dict[str, float] = {}
         self.first_nonfinite: dict[str, Any] | None = None
+        self._last_step = -1  # the last recorded step (checkpointed)
         self._reset_runtime()
 
     # ------------------------------------------------------------------ state
     def _reset_runtime(self) -> None:
-        """Drop every hook and tensor reference (also used by ``teardown``)."""
+        """Drop every hook and tensor reference (``teardown``, ``on_exception``); keeps the
+        checkpointed state (``_last_step``, ``first_nonfinite``)."""
         for handle in getattr(self, "_handles", []):
             handle.remove()
         self._handles: list[RemovableHandle] = []
@@ -208,7 +210,6 @@ class ActivationStats(Callback):
         self._seen: set[str] = set()
         self._recording_step: int | None = None
         self._every = 1
-        self._last_step = -1
 
     @property
     def state_key(self) -> str:
@@ -222,9 +223,12 @@ class ActivationStats(Callback):
         self.first_nonfinite = state_dict.get("first_nonfinite")
 
     # ------------------------------------------------------------------ Lightning hooks
-    def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
-        if stage != "fit":
-            return
+    def on_fit_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        # Not in `setup`: Lightning calls the callbacks' `setup` before `strategy.setup`, which
+        # moves the model to its device and, with a LayerSync plugin (NormSync,
+        # sync_batchnorm=True), replaces every BatchNorm by a new SyncBatchNorm object; hooks
+        # attached earlier would stay on the discarded layers. `on_fit_start` runs after it.
+        self._reset_runtime()
         self._every = self.every_n_steps or max(1, int(trainer.log_every_n_steps))
         selected = select_modules(pl_module, self.modules)
         if not selected:
@@ -245,6 +249,13 @@ class ActivationStats(Callback):
     def teardown(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
         if stage == "fit":
             self._reset_runtime()
+            self._last_step = -1
+
+    def on_exception(
+        self, trainer: Trainer, pl_module: LightningModule, exception: BaseException
+    ) -> None:
+        # Lightning skips `teardown` after an exception: do not leave hooks on the model
+        self._reset_runtime()
 
     def on_train_batch_start(
         self, trainer: Trainer, pl_module: LightningModule, batch: Any, batch_idx: int
@@ -284,9 +295,8 @@ class ActivationStats(Callback):
         cdim = channel_dim(module)
         batch_stats = has_batch_statistics(module)
         affine_norm = is_norm_layer(module)  # "gamma" of a conv or linear layer means nothing
-        layer = self._layers.setdefault(
-            name, _LayerSite(name, eps=float(getattr(module, "eps", 0)))
-        )
+        eps = getattr(module, "eps", None)  # None on RMSNorm (dtype eps); only BN uses it
+        layer = self._layers.setdefault(name, _LayerSite(name, eps=float(eps or 0.0)))
 
         def pre_hook(mod: nn.Module, args: tuple[Any, ...]) -> None:
             if not self._phase:  # the only work on a non-logging step
