@@ -16,24 +16,12 @@ import ast
 from collections import Counter
 from dataclasses import dataclass, field
 
+from .attention import attention_name, forward_attends, is_attention_instance
 from .batch import BatchScan, resolve, scan_config, scan_file
 from .extract import BudgetExceeded, ModuleIndex
 from .ir import ATTENTION_TYPES, CONV_DIMS, RNN_CELLS, RNN_TYPES, Layer
 from .shapes import UNKNOWN_T, Application, FlowTracer
 from .types import AnalysisOptions, BatchInfo
-
-# Class names that say "attention block". Plain "Attention" also names CNN blocks (CBAM's
-# ChannelAttention, SE): those count only when they hold no convolution.
-_STRONG_ATTENTION_NAMES = ("selfattention", "selfattn", "multihead", "mhsa", "transformer", "vit")
-_WEAK_ATTENTION_NAMES = ("attention", "attn")
-
-
-def _attention_name(name: str, has_conv: bool) -> bool:
-    name = name.lower().replace("_", "")
-    if any(n in name for n in _STRONG_ATTENTION_NAMES):
-        return True
-    return not has_conv and any(n in name for n in _WEAK_ATTENTION_NAMES)
-
 
 _TRAINING_WORDS = (
     ".backward(",
@@ -45,7 +33,6 @@ _TRAINING_WORDS = (
     "Trainer(",
     ".train()",
 )
-_ATTENTION_CALLS = ("scaled_dot_product_attention", "multi_head_attention_forward")
 
 
 @dataclass
@@ -153,6 +140,10 @@ def infer_architecture(
         return ("hybrid" if conv_total else "rnn"), evidence
     if conv_total:
         return f"cnn{main_dim}d", evidence
+    if kinds["embedding"]:
+        # Token embeddings and no conv: (N, L, C) sequences, whatever mixes them.
+        evidence.append(f"{kinds['embedding']} x Embedding, no conv: a sequence model")
+        return "transformer", evidence
     if kinds["linear"]:
         evidence.append(f"{kinds['linear']} x Linear, no conv/recurrent/attention layers")
         return "mlp", evidence
@@ -160,28 +151,8 @@ def infer_architecture(
 
 
 def _is_attention_block(layer: Layer, index: ModuleIndex) -> bool:
-    """Memoized per instance: a block shared by many models is judged once."""
-    inst = layer.instance
-    assert inst is not None
-    key = ("attention", id(inst))
-    if key not in index.memo:
-        has_conv = any(sub.type in CONV_DIMS for _, sub in inst.walk())
-        index.memo[key] = _attention_name(inst.cls.name, has_conv) or _calls_attention(layer, index)
-    return index.memo[key]
-
-
-def _calls_attention(layer: Layer, index: ModuleIndex) -> bool:
-    inst = layer.instance
-    assert inst is not None
-    if not any(name in index.source for name in _ATTENTION_CALLS):
-        return False
-    fn = inst.cls.method("forward")
-    if fn is None:
-        return False
-    for node in ast.walk(fn):
-        if isinstance(node, ast.Attribute) and node.attr in _ATTENTION_CALLS:
-            return True
-    return False
+    assert layer.instance is not None
+    return is_attention_instance(layer.instance, index)
 
 
 def _is_classifier(root: Layer, layers: list[tuple[str, Layer]]) -> bool:
@@ -209,9 +180,17 @@ def _model(
     arch, evidence = infer_architecture(layers, index)
     few_convs = sum(1 for _, sub in layers if sub.type in CONV_DIMS) <= 1
     own = root.instance.cls.name if root.instance is not None else ""
-    if own and arch != "transformer" and few_convs and _attention_name(own, False):
+    if own and arch != "transformer" and few_convs and attention_name(own, False):
         evidence.append(f"class name {own}")  # VisionTransformer, SelfAttention...
         arch = "hybrid" if arch == "rnn" else "transformer"
+    elif (
+        root.instance is not None
+        and arch in ("mlp", "unknown")
+        and few_convs
+        and forward_attends(root.instance.cls, index)
+    ):
+        evidence.append(f"{own}.forward: matmul then softmax (attention)")
+        arch = "transformer"
     fine_tuning = any(
         layer.backbone is not None and layer.backbone.pretrained and layer.backbone.norm == "bn"
         for _, layer in layers

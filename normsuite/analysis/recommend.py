@@ -7,10 +7,13 @@ A choice the guidance lists as good (the norm or one of its alternatives) is kep
 
 from __future__ import annotations
 
+from collections import Counter
+
 from normsuite.advice import MIN_CHANNELS_PER_GROUP, Advice, advise, default_groups, layer_code
 
 from .context import ModelContext
-from .ir import Layer
+from .ir import ATTENTION_TYPES, RNN_CELLS, RNN_TYPES, Layer
+from .shapes import UNKNOWN_T
 from .types import LayerSuggestion, Recommendation
 
 _CNN = ("cnn1d", "cnn2d", "cnn3d")
@@ -41,23 +44,41 @@ def site_shape(model: ModelContext, layer: Layer) -> tuple[int, bool]:
 
 def site_architecture(model: ModelContext, layer: Layer) -> str:
     """Which guidance applies at this site: conv maps -> CNN, sequences -> RNN/Transformer,
-    (N, C) features -> MLP; else the model's architecture."""
+    (N, C) features -> MLP; else the model's architecture.
+
+    Channels-last maps inside attention blocks (or in a Transformer) are tokens: B7. In a
+    hybrid or unknown model only sites traced to a channels-first conv map get CNN advice;
+    LayerNorm/RMSNorm sites and sites inside attention blocks get the sequence advice.
+    """
     app = model.first_app(layer)
     arch = model.architecture
-    if app is None:
-        return arch
-    t = app.inp
+    t = app.inp if app is not None else UNKNOWN_T
+    attention = app is not None and app.in_attention_block
     if t.rnn:
         return "rnn"
     if t.kind == "seq":
-        return (
-            "transformer" if arch in ("transformer", "hybrid") or app.in_attention_block else "rnn"
-        )
+        if arch in ("transformer", "hybrid") or attention:
+            return "transformer"
+        return _sequence_architecture(model)
     if t.kind == "map" and t.rank is not None and 3 <= t.rank <= 5:
+        if t.last and (attention or arch == "transformer"):
+            return "transformer"
         return arch if arch in _CNN else f"cnn{t.rank - 2}d"
     if t.kind == "feat" and arch in ("mlp", "unknown"):
         return "mlp"
+    if arch in ("hybrid", "unknown") and (attention or layer.type in ("LayerNorm", "RMSNorm")):
+        return _sequence_architecture(model)
     return arch
+
+
+def _sequence_architecture(model: ModelContext) -> str:
+    """rnn for a model with recurrent layers and no attention, else transformer."""
+    types = {layer.type for _, layer in model.layers}
+    recurrent = bool(types & (RNN_TYPES | RNN_CELLS))
+    attention = bool(types & ATTENTION_TYPES) or any(
+        "attention" in e or "softmax" in e for e in model.evidence
+    )
+    return "rnn" if recurrent and not attention else "transformer"
 
 
 def advice_for(model: ModelContext, arch: str | None = None, channels: int | None = None) -> Advice:
@@ -139,22 +160,36 @@ def _convnext_style(model: ModelContext, layer: Layer) -> bool:
 
 def recommend(model: ModelContext) -> Recommendation:
     """The recommendation for one model (see the module docstring)."""
-    sites = model.norm_layers()
-    cnn_channels = next(
-        (layer.num_channels for _, layer in sites if site_architecture(model, layer) in _CNN),
-        None,
-    )
-    adv = advice_for(model, channels=cnn_channels)
+    sites = [(path, layer, site_architecture(model, layer)) for path, layer in model.norm_layers()]
+    hybrid = model.architecture in ("hybrid", "unknown")
+
+    def follows_model(site_arch: str) -> bool:
+        return site_arch == model.architecture or (hybrid and site_arch in _CNN)
+
+    headline_arch = model.architecture
+    note = None
+    if sites and not any(follows_model(a) for _, _, a in sites):
+        # No site gets the model-level advice: the headline follows what the sites get.
+        headline_arch = Counter(a for _, _, a in sites).most_common(1)[0][0]
+        note = (
+            f"The norm sites see {headline_arch}-style inputs (traced), so this is the "
+            f"{headline_arch} advice; the model as a whole looks like {model.architecture}."
+        )
+
+    def in_headline(site_arch: str) -> bool:
+        return site_arch == headline_arch or (
+            headline_arch == model.architecture and follows_model(site_arch)
+        )
+
+    cnn_channels = next((layer.num_channels for _, layer, a in sites if a in _CNN), None)
+    adv = advice_for(model, headline_arch, channels=cnn_channels)
     norm = adv.norm
     rationale = list(adv.rationale)
+    if note:
+        rationale.insert(0, note)
     rules = list(adv.rules)
     would_change = list(adv.would_change)
-    main = [
-        layer
-        for _, layer in sites
-        if site_architecture(model, layer) == model.architecture
-        or (model.architecture in ("hybrid", "unknown") and site_architecture(model, layer) in _CNN)
-    ]
+    main = [layer for _, layer, a in sites if in_headline(a)]
     current = {_site_kind(layer) for layer in main}
     if len(current) == 1:
         (kind,) = current
@@ -167,7 +202,7 @@ def recommend(model: ModelContext) -> Recommendation:
                 would_change = ["needing the last ~0.5 points at this batch size: bn"]
         elif (
             kind == "ln"
-            and model.architecture in _CNN
+            and headline_arch in _CNN
             and all(_convnext_style(model, layer) for layer in main)
         ):
             norm = "ln"
@@ -179,12 +214,9 @@ def recommend(model: ModelContext) -> Recommendation:
             )
             would_change.append("a ResNet-style CNN without the ConvNeXt recipe: " + adv.norm)
     suggestions: list[LayerSuggestion] = []
-    for path, layer in sites:
-        site_arch = site_architecture(model, layer)
+    for path, layer, site_arch in sites:
         site_norm = norm
-        if site_arch != model.architecture and not (
-            model.architecture in ("hybrid", "unknown") and site_arch in _CNN
-        ):
+        if not in_headline(site_arch):
             site_norm = advice_for(model, site_arch, layer.num_channels).norm
         suggestions.append(
             LayerSuggestion(

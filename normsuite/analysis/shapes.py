@@ -30,6 +30,7 @@ import ast
 from dataclasses import dataclass, replace
 from typing import Any
 
+from .attention import holds_attention
 from .extract import MAX_DEPTH, BudgetExceeded, ModuleIndex
 from .ir import (
     ATTENTION_TYPES,
@@ -183,6 +184,7 @@ class FlowTracer:
         self._walked: set[int] = set()
         self._applied_log: list[int] = []
         self._attention_owner = False
+        self._primary = False
 
     # ------------------------------------------------------------------ entry points
     def run_instance(self, inst: ModuleInstance, x: T, prefix: str = "") -> Any:
@@ -222,7 +224,7 @@ class FlowTracer:
         if fn.args.vararg:
             env[fn.args.vararg.arg] = (x,)
         saved = self._attention_owner
-        self._attention_owner = _holds_attention(inst)
+        self._attention_owner = holds_attention(inst, self.index)
         self._stack.append(id(inst))
         try:
             return self._exec(fn.body, env, inst)
@@ -249,6 +251,7 @@ class FlowTracer:
         """Apply ``layer`` to the abstract value ``x``; record norms, convs and linears."""
         self.index._tick()
         t = x if isinstance(x, T) else UNKNOWN_T
+        self._primary = isinstance(x, T)  # a tensor of the traced flow, not an opaque value
         self.applied.add(id(layer))
         self._applied_log.append(id(layer))
         out = self._apply(layer, t)
@@ -296,7 +299,10 @@ class FlowTracer:
             return (h, h) if kind == "LSTMCell" else h
         if kind == "Embedding":
             rank = t.rank + 1 if t.rank is not None else None
-            return T(rank, rank - 1 if rank else -1, layer.out_channels, "seq")
+            # Tokens on the traced input flow are (N, L); an embedding of some other value
+            # (class labels, an arange of positions) may well be (N,) -> (N, C): no "seq".
+            seq = "seq" if rank is not None or self._primary else None
+            return T(rank, rank - 1 if rank else -1, layer.out_channels, seq)
         if kind in ATTENTION_TYPES:
             dim = layer.arg("embed_dim") if kind == "MultiheadAttention" else layer.arg("d_model")
             if kind in ("TransformerEncoder", "TransformerDecoder") and layer.children:
@@ -635,10 +641,6 @@ def _is_method_on_value(func: ast.expr) -> bool:
     )
 
 
-def _holds_attention(inst: ModuleInstance) -> bool:
-    return any(layer.type in ATTENTION_TYPES for _, layer in inst.layers())
-
-
 def _bind(target: ast.expr, value: Any, env: dict[str, Any]) -> None:
     if isinstance(target, ast.Name):
         env[target.id] = value
@@ -659,6 +661,8 @@ def _merge_binop(op: ast.operator, left: Any, right: Any) -> Any:
             return UNKNOWN_T
         if left.rank is not None and left.cdim is not None:
             return left.plain()
+        if right.rank is None and (right.cdim is None or left.kind is not None):
+            return left.plain()  # tok(idx) + pos(arange(L)): the token side knows more
         return right.plain()
     if isinstance(left, T):
         return left.plain()
@@ -679,7 +683,12 @@ def _flatten(t: T, start: Any, end: Any) -> T:
     if c is None:
         return T(rank=rank)
     if c < s:
-        return replace(t.plain(), rank=rank, cdim=c, kind="feat" if rank == 2 else t.kind)
+        kind = t.kind
+        if rank == 2:
+            kind = "feat"
+        elif t.kind == "map" and rank == 3 and e > s:
+            kind = "seq"  # (N, C, H, W) -> (N, C, H*W): patch tokens (ViT), not a conv map
+        return replace(t.plain(), rank=rank, cdim=c, kind=kind)
     if c > e:
         return replace(t.plain(), rank=rank, cdim=c - (e - s))
     if t.pooled and s == c:  # (N, C, 1, 1) -> (N, C)
@@ -767,19 +776,49 @@ def _cat(parts: list[Any], dim: Any) -> T:
 
 
 def _rearrange(t: T, pattern: str) -> T:
-    """einops ``rearrange(x, "b c h w -> b h w c")``: follow the channel axis by name."""
+    """einops ``rearrange(x, "b c h w -> b h w c")``: follow the channel axis by name.
+    Merged output axes are fine when the channel axis stays alone:
+    ``"b c h w -> b (h w) c"`` gives (N, L, C) patch tokens."""
     if "->" not in pattern or t.rank is None:
         return UNKNOWN_T
-    left, right = (side.split() for side in pattern.split("->", 1))
+    left_text, right_text = pattern.split("->", 1)
+    left = left_text.split()
     c = _cdim(t)
     if c is None or len(left) != t.rank or any("(" in s or ")" in s for s in left):
         return UNKNOWN_T
-    if any("(" in s or ")" in s for s in right):
+    right = _axis_groups(right_text)
+    if right is None:
         return UNKNOWN_T
     name = left[c]
-    if name not in right:
+    where = [i for i, group in enumerate(right) if name in group]
+    if len(where) != 1 or len(right[where[0]]) != 1:
         return UNKNOWN_T
-    return replace(t.plain(), rank=len(right), cdim=right.index(name))
+    merged = any(len(group) > 1 for group in right)
+    kind = t.kind
+    if t.kind == "map" and merged and len(right) == 3:
+        kind = "seq"
+    return replace(t.plain(), rank=len(right), cdim=where[0], kind=kind)
+
+
+def _axis_groups(side: str) -> list[list[str]] | None:
+    """``"b (h w) c"`` -> [["b"], ["h", "w"], ["c"]] (None for nested or unbalanced)."""
+    groups: list[list[str]] = []
+    current: list[str] | None = None
+    for token in side.replace("(", " ( ").replace(")", " ) ").split():
+        if token == "(":
+            if current is not None:
+                return None
+            current = []
+        elif token == ")":
+            if current is None:
+                return None
+            groups.append(current)
+            current = None
+        elif current is not None:
+            current.append(token)
+        else:
+            groups.append([token])
+    return None if current is not None else groups
 
 
 __all__ = ["UNKNOWN_T", "Application", "BudgetExceeded", "FlowTracer", "T"]

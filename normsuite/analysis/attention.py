@@ -1,0 +1,127 @@
+"""Which module classes are attention blocks: by layer type, by name, or by what ``forward``
+computes (``scaled_dot_product_attention``, or a ``@`` / ``matmul`` product followed by a
+softmax, as in hand-written heads such as Karpathy's nanoGPT ``Head``).
+
+>>> import ast
+>>> from normsuite.analysis.extract import ModuleIndex
+>>> src = '''
+... import torch.nn as nn
+... import torch.nn.functional as F
+... class Head(nn.Module):
+...     def __init__(self):
+...         super().__init__()
+...         self.q = nn.Linear(8, 8)
+...     def forward(self, x):
+...         q = self.q(x)
+...         return F.softmax(q @ q.transpose(-2, -1), dim=-1) @ q
+... '''
+>>> index = ModuleIndex(ast.parse(src), src)
+>>> forward_attends(index.classes["Head"], index)
+True
+"""
+
+from __future__ import annotations
+
+import ast
+
+from .extract import ModuleIndex
+from .ir import ATTENTION_TYPES, CONV_DIMS, ClassInfo, Layer, ModuleInstance
+
+# Class names that say "attention block". Plain "Attention" also names CNN blocks (CBAM's
+# ChannelAttention, SE): those count only when they hold no convolution.
+_STRONG_NAMES = ("selfattention", "selfattn", "multihead", "mhsa", "transformer", "vit")
+_WEAK_NAMES = ("attention", "attn")
+_ATTENTION_CALLS = ("scaled_dot_product_attention", "multi_head_attention_forward")
+_PRODUCTS = ("matmul", "bmm", "einsum", "baddbmm")
+
+
+def attention_name(name: str, has_conv: bool) -> bool:
+    """Whether a class name says attention (weak names only for conv-free classes)."""
+    name = name.lower().replace("_", "")
+    if any(n in name for n in _STRONG_NAMES):
+        return True
+    return not has_conv and any(n in name for n in _WEAK_NAMES)
+
+
+def forward_attends(cls: ClassInfo, index: ModuleIndex) -> bool:
+    """``forward`` calls an attention kernel, or multiplies tensors (``@``, matmul, bmm,
+    einsum) and applies a softmax after that: the attention pattern. Memoized per class."""
+    key = ("forward-attends", id(cls))
+    if key not in index.memo:
+        index.memo[key] = _attends(cls.method("forward"))
+    return index.memo[key]
+
+
+def _attends(fn: ast.FunctionDef | None) -> bool:
+    if fn is None:
+        return False
+    product_line: int | None = None
+    softmax_lines: list[int] = []
+    for node in ast.walk(fn):
+        if isinstance(node, ast.BinOp) and isinstance(node.op, ast.MatMult):
+            product_line = min(product_line or node.lineno, node.lineno)
+        elif isinstance(node, ast.Call):
+            name = _called_name(node.func)
+            if name in _ATTENTION_CALLS:
+                return True
+            if name in _PRODUCTS:
+                product_line = min(product_line or node.lineno, node.lineno)
+            elif name == "softmax":
+                softmax_lines.append(node.lineno)
+    # The softmax of the scores comes on or after the line of the first product.
+    return product_line is not None and any(line >= product_line for line in softmax_lines)
+
+
+def _called_name(func: ast.expr) -> str:
+    if isinstance(func, ast.Attribute):
+        return func.attr
+    if isinstance(func, ast.Name):
+        return func.id
+    return ""
+
+
+def _has_conv(inst: ModuleInstance) -> bool:
+    return any(sub.type in CONV_DIMS for _, sub in inst.walk())
+
+
+def is_attention_instance(inst: ModuleInstance, index: ModuleIndex) -> bool:
+    """A file class instance that is an attention block (its name, or a conv-free class whose
+    ``forward`` attends: a non-local block's matmul + softmax over conv maps is still a CNN)."""
+    key = ("attention-instance", id(inst))
+    if key not in index.memo:
+        index.memo[key] = False  # recursion guard
+        has_conv = _has_conv(inst)
+        index.memo[key] = attention_name(inst.cls.name, has_conv) or (
+            not has_conv and forward_attends(inst.cls, index)
+        )
+    return index.memo[key]
+
+
+def holds_attention(inst: ModuleInstance, index: ModuleIndex) -> bool:
+    """The instance is itself an attention block's body: it owns an attention layer, computes
+    attention in its own conv-free ``forward``, or directly owns attention heads (a
+    conv-free class that attends or is named attention, in an attribute, a ModuleList or a
+    Sequential). A model that merely holds Transformer *blocks* does not count, so the
+    BatchNorm of a hybrid model's conv stem is not "inside a Transformer block"."""
+    key = ("holds-attention", id(inst))
+    if key not in index.memo:
+        index.memo[key] = False  # recursion guard
+        own = not _has_conv(inst) and forward_attends(inst.cls, index)
+        index.memo[key] = own or any(_is_head(layer, index) for _, layer in inst.layers())
+    return index.memo[key]
+
+
+def _is_head(layer: Layer, index: ModuleIndex) -> bool:
+    if layer.type in ATTENTION_TYPES:
+        return True
+    if layer.type in ("ModuleList", "Sequential", "ModuleDict"):
+        return any(_is_head(child, index) for child in layer.children)
+    inst = layer.instance if layer.type == "Custom" else None
+    if inst is None or _has_conv(inst):
+        return False
+    name = inst.cls.name.lower().replace("_", "")
+    named = any(n in name for n in ("attention", "attn", "mhsa", "multihead", "selfattn"))
+    return named or forward_attends(inst.cls, index)
+
+
+__all__ = ["attention_name", "forward_attends", "holds_attention", "is_attention_instance"]

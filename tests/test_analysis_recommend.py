@@ -1,0 +1,268 @@
+"""Per-site recommendations on realistic models (ViT, Conformer, nanoGPT, ...): the site
+advice follows the traced input, and the headline agrees with the sites."""
+
+from __future__ import annotations
+
+import textwrap
+
+from normsuite.analysis.analyze import analyze_context, analyze_source
+from normsuite.analysis.types import AnalysisOptions
+
+
+def report(src: str, name: str, **options: int):
+    result = analyze_source(textwrap.dedent(src), "m.py", AnalysisOptions(**options))
+    return next(m for m in result.models if m.name == name)
+
+
+def suggestions(src: str, name: str, **options: int) -> dict[str, str]:
+    """site -> suggested code ("keep" when unchanged)."""
+    rec = report(src, name, **options).recommendation
+    return {s.site: "keep" if s.suggested == s.current else s.suggested for s in rec.layers}
+
+
+def codes(src: str, **options: int) -> list[str]:
+    result = analyze_source(textwrap.dedent(src), "m.py", AnalysisOptions(**options))
+    return [f.code for f in result.findings]
+
+
+VIT = """
+import torch.nn as nn
+
+class TransformerBlock(nn.Module):
+    def __init__(self, dim=384, heads=6):
+        super().__init__()
+        self.ln1 = nn.LayerNorm(dim)
+        self.attn = nn.MultiheadAttention(dim, heads, batch_first=True)
+        self.ln2 = nn.LayerNorm(dim)
+        self.mlp = nn.Sequential(nn.Linear(dim, 4 * dim), nn.GELU(), nn.Linear(4 * dim, dim))
+
+    def forward(self, x):
+        h = self.ln1(x)
+        x = x + self.attn(h, h, h)[0]
+        return x + self.mlp(self.ln2(x))
+
+class ViT(nn.Module):
+    def __init__(self, dim=384, depth=4, num_classes=10):
+        super().__init__()
+        self.patch = nn.Conv2d(3, dim, kernel_size=16, stride=16)
+        self.blocks = nn.ModuleList([TransformerBlock(dim) for _ in range(depth)])
+        self.norm = nn.LayerNorm(dim)
+        self.head = nn.Linear(dim, num_classes)
+
+    def forward(self, x):
+        x = TOKENS
+        for blk in self.blocks:
+            x = blk(x)
+        return self.head(self.norm(x)[:, 0])
+"""
+
+
+def test_vit_patch_tokens_keep_layernorm() -> None:
+    for tokens in (
+        "self.patch(x).flatten(2).transpose(1, 2)",
+        'rearrange(self.patch(x), "b c h w -> b (h w) c")',
+    ):
+        src = VIT.replace("TOKENS", tokens)
+        if "rearrange" in tokens:
+            src = "from einops import rearrange\n" + textwrap.dedent(src)
+        rec = report(src, "ViT", batch_size=32).recommendation
+        assert rec.norm == "ln"
+        assert suggestions(src, "ViT", batch_size=32) == {
+            "blocks.0.ln1": "keep",
+            "blocks.0.ln2": "keep",
+            "norm": "keep",
+        }, tokens
+        assert codes(src, batch_size=32) == []
+
+
+def test_flattened_conv_map_is_a_token_sequence() -> None:
+    ctx = analyze_context(
+        textwrap.dedent(VIT.replace("TOKENS", "self.patch(x).flatten(2)")),
+        "m.py",
+        AnalysisOptions(),
+    )
+    vit = next(m for m in ctx.models if m.name == "ViT")
+    app = next(a for a in vit.apps if a.path == "blocks.0.ln1")
+    assert (app.inp.rank, app.inp.cdim, app.inp.kind) == (3, 1, "seq")
+
+
+CONFORMER = """
+import torch.nn as nn
+
+class ConvModule(nn.Module):
+    def __init__(self, d=144):
+        super().__init__()
+        self.pw = nn.Conv1d(d, 2 * d, 1)
+        self.glu = nn.GLU(dim=1)
+        self.dw = nn.Conv1d(d, d, 31, padding=15, groups=d, bias=False)
+        self.bn = nn.BatchNorm1d(d)
+
+    def forward(self, x):
+        x = x.transpose(1, 2)
+        x = self.glu(self.pw(x))
+        x = self.bn(self.dw(x))
+        return x.transpose(1, 2)
+
+class ConformerBlock(nn.Module):
+    def __init__(self, d=144):
+        super().__init__()
+        self.ln = nn.LayerNorm(d)
+        self.attn = nn.MultiheadAttention(d, 4, batch_first=True)
+        self.conv = ConvModule(d)
+
+    def forward(self, x):
+        h = self.ln(x)
+        x = x + self.attn(h, h, h)[0]
+        return x + self.conv(x)
+"""
+
+
+def test_hybrid_conformer_keeps_token_layernorm_and_conv_batchnorm() -> None:
+    rep = report(CONFORMER, "ConformerBlock", batch_size=32)
+    assert rep.architecture == "hybrid"
+    assert suggestions(CONFORMER, "ConformerBlock", batch_size=32) == {
+        "ln": "keep",
+        "conv.bn": "keep",
+    }
+    # At batch 4 the conv BN (and only it) moves to GroupNorm; the token LN stays.
+    small = suggestions(CONFORMER, "ConformerBlock", batch_size=4)
+    assert small == {"ln": "keep", "conv.bn": "nn.GroupNorm(24, 144)"}  # 24 | 144, 6 per group
+
+
+def test_hybrid_untraced_layernorm_gets_sequence_advice() -> None:
+    src = """
+    import torch.nn as nn
+    class Mixed(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.stem = nn.Conv1d(8, 64, 3, bias=False)
+            self.body = nn.Conv1d(64, 64, 3, bias=False)
+            self.rnn = nn.GRU(64, 64, batch_first=True)
+            self.ln = nn.LayerNorm(64)
+    """
+    rep = report(src, "Mixed", batch_size=32)
+    assert rep.architecture == "hybrid"
+    assert suggestions(src, "Mixed", batch_size=32) == {"ln": "keep"}
+
+
+GPT = """
+import torch
+import torch.nn as nn
+from torch.nn import functional as F
+
+class Head(nn.Module):
+    def __init__(self, n_embd, head_size):
+        super().__init__()
+        self.key = nn.Linear(n_embd, head_size, bias=False)
+        self.query = nn.Linear(n_embd, head_size, bias=False)
+        self.value = nn.Linear(n_embd, head_size, bias=False)
+
+    def forward(self, x):
+        k, q, v = self.key(x), self.query(x), self.value(x)
+        w = F.softmax(q @ k.transpose(-2, -1) * k.shape[-1] ** -0.5, dim=-1)
+        return w @ v
+
+class FeedForward(nn.Module):
+    def __init__(self, n_embd):
+        super().__init__()
+        h = 4 * n_embd
+        self.net = nn.Sequential(nn.Linear(n_embd, h), nn.ReLU(), nn.Linear(h, n_embd))
+
+    def forward(self, x):
+        return self.net(x)
+
+class Block(nn.Module):
+    def __init__(self, n_embd=384, n_head=6):
+        super().__init__()
+        self.heads = nn.ModuleList([Head(n_embd, n_embd // n_head) for _ in range(n_head)])
+        self.ffwd = FeedForward(n_embd)
+        self.ln1 = nn.LayerNorm(n_embd)
+        self.ln2 = nn.LayerNorm(n_embd)
+
+    def forward(self, x):
+        h = self.ln1(x)
+        x = x + torch.cat([hd(h) for hd in self.heads], dim=-1)
+        return x + self.ffwd(self.ln2(x))
+
+class GPT(nn.Module):
+    def __init__(self, vocab=65, n_embd=384, n_layer=6, block_size=256):
+        super().__init__()
+        self.tok = nn.Embedding(vocab, n_embd)
+        self.pos = nn.Embedding(block_size, n_embd)
+        self.blocks = nn.Sequential(*[Block(n_embd) for _ in range(n_layer)])
+        self.ln_f = nn.LayerNorm(n_embd)
+        self.lm_head = nn.Linear(n_embd, vocab)
+
+    def forward(self, idx):
+        x = self.tok(idx) + self.pos(torch.arange(idx.shape[1]))
+        return self.lm_head(self.ln_f(self.blocks(x)))
+"""
+
+
+def test_karpathy_gpt_is_a_transformer_and_keeps_layernorm() -> None:
+    for name in ("Head", "Block", "GPT"):
+        rep = report(GPT, name, batch_size=32)
+        assert rep.architecture == "transformer", (name, rep.architecture_evidence)
+        assert rep.recommendation.norm == "ln"
+    assert set(suggestions(GPT, "GPT", batch_size=32).values()) == {"keep"}
+    assert codes(GPT, batch_size=32) == []
+    # BatchNorm in the hand-written block is "inside a Transformer block" (NRM007).
+    bn = GPT.replace("self.ln1 = nn.LayerNorm(n_embd)", "self.ln1 = nn.BatchNorm1d(n_embd)")
+    assert "NRM007" in codes(bn, batch_size=32)
+
+
+def test_embedding_without_attention_is_a_sequence_model() -> None:
+    src = """
+    import torch.nn as nn
+    class Tagger(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.emb = nn.Embedding(1000, 64)
+            self.ln = nn.LayerNorm(64)
+            self.out = nn.Linear(64, 5)
+        def forward(self, tokens):
+            return self.out(self.ln(self.emb(tokens)))
+    """
+    rep = report(src, "Tagger", batch_size=32)
+    assert rep.architecture == "transformer"
+    assert rep.recommendation.norm == "ln"
+    assert suggestions(src, "Tagger", batch_size=32) == {"ln": "keep"}
+
+
+def test_non_local_block_with_convs_stays_a_cnn() -> None:
+    src = """
+    import torch
+    import torch.nn as nn
+    class NonLocal(nn.Module):
+        def __init__(self, c=64):
+            super().__init__()
+            self.theta = nn.Conv2d(c, c, 1)
+            self.phi = nn.Conv2d(c, c, 1)
+            self.bn = nn.BatchNorm2d(c)
+        def forward(self, x):
+            a = torch.softmax(self.theta(x).flatten(2).transpose(1, 2) @ self.phi(x).flatten(2), -1)
+            return self.bn(x)
+    """
+    assert report(src, "NonLocal", batch_size=32).architecture == "cnn2d"
+    assert codes(src, batch_size=32) == []
+
+
+def test_headline_follows_the_sites_when_none_matches_the_model() -> None:
+    # Only Linear layers ("mlp"), but the LayerNorm sees (N, L, C) tokens (an MLP-Mixer
+    # token MLP): the sites get the sequence advice, and so does the headline.
+    src = """
+    import torch.nn as nn
+    class TokenMLP(nn.Module):
+        def __init__(self, c=64):
+            super().__init__()
+            self.fc = nn.Linear(c, c)
+            self.ln = nn.LayerNorm(c)
+        def forward(self, x):
+            x = x.view(x.size(0), 16, 64)
+            return self.ln(self.fc(x))
+    """
+    rep = report(src, "TokenMLP", batch_size=32)
+    assert rep.architecture == "mlp"
+    rec = rep.recommendation
+    assert suggestions(src, "TokenMLP", batch_size=32) == {"ln": "keep"}
+    assert rec.norm == "ln" and "B7" in rec.rules and "B11" not in rec.rules
