@@ -136,6 +136,17 @@ def test_plain_text_when_piped_rich_tables_on_a_terminal(tmp_path: Path) -> None
     assert "┃" in rich.output and "Code" in rich.output and "NRM002" in rich.output
 
 
+def test_summary_counts_only_analyzed_files_next_to_exit_2(tmp_path: Path) -> None:
+    (tmp_path / "clean.py").write_text(CLEAN)
+    res = invoke("check", str(tmp_path / "missing.py"))
+    assert res.exit_code == 2
+    assert res.stdout.strip() == "1 file could not be analyzed; no findings in 0 files."
+    res = invoke("check", str(tmp_path / "missing.py"), str(tmp_path / "clean.py"))
+    assert res.exit_code == 2
+    assert res.stdout.strip() == "1 file could not be analyzed; no findings in 1 file."
+    assert "passed" not in res.output
+
+
 def test_sarif_and_github_end_to_end(tmp_path: Path) -> None:
     (tmp_path / "lbn.py").write_text(LBN)
     sarif = json.loads(invoke("check", str(tmp_path / "lbn.py"), "--format", "sarif").output)

@@ -97,6 +97,7 @@ def test_json_document_structure() -> None:
     assert clean["error"] is None and clean["findings"] == []
     assert doc["summary"] == {
         "files": 3,
+        "analyzed": 2,
         "models": 1,
         "findings": 3,
         "errors": 1,
@@ -185,8 +186,9 @@ def test_plain_text_check_and_recommend() -> None:
         "models/a net.py:6:9: NRM001 [warning] bias, then BN: pass bias=False",
         "models/a net.py:7:9: NRM013 [info] LN in a CNN, 50%: prefer BN, or GN",
     ]
+    # the file that failed is not counted as analyzed
     assert check[-1] == (
-        "Found 3 findings (1 error, 1 info, 1 warning) in 3 files; 1 file could not be analyzed."
+        "1 file could not be analyzed; found 3 findings (1 error, 1 info, 1 warning) in 2 files."
     )
     rec = report.render_plain(_results(), command="recommend")
     assert "models/a net.py:4: LBNNet [cnn2d] batch 32/device x 2 devices" in rec
@@ -198,6 +200,23 @@ def test_plain_text_check_and_recommend() -> None:
     )
 
 
+def test_summary_never_says_passed_when_a_file_failed() -> None:
+    # before: "All checks passed (1 file); 1 file could not be analyzed." next to exit 2
+    missing = FileResult("nope.py", error="no such file or directory")
+    assert report.render_plain([missing], command="check") == (
+        "1 file could not be analyzed; no findings in 0 files."
+    )
+    both = [missing, FileResult("ok.py"), FileResult("ok2.py")]
+    assert report.render_plain(both, command="check").endswith(
+        "1 file could not be analyzed; no findings in 2 files."
+    )
+    assert report.render_plain(both, command="recommend").endswith(
+        "Analyzed 2 files: 0 models; 1 file could not be analyzed."
+    )
+    summary = report.to_json_dict(both, command="check")["summary"]
+    assert (summary["files"], summary["analyzed"], summary["errors"]) == (3, 2, 1)
+
+
 def test_rich_text_draws_tables() -> None:
     buf = io.StringIO()
     console = Console(file=buf, force_terminal=True, width=160, color_system=None)
@@ -205,7 +224,7 @@ def test_rich_text_draws_tables() -> None:
     out = buf.getvalue()
     assert "┃ Layer" in out and "nn.BatchNorm2d(64)" in out  # layer table
     assert "┃ Code" in out and "NRM002" in out  # findings table
-    assert "Analyzed 3 files: 1 model, 3 findings; 1 file could not be analyzed." in out
+    assert "Analyzed 2 files: 1 model, 3 findings; 1 file could not be analyzed." in out
 
 
 def test_rule_doc_pages_exist_for_every_rule_with_the_four_sections() -> None:

@@ -22,16 +22,22 @@ JSON_SCHEMA_VERSION = 1
 
 @dataclass(frozen=True)
 class Summary:
-    files: int
+    files: int  # every path given or found, including those that could not be analyzed
     models: int
     findings: int
     errors: int  # files that could not be analyzed
     by_severity: dict[str, int]
     by_code: dict[str, int]
 
+    @property
+    def analyzed(self) -> int:
+        """Files that were read and analyzed (``files`` minus ``errors``)."""
+        return self.files - self.errors
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "files": self.files,
+            "analyzed": self.analyzed,
             "models": self.models,
             "findings": self.findings,
             "errors": self.errors,
@@ -199,20 +205,23 @@ def _finding_line(path: str, f: Finding) -> str:
 
 
 def _summary_line(results: Sequence[FileResult], command: Command) -> str:
+    """One truthful line: files that failed come first, and the counts are of the files
+    actually analyzed (a missing path or a syntax error is not a file that "passed")."""
     s = summarize(results)
-    files = f"{s.files} file{'s' if s.files != 1 else ''}"
+    analyzed = _plural(s.analyzed, "file")
+    failed = f"{_plural(s.errors, 'file')} could not be analyzed" if s.errors else ""
     if command == "recommend":
-        text = f"Analyzed {files}: {s.models} model{'s' if s.models != 1 else ''}"
+        text = f"Analyzed {analyzed}: {_plural(s.models, 'model')}"
         if s.findings:
-            text += f", {s.findings} finding{'s' if s.findings != 1 else ''}"
-    elif s.findings:
+            text += f", {_plural(s.findings, 'finding')}"
+        return text + (f"; {failed}." if failed else ".")
+    if s.findings:
         sev = ", ".join(_plural(n, k) for k, n in s.by_severity.items())
-        text = f"Found {s.findings} finding{'s' if s.findings != 1 else ''} ({sev}) in {files}"
-    else:
-        text = f"All checks passed ({files})"
-    if s.errors:
-        text += f"; {s.errors} file{'s' if s.errors != 1 else ''} could not be analyzed"
-    return text + "."
+        found = f"{_plural(s.findings, 'finding')} ({sev}) in {analyzed}"
+        return f"{failed}; found {found}." if failed else f"Found {found}."
+    if failed:
+        return f"{failed}; no findings in {analyzed}."
+    return f"All checks passed ({analyzed})."
 
 
 def _plural(n: int, word: str) -> str:
