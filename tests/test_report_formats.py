@@ -18,6 +18,7 @@ from rich.console import Console
 
 from normsuite.analysis import report
 from normsuite.analysis.catalog import RULES
+from normsuite.analysis.runner import analyze_paths
 from normsuite.analysis.sarif import to_sarif_dict
 from normsuite.analysis.types import (
     BatchInfo,
@@ -151,6 +152,30 @@ def test_sarif_schema_rejects_a_broken_log() -> None:
     del sarif["runs"][0]["results"][0]["message"]
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.Draft4Validator(schema).validate(sarif)
+
+
+def test_syntax_error_location_reaches_sarif_and_github(tmp_path: Path) -> None:
+    # before: both outputs dropped the line of a syntax error although the message had it
+    source = "import torch.nn as nn\nclass A(nn.Module:\n  pass\n"
+    with pytest.raises(SyntaxError) as reference:  # CPython's own location is the reference
+        compile(source, "bad.py", "exec")
+    line, col = reference.value.lineno, reference.value.offset
+    bad = tmp_path / "bad.py"
+    bad.write_text(source)
+    (result,) = analyze_paths([str(bad)])
+    assert (result.error_line, result.error_col) == (line, col)
+    assert result.error.startswith(f"syntax error at line {line}, column {col}:")
+
+    sarif = to_sarif_dict([result])
+    jsonschema.Draft4Validator(json.loads(SCHEMA.read_text())).validate(sarif)
+    (note,) = sarif["runs"][0]["invocations"][0]["toolExecutionNotifications"]
+    assert note["locations"][0]["physicalLocation"]["region"] == {
+        "startLine": line,
+        "startColumn": col,
+    }
+    (annotation,) = report.render_github([result], command="check").splitlines()
+    assert annotation.startswith(f"::error file={bad},line={line},col={col},title=normsuite::")
+    assert report.to_json_dict([result], command="check")["files"][0]["error_line"] == line
 
 
 def test_github_annotations() -> None:

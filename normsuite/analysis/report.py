@@ -144,7 +144,16 @@ def render_github(results: Sequence[FileResult], *, command: Command) -> str:
     lines: list[str] = []
     for result in results:
         if result.error:
-            lines.append(_annotation("error", result.path, error_line(result), "normsuite"))
+            lines.append(
+                _annotation(
+                    "error",
+                    result.path,
+                    error_line(result),
+                    "normsuite",
+                    line=result.error_line,
+                    col=result.error_col,
+                )
+            )
             continue
         if command == "recommend":
             for model in result.models:

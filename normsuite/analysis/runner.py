@@ -78,6 +78,13 @@ def _error_for(exc: BaseException) -> str:
     return f"internal error: {type(exc).__name__}: {_one_line(str(exc))} (please report)"
 
 
+def _error_location(exc: BaseException) -> tuple[int | None, int | None]:
+    """(line, column), 1-based, of a syntax error; (None, None) for errors without a place."""
+    if isinstance(exc, SyntaxError) and exc.lineno:
+        return exc.lineno, exc.offset if exc.offset and exc.offset > 0 else None
+    return None, None
+
+
 def analyze_text(
     source: str,
     path: str,
@@ -97,7 +104,8 @@ def analyze_text(
     try:
         result = analyze(source, path, options)
     except Exception as exc:  # per-file isolation: one file never stops the others
-        return FileResult(path=path, error=_error_for(exc))
+        line, col = _error_location(exc)
+        return FileResult(path=path, error=_error_for(exc), error_line=line, error_col=col)
     findings = [
         f
         for f in result.findings

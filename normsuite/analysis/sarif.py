@@ -59,11 +59,17 @@ def to_sarif_dict(results: Sequence[FileResult]) -> dict[str, Any]:
     for result in results:
         uri = _uri(result.path)
         if result.error:
+            location: dict[str, Any] = {"artifactLocation": {"uri": uri}}
+            if result.error_line is not None:
+                error_region = {"startLine": max(1, result.error_line)}
+                if result.error_col is not None:
+                    error_region["startColumn"] = max(1, result.error_col)
+                location["region"] = error_region
             notifications.append(
                 {
                     "level": "error",
                     "message": {"text": result.error},
-                    "locations": [{"physicalLocation": {"artifactLocation": {"uri": uri}}}],
+                    "locations": [{"physicalLocation": location}],
                 }
             )
             continue

@@ -92,6 +92,9 @@ class FileResult:
     models: list[ModelReport] = field(default_factory=list)
     findings: list[Finding] = field(default_factory=list)
     error: str | None = None  # one line; set when the file could not be analyzed
+    # where the error is, when it has a place in the file (a syntax error); 1-based
+    error_line: int | None = None
+    error_col: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
