@@ -266,3 +266,65 @@ def test_headline_follows_the_sites_when_none_matches_the_model() -> None:
     rec = rep.recommendation
     assert suggestions(src, "TokenMLP", batch_size=32) == {"ln": "keep"}
     assert rec.norm == "ln" and "B7" in rec.rules and "B11" not in rec.rules
+
+
+def test_layers_a_rule_flags_are_never_kept() -> None:
+    # NRM012: Conv1d -> transpose -> BatchNorm1d normalizes L.
+    src = """
+    import torch.nn as nn
+    class Audio(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv1d(80, 64, 3, bias=False)
+            self.bn = nn.BatchNorm1d(64)
+        def forward(self, x):
+            return self.bn(self.conv(x).transpose(1, 2))
+    """
+    assert codes(src, batch_size=32) == ["NRM012"]
+    fix = suggestions(src, "Audio", batch_size=32)["bn"]
+    assert fix != "keep" and "channels_last=True" in fix and "64" in fix
+    # NRM013: GroupNorm(1, C) in a CNN classifier is LayerNorm over (C, H, W).
+    src = """
+    import torch.nn as nn
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv2d(3, 64, 3, bias=False)
+            self.gn = nn.GroupNorm(1, 64)
+            self.fc = nn.Linear(64, 10)
+        def forward(self, x):
+            return self.fc(self.gn(self.conv(x)).mean((2, 3)))
+    """
+    assert codes(src, batch_size=32) == ["NRM013"]
+    assert suggestions(src, "Net", batch_size=32) == {"gn": "nn.BatchNorm2d(64)"}
+    assert report(src, "Net", batch_size=32).recommendation.norm == "bn"
+    assert suggestions(src, "Net", batch_size=4) == {"gn": "nn.GroupNorm(32, 64)"}
+    # NRM011 (rank unknown, MLP): the fix is built for the 64 features it receives.
+    src = """
+    import torch.nn as nn
+    class MLP(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc1 = nn.Linear(20, 64, bias=False)
+            self.bn1 = nn.BatchNorm1d(32)
+        def forward(self, x):
+            return self.bn1(self.fc1(x))
+    """
+    assert codes(src, batch_size=32) == ["NRM011"]
+    assert suggestions(src, "MLP", batch_size=32) == {"bn1": "nn.BatchNorm1d(64)"}
+    assert suggestions(src, "MLP", batch_size=4) == {"bn1": "nn.LayerNorm(64)"}
+
+
+def test_token_embedding_batchnorm_gets_layernorm() -> None:
+    src = """
+    import torch.nn as nn
+    class TextModel(nn.Module):
+        def __init__(self, vocab=5000, dim=128):
+            super().__init__()
+            self.emb = nn.Embedding(vocab, dim)
+            self.bn = nn.BatchNorm1d(dim)
+        def forward(self, tokens):
+            return self.bn(self.emb(tokens))
+    """
+    assert codes(src, batch_size=32) == ["NRM012"]
+    assert suggestions(src, "TextModel", batch_size=32) == {"bn": "nn.LayerNorm(128)"}

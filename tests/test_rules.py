@@ -89,3 +89,29 @@ def test_opaque_kwargs_silence_default_based_rules() -> None:
     known = src.replace("**cfg.conv)", "**{'padding': 1})")
     codes = [f.code for f in analyze_source(known, "m.py", AnalysisOptions()).findings]
     assert codes == ["NRM001"]
+
+
+def _messages(src: str, code: str) -> list[str]:
+    result = analyze_source(src, "m.py", AnalysisOptions())
+    return [f.message for f in result.findings if f.code == code]
+
+
+def test_one_call_building_several_layers_keeps_every_message() -> None:
+    src = (
+        "import torch.nn as nn\n"
+        "class M(nn.Module):\n"
+        "    def __init__(self):\n"
+        "        super().__init__()\n"
+        "        self.n = nn.ModuleList([nn.GroupNorm(g, 30) for g in (4, 7)])\n"
+    )
+    (message,) = _messages(src, "NRM003")
+    assert "GroupNorm(4, 30)" in message and "GroupNorm(7, 30)" in message
+
+
+def test_nrm004_names_g32_only_where_it_keeps_channels_per_group() -> None:
+    head = "import torch.nn as nn\nclass M(nn.Module):\n    def __init__(self):\n"
+    head += "        super().__init__()\n"
+    (narrow,) = _messages(head + "        self.n = nn.GroupNorm(16, 32)\n", "NRM004")
+    assert "nn.GroupNorm(8, 32)" in narrow and "G=32" not in narrow.split("error).")[1]
+    (wide,) = _messages(head + "        self.n = nn.GroupNorm(64, 128)\n", "NRM004")
+    assert "nn.GroupNorm(32, 128), the paper's G=32" in wide

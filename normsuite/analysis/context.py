@@ -20,7 +20,7 @@ from .attention import attention_name, forward_attends, is_attention_instance
 from .batch import BatchScan, resolve, scan_config, scan_file
 from .extract import BudgetExceeded, ModuleIndex
 from .ir import ATTENTION_TYPES, CONV_DIMS, RNN_CELLS, RNN_TYPES, Layer
-from .shapes import UNKNOWN_T, Application, FlowTracer
+from .shapes import INPUT_T, Application, FlowTracer
 from .types import AnalysisOptions, BatchInfo
 
 _TRAINING_WORDS = (
@@ -171,11 +171,11 @@ def _model(
 ) -> ModelContext:
     tracer = FlowTracer(index)
     if root.instance is not None:
-        tracer.run_instance(root.instance, UNKNOWN_T)
+        tracer.run_instance(root.instance, INPUT_T)
         tracer.cover_unapplied(root.instance)
         layers = root.instance.walk()
     else:
-        tracer.apply(root, UNKNOWN_T)
+        tracer.apply(root, INPUT_T)
         layers = root.walk(name)
     arch, evidence = infer_architecture(layers, index)
     few_convs = sum(1 for _, sub in layers if sub.type in CONV_DIMS) <= 1

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 from collections import Counter
 
-from normsuite.advice import MIN_CHANNELS_PER_GROUP, Advice, advise, default_groups, layer_code
+from normsuite.advice import Advice, advise, default_groups, layer_code
 
 from .context import ModelContext
 from .ir import ATTENTION_TYPES, RNN_CELLS, RNN_TYPES, Layer
 from .shapes import UNKNOWN_T
+from .sites import cnn_classifier_misfit, normalizes_length, received_channels
 from .types import LayerSuggestion, Recommendation
 
 _CNN = ("cnn1d", "cnn2d", "cnn3d")
@@ -101,29 +102,28 @@ def suggest_layer(norm: str, layer: Layer, model: ModelContext) -> str:
     if channels is None:
         return f"{norm} (channels unknown: {layer.code})"
     rank, last = site_shape(model, layer)
-    if layer.norm_kind == norm and _valid_as_is(layer, rank, last):
+    if layer.norm_kind == norm and _valid_as_is(model, layer, rank, last):
         return layer.code
+    app = model.first_app(layer)
+    received = received_channels(model, layer, app.inp) if app is not None else None
+    channels = received or channels  # NRM011: build it for the channels it receives
     groups = layer.arg("num_groups")
     divides = isinstance(groups, int) and groups > 0 and channels % groups == 0
     if layer.type == "GroupNorm" and norm == "gn" and divides:
         # Too few channels per group (NRM004): the same fix the rule gives.
-        return f"nn.GroupNorm({groups_with_four(channels)}, {channels})"
+        return f"nn.GroupNorm({default_groups(channels)}, {channels})"
     return layer_code(norm, channels, ndim=rank, channels_last=last)
 
 
-def groups_with_four(channels: int) -> int:
-    """The largest G <= 32 dividing C with >= 4 channels per group (1 if none).
-
-    >>> groups_with_four(32), groups_with_four(48), groups_with_four(6)
-    (8, 12, 1)
-    """
-    for g in range(min(32, channels), 0, -1):
-        if channels % g == 0 and channels // g >= MIN_CHANNELS_PER_GROUP:
-            return g
-    return 1
-
-
-def _valid_as_is(layer: Layer, rank: int, last: bool) -> bool:
+def _valid_as_is(model: ModelContext, layer: Layer, rank: int, last: bool) -> bool:
+    """Whether the current layer is fine as it is: never a layer a rule flags."""
+    app = model.first_app(layer)
+    if app is not None and normalizes_length(layer, app.inp):
+        return False  # NRM012
+    if app is not None and received_channels(model, layer, app.inp) is not None:
+        return False  # NRM011
+    if cnn_classifier_misfit(model, layer):
+        return False  # NRM013
     if layer.type == "GroupNorm":
         g, c = layer.arg("num_groups"), layer.num_channels
         if not isinstance(g, int) or not c:
@@ -190,7 +190,7 @@ def recommend(model: ModelContext) -> Recommendation:
     rules = list(adv.rules)
     would_change = list(adv.would_change)
     main = [layer for _, layer, a in sites if in_headline(a)]
-    current = {_site_kind(layer) for layer in main}
+    current = {_site_kind(model, layer) for layer in main}
     if len(current) == 1:
         (kind,) = current
         good = {adv.norm, *adv.alternatives}
@@ -246,9 +246,11 @@ def recommend(model: ModelContext) -> Recommendation:
     )
 
 
-def _site_kind(layer: Layer) -> str:
+def _site_kind(model: ModelContext, layer: Layer) -> str:
     if layer.backbone is not None:
         return layer.backbone.norm
+    if layer.type == "GroupNorm" and cnn_classifier_misfit(model, layer):
+        return "ln"  # GroupNorm(1, C) is LayerNorm over (C, H, W): not the GN the advice means
     return layer.norm_kind or "none"
 
 

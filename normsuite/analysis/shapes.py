@@ -140,6 +140,9 @@ class T:
 
 
 UNKNOWN_T = T()
+# The model's own input (rank unknown): an Embedding of it is a token sequence; an
+# embedding of anything else (labels passed as a second argument, argmax, arange) may not be.
+INPUT_T = T(kind="input")
 
 
 @dataclass(frozen=True)
@@ -184,7 +187,6 @@ class FlowTracer:
         self._walked: set[int] = set()
         self._applied_log: list[int] = []
         self._attention_owner = False
-        self._primary = False
 
     # ------------------------------------------------------------------ entry points
     def run_instance(self, inst: ModuleInstance, x: T, prefix: str = "") -> Any:
@@ -251,7 +253,6 @@ class FlowTracer:
         """Apply ``layer`` to the abstract value ``x``; record norms, convs and linears."""
         self.index._tick()
         t = x if isinstance(x, T) else UNKNOWN_T
-        self._primary = isinstance(x, T)  # a tensor of the traced flow, not an opaque value
         self.applied.add(id(layer))
         self._applied_log.append(id(layer))
         out = self._apply(layer, t)
@@ -299,9 +300,9 @@ class FlowTracer:
             return (h, h) if kind == "LSTMCell" else h
         if kind == "Embedding":
             rank = t.rank + 1 if t.rank is not None else None
-            # Tokens on the traced input flow are (N, L); an embedding of some other value
-            # (class labels, an arange of positions) may well be (N,) -> (N, C): no "seq".
-            seq = "seq" if rank is not None or self._primary else None
+            # The model's input tokens are (N, L); an embedding of some other value (class
+            # labels, an arange of positions) may well be (N,) -> (N, C): no "seq".
+            seq = "seq" if rank is not None or t.kind == "input" else None
             return T(rank, rank - 1 if rank else -1, layer.out_channels, seq)
         if kind in ATTENTION_TYPES:
             dim = layer.arg("embed_dim") if kind == "MultiheadAttention" else layer.arg("d_model")
@@ -821,4 +822,4 @@ def _axis_groups(side: str) -> list[list[str]] | None:
     return None if current is not None else groups
 
 
-__all__ = ["UNKNOWN_T", "Application", "BudgetExceeded", "FlowTracer", "T"]
+__all__ = ["INPUT_T", "UNKNOWN_T", "Application", "BudgetExceeded", "FlowTracer", "T"]

@@ -2,12 +2,14 @@
 
 Each check takes the :class:`~normsuite.analysis.context.FileContext` and yields
 :class:`~normsuite.analysis.types.Finding` objects; :func:`run_rules` runs them all,
-drops duplicates (a block class analyzed alone and inside its parent) and sorts them.
+drops duplicates (a block class analyzed alone and inside its parent), merges the messages of
+one constructor call that builds several layers, and sorts them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
+from dataclasses import replace
 
 from ..catalog import RULES
 from ..context import FileContext
@@ -53,20 +55,15 @@ def run_rules(ctx: FileContext, codes: Iterable[str] | None = None) -> list[Find
     """All findings of the file (every rule, or ``codes``), deduplicated and sorted."""
     _load()
     wanted = set(codes) if codes is not None else set(CHECKS)
-    seen: set[tuple[str, int, int]] = set()
-    out: list[Finding] = []
+    merged: dict[tuple[str, int, int], Finding] = {}
     for code in sorted(wanted & set(CHECKS)):
         for f in CHECKS[code](ctx):
             key = (f.code, f.line, f.col)
-            if key not in seen:
-                seen.add(key)
-                out.append(f)
-    out.sort(key=lambda f: (f.line, f.col, f.code))
-    return out
-
-
-def iter_apps(ctx: FileContext) -> Iterator[tuple[object, object]]:
-    """(model, application) pairs over all models of the file."""
-    for model in ctx.models:
-        for app in model.apps:
-            yield model, app
+            first = merged.get(key)
+            if first is None:
+                merged[key] = f
+            elif f.message not in first.message:
+                # One constructor call that builds several layers, e.g.
+                # [nn.GroupNorm(g, 30) for g in (4, 7)]: one finding, every message.
+                merged[key] = replace(first, message=f"{first.message} Also: {f.message}")
+    return sorted(merged.values(), key=lambda f: (f.line, f.col, f.code))

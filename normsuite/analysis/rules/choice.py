@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from normsuite.advice import default_groups
 
 from ..context import FileContext
+from ..sites import cnn_classifier_misfit
 from ..types import Finding
 from . import finding, rule
 
@@ -26,17 +27,7 @@ def ln_or_in_in_cnn_classifier(ctx: FileContext) -> Iterator[Finding]:
                 continue
             seen.add(id(layer))
             c = layer.num_channels
-            what = None
-            if layer.norm_kind == "in":
-                what = "InstanceNorm"
-            elif layer.type == "GroupNorm" and layer.arg("num_groups") == 1:
-                what = "GroupNorm(1, C), i.e. LayerNorm over (C, H, W),"
-            elif layer.type in ("LayerNorm", "RMSNorm"):
-                app = model.first_app(layer)
-                shape = layer.arg("normalized_shape")
-                multi = isinstance(shape, (list, tuple)) and len(shape) > 1
-                if app is not None and app.inp.kind == "map" and app.inp.cdim == 1 and multi:
-                    what = "LayerNorm over (C, H, W)"
+            what = cnn_classifier_misfit(model, layer)
             if what is None:
                 continue
             alt = f"nn.GroupNorm({default_groups(c)}, {c})" if c else "GroupNorm(32, C)"

@@ -8,27 +8,13 @@ from normsuite.advice import MIN_CHANNELS_PER_GROUP, default_groups
 
 from ..context import FileContext, ModelContext
 from ..ir import Layer
-from ..recommend import groups_with_four
 from ..shapes import Application
+from ..sites import normalizes_length, received_channels
 from ..types import Finding
 from . import finding, rule
 
 _SHAPES = {3: "(N, C, L)", 4: "(N, C, H, W)", 5: "(N, C, D, H, W)"}
 _LAST_DIM = {3: "L", 4: "W", 5: "W"}
-_CHANNEL_FIRST = frozenset(
-    {
-        "BatchNorm1d",
-        "BatchNorm2d",
-        "BatchNorm3d",
-        "SyncBatchNorm",
-        "FrozenBatchNorm2d",
-        "InstanceNorm1d",
-        "InstanceNorm2d",
-        "InstanceNorm3d",
-        "GroupNorm",
-        "LayerNorm2d",
-    }
-)
 
 
 def _unique_layers(ctx: FileContext) -> Iterator[tuple[ModelContext, Layer]]:
@@ -126,13 +112,16 @@ def group_norm_too_few_channels(ctx: FileContext) -> Iterator[Finding]:
         per_group = c // g
         if per_group >= MIN_CHANNELS_PER_GROUP or g == 32 or g == c:
             continue
-        better = groups_with_four(c)
+        better = default_groups(c)
+        # G=32 is named only where default_groups picks it (C >= 64): on 32 channels it
+        # would be InstanceNorm.
+        paper = ", the paper's G=32" if better == 32 else ""
         yield finding(
             "NRM004",
             layer,
             f"GroupNorm({g}, {c}) has {per_group} channel(s) per group; below 4 GN drifts "
             f"towards InstanceNorm (GN paper Table 3: 2 per group 25.6%, 4 per group 24.8%, "
-            f"G=32 24.1% error). Use nn.GroupNorm({better}, {c}) or the paper's G=32.",
+            f"G=32 24.1% error). Use nn.GroupNorm({better}, {c}){paper}.",
             model.name,
         )
 
@@ -162,25 +151,16 @@ def norm_channel_mismatch(ctx: FileContext) -> Iterator[Finding]:
     for model, app in _apps(ctx):
         layer, t = app.layer, app.inp
         expected = layer.num_channels
-        if expected is None or t.channels is None or t.rank is None:
-            continue
-        if layer.type in _CHANNEL_FIRST:
-            if t.cdim != 1 or (t.rank == 3 and t.kind == "seq"):
-                continue
-        elif layer.type in ("LayerNorm", "RMSNorm"):
-            if t.last is not True:
-                continue
-        else:
-            continue
-        if expected == t.channels:
+        received = received_channels(model, layer, t)
+        if received is None:
             continue
         name = layer.type
-        fixed = layer.code.replace(str(expected), str(t.channels), 1)
+        fixed = layer.code.replace(str(expected), str(received), 1)
         yield finding(
             "NRM011",
             layer,
-            f"{name}({expected}) receives {t.channels} channels from the previous layer; "
-            f"use {fixed if fixed != layer.code else f'{name}({t.channels})'}.",
+            f"{name}({expected}) receives {received} channels from the previous layer; "
+            f"use {fixed if fixed != layer.code else f'{name}({received})'}.",
             model.name,
         )
 
@@ -190,9 +170,7 @@ def batch_norm_1d_on_sequence(ctx: FileContext) -> Iterator[Finding]:
     """BatchNorm1d on (N, L, C): it normalizes dim 1 (L), not C."""
     for model, app in _apps(ctx):
         layer, t = app.layer, app.inp
-        if layer.type not in ("BatchNorm1d", "InstanceNorm1d", "LazyBatchNorm1d"):
-            continue
-        if t.rank != 3 or t.last is not True:
+        if not normalizes_length(layer, t):
             continue
         c = layer.num_channels or t.channels or "C"
         yield finding(
