@@ -130,7 +130,8 @@ class Loop:
         elif config.startswith("fastai"):
             self.cb = ItemPerValueStats()
         if self.cb is not None:
-            self.cb.setup(self.trainer, self.model, "fit")
+            self.cb.setup(self.trainer, self.model, "fit")  # the order Lightning calls them in
+            self.cb.on_fit_start(self.trainer, self.model)
 
     def is_logging_step(self) -> bool:
         every = INTERVAL.get(self.config)
@@ -212,7 +213,7 @@ def idle_hook_cost_us() -> float:
     ActivationStats' two idle hooks plus torch's hooked (slow) module-call path."""
     plain, hooked = nn.Sequential(nn.BatchNorm1d(8)), nn.Sequential(nn.BatchNorm1d(8))
     cb = ActivationStats(every_n_steps=50)
-    cb.setup(types.SimpleNamespace(log_every_n_steps=50), hooked, "fit")  # type: ignore[arg-type]
+    cb.on_fit_start(types.SimpleNamespace(log_every_n_steps=50), hooked)  # type: ignore[arg-type]
     x = torch.randn(2, 8, 4)
     deltas = []
     for _ in range(7):  # interleaved pairs; the median difference

@@ -543,6 +543,49 @@ def test_tensor_first_seen_on_a_later_logging_step_with_every_step_check() -> No
     assert "act/ln/in/mean" in mem.records[1][1]
 
 
+class OffsetNet(L.LightningModule):
+    """BatchNorm straight on the data: per-channel stds 0.01, 0.01, 0.05, 0.05."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.bn = nn.BatchNorm2d(4, eps=5e-5)  # "low variance": var < 5e-4, the first 2 channels
+        self.head = nn.Linear(4, 3)
+
+    def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
+        x, y = batch
+        return nn.functional.cross_entropy(self.head(self.bn(x).mean((2, 3))), y)
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        return torch.optim.SGD(self.parameters(), lr=0.0)
+
+
+@pytest.mark.parametrize("offset", [50.0, 10.0])
+def test_small_variance_around_a_large_mean(offset: float) -> None:
+    """E[x^2] - E[x]^2 from float32 sums loses the variance here (std 0.0231 for 0.01)."""
+    g = torch.Generator().manual_seed(0)
+    scale = torch.tensor([0.01, 0.01, 0.05, 0.05])[:, None, None]
+    x = offset + torch.randn(64, 4, 32, 32, generator=g) * scale
+    data = torch.utils.data.TensorDataset(x, torch.randint(0, 3, (64,), generator=g))
+    cap = Capture(["bn"])
+    mem = MemoryLogger()
+    trainer([cap, ActivationStats(every_n_steps=1)], 1, mem).fit(
+        OffsetNet(), torch.utils.data.DataLoader(data, batch_size=64)
+    )
+    logged = mem.records[-1][1]
+    ref = cap.data["bn"]["in"].double()
+    assert logged["act/bn/in/std"] == pytest.approx(ref.std().item(), rel=1e-5)
+    assert logged["act/bn/in/mean"] == pytest.approx(ref.mean().item(), rel=1e-9)
+    chan = ref.transpose(0, 1).reshape(4, -1)
+    assert logged["act/bn/in/chan_spread"] == pytest.approx(
+        chan.mean(1).std(correction=0).item(), rel=1e-3, abs=1e-6
+    )
+    var = chan.var(1, correction=0)
+    assert logged["act/bn/bn_lowvar_frac"] == (var < 5e-4).double().mean().item() == 0.5
+    rm, rv = cap.data["bn"]["rm"].double(), cap.data["bn"]["rv"].double()
+    shift = ((chan.mean(1) - rm).abs() / (rv + 5e-5).sqrt()).mean().item()
+    assert logged["act/bn/bn_shift"] == pytest.approx(shift, rel=1e-6)
+
+
 class Watched(L.Callback):
     """Records, at the first training batch, which module objects carry forward hooks."""
 

@@ -1,5 +1,7 @@
 """ActivationStats under DDP (2 CPU processes, gloo): the logged numbers are the statistics of
-the combined batch, computed here from both ranks' captured tensors in float64.
+the combined batch, computed here from both ranks' captured tensors in float64. The run uses
+the NormSync plugin, which swaps the BatchNorm for a SyncBatchNorm in ``strategy.setup``: the
+callback must watch the new layer.
 
 The test runs this file as a script: Lightning's DDP launcher then starts rank 1 by running
 the same command again, which is the way users launch DDP too.
@@ -53,6 +55,7 @@ def test_ddp_stats_equal_combined_batch_stats(tmp_path: Path) -> None:
     assert [step for step, _ in logged] == [0, 2]  # rank 0 only, logging steps only
     assert not (tmp_path / "logged1.json").exists()
     metrics = logged[-1][1]
+    assert ranks[0]["bn_class"] == ranks[1]["bn_class"] == "SyncBatchNorm"  # NormSync ran
     # both ranks read back the same reduced numbers; rank 0 logged them
     assert ranks[0]["last_metrics"] == ranks[1]["last_metrics"] == metrics
     assert ranks[0]["all_reduce_calls"] == ranks[1]["all_reduce_calls"] == 2 * 2  # 2 per step
@@ -82,6 +85,7 @@ def _main(out: Path) -> None:
 
     from normsuite.callbacks import activation_stats as act_mod
     from normsuite.callbacks.activation_stats import ActivationStats
+    from normsuite.training.sync_plugin import NormSync
 
     calls = {"n": 0}
     real_all_reduce = torch.distributed.all_reduce
@@ -119,6 +123,10 @@ def _main(out: Path) -> None:
             self.ln = nn.LayerNorm(6)
             self.head = nn.Linear(6 * 12, 3)
             self.captured: dict[str, dict[str, torch.Tensor]] = {}
+            self.bn_class = ""
+
+        def on_fit_start(self) -> None:  # after NormSync replaced the BatchNorm
+            self.bn_class = type(self.bn).__name__
             for name in ("bn", "gn", "ln"):
                 getattr(self, name).register_forward_pre_hook(self._pre(name))
                 getattr(self, name).register_forward_hook(self._post(name))
@@ -126,7 +134,7 @@ def _main(out: Path) -> None:
         def _pre(self, name: str) -> Any:
             def hook(mod: nn.Module, args: tuple) -> None:
                 d = self.captured[name] = {"in": args[0].detach().clone()}
-                if isinstance(mod, nn.BatchNorm1d):
+                if getattr(mod, "running_mean", None) is not None:
                     d["rm"], d["rv"] = mod.running_mean.clone(), mod.running_var.clone()
 
             return hook
@@ -163,6 +171,7 @@ def _main(out: Path) -> None:
         strategy="ddp",
         max_steps=3,
         callbacks=[cb],
+        plugins=[NormSync()],
         logger=memory,
         use_distributed_sampler=False,
         enable_progress_bar=False,
@@ -175,6 +184,7 @@ def _main(out: Path) -> None:
         "captured": model.captured,
         "last_metrics": cb.last_metrics,
         "all_reduce_calls": calls["n"],
+        "bn_class": model.bn_class,
     }
     torch.save(state, out / f"rank{rank}.pt")
     if memory.records:
