@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import io
 import json
 import math
 import statistics
 
 import pytest
+from rich.console import Console
 
 from normsuite.compare.grid import (
     GridError,
@@ -17,7 +19,7 @@ from normsuite.compare.grid import (
     scale_lr,
 )
 from normsuite.compare.plot import plot_accuracy
-from normsuite.compare.render import render_json
+from normsuite.compare.render import render_json, render_text
 from normsuite.compare.results import AdviceView, noise_test, summarize, welch_p_value
 from normsuite.compare.store import ResultStore, StoreError
 
@@ -152,6 +154,29 @@ def test_verdict_not_tested_and_no_advice_and_single_seed() -> None:
     assert batch.verdict == "not tested" and "not in the grid" in batch.note
     assert "noise is unknown" in batch.note
     assert summarize(records).batches[0].verdict == "no advice"
+
+
+@pytest.mark.parametrize("advised", ["gn", "bn"])
+def test_one_seed_verdict_is_inconclusive_either_way(advised: str) -> None:
+    # before: BN 0.61 vs GN 0.60 with one seed each gave "disagrees" (advice gn) although
+    # the same note said the noise was unknown
+    records = _records({("bn", 4): [0.61], ("gn", 4): [0.60]})
+    (batch,) = summarize(records, {4: AdviceView(advised, ("B2",))}).batches
+    assert batch.winner == "bn" and batch.comparisons[0].noise == "unknown"
+    assert batch.verdict == "inconclusive"
+    assert batch.note == (
+        "bn leads gn by 1.0 pts with one seed, so the noise is unknown; "
+        f"advice was {advised}; run 2+ seeds (--seeds 3) to decide"
+    )
+    doc = json.loads(render_json(summarize(records, {4: AdviceView(advised)})))
+    assert doc["batch_sizes"][0]["verdict"] == "inconclusive"
+    console = Console(file=io.StringIO(), width=200, color_system=None)
+    render_text(summarize(records, {4: AdviceView(advised)}), console)
+    assert "inconclusive" in console.file.getvalue()
+    # with measured noise the same means decide: 2 seeds each, gap 0.01 > std sum 0.0014
+    two = _records({("bn", 4): [0.61, 0.61], ("gn", 4): [0.60, 0.601]})
+    (batch,) = summarize(two, {4: AdviceView(advised)}).batches
+    assert batch.verdict == ("agrees" if advised == "bn" else "disagrees")
 
 
 def test_json_and_plot(tmp_path) -> None:

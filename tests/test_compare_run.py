@@ -68,7 +68,9 @@ def test_cli_tiny_grid_end_to_end(recipe: Path, tmp_path: Path) -> None:
     # advice from normsuite.advice for a 1-d CNN: GN below batch 16
     verdicts = {b["batch_size"]: b for b in doc["batch_sizes"]}
     assert verdicts[2]["advice"]["norm"] == "gn" and "B2" in verdicts[2]["advice"]["rules"]
-    assert verdicts[2]["verdict"] in {"agrees", "disagrees"}
+    if runs["bn|2|0"]["val_acc"] != runs["gn|2|0"]["val_acc"]:  # (a dead heat is a tie)
+        assert verdicts[2]["verdict"] == "inconclusive"  # one seed: the noise is unknown
+        assert "one seed" in verdicts[2]["note"]
     assert len(_lines(out)) == 4
     assert (out / "accuracy_vs_batch.png").read_bytes()[:4] == b"\x89PNG"
 

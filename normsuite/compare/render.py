@@ -13,6 +13,7 @@ from .results import NOISE_RULE, CompareResult, Stat
 _VERDICT_STYLE = {
     "agrees": "green",
     "disagrees": "red",
+    "inconclusive": "yellow",
     "not tested": "yellow",
     "no advice": "dim",
 }

@@ -9,6 +9,10 @@ The noise rule, stated once:
   (unequal variances) gives a two-sided p > 0.05;
 - 2 seeds: when the means differ by less than the sum of their standard deviations;
 - 1 seed: the noise is *unknown* (run more seeds to tell).
+
+The verdict against the advice is "inconclusive" when the comparison that decides it (the
+winner against the advised norm, or against the runners-up when the advice won) has
+unknown noise: one seed cannot tell a 1-point lead from seed luck.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 Noise = Literal["clear", "inside noise", "unknown"]
-Verdict = Literal["agrees", "disagrees", "not tested", "no advice"]
+Verdict = Literal["agrees", "disagrees", "inconclusive", "not tested", "no advice"]
 
 P_THRESHOLD = 0.05
 METRICS = ("val_acc", "val_loss", "step_ms", "mem_mb")
@@ -223,7 +227,7 @@ def _verdict(
     tested: Sequence[str],
     advice: AdviceView | None,
 ) -> tuple[Verdict, str]:
-    unknown = any(c.noise == "unknown" for c in comparisons)
+    unknown = [c for c in comparisons if c.noise == "unknown"]
     if tied:
         lead = f"{winner} leads, inside the seed noise of {', '.join(tied)}"
     elif unknown:
@@ -236,8 +240,21 @@ def _verdict(
     matches = [n for n in tested if norm_family(n) == family]
     if not matches:
         return "not tested", f"{lead}; advice {advice.norm} was not in the grid"
-    best = {norm_family(n) for n in (winner, *tied)}
-    if family in best:
+    if family in {norm_family(n) for n in tied}:
+        return "agrees", lead  # inside the measured noise of the winner: cannot be told apart
+    # the comparison that decides the verdict: the winner against the advised norm, or,
+    # when the advice won, the winner against each runner-up it had to beat
+    if norm_family(winner) == family:
+        deciding = [c for c in comparisons if c.norm not in tied]
+    else:
+        deciding = [c for c in comparisons if norm_family(c.norm) == family][:1]
+    if any(c.noise == "unknown" for c in deciding):
+        why = ", ".join(f"{c.norm} by {c.delta * 100:.1f} pts" for c in deciding)
+        return "inconclusive", (
+            f"{winner} leads {why} with one seed, so the noise is unknown; "
+            f"advice was {advice.norm}; run 2+ seeds (--seeds 3) to decide"
+        )
+    if norm_family(winner) == family:
         return "agrees", lead
     return "disagrees", f"{lead}; advice was {advice.norm}"
 
