@@ -179,8 +179,9 @@ def test_pretrained_bn_backbone_small_batch_recommends_frozenbn() -> None:
     assert report.architecture == "cnn2d"
     assert report.recommendation.norm == "frozenbn"
     assert "B10" in report.recommendation.rules
-    assert report.recommendation.layers[0].suggested == (
-        "resnet50(norm_layer=torchvision.ops.FrozenBatchNorm2d)"
+    assert report.recommendation.layers[0].suggested == (  # the weights argument is kept
+        'torchvision.models.resnet50(weights="DEFAULT", '
+        "norm_layer=torchvision.ops.FrozenBatchNorm2d)"
     )
     assert [f.code for f in result.findings] == ["NRM006"]
 

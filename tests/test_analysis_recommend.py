@@ -328,3 +328,49 @@ def test_token_embedding_batchnorm_gets_layernorm() -> None:
     """
     assert codes(src, batch_size=32) == ["NRM012"]
     assert suggestions(src, "TextModel", batch_size=32) == {"bn": "nn.LayerNorm(128)"}
+
+
+BACKBONES = """
+import timm
+import torch
+import torch.nn as nn
+import torchvision
+from torchvision import models
+from torch.utils.data import DataLoader
+
+a = models.convnext_tiny(weights="DEFAULT")
+c = models.vgg16_bn(weights=None)
+e = models.efficientnet_b0()
+r = torchvision.models.resnet18(weights=None,)
+p = models.resnet50(weights="IMAGENET1K_V2")
+t = timm.create_model("resnet50", num_classes=3)
+g = torchvision.models.resnet18(norm_layer=lambda c: nn.GroupNorm(32, c))
+u = torchvision.models.resnet18(norm_layer=make_norm)
+loader = DataLoader(ds, batch_size=4, shuffle=True)
+opt = torch.optim.SGD(c.parameters(), lr=0.1)
+"""
+
+
+def test_backbone_replacements_keep_arguments_and_fit_the_family() -> None:
+    fixes = {name: suggestions(BACKBONES, name)[name] for name in "acerptgu"}
+    gn = 'norm_layer=lambda c: normsuite.build_norm("gn", c)'
+    assert fixes["a"] == "keep"  # ConvNeXt keeps its LayerNorm
+    assert report(BACKBONES, "a").recommendation.norm == "ln"
+    # VGG has no norm_layer argument; timm models are converted after creation.
+    assert fixes["c"] == 'models.vgg16_bn(weights=None), then normsuite.convert_norms(model, "gn")'
+    assert fixes["t"].endswith('then normsuite.convert_norms(model, "gn")')
+    assert fixes["e"] == f"models.efficientnet_b0({gn})"
+    assert fixes["r"] == f"torchvision.models.resnet18(weights=None, {gn})"
+    # Pretrained BN at batch 4: frozen BN, the weights argument kept.
+    assert fixes["p"] == (
+        'models.resnet50(weights="IMAGENET1K_V2", norm_layer=torchvision.ops.FrozenBatchNorm2d)'
+    )
+    assert fixes["g"] == "keep" and fixes["u"] == "keep"
+
+
+def test_backbone_norm_layer_lambda_and_unresolved_norm_layer() -> None:
+    result = analyze_source(textwrap.dedent(BACKBONES), "m.py", AnalysisOptions())
+    flagged = {f.model for f in result.findings if f.code == "NRM006"}
+    assert flagged == {"c", "e", "r", "p", "t"}  # not g (GroupNorm lambda), not u (unknown)
+    kinds = {m.name: m.norms_found[0].kind for m in result.models}
+    assert kinds["g"] == "gn" and kinds["u"] == "unknown" and kinds["r"] == "bn"

@@ -132,7 +132,9 @@ def backbone_info(name: str, library: str, kwargs: dict[str, Any]) -> BackboneIn
     if isinstance(norm_layer, LayerClass):
         from .ir import NORM_KINDS
 
-        norm = NORM_KINDS.get(norm_layer.type, norm)
+        norm = NORM_KINDS.get(norm_layer.type, "unknown")
+    elif norm_layer is not None:
+        norm = "unknown"  # a norm_layer the evaluator cannot resolve: no BN rules on it
     weights = kwargs.get("weights", kwargs.get("pretrained"))
     pretrained = weights is not None and weights is not False and weights != "None"
     if weights is UNKNOWN:
@@ -665,6 +667,8 @@ class ModuleIndex:
             return LayerClass(
                 base.type, (*base.args, *args[1:]), (*base.kwargs, *sorted(kwargs.items()))
             )
+        if "norm_layer" in kwargs:
+            kwargs = {**kwargs, "norm_layer": self._norm_layer(kwargs["norm_layer"])}
         if last == "create_model" and args and isinstance(args[0], str):
             info = backbone_info(args[0], "timm", kwargs)
             if info is not None:
@@ -674,6 +678,14 @@ class ModuleIndex:
             if info is not None:
                 return self._layer("Backbone", node, args, kwargs, backbone=info)
         return _builtin(last if "." not in qual else qual, args, kwargs)
+
+    def _norm_layer(self, value: Any) -> Any:
+        """``norm_layer=lambda c: nn.GroupNorm(32, c)``: the layer class the lambda builds."""
+        if isinstance(value, _LocalLambda) and isinstance(value.node.body, ast.Call):
+            callee = self.eval(value.node.body.func, {}, None)
+            if isinstance(callee, LayerClass):
+                return LayerClass(callee.type)
+        return value
 
     def _method_call(
         self, node: ast.Call, func: ast.Attribute, env: dict[str, Any], inst: Any

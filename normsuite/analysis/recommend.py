@@ -7,6 +7,7 @@ A choice the guidance lists as good (the norm or one of its alternatives) is kep
 
 from __future__ import annotations
 
+import ast
 from collections import Counter
 
 from normsuite.advice import Advice, advise, default_groups, layer_code
@@ -136,23 +137,76 @@ def _valid_as_is(model: ModelContext, layer: Layer, rank: int, last: bool) -> bo
     return True
 
 
+# torchvision model functions that pass ``norm_layer=`` through to the model (checked in
+# torchvision/models: VGG, DenseNet, ShuffleNet... have no such argument; efficientnet_b5+
+# and efficientnet_v2 set their own norm_layer, so a second one is a TypeError).
+_NORM_LAYER_PREFIXES = (
+    "resnet",
+    "resnext",
+    "wide_resnet",
+    "mobilenet_v2",
+    "mobilenet_v3",
+    "regnet",
+)
+_NORM_LAYER_NAMES = {f"efficientnet_b{i}" for i in range(5)}
+_NORM_LAYER_VALUES = {
+    "bn": "nn.BatchNorm2d",
+    "frozenbn": "torchvision.ops.FrozenBatchNorm2d",
+    "gn": 'lambda c: normsuite.build_norm("gn", c)',
+    "ln": 'lambda c: normsuite.build_norm("ln", c)',
+}
+
+
 def _backbone_code(norm: str, layer: Layer) -> str:
-    assert layer.backbone is not None
-    name = layer.backbone.name
-    if norm == layer.backbone.norm:
+    """The backbone call with ``norm`` (its other arguments kept), or the conversion."""
+    b = layer.backbone
+    assert b is not None
+    if norm == b.norm or b.norm in ("ln", "unknown"):
+        # LN families (ConvNeXt, ViT, Swin) keep their LN; an unresolved norm_layer stays.
         return layer.code
-    if norm == "gn":
-        return f"{name}(norm_layer=lambda c: nn.GroupNorm({32}, c))"
-    if norm == "frozenbn":
-        return f"{name}(norm_layer=torchvision.ops.FrozenBatchNorm2d)"
     if norm == "syncbn":
-        return "nn.SyncBatchNorm.convert_sync_batchnorm(model)"
-    return f"{name} with {norm}"
+        return f"{layer.code}, then nn.SyncBatchNorm.convert_sync_batchnorm(model)"
+    accepts = b.library == "torchvision" and (
+        b.name.startswith(_NORM_LAYER_PREFIXES) or b.name in _NORM_LAYER_NAMES
+    )
+    # New GN/LN layers cannot load BN weights; convert_norms keeps the affine parameters.
+    keeps_weights = norm in ("frozenbn", "bn") or not b.pretrained
+    if accepts and keeps_weights and norm in _NORM_LAYER_VALUES:
+        code = _with_keyword(layer.code, "norm_layer", _NORM_LAYER_VALUES[norm])
+        if code is not None:
+            return code
+    return f'{layer.code}, then normsuite.convert_norms(model, "{norm}")'
+
+
+def _with_keyword(code: str, name: str, value: str) -> str | None:
+    """``code`` (one call on one line) with keyword ``name=value`` set, else None.
+
+    >>> _with_keyword('resnet50(weights="DEFAULT")', "norm_layer", "nn.BatchNorm2d")
+    'resnet50(weights="DEFAULT", norm_layer=nn.BatchNorm2d)'
+    >>> _with_keyword("resnet18(norm_layer=partial(nn.GroupNorm, 32))", "norm_layer", "X")
+    'resnet18(norm_layer=X)'
+    """
+    if "\n" in code:
+        return None
+    try:
+        call = ast.parse(code, mode="eval").body
+    except SyntaxError:
+        return None
+    if not isinstance(call, ast.Call) or call.end_col_offset is None:
+        return None
+    raw = code.encode()
+    for kw in call.keywords:
+        if kw.arg == name and kw.value.end_col_offset is not None:
+            start, end = kw.value.col_offset, kw.value.end_col_offset
+            return (raw[:start] + value.encode() + raw[end:]).decode()
+    inner = raw[: call.end_col_offset - 1].decode().rstrip()
+    sep = "" if inner.endswith("(") else " " if inner.endswith(",") else ", "
+    return f"{inner}{sep}{name}={value})" + raw[call.end_col_offset :].decode()
 
 
 def _convnext_style(model: ModelContext, layer: Layer) -> bool:
     """LayerNorm over the channels of a conv map on purpose (permuted or LayerNorm2d)."""
-    if layer.type == "LayerNorm2d":
+    if layer.type == "LayerNorm2d" or (layer.backbone is not None and layer.backbone.norm == "ln"):
         return True
     app = model.first_app(layer)
     return bool(app and app.inp.kind == "map" and app.inp.last)
