@@ -28,6 +28,7 @@ _LAZY: dict[str, str] = {
     "SyncBatchNorm": "normsuite.norms.sync",
     "convert_sync_batchnorm": "normsuite.norms.sync",
     "revert_sync_batchnorm": "normsuite.norms.sync",
+    "is_sync_batchnorm": "normsuite.norms.sync",
     "SyncBatchNormLastDim": "normsuite.norms.sync_last_dim",
     "NORM_LAYER_TYPES": "normsuite.norms.registry",
     "is_norm_layer": "normsuite.norms.registry",

@@ -319,6 +319,10 @@ def convert_norms(
     Each new layer takes the layout of the layer it replaces (BatchNorm2d -> channel LN for
     ``"ln"``; LayerNorm(C) over tokens -> LayerNorm(C)), its device, dtype and train/eval
     mode, and its affine weight/bias (and running statistics) where the new layer has them.
+    A layer with no tensors of its own (``LayerNorm(C, elementwise_affine=False)``) takes the
+    device and dtype of its parent module, else of the model. Where a layer's input rank
+    cannot be told (``BatchNorm1d`` takes (N, C) and (N, C, L)), the new layer is one that
+    takes any rank; ``"in"`` needs positions, so converting such a layer to it raises.
     Nothing is changed if any selected layer cannot be converted.
 
     Args:
