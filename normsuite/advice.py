@@ -59,8 +59,10 @@ RULES: dict[str, str] = {
         "7%-64% less time (Zhang & Sennrich 2019, arXiv:1910.07467)."
     ),
     "B8": (
-        "Per-device batch 1 with BatchNorm in training is an error: PyTorch raises "
-        '"Expected more than 1 value per channel when training".'
+        "Per-device batch 1 with BatchNorm in training is an error: on (N, C) features (or a "
+        '1x1 map) PyTorch raises "Expected more than 1 value per channel when training"; on '
+        "a larger conv map it runs, but normalizes each image by its own spatial statistics, "
+        "which are noisy and not the running statistics used at evaluation."
     ),
     "B9": (
         "Micro-batch (1-2 per device): GroupNorm, with Weight Standardization as the known "

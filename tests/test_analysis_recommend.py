@@ -374,3 +374,81 @@ def test_backbone_norm_layer_lambda_and_unresolved_norm_layer() -> None:
     assert flagged == {"c", "e", "r", "p", "t"}  # not g (GroupNorm lambda), not u (unknown)
     kinds = {m.name: m.norms_found[0].kind for m in result.models}
     assert kinds["g"] == "gn" and kinds["u"] == "unknown" and kinds["r"] == "bn"
+
+
+def test_keep_check_comes_before_unknown_channels() -> None:
+    src = """
+    import torch.nn as nn
+    class Block(nn.Module):
+        def __init__(self, dim):
+            super().__init__()
+            self.dwconv = nn.Conv2d(dim, dim, kernel_size=7, padding=3, groups=dim)
+            self.norm = nn.LayerNorm(dim, eps=1e-6)
+            self.pwconv1 = nn.Linear(dim, 4 * dim)
+        def forward(self, x):
+            x = self.dwconv(x).permute(0, 2, 3, 1)
+            return self.pwconv1(self.norm(x)).permute(0, 3, 1, 2)
+    class Seg(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.ln = nn.LayerNorm([64, 30, 30])
+            self.fc = nn.Linear(10, 2)
+    """
+    assert report(src, "Block", batch_size=32).recommendation.norm == "ln"
+    assert suggestions(src, "Block", batch_size=32) == {"norm": "keep"}
+    assert report(src, "Seg", batch_size=32).recommendation.norm == "ln"
+    assert suggestions(src, "Seg", batch_size=32) == {"ln": "keep"}
+
+
+BATCH_ONE = """
+import torch.nn as nn
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 16, 3, bias=False)
+        self.bn = nn.BatchNorm2d(16)
+        self.fc = nn.Linear(16, 8, bias=False)
+        self.bn1 = nn.BatchNorm1d(8)
+    def forward(self, x):
+        x = self.bn(self.conv(x))
+        return self.bn1(self.fc(x.mean((2, 3))))
+"""
+
+
+def messages(src: str, code: str, **options: int) -> dict[int, str]:
+    result = analyze_source(textwrap.dedent(src), "m.py", AnalysisOptions(**options))
+    return {f.line: f.message for f in result.findings if f.code == code}
+
+
+def test_nrm005_says_what_batch_one_does_by_rank_and_offers_syncbn() -> None:
+    # Checked against torch in tests/test_cli_rule.py: BatchNorm2d(4)(randn(1, 4, 8, 8))
+    # runs; BatchNorm1d on (1, C) raises.
+    found = messages(BATCH_ONE, "NRM005", batch_size=1)
+    assert "raises" not in found[7] and "noisy" in found[7]
+    assert "raises 'Expected more than 1 value per channel" in found[9]
+    assert all("SyncBatchNorm" not in m for m in found.values())
+    many = messages(BATCH_ONE, "NRM005", batch_size=1, devices=16)
+    assert all("convert_sync_batchnorm" in m and "(B3)" in m for m in many.values())
+    rec = report(BATCH_ONE, "Net", batch_size=1, devices=16).recommendation
+    assert "B3" in rec.rules  # the recommendation lists SyncBN too
+    assert all(
+        "SyncBatchNorm" not in m
+        for m in messages(BATCH_ONE, "NRM005", batch_size=1, devices=8).values()
+    )
+
+
+def test_nrm006_cites_the_rule_of_its_fix() -> None:
+    mlp = """
+    import torch.nn as nn
+    class MLP(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc1 = nn.Linear(20, 32, bias=False)
+            self.bn1 = nn.BatchNorm1d(32)
+        def forward(self, x):
+            return self.bn1(self.fc1(x))
+    """
+    (message,) = messages(mlp, "NRM006", batch_size=8).values()
+    assert "(B11)" in message and "nn.LayerNorm(32)" in message and "ResNet-50" not in message
+    (cnn,) = [m for line, m in messages(BATCH_ONE, "NRM006", batch_size=8).items() if line == 7]
+    assert "ResNet-50" in cnn and "(B2)" in cnn and "nn.GroupNorm(4, 16)" in cnn

@@ -67,8 +67,8 @@ RULES: dict[str, RuleInfo] = {
             "NRM005",
             "batch-norm-batch-one",
             "error",
-            "BatchNorm trained with per-device batch 1: PyTorch raises 'Expected more than "
-            "1 value per channel when training'.",
+            "BatchNorm trained with per-device batch 1: an error on (N, C) features, "
+            "meaningless one-sample statistics on conv maps.",
             "advice rule B8",
         ),
         _rule(

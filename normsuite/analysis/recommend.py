@@ -99,12 +99,12 @@ def suggest_layer(norm: str, layer: Layer, model: ModelContext) -> str:
     """The concrete replacement for ``layer`` under ``norm`` (the current code if it is fine)."""
     if layer.backbone is not None:
         return _backbone_code(norm, layer)
+    rank, last = site_shape(model, layer)
+    if layer.norm_kind == norm and _valid_as_is(model, layer, rank, last):
+        return layer.code  # fine as it is, whether or not its channel count is known
     channels = layer.num_channels
     if channels is None:
         return f"{norm} (channels unknown: {layer.code})"
-    rank, last = site_shape(model, layer)
-    if layer.norm_kind == norm and _valid_as_is(model, layer, rank, last):
-        return layer.code
     app = model.first_app(layer)
     received = received_channels(model, layer, app.inp) if app is not None else None
     channels = received or channels  # NRM011: build it for the channels it receives

@@ -49,17 +49,47 @@ def _batch_text(model: ModelContext) -> str:
     return f"per-device batch {b.per_device} ({b.source})"
 
 
+_RAISES = "PyTorch raises 'Expected more than 1 value per channel when training'"
+_NOISY = (
+    "it runs, but normalizes the image by its own spatial statistics, which are noisy and "
+    "not the running statistics used at evaluation"
+)
+
+
+def _batch_one_effect(model: ModelContext, layer: Layer) -> str:
+    """What batch 1 does to this layer, by the rank of its input (B8)."""
+    if layer.backbone is not None:
+        return f"on its conv maps {_NOISY}; on its pooled features {_RAISES}"
+    app = model.first_app(layer)
+    t = app.inp if app is not None else None
+    rank = t.rank if t is not None else None
+    if rank == 2 or (t is not None and t.pooled):
+        return _RAISES
+    if rank is not None and rank >= 3:
+        return _NOISY
+    if layer.type in ("BatchNorm1d", "LazyBatchNorm1d", "SyncBatchNorm"):
+        return f"on (N, C) input {_RAISES}; on (N, C, L) {_NOISY}"
+    return _NOISY  # BatchNorm2d/3d: conv maps
+
+
 @rule("NRM005")
 def batch_norm_batch_one(ctx: FileContext) -> Iterator[Finding]:
     for model, layer, fix in _bn_sites(ctx):
-        if model.batch.per_device != 1:
+        b = model.batch
+        if b.per_device != 1:
             continue
+        sync = (
+            f", or nn.SyncBatchNorm.convert_sync_batchnorm(model) for the global batch of "
+            f"{b.per_device * b.devices} over {b.devices} devices (B3)"
+            if b.per_device * b.devices >= BN_MIN_BATCH
+            else ""
+        )
         yield finding(
             "NRM005",
             layer,
-            f"`{layer.code}` is trained with {_batch_text(model)}: PyTorch raises 'Expected "
-            f"more than 1 value per channel when training' (B8). Use {fix}, "
-            f"with weight standardization for micro-batches (B9).",
+            f"`{layer.code}` is trained with {_batch_text(model)}: "
+            f"{_batch_one_effect(model, layer)} (B8). Use {fix}, with weight standardization "
+            f"for micro-batches (B9){sync}.",
             model.name,
         )
 
@@ -88,11 +118,30 @@ def batch_norm_small_batch(ctx: FileContext) -> Iterator[Finding]:
         yield finding(
             "NRM006",
             layer,
-            f"`{layer.code}` sees a {_batch_text(model)}{accum}: ResNet-50 error with BN rises "
-            f"to 24.8% / 27.3% / 34.7% at batch 8 / 4 / 2 while GN stays at ~24.1% (B2). "
-            f"Use {fix}{frozen}.",
+            f"`{layer.code}` sees a {_batch_text(model)}{accum}: "
+            f"{_small_batch_evidence(site_architecture(model, layer))} Use {fix}{frozen}.",
             model.name,
         )
+
+
+def _small_batch_evidence(arch: str) -> str:
+    """The rule and numbers that apply at this site (the fix comes from the same rule)."""
+    if arch == "mlp":
+        return (
+            "below 16 the batch statistics of (N, C) features are noisy; BatchNorm1d is the "
+            "choice only from a per-device batch of 16, LayerNorm below it (B11)."
+        )
+    if arch == "rnn":
+        return (
+            "batch statistics mix time steps and sequences; LayerNorm works per time step at "
+            "any batch size (B6)."
+        )
+    if arch == "transformer":
+        return "tokens take LayerNorm, which does not depend on the batch size (B7)."
+    return (
+        "ResNet-50 error with BN rises to 24.8% / 27.3% / 34.7% at batch 8 / 4 / 2 while GN "
+        "stays at ~24.1% (B2)."
+    )
 
 
 @rule("NRM008")
