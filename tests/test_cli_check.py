@@ -4,6 +4,7 @@ and that the static path never imports torch or lightning."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -225,3 +226,27 @@ def test_check_recommend_rule_never_import_torch_or_lightning() -> None:
     assert out[-1] == "loaded []"
     exits = [line for line in out if line.startswith("exit ")]
     assert exits == ["exit 1", "exit 0", "exit 0"]  # check found LBNNet; recommend; rule
+
+
+def test_piped_recommend_skips_imports_it_does_not_need() -> None:
+    """Start-up: piped text output needs no rich, a serial run no process pool (the
+    figures are in bench/analyzer_speed.py; no timed assertion here)."""
+    code = (
+        "import sys\n"
+        "from normsuite.cli.main import app\n"
+        "try:\n"
+        "    app(['recommend', sys.argv[1]])\n"
+        "except SystemExit as exc:\n"
+        "    print('exit', exc.code)\n"
+        "lazy = ('rich', 'multiprocessing', 'concurrent.futures')\n"
+        "print('loaded', sorted(m for m in lazy if m in sys.modules))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(ARTICLE)],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={k: v for k, v in os.environ.items() if k not in ("FORCE_COLOR", "TTY_COMPATIBLE")},
+    ).stdout.splitlines()
+    assert out[-2:] == ["exit 0", "loaded []"]
+    assert any("recommend:" in line for line in out)  # it did print the plain report

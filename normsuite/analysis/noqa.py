@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import io
 import re
-import tokenize
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -42,6 +41,8 @@ class Suppressions:
 
 
 def _comments(source: str) -> Iterable[tuple[int, str]]:
+    import tokenize  # lazy: only files that mention noqa need it
+
     try:
         for tok in tokenize.generate_tokens(io.StringIO(source).readline):
             if tok.type == tokenize.COMMENT:

@@ -12,12 +12,11 @@ Example:
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 import sys
 from collections.abc import Callable, Sequence
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
 from normsuite.analysis.config import ConfigError, FileConfig, find_config, rule_enabled
 from normsuite.analysis.files import (
@@ -31,6 +30,9 @@ from normsuite.analysis.files import (
 )
 from normsuite.analysis.noqa import filter_findings
 from normsuite.analysis.types import AnalysisOptions, FileResult
+
+if TYPE_CHECKING:
+    import multiprocessing.context
 
 Analyzer = Callable[[str, str, AnalysisOptions], FileResult]
 
@@ -148,6 +150,8 @@ def _worker(args: tuple[Target, AnalysisOptions, RunSettings]) -> FileResult:
 
 
 def _pool_context() -> multiprocessing.context.BaseContext:
+    import multiprocessing  # lazy, like the pool: most runs are serial
+
     # fork: workers start in ~ms and inherit the already imported analyzer; they never
     # import torch (the analysis package does not). Elsewhere use the platform default.
     if sys.platform.startswith("linux"):
@@ -204,6 +208,8 @@ def analyze_paths(
         return [_analyze_target(t, options, settings, stdin_text, analyzer) for t in targets]
     on_disk = [t for t in targets if t.path != STDIN]
     chunk = max(1, len(on_disk) // (n_jobs * 8))
+    from concurrent.futures import ProcessPoolExecutor  # lazy: ~10 ms of start-up otherwise
+
     with ProcessPoolExecutor(max_workers=n_jobs, mp_context=_pool_context()) as pool:
         done = iter(pool.map(_worker, [(t, options, settings) for t in on_disk], chunksize=chunk))
         return [
