@@ -14,8 +14,17 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 
+# check exits 1 when it finds mistakes (it will: the article's LBNNet); only 2 is a failure.
 demo: $(STAMP)
-	$(BIN)/python -m normsuite.demo
+	@echo "== 1/4 normsuite check: the source article's three networks"
+	$(BIN)/normsuite check recipes/models/article_nets.py || [ $$? -eq 1 ]
+	@echo; echo "== 2/4 normsuite recommend: a small ResNet trained at batch 4"
+	$(BIN)/normsuite recommend recipes/models/small_resnet_batch4.py
+	@echo; echo "== 3/4 normsuite fit: 2 epochs of MNIST-1D, ConvNet1d + BN, ActivationStats on"
+	$(BIN)/normsuite fit --config recipes/mnist1d_convnet1d_bn.yaml \
+		--trainer.max_epochs 2 --run_name demo
+	@echo; echo "== 4/4 normsuite plot-stats: what the norm layers did"
+	$(BIN)/normsuite plot-stats runs/demo -o runs/demo/activation_stats.png
 
 test: $(STAMP)
 	$(BIN)/ruff check .
