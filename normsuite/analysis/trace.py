@@ -120,14 +120,18 @@ def build(cls):
         frame = sys._getframe(1)
         while frame is not None and os.path.abspath(frame.f_code.co_filename) != TARGET:
             frame = frame.f_back
-        if frame is not None:
-            BUILT_AT.setdefault(id(self), frame.f_lineno)
+        if frame is not None:  # keyed weakly by the module: ids of dead temporaries recur
+            try:
+                BUILT_AT[self] = frame.f_lineno
+            except TypeError:  # a module class that defines __eq__ without __hash__
+                pass
     nn.Module.__init__ = init
     try:
         return cls().eval()
     finally:
         nn.Module.__init__ = original
-BUILT_AT = {}
+import weakref
+BUILT_AT = weakref.WeakKeyDictionary()
 for name, cls in classes:
     entry = {"name": name, "input_shape": None, "layers": [], "error": None, "skipped": None}
     out["models"].append(entry)
@@ -154,7 +158,7 @@ for name, cls in classes:
     def pre(m, args):
         t = args[0] if args and isinstance(args[0], torch.Tensor) else None
         seen.append({"name": names.get(m, "?"), "type": type(m).__name__,
-                     "line": BUILT_AT.get(id(m)),
+                     "line": BUILT_AT.get(m),
                      "input_shape": list(t.shape) if t is not None else None,
                      "layout": describe(m, t) if t is not None else "?",
                      "num_features": getattr(m, "num_features", getattr(m, "num_channels", None)),
