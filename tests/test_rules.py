@@ -115,3 +115,12 @@ def test_nrm004_names_g32_only_where_it_keeps_channels_per_group() -> None:
     assert "nn.GroupNorm(8, 32)" in narrow and "G=32" not in narrow.split("error).")[1]
     (wide,) = _messages(head + "        self.n = nn.GroupNorm(64, 128)\n", "NRM004")
     assert "nn.GroupNorm(32, 128), the paper's G=32" in wide
+
+
+def test_merged_messages_put_differing_fixes_side_by_side() -> None:
+    from normsuite.analysis.rules import merge_messages
+
+    assert merge_messages("a GroupNorm(8, 32) b.", "a GroupNorm(32, 64) b.") == (
+        "a GroupNorm(8, 32) / GroupNorm(32, 64) b."
+    )
+    assert merge_messages("x 1 y 2", "x 3 y 4") == "x 1 y 2 Also: x 3 y 4"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import replace
+from difflib import SequenceMatcher
 
 from ..catalog import RULES
 from ..context import FileContext
@@ -46,6 +47,23 @@ def finding(code: str, layer: Layer, message: str, model: str | None = None) -> 
     )
 
 
+def merge_messages(a: str, b: str) -> str:
+    """One message for two findings at one place: the differing words side by side when
+    only one stretch differs, else both messages.
+
+    >>> merge_messages("use nn.GroupNorm(8, 32) (B5).", "use nn.GroupNorm(32, 64) (B5).")
+    'use nn.GroupNorm(8, 32) / nn.GroupNorm(32, 64) (B5).'
+    """
+    wa, wb = a.split(" "), b.split(" ")
+    blocks = [op for op in SequenceMatcher(None, wa, wb, autojunk=False).get_opcodes()]
+    changed = [op for op in blocks if op[0] != "equal"]
+    if len(changed) == 1 and changed[0][0] == "replace":
+        _, i1, i2, j1, j2 = changed[0]
+        middle = " ".join(wa[i1:i2]) + " / " + " ".join(wb[j1:j2])
+        return " ".join([*wa[:i1], middle, *wa[i2:]])
+    return f"{a} Also: {b}"
+
+
 def _load() -> None:
     # Imported for their @rule registrations.
     from . import batch, choice, layers, optim, sequence  # noqa: F401
@@ -65,5 +83,5 @@ def run_rules(ctx: FileContext, codes: Iterable[str] | None = None) -> list[Find
             elif f.message not in first.message:
                 # One constructor call that builds several layers, e.g.
                 # [nn.GroupNorm(g, 30) for g in (4, 7)]: one finding, every message.
-                merged[key] = replace(first, message=f"{first.message} Also: {f.message}")
+                merged[key] = replace(first, message=merge_messages(first.message, f.message))
     return sorted(merged.values(), key=lambda f: (f.line, f.col, f.code))
