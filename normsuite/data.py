@@ -56,19 +56,24 @@ class _Loaders(pl.LightningDataModule):
         self.batch_size = batch_size
         self.num_workers = num_workers
 
-    def _loader(self, dataset: Dataset | None, shuffle: bool) -> DataLoader:
+    def _loader(self, dataset: Dataset | None, shuffle: bool, train: bool = False) -> DataLoader:
         if dataset is None:
             raise RuntimeError(f"{type(self).__name__} has no such split; call setup() first")
+        # Training drops the last partial batch: a remainder of 1 (91 images at batch 10)
+        # crashes BatchNorm on (N, C) features and gives BN noisy statistics anyway, and the
+        # guard only sees the first batch. Kept when the whole set is one partial batch.
+        drop_last = train and len(dataset) > self.batch_size  # type: ignore[arg-type]
         return DataLoader(
             dataset,
             batch_size=self.batch_size,
             shuffle=shuffle,
+            drop_last=drop_last,
             num_workers=self.num_workers,
             persistent_workers=self.num_workers > 0,
         )
 
     def train_dataloader(self) -> DataLoader:
-        return self._loader(self.train_set, shuffle=True)
+        return self._loader(self.train_set, shuffle=True, train=True)
 
     def val_dataloader(self) -> DataLoader:
         return self._loader(self.val_set, shuffle=False)

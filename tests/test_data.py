@@ -125,3 +125,32 @@ def test_cifar10_without_download_says_how_to_get_it(tmp_path: Path) -> None:
     dm = CIFAR10DataModule(root=str(tmp_path), download=False)
     with pytest.raises(RuntimeError, match="download=True"):
         dm.prepare_data()
+
+
+def _train_batch_sizes(dm) -> list[int]:
+    return [len(y) for _, y in dm.train_dataloader()]
+
+
+def test_training_drops_a_last_partial_batch_that_would_crash_batchnorm(tmp_path: Path) -> None:
+    # 11 images at batch 5: the last training batch would hold 1 image, and BatchNorm on
+    # (N, C) features raises on a batch of 1 in training.
+    _make_image_folder(tmp_path / "train", classes=1, per_class=11)
+    dm = ImageFolderDataModule(
+        str(tmp_path / "train"), image_size=8, batch_size=5, val_fraction=0.0, augment=False
+    )
+    dm.setup("fit")
+    assert len(dm.train_set) == 11
+    assert _train_batch_sizes(dm) == [5, 5]
+    bn = torch.nn.BatchNorm1d(3 * 8 * 8).train()
+    for x, _ in dm.train_dataloader():
+        bn(x.flatten(1))  # raised "Expected more than 1 value per channel" on the last batch
+    # Evaluation keeps every sample.
+    fake = FakeDataModule(shape=[4], num_samples=9, batch_size=4)
+    fake.setup()
+    assert _train_batch_sizes(fake) == [4, 4]
+    assert [len(y) for _, y in fake.val_dataloader()] == [4, 4, 1]
+    assert [len(y) for _, y in fake.test_dataloader()] == [4, 4, 1]
+    # A training set no larger than one batch is kept whole rather than emptied.
+    small = FakeDataModule(shape=[4], num_samples=3, batch_size=4)
+    small.setup()
+    assert _train_batch_sizes(small) == [3]
