@@ -452,3 +452,18 @@ def test_nrm006_cites_the_rule_of_its_fix() -> None:
     assert "(B11)" in message and "nn.LayerNorm(32)" in message and "ResNet-50" not in message
     (cnn,) = [m for line, m in messages(BATCH_ONE, "NRM006", batch_size=8).items() if line == 7]
     assert "ResNet-50" in cnn and "(B2)" in cnn and "nn.GroupNorm(4, 16)" in cnn
+
+
+def test_transposed_token_batchnorm_gets_channels_first_layernorm() -> None:
+    src = """
+    import torch.nn as nn
+    class C(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.emb = nn.Embedding(100, 32)
+            self.bn = nn.BatchNorm1d(32)
+        def forward(self, tokens):
+            return self.bn(self.emb(tokens).transpose(1, 2))
+    """
+    # (N, C, L): a plain nn.LayerNorm(32) would normalize L (NRM002's mistake).
+    assert suggestions(src, "C", batch_size=8) == {"bn": 'normsuite.build_norm("ln", 32, ndim=3)'}

@@ -299,10 +299,12 @@ class FlowTracer:
             h = T(rank=2, cdim=1, channels=layer.out_channels, kind="feat", rnn=True)
             return (h, h) if kind == "LSTMCell" else h
         if kind == "Embedding":
+            if t.kind == "input":
+                # The model's input tokens: (N, L) -> (N, L, C). An embedding of some other
+                # value (class labels, an arange of positions) may well be (N,) -> (N, C).
+                return T(3, 2, layer.out_channels, "seq")
             rank = t.rank + 1 if t.rank is not None else None
-            # The model's input tokens are (N, L); an embedding of some other value (class
-            # labels, an arange of positions) may well be (N,) -> (N, C): no "seq".
-            seq = "seq" if rank is not None or t.kind == "input" else None
+            seq = "seq" if rank is not None else None
             return T(rank, rank - 1 if rank else -1, layer.out_channels, seq)
         if kind in ATTENTION_TYPES:
             dim = layer.arg("embed_dim") if kind == "MultiheadAttention" else layer.arg("d_model")
@@ -334,6 +336,7 @@ class FlowTracer:
                 value = self._eval(stmt.value, env, inst)
                 for target in stmt.targets:
                     _bind(target, value, env)
+                    _learn_rank(target, stmt.value, env)
             elif isinstance(stmt, ast.AnnAssign) and stmt.value is not None:
                 _bind(stmt.target, self._eval(stmt.value, env, inst), env)
             elif isinstance(stmt, ast.AugAssign):
@@ -651,6 +654,27 @@ def _bind(target: ast.expr, value: Any, env: dict[str, Any]) -> None:
             seq = None
         for i, elt in enumerate(target.elts):
             _bind(elt, seq[i] if seq is not None else UNKNOWN_T, env)
+
+
+def _learn_rank(target: ast.expr, value: ast.expr, env: dict[str, Any]) -> None:
+    """``b, l, c = x.shape`` (or ``x.size()``): x has rank 3. Only a tensor whose rank was
+    unknown learns it; its channel dim stays what it was (last, or unknown)."""
+    if not isinstance(target, ast.Tuple) or any(isinstance(e, ast.Starred) for e in target.elts):
+        return
+    src = value
+    if isinstance(src, ast.Call) and not src.args and isinstance(src.func, ast.Attribute):
+        src = src.func if src.func.attr == "size" else value
+    if not (isinstance(src, ast.Attribute) and src.attr in ("shape", "size")):
+        return
+    if not isinstance(src.value, ast.Name):
+        return
+    t = env.get(src.value.id)
+    if not isinstance(t, T) or t.rank is not None:
+        return
+    rank = len(target.elts)
+    if rank < 1 or (t.cdim is not None and t.cdim != -1):
+        return
+    env[src.value.id] = replace(t, rank=rank, cdim=None if t.cdim is None else rank - 1)
 
 
 def _merge_binop(op: ast.operator, left: Any, right: Any) -> Any:
