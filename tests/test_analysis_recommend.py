@@ -467,3 +467,26 @@ def test_transposed_token_batchnorm_gets_channels_first_layernorm() -> None:
     """
     # (N, C, L): a plain nn.LayerNorm(32) would normalize L (NRM002's mistake).
     assert suggestions(src, "C", batch_size=8) == {"bn": 'normsuite.build_norm("ln", 32, ndim=3)'}
+
+
+def test_cnn_block_with_linear_channel_attention_is_not_a_transformer_block() -> None:
+    src = """
+    import torch.nn as nn
+    class ChannelAttention(nn.Module):
+        def __init__(self, c):
+            super().__init__()
+            self.fc1 = nn.Linear(c, c // 4)
+            self.fc2 = nn.Linear(c // 4, c)
+        def forward(self, x):
+            return x * self.fc2(self.fc1(x.mean((2, 3)))).sigmoid()[:, :, None, None]
+    class Block(nn.Module):
+        def __init__(self, c=64):
+            super().__init__()
+            self.conv = nn.Conv2d(c, c, 3, padding=1, bias=False)
+            self.bn = nn.BatchNorm2d(c)
+            self.attn = ChannelAttention(c)
+        def forward(self, x):
+            return self.attn(self.bn(self.conv(x)))
+    """
+    assert "NRM007" not in codes(src, batch_size=32)
+    assert suggestions(src, "Block", batch_size=32) == {"bn": "keep"}

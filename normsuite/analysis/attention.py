@@ -99,10 +99,10 @@ def is_attention_instance(inst: ModuleInstance, index: ModuleIndex) -> bool:
 
 def holds_attention(inst: ModuleInstance, index: ModuleIndex) -> bool:
     """The instance is itself an attention block's body: it owns an attention layer, computes
-    attention in its own conv-free ``forward``, or directly owns attention heads (a
-    conv-free class that attends or is named attention, in an attribute, a ModuleList or a
-    Sequential). A model that merely holds Transformer *blocks* does not count, so the
-    BatchNorm of a hybrid model's conv stem is not "inside a Transformer block"."""
+    attention in its own conv-free ``forward``, or directly owns attention heads (in an
+    attribute, a ModuleList or a Sequential). A model that merely holds Transformer *blocks*
+    does not count, so the BatchNorm of a hybrid model's conv stem is not "inside a
+    Transformer block"."""
     key = ("holds-attention", id(inst))
     if key not in index.memo:
         index.memo[key] = False  # recursion guard
@@ -112,6 +112,9 @@ def holds_attention(inst: ModuleInstance, index: ModuleIndex) -> bool:
 
 
 def _is_head(layer: Layer, index: ModuleIndex) -> bool:
+    """An attention layer, or a conv-free file class that attends in ``forward`` or wraps an
+    attention layer. Names alone do not count here: CBAM/SE "ChannelAttention" blocks built
+    from Linear layers sit inside CNN blocks, whose BatchNorm is not in a Transformer."""
     if layer.type in ATTENTION_TYPES:
         return True
     if layer.type in ("ModuleList", "Sequential", "ModuleDict"):
@@ -119,9 +122,8 @@ def _is_head(layer: Layer, index: ModuleIndex) -> bool:
     inst = layer.instance if layer.type == "Custom" else None
     if inst is None or _has_conv(inst):
         return False
-    name = inst.cls.name.lower().replace("_", "")
-    named = any(n in name for n in ("attention", "attn", "mhsa", "multihead", "selfattn"))
-    return named or forward_attends(inst.cls, index)
+    wraps = any(sub.type in ATTENTION_TYPES for _, sub in inst.layers())
+    return wraps or forward_attends(inst.cls, index)
 
 
 __all__ = ["attention_name", "forward_attends", "holds_attention", "is_attention_instance"]
