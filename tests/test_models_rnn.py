@@ -159,3 +159,59 @@ def test_scalar_input_keeps_its_magnitude(cls: type) -> None:
     # what the default avoids: up to LN eps, doubling x changes nothing
     torch.testing.assert_close(forced(x)[0], forced(2 * x)[0], atol=1e-2, rtol=0)
     assert cls(3, 8).input_norm is True
+
+
+def _single_layer(ref: nn.RNNBase, layer: int, input_size: int) -> nn.RNNBase:
+    """Layer ``layer`` of a stacked torch RNN as a one-layer torch RNN with its weights."""
+    one = type(ref)(input_size, ref.hidden_size, bidirectional=ref.bidirectional)  # (T, N, C)
+    one.load_state_dict(
+        {
+            k.replace(f"_l{layer}", "_l0"): v
+            for k, v in ref.state_dict().items()
+            if f"_l{layer}" in k
+        }
+    )
+    return one
+
+
+@pytest.mark.parametrize("bidirectional", [False, True])
+@pytest.mark.parametrize(("ln_cls", "ref_cls"), [(LayerNormLSTM, nn.LSTM), (LayerNormGRU, nn.GRU)])
+def test_dropout_between_layers_follows_torch_rnn(
+    ln_cls: type, ref_cls: type, bidirectional: bool
+) -> None:
+    torch.manual_seed(0)
+    ref = ref_cls(5, 7, num_layers=3, batch_first=True, bidirectional=bidirectional, dropout=0.5)
+    ours = ln_cls(5, 7, 3, batch_first=True, bidirectional=bidirectional, norm="none", dropout=0.5)
+    ours.load_state_dict(ref.state_dict())
+    x = torch.randn(4, 9, 5)
+    # Eval: no dropout, equal to torch's RNN.
+    torch.testing.assert_close(ours.eval()(x)[0], ref.eval()(x)[0], atol=1e-5, rtol=0)
+    # Train: torch's semantics, built by hand from one-layer RNNs with the same weights:
+    # dropout on the outputs of every layer but the last.
+    ours.train()
+    torch.manual_seed(1)
+    out, _ = ours(x)
+    dirs = 2 if bidirectional else 1
+    layers = [_single_layer(ref, layer, 5 if layer == 0 else 7 * dirs) for layer in range(3)]
+    torch.manual_seed(1)  # after building `layers`: their init draws random numbers too
+    feat = x.transpose(0, 1).contiguous()  # time-major, as the masks are drawn
+    for layer, one in enumerate(layers):
+        feat, _ = one(feat)
+        if layer < 2:
+            feat = F.dropout(feat, 0.5, training=True)
+    torch.testing.assert_close(out, feat.transpose(0, 1), atol=1e-5, rtol=0)
+    # ... which really drops: two training calls differ.
+    assert not torch.allclose(ours(x)[0], ours(x)[0])
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+@pytest.mark.parametrize("norm", ["ln", "rms", "none"])
+def test_backbone_applies_dropout_for_every_norm(cell: str, norm: str) -> None:
+    torch.manual_seed(0)
+    x = torch.randn(4, 6, 3)
+    net = RNNBackbone(cell, 3, 16, 2, norm, dropout=0.9).train()
+    assert not torch.allclose(net(x), net(x))  # was silently equal for ln/rms
+    net.eval()
+    torch.testing.assert_close(net(x), net(x))
+    no_drop = RNNBackbone(cell, 3, 16, 2, norm, dropout=0.0).train()
+    torch.testing.assert_close(no_drop(x), no_drop(x))

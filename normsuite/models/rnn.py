@@ -128,8 +128,11 @@ class _LayerNormRNN(nn.Module):
         eps: float = 1e-5,
         script: bool = False,
         input_norm: bool | None = None,
+        dropout: float = 0.0,
     ) -> None:
         super().__init__()
+        if not 0.0 <= dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {dropout}")
         kind = NormSpec.parse(str(norm)).kind
         if kind not in CELL_NORMS:
             raise ValueError(
@@ -145,6 +148,7 @@ class _LayerNormRNN(nn.Module):
         self.norm = kind
         self.eps = eps
         self.script = script
+        self.dropout = float(dropout)
         self._kind = _KIND_CODE[kind]
         # Normalizing the first layer's input projection W_ih x over its G*H entries keeps only
         # the direction of W_ih x; with input_size == 1 that is sign(x): the magnitude of a
@@ -224,7 +228,7 @@ class _LayerNormRNN(nn.Module):
         return (
             f"{self.input_size}, {self.hidden_size}, num_layers={self.num_layers}, "
             f"norm={self.norm!r}, input_norm={self.input_norm}, batch_first={self.batch_first}, "
-            f"bidirectional={self.bidirectional}"
+            f"bidirectional={self.bidirectional}, dropout={self.dropout}"
         )
 
     def _run_direction(
@@ -256,6 +260,9 @@ class _LayerNormRNN(nn.Module):
                 for k in range(n_states):
                     finals[k].append(last[k])
             x = torch.cat(outs, dim=2) if dirs == 2 else outs[0]
+            # As nn.LSTM: dropout on each layer's outputs except the last, in training only.
+            if self.dropout and self.training and layer < self.num_layers - 1:
+                x = F.dropout(x, self.dropout, training=True)
         if self.batch_first:
             x = x.transpose(0, 1)
         return x, tuple(torch.stack(f) for f in finals)
@@ -338,7 +345,8 @@ class RNNBackbone(nn.Module):
 
     The features are the last layer's final hidden state (forward direction at the last
     step, backward direction at the first). Where the norm goes depends on its kind; see
-    the module docstring.
+    the module docstring. ``dropout`` acts as in ``nn.LSTM`` for every norm: on the outputs
+    of each stacked layer except the last, in training only.
     """
 
     def __init__(
@@ -382,6 +390,7 @@ class RNNBackbone(nn.Module):
                 batch_first=True,
                 bidirectional=bidirectional,
                 norm=spec.kind,
+                dropout=dropout if num_layers > 1 else 0.0,
             )
         else:
             # Weaker choice (batch statistics across time steps): norm between layers.
