@@ -122,6 +122,20 @@ def test_article_nets_through_the_factory() -> None:
         build_module("bnnet", "gn", 10)
 
 
+@pytest.mark.parametrize(
+    ("net", "norm"), [("bnnet", "bn"), ("lbnnet", "ln"), ("grouplbnnet", "gn:8")]
+)
+def test_article_nets_refuse_auto_naming_their_fixed_norm(net: str, norm: str) -> None:
+    with pytest.raises(ValueError) as err:
+        build_module(net, "auto", 10, batch_size=4)
+    message = str(err.value)
+    assert "\n" not in message
+    assert f"{net} fixes its norm to the article's {norm}" in message and "convnet2d" in message
+    # The suggested way works: the same conv(3, 64) stem with the advised norm.
+    alt = build_module("convnet2d", "auto", 10, widths=[64], batch_size=4)
+    assert alt.norm != "auto" and alt.backbone.features[0].out_channels == 64
+
+
 def test_bad_arguments_fail_with_the_choices() -> None:
     with pytest.raises(ValueError, match="resnet18"):
         build_module("vgg11", "bn", 10)

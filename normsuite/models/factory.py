@@ -142,7 +142,8 @@ class NormClassifier(pl.LightningModule):
     Args:
         backbone: resnet18|resnet34|resnet50|convnet1d|convnet2d|lstm|gru|bnnet|lbnnet|grouplbnnet.
         norm: a norm spec (``bn``, ``gn:16``, ``ln``, ``none``, ...) or ``auto``. None (the
-            default) means the article's norm for bnnet/lbnnet/grouplbnnet, else ``bn``.
+            default) means the article's norm for bnnet/lbnnet/grouplbnnet (their norm is
+            fixed: bn, ln, gn:8; ``auto`` is refused), else ``bn``.
         num_classes: classes of the linear head.
         in_channels: input channels (CNN) or features per time step (RNN); default 3 for
             2-d backbones, 1 otherwise.
@@ -191,6 +192,12 @@ class NormClassifier(pl.LightningModule):
             article = ARTICLE_NETS[backbone]
             if norm is None:
                 norm = article
+            elif str(norm).lower() == "auto":
+                raise ValueError(
+                    f"{backbone} fixes its norm to the article's {article}, so norm='auto' does "
+                    f"not apply; leave norm unset (or {article!r}), or use backbone='convnet2d' "
+                    "with widths=[64] and norm='auto'"
+                )
             elif str(NormSpec.parse(norm)) != article:
                 raise ValueError(
                     f"{backbone} is the article's {article} network; for norm {norm!r} use "
