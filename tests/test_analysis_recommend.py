@@ -323,11 +323,28 @@ def test_token_embedding_batchnorm_gets_layernorm() -> None:
             super().__init__()
             self.emb = nn.Embedding(vocab, dim)
             self.bn = nn.BatchNorm1d(dim)
+            self.fc = nn.Linear(dim, 2)
         def forward(self, tokens):
-            return self.bn(self.emb(tokens))
+            return self.fc(self.bn(self.emb(tokens)).mean(1))
     """
     assert codes(src, batch_size=32) == ["NRM012"]
     assert suggestions(src, "TextModel", batch_size=32) == {"bn": "nn.LayerNorm(128)"}
+
+
+def test_id_embedding_without_sequence_signs_is_not_a_sequence() -> None:
+    # A recommender's user-id embedding is (N, C): nothing in the model says sequences.
+    src = """
+    import torch.nn as nn
+    class Rec(nn.Module):
+        def __init__(self, users=1000, dim=64):
+            super().__init__()
+            self.user = nn.Embedding(users, dim)
+            self.bn0 = nn.BatchNorm1d(dim)
+            self.mlp = nn.Sequential(nn.Linear(dim, 32, bias=False), nn.BatchNorm1d(32))
+        def forward(self, user_ids):
+            return self.mlp(self.bn0(self.user(user_ids)))
+    """
+    assert codes(src, batch_size=64) == []
 
 
 BACKBONES = """

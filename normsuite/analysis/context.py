@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from .attention import attention_name, forward_attends, is_attention_instance
 from .batch import BatchScan, resolve, scan_config, scan_file
 from .extract import BudgetExceeded, ModuleIndex
-from .ir import ATTENTION_TYPES, CONV_DIMS, RNN_CELLS, RNN_TYPES, Layer
+from .ir import ATTENTION_TYPES, CONV_DIMS, RNN_CELLS, RNN_TYPES, ClassInfo, Layer
 from .shapes import INPUT_T, Application, FlowTracer
 from .types import AnalysisOptions, BatchInfo
 
@@ -155,6 +155,60 @@ def _is_attention_block(layer: Layer, index: ModuleIndex) -> bool:
     return is_attention_instance(layer.instance, index)
 
 
+_SEQUENCE_TYPES = RNN_TYPES | RNN_CELLS | ATTENTION_TYPES | {"Conv1d", "LazyConv1d"}
+_POOL_METHODS = frozenset({"mean", "sum", "max", "amax", "logsumexp"})
+
+
+def _shows_sequences(root: Layer, index: ModuleIndex) -> bool:
+    """Whether the model handles (N, L, C) sequences beyond an Embedding: recurrent,
+    attention or Conv1d layers, a second (positional) Embedding, or a ``forward`` that pools
+    or picks over dim 1 (``x.mean(1)``, ``x[:, 0]``, ``x[:, -1]``), transposes or attends."""
+    layers = root.instance.walk() if root.instance is not None else root.walk()
+    embeddings = 0
+    classes = []
+    for _, layer in layers:
+        if layer.type in _SEQUENCE_TYPES:
+            return True
+        embeddings += layer.type == "Embedding"
+        if layer.instance is not None:
+            classes.append(layer.instance.cls)
+    if embeddings > 1:
+        return True
+    if root.instance is not None:
+        classes.append(root.instance.cls)
+    return any(_forward_over_dim1(cls, index) for cls in classes)
+
+
+def _forward_over_dim1(cls: ClassInfo, index: ModuleIndex) -> bool:
+    key = ("over-dim1", id(cls))
+    if key not in index.memo:
+        index.memo[key] = forward_attends(cls, index) or _pools_dim1(cls.method("forward"))
+    return index.memo[key]
+
+
+def _pools_dim1(fn: ast.FunctionDef | None) -> bool:
+    if fn is None:
+        return False
+    for node in ast.walk(fn):
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+            if node.func.attr in ("transpose", "permute", "swapaxes"):
+                return True  # moves axes of a rank >= 3 tensor: (N, L, C) <-> (N, C, L)
+            if node.func.attr not in _POOL_METHODS:
+                continue
+            dims = [*node.args[:1], *(k.value for k in node.keywords if k.arg == "dim")]
+            if any(isinstance(d, ast.Constant) and d.value == 1 for d in dims):
+                return True
+        elif isinstance(node, ast.Subscript) and isinstance(node.slice, ast.Tuple):
+            elts = node.slice.elts
+            if len(elts) >= 2 and isinstance(elts[0], ast.Slice):
+                pick = elts[1]
+                if isinstance(pick, ast.UnaryOp):
+                    pick = pick.operand
+                if isinstance(pick, ast.Constant) and pick.value in (0, 1):
+                    return True  # x[:, 0] (a class token) or x[:, -1] (the last step)
+    return False
+
+
 def _is_classifier(root: Layer, layers: list[tuple[str, Layer]]) -> bool:
     if any(layer.type in ("Linear", "LazyLinear", "Backbone") for _, layer in layers):
         return True
@@ -169,7 +223,7 @@ def _is_classifier(root: Layer, layers: list[tuple[str, Layer]]) -> bool:
 def _model(
     name: str, line: int, root: Layer, index: ModuleIndex, batch: BatchInfo, sync: bool
 ) -> ModelContext:
-    tracer = FlowTracer(index)
+    tracer = FlowTracer(index, sequences=_shows_sequences(root, index))
     if root.instance is not None:
         tracer.run_instance(root.instance, INPUT_T)
         tracer.cover_unapplied(root.instance)

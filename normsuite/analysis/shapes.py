@@ -178,8 +178,12 @@ def _cdim(t: T) -> int | None:
 class FlowTracer:
     """Interprets ``forward`` methods over abstract tensors and records applications."""
 
-    def __init__(self, index: ModuleIndex) -> None:
+    def __init__(self, index: ModuleIndex, sequences: bool = True) -> None:
         self.index = index
+        # Whether an Embedding of the model's input yields (N, L, C) token sequences; the
+        # caller says False for a model with no sign of sequences (a recommender's user-id
+        # embedding is (N, C)).
+        self.sequences = sequences
         self.apps: list[Application] = []
         self.applied: set[int] = set()
         self._stack: list[int] = []
@@ -197,7 +201,7 @@ class FlowTracer:
             self._walked.add(id(inst))
             for name, layer in inst.walk(prefix):
                 self._paths.setdefault(id(layer), name)
-        key = (id(inst), x)
+        key = (id(inst), x, self.sequences)
         cached = self.index.flow_cache.get(key)
         if cached is not None:
             out, apps, applied = cached
@@ -300,9 +304,12 @@ class FlowTracer:
             return (h, h) if kind == "LSTMCell" else h
         if kind == "Embedding":
             if t.kind == "input":
-                # The model's input tokens: (N, L) -> (N, L, C). An embedding of some other
-                # value (class labels, an arange of positions) may well be (N,) -> (N, C).
-                return T(3, 2, layer.out_channels, "seq")
+                # The model's input tokens: (N, L) -> (N, L, C) where the model shows
+                # sequences. An embedding of some other value (class labels, an arange of
+                # positions) may well be (N,) -> (N, C).
+                if self.sequences:
+                    return T(3, 2, layer.out_channels, "seq")
+                return T(None, -1, layer.out_channels)
             rank = t.rank + 1 if t.rank is not None else None
             seq = "seq" if rank is not None else None
             return T(rank, rank - 1 if rank else -1, layer.out_channels, seq)
