@@ -292,6 +292,8 @@ def test_nan_raise() -> None:
     model.poison.at = {1}
     with pytest.raises(NonFiniteActivationError, match="layer 'gn' at step 1"):
         trainer([ActivationStats(every_n_steps=1, on_nonfinite="raise")]).fit(model, loader())
+    # Lightning skips teardown after an exception: on_exception removed the hooks
+    assert all(not m._forward_hooks and not m._forward_pre_hooks for m in model.modules())
 
 
 def test_nan_on_non_logging_step_with_every_step_check() -> None:

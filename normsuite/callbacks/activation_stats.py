@@ -38,7 +38,7 @@ __all__ = ["ActivationStats", "NonFiniteActivationError"]
 _OFF, _WATCH, _RECORD = 0, 1, 2  # hook phases: do nothing / only flag NaN-Inf / full stats
 _GAMMA_SMALL = 1e-3  # |gamma| below this counts as a collapsed channel
 _LOWVAR_FACTOR = 10.0  # input variance below 10 x eps counts as "variance near eps"
-_N_SCALARS = 3  # count, non-zeros, non-finite; then per-channel sums and sums of squares
+_N_SCALARS = 3  # count, non-zeros, non-finite; then per channel sum(x) and sum(x^2), float64
 
 
 class NonFiniteActivationError(FloatingPointError):
@@ -114,9 +114,9 @@ class ActivationStats(Callback):
     activations are upcast), so a small variance around a large mean survives. These become
     float64 moments that add up over calls and DDP ranks, and the host combines channels with
     the law of total variance. Mean and std agree with a float64 reference to about 1e-6
-    relative, also for |mean| >> std (the float64 combination adds ~1e-16 (mean/std)^2, 3e-9
-    at mean 50, std 0.01, below what float32 data resolve); min, max, zero and non-finite
-    counts are exact.
+    relative, also for |mean| >> std: the float64 combination adds a relative error of about
+    1e-16 (mean/std)^2 to the variance (3e-9 at mean 50, std 0.01). Min, max, zero and
+    non-finite counts are exact.
 
     **Non-finite values.** The first logging step where NaN/Inf appear names the first layer,
     in forward order, whose input or output holds them; ``on_nonfinite="warn"`` warns (once),
