@@ -213,20 +213,30 @@ def test_karpathy_gpt_is_a_transformer_and_keeps_layernorm() -> None:
 
 def test_embedding_without_attention_is_a_sequence_model() -> None:
     src = """
+    import torch
     import torch.nn as nn
     class Tagger(nn.Module):
         def __init__(self):
             super().__init__()
             self.emb = nn.Embedding(1000, 64)
+            self.pos = nn.Embedding(128, 64)
             self.ln = nn.LayerNorm(64)
             self.out = nn.Linear(64, 5)
         def forward(self, tokens):
-            return self.out(self.ln(self.emb(tokens)))
+            x = self.emb(tokens) + self.pos(torch.arange(tokens.shape[1]))
+            return self.out(self.ln(x))
     """
     rep = report(src, "Tagger", batch_size=32)
     assert rep.architecture == "transformer"
     assert rep.recommendation.norm == "ln"
     assert suggestions(src, "Tagger", batch_size=32) == {"ln": "keep"}
+    # Without a positional embedding nothing says "sequence": an MLP, and its LN is kept.
+    plain = src.replace(" + self.pos(torch.arange(tokens.shape[1]))", "")
+    plain = plain.replace("self.pos = nn.Embedding(128, 64)", "")
+    rep = report(plain, "Tagger", batch_size=32)
+    assert rep.architecture == "mlp"
+    assert rep.recommendation.norm == "ln"
+    assert suggestions(plain, "Tagger", batch_size=32) == {"ln": "keep"}
 
 
 def test_non_local_block_with_convs_stays_a_cnn() -> None:
@@ -345,6 +355,7 @@ def test_id_embedding_without_sequence_signs_is_not_a_sequence() -> None:
             return self.mlp(self.bn0(self.user(user_ids)))
     """
     assert codes(src, batch_size=64) == []
+    assert report(src, "Rec", batch_size=64).architecture == "mlp"
 
 
 BACKBONES = """

@@ -88,9 +88,11 @@ class FileContext:
 
 
 def infer_architecture(
-    layers: list[tuple[str, Layer]], index: ModuleIndex
+    layers: list[tuple[str, Layer]], index: ModuleIndex, sequences: bool = True
 ) -> tuple[str, list[str]]:
-    """cnn1d/cnn2d/cnn3d/rnn/transformer/mlp/hybrid/unknown, with the evidence."""
+    """cnn1d/cnn2d/cnn3d/rnn/transformer/mlp/hybrid/unknown, with the evidence.
+    ``sequences``: whether the model shows (N, L, C) sequences (an Embedding alone says
+    "sequence model" only then; a recommender's id embeddings feed an MLP)."""
     seen: set[int] = set()
     convs: Counter[int] = Counter()
     kinds: Counter[str] = Counter()
@@ -140,7 +142,7 @@ def infer_architecture(
         return ("hybrid" if conv_total else "rnn"), evidence
     if conv_total:
         return f"cnn{main_dim}d", evidence
-    if kinds["embedding"]:
+    if kinds["embedding"] and sequences:
         # Token embeddings and no conv: (N, L, C) sequences, whatever mixes them.
         evidence.append(f"{kinds['embedding']} x Embedding, no conv: a sequence model")
         return "transformer", evidence
@@ -223,7 +225,8 @@ def _is_classifier(root: Layer, layers: list[tuple[str, Layer]]) -> bool:
 def _model(
     name: str, line: int, root: Layer, index: ModuleIndex, batch: BatchInfo, sync: bool
 ) -> ModelContext:
-    tracer = FlowTracer(index, sequences=_shows_sequences(root, index))
+    sequences = _shows_sequences(root, index)
+    tracer = FlowTracer(index, sequences=sequences)
     if root.instance is not None:
         tracer.run_instance(root.instance, INPUT_T)
         tracer.cover_unapplied(root.instance)
@@ -231,7 +234,7 @@ def _model(
     else:
         tracer.apply(root, INPUT_T)
         layers = root.walk(name)
-    arch, evidence = infer_architecture(layers, index)
+    arch, evidence = infer_architecture(layers, index, sequences)
     few_convs = sum(1 for _, sub in layers if sub.type in CONV_DIMS) <= 1
     own = root.instance.cls.name if root.instance is not None else ""
     if own and arch != "transformer" and few_convs and attention_name(own, False):
