@@ -518,3 +518,23 @@ def test_cnn_block_with_linear_channel_attention_is_not_a_transformer_block() ->
     """
     assert "NRM007" not in codes(src, batch_size=32)
     assert suggestions(src, "Block", batch_size=32) == {"bn": "keep"}
+
+
+def test_feature_sites_of_a_cnn_get_the_feature_advice() -> None:
+    src = """
+    import torch.nn as nn
+    import torch.nn.functional as F
+    class PreAct(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv2d(3, 64, 3)
+            self.bn = nn.BatchNorm2d(64)
+            self.head = nn.Linear(64 * 4 * 4, 10)
+            self.ln = nn.LayerNorm(64 * 4 * 4)
+        def forward(self, x):
+            x = self.bn(F.relu(self.conv(x)))
+            x = F.adaptive_avg_pool2d(x, 4).flatten(1)
+            return self.head(self.ln(x))
+    """
+    # (N, 1024) features after flatten: LayerNorm is the B11 choice at batch 4, not GN.
+    assert suggestions(src, "PreAct", batch_size=4) == {"bn": "nn.GroupNorm(32, 64)", "ln": "keep"}

@@ -66,8 +66,8 @@ def site_architecture(model: ModelContext, layer: Layer) -> str:
         if t.last and (attention or arch == "transformer"):
             return "transformer"
         return arch if arch in _CNN else f"cnn{t.rank - 2}d"
-    if t.kind == "feat" and arch in ("mlp", "unknown"):
-        return "mlp"
+    if t.kind == "feat":
+        return "mlp"  # (N, C) features, also a CNN's head after pooling: B11
     if arch in ("hybrid", "unknown") and (attention or layer.type in ("LayerNorm", "RMSNorm")):
         return _sequence_architecture(model)
     return arch
