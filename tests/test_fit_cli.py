@@ -111,3 +111,29 @@ def test_bad_option_and_bad_value_are_one_line_errors(tmp_path: Path) -> None:
     assert "max_epochz" in line and "--print_config" in line
     line = _one_error_line(_fit("--config", str(RECIPE), "--model.init_args.norm", "bnn"))
     assert "unknown norm 'bnn'" in line and "Did you mean 'bn'" in line
+
+
+def test_gru_ln_recipe_activation_stats_watch_something(tmp_path: Path, monkeypatch) -> None:
+    # The recipe's model and callback as the CLI builds them; only the data (random sequences
+    # of the MNIST-1D shape), the width and the length of the run are overridden.
+    import warnings
+
+    from normsuite import ActivationStats
+    from normsuite.training.fit import run_fit
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("NORMSUITE_RUN_VERSION", raising=False)
+    args = ["--config", str(ROOT / "recipes" / "mnist1d_gru_ln.yaml")]
+    args += ["--data.class_path", "normsuite.data.FakeDataModule"]
+    args += ["--data.init_args.shape", "[40, 1]", "--data.init_args.num_samples", "16"]
+    args += ["--data.init_args.batch_size", "8", "--model.init_args.hidden_size", "8"]
+    args += ["--trainer.max_steps", "2", "--trainer.limit_val_batches", "0"]
+    args += ["--trainer.log_every_n_steps", "1", "--trainer.enable_progress_bar", "false"]
+    args += ["--test_after_fit", "false", "--runs_dir", str(tmp_path / "runs")]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        cli = run_fit(args)
+    assert not [w for w in caught if "found no normalization layer" in str(w.message)]
+    (stats,) = [c for c in cli.trainer.callbacks if isinstance(c, ActivationStats)]
+    head_std = [k for k in stats.last_metrics if k.startswith("act/head/in/std")]
+    assert head_std and all(stats.last_metrics[k] > 0 for k in head_std)
