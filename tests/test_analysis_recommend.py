@@ -538,3 +538,7 @@ def test_feature_sites_of_a_cnn_get_the_feature_advice() -> None:
     """
     # (N, 1024) features after flatten: LayerNorm is the B11 choice at batch 4, not GN.
     assert suggestions(src, "PreAct", batch_size=4) == {"bn": "nn.GroupNorm(32, 64)", "ln": "keep"}
+    # ... and the headline says why that site differs from its gn.
+    rec = report(src, "PreAct", batch_size=4).recommendation
+    assert rec.norm == "gn" and "B11" in rec.rules
+    assert "Sites on (N, C) features take ln (B11): ln." in rec.rationale

@@ -44,6 +44,16 @@ def site_shape(model: ModelContext, layer: Layer) -> tuple[int, bool]:
     return _DEFAULT_NDIM.get(layer.type, 4), False
 
 
+_SITE_WORDS = {
+    "mlp": "(N, C) features",
+    "rnn": "recurrent outputs",
+    "transformer": "tokens",
+    "cnn1d": "conv maps",
+    "cnn2d": "conv maps",
+    "cnn3d": "conv maps",
+}
+
+
 def site_architecture(model: ModelContext, layer: Layer) -> str:
     """Which guidance applies at this site: conv maps -> CNN, sequences -> RNN/Transformer,
     (N, C) features -> MLP; else the model's architecture.
@@ -268,10 +278,16 @@ def recommend(model: ModelContext) -> Recommendation:
             )
             would_change.append("a ResNet-style CNN without the ConvNeXt recipe: " + adv.norm)
     suggestions: list[LayerSuggestion] = []
+    others: dict[str, list[str]] = {}
     for path, layer, site_arch in sites:
         site_norm = norm
         if not in_headline(site_arch):
-            site_norm = advice_for(model, site_arch, layer.num_channels).norm
+            site_adv = advice_for(model, site_arch, layer.num_channels)
+            site_norm = site_adv.norm
+            cited = ", ".join(site_adv.rules)
+            key = f"{_SITE_WORDS.get(site_arch, site_arch)} take {site_norm} ({cited})"
+            others.setdefault(key, []).append(path or layer.code)
+            rules.extend(r for r in site_adv.rules if r not in rules)
         suggestions.append(
             LayerSuggestion(
                 site=path,
@@ -280,6 +296,9 @@ def recommend(model: ModelContext) -> Recommendation:
                 suggested=suggest_layer(site_norm, layer, model),
             )
         )
+    for key, paths in others.items():
+        # Say in the headline why these sites get other advice than the headline's.
+        rationale.append(f"Sites on {key}: {', '.join(paths)}.")
     assumptions = [
         f"{a} (source: {model.batch.source})" if "batch" in a else a for a in adv.assumptions
     ]
