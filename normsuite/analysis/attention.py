@@ -48,7 +48,9 @@ def forward_attends(cls: ClassInfo, index: ModuleIndex) -> bool:
     einsum) and applies a softmax after that: the attention pattern. Memoized per class."""
     key = ("forward-attends", id(cls))
     if key not in index.memo:
-        index.memo[key] = _attends(cls.method("forward"))
+        # Most files have no softmax or attention call at all: no tree walk for them.
+        words = ("softmax", *_ATTENTION_CALLS)
+        index.memo[key] = any(w in index.source for w in words) and _attends(cls.method("forward"))
     return index.memo[key]
 
 
@@ -80,8 +82,11 @@ def _called_name(func: ast.expr) -> str:
     return ""
 
 
-def _has_conv(inst: ModuleInstance) -> bool:
-    return any(sub.type in CONV_DIMS for _, sub in inst.walk())
+def _has_conv(inst: ModuleInstance, index: ModuleIndex) -> bool:
+    key = ("has-conv", id(inst))
+    if key not in index.memo:
+        index.memo[key] = any(sub.type in CONV_DIMS for _, sub in inst.walk())
+    return index.memo[key]
 
 
 def is_attention_instance(inst: ModuleInstance, index: ModuleIndex) -> bool:
@@ -90,7 +95,7 @@ def is_attention_instance(inst: ModuleInstance, index: ModuleIndex) -> bool:
     key = ("attention-instance", id(inst))
     if key not in index.memo:
         index.memo[key] = False  # recursion guard
-        has_conv = _has_conv(inst)
+        has_conv = _has_conv(inst, index)
         index.memo[key] = attention_name(inst.cls.name, has_conv) or (
             not has_conv and forward_attends(inst.cls, index)
         )
@@ -106,7 +111,7 @@ def holds_attention(inst: ModuleInstance, index: ModuleIndex) -> bool:
     key = ("holds-attention", id(inst))
     if key not in index.memo:
         index.memo[key] = False  # recursion guard
-        own = not _has_conv(inst) and forward_attends(inst.cls, index)
+        own = not _has_conv(inst, index) and forward_attends(inst.cls, index)
         index.memo[key] = own or any(_is_head(layer, index) for _, layer in inst.layers())
     return index.memo[key]
 
@@ -120,7 +125,7 @@ def _is_head(layer: Layer, index: ModuleIndex) -> bool:
     if layer.type in ("ModuleList", "Sequential", "ModuleDict"):
         return any(_is_head(child, index) for child in layer.children)
     inst = layer.instance if layer.type == "Custom" else None
-    if inst is None or _has_conv(inst):
+    if inst is None or _has_conv(inst, index):
         return False
     wraps = any(sub.type in ATTENTION_TYPES for _, sub in inst.layers())
     return wraps or forward_attends(inst.cls, index)

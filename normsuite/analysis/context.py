@@ -161,11 +161,11 @@ _SEQUENCE_TYPES = RNN_TYPES | RNN_CELLS | ATTENTION_TYPES | {"Conv1d", "LazyConv
 _POOL_METHODS = frozenset({"mean", "sum", "max", "amax", "logsumexp"})
 
 
-def _shows_sequences(root: Layer, index: ModuleIndex) -> bool:
+def _shows_sequences(root: Layer, layers: list[tuple[str, Layer]], index: ModuleIndex) -> bool:
     """Whether the model handles (N, L, C) sequences beyond an Embedding: recurrent,
     attention or Conv1d layers, a second (positional) Embedding, or a ``forward`` that pools
-    or picks over dim 1 (``x.mean(1)``, ``x[:, 0]``, ``x[:, -1]``), transposes or attends."""
-    layers = root.instance.walk() if root.instance is not None else root.walk()
+    or picks over dim 1 (``x.mean(1)``, ``x[:, 0]``, ``x[:, -1]``), transposes or attends.
+    Only asked about models with an Embedding (it matters for nothing else)."""
     embeddings = 0
     classes = []
     for _, layer in layers:
@@ -174,8 +174,8 @@ def _shows_sequences(root: Layer, index: ModuleIndex) -> bool:
         embeddings += layer.type == "Embedding"
         if layer.instance is not None:
             classes.append(layer.instance.cls)
-    if embeddings > 1:
-        return True
+    if embeddings != 1:
+        return True  # two or more: a positional one; none: nothing depends on the answer
     if root.instance is not None:
         classes.append(root.instance.cls)
     return any(_forward_over_dim1(cls, index) for cls in classes)
@@ -225,15 +225,14 @@ def _is_classifier(root: Layer, layers: list[tuple[str, Layer]]) -> bool:
 def _model(
     name: str, line: int, root: Layer, index: ModuleIndex, batch: BatchInfo, sync: bool
 ) -> ModelContext:
-    sequences = _shows_sequences(root, index)
+    layers = root.instance.walk() if root.instance is not None else root.walk(name)
+    sequences = _shows_sequences(root, layers, index)
     tracer = FlowTracer(index, sequences=sequences)
     if root.instance is not None:
         tracer.run_instance(root.instance, INPUT_T)
         tracer.cover_unapplied(root.instance)
-        layers = root.instance.walk()
     else:
         tracer.apply(root, INPUT_T)
-        layers = root.walk(name)
     arch, evidence = infer_architecture(layers, index, sequences)
     few_convs = sum(1 for _, sub in layers if sub.type in CONV_DIMS) <= 1
     own = root.instance.cls.name if root.instance is not None else ""
