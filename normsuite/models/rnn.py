@@ -15,9 +15,11 @@ plain RNN import with ``load_state_dict(rnn.state_dict(), strict=False)``.
 
 Speed: the input-to-hidden matmul of all time steps is hoisted out of the loop (one big
 matmul and one norm over ``(T, N, G*H)``); each step costs one small matmul, one norm and
-the gate arithmetic. ``script=True`` runs the loop as TorchScript; on a 2-core CPU it was
-not faster than the eager loop (bench/rnn.py: 3.0-3.8x nn.LSTM/nn.GRU either way), so the
-default is eager.
+the gate arithmetic. The loop walks ``xi.unbind(0)``, not ``xi[t]``: the backward of T
+``select`` ops fills T zero tensors of the full ``(T, N, G*H)`` size (quadratic in T; it
+was most of the LN-LSTM's time), unbind's backward stacks the step gradients once.
+``script=True`` runs the loop as TorchScript; on a 2-core CPU it was not faster than the
+eager loop, so the default is eager (bench/rnn.py).
 """
 
 from __future__ import annotations
@@ -63,8 +65,12 @@ def _lstm_loop(
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Run the LN-LSTM recurrence over ``xi`` = normalized input pre-activations (T, N, 4H)."""
     outputs: list[torch.Tensor] = []
-    for t in range(xi.size(0)):
-        gates = xi[t] + _norm(torch.mm(h, w_hh.t()), ln_hh_w, ln_hh_b, kind, eps) + b_hh
+    w_t = w_hh.t()
+    # b_hh is added after the norm, so it folds into the hoisted input term (one add, not T).
+    # unbind, not xi[t]: the backward of T selects writes T zero-filled (T, N, 4H) tensors;
+    # unbind's backward stacks the T step gradients once.
+    for x_t in (xi + b_hh).unbind(0):
+        gates = x_t + _norm(torch.mm(h, w_t), ln_hh_w, ln_hh_b, kind, eps)
         i, f, g, o = gates.chunk(4, 1)
         c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
         h = torch.sigmoid(o) * torch.tanh(_norm(c, ln_c_w, ln_c_b, kind, eps))
@@ -84,9 +90,10 @@ def _gru_loop(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Run the LN-GRU recurrence; like ``nn.GRU``, ``r`` multiplies ``(W_hn h + b_hn)``."""
     outputs: list[torch.Tensor] = []
-    for t in range(xi.size(0)):
-        gh = _norm(torch.mm(h, w_hh.t()), ln_hh_w, ln_hh_b, kind, eps) + b_hh
-        xr, xz, xn = xi[t].chunk(3, 1)
+    w_t = w_hh.t()
+    for x_t in xi.unbind(0):  # not xi[t]: see _lstm_loop
+        gh = _norm(torch.mm(h, w_t), ln_hh_w, ln_hh_b, kind, eps) + b_hh
+        xr, xz, xn = x_t.chunk(3, 1)
         hr, hz, hn = gh.chunk(3, 1)
         r = torch.sigmoid(xr + hr)
         z = torch.sigmoid(xz + hz)
