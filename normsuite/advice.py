@@ -41,7 +41,8 @@ RULES: dict[str, str] = {
         '"Rethinking Batch in BatchNorm"; detectron2 offers SyncBN and GN for this reason).'
     ),
     "B4": (
-        "GroupNorm groups: G = 32; warn below 4 channels per group. G=32: 24.1% error; "
+        "GroupNorm groups: G = 32 where that leaves >= 2 channels per group (the paper's ResNet-50 "
+        "setting), else a G with >= 4 channels per group; warn below that. G=32: 24.1% error; "
         "4 channels/group 24.8%, 2 -> 25.6%, 1 (= InstanceNorm) 28.4%; G=1 (= LN over C,H,W) "
         f"25.3% ({_GN}, Table 3)."
     ),
