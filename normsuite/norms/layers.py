@@ -142,10 +142,17 @@ class ChannelRMSNorm(nn.Module):
         # float32; the output keeps x's memory format, as elementwise ops do.
         eps = torch.finfo(x.dtype).eps if self.eps is None else self.eps
         low = x.dtype in (torch.float16, torch.bfloat16)
-        norm = torch.linalg.vector_norm(
-            x, dim=1, keepdim=True, dtype=torch.float32 if low else None
-        )
-        scale = torch.rsqrt(norm.square() / self.num_channels + eps).to(x.dtype)
+        if low or not x.is_contiguous():
+            norm = torch.linalg.vector_norm(
+                x, dim=1, keepdim=True, dtype=torch.float32 if low else None
+            )
+            mean_square = norm.square() / self.num_channels
+        else:
+            # Channels-first contiguous float32/64: a plain mean of squares reduces over the
+            # strided channel dim faster than vector_norm (bench: 60 vs 80 ms at 32x64x56x56).
+            # Half types keep vector_norm above: x * x could overflow float16.
+            mean_square = (x * x).mean(dim=1, keepdim=True)
+        scale = torch.rsqrt(mean_square + eps).to(x.dtype)
         if self.weight is None:
             return x * scale
         return x * scale * self.weight.view((1, -1) + (1,) * (x.dim() - 2))
