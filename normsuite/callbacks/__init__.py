@@ -6,8 +6,7 @@ lightning, ``ActivationStats`` needs lightning.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from normsuite._lazy import lazy_exports
 
 _LAZY = {
     "ActivationStats": "normsuite.callbacks.activation_stats",
@@ -18,9 +17,4 @@ _LAZY = {
 
 __all__ = sorted(_LAZY)
 
-
-def __getattr__(name: str) -> Any:
-    module_name = _LAZY.get(name)
-    if module_name is None:
-        raise AttributeError(f"module 'normsuite.callbacks' has no attribute {name!r}")
-    return getattr(importlib.import_module(module_name), name)
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY)

@@ -5,8 +5,7 @@ Names are imported lazily so that ``import normsuite.training`` stays free of to
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from normsuite._lazy import lazy_exports
 
 _LAZY: dict[str, str] = {
     "NormSync": "normsuite.training.sync_plugin",
@@ -17,13 +16,4 @@ _LAZY: dict[str, str] = {
 
 __all__ = sorted(_LAZY)
 
-
-def __getattr__(name: str) -> Any:
-    module_name = _LAZY.get(name)
-    if module_name is None:
-        raise AttributeError(f"module 'normsuite.training' has no attribute {name!r}")
-    return getattr(importlib.import_module(module_name), name)
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY))
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY)
