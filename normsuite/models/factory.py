@@ -20,6 +20,7 @@ from typing import Any
 import lightning.pytorch as pl
 import torch
 import torch.nn.functional as F
+from lightning.pytorch.trainer.states import TrainerFn
 from torch import nn
 from torchmetrics.classification import MulticlassAccuracy
 
@@ -274,6 +275,12 @@ class NormClassifier(pl.LightningModule):
 
     def configure_callbacks(self) -> list[pl.Callback]:
         if not self.hparams.guard:
+            return []
+        # The guard only checks the first training step. Lightning asks again for
+        # trainer.test/validate, where a second guard would only be announced as replacing
+        # the one kept from fit.
+        trainer = self._trainer
+        if trainer is not None and trainer.state.fn not in (None, TrainerFn.FITTING):
             return []
         from normsuite.training.guardrails import BatchSizeGuard
 
