@@ -1,0 +1,285 @@
+"""The README's multi-node launch commands, run for real on one host: 2 "nodes" x 1 CPU process.
+
+Both launch paths of the README's "Several GPUs and several nodes" section start two separate
+``normsuite fit`` processes that only meet through the rendezvous, as on a cluster:
+
+- torchrun: two ``torchrun --nnodes 2 --nproc_per_node 1 --rdzv_backend c10d`` agents (one per
+  "node") on the DDP recipe with ``--trainer.num_nodes 2 --trainer.devices 1``. As in the
+  README there is no ``--node_rank``: the c10d rendezvous numbers the nodes itself (torchrun
+  ignores ``--node_rank`` for any backend but ``static``);
+- SLURM: two ``normsuite fit`` processes with the variables ``srun`` sets for a job of
+  ``--nodes=2 --ntasks-per-node=1`` (no MASTER_ADDR/MASTER_PORT: Lightning's SLURMEnvironment
+  derives them from SLURM_NODELIST and SLURM_JOB_ID, as on a cluster).
+
+Only the run length, the output folder and a probe callback (``LaunchProbe`` below, loaded by
+``class_path`` from this file) are added to the README's commands. Each process writes what
+Lightning saw (world size, node rank, global rank, cluster environment, the BN class during the
+fit), its first batch, its weights before and after the first step and its final weights. The
+test then checks the BN running statistics after step 1 against plain ``nn.BatchNorm1d`` run in
+one process on both processes' batches together, and the final weights of both processes
+against the single checkpoint, reloaded in this process.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+from lightning.pytorch import Callback, LightningModule, Trainer
+from torch import nn
+
+ROOT = Path(__file__).resolve().parents[1]
+RECIPE = ROOT / "recipes" / "ddp_mnist1d_convnet1d_syncbn.yaml"
+TIMEOUT = 240  # seconds per launch; a hung rendezvous fails the test instead of the suite
+
+# A short run of the README commands: one epoch of 3 steps per process, a tiny validation and
+# test pass, logs and checkpoints in the test's folder.
+SHORT_RUN = [
+    "--trainer.max_epochs", "1", "--trainer.limit_train_batches", "3",
+    "--trainer.limit_val_batches", "2", "--trainer.limit_test_batches", "2",
+    "--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false",
+]  # fmt: skip
+
+
+class LaunchProbe(Callback):
+    """Writes, per process, what Lightning saw and the weights around the first step."""
+
+    def __init__(self, out: str) -> None:
+        self.out = Path(out)
+        self.record: dict[str, Any] = {}
+
+    @staticmethod
+    def _state(module: nn.Module) -> dict[str, torch.Tensor]:
+        return {k: v.detach().clone() for k, v in module.state_dict().items()}
+
+    def on_train_batch_start(
+        self, trainer: Trainer, pl_module: LightningModule, batch: Any, batch_idx: int
+    ) -> None:
+        if batch_idx != 0:
+            return
+        import torch.distributed as dist
+
+        norms = [m for m in pl_module.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+        self.record.update(
+            world_size=trainer.world_size,
+            num_nodes=trainer.num_nodes,
+            node_rank=trainer.node_rank,
+            global_rank=trainer.global_rank,
+            local_rank=trainer.local_rank,
+            process_group_size=dist.get_world_size(),
+            backend=str(dist.get_backend()),
+            environment=type(trainer.strategy.cluster_environment).__name__,
+            norm_classes=sorted({f"{type(m).__module__}.{type(m).__name__}" for m in norms}),
+            first_batch=batch[0].detach().clone(),
+            before_step=self._state(pl_module),
+        )
+
+    def on_train_batch_end(
+        self, trainer: Trainer, pl_module: LightningModule, outputs: Any, batch: Any, idx: int
+    ) -> None:
+        if idx == 0:
+            self.record["after_step"] = self._state(pl_module)
+
+    def on_train_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        self.record["final"] = self._state(pl_module)
+        self.out.mkdir(parents=True, exist_ok=True)
+        torch.save(self.record, self.out / f"rank{trainer.global_rank}.pt")
+
+
+def _free_port(low: int = 0, high: int = 0) -> int:
+    """A port nobody listens on: any (``low == 0``) or one in ``[low, high]``."""
+    for _ in range(100):
+        candidate = random.randint(low, high) if low else 0
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", candidate))
+            except OSError:
+                continue
+            return sock.getsockname()[1]
+    raise RuntimeError(f"no free port in [{low}, {high}]")
+
+
+def _env(tmp_path: Path) -> dict[str, str]:
+    # The processes load LaunchProbe from this file by class_path.
+    path = os.pathsep.join(filter(None, [str(Path(__file__).parent), os.environ.get("PYTHONPATH")]))
+    env = {**os.environ, "MPLBACKEND": "Agg", "PYTHONPATH": path}
+    # A leftover distributed/cluster setting of the calling shell would change the launch.
+    for key in list(env):
+        if key.startswith(("SLURM_", "TORCHELASTIC_", "NORMSUITE_RUN_")) or key in (
+            "MASTER_ADDR", "MASTER_PORT", "WORLD_SIZE", "RANK", "LOCAL_RANK", "NODE_RANK",
+        ):  # fmt: skip
+            del env[key]
+    return env
+
+
+def _fit_args(tmp_path: Path) -> list[str]:
+    probe = {"class_path": "test_multinode_launch.LaunchProbe"}
+    probe["init_args"] = {"out": str(tmp_path / "probe")}  # type: ignore[assignment]
+    # fmt: off
+    return [
+        "fit", "--config", str(RECIPE),
+        "--trainer.num_nodes", "2", "--trainer.devices", "1", "--trainer.accelerator", "cpu",
+        *SHORT_RUN,
+        "--trainer.callbacks", json.dumps([probe]),
+        "--runs_dir", str(tmp_path / "runs"),
+    ]
+    # fmt: on
+
+
+def _run_all(commands: list[tuple[list[str], dict[str, str]]], cwd: Path) -> list[str]:
+    """Start every command at once, wait for all, and kill them all if any hangs or fails."""
+    procs = [
+        subprocess.Popen(
+            cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        )
+        for cmd, env in commands
+    ]
+    try:
+        deadline = time.monotonic() + TIMEOUT
+        outputs = [p.communicate(timeout=max(1.0, deadline - time.monotonic()))[0] for p in procs]
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+    for p, out in zip(procs, outputs, strict=True):
+        assert p.returncode == 0, out[-4000:]
+    return outputs
+
+
+def _check_run(tmp_path: Path, environment: str) -> None:
+    from normsuite.models.factory import NormClassifier
+    from normsuite.norms.sync import SyncBatchNorm
+
+    records = [torch.load(tmp_path / "probe" / f"rank{r}.pt") for r in (0, 1)]
+    for rank, rec in enumerate(records):
+        assert rec["environment"] == environment
+        assert (rec["world_size"], rec["num_nodes"], rec["process_group_size"]) == (2, 2, 2)
+        assert (rec["global_rank"], rec["node_rank"], rec["local_rank"]) == (rank, rank, 0)
+        assert rec["backend"] == "gloo"
+        assert rec["norm_classes"] == [f"{SyncBatchNorm.__module__}.SyncBatchNorm"]
+
+    # One run folder, one best checkpoint and one last.ckpt (rank 0 writes, rank 1 does not).
+    ckpts = sorted(p.relative_to(tmp_path) for p in (tmp_path / "runs").rglob("*.ckpt"))
+    assert len(ckpts) == 2 and ckpts[1].name == "last.ckpt", ckpts
+    assert ckpts[0].parent == ckpts[1].parent
+    assert len(list((tmp_path / "runs").glob("*/version_*"))) == 1
+    last = tmp_path / ckpts[1]
+    for rec in records:  # every process ran the 3 steps of the short epoch
+        assert {k: v for k, v in rec["final"].items() if k.endswith("num_batches_tracked")}
+        assert all(
+            v.item() == 3 for k, v in rec["final"].items() if k.endswith("num_batches_tracked")
+        )
+
+    # The reference for "synced over both processes": plain BatchNorm in this one process, on
+    # both processes' first batches together, from the same starting weights.
+    model = NormClassifier.load_from_checkpoint(last, map_location="cpu")
+    start = records[0]["before_step"]
+    for key, value in records[1]["before_step"].items():
+        assert torch.equal(value, start[key]), key  # DDP started both from rank 0's weights
+    both = torch.cat([records[0]["first_batch"], records[1]["first_batch"]])
+    buffers = [k for k in start if k.endswith(("running_mean", "running_var"))]
+    assert buffers
+
+    def stats_after_one_forward(x: torch.Tensor) -> dict[str, torch.Tensor]:
+        model.load_state_dict(start)
+        model.train()
+        with torch.no_grad():
+            model(x)
+        return {k: v.clone() for k, v in model.state_dict().items() if k in buffers}
+
+    synced = stats_after_one_forward(both)
+    alone = stats_after_one_forward(records[0]["first_batch"])
+    for rec in records:
+        for key in buffers:
+            torch.testing.assert_close(rec["after_step"][key], synced[key], rtol=0, atol=1e-5)
+    # ... and the check can tell: rank 0's batch alone gives other statistics.
+    assert any((alone[k] - synced[k]).abs().max() > 1e-3 for k in buffers)
+
+    # Both processes end with the same weights, and the single checkpoint holds exactly them.
+    state = torch.load(last, map_location="cpu", weights_only=False)["state_dict"]
+    reloaded = NormClassifier.load_from_checkpoint(last, map_location="cpu")
+    assert all(
+        type(m) is nn.BatchNorm1d for m in reloaded.modules() if "BatchNorm" in type(m).__name__
+    )
+    for rec in records:
+        assert rec["final"].keys() == state.keys()
+        for key, value in state.items():
+            assert torch.equal(rec["final"][key], value), key
+    for key, value in reloaded.state_dict().items():
+        assert torch.equal(value, state[key]), key
+    reloaded.eval()
+    assert reloaded(both).argmax(1).shape == (len(both),)
+
+
+@pytest.mark.slow
+@pytest.mark.xdist_group("ddp")
+def test_torchrun_two_nodes_one_process_each(tmp_path: Path) -> None:
+    port = _free_port()
+    torchrun = Path(sys.executable).with_name("torchrun")
+    env = _env(tmp_path)
+    # fmt: off
+    launcher = [
+        str(torchrun), "--nnodes", "2", "--nproc_per_node", "1", "--rdzv_backend", "c10d",
+        "--rdzv_endpoint", f"127.0.0.1:{port}", "-m", "normsuite.cli.main",
+    ]
+    # fmt: on
+    commands = [([*launcher, *_fit_args(tmp_path)], env)] * 2  # the same command on each node
+    _run_all(commands, cwd=tmp_path)
+    _check_run(tmp_path, "TorchElasticEnvironment")
+
+
+def _srun_env(base: dict[str, str], node: int, nodes: list[str], job_id: str) -> dict[str, str]:
+    """The variables ``srun`` gives task ``node`` of ``sbatch --nodes=2 --ntasks-per-node=1``."""
+    nodelist = ",".join(nodes)
+    return {
+        **base,
+        "SLURM_JOB_ID": job_id,
+        "SLURM_JOBID": job_id,
+        "SLURM_JOB_NAME": "normsuite-multinode",
+        "SLURM_NNODES": "2",
+        "SLURM_JOB_NUM_NODES": "2",
+        "SLURM_NTASKS": "2",
+        "SLURM_NPROCS": "2",
+        "SLURM_NTASKS_PER_NODE": "1",
+        "SLURM_TASKS_PER_NODE": "1(x2)",
+        "SLURM_JOB_NODELIST": nodelist,
+        "SLURM_NODELIST": nodelist,
+        "SLURM_STEP_NODELIST": nodelist,
+        "SLURM_STEP_ID": "0",
+        "SLURM_STEP_NUM_NODES": "2",
+        "SLURM_STEP_NUM_TASKS": "2",
+        "SLURM_STEP_TASKS_PER_NODE": "1(x2)",
+        "SLURM_PROCID": str(node),
+        "SLURM_LOCALID": "0",
+        "SLURM_NODEID": str(node),
+        "SLURM_GTIDS": str(node),
+        "SLURMD_NODENAME": nodes[node],
+        "SLURM_TOPOLOGY_ADDR": nodes[node],
+    }
+
+
+@pytest.mark.slow
+@pytest.mark.xdist_group("ddp")
+def test_slurm_two_nodes_one_task_each(tmp_path: Path) -> None:
+    # SLURMEnvironment takes MASTER_PORT = 15000 + the job id's last 4 digits: pick a job id
+    # whose port is free here. The two "nodes" are two names of this host.
+    port = _free_port(15000, 24999)
+    job_id = f"{random.randint(1, 99)}{port - 15000:04d}"
+    nodes = [socket.gethostname(), "localhost"]
+    exe = Path(sys.executable).with_name("normsuite")
+    base = _env(tmp_path)
+    commands = [
+        ([str(exe), *_fit_args(tmp_path)], _srun_env(base, n, nodes, job_id)) for n in (0, 1)
+    ]
+    _run_all(commands, cwd=tmp_path)
+    _check_run(tmp_path, "SLURMEnvironment")
