@@ -95,7 +95,8 @@ def _kernel_path(shape: tuple[int, ...], dtype: torch.dtype, device: str) -> Non
 
     def ours(xi: torch.Tensor) -> torch.Tensor:
         rm, rv = torch.zeros(c, device=device), torch.ones(c, device=device)
-        return _SyncBatchNormFunction.apply(xi, weight, bias, rm, rv, 1e-5, 0.1, group, 1)
+        backend = dist.get_backend(group)
+        return _SyncBatchNormFunction.apply(xi, weight, bias, rm, rv, 1e-5, 0.1, group, 1, backend)
 
     def reference(xi: torch.Tensor) -> torch.Tensor:
         return F.batch_norm(xi.float(), None, None, weight, bias, True, 0.1, 1e-5).to(dtype)

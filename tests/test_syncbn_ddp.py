@@ -30,7 +30,10 @@ def _scenario(
 ) -> dict[str, Any]:
     gen = torch.Generator().manual_seed(sum(shape) + split[0])
     x = torch.randn(*shape, generator=gen, dtype=torch.float64)
-    if dtype in (torch.float16, torch.bfloat16):
+    if dtype == torch.float32:
+        # |mean| / std = 2000: E[x^2] - E[x]^2 would lose every digit of the variance.
+        x = (1000.0 + 0.5 * x).to(dtype)
+    elif dtype in (torch.float16, torch.bfloat16):
         # A large offset: sum(x^2) in half precision would overflow / cancel; float32 stats do not.
         x = (300.0 + 4.0 * x).to(dtype)
     else:
@@ -52,6 +55,7 @@ SCENARIOS: dict[str, dict[str, Any]] = {
     "features_4_4": _scenario((8, C), (4, 4), torch.float64, 0.1),
     "seq_1d_3_5": _scenario((8, C, 6), (3, 5), torch.float64, None),
     "vol_3d_4_4": _scenario((8, C, 3, 2, 2), (4, 4), torch.float64, 0.3),
+    "offset_fp32_3_5": _scenario((8, C, 6, 6), (3, 5), torch.float32, 0.1),
     "fp16_4_4": _scenario((8, C, 6, 6), (4, 4), torch.float16, 0.1),
     "bf16_3_5": _scenario((8, C, 6, 6), (3, 5), torch.bfloat16, 0.1),
 }
@@ -150,7 +154,7 @@ def _max_diff(a: torch.Tensor, b: torch.Tensor) -> float:
     return (a.double() - b.double()).abs().max().item()
 
 
-@pytest.mark.parametrize("key", [k for k in SCENARIOS if not k.startswith(("fp16", "bf16"))])
+@pytest.mark.parametrize("key", [k for k in SCENARIOS if SCENARIOS[k]["x"].dtype == torch.float64])
 def test_two_ranks_match_one_process_batchnorm_float64(
     ranks: list[dict[str, dict[str, Any]]], key: str
 ) -> None:
@@ -203,10 +207,38 @@ def test_torch_syncbatchnorm_fails_on_cpu_where_ours_runs(
     assert "GPU" in ranks[0]["torch_syncbn_on_cpu"]["error"]
 
 
+def test_float32_offset_data_is_at_least_as_exact_as_batchnorm(
+    ranks: list[dict[str, dict[str, Any]]],
+) -> None:
+    sc = SCENARIOS["offset_fp32_3_5"]
+    ref = _reference(sc)  # float64
+    r0, r1 = ranks[0]["offset_fp32_3_5"], ranks[1]["offset_fp32_3_5"]
+    # torch's BatchNorm2d in float32 on the whole batch: the accuracy to match.
+    bn = nn.BatchNorm2d(C, momentum=sc["momentum"])
+    with torch.no_grad():
+        bn.weight.copy_(sc["weight"])
+        bn.bias.copy_(sc["bias"])
+    x = sc["x"].clone().requires_grad_(True)
+    y = bn(x)
+    (y.double() * sc["g"]).sum().backward()
+    for name, ours, theirs in [
+        ("y", torch.cat([r0["y"], r1["y"]]), y.detach()),
+        ("x_grad", torch.cat([r0["x_grad"], r1["x_grad"]]), x.grad),
+        ("running_var", r0["running_var"], bn.running_var),
+        ("running_mean", r0["running_mean"], bn.running_mean),
+    ]:
+        err, torch_err = _max_diff(ours, ref[name]), _max_diff(theirs, ref[name])
+        # Centring on the local mean first keeps float32 exact where BatchNorm's kernels lose
+        # ~5 digits to x * alpha + beta cancellation.
+        assert err <= min(torch_err, 1e-5), (name, err, torch_err)
+
+
 def test_one_collective_per_forward_and_one_per_backward(
     ranks: list[dict[str, dict[str, Any]]],
 ) -> None:
     for rank in ranks:
         for key in SCENARIOS:
             assert rank[key]["forward_calls"] == {"all_gather": 1, "all_reduce": 0}, key
-            assert rank[key]["backward_calls"] == {"all_gather": 0, "all_reduce": 1}, key
+            # On gloo the backward sum is a gather + local sum: one exchange, faster than
+            # gloo's all_reduce for short vectors.
+            assert rank[key]["backward_calls"] == {"all_gather": 1, "all_reduce": 0}, key
