@@ -22,9 +22,11 @@ against the single checkpoint, reloaded in this process.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
+import signal
 import socket
 import subprocess
 import sys
@@ -78,6 +80,7 @@ class LaunchProbe(Callback):
             process_group_size=dist.get_world_size(),
             backend=str(dist.get_backend()),
             environment=type(trainer.strategy.cluster_environment).__name__,
+            main_address=(os.environ.get("MASTER_ADDR"), os.environ.get("MASTER_PORT")),
             norm_classes=sorted({f"{type(m).__module__}.{type(m).__name__}" for m in norms}),
             first_batch=batch[0].detach().clone(),
             before_step=self._state(pl_module),
@@ -111,7 +114,9 @@ def _free_port(low: int = 0, high: int = 0) -> int:
 def _env(tmp_path: Path) -> dict[str, str]:
     # The processes load LaunchProbe from this file by class_path.
     path = os.pathsep.join(filter(None, [str(Path(__file__).parent), os.environ.get("PYTHONPATH")]))
-    env = {**os.environ, "MPLBACKEND": "Agg", "PYTHONPATH": path}
+    # One thread per process: the two "nodes" share this host's cores (on a cluster each node
+    # has its own); two threads each on 2 cores made the run ~10x slower.
+    env = {**os.environ, "MPLBACKEND": "Agg", "PYTHONPATH": path, "OMP_NUM_THREADS": "1"}
     # A leftover distributed/cluster setting of the calling shell would change the launch.
     for key in list(env):
         if key.startswith(("SLURM_", "TORCHELASTIC_", "NORMSUITE_RUN_")) or key in (
@@ -135,28 +140,61 @@ def _fit_args(tmp_path: Path) -> list[str]:
     # fmt: on
 
 
-def _run_all(commands: list[tuple[list[str], dict[str, str]]], cwd: Path) -> list[str]:
-    """Start every command at once, wait for all, and kill them all if any hangs or fails."""
-    procs = [
-        subprocess.Popen(
-            cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-        )
-        for cmd, env in commands
-    ]
+def _run_all(commands: list[tuple[list[str], dict[str, str]]], logs: Path) -> None:
+    """Start every command at once and wait for all; kill them all (with their children, e.g.
+    torchrun's workers) as soon as one fails or the time is up."""
+    logs.mkdir(parents=True, exist_ok=True)
+    procs = []
     try:
+        for i, (cmd, env) in enumerate(commands):
+            with (logs / f"node{i}.log").open("w") as log:  # a file: a full pipe cannot block
+                procs.append(
+                    subprocess.Popen(
+                        cmd, cwd=logs, env=env, stdout=log, stderr=subprocess.STDOUT,
+                        start_new_session=True,  # its own process group, killed as one
+                    )
+                )  # fmt: skip
         deadline = time.monotonic() + TIMEOUT
-        outputs = [p.communicate(timeout=max(1.0, deadline - time.monotonic()))[0] for p in procs]
+        while time.monotonic() < deadline:
+            codes = [p.poll() for p in procs]
+            if None not in codes or any(code for code in codes if code is not None):
+                break
+            time.sleep(0.2)
     finally:
         for p in procs:
             if p.poll() is None:
-                p.kill()
+                workers = _descendants(p.pid)  # before the kill: orphans are hard to find
+                os.killpg(p.pid, signal.SIGKILL)
+                for pid in workers:
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(pid, signal.SIGKILL)
                 p.wait()
-    for p, out in zip(procs, outputs, strict=True):
-        assert p.returncode == 0, out[-4000:]
-    return outputs
+    # The node that failed by itself first, then any node killed above.
+    for i, p in sorted(enumerate(procs), key=lambda item: item[1].returncode <= 0):
+        out = (logs / f"node{i}.log").read_text()
+        assert p.returncode == 0, f"node {i} exited with {p.returncode}:\n{out[-4000:]}"
 
 
-def _check_run(tmp_path: Path, environment: str) -> None:
+def _descendants(pid: int) -> list[int]:
+    """Every process below ``pid``, from /proc (Linux; elsewhere none): torchrun starts its
+    workers in sessions of their own, out of reach of a kill of the launcher's group."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            parent = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue  # the process ended meanwhile
+        children.setdefault(parent, []).append(int(stat.parent.name))
+    found, todo = [], [pid]
+    while todo:
+        below = children.get(todo.pop(), [])
+        found += below
+        todo += below
+    return found
+
+
+def _check_run(tmp_path: Path, environment: str) -> list[dict[str, Any]]:
+    """Check both processes' records and the checkpoint; return the records."""
     from normsuite.models.factory import NormClassifier
     from normsuite.norms.sync import SyncBatchNorm
 
@@ -175,17 +213,15 @@ def _check_run(tmp_path: Path, environment: str) -> None:
     assert len(list((tmp_path / "runs").glob("*/version_*"))) == 1
     last = tmp_path / ckpts[1]
     for rec in records:  # every process ran the 3 steps of the short epoch
-        assert {k: v for k, v in rec["final"].items() if k.endswith("num_batches_tracked")}
-        assert all(
-            v.item() == 3 for k, v in rec["final"].items() if k.endswith("num_batches_tracked")
-        )
+        steps = [v.item() for k, v in rec["final"].items() if k.endswith("num_batches_tracked")]
+        assert steps and set(steps) == {3}
 
     # The reference for "synced over both processes": plain BatchNorm in this one process, on
     # both processes' first batches together, from the same starting weights.
     model = NormClassifier.load_from_checkpoint(last, map_location="cpu")
     start = records[0]["before_step"]
     for key, value in records[1]["before_step"].items():
-        assert torch.equal(value, start[key]), key  # DDP started both from rank 0's weights
+        assert torch.equal(value, start[key]), key  # one start: seed 0, and DDP broadcasts it
     both = torch.cat([records[0]["first_batch"], records[1]["first_batch"]])
     buffers = [k for k in start if k.endswith(("running_mean", "running_var"))]
     assert buffers
@@ -217,8 +253,7 @@ def _check_run(tmp_path: Path, environment: str) -> None:
             assert torch.equal(rec["final"][key], value), key
     for key, value in reloaded.state_dict().items():
         assert torch.equal(value, state[key]), key
-    reloaded.eval()
-    assert reloaded(both).argmax(1).shape == (len(both),)
+    return records
 
 
 @pytest.mark.slow
@@ -234,7 +269,7 @@ def test_torchrun_two_nodes_one_process_each(tmp_path: Path) -> None:
     ]
     # fmt: on
     commands = [([*launcher, *_fit_args(tmp_path)], env)] * 2  # the same command on each node
-    _run_all(commands, cwd=tmp_path)
+    _run_all(commands, logs=tmp_path / "logs")
     _check_run(tmp_path, "TorchElasticEnvironment")
 
 
@@ -281,5 +316,7 @@ def test_slurm_two_nodes_one_task_each(tmp_path: Path) -> None:
     commands = [
         ([str(exe), *_fit_args(tmp_path)], _srun_env(base, n, nodes, job_id)) for n in (0, 1)
     ]
-    _run_all(commands, cwd=tmp_path)
-    _check_run(tmp_path, "SLURMEnvironment")
+    _run_all(commands, logs=tmp_path / "logs")
+    records = _check_run(tmp_path, "SLURMEnvironment")
+    # Lightning met on the first node of SLURM_NODELIST, at the port derived from the job id.
+    assert all(rec["main_address"] == (nodes[0], str(port)) for rec in records)
