@@ -307,10 +307,11 @@ def _srun_env(base: dict[str, str], node: int, nodes: list[str], job_id: str) ->
 @pytest.mark.xdist_group("ddp")
 def test_slurm_two_nodes_one_task_each(tmp_path: Path) -> None:
     # SLURMEnvironment takes MASTER_PORT = 15000 + the job id's last 4 digits: pick a job id
-    # whose port is free here. The two "nodes" are two names of this host.
+    # whose port is free here. The two "nodes" are two names of this host; the first one, where
+    # the processes meet, is "localhost" so that it resolves on any machine.
     port = _free_port(15000, 24999)
     job_id = f"{random.randint(1, 99)}{port - 15000:04d}"
-    nodes = [socket.gethostname(), "localhost"]
+    nodes = ["localhost", socket.gethostname()]
     exe = Path(sys.executable).with_name("normsuite")
     base = _env(tmp_path)
     commands = [
