@@ -8,6 +8,7 @@ BatchNorm plus DDP's gradient average must reproduce the single-process run.
 
 from __future__ import annotations
 
+import csv
 import json
 import subprocess
 import sys
@@ -158,6 +159,7 @@ def test_recipe_flag_installs_normsync_through_lightningcli(recipe: str) -> None
 @pytest.mark.slow
 @pytest.mark.xdist_group("ddp")
 def test_normsuite_fit_ddp_recipe_on_cpu_checkpoints_and_reloads(tmp_path: Path) -> None:
+    from normsuite.data import MNIST1DDataModule
     from normsuite.models.factory import NormClassifier
 
     exe = Path(sys.executable).with_name("normsuite")
@@ -165,7 +167,8 @@ def test_normsuite_fit_ddp_recipe_on_cpu_checkpoints_and_reloads(tmp_path: Path)
     command = [
         str(exe), "fit", "--config", str(RECIPE),
         "--trainer.devices", "2", "--trainer.strategy", "ddp", "--trainer.accelerator", "cpu",
-        "--trainer.max_steps", "4", "--trainer.limit_val_batches", "2",
+        "--trainer.max_epochs", "1", "--trainer.limit_train_batches", "4",
+        "--trainer.limit_val_batches", "2",
         "--trainer.enable_progress_bar", "false",
         "--runs_dir", str(tmp_path / "runs"), "--test_after_fit", "false",
     ]
@@ -185,6 +188,24 @@ def test_normsuite_fit_ddp_recipe_on_cpu_checkpoints_and_reloads(tmp_path: Path)
         assert torch.equal(value, state[key]), key
     model.eval()
     assert model(torch.randn(3, 1, 40)).shape == (3, 10)
+
+    # The logged validation loss and accuracy are those of BOTH processes' samples: rank r of 2
+    # validated samples r, r+2, ... (unshuffled), 2 batches of 8 each, so samples 0..31, with
+    # the weights of the end of the epoch (= last.ckpt). Rank 0's half alone would differ.
+    (metrics,) = ckpt.parents[1].glob("metrics.csv")
+    (row,) = [r for r in csv.DictReader(metrics.open()) if r.get("val/loss")]
+    data = MNIST1DDataModule(layout="cnn", batch_size=8)  # the recipe's data, from the cache
+    data.prepare_data()
+    data.setup("fit")
+    x, y = next(iter(DataLoader(data.val_dataloader().dataset, batch_size=32)))
+    with torch.no_grad():
+        logits = model(x)
+    both = nn.functional.cross_entropy(logits, y).item()
+    rank0 = nn.functional.cross_entropy(logits[0::2], y[0::2]).item()
+    assert abs(float(row["val/loss"]) - both) < 1e-5, (row["val/loss"], both, rank0)
+    assert abs(both - rank0) > 1e-4  # the check can tell the two apart
+    accuracy = (logits.argmax(1) == y).double().mean().item()
+    assert abs(float(row["val/acc"]) - accuracy) < 1e-6
 
 
 if __name__ == "__main__":

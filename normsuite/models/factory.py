@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 from lightning.pytorch.trainer.states import TrainerFn
 from torch import nn
+from torchmetrics import MeanMetric
 from torchmetrics.classification import MulticlassAccuracy
 
 from normsuite.advice import advise
@@ -231,28 +232,33 @@ class NormClassifier(pl.LightningModule):
         self.train_acc = MulticlassAccuracy(num_classes, average="micro")
         self.val_acc = MulticlassAccuracy(num_classes, average="micro")
         self.test_acc = MulticlassAccuracy(num_classes, average="micro")
+        # Losses as metrics too: the epoch value is the sample-weighted mean over ALL processes
+        # (synced once at epoch end), not rank 0's; step values stay local and cost no sync.
+        self.train_loss, self.val_loss, self.test_loss = MeanMetric(), MeanMetric(), MeanMetric()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.backbone(x))
 
-    def _step(self, batch: Any, stage: str, metric: MulticlassAccuracy) -> torch.Tensor:
+    def _step(self, batch: Any, stage: str) -> torch.Tensor:
         x, y = batch
         logits = self(x)
         loss = F.cross_entropy(logits, y)
-        metric(logits, y)
+        accuracy, mean_loss = getattr(self, f"{stage}_acc"), getattr(self, f"{stage}_loss")
+        accuracy(logits, y)
+        mean_loss(loss.detach(), weight=y.numel())
         on_step = stage == "train"
-        self.log(f"{stage}/loss", loss, on_step=on_step, on_epoch=True, prog_bar=True)
-        self.log(f"{stage}/acc", metric, on_step=False, on_epoch=True, prog_bar=True)
+        self.log(f"{stage}/loss", mean_loss, on_step=on_step, on_epoch=True, prog_bar=True)
+        self.log(f"{stage}/acc", accuracy, on_step=False, on_epoch=True, prog_bar=True)
         return loss
 
     def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
-        return self._step(batch, "train", self.train_acc)
+        return self._step(batch, "train")
 
     def validation_step(self, batch: Any, batch_idx: int) -> None:
-        self._step(batch, "val", self.val_acc)
+        self._step(batch, "val")
 
     def test_step(self, batch: Any, batch_idx: int) -> None:
-        self._step(batch, "test", self.test_acc)
+        self._step(batch, "test")
 
     def predict_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
         x = batch[0] if isinstance(batch, list | tuple) else batch
