@@ -258,10 +258,24 @@ class CIFAR10DataModule(_Loaders):
         self.seed = seed
 
     def prepare_data(self) -> None:
+        """Check the data, or download it with ``download=True``.
+
+        Lightning calls this on the first process of every node; nodes that share a
+        filesystem would download into the same folder at once, so the download holds a file
+        lock next to the data (the next node then finds the files and skips the download).
+        """
         from torchvision.datasets import CIFAR10
 
-        for train in (True, False):
-            CIFAR10(self.root, train=train, download=self.download)
+        if not self.download:  # nothing is written: no lock needed
+            for train in (True, False):
+                CIFAR10(self.root, train=train, download=False)
+            return
+        from filelock import FileLock
+
+        Path(self.root).mkdir(parents=True, exist_ok=True)
+        with FileLock(str(Path(self.root) / ".download.lock")):
+            for train in (True, False):
+                CIFAR10(self.root, train=train, download=True)
 
     def setup(self, stage: str | None = None) -> None:
         from torchvision import transforms as T

@@ -127,6 +127,38 @@ def test_cifar10_without_download_says_how_to_get_it(tmp_path: Path) -> None:
         dm.prepare_data()
 
 
+def test_cifar10_download_is_serialized_across_processes_of_a_shared_filesystem(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Two nodes' first processes on one shared folder: the second must wait for the first.
+    import threading
+    import time
+
+    import torchvision.datasets
+
+    inside, overlaps = [0], []
+    guard = threading.Lock()
+
+    class FakeCIFAR10:  # stands in for the download (no network in tests)
+        def __init__(self, root: str, train: bool, download: bool) -> None:
+            assert download and Path(root) == tmp_path / "cifar"
+            with guard:
+                inside[0] += 1
+                overlaps.append(inside[0] > 1)
+            time.sleep(0.05)
+            with guard:
+                inside[0] -= 1
+
+    monkeypatch.setattr(torchvision.datasets, "CIFAR10", FakeCIFAR10)
+    nodes = [CIFAR10DataModule(root=str(tmp_path / "cifar"), download=True) for _ in range(2)]
+    threads = [threading.Thread(target=dm.prepare_data) for dm in nodes]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(overlaps) == 4 and not any(overlaps)
+
+
 def _train_batch_sizes(dm) -> list[int]:
     return [len(y) for _, y in dm.train_dataloader()]
 

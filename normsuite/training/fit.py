@@ -97,10 +97,13 @@ class NormsuiteCLI(LightningCLI):
         if config.get("logger") in (None, True):
             inherited = os.environ.get(_VERSION_ENV)
             if inherited is not None and int(os.environ.get("LOCAL_RANK", "0")) > 0:
-                version = int(inherited)  # a DDP child: the parent chose the folder
+                version = int(inherited)  # a child of Lightning's launcher: the parent chose
             else:
+                # Lightning's launcher starts children after this and they inherit the choice.
+                # Under torchrun/SLURM every process picks for itself; harmless, since only
+                # global rank 0 writes and Lightning broadcasts its log and checkpoint folder.
                 version = _next_version(root)
-                os.environ[_VERSION_ENV] = str(version)  # inherited by launched children
+                os.environ[_VERSION_ENV] = str(version)
             save_dir = str(root.parent)
             config["logger"] = [
                 CSVLogger(save_dir, name=name, version=version),
