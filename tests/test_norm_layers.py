@@ -230,6 +230,53 @@ def test_frozenbn_matches_torchvision_and_loads_its_state() -> None:
     torch.testing.assert_close(frozen(x), tv(x))
 
 
+FROZEN_INPUTS = [pytest.param(layout, id=layout.name) for layout in LAYOUTS] + [
+    # A strided view (every other position): neither memory format, any kernel must cope.
+    pytest.param(Layout("sequence_cf_strided", 3, False, (4, C, 10)), id="sequence_cf_strided"),
+]
+
+
+@pytest.mark.parametrize("training", [True, False], ids=["train", "eval"])
+@pytest.mark.parametrize("layout", FROZEN_INPUTS)
+def test_frozenbn_output_and_input_grad_match_eval_batch_norm(
+    layout: Layout, training: bool
+) -> None:
+    """Every input layout (each may take another kernel): values and input gradient equal
+    F.batch_norm in eval mode, gradients reach only the input, the buffers do not move."""
+    frozen = randomize(
+        build_norm("frozenbn", C, ndim=layout.ndim, channels_last=layout.channels_last)
+    )
+    frozen.train(training)
+    x = layout.make_input()
+    if layout.name.endswith("strided"):
+        x = x[..., ::2]
+    x.requires_grad_()
+    x_ref = x.detach().clone().requires_grad_()
+    ref = layout.from_cf(
+        F.batch_norm(
+            layout.to_cf(x_ref),
+            frozen.running_mean,
+            frozen.running_var,
+            frozen.weight,
+            frozen.bias,
+            training=False,
+            eps=frozen.eps,
+        )
+    )
+    before = {k: v.clone() for k, v in frozen.state_dict().items()}
+    out = frozen(x)
+    torch.testing.assert_close(out, ref, rtol=1e-12, atol=1e-12)
+    if not layout.name.endswith("strided"):
+        assert out.stride() == x.stride()  # the input's memory layout is kept
+    grad = torch.randn_like(ref)
+    (out * grad).sum().backward()
+    (ref * grad).sum().backward()
+    torch.testing.assert_close(x.grad, x_ref.grad, rtol=1e-12, atol=1e-12)
+    assert all(not b.requires_grad and b.grad is None for b in frozen.buffers())
+    for key, value in frozen.state_dict().items():
+        torch.testing.assert_close(value, before[key], rtol=0, atol=0)
+
+
 def test_batchnorm_last_dim_state_dict_is_batchnorm1d() -> None:
     seq_bn = build_norm("bn", C, ndim=3, channels_last=True)
     assert list(seq_bn.state_dict()) == list(nn.BatchNorm1d(C).state_dict())
