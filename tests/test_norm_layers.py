@@ -369,6 +369,8 @@ def test_runtime_shape_errors() -> None:
         BatchNormNd(C)(torch.randn(C))
     with pytest.raises(ValueError, match="InstanceNorm needs"):
         InstanceNormNd(C)(torch.randn(2, C))
+    with pytest.raises(ValueError, match=r"expected input of shape \(N, C, \.\.\.\)"):
+        FrozenBatchNorm(C)(torch.randn(C))
 
 
 def test_syncbn_builds_normsuite_syncbatchnorm() -> None:

@@ -211,15 +211,30 @@ class FrozenBatchNorm(nn.Module):
         )
 
     def forward(self, x: Tensor) -> Tensor:
-        # Fold statistics and affine into one scale and shift (C values each), then one fused
-        # addcmul: faster forward+backward on CPU than F.batch_norm in eval mode
-        # (bench/norm_layers.py), and like torchvision it works for any rank.
+        # Fold statistics and affine into one scale and shift (C values each); like
+        # torchvision it works for any rank, and it beats eval-mode F.batch_norm forward+backward
+        # on CPU (bench/norm_layers.py), whose backward still reduces over the batch.
         scale = self.weight * torch.rsqrt(self.running_var + self.eps)
         shift = self.bias - self.running_mean * scale
+        channel_dim = -1 if self.channels_last else 1
         if not self.channels_last:
+            if x.dim() < 2:
+                raise ValueError(
+                    f"expected input of shape (N, C, ...), got shape {tuple(x.shape)}: "
+                    "add a batch dim, or build it with channels_last=True for (..., C) input"
+                )
             shape = (1, -1) + (1,) * (x.dim() - 2)
             scale, shift = scale.view(shape), shift.view(shape)
-        return torch.addcmul(shift, x, scale)
+        if x.stride(channel_dim) == 1:
+            # Channels innermost in memory ((N, *, C), channels_last maps, (N, C)): scale and
+            # shift run along x, so the one fused addcmul pass is vectorized.
+            return torch.addcmul(shift, x, scale)
+        # Channels-first maps: scale and shift are both constant along the innermost dim, and
+        # torch's CPU loops vectorize only one such broadcast operand per op, so addcmul fell
+        # back to a scalar loop (1.24-1.36x BatchNorm1d.eval() on (32, 512, 128)). Two ops with
+        # one broadcast operand each vectorize; add_ reuses the product's memory (mul does not
+        # save its output for backward, so the in-place add is safe).
+        return (x * scale).add_(shift)
 
     def extra_repr(self) -> str:
         layout = ", channels_last=True" if self.channels_last else ""
