@@ -70,13 +70,16 @@ def _first(fn: Fn) -> Fn:
     return lambda x: fn(x.movedim(-1, 1)).movedim(1, -1)
 
 
-def _frozen_ops(c: int, dims: int, last: bool) -> Fn:
-    bn = FrozenBatchNorm2d(c)  # torchvision: x * scale + shift
+def _frozen_ops(c: int, dims: int, last: bool, fused: bool = False) -> Fn:
+    """torchvision's x * scale + shift, or (fused) one torch.addcmul(shift, x, scale)."""
+    bn = FrozenBatchNorm2d(c)
 
     def run(x: Tensor) -> Tensor:
         shape = (c,) if last else (1, c) + (1,) * (dims - 2)
         scale = bn.weight * (bn.running_var + bn.eps).rsqrt()
         shift = bn.bias - bn.running_mean * scale
+        if fused:
+            return torch.addcmul(shift.view(shape), x, scale.view(shape))
         return x * scale.view(shape) + shift.view(shape)
 
     return run
@@ -97,7 +100,11 @@ def references(spec: str, case: Case) -> dict[str, Fn]:
             }
         return {f"nn.{bn_cls.__name__}": bn_cls(c)}
     if spec == "frozenbn":
-        ref = {"x*scale+shift (torchvision)": _frozen_ops(c, dims, last)}
+        ref = {
+            "x*scale+shift (torchvision)": _frozen_ops(c, dims, last),
+            # One addcmul everywhere (normsuite before): shows where its CPU loop vectorizes.
+            "addcmul": _frozen_ops(c, dims, last, fused=True),
+        }
         if not last:
             bn = bn_cls(c).eval()
             ref[f"{bn_cls.__name__}.eval()"] = bn
