@@ -56,6 +56,7 @@ SCENARIOS: dict[str, dict[str, Any]] = {
     "seq_1d_3_5": _scenario((8, C, 6), (3, 5), torch.float64, None),
     "vol_3d_4_4": _scenario((8, C, 3, 2, 2), (4, 4), torch.float64, 0.3),
     "offset_fp32_3_5": _scenario((8, C, 6, 6), (3, 5), torch.float32, 0.1),
+    "all_empty": _scenario((0, C, 5, 4), (0, 0), torch.float64, 0.1),
     "fp16_4_4": _scenario((8, C, 6, 6), (4, 4), torch.float16, 0.1),
     "bf16_3_5": _scenario((8, C, 6, 6), (3, 5), torch.bfloat16, 0.1),
 }
@@ -154,7 +155,9 @@ def _max_diff(a: torch.Tensor, b: torch.Tensor) -> float:
     return (a.double() - b.double()).abs().max().item()
 
 
-@pytest.mark.parametrize("key", [k for k in SCENARIOS if SCENARIOS[k]["x"].dtype == torch.float64])
+@pytest.mark.parametrize(
+    "key", [k for k, sc in SCENARIOS.items() if sc["x"].dtype == torch.float64 and len(sc["x"])]
+)
 def test_two_ranks_match_one_process_batchnorm_float64(
     ranks: list[dict[str, dict[str, Any]]], key: str
 ) -> None:
@@ -170,6 +173,18 @@ def test_two_ranks_match_one_process_batchnorm_float64(
         assert _max_diff(r["running_var"], ref["running_var"]) <= 1e-5  # unbiased, combined
         assert _max_diff(r["eval_y"], ref["eval_y"]) <= 1e-5
         assert r["num_batches_tracked"].item() == 1
+
+
+def test_a_batch_empty_on_every_rank_leaves_running_statistics_alone(
+    ranks: list[dict[str, dict[str, Any]]],
+) -> None:
+    bn = nn.BatchNorm2d(C).double().train()  # BatchNorm on an empty batch: the reference
+    bn(torch.empty(0, C, 5, 4, dtype=torch.float64))
+    for rank in ranks:
+        r = rank["all_empty"]
+        assert torch.equal(r["running_mean"], bn.running_mean)
+        assert torch.equal(r["running_var"], bn.running_var)
+        assert r["x_grad"].shape == (0, C, 5, 4)
 
 
 def test_empty_rank_gets_empty_output_and_still_syncs(
@@ -199,6 +214,20 @@ def test_half_inputs_keep_float32_statistics(
     # Outputs are rounded to the input dtype once, at the end.
     assert _max_diff(torch.cat([r0["y"], r1["y"]]), ref["y"]) <= atol
     assert _max_diff(torch.cat([r0["x_grad"], r1["x_grad"]]), ref["x_grad"]) <= atol * 4
+    # Gradients at least as exact as torch's BatchNorm on the same half-precision input with
+    # float32 parameters (saving x - mean rounded to half cost 100-1000x on weight_grad).
+    x = sc["x"].clone().requires_grad_(True)
+    weight = sc["weight"].float().requires_grad_(True)
+    bias = sc["bias"].float().requires_grad_(True)
+    y = nn.functional.batch_norm(x, None, None, weight, bias, True, 0.1, 1e-5)
+    (y.double() * sc["g"]).sum().backward()
+    for name, ours, theirs in [
+        ("weight_grad", r0["weight_grad"] + r1["weight_grad"], weight.grad),
+        ("bias_grad", r0["bias_grad"] + r1["bias_grad"], bias.grad),
+        ("x_grad", torch.cat([r0["x_grad"], r1["x_grad"]]), x.grad),
+    ]:
+        err, torch_err = _max_diff(ours, ref[name]), _max_diff(theirs, ref[name])
+        assert err <= 1.5 * torch_err + 1e-6, (name, err, torch_err)
 
 
 def test_torch_syncbatchnorm_fails_on_cpu_where_ours_runs(
@@ -231,6 +260,10 @@ def test_float32_offset_data_is_at_least_as_exact_as_batchnorm(
         # Centring on the local mean first keeps float32 exact where BatchNorm's kernels lose
         # ~5 digits to x * alpha + beta cancellation.
         assert err <= min(torch_err, 1e-5), (name, err, torch_err)
+    # Every rank combines the same table relative to the same centre: identical buffers, so
+    # they cannot drift apart even without DDP's buffer broadcast.
+    for name in ("running_mean", "running_var"):
+        assert torch.equal(r0[name], r1[name]), name
 
 
 def test_one_collective_per_forward_and_one_per_backward(

@@ -58,12 +58,30 @@ def _stats_dtype(dtype: torch.dtype) -> torch.dtype:
 # The per-element work runs in torch's own batch-norm kernels (one fused pass each, on any
 # device) instead of chains of broadcasting ops, and the per-channel arithmetic is kept to few
 # small ops: on a small CNN each tiny op costs about as much as a kernel pass.
-#   _local_mean_m2:   exact two-pass mean and sum of squared deviations;
-#   eval-mode F.batch_norm: ``(x - mean) * invstd * w + b`` or ``dy * a + c`` in one pass;
-#   _local_grad_sums: batch norm backward's per-channel reductions, around the GLOBAL mean.
-# Both passes see x centred on its local mean, and every mean is taken relative to that centre:
-# the kernels compute ``x * alpha + beta``, which cancels for |mean| >> std. At mean/std = 2000
-# in float32 this is ~40x more exact than torch's BatchNorm (tests/test_syncbn_ddp.py).
+#   _local_moments: exact two-pass mean and sum of squared deviations;
+#   eval-mode F.batch_norm: ``x - center``, ``(x - mean) * invstd * w + b`` or ``dy * a + c``;
+#   _reductions:    batch norm backward's per-channel sums around a given mean.
+# The passes see x centred on its local mean and means are combined relative to a centre: the
+# kernels compute ``x * alpha + beta``, which cancels for |mean| >> std. At mean/std = 2000 in
+# float32 this is ~40x more exact than torch's BatchNorm (tests/test_syncbn_ddp.py).
+
+
+def _center(x: Tensor, center: Tensor) -> Tensor:
+    """``x - center`` per channel, exactly, in one pass."""
+    return F.batch_norm(x, center, torch.ones_like(center), None, None, False, 0.0, 0.0)
+
+
+def _reductions(dy: Tensor, x: Tensor, mean: Tensor) -> tuple[Tensor, Tensor]:
+    """Per-channel ``sum(dy * (x - mean))`` and ``sum(dy)``, in one pass.
+
+    The weight is passed although the sums do not use it: CUDA's reduction kernel sizes its
+    outputs from it.
+    """
+    ones = torch.ones_like(mean)
+    _, sum_dy_xmu, sum_dy = torch.ops.aten.native_batch_norm_backward(
+        dy, x, ones, None, None, mean, ones, True, 0.0, [False, True, True]
+    )
+    return sum_dy_xmu, sum_dy
 
 
 def _local_moments(x: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
@@ -77,23 +95,19 @@ def _local_moments(x: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     count = x.numel() // x.shape[1]
     # A float32 sum of values near a large mean is only good to ~ulp(sum): a rough centre.
     center = x.sum([0, *range(2, x.dim())]).div_(count)
-    ones = torch.ones_like(center)
-    zeros = torch.zeros_like(center)
-    centered = F.batch_norm(x, center, ones, None, None, False, 0.0, 0.0)  # x - center, exactly
-    # Backward's reductions with dy = x = centered: sum(centered ** 2) and sum(centered).
-    _, sum_sq, total = torch.ops.aten.native_batch_norm_backward(
-        centered, centered, None, None, None, zeros, ones, True, 0.0, [False, True, True]
-    )
+    centered = _center(x, center)
+    sum_sq, total = _reductions(centered, centered, torch.zeros_like(center))
     offset = total / count
     return center, offset, sum_sq.sub_(total * offset), centered
 
 
-def _combine(table: Tensor, center: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-    """Global mean (relative to this rank's ``center``), biased variance and count.
+def _combine(table: Tensor, center: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """Global mean, the same mean relative to this rank's ``center``, biased variance, count.
 
     ``table`` holds one ``[count, center, offset, M2]`` row per rank. Chan et al.'s parallel
-    combination, exact for any split including empty ranks; every mean is taken relative to
-    ``center`` so that a large common mean never enters the sums (no float32 cancellation).
+    combination, exact for any split including empty ranks. Means are combined relative to the
+    first non-empty rank's centre: the same on every rank, so all ranks get bit-identical
+    statistics, and a large common mean never enters the sums (no float32 cancellation).
     """
     channels = center.numel()
     counts = table[:, :1]
@@ -101,20 +115,21 @@ def _combine(table: Tensor, center: Tensor) -> tuple[Tensor, Tensor, Tensor]:
     total = counts.sum()
     safe_total = total.clamp(min=1.0)
     weights = counts / safe_total
-    rank_means = (centers - center).add_(offsets)  # each rank's mean, relative to `center`
-    shift = (weights * rank_means).sum(0)
-    between = (weights * rank_means.sub_(shift).square_()).sum(0)  # spread of the rank means
+    first = (counts[:, 0] > 0).int().argmax().view(1)  # an index tensor: no GPU sync
+    reference = centers.index_select(0, first).squeeze(0)
+    rank_means = (centers - reference).add_(offsets)
+    relative = (weights * rank_means).sum(0)
+    between = (weights * rank_means.sub_(relative).square_()).sum(0)  # spread of rank means
     var = m2s.sum(0).div_(safe_total).add_(between)
-    return shift, var, total
+    return reference + relative, (reference - center).add_(relative), var, total
 
 
-def _local_grad_sums(dy: Tensor, x: Tensor, mean: Tensor) -> tuple[Tensor, Tensor]:
-    """Per-channel ``sum(dy)`` and ``sum(dy * (x - mean))`` in one pass."""
-    ones = torch.ones_like(mean)
-    _, sum_dy_xmu, sum_dy = torch.ops.aten.native_batch_norm_backward(
-        dy, x, None, None, None, mean, ones, True, 0.0, [False, True, True]
-    )
-    return sum_dy, sum_dy_xmu
+def _moving_average_(buffer: Tensor, value: Tensor, weight: Tensor) -> None:
+    """``buffer += weight * (value - buffer)`` in the statistics' precision, rounded once."""
+    if buffer.dtype == value.dtype:
+        buffer.lerp_(value, weight)
+    else:  # e.g. a .half() model: average in float32, then store
+        buffer.copy_(buffer.to(value.dtype).lerp_(value, weight))
 
 
 def _all_gather_rows(row: Tensor, group: Any, world_size: int, backend: str) -> Tensor:
@@ -174,7 +189,7 @@ class _SyncBatchNormFunction(torch.autograd.Function):
             centered = xf
         row = torch.cat([xf.new_full((1,), float(count)), center, offset, m2])
         table = _all_gather_rows(row, group, world_size, backend)
-        shift, g_var, total = _combine(table, center)  # global mean = center + shift
+        g_mean, shift, g_var, total = _combine(table, center)  # g_mean = center + shift
         if xf.device.type == "cpu" and total.item() == 1:  # BatchNorm's own check; no GPU sync
             raise ValueError(
                 "Expected more than 1 value per channel when training across all ranks: "
@@ -182,13 +197,19 @@ class _SyncBatchNormFunction(torch.autograd.Function):
             )
 
         if running_mean is not None and running_var is not None:
-            # running_var tracks the unbiased variance of the combined batch, as BatchNorm does.
+            # running_var tracks the unbiased variance of the combined batch, as BatchNorm
+            # does; a batch that is empty on every rank leaves both alone, as BatchNorm does.
             unbiased = g_var * (total / (total - 1.0).clamp(min=1.0))
-            running_mean.lerp_((center + shift).to(running_mean.dtype), momentum)
-            running_var.lerp_(unbiased.to(running_var.dtype), momentum)
+            update = (total > 0).to(acc) * momentum
+            _moving_average_(running_mean, g_mean, update)
+            _moving_average_(running_var, unbiased, update)
 
-        # `centered` is saved in the input dtype: as accurate as x itself, same memory.
-        ctx.save_for_backward(centered.to(x.dtype), weight, shift, torch.rsqrt(g_var + eps), total)
+        invstd = torch.rsqrt(g_var + eps)
+        # float32/64: save x - center instead of x (same memory, no cancellation later);
+        # fp16/bf16: save x itself (half the memory of its float32 copy) and re-centre later.
+        ctx.recenter = centered.dtype != x.dtype
+        saved = x if ctx.recenter else centered
+        ctx.save_for_backward(saved, weight, center, shift, invstd, total)
         ctx.group, ctx.world_size, ctx.backend = group, world_size, backend
         ctx.bias_dtype = None if bias is None else bias.dtype
         if count == 0:
@@ -199,17 +220,18 @@ class _SyncBatchNormFunction(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx: Any, grad_out: Tensor) -> tuple[Tensor | None, ...]:  # type: ignore[override]
-        x, weight, mean, invstd, total = ctx.saved_tensors  # x and mean: centred locally
+        saved, weight, center, mean, invstd, total = ctx.saved_tensors  # mean: relative to center
         need_x, need_w, need_b = ctx.needs_input_grad[:3]
-        channels = x.shape[1]
-        acc = mean.dtype
-        xf = x.to(acc)
+        channels = saved.shape[1]
+        acc = invstd.dtype
+        empty = saved.numel() == 0
+        xc = _center(saved.to(acc), center) if ctx.recenter and not empty else saved.to(acc)
         dy = grad_out.to(acc)
 
-        if x.numel() > 0:
-            sum_dy, sum_dy_xmu = _local_grad_sums(dy.contiguous(), xf, mean)
+        if not empty:
+            sum_dy_xmu, sum_dy = _reductions(dy.contiguous(), xc, mean)
         else:
-            sum_dy = sum_dy_xmu = mean.new_zeros(channels)
+            sum_dy = sum_dy_xmu = invstd.new_zeros(channels)
 
         # weight/bias gradients stay local: DDP averages parameter gradients across ranks.
         grad_w = (sum_dy_xmu * invstd).to(weight.dtype) if need_w and weight is not None else None
@@ -220,8 +242,8 @@ class _SyncBatchNormFunction(torch.autograd.Function):
         # The same model on every rank, so every rank joins this collective.
         packed = torch.cat([sum_dy, sum_dy_xmu])
         totals = _sum_across_ranks(packed, ctx.group, ctx.world_size, ctx.backend)
-        if x.numel() == 0:
-            return torch.zeros_like(x), grad_w, grad_b, *nones
+        if empty:
+            return torch.zeros_like(saved), grad_w, grad_b, *nones
         means = totals.div_(total.clamp(min=1.0))
         mean_dy, mean_dy_xmu = means[:channels], means[channels:]
         # dx = a * (dy - mean_dy - (x - mean) * k), k = invstd^2 * mean_dy_xmu,
@@ -229,11 +251,10 @@ class _SyncBatchNormFunction(torch.autograd.Function):
         a = invstd if weight is None else invstd * weight.to(acc)
         ak = a * invstd.square().mul_(mean_dy_xmu)
         c = (ak * mean).sub_(a * mean_dy)
-        shape = (1, channels) + (1,) * (x.dim() - 2)
-        zeros = torch.zeros_like(a)
-        grad_x = F.batch_norm(dy, zeros, torch.ones_like(a), a, c, False, 0.0, 0.0)
-        grad_x = grad_x.addcmul_(xf, ak.view(shape), value=-1.0)
-        return grad_x.to(x.dtype), grad_w, grad_b, *nones
+        shape = (1, channels) + (1,) * (xc.dim() - 2)
+        grad_x = F.batch_norm(dy, torch.zeros_like(a), torch.ones_like(a), a, c, False, 0.0, 0.0)
+        grad_x = grad_x.addcmul_(xc, ak.view(shape), value=-1.0)
+        return grad_x.to(saved.dtype), grad_w, grad_b, *nones
 
 
 class SyncBatchNorm(_BatchNorm):
