@@ -145,3 +145,26 @@ def test_bad_arguments_fail_with_the_choices() -> None:
         build_module("convnet1d", "bn", 10, optimizer="adam")
     with pytest.raises(ValueError, match="unknown norm"):
         build_module("convnet1d", "batchnrm", 10)
+
+
+def test_logged_epoch_loss_is_the_sample_weighted_mean_and_keeps_nan() -> None:
+    from torch.utils.data import DataLoader, TensorDataset
+
+    torch.manual_seed(0)
+    model = build_module("convnet1d", "bn", 3, widths=[8])
+    x, y = torch.randn(10, 1, 40), torch.randint(0, 3, (10,))
+    trainer = pl.Trainer(
+        accelerator="cpu", logger=False, enable_progress_bar=False, enable_model_summary=False
+    )
+
+    def validate(inputs: torch.Tensor) -> float:
+        loader = DataLoader(TensorDataset(inputs, y), batch_size=4)  # batches of 4, 4, 2
+        (metrics,) = trainer.validate(model, dataloaders=loader, verbose=False)
+        return metrics["val/loss"]
+
+    model.eval()
+    with torch.no_grad():
+        expected = nn.functional.cross_entropy(model(x), y).item()
+    assert validate(x) == pytest.approx(expected, rel=1e-6)  # not the mean of 3 batch means
+    x[9] = float("nan")  # one sample of the last batch: that batch's loss is NaN
+    assert torch.isnan(torch.tensor(validate(x)))  # divergence stays visible

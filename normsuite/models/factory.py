@@ -234,7 +234,11 @@ class NormClassifier(pl.LightningModule):
         self.test_acc = MulticlassAccuracy(num_classes, average="micro")
         # Losses as metrics too: the epoch value is the sample-weighted mean over ALL processes
         # (synced once at epoch end), not rank 0's; step values stay local and cost no sync.
-        self.train_loss, self.val_loss, self.test_loss = MeanMetric(), MeanMetric(), MeanMetric()
+        # A NaN loss must make the epoch value NaN (MeanMetric's default drops it with a
+        # warning, hiding divergence from EarlyStopping/ModelCheckpoint): "impute" NaN by NaN.
+        self.train_loss, self.val_loss, self.test_loss = (
+            MeanMetric(nan_strategy=float("nan")) for _ in range(3)
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.backbone(x))
