@@ -261,15 +261,20 @@ class CIFAR10DataModule(_Loaders):
         """Check the data, or download it with ``download=True``.
 
         Lightning calls this on the first process of every node; nodes that share a
-        filesystem would download into the same folder at once, so the download holds a file
+        filesystem would download into the same folder at once, so a download holds a file
         lock next to the data (the next node then finds the files and skips the download).
+        Data that is already there is only checked: no lock, nothing written, so a read-only
+        dataset folder works.
         """
         from torchvision.datasets import CIFAR10
 
-        if not self.download:  # nothing is written: no lock needed
+        try:
             for train in (True, False):
                 CIFAR10(self.root, train=train, download=False)
             return
+        except RuntimeError:  # missing or corrupt
+            if not self.download:
+                raise
         from filelock import FileLock
 
         Path(self.root).mkdir(parents=True, exist_ok=True)

@@ -127,21 +127,20 @@ def test_cifar10_without_download_says_how_to_get_it(tmp_path: Path) -> None:
         dm.prepare_data()
 
 
-def test_cifar10_download_is_serialized_across_processes_of_a_shared_filesystem(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # Two nodes' first processes on one shared folder: the second must wait for the first.
+def _fake_cifar10(present: bool, calls: list[bool], overlaps: list[bool]) -> type:
+    """Stands in for torchvision's CIFAR10 (no network in tests); records every call."""
     import threading
     import time
 
-    import torchvision.datasets
+    inside, guard = [0], threading.Lock()
 
-    inside, overlaps = [0], []
-    guard = threading.Lock()
-
-    class FakeCIFAR10:  # stands in for the download (no network in tests)
+    class FakeCIFAR10:
         def __init__(self, root: str, train: bool, download: bool) -> None:
-            assert download and Path(root) == tmp_path / "cifar"
+            calls.append(download)
+            if not download:
+                if not present:
+                    raise RuntimeError("Dataset not found or corrupted. Use download=True")
+                return
             with guard:
                 inside[0] += 1
                 overlaps.append(inside[0] > 1)
@@ -149,7 +148,20 @@ def test_cifar10_download_is_serialized_across_processes_of_a_shared_filesystem(
             with guard:
                 inside[0] -= 1
 
-    monkeypatch.setattr(torchvision.datasets, "CIFAR10", FakeCIFAR10)
+    return FakeCIFAR10
+
+
+def test_cifar10_download_is_serialized_across_processes_of_a_shared_filesystem(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Two nodes' first processes on one shared folder: the second must wait for the first.
+    import threading
+
+    import torchvision.datasets
+
+    calls: list[bool] = []
+    overlaps: list[bool] = []
+    monkeypatch.setattr(torchvision.datasets, "CIFAR10", _fake_cifar10(False, calls, overlaps))
     nodes = [CIFAR10DataModule(root=str(tmp_path / "cifar"), download=True) for _ in range(2)]
     threads = [threading.Thread(target=dm.prepare_data) for dm in nodes]
     for thread in threads:
@@ -157,6 +169,18 @@ def test_cifar10_download_is_serialized_across_processes_of_a_shared_filesystem(
     for thread in threads:
         thread.join()
     assert len(overlaps) == 4 and not any(overlaps)
+
+
+def test_cifar10_already_there_is_only_checked_without_a_lock(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import torchvision.datasets
+
+    calls: list[bool] = []
+    monkeypatch.setattr(torchvision.datasets, "CIFAR10", _fake_cifar10(True, calls, []))
+    CIFAR10DataModule(root=str(tmp_path), download=True).prepare_data()
+    assert calls == [False, False]  # checked, never downloaded
+    assert list(tmp_path.iterdir()) == []  # no lock file: read-only dataset folders work
 
 
 def _train_batch_sizes(dm) -> list[int]:
