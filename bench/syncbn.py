@@ -7,7 +7,9 @@ the per-round ratios (goal: SyncBN <= 1.3x BN).
 SyncBN needs one collective per BN layer in forward and one in backward (as torch's does), so
 its step can never be faster than BN's plus 2 x layers x one collective. The same processes
 also time a bare gloo collective of the same size, and the ``floor`` column is that bound as a
-ratio: what SyncBN would cost if its arithmetic were free.
+ratio: what SyncBN would cost if its arithmetic were free. The ``arithmetic`` column is the
+other half: SyncBN / BN in ONE process with every collective replaced by a local copy (as if a
+second rank had the same batch), i.e. what SyncBN would cost if communication were free.
 Models: the MNIST-1D ConvNet1d of the recipes at (N, 1, 40) and
 ResNet-18 (CIFAR stem) at 32x32.
 
@@ -87,6 +89,58 @@ def _collective_latency(numel: int, repeats: int = 200) -> float:
     return statistics.median(times)
 
 
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _paired_ratio(runs: dict, x: torch.Tensor, y: torch.Tensor, rounds: int, steps: int):
+    """Median step times of the BN and SyncBN variants and the median paired per-round ratio."""
+    times: dict[bool, list[float]] = {False: [], True: []}
+    ratios = []  # paired per round: both variants ran back to back under the same load
+    for _ in range(rounds):
+        medians = {}
+        for sync in (False, True):
+            model, opt = runs[sync]
+            step_times = _steps(model, opt, x, y, steps)
+            times[sync] += step_times
+            medians[sync] = statistics.median(step_times)
+        ratios.append(medians[True] / medians[False])
+    return (
+        statistics.median(times[False]),
+        statistics.median(times[True]),
+        statistics.median(ratios),
+    )
+
+
+def _arithmetic_only(rounds: int, steps: int) -> dict[str, float]:
+    """SyncBN / BN step ratio per model in one process, collectives replaced by local copies."""
+    import normsuite.norms.sync as sync_module
+
+    torch.set_num_threads(1)
+    port = _free_port()
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=0, world_size=1)
+    gather, world_size = sync_module._all_gather_rows, SyncBatchNorm._world_size
+    # This rank's row twice: SyncBN runs its whole world-size-2 path, without communicating.
+    sync_module._all_gather_rows = lambda row, group, size, backend: row.expand(size, -1)
+    SyncBatchNorm._world_size = lambda self: WORLD
+    try:
+        out = {}
+        for name, (kwargs, shape, batch) in MODELS.items():
+            x, y = torch.randn(batch, *shape), torch.randint(0, 10, (batch,))
+            runs = {}
+            for sync in (False, True):
+                model = _model(kwargs, sync)
+                runs[sync] = (model, torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9))
+                _steps(*runs[sync], x, y, 2)  # warm-up
+            out[name] = _paired_ratio(runs, x, y, rounds, steps)[2]
+        return out
+    finally:
+        sync_module._all_gather_rows, SyncBatchNorm._world_size = gather, world_size
+        dist.destroy_process_group()
+
+
 def _worker(rank: int, port: int, rounds: int, steps: int, queue: Any) -> None:
     torch.set_num_threads(1)  # 2 processes on 2 cores
     dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=2)
@@ -101,22 +155,11 @@ def _worker(rank: int, port: int, rounds: int, steps: int, queue: Any) -> None:
             opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
             _steps(model, opt, x, y, 2)  # warm-up
             runs[sync] = (model, opt)
-        times: dict[bool, list[float]] = {False: [], True: []}
-        ratios = []  # paired per round: both variants ran back to back under the same load
-        for _ in range(rounds):
-            medians = {}
-            for sync in (False, True):
-                model, opt = runs[sync]
-                step_times = _steps(model, opt, x, y, steps)
-                times[sync] += step_times
-                medians[sync] = statistics.median(step_times)
-            ratios.append(medians[True] / medians[False])
+        bn, sb, ratio = _paired_ratio(runs, x, y, rounds, steps)
         layers = [m for m in runs[True][0].modules() if isinstance(m, SyncBatchNorm)]
-        bn, sb = statistics.median(times[False]), statistics.median(times[True])
         widest = max(m.num_features for m in layers)
         latency = _collective_latency(1 + 3 * widest)
         floor = (bn + 2 * len(layers) * latency) / bn
-        ratio = statistics.median(ratios)
         rows.append((name, batch, len(layers), bn * 1e3, sb * 1e3, ratio, latency, floor))
     if rank == 0:
         queue.put(rows)
@@ -128,31 +171,35 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=6)
     parser.add_argument("--steps", type=int, default=3)
     args = parser.parse_args()
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = _free_port()
     ctx = mp.get_context("spawn")
     queue = ctx.SimpleQueue()
     mp.start_processes(
         _worker, args=(port, args.rounds, args.steps, queue), nprocs=WORLD, start_method="spawn"
     )
     rows = queue.get()
+    arithmetic = _arithmetic_only(args.rounds, args.steps)
     print(
         f"2-process gloo DDP on CPU, 1 thread per process, torch {torch.__version__}; "
         f"median of {args.rounds} x {args.steps} steps per variant; ratio = median over "
         "rounds of the paired per-round ratio (variants interleaved round by round)"
     )
     header = f"{'model':<22} {'batch/dev':>9} {'BN layers':>9} {'BN ms':>9} {'SyncBN ms':>10}"
-    print(header + f" {'ratio':>6} {'collective us':>13} {'floor':>6}  goal <= 1.3x")
+    print(
+        header
+        + f" {'ratio':>6} {'collective us':>13} {'floor':>6} {'arithmetic':>10}  goal <= 1.3x"
+    )
     for name, batch, n_bn, bn, sb, ratio, latency, floor in rows:
         verdict = "ok" if ratio <= 1.3 else "MISSED"
         print(
             f"{name:<22} {batch:>9} {n_bn:>9} {bn:>9.2f} {sb:>10.2f} {ratio:>6.2f} "
-            f"{latency * 1e6:>13.0f} {floor:>6.2f}  {verdict}"
+            f"{latency * 1e6:>13.0f} {floor:>6.2f} {arithmetic[name]:>10.2f}  {verdict}"
         )
     print(
         "floor = (BN step + 2 x BN layers x one bare all_gather) / BN step: the ratio SyncBN "
-        "would reach with free arithmetic (one collective per layer forward, one backward)"
+        "would reach with free arithmetic (one collective per layer forward, one backward);\n"
+        "arithmetic = SyncBN / BN in one process with the collectives replaced by local copies: "
+        "the ratio with free communication"
     )
 
 
