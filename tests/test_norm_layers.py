@@ -277,6 +277,40 @@ def test_frozenbn_output_and_input_grad_match_eval_batch_norm(
         torch.testing.assert_close(value, before[key], rtol=0, atol=0)
 
 
+@pytest.mark.parametrize("layout", FROZEN_INPUTS)
+def test_frozenbn_without_gradients_takes_the_fused_kernel_with_the_same_values(
+    layout: Layout,
+) -> None:
+    """Inference (no gradient needed) runs eval-mode batch norm where it applies: same values
+    as the gradient path, same dtype, and still scriptable."""
+    frozen = randomize(
+        build_norm("frozenbn", C, ndim=layout.ndim, channels_last=layout.channels_last)
+    )
+    x = layout.make_input()
+    with torch.no_grad():
+        inference = frozen(x)
+    training = frozen(x.clone().requires_grad_())
+    torch.testing.assert_close(inference, training.detach(), rtol=1e-12, atol=1e-12)
+    assert inference.dtype == training.dtype == x.dtype
+    scripted = torch.jit.script(frozen)
+    torch.testing.assert_close(scripted(x), inference, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_frozenbn_half_precision_rounds_once(dtype: torch.dtype) -> None:
+    # .half() / "16-true" models: one fused pass, so NCHW and channels_last memory agree
+    # bit for bit, and every value is the correctly rounded float32 result.
+    frozen = randomize(FrozenBatchNorm(C).float()).to(dtype)
+    x = torch.randn(4, C, 6, 6).to(dtype).requires_grad_()
+    out = frozen(x)
+    out_cl = frozen(x.detach().to(memory_format=torch.channels_last).requires_grad_())
+    assert torch.equal(out, out_cl)
+    scale = frozen.weight * torch.rsqrt(frozen.running_var + frozen.eps)  # as the layer does
+    shift = frozen.bias - frozen.running_mean * scale
+    exact = x.detach().float() * scale.float().view(1, -1, 1, 1) + shift.float().view(1, -1, 1, 1)
+    assert torch.equal(out, exact.to(dtype))  # x * scale + shift in float32, rounded once
+
+
 def test_batchnorm_last_dim_state_dict_is_batchnorm1d() -> None:
     seq_bn = build_norm("bn", C, ndim=3, channels_last=True)
     assert list(seq_bn.state_dict()) == list(nn.BatchNorm1d(C).state_dict())
