@@ -30,6 +30,12 @@ def is_norm_layer(module: nn.Module) -> bool:
     return norms.is_norm_layer(module)
 
 
+def has_inner_norms(module: nn.Module) -> bool:
+    """True for modules that normalize inside and report it through a ``norm_observer``
+    attribute (normsuite's LayerNormLSTM/GRU): their norms are not submodules to hook."""
+    return hasattr(module, "norm_observer")
+
+
 def has_batch_statistics(module: nn.Module) -> bool:
     """BatchNorm-like: running mean/var buffers compared with batch statistics over N(,L...).
 
@@ -54,8 +60,9 @@ def channel_dim(module: nn.Module) -> int:
 def select_modules(root: nn.Module, modules: ModuleSelector) -> list[tuple[str, nn.Module]]:
     """Resolve a ``modules=`` selector to ``(name, module)`` pairs in definition order.
 
-    ``None``: every norm layer; ``"all"``: every leaf module; a sequence mixing layer types
-    (``nn.BatchNorm2d``) and name globs (``"layer1.*"``).
+    ``None``: every norm layer, and every module with norms inside (LN-RNNs); ``"all"``: every
+    leaf module; a sequence mixing layer types (``nn.BatchNorm2d``) and name globs
+    (``"layer1.*"``).
 
     Example:
         >>> select_modules(nn.Sequential(nn.Linear(2, 2), nn.LayerNorm(2)), None)[0][0]
@@ -63,7 +70,7 @@ def select_modules(root: nn.Module, modules: ModuleSelector) -> list[tuple[str, 
     """
     named = [(n, m) for n, m in root.named_modules() if n]  # the root itself is never watched
     if modules is None:
-        return [(n, m) for n, m in named if is_norm_layer(m)]
+        return [(n, m) for n, m in named if is_norm_layer(m) or has_inner_norms(m)]
     if isinstance(modules, str):
         if modules == "all":
             return [(n, m) for n, m in named if not any(True for _ in m.children())]

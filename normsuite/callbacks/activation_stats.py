@@ -13,6 +13,7 @@ other step the hooks return after checking a Python flag: no kernels, no host-de
 
 from __future__ import annotations
 
+import functools
 import math
 import warnings
 from collections.abc import Sequence
@@ -29,6 +30,7 @@ from ._select import (
     ModuleSelector,
     channel_dim,
     has_batch_statistics,
+    has_inner_norms,
     is_norm_layer,
     select_modules,
 )
@@ -200,6 +202,10 @@ class ActivationStats(Callback):
         for handle in getattr(self, "_handles", []):
             handle.remove()
         self._handles: list[RemovableHandle] = []
+        self._set_observers(on=False)
+        # (name, module) of modules with norms inside (LN-RNNs): they get an observer callable
+        # on logging steps instead of hooks (their norms are functional, per time step)
+        self._observed: list[tuple[str, nn.Module]] = []
         self._sites: dict[tuple[str, str], _TensorSite] = {}
         self._layers: dict[str, _LayerSite] = {}
         self._order: list[_TensorSite] = []
@@ -252,6 +258,10 @@ class ActivationStats(Callback):
                 "layer types, or name globs like 'layer1.*'"
             )
         for name, module in selected:
+            if has_inner_norms(module):
+                self._observed.append((name, module))
+                if self.modules is None:
+                    continue  # by default the norms inside, not the RNN's own input/output
             self._attach(name, module)
 
     def teardown(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
@@ -270,7 +280,8 @@ class ActivationStats(Callback):
     ) -> None:
         step = self._step = trainer.global_step
         # gradient accumulation: several batches share a global step; record the first only
-        if step % self._every == 0 and step != self._last_step and self._handles:
+        watching = bool(self._handles or self._observed)
+        if step % self._every == 0 and step != self._last_step and watching:
             self._read_pending(trainer)
             if self._buf is not None:
                 self._buf.copy_(self._init)  # device-side reset, no sync
@@ -278,6 +289,7 @@ class ActivationStats(Callback):
             self._last_step = step
             self._recording_step = step
             self._phase = _RECORD
+            self._set_observers(on=True)
         elif self.check_nonfinite_every_step and self._handles:
             self._phase = _WATCH
 
@@ -286,17 +298,41 @@ class ActivationStats(Callback):
     ) -> None:
         # forward is over: activation checkpointing re-runs forwards during backward
         self._phase = _OFF
+        self._set_observers(on=False)
 
     def on_train_batch_end(
         self, trainer: Trainer, pl_module: LightningModule, outputs: Any, batch: Any, batch_idx: int
     ) -> None:
         self._phase = _OFF
+        self._set_observers(on=False)
         if self._recording_step is not None:
             step, self._recording_step = self._recording_step, None
             self._publish(trainer, step)
 
     def on_train_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         self._read_pending(trainer)
+
+    # ------------------------------------------------------------------ hooks on the model
+    def _set_observers(self, on: bool) -> None:
+        """Give the modules with norms inside an observer for this forward, or take it away
+        (off: they run their plain loops, no work and no call per step)."""
+        for name, module in getattr(self, "_observed", []):
+            module.norm_observer = functools.partial(self._observe, name) if on else None
+
+    def _observe(
+        self, module_name: str, site: str, x: Tensor, y: Tensor, weight: Tensor | None
+    ) -> None:
+        """A norm inside ``module_name`` (an LN-RNN cell norm): input and output stacked over
+        time steps, features last; logged as the layer ``module_name.site``."""
+        if self._phase != _RECORD:
+            return
+        name = f"{module_name}.{site}"
+        layer = self._layers.setdefault(name, _LayerSite(name))
+        self._record((name, "in"), x, -1)
+        self._record((name, "out"), y, -1)
+        if name not in self._seen:
+            self._seen.add(name)
+            self._record_gamma(layer, weight)
 
     # ------------------------------------------------------------------ hooks on the model
     def _attach(self, name: str, module: nn.Module) -> None:
@@ -332,7 +368,7 @@ class ActivationStats(Callback):
             if name not in self._seen:
                 self._seen.add(name)  # parameter stats once per step, even for shared layers
                 if affine_norm:
-                    self._record_gamma(layer, mod)
+                    self._record_gamma(layer, getattr(mod, "weight", None))
 
         self._handles.append(module.register_forward_pre_hook(pre_hook))
         self._handles.append(module.register_forward_hook(post_hook))
@@ -412,8 +448,7 @@ class ActivationStats(Callback):
         t[:1].add_(1)
         t[1:].add_(torch.cat([rm.detach(), rv.detach()]).to(torch.float64))
 
-    def _record_gamma(self, layer: _LayerSite, mod: nn.Module) -> None:
-        w = getattr(mod, "weight", None)
+    def _record_gamma(self, layer: _LayerSite, w: Any) -> None:
         if not isinstance(w, Tensor) or w.numel() == 0:
             return
         if layer.gamma is None:

@@ -37,6 +37,9 @@ from torch import nn
 from normsuite.norms.layers import build_norm
 from normsuite.norms.spec import NormSpec
 
+#: ``observer(site, norm_input, norm_output, weight)``: see ``_LayerNormRNN.norm_observer``.
+NormObserver = Callable[[str, torch.Tensor, torch.Tensor, "torch.Tensor | None"], None]
+
 CELL_NORMS = ("ln", "rms", "none")  # "none" inside the cell = identity (ablations, tests)
 _KIND_CODE = {"ln": 0, "rms": 1, "none": 2}
 
@@ -62,20 +65,34 @@ def _lstm_loop(
     ln_c_b: torch.Tensor,
     kind: int,
     eps: float,
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Run the LN-LSTM recurrence over ``xi`` = normalized input pre-activations (T, N, 4H)."""
+    record: bool = False,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, list[torch.Tensor]]:
+    """Run the LN-LSTM recurrence over ``xi`` = normalized input pre-activations (T, N, 4H).
+
+    ``record``: also return the inputs and outputs of both norms, stacked over time:
+    ``[hh_in, hh_out, c_in, c_out]`` (for ActivationStats on its logging steps).
+    """
     outputs: list[torch.Tensor] = []
+    seen: list[list[torch.Tensor]] = [[], [], [], []]
     w_t = w_hh.t()
     # b_hh is added after the norm, so it folds into the hoisted input term (one add, not T).
     # unbind, not xi[t]: the backward of T selects writes T zero-filled (T, N, 4H) tensors;
     # unbind's backward stacks the T step gradients once.
     for x_t in (xi + b_hh).unbind(0):
-        gates = x_t + _norm(torch.mm(h, w_t), ln_hh_w, ln_hh_b, kind, eps)
-        i, f, g, o = gates.chunk(4, 1)
+        hh = torch.mm(h, w_t)
+        hh_normed = _norm(hh, ln_hh_w, ln_hh_b, kind, eps)
+        i, f, g, o = (x_t + hh_normed).chunk(4, 1)
         c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
-        h = torch.sigmoid(o) * torch.tanh(_norm(c, ln_c_w, ln_c_b, kind, eps))
+        c_normed = _norm(c, ln_c_w, ln_c_b, kind, eps)
+        h = torch.sigmoid(o) * torch.tanh(c_normed)
         outputs.append(h)
-    return torch.stack(outputs), h, c
+        if record:  # explicit appends: TorchScript compiles this loop too
+            seen[0].append(hh)
+            seen[1].append(hh_normed)
+            seen[2].append(c)
+            seen[3].append(c_normed)
+    recorded = [torch.stack(store) for store in seen] if record else []
+    return torch.stack(outputs), h, c, recorded
 
 
 def _gru_loop(
@@ -87,12 +104,22 @@ def _gru_loop(
     ln_hh_b: torch.Tensor,
     kind: int,
     eps: float,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Run the LN-GRU recurrence; like ``nn.GRU``, ``r`` multiplies ``(W_hn h + b_hn)``."""
+    record: bool = False,
+) -> tuple[torch.Tensor, torch.Tensor, list[torch.Tensor]]:
+    """Run the LN-GRU recurrence; like ``nn.GRU``, ``r`` multiplies ``(W_hn h + b_hn)``.
+
+    ``record``: also return ``[hh_in, hh_out]``, the norm's input and output over time.
+    """
     outputs: list[torch.Tensor] = []
+    seen: list[list[torch.Tensor]] = [[], []]
     w_t = w_hh.t()
     for x_t in xi.unbind(0):  # not xi[t]: see _lstm_loop
-        gh = _norm(torch.mm(h, w_t), ln_hh_w, ln_hh_b, kind, eps) + b_hh
+        hh = torch.mm(h, w_t)
+        hh_normed = _norm(hh, ln_hh_w, ln_hh_b, kind, eps)
+        if record:
+            seen[0].append(hh)
+            seen[1].append(hh_normed)
+        gh = hh_normed + b_hh
         xr, xz, xn = x_t.chunk(3, 1)
         hr, hz, hn = gh.chunk(3, 1)
         r = torch.sigmoid(xr + hr)
@@ -100,7 +127,8 @@ def _gru_loop(
         n = torch.tanh(xn + r * hn)
         h = n + z * (h - n)  # = (1 - z) * n + z * h, one op fewer
         outputs.append(h)
-    return torch.stack(outputs), h
+    recorded = [torch.stack(store) for store in seen] if record else []
+    return torch.stack(outputs), h, recorded
 
 
 @functools.cache
@@ -156,6 +184,9 @@ class _LayerNormRNN(nn.Module):
         self.eps = eps
         self.script = script
         self.dropout = float(dropout)
+        # ActivationStats sets this on its logging steps to see the norms inside the cell:
+        # observer(site, norm_input, norm_output, weight), inputs/outputs stacked over time.
+        self.norm_observer: NormObserver | None = None
         self._kind = _KIND_CODE[kind]
         # Normalizing the first layer's input projection W_ih x over its G*H entries keeps only
         # the direction of W_ih x; with input_size == 1 that is sign(x): the magnitude of a
@@ -278,8 +309,19 @@ class _LayerNormRNN(nn.Module):
         # Hoisted: one (T*N, I) x (I, G*H) matmul and one norm for all time steps.
         xi = F.linear(x, getattr(self, f"weight_ih_{name}"))
         if hasattr(self, f"ln_ih_weight_{name}"):
-            xi = _norm(xi, *self._ln("ln_ih", name), self._kind, self.eps)
+            normed = _norm(xi, *self._ln("ln_ih", name), self._kind, self.eps)
+            self._observe(["ln_ih"], name, [xi, normed])
+            xi = normed
         return xi + self._p("bias_ih", name)
+
+    def _observe(self, sites: list[str], name: str, recorded: list[torch.Tensor]) -> None:
+        """Hand ``[in, out, in, out, ...]`` of each norm site to the observer, if any."""
+        observer = self.norm_observer
+        if observer is None or self._kind == _KIND_CODE["none"]:
+            return
+        for i, site in enumerate(sites):
+            weight = getattr(self, f"{site}_weight_{name}", None)
+            observer(f"{site}_{name}", recorded[2 * i], recorded[2 * i + 1], weight)
 
 
 class LayerNormLSTM(_LayerNormRNN):
@@ -297,7 +339,7 @@ class LayerNormLSTM(_LayerNormRNN):
     def _run_direction(self, x, name, state):
         h, c = state
         loop = _scripted(_lstm_loop) if self.script else _lstm_loop
-        out, h, c = loop(
+        out, h, c, recorded = loop(
             self._input_preactivations(x, name),
             h,
             c,
@@ -307,7 +349,9 @@ class LayerNormLSTM(_LayerNormRNN):
             *self._ln("ln_c", name),
             self._kind,
             self.eps,
+            self.norm_observer is not None,
         )
+        self._observe(["ln_hh", "ln_c"], name, recorded)
         return out, (h, c)
 
     def forward(
@@ -326,7 +370,7 @@ class LayerNormGRU(_LayerNormRNN):
     def _run_direction(self, x, name, state):
         (h,) = state
         loop = _scripted(_gru_loop) if self.script else _gru_loop
-        out, h = loop(
+        out, h, recorded = loop(
             self._input_preactivations(x, name),
             h,
             getattr(self, f"weight_hh_{name}"),
@@ -334,7 +378,9 @@ class LayerNormGRU(_LayerNormRNN):
             *self._ln("ln_hh", name),
             self._kind,
             self.eps,
+            self.norm_observer is not None,
         )
+        self._observe(["ln_hh"], name, recorded)
         return out, (h,)
 
     def forward(
