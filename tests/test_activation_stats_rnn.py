@@ -133,3 +133,27 @@ def test_rms_cells_report_their_norms_and_identity_cells_report_none() -> None:
     plain = LayerNormGRU(FEATURES, HIDDEN, norm="none", batch_first=True)
     plain.norm_observer = lambda *args: pytest.fail("an identity cell has no norm to report")
     plain(x)
+
+
+def test_a_copy_made_during_a_logging_step_does_not_keep_the_observer() -> None:
+    import copy
+
+    class Distill(SeqNet):  # EMA/teacher code deep-copies modules in training_step
+        def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
+            self.copies = [*getattr(self, "copies", []), copy.deepcopy(self.rnn)]
+            return super().training_step(batch, batch_idx)
+
+    net = Distill(LayerNormGRU)
+    trainer([ActivationStats(every_n_steps=1)], max_steps=1).fit(net, _loader())
+    assert net.observer_during_forward == [True]  # the copy was made on a logging step
+    assert net.copies[0].norm_observer is None
+
+
+def test_identity_cells_are_not_watched_and_the_nan_watch_says_what_it_cannot_see() -> None:
+    net = SeqNet(LayerNormGRU)
+    net.rnn = LayerNormGRU(FEATURES, HIDDEN, norm="none", batch_first=True, bidirectional=True)
+    with pytest.warns(UserWarning, match="found no normalization layer"):
+        trainer([ActivationStats(every_n_steps=1)], max_steps=1).fit(net, _loader())
+    with pytest.warns(UserWarning, match="cannot watch the norms inside LN-RNN cells"):
+        stats = ActivationStats(every_n_steps=2, check_nonfinite_every_step=True)
+        trainer([stats], max_steps=1).fit(SeqNet(LayerNormGRU), _loader())

@@ -33,7 +33,7 @@ def is_norm_layer(module: nn.Module) -> bool:
 def has_inner_norms(module: nn.Module) -> bool:
     """True for modules that normalize inside and report it through a ``norm_observer``
     attribute (normsuite's LayerNormLSTM/GRU): their norms are not submodules to hook."""
-    return hasattr(module, "norm_observer")
+    return hasattr(module, "norm_observer") and getattr(module, "norm", None) != "none"
 
 
 def has_batch_statistics(module: nn.Module) -> bool:

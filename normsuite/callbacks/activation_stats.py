@@ -263,6 +263,12 @@ class ActivationStats(Callback):
                 if self.modules is None:
                     continue  # by default the norms inside, not the RNN's own input/output
             self._attach(name, module)
+        if self.check_nonfinite_every_step and self._observed and not self._handles:
+            warnings.warn(
+                "ActivationStats(check_nonfinite_every_step=True) cannot watch the norms inside "
+                "LN-RNN cells between logging steps; add modules to hook, e.g. modules=['head']",
+                stacklevel=2,
+            )
 
     def teardown(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
         if stage == "fit":

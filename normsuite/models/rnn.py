@@ -87,10 +87,10 @@ def _lstm_loop(
         h = torch.sigmoid(o) * torch.tanh(c_normed)
         outputs.append(h)
         if record:  # explicit appends: TorchScript compiles this loop too
-            seen[0].append(hh)
-            seen[1].append(hh_normed)
-            seen[2].append(c)
-            seen[3].append(c_normed)
+            seen[0].append(hh.detach())
+            seen[1].append(hh_normed.detach())
+            seen[2].append(c.detach())
+            seen[3].append(c_normed.detach())
     recorded = [torch.stack(store) for store in seen] if record else []
     return torch.stack(outputs), h, c, recorded
 
@@ -117,8 +117,8 @@ def _gru_loop(
         hh = torch.mm(h, w_t)
         hh_normed = _norm(hh, ln_hh_w, ln_hh_b, kind, eps)
         if record:
-            seen[0].append(hh)
-            seen[1].append(hh_normed)
+            seen[0].append(hh.detach())
+            seen[1].append(hh_normed.detach())
         gh = hh_normed + b_hh
         xr, xz, xn = x_t.chunk(3, 1)
         hr, hz, hn = gh.chunk(3, 1)
@@ -310,9 +310,19 @@ class _LayerNormRNN(nn.Module):
         xi = F.linear(x, getattr(self, f"weight_ih_{name}"))
         if hasattr(self, f"ln_ih_weight_{name}"):
             normed = _norm(xi, *self._ln("ln_ih", name), self._kind, self.eps)
-            self._observe(["ln_ih"], name, [xi, normed])
+            self._observe(["ln_ih"], name, [xi.detach(), normed.detach()])
             xi = normed
         return xi + self._p("bias_ih", name)
+
+    def _recording(self) -> bool:
+        return self.norm_observer is not None and self._kind != _KIND_CODE["none"]
+
+    def __getstate__(self) -> dict[str, Any]:
+        # A copy (deepcopy, pickle) made during a logging step must not carry the observer,
+        # a method of the callback: the copy would record on every step into a stale callback.
+        state = dict(super().__getstate__())
+        state["norm_observer"] = None
+        return state
 
     def _observe(self, sites: list[str], name: str, recorded: list[torch.Tensor]) -> None:
         """Hand ``[in, out, in, out, ...]`` of each norm site to the observer, if any."""
@@ -349,7 +359,7 @@ class LayerNormLSTM(_LayerNormRNN):
             *self._ln("ln_c", name),
             self._kind,
             self.eps,
-            self.norm_observer is not None,
+            self._recording(),
         )
         self._observe(["ln_hh", "ln_c"], name, recorded)
         return out, (h, c)
@@ -378,7 +388,7 @@ class LayerNormGRU(_LayerNormRNN):
             *self._ln("ln_hh", name),
             self._kind,
             self.eps,
-            self.norm_observer is not None,
+            self._recording(),
         )
         self._observe(["ln_hh"], name, recorded)
         return out, (h,)
