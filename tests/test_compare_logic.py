@@ -234,3 +234,49 @@ def test_compare_package_and_cli_module_do_not_import_torch() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+# --- refused cells (BN at batch 1) --------------------------------------------------------------
+
+
+def _refused(norm: str, batch: int, seeds: int = 2) -> list[dict]:
+    label = f"BN at batch {batch}, see NRM005"
+    return [
+        {"norm": norm, "batch_size": batch, "seed": s, "lr": 0.1, "val_acc": None,
+         "val_loss": None, "refused": label, "reason": "BatchNorm layer ..."}
+        for s in range(seeds)
+    ]  # fmt: skip
+
+
+def test_refused_cells_are_rows_not_winners() -> None:
+    records = _refused("bn", 1) + _records({("gn", 1): [0.6, 0.62], ("bn", 4): [0.7, 0.71]})
+    result = summarize(records, {1: AdviceView("gn", ("B8",)), 4: AdviceView("bn")})
+    bn1 = result.cell("bn", 1)
+    assert bn1 is not None and not bn1.trained and bn1.refused_seeds == 2
+    at_one, at_four = result.batches
+    assert at_one.winner == "gn" and at_one.refused == ("bn",) and at_one.comparisons == ()
+    assert at_one.verdict == "agrees" and "bn refused: BN at batch 1, see NRM005" in at_one.note
+    assert at_four.winner == "bn" and at_four.refused == ()
+    # advice for the refused norm disagrees: it could not even train
+    (at_one,) = summarize(records[:4], {1: AdviceView("bn")}).batches
+    assert at_one.verdict == "disagrees" and "advice was bn" in at_one.note
+
+    console = Console(file=io.StringIO(), width=200, color_system=None)
+    render_text(result, console)
+    rows = [line for line in console.file.getvalue().splitlines() if "refused:" in line]
+    assert len(rows) == 2  # the cell row and the verdict row
+    assert "│     1 │ bn   │" in rows[0] and "refused: BN at batch 1, see NRM005" in rows[0]
+    doc = json.loads(render_json(result))
+    assert {(c["norm"], c["batch_size"]): c["seeds"] for c in doc["cells"]}[("bn", 1)] == 0
+
+
+def test_every_norm_refused_at_a_batch_size(tmp_path) -> None:
+    records = _refused("bn", 1) + _records({("bn", 8): [0.7, 0.71]})
+    at_one = summarize(records, {1: AdviceView("gn")}).batches[0]
+    assert at_one.winner is None and at_one.verdict == "not tested"
+    assert at_one.note == "bn refused: BN at batch 1, see NRM005; advice gn was not in the grid"
+    assert summarize(records).batches[0].verdict == "no advice"
+    console = Console(file=io.StringIO(), width=200, color_system=None)
+    render_text(summarize(records, {1: AdviceView("gn")}), console)  # no crash on winner None
+    png = plot_accuracy(summarize(records), tmp_path / "acc.png")  # refused cells: not plotted
+    assert png.read_bytes()[:4] == b"\x89PNG"

@@ -216,3 +216,51 @@ def test_shipped_recipe_resolves_and_builds() -> None:
     )  # fmt: skip
     assert len(cells) == 16 and {c.lr for c in cells if c.batch_size == 2} == {0.1 * 2 / 32}
     preflight(settings)  # both norms build for this model, without data or training
+
+
+@pytest.mark.slow
+def test_bn_at_batch_one_is_a_refused_row_and_the_other_cells_run(
+    recipe: Path, tmp_path: Path
+) -> None:
+    # before: BatchNormBatchSizeError from the batch-1 BN cell ended the run with a traceback
+    out = tmp_path / "out"
+    args = ["compare", "-c", str(recipe), "--norms", "bn,gn", "--batch-sizes", "1,4"]
+    args += ["--seeds", "2", "--max-steps", "1", "--out", str(out), "--no-plot"]
+    text = runner.invoke(app, args, env={"COLUMNS": "200"})
+    assert text.exit_code == 0, text.output
+    assert "Traceback" not in text.output
+    assert "refused: BN at batch 1, see NRM005" in text.stdout
+    lines = {r["key"]: r for r in _lines(out)}
+    assert set(lines) == {f"{n}|{b}|{s}" for n in ("bn", "gn") for b in (1, 4) for s in (0, 1)}
+    for seed in (0, 1):
+        bn1 = lines[f"bn|1|{seed}"]
+        assert bn1["refused"] == "BN at batch 1, see NRM005" and bn1["val_acc"] is None
+        assert "BatchNorm layer" in bn1["reason"] and bn1["steps"] == 0
+    for key in ("gn|1|0", "gn|1|1", "bn|4|0", "bn|4|1"):  # the other cells trained
+        assert lines[key]["steps"] == 1 and 0.0 <= lines[key]["val_acc"] <= 1.0
+
+    doc = json.loads(
+        runner.invoke(app, [*args, "--resume", "--format", "json"]).stdout
+    )  # resume: every cell, the refused ones too, is already there
+    cells = {(c["norm"], c["batch_size"]): c for c in doc["cells"]}
+    assert cells[("bn", 1)]["refused"] == "BN at batch 1, see NRM005"
+    assert cells[("bn", 1)]["seeds"] == 0 and "val_acc" not in cells[("bn", 1)]
+    assert cells[("gn", 1)]["refused"] is None and cells[("gn", 1)]["seeds"] == 2
+    at_one = next(b for b in doc["batch_sizes"] if b["batch_size"] == 1)
+    assert at_one["winner"] == "gn" and at_one["refused"] == ["bn"]
+    assert at_one["verdict"] == "agrees"  # advice at batch 1 is gn (B8)
+    assert len(_lines(out)) == 8
+
+
+def test_torch_one_value_error_is_a_refusal_other_errors_are_not() -> None:
+    from normsuite.compare.runner import refusal
+    from normsuite.training.guardrails import BatchNormBatchSizeError
+
+    with pytest.raises(ValueError) as info:  # torch's own message, from torch itself
+        torch.nn.BatchNorm1d(4).train()(torch.randn(1, 4))
+    assert refusal(info.value, 1) == "BN saw 1 value per channel at batch 1, see NRM005"
+    assert refusal(BatchNormBatchSizeError("BatchNorm layer x ..."), 1) == (
+        "BN at batch 1, see NRM005"
+    )
+    assert refusal(ValueError("something else"), 1) is None
+    assert refusal(RuntimeError("CUDA out of memory"), 1) is None

@@ -107,16 +107,28 @@ def run_compare(
     store = ResultStore.open(out, settings.fingerprint_fields(), resume=resume)
 
     # Heavy imports only now that every option is known to be good.
-    from .runner import preflight, run_cell
+    from .runner import preflight, refused_record, run_cell
 
     preflight(settings)
     done = store.finished()
     todo = [cell for cell in cells if cell.key not in done]
+    # A refusal (BN at batch 1) does not depend on the seed: the other seeds of that
+    # (norm, batch size) are recorded as refused without building and training again.
+    refused = {(r["norm"], r["batch_size"]): r for r in done.values() if r.get("refused")}
     with _progress(progress, total=len(cells), completed=len(cells) - len(todo)) as advance:
         for cell in todo:
-            record = store.append(run_cell(settings, cell))
+            earlier = refused.get((cell.norm, cell.batch_size))
+            if earlier is not None:
+                new = refused_record(cell, earlier["refused"], earlier.get("reason", ""))
+            else:
+                new = run_cell(settings, cell)
+            record = store.append(new)
             done[cell.key] = record
-            advance(f"{cell.norm} batch {cell.batch_size} seed {cell.seed}")
+            name = f"{cell.norm} batch {cell.batch_size} seed {cell.seed}"
+            if record.get("refused"):
+                refused[(cell.norm, cell.batch_size)] = record
+                name = f"{name} refused"
+            advance(name)
             if on_cell_end is not None:
                 on_cell_end(record)
 

@@ -8,7 +8,7 @@ from rich.console import Console, Group
 from rich.table import Table
 from rich.text import Text
 
-from .results import NOISE_RULE, CompareResult, Stat
+from .results import NOISE_RULE, CellSummary, CompareResult, Stat
 
 _VERDICT_STYLE = {
     "agrees": "green",
@@ -41,6 +41,9 @@ def cells_table(result: CompareResult) -> Table:
         ("memory MB", "right"),
     ]:
         table.add_column(name, justify=justify)  # type: ignore[arg-type]
+    notes = any(c.refused for c in result.cells)
+    if notes:
+        table.add_column("note")
     winners = {b.batch_size: b.winner for b in result.batches}
     for batch in result.batch_sizes:
         for norm in result.norms:
@@ -48,19 +51,28 @@ def cells_table(result: CompareResult) -> Table:
             if cell is None:
                 continue
             style = "bold" if winners.get(batch) == norm else ""
-            table.add_row(
+            row = [
                 str(batch),
                 norm,
                 f"{cell.lr:.3g}",
-                str(cell.acc.n if "val_acc" in cell.stats else 0),
+                str(cell.acc.n if cell.trained else 0),
                 _pm(cell.stats.get("val_acc"), 100.0),
                 _pm(cell.stats.get("val_loss"), digits=3),
                 _pm(cell.stats.get("step_ms"), digits=1),
                 _pm(cell.stats.get("mem_mb"), digits=2),
-                style=style,
-            )
+            ]
+            if notes:
+                row.append(_refused_note(cell))
+            table.add_row(*row, style=style)
         table.add_section()
     return table
+
+
+def _refused_note(cell: CellSummary) -> Text:
+    if not cell.refused:
+        return Text("")
+    seeds = "" if not cell.trained else f" ({cell.refused_seeds} seed(s))"
+    return Text(f"refused: {cell.refused}{seeds}", style="yellow")
 
 
 def verdict_table(result: CompareResult) -> Table:
@@ -79,7 +91,7 @@ def verdict_table(result: CompareResult) -> Table:
             advice = f"{batch.advice.norm}{rules}"
         table.add_row(
             str(batch.batch_size),
-            batch.winner,
+            batch.winner or "-",
             lead,
             batch.note,
             advice,

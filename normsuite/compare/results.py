@@ -54,10 +54,17 @@ class CellSummary:
     lr: float
     values: dict[str, list[float]]
     stats: dict[str, Stat]
+    refused: str | None = None  # e.g. "BN at batch 1, see NRM005": seeds that could not train
+    refused_seeds: int = 0
 
     @property
     def acc(self) -> Stat:
         return self.stats["val_acc"]
+
+    @property
+    def trained(self) -> bool:
+        """At least one seed trained and was evaluated."""
+        return "val_acc" in self.stats
 
 
 @dataclass(frozen=True)
@@ -84,12 +91,13 @@ class BatchSummary:
     """Verdict at one batch size."""
 
     batch_size: int
-    winner: str
+    winner: str | None  # None when every norm at this batch size was refused
     tied: tuple[str, ...]  # norms whose gap to the winner is inside the noise
     comparisons: tuple[Comparison, ...]
     advice: AdviceView | None
     verdict: Verdict
     note: str
+    refused: tuple[str, ...] = ()  # norms that could not train here (BN at batch 1)
 
 
 @dataclass
@@ -126,7 +134,8 @@ class CompareResult:
                     "norm": c.norm,
                     "batch_size": c.batch_size,
                     "lr": c.lr,
-                    "seeds": c.acc.n,
+                    "seeds": len(c.values.get("val_acc", [])),
+                    "refused": c.refused,
                     **{name: asdict(stat) for name, stat in c.stats.items()},
                 }
                 for c in self.cells
@@ -197,18 +206,44 @@ def summarize_cells(records: Iterable[Mapping[str, Any]]) -> list[CellSummary]:
             for m in METRICS
         }
         stats = {m: Stat.of(v) for m, v in values.items() if v}
+        refusals = [r["refused"] for r in runs if r.get("refused")]
         summaries.append(
             CellSummary(
-                norm=norm, batch_size=batch, lr=float(runs[0]["lr"]), values=values, stats=stats
+                norm=norm,
+                batch_size=batch,
+                lr=float(runs[0]["lr"]),
+                values=values,
+                stats=stats,
+                refused=refusals[0] if refusals else None,
+                refused_seeds=len(refusals),
             )
         )
     return summaries
 
 
 def judge_batch(
-    cells: Sequence[CellSummary], advice: AdviceView | None, batch_size: int
+    cells: Sequence[CellSummary],
+    advice: AdviceView | None,
+    batch_size: int,
+    refused: Sequence[CellSummary] = (),
 ) -> BatchSummary:
-    """Winner (highest mean validation accuracy), ties inside the noise, and the verdict."""
+    """Winner (highest mean validation accuracy), ties inside the noise, and the verdict.
+
+    ``cells`` are the norms that trained; ``refused`` those that could not (BN at batch 1):
+    they take no part in the ranking, and advice for a refused norm disagrees.
+    """
+    names = tuple(c.norm for c in refused)
+    why = "; ".join(f"{c.norm} refused: {c.refused}" for c in refused)
+    advised = norm_family(advice.norm) if advice is not None else None
+    if not cells:
+        if advice is None:
+            return BatchSummary(batch_size, None, (), (), None, "no advice", why, names)
+        if advised in {norm_family(n) for n in names}:
+            verdict: Verdict = "disagrees"
+            note = f"{why}; advice was {advice.norm}"
+        else:
+            verdict, note = "not tested", f"{why}; advice {advice.norm} was not in the grid"
+        return BatchSummary(batch_size, None, (), (), advice, verdict, note, names)
     ranked = sorted(cells, key=lambda c: -c.acc.mean)
     winner = ranked[0]
     comparisons = []
@@ -216,8 +251,14 @@ def judge_batch(
         noise, p = noise_test(winner.values["val_acc"], other.values["val_acc"])
         comparisons.append(Comparison(other.norm, winner.acc.mean - other.acc.mean, noise, p))
     tied = tuple(c.norm for c in comparisons if c.noise == "inside noise")
-    verdict, note = _verdict(winner.norm, tied, comparisons, [c.norm for c in cells], advice)
-    return BatchSummary(batch_size, winner.norm, tied, tuple(comparisons), advice, verdict, note)
+    # a refused norm counts as tested: advice for it disagrees with the evidence
+    tested = [c.norm for c in cells] + list(names)
+    verdict, note = _verdict(winner.norm, tied, comparisons, tested, advice)
+    if refused:
+        note = f"{note}; {why}"
+    return BatchSummary(
+        batch_size, winner.norm, tied, tuple(comparisons), advice, verdict, note, names
+    )
 
 
 def _verdict(
@@ -279,9 +320,10 @@ def summarize(
     cells = summarize_cells(records)
     batches = []
     for batch in sorted({c.batch_size for c in cells}):
-        at_batch = [c for c in cells if c.batch_size == batch and "val_acc" in c.stats]
-        if at_batch:
-            batches.append(judge_batch(at_batch, (advice or {}).get(batch), batch))
+        at_batch = [c for c in cells if c.batch_size == batch and c.trained]
+        refused = [c for c in cells if c.batch_size == batch and c.refused and not c.trained]
+        if at_batch or refused:
+            batches.append(judge_batch(at_batch, (advice or {}).get(batch), batch, refused))
     return CompareResult(
         cells=cells,
         batches=batches,

@@ -29,6 +29,7 @@ from .recipe import KEPT_TRAINER_KEYS, CompareSettings
 
 WARMUP_STEPS = 3  # first steps pay for allocator warm-up and lazy init; not timed
 EVAL_BATCH = 256  # eval mode makes the result independent of the evaluation batch size
+TORCH_ONE_VALUE = "Expected more than 1 value per channel when training"  # torch's BN error
 
 
 class CellMeter(L.Callback):
@@ -235,8 +236,45 @@ def _max_steps(settings: CompareSettings, cli: LightningCLI) -> int:
     return max(1, math.ceil(settings.epochs * per_epoch))
 
 
+def refusal(exc: BaseException, batch_size: int) -> str | None:
+    """The table label of a cell that BatchNorm refuses to train, or None for other errors.
+
+    Two sources: normsuite's ``BatchSizeGuard`` (BN at per-device batch 1, before the first
+    step) and PyTorch's own "Expected more than 1 value per channel" (a BN layer that sees a
+    single value per channel, e.g. after global pooling). Both are rule NRM005; neither says
+    anything about the other cells, so the comparison goes on.
+    """
+    from normsuite.training.guardrails import BatchNormBatchSizeError
+
+    if isinstance(exc, BatchNormBatchSizeError):
+        return f"BN at batch {batch_size}, see NRM005"
+    if isinstance(exc, ValueError) and str(exc).startswith(TORCH_ONE_VALUE):
+        return f"BN saw 1 value per channel at batch {batch_size}, see NRM005"
+    return None
+
+
+def refused_record(cell: Cell, label: str, reason: str, wall_s: float = 0.0) -> dict[str, Any]:
+    """The stored line of a refused cell: no metrics, the label and the error's first line."""
+    return {
+        "key": cell.key,
+        **cell.to_dict(),
+        "refused": label,
+        "reason": reason,
+        "steps": 0,
+        "val_acc": None,
+        "val_loss": None,
+        "step_ms": None,
+        "mem_mb": None,
+        "wall_s": wall_s,
+    }
+
+
 def run_cell(settings: CompareSettings, cell: Cell) -> dict[str, Any]:
-    """Train and evaluate one cell; returns its record (the line stored in results.jsonl)."""
+    """Train and evaluate one cell; returns its record (the line stored in results.jsonl).
+
+    A cell that BatchNorm refuses (see :func:`refusal`) returns a record with ``refused``
+    set instead of raising; any other error propagates.
+    """
     started = time.perf_counter()
     with quiet_lightning():
         cli = _instantiate(cell_config(settings, cell))
@@ -264,6 +302,11 @@ def run_cell(settings: CompareSettings, cell: Cell) -> dict[str, Any]:
             if trainer.interrupted:
                 raise KeyboardInterrupt from None
             raise
+        except ValueError as exc:
+            label = refusal(exc, cell.batch_size)
+            if label is None:
+                raise
+            return refused_record(cell, label, _first_line(exc), time.perf_counter() - started)
         val_acc, val_loss = _evaluate(cli.model, cli.datamodule)
     return {
         "key": cell.key,
