@@ -13,10 +13,10 @@ class OutputFormat(str, Enum):
     json = "json"
 
 
-class LrRule(str, Enum):
+class LrScaling(str, Enum):
+    none = "none"
     linear = "linear"
     sqrt = "sqrt"
-    none = "none"
 
 
 def compare(
@@ -32,7 +32,12 @@ def compare(
     batch_sizes: str | None = typer.Option(
         None, "--batch-sizes", help="Comma-separated per-device batch sizes, e.g. 2,8,32."
     ),
-    seeds: int | None = typer.Option(None, "--seeds", help="Seeds per cell (0..N-1)."),
+    seeds: int | None = typer.Option(
+        None,
+        "--seeds",
+        help="Seeds per cell (0..N-1); 3 or more give mean ± std and Welch's t-test. "
+        "(default: the recipe's compare.seeds, else 3)",
+    ),
     max_steps: int | None = typer.Option(
         None, "--max-steps", help="Training steps per cell (same for every batch size)."
     ),
@@ -42,17 +47,25 @@ def compare(
         help="Epochs per cell instead of --max-steps: every batch size sees the same samples "
         "(the GN paper's protocol).",
     ),
-    lr_rule: LrRule | None = typer.Option(
+    lr_scaling: LrScaling | None = typer.Option(
         None,
-        "--lr-rule",
-        help="Scale the recipe's LR with batch size: linear (Goyal et al. 2017, default), "
-        "sqrt, or none.",
+        "--lr-scaling",
+        help="Scale the recipe's LR from its batch size to each batch size: linear (for SGD, "
+        "Goyal et al. 2017), sqrt (for Adam-family, Malladi et al. 2022) or none. "
+        "(default: the recipe's compare.lr_scaling, else linear for SGD, sqrt for Adam-family, "
+        "none for other optimizers)",
     ),
     lrs: str | None = typer.Option(
         None, "--lrs", help="Explicit LR per batch size, e.g. 2:0.01,8:0.02 (wins over the rule)."
     ),
+    threads: int | None = typer.Option(
+        None,
+        "--threads",
+        help="CPU threads per cell (torch.set_num_threads). (default: torch's, usually one per "
+        "core)",
+    ),
     out: Path | None = typer.Option(
-        None, "--out", "-o", help="Output folder [default: runs/compare/<recipe name>]."
+        None, "--out", "-o", help="Output folder. (default: runs/compare/RECIPE_NAME)"
     ),
     resume: bool = typer.Option(
         False, "--resume", help="Keep the finished cells in --out and run only the missing ones."
@@ -80,8 +93,9 @@ def compare(
             seeds=seeds,
             max_steps=max_steps,
             epochs=epochs,
-            lr_rule=lr_rule.value if lr_rule is not None else None,
+            lr_scaling=lr_scaling.value if lr_scaling is not None else None,
             lrs=lrs,
+            threads=threads,
             out_dir=out,
             resume=resume,
             plot=plot,

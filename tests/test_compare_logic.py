@@ -31,7 +31,7 @@ def test_scale_lr_rules_by_hand() -> None:
     assert scale_lr(0.1, 32, 64, "linear") == pytest.approx(0.2)
     assert scale_lr(0.1, 32, 8, "sqrt") == pytest.approx(0.05)  # sqrt(1/4) = 1/2
     assert scale_lr(0.1, 32, 2, "none") == 0.1
-    with pytest.raises(GridError, match="linear, sqrt, none"):
+    with pytest.raises(GridError, match="none, linear, sqrt"):
         scale_lr(0.1, 32, 8, "cubic")
 
 
@@ -280,3 +280,47 @@ def test_every_norm_refused_at_a_batch_size(tmp_path) -> None:
     render_text(summarize(records, {1: AdviceView("gn")}), console)  # no crash on winner None
     png = plot_accuracy(summarize(records), tmp_path / "acc.png")  # refused cells: not plotted
     assert png.read_bytes()[:4] == b"\x89PNG"
+
+
+# --- defaults: seeds and LR scaling by optimizer --------------------------------------------------
+
+
+def _recipe(model_args: dict, **extra) -> dict:
+    return {
+        "model": {"class_path": "normsuite.NormClassifier", "init_args": dict(model_args)},
+        "data": {"class_path": "normsuite.data.FakeDataModule", "init_args": {"batch_size": 8}},
+        **extra,
+    }
+
+
+def test_default_seeds_and_lr_scaling_follow_the_optimizer() -> None:
+    from normsuite.compare.grid import default_lr_scaling
+    from normsuite.compare.recipe import resolve_settings
+
+    adamw = resolve_settings(_recipe({"lr": 0.01}), norms="bn")  # NormClassifier's default
+    assert adamw.seeds == 3
+    assert adamw.lr_scaling == "sqrt" and "Malladi" in adamw.lr_scaling_why
+    sgd = resolve_settings(_recipe({"lr": 0.1, "optimizer": "sgd"}), norms="bn")
+    assert sgd.lr_scaling == "linear" and "Goyal" in sgd.lr_scaling_why
+    cli_sgd = _recipe(
+        {}, optimizer={"class_path": "torch.optim.SGD", "init_args": {"lr": 0.1}}
+    )  # a LightningCLI optimizer: section
+    assert resolve_settings(cli_sgd, norms="bn").lr_scaling == "linear"
+    # the recipe's compare block wins over the default, the option over both
+    block = _recipe({"lr": 0.1, "optimizer": "sgd"}, compare={"lr_scaling": "none", "seeds": 5})
+    from_block = resolve_settings(block, norms="bn")
+    assert (from_block.lr_scaling, from_block.seeds) == ("none", 5)
+    opt = resolve_settings(_recipe({"lr": 0.1, "optimizer": "sgd"}), norms="bn", lr_scaling="sqrt")
+    assert opt.lr_scaling == "sqrt" and opt.lr_scaling_why == "set by --lr-scaling"
+    assert default_lr_scaling("torch.optim.RMSprop")[0] == "sqrt"
+    assert default_lr_scaling("Lion")[0] == "none" and default_lr_scaling(None)[0] == "none"
+    # where the rule came from is shown, but does not change the fingerprint (resume works)
+    assert "lr_scaling_why" not in opt.fingerprint_fields()
+
+
+def test_lr_scaling_rejects_unknown_rule() -> None:
+    from normsuite.compare import CompareError
+    from normsuite.compare.recipe import resolve_settings
+
+    with pytest.raises(CompareError, match="--lr-scaling must be one of none, linear, sqrt"):
+        resolve_settings(_recipe({"lr": 0.1}), norms="bn", lr_scaling="cubic")

@@ -62,9 +62,11 @@ def test_cli_tiny_grid_end_to_end(recipe: Path, tmp_path: Path) -> None:
         assert run["steps"] == 2
         assert 0.0 <= run["val_acc"] <= 1.0 and run["val_loss"] > 0
         assert run["step_ms"] > 0 and run["mem_mb"] > 0
-    # linear rule relative to the recipe's batch 8 and lr 0.01
-    assert runs["bn|2|0"]["lr"] == pytest.approx(0.0025)
+    # AdamW (NormClassifier's default): sqrt rule relative to the recipe's batch 8 and lr 0.01
+    assert runs["bn|2|0"]["lr"] == pytest.approx(0.01 * 0.5)
     assert runs["gn|8|0"]["lr"] == pytest.approx(0.01)
+    assert doc["settings"]["lr_scaling"] == "sqrt"
+    assert "Malladi et al. 2022" in doc["settings"]["lr_scaling_why"]
     # advice from normsuite.advice for a 1-d CNN: GN below batch 16
     verdicts = {b["batch_size"]: b for b in doc["batch_sizes"]}
     assert verdicts[2]["advice"]["norm"] == "gn" and "B2" in verdicts[2]["advice"]["rules"]
@@ -148,6 +150,7 @@ def test_norm_that_cannot_be_built_fails_before_training(recipe: Path, tmp_path:
         (["--max-steps", "2", "--epochs", "1"], "either --max-steps or --epochs"),
         (["--seeds", "0"], "--seeds must be"),
         (["--norms", "bn,batchnrm"], "batchnrm"),
+        (["--threads", "0"], "--threads must be an integer >= 1"),
     ],
 )
 def test_cli_rejects_malformed_options(recipe: Path, tmp_path, extra, message) -> None:
@@ -212,7 +215,7 @@ def test_shipped_recipe_resolves_and_builds() -> None:
     assert (settings.base_lr, settings.base_batch) == (0.1, 32)
     cells = expand_grid(
         settings.norms, settings.batch_sizes, settings.seeds,
-        base_lr=settings.base_lr, base_batch=settings.base_batch, lr_rule=settings.lr_rule,
+        base_lr=settings.base_lr, base_batch=settings.base_batch, lr_scaling=settings.lr_scaling,
     )  # fmt: skip
     assert len(cells) == 16 and {c.lr for c in cells if c.batch_size == 2} == {0.1 * 2 / 32}
     preflight(settings)  # both norms build for this model, without data or training
@@ -264,3 +267,39 @@ def test_torch_one_value_error_is_a_refusal_other_errors_are_not() -> None:
     )
     assert refusal(ValueError("something else"), 1) is None
     assert refusal(RuntimeError("CUDA out of memory"), 1) is None
+
+
+@pytest.mark.slow
+def test_defaults_three_seeds_threads_and_lr_scaling_option(recipe: Path, tmp_path: Path) -> None:
+    # before: one seed by default (no spread), no --threads, LR always scaled linearly
+    out = tmp_path / "out"
+    threads_before = torch.get_num_threads()
+    args = ["compare", "-c", str(recipe), "--norms", "gn", "--batch-sizes", "2,8"]
+    args += ["--max-steps", "1", "--threads", "1", "--lr-scaling", "linear", "--out", str(out)]
+    result = runner.invoke(app, args, env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    lines = _lines(out)
+    assert sorted(r["key"] for r in lines) == [f"gn|{b}|{s}" for b in (2, 8) for s in range(3)]
+    assert {r["threads"] for r in lines} == {1}
+    assert torch.get_num_threads() == threads_before  # restored after the run
+    assert [r["lr"] for r in lines if r["batch_size"] == 2] == pytest.approx([0.0025] * 3)
+    assert "± " in result.stdout  # 3 seeds: mean ± std in every trained row
+    assert "LR scaling: linear from LR 0.01 at batch 8; set by --lr-scaling." in result.stdout
+
+
+@pytest.mark.slow
+def test_progress_bar_counts_steps_and_shows_an_eta(tmp_path: Path) -> None:
+    import io
+
+    from rich.console import Console
+
+    screen = io.StringIO()
+    console = Console(file=screen, force_terminal=True, width=160, color_system=None)
+    run_compare(
+        TINY, norms="bn,gn", batch_sizes="1,2", seeds=1, max_steps=3, plot=False,
+        out_dir=tmp_path / "o", progress=console,
+    )  # fmt: skip
+    text = screen.getvalue()
+    # 4 cells x 3 planned steps; the refused BN cell at batch 1 still completes its share
+    assert "12/12 steps" in text and "ETA" in text
+    assert "cell 4/4: gn batch 2 seed 0" in text

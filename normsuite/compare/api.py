@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import CompareError
-from .grid import expand_grid
+from .grid import Cell, expand_grid
 from .recipe import CompareSettings, load_recipe, resolve_settings
 from .results import AdviceView, CompareResult, summarize
 from .store import ResultStore
@@ -64,25 +64,32 @@ def run_compare(
     seeds: int | None = None,
     max_steps: int | None = None,
     epochs: float | None = None,
-    lr_rule: str | None = None,
+    lr_scaling: str | None = None,
     lrs: str | Mapping[int, float] | None = None,
+    threads: int | None = None,
     out_dir: str | os.PathLike[str] | None = None,
     resume: bool = False,
     plot: bool = True,
-    progress: bool = False,
+    progress: bool | Any = False,
     on_cell_end: Callable[[dict[str, Any]], None] | None = None,
 ) -> CompareResult:
     """Train every (norm, batch size, seed) cell of ``config`` and summarize the evidence.
 
     ``config`` is a LightningCLI recipe (path or dict); options left ``None`` come from its
-    ``compare:`` block. Finished cells are appended to ``out_dir/results.jsonl`` as they end;
-    ``resume=True`` skips the cells already there. ``on_cell_end`` is called with each new
-    record (after it is stored).
+    ``compare:`` block, then from the defaults (3 seeds; LR scaling by the optimizer, see
+    :func:`~normsuite.compare.grid.default_lr_scaling`). ``threads`` sets
+    ``torch.set_num_threads`` for the run (restored afterwards). Finished cells are appended
+    to ``out_dir/results.jsonl`` as they end; ``resume=True`` skips the cells already there.
+    ``on_cell_end`` is called with each new record (after it is stored). ``progress=True``
+    shows a progress bar with an ETA on stderr (or pass a Rich ``Console`` to draw it there).
 
     Example:
         >>> result = run_compare("recipes/compare_mnist1d_bn_gn.yaml", seeds=1)  # doctest: +SKIP
         >>> [(b.batch_size, b.winner, b.verdict) for b in result.batches]         # doctest: +SKIP
     """
+    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int)
+                                or threads < 1):  # fmt: skip
+        raise CompareError(f"--threads must be an integer >= 1, got {threads!r}")
     recipe = load_recipe(config)
     settings = resolve_settings(
         recipe,
@@ -91,7 +98,7 @@ def run_compare(
         seeds=seeds,
         max_steps=max_steps,
         epochs=epochs,
-        lr_rule=lr_rule,
+        lr_scaling=lr_scaling,
         lrs=lrs,
     )
     cells = expand_grid(
@@ -100,37 +107,28 @@ def run_compare(
         settings.seeds,
         base_lr=settings.base_lr if settings.base_lr is not None else 0.0,
         base_batch=settings.base_batch or 1,
-        lr_rule=settings.lr_rule,
+        lr_scaling=settings.lr_scaling,
         lrs=settings.lrs,
     )
     out = Path(out_dir) if out_dir is not None else default_out_dir(config)
     store = ResultStore.open(out, settings.fingerprint_fields(), resume=resume)
 
     # Heavy imports only now that every option is known to be good.
-    from .runner import preflight, refused_record, run_cell
+    import torch
 
-    preflight(settings)
-    done = store.finished()
-    todo = [cell for cell in cells if cell.key not in done]
-    # A refusal (BN at batch 1) does not depend on the seed: the other seeds of that
-    # (norm, batch size) are recorded as refused without building and training again.
-    refused = {(r["norm"], r["batch_size"]): r for r in done.values() if r.get("refused")}
-    with _progress(progress, total=len(cells), completed=len(cells) - len(todo)) as advance:
-        for cell in todo:
-            earlier = refused.get((cell.norm, cell.batch_size))
-            if earlier is not None:
-                new = refused_record(cell, earlier["refused"], earlier.get("reason", ""))
-            else:
-                new = run_cell(settings, cell)
-            record = store.append(new)
-            done[cell.key] = record
-            name = f"{cell.norm} batch {cell.batch_size} seed {cell.seed}"
-            if record.get("refused"):
-                refused[(cell.norm, cell.batch_size)] = record
-                name = f"{name} refused"
-            advance(name)
-            if on_cell_end is not None:
-                on_cell_end(record)
+    from .runner import plan_steps, preflight
+
+    previous_threads = torch.get_num_threads()
+    if threads is not None:
+        torch.set_num_threads(threads)
+    try:
+        preflight(settings)
+        done = store.finished()
+        todo = [cell for cell in cells if cell.key not in done]
+        plan = plan_steps(settings) if progress and todo else {}
+        _train(settings, cells, todo, done, plan, store, progress, on_cell_end)
+    finally:
+        torch.set_num_threads(previous_threads)
 
     records = [done[cell.key] for cell in cells]
     result = summarize(
@@ -143,23 +141,70 @@ def run_compare(
     return result
 
 
+def _train(
+    settings: CompareSettings,
+    cells: Sequence[Cell],
+    todo: Sequence[Cell],
+    done: dict[str, dict[str, Any]],
+    plan: Mapping[int, int],
+    store: ResultStore,
+    progress: bool | Any,
+    on_cell_end: Callable[[dict[str, Any]], None] | None,
+) -> None:
+    """Run the cells still to do, store each record as it ends and drive the progress bar."""
+    from .runner import refused_record, run_cell
+
+    # A refusal (BN at batch 1) does not depend on the seed: the other seeds of that
+    # (norm, batch size) are recorded as refused without building and training again.
+    refused = {(r["norm"], r["batch_size"]): r for r in done.values() if r.get("refused")}
+    steps = {cell.key: plan.get(cell.batch_size, 1) for cell in cells}
+    finished = sum(steps[cell.key] for cell in cells if cell.key in done)
+    with _Progress(progress, total=sum(steps.values()), completed=finished) as bar:
+        for number, cell in enumerate(todo, start=len(cells) - len(todo) + 1):
+            bar.describe(
+                f"cell {number}/{len(cells)}: {cell.norm} batch {cell.batch_size} seed {cell.seed}"
+            )
+            earlier = refused.get((cell.norm, cell.batch_size))
+            if earlier is not None:
+                new = refused_record(cell, earlier["refused"], earlier.get("reason", ""))
+            else:
+                new = run_cell(settings, cell, on_step=bar.step if bar.enabled else None)
+            record = store.append(new)
+            done[cell.key] = record
+            if record.get("refused"):
+                refused[(cell.norm, cell.batch_size)] = record
+            finished += steps[cell.key]
+            bar.reach(finished)  # a refused or shorter cell still completes its share
+            if on_cell_end is not None:
+                on_cell_end(record)
+
+
 def _public(settings: CompareSettings) -> dict[str, Any]:
     """The settings shown in the JSON output (the recipe itself stays in manifest.json)."""
     fields = settings.fingerprint_fields()
     fields.pop("recipe")
+    fields["lr_scaling_why"] = settings.lr_scaling_why
     return fields
 
 
-class _progress:
-    """A Rich progress bar over cells on stderr, or nothing."""
+class _Progress:
+    """A Rich progress bar over the training steps of all cells, with an ETA, or nothing.
 
-    def __init__(self, enabled: bool, *, total: int, completed: int) -> None:
-        self.enabled, self.total, self.completed = enabled, total, completed
+    ``enabled`` is ``True`` (draw on stderr), a Rich ``Console`` (draw there) or falsy. The
+    ETA is Rich's: remaining steps over the recent step rate, so it tracks the current
+    cell's speed (small batches take more, cheaper steps).
+    """
+
+    def __init__(self, enabled: bool | Any, *, total: int, completed: int) -> None:
+        self.enabled = bool(enabled)
+        self._console = enabled if enabled is not True else None
+        self.total, self.completed = total, completed
         self._bar: Any = None
+        self._task: Any = None
 
-    def __enter__(self) -> Callable[[str], None]:
+    def __enter__(self) -> _Progress:
         if not self.enabled:
-            return lambda description: None
+            return self
         from rich.console import Console
         from rich.progress import (
             BarColumn,
@@ -174,17 +219,27 @@ class _progress:
             TextColumn("[bold]compare[/bold] {task.description}"),
             BarColumn(),
             MofNCompleteColumn(),
+            TextColumn("steps"),
             TimeElapsedColumn(),
+            TextColumn("ETA"),
             TimeRemainingColumn(),
-            console=Console(stderr=True),
+            console=self._console or Console(stderr=True),
         )
         self._bar.__enter__()
-        task = self._bar.add_task("cells", total=self.total, completed=self.completed)
+        self._task = self._bar.add_task("", total=self.total, completed=self.completed)
+        return self
 
-        def advance(description: str) -> None:
-            self._bar.update(task, advance=1, description=f"done: {description}")
+    def describe(self, text: str) -> None:
+        if self._bar is not None:
+            self._bar.update(self._task, description=text)
 
-        return advance
+    def step(self, n: int = 1) -> None:
+        if self._bar is not None:
+            self._bar.update(self._task, advance=n)
+
+    def reach(self, completed: int) -> None:
+        if self._bar is not None:
+            self._bar.update(self._task, completed=completed)
 
     def __exit__(self, *exc: object) -> None:
         if self._bar is not None:

@@ -17,8 +17,14 @@ from typing import Literal
 
 from .errors import CompareError
 
-LrRule = Literal["linear", "sqrt", "none"]
-LR_RULES: tuple[str, ...] = ("linear", "sqrt", "none")
+LrScaling = Literal["none", "linear", "sqrt"]
+LR_SCALINGS: tuple[str, ...] = ("none", "linear", "sqrt")
+DEFAULT_SEEDS = 3  # the fewest seeds for which Welch's t-test can tell a win from noise
+
+# Optimizers whose step is normalized by a running second moment: the square-root rule.
+ADAPTIVE_OPTIMIZERS = frozenset(
+    {"adam", "adamw", "nadam", "radam", "adamax", "adagrad", "adadelta", "rmsprop", "lamb"}
+)
 
 
 class GridError(CompareError):
@@ -46,17 +52,19 @@ class Cell:
 def scale_lr(base_lr: float, base_batch: int, batch_size: int, rule: str = "linear") -> float:
     """Learning rate for ``batch_size`` given the recipe's ``base_lr`` at ``base_batch``.
 
-    - ``linear``: ``base_lr * batch_size / base_batch`` (Goyal et al. 2017, "Accurate, Large
-      Minibatch SGD"; the GN paper trains every batch size this way).
-    - ``sqrt``: ``base_lr * sqrt(batch_size / base_batch)`` (the square-root rule, suited to
-      Adam-family optimizers; Malladi et al. 2022).
+    - ``linear``: ``base_lr * batch_size / base_batch``, for SGD (Goyal et al. 2017,
+      "Accurate, Large Minibatch SGD", arXiv:1706.02677; the GN paper trains every batch size
+      this way).
+    - ``sqrt``: ``base_lr * sqrt(batch_size / base_batch)``, for Adam-family optimizers
+      (Malladi et al. 2022, "On the SDEs and Scaling Rules for Adaptive Gradient Algorithms",
+      arXiv:2205.10287; first proposed for SGD by Hoffer et al. 2017, arXiv:1705.08741).
     - ``none``: ``base_lr`` for every batch size.
 
     >>> scale_lr(0.1, 32, 8), scale_lr(0.1, 32, 128, "sqrt"), scale_lr(0.1, 32, 2, "none")
     (0.025, 0.2, 0.1)
     """
-    if rule not in LR_RULES:
-        raise GridError(f"--lr-rule must be one of {', '.join(LR_RULES)}, got {rule!r}")
+    if rule not in LR_SCALINGS:
+        raise GridError(f"--lr-scaling must be one of {', '.join(LR_SCALINGS)}, got {rule!r}")
     if base_batch < 1 or batch_size < 1:
         raise GridError(f"batch sizes must be >= 1, got base {base_batch} and {batch_size}")
     ratio = batch_size / base_batch
@@ -65,6 +73,27 @@ def scale_lr(base_lr: float, base_batch: int, batch_size: int, rule: str = "line
     if rule == "sqrt":
         return base_lr * math.sqrt(ratio)
     return base_lr
+
+
+def default_lr_scaling(optimizer: str | None) -> tuple[str, str]:
+    """The LR scaling rule for an optimizer name, and why (shown with the results).
+
+    SGD (with or without momentum) -> ``linear``; Adam-family -> ``sqrt``; an optimizer
+    compare cannot name -> ``none`` (no assumption; the output says to choose one).
+
+    >>> default_lr_scaling("AdamW")[0], default_lr_scaling("sgd")[0], default_lr_scaling(None)[0]
+    ('sqrt', 'linear', 'none')
+    """
+    name = (optimizer or "").rsplit(".", 1)[-1].lower()
+    if name == "sgd":
+        return "linear", "the default for SGD, after Goyal et al. 2017"
+    if name in ADAPTIVE_OPTIMIZERS:
+        return (
+            "sqrt",
+            f"the default for {optimizer}, an Adam-family optimizer, after Malladi et al. 2022",
+        )
+    what = f"optimizer {optimizer}" if optimizer else "an optimizer compare cannot name"
+    return "none", f"not scaled by default for {what}; pass --lr-scaling to choose"
 
 
 def parse_norms(text: str) -> list[str]:
@@ -120,7 +149,7 @@ def expand_grid(
     *,
     base_lr: float,
     base_batch: int,
-    lr_rule: str = "linear",
+    lr_scaling: str = "linear",
     lrs: Mapping[int, float] | None = None,
 ) -> list[Cell]:
     """Every (norm, batch size, seed) cell, in the order they run (seed, batch size, norm).
@@ -140,7 +169,7 @@ def expand_grid(
             f"{list(batch_sizes)}; add them or drop them"
         )
     lr_at = {
-        b: lrs[b] if b in lrs else scale_lr(base_lr, base_batch, b, lr_rule) for b in batch_sizes
+        b: lrs[b] if b in lrs else scale_lr(base_lr, base_batch, b, lr_scaling) for b in batch_sizes
     }
     # Seed-major: after the first pass every (norm, batch) has one result, so an interrupted
     # run already shows the whole picture; later seeds add the noise estimate.

@@ -7,10 +7,13 @@ options win over it::
     compare:
       norms: [bn, gn]
       batch_sizes: [2, 4, 16, 64]
-      seeds: 2
+      seeds: 3           # default 3
       epochs: 1          # or max_steps: 200
-      lr_rule: linear    # linear | sqrt | none
+      lr_scaling: linear # none | linear | sqrt; default: by the optimizer (see below)
       lrs: {2: 0.01}     # optional explicit LR per batch size
+
+The LR scaling default follows the recipe's optimizer: ``linear`` for SGD, ``sqrt`` for
+Adam-family, ``none`` when compare cannot tell (:func:`~normsuite.compare.grid.default_lr_scaling`).
 
 Pure Python (yaml only), so that every bad option fails before torch or lightning load.
 """
@@ -27,7 +30,15 @@ from typing import Any
 import yaml
 
 from .errors import CompareError
-from .grid import LR_RULES, GridError, parse_batch_sizes, parse_lrs, parse_norms
+from .grid import (
+    DEFAULT_SEEDS,
+    LR_SCALINGS,
+    GridError,
+    default_lr_scaling,
+    parse_batch_sizes,
+    parse_lrs,
+    parse_norms,
+)
 
 # Trainer options a compare cell keeps from the recipe; everything else (loggers,
 # checkpoints, callbacks, devices, epochs) is decided by compare itself.
@@ -50,14 +61,16 @@ class CompareSettings:
     seeds: int
     max_steps: int | None = None
     epochs: float | None = None
-    lr_rule: str = "linear"
+    lr_scaling: str = "linear"
     lrs: dict[int, float] = field(default_factory=dict)
     base_lr: float | None = None
     base_batch: int | None = None
     lr_path: tuple[str, ...] = ()
+    lr_scaling_why: str = ""  # where lr_scaling came from; shown, not part of the fingerprint
 
     def fingerprint_fields(self) -> dict[str, Any]:
         data = asdict(self)
+        data.pop("lr_scaling_why")
         data["lrs"] = {str(k): v for k, v in sorted(self.lrs.items())}
         data["lr_path"] = ".".join(self.lr_path)
         return data
@@ -124,6 +137,20 @@ def _locate_lr(recipe: Mapping[str, Any]) -> tuple[tuple[str, ...], float | None
     return (), None
 
 
+def _optimizer(recipe: Mapping[str, Any]) -> str | None:
+    """The optimizer's name: a LightningCLI ``optimizer:`` section, else the model's
+    ``optimizer`` argument (NormClassifier's ``sgd`` / ``adamw``) or its default."""
+    optimizer = recipe.get("optimizer")
+    if isinstance(optimizer, dict) and isinstance(optimizer.get("class_path"), str):
+        return optimizer["class_path"].rsplit(".", 1)[-1]
+    if isinstance(optimizer, str):
+        return optimizer.rsplit(".", 1)[-1]
+    name = (recipe["model"].get("init_args") or {}).get("optimizer")
+    if name is None:
+        name = _class_default(recipe["model"]["class_path"], "optimizer")
+    return name if isinstance(name, str) else None
+
+
 def _check_spellings(norms: Sequence[str]) -> None:
     """Misspelt norm names fail here, before torch loads (NormSpec is pure Python)."""
     from normsuite.norms.spec import NormSpec
@@ -156,7 +183,7 @@ def resolve_settings(
     seeds: int | None = None,
     max_steps: int | None = None,
     epochs: float | None = None,
-    lr_rule: str | None = None,
+    lr_scaling: str | None = None,
     lrs: str | Mapping[int, float] | None = None,
 ) -> CompareSettings:
     """Merge the recipe's ``compare:`` block with explicit options (which win) and validate.
@@ -167,7 +194,7 @@ def resolve_settings(
     if not isinstance(block, dict):
         raise CompareError("the config's compare: section must be a mapping")
     unknown = sorted(
-        set(block) - {"norms", "batch_sizes", "seeds", "max_steps", "epochs", "lr_rule", "lrs"}
+        set(block) - {"norms", "batch_sizes", "seeds", "max_steps", "epochs", "lr_scaling", "lrs"}
     )
     if unknown:
         raise CompareError(f"unknown keys in the config's compare: section: {', '.join(unknown)}")
@@ -187,7 +214,7 @@ def resolve_settings(
         if base_batch is None:
             raise CompareError("no batch sizes: pass --batch-sizes 2,8,32")
         size_list = [int(base_batch)]
-    seed_count = seeds if seeds is not None else block.get("seeds", 1)
+    seed_count = seeds if seeds is not None else block.get("seeds", DEFAULT_SEEDS)
     if not isinstance(seed_count, int) or seed_count < 1:
         raise CompareError(f"--seeds must be an integer >= 1, got {seed_count!r}")
 
@@ -208,9 +235,14 @@ def resolve_settings(
     if epoch_count is not None and not (float(epoch_count) > 0):
         raise CompareError(f"--epochs must be > 0, got {epoch_count!r}")
 
-    rule = lr_rule if lr_rule is not None else block.get("lr_rule", "linear")
-    if rule not in LR_RULES:
-        raise CompareError(f"--lr-rule must be one of {', '.join(LR_RULES)}, got {rule!r}")
+    if lr_scaling is not None:
+        rule, why = lr_scaling, "set by --lr-scaling"
+    elif "lr_scaling" in block:
+        rule, why = block["lr_scaling"], "set by the recipe's compare.lr_scaling"
+    else:
+        rule, why = default_lr_scaling(_optimizer(recipe))
+    if rule not in LR_SCALINGS:
+        raise CompareError(f"--lr-scaling must be one of {', '.join(LR_SCALINGS)}, got {rule!r}")
     lr_map = lrs if lrs is not None else block.get("lrs")
     if isinstance(lr_map, str):
         lr_map = parse_lrs(lr_map)
@@ -228,7 +260,7 @@ def resolve_settings(
     if missing and rule != "none" and base_batch is None:
         raise CompareError(
             "the recipe sets no data.init_args.batch_size to scale the learning rate from; "
-            "add one, pass --lr-rule none, or pass --lrs"
+            "add one, pass --lr-scaling none, or pass --lrs"
         )
     return CompareSettings(
         recipe=recipe,
@@ -237,9 +269,10 @@ def resolve_settings(
         seeds=seed_count,
         max_steps=steps,
         epochs=float(epoch_count) if epoch_count is not None else None,
-        lr_rule=rule,
+        lr_scaling=rule,
         lrs=lr_map,
         base_lr=base_lr,
         base_batch=int(base_batch) if base_batch is not None else None,
         lr_path=lr_path,
+        lr_scaling_why=why,
     )

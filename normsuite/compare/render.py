@@ -103,6 +103,12 @@ def verdict_table(result: CompareResult) -> Table:
 def render_text(result: CompareResult, console: Console) -> None:
     """Print both tables, the noise rule and where the results live."""
     parts = [cells_table(result), verdict_table(result), Text(f"Noise rule: {NOISE_RULE}.")]
+    scaling = result.settings.get("lr_scaling")
+    if scaling:
+        base = result.settings.get("base_lr"), result.settings.get("base_batch")
+        origin = f" from LR {base[0]:g} at batch {base[1]}" if None not in base else ""
+        why = result.settings.get("lr_scaling_why")
+        parts.append(Text(f"LR scaling: {scaling}{origin}" + (f"; {why}." if why else ".")))
     memory = {r.get("mem_kind") for r in result.records if r.get("mem_kind")}
     for kind in sorted(memory):
         parts.append(Text(f"Memory: {MEMORY_NOTES.get(kind, kind)}."))

@@ -14,7 +14,7 @@ import math
 import statistics
 import time
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import lightning as L
@@ -236,6 +236,36 @@ def _max_steps(settings: CompareSettings, cli: LightningCLI) -> int:
     return max(1, math.ceil(settings.epochs * per_epoch))
 
 
+def plan_steps(settings: CompareSettings) -> dict[int, int]:
+    """Training steps of a cell at each batch size (for the progress bar and its ETA).
+
+    With ``--max-steps`` that is the same number everywhere; with ``--epochs`` it takes one
+    datamodule setup per batch size (no training).
+    """
+    if settings.max_steps is not None:
+        return dict.fromkeys(settings.batch_sizes, settings.max_steps)
+    plan = {}
+    for batch in settings.batch_sizes:
+        cell = Cell(norm=settings.norms[0], batch_size=batch, seed=0, lr=1e-3)
+        config = cell_config(settings, cell)
+        with quiet_lightning():
+            plan[batch] = _max_steps(settings, _instantiate(config))
+    return plan
+
+
+class _StepProgress(L.Callback):
+    """Reports each optimizer step to ``on_step`` (the progress bar)."""
+
+    def __init__(self, on_step: Callable[[int], None]) -> None:
+        self.on_step = on_step
+        self.seen = 0
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if trainer.global_step > self.seen:
+            self.on_step(trainer.global_step - self.seen)
+            self.seen = trainer.global_step
+
+
 def refusal(exc: BaseException, batch_size: int) -> str | None:
     """The table label of a cell that BatchNorm refuses to train, or None for other errors.
 
@@ -269,17 +299,26 @@ def refused_record(cell: Cell, label: str, reason: str, wall_s: float = 0.0) -> 
     }
 
 
-def run_cell(settings: CompareSettings, cell: Cell) -> dict[str, Any]:
+def run_cell(
+    settings: CompareSettings,
+    cell: Cell,
+    *,
+    on_step: Callable[[int], None] | None = None,
+) -> dict[str, Any]:
     """Train and evaluate one cell; returns its record (the line stored in results.jsonl).
 
-    A cell that BatchNorm refuses (see :func:`refusal`) returns a record with ``refused``
-    set instead of raising; any other error propagates.
+    ``on_step(n)`` is called as optimizer steps finish. A cell that BatchNorm refuses (see
+    :func:`refusal`) returns a record with ``refused`` set instead of raising; any other
+    error propagates.
     """
     started = time.perf_counter()
     with quiet_lightning():
         cli = _instantiate(cell_config(settings, cell))
         steps = _max_steps(settings, cli)
         meter = CellMeter()
+        callbacks: list[L.Callback] = [meter]
+        if on_step is not None:
+            callbacks.append(_StepProgress(on_step))
         kept = cell_config(settings, cell)["trainer"]
         trainer = L.Trainer(
             **kept,
@@ -292,7 +331,7 @@ def run_cell(settings: CompareSettings, cell: Cell) -> dict[str, Any]:
             enable_checkpointing=False,
             enable_progress_bar=False,
             enable_model_summary=False,
-            callbacks=[meter],
+            callbacks=callbacks,
         )
         try:
             trainer.fit(cli.model, datamodule=cli.datamodule)
@@ -318,5 +357,6 @@ def run_cell(settings: CompareSettings, cell: Cell) -> dict[str, Any]:
         "mem_mb": meter.memory_mb(cli.model),
         "mem_kind": meter.mem_kind,
         "device": str(cli.model.device),
+        "threads": torch.get_num_threads(),
         "wall_s": time.perf_counter() - started,
     }
