@@ -6,11 +6,20 @@ STAMP  := $(VENV)/.installed
 
 .PHONY: demo test lint format bench clean
 
+LOG    := $(VENV)/install.log
+
+# First run: one line instead of pip's output. pip and setuptools print notices even with
+# --quiet (an editable install of a package whose cli/ folder installs as normsuite.cli
+# always gets setuptools' "Editable installation" note); they go to the log, which is
+# shown in full only if the install fails.
 $(STAMP): pyproject.toml
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[dev]"
-	touch $(STAMP)
+	@echo "== setting up $(VENV): torch, Lightning and the dev tools (first run only, a few minutes)"
+	@$(PYTHON) -m venv $(VENV)
+	@$(BIN)/python -m pip install --quiet --upgrade pip > $(LOG) 2>&1 \
+		&& $(BIN)/python -m pip install --quiet -e ".[dev]" >> $(LOG) 2>&1 \
+		|| { cat $(LOG); echo "make: installing into $(VENV) failed; the log above is in $(LOG)"; exit 1; }
+	@touch $(STAMP)
+	@echo "   done ($(LOG) has pip's notes)"; echo
 
 venv: $(STAMP)
 

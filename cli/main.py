@@ -9,6 +9,7 @@ from normsuite import __version__
 from .check import check
 from .compare import compare
 from .fit import fit
+from .help_format import PlainFlagsGroup, with_plain_flags
 from .plot_stats import plot_stats
 from .recommend import recommend
 from .rule import rule
@@ -19,6 +20,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    cls=PlainFlagsGroup,
 )
 
 
@@ -50,6 +52,9 @@ app.command(
 )(fit)
 app.command("compare")(compare)
 app.command("plot-stats")(plot_stats)
+# Flags show no `<bool>` type in --help (a command's own cls is kept, as the base class).
+for _info in app.registered_commands:
+    _info.cls = with_plain_flags(_info.cls or typer.core.TyperCommand)
 
 
 def main() -> None:

@@ -17,14 +17,15 @@ pytestmark = pytest.mark.xdist_group("packaging")
 
 
 @pytest.fixture(scope="module")
-def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def wheel_build(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    """The built wheel and what the build printed on stderr."""
     # Build from a copy: setuptools writes build/ into the source tree, which races with
     # other builds and would leave clutter in the checkout.
     src = tmp_path_factory.mktemp("src") / "normsuite"
     junk = (".venv", ".git", "build", "dist", "runs", "*.egg-info", "__pycache__", ".*cache")
     shutil.copytree(ROOT, src, ignore=shutil.ignore_patterns(*junk))
     out = tmp_path_factory.mktemp("wheel")
-    subprocess.run(
+    built = subprocess.run(
         [
             sys.executable,
             "-m",
@@ -38,9 +39,25 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
             str(out),
         ],
         check=True,
+        capture_output=True,
+        text=True,
     )
     (path,) = out.glob("normsuite-*.whl")
-    return path
+    return path, built.stderr
+
+
+@pytest.fixture(scope="module")
+def wheel(wheel_build: tuple[Path, str]) -> Path:
+    return wheel_build[0]
+
+
+def test_build_is_quiet_and_ships_the_rule_docs(wheel_build: tuple[Path, str]) -> None:
+    # before: "Package would be ignored" (the rule docs folder) and a license deprecation
+    path, stderr = wheel_build
+    assert "Warning" not in stderr and "warning" not in stderr, stderr
+    names = set(zipfile.ZipFile(path).namelist())
+    docs = sorted((ROOT / "normsuite" / "analysis" / "docs").glob("NRM*.md"))
+    assert docs and {f"normsuite/analysis/docs/{d.name}" for d in docs} <= names
 
 
 def test_wheel_maps_cli_folder_to_normsuite_cli(wheel: Path) -> None:
