@@ -35,8 +35,8 @@ def compare(
     seeds: int | None = typer.Option(
         None,
         "--seeds",
-        help="Seeds per cell (0..N-1); 3 or more give mean ± std and Welch's t-test. "
-        "(default: the recipe's compare.seeds, else 3)",
+        help="Seeds per cell (0..N-1): mean ± std over them, Welch's t-test from 3 on. "
+        "\\[default: the recipe's compare.seeds, else 3]",
     ),
     max_steps: int | None = typer.Option(
         None, "--max-steps", help="Training steps per cell (same for every batch size)."
@@ -52,8 +52,8 @@ def compare(
         "--lr-scaling",
         help="Scale the recipe's LR from its batch size to each batch size: linear (for SGD, "
         "Goyal et al. 2017), sqrt (for Adam-family, Malladi et al. 2022) or none. "
-        "(default: the recipe's compare.lr_scaling, else linear for SGD, sqrt for Adam-family, "
-        "none for other optimizers)",
+        "\\[default: the recipe's compare.lr_scaling, else linear for SGD, sqrt for "
+        "Adam-family, none for other optimizers]",
     ),
     lrs: str | None = typer.Option(
         None, "--lrs", help="Explicit LR per batch size, e.g. 2:0.01,8:0.02 (wins over the rule)."
@@ -61,11 +61,11 @@ def compare(
     threads: int | None = typer.Option(
         None,
         "--threads",
-        help="CPU threads per cell (torch.set_num_threads). (default: torch's, usually one per "
-        "core)",
+        help="CPU threads per cell (torch.set_num_threads). "
+        "\\[default: torch's, usually one per core]",
     ),
     out: Path | None = typer.Option(
-        None, "--out", "-o", help="Output folder. (default: runs/compare/RECIPE_NAME)"
+        None, "--out", "-o", help="Output folder. \\[default: runs/compare/RECIPE_NAME]"
     ),
     resume: bool = typer.Option(
         False, "--resume", help="Keep the finished cells in --out and run only the missing ones."
@@ -81,7 +81,8 @@ def compare(
 
     Each cell is a short in-process fit; finished cells are written to OUT/results.jsonl as
     they end, so an interrupted run resumes with --resume. The verdict table compares the
-    winner per batch size with what `normsuite recommend` would advise.
+    winner per batch size with what `normsuite recommend` would advise. A cell BatchNorm
+    cannot train (BN at batch 1, rule NRM005) is a row of the table; the others still run.
     """
     from normsuite.compare import CompareError, run_compare
 

@@ -33,7 +33,7 @@ def test_options_that_take_values_keep_their_type() -> None:
     out = CliRunner().invoke(app, ["compare", "--help"], env={"COLUMNS": "200"}).output
     seeds = next(line for line in out.splitlines() if "--seeds" in line)
     assert "<int>" in seeds
-    assert "(default: runs/compare/RECIPE_NAME)" in out  # not eaten as Rich markup
+    assert "[default: runs/compare/RECIPE_NAME]" in out  # not eaten as Rich markup
 
 
 def test_flags_still_parse() -> None:
