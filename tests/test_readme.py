@@ -96,7 +96,7 @@ def normalize(text: str) -> str:
 def _env() -> dict[str, str]:
     env = dict(os.environ)
     env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
-    env.update(NO_COLOR="1", TERM="dumb", COLUMNS="100", PYTHONWARNINGS="ignore")
+    env.update(NO_COLOR="1", TERM="dumb", COLUMNS="100")  # warnings are kept: a warning wall fails
     env.pop("FORCE_COLOR", None)
     return env
 
