@@ -215,6 +215,9 @@ class _Progress:
             TimeRemainingColumn,
         )
 
+        console = self._console or Console(stderr=True)
+        if not console.is_terminal:
+            return self  # a log file gets no bar: one frame at the end says nothing
         self._bar = Progress(
             TextColumn("[bold]compare[/bold] {task.description}"),
             BarColumn(),
@@ -223,7 +226,7 @@ class _Progress:
             TimeElapsedColumn(),
             TextColumn("ETA"),
             TimeRemainingColumn(),
-            console=self._console or Console(stderr=True),
+            console=console,
         )
         self._bar.__enter__()
         self._task = self._bar.add_task("", total=self.total, completed=self.completed)
