@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -87,8 +88,7 @@ def run_compare(
         >>> result = run_compare("recipes/compare_mnist1d_bn_gn.yaml", seeds=1)  # doctest: +SKIP
         >>> [(b.batch_size, b.winner, b.verdict) for b in result.batches]         # doctest: +SKIP
     """
-    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int)
-                                or threads < 1):  # fmt: skip
+    if threads is not None and (type(threads) is not int or threads < 1):  # bool is no count
         raise CompareError(f"--threads must be an integer >= 1, got {threads!r}")
     recipe = load_recipe(config)
     settings = resolve_settings(
@@ -125,8 +125,9 @@ def run_compare(
         preflight(settings)
         done = store.finished()
         todo = [cell for cell in cells if cell.key not in done]
-        plan = plan_steps(settings) if progress and todo else {}
-        _train(settings, cells, todo, done, plan, store, progress, on_cell_end)
+        bar = _Progress(progress)
+        plan = plan_steps(settings) if bar.enabled and todo else {}
+        _train(settings, cells, todo, done, plan, store, bar, on_cell_end)
     finally:
         torch.set_num_threads(previous_threads)
 
@@ -148,7 +149,7 @@ def _train(
     done: dict[str, dict[str, Any]],
     plan: Mapping[int, int],
     store: ResultStore,
-    progress: bool | Any,
+    bar: _Progress,
     on_cell_end: Callable[[dict[str, Any]], None] | None,
 ) -> None:
     """Run the cells still to do, store each record as it ends and drive the progress bar."""
@@ -159,7 +160,7 @@ def _train(
     refused = {(r["norm"], r["batch_size"]): r for r in done.values() if r.get("refused")}
     steps = {cell.key: plan.get(cell.batch_size, 1) for cell in cells}
     finished = sum(steps[cell.key] for cell in cells if cell.key in done)
-    with _Progress(progress, total=sum(steps.values()), completed=finished) as bar:
+    with bar.start(total=sum(steps.values()), completed=finished):
         for number, cell in enumerate(todo, start=len(cells) - len(todo) + 1):
             bar.describe(
                 f"cell {number}/{len(cells)}: {cell.norm} batch {cell.batch_size} seed {cell.seed}"
@@ -190,22 +191,27 @@ def _public(settings: CompareSettings) -> dict[str, Any]:
 class _Progress:
     """A Rich progress bar over the training steps of all cells, with an ETA, or nothing.
 
-    ``enabled`` is ``True`` (draw on stderr), a Rich ``Console`` (draw there) or falsy. The
-    ETA is Rich's: remaining steps over the recent step rate, so it tracks the current
-    cell's speed (small batches take more, cheaper steps).
+    ``enabled`` is ``True`` (draw on stderr), a Rich ``Console`` (draw there) or falsy. A
+    console that is not a terminal (a log file) gets no bar: one frame at the end says
+    nothing. The ETA is Rich's: remaining steps over the recent step rate, so it follows the
+    current cell's speed (small batches take more, cheaper steps).
     """
 
-    def __init__(self, enabled: bool | Any, *, total: int, completed: int) -> None:
-        self.enabled = bool(enabled)
-        self._console = enabled if enabled is not True else None
-        self.total, self.completed = total, completed
+    def __init__(self, enabled: bool | Any) -> None:
         self._bar: Any = None
         self._task: Any = None
+        self._console: Any = None
+        if enabled:
+            from rich.console import Console
 
-    def __enter__(self) -> _Progress:
+            self._console = Console(stderr=True) if enabled is True else enabled
+        self.enabled = self._console is not None and self._console.is_terminal
+
+    @contextlib.contextmanager
+    def start(self, *, total: int, completed: int) -> Iterator[_Progress]:
         if not self.enabled:
-            return self
-        from rich.console import Console
+            yield self
+            return
         from rich.progress import (
             BarColumn,
             MofNCompleteColumn,
@@ -215,10 +221,7 @@ class _Progress:
             TimeRemainingColumn,
         )
 
-        console = self._console or Console(stderr=True)
-        if not console.is_terminal:
-            return self  # a log file gets no bar: one frame at the end says nothing
-        self._bar = Progress(
+        columns = [
             TextColumn("[bold]compare[/bold] {task.description}"),
             BarColumn(),
             MofNCompleteColumn(),
@@ -226,11 +229,14 @@ class _Progress:
             TimeElapsedColumn(),
             TextColumn("ETA"),
             TimeRemainingColumn(),
-            console=console,
-        )
-        self._bar.__enter__()
-        self._task = self._bar.add_task("", total=self.total, completed=self.completed)
-        return self
+        ]
+        with Progress(*columns, console=self._console) as bar:
+            self._bar = bar
+            self._task = bar.add_task("", total=total, completed=completed)
+            try:
+                yield self
+            finally:
+                self._bar = None
 
     def describe(self, text: str) -> None:
         if self._bar is not None:
@@ -243,10 +249,6 @@ class _Progress:
     def reach(self, completed: int) -> None:
         if self._bar is not None:
             self._bar.update(self._task, completed=completed)
-
-    def __exit__(self, *exc: object) -> None:
-        if self._bar is not None:
-            self._bar.__exit__(*exc)
 
 
 __all__ = ["CompareError", "default_out_dir", "run_compare"]
