@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 from typing import Any
 
+import typer
 from typer.core import TyperCommand, TyperGroup, TyperOption
 
 
@@ -24,22 +25,27 @@ def plain_flags(params: list[Any]) -> list[Any]:
 
 
 @functools.cache
-def with_plain_flags(cls: type[TyperCommand]) -> type[TyperCommand]:
-    """``cls`` (any Typer command class, custom ones too) with flags shown without a type.
+def with_plain_flags(cls: type[Any]) -> type[Any]:
+    """``cls`` (a Typer command or group class, custom ones too) with flags shown without a
+    type: a subclass whose ``get_params`` applies :func:`plain_flags`.
 
     >>> with_plain_flags(TyperCommand).__name__
     'PlainFlagsTyperCommand'
     """
 
-    def get_params(self: TyperCommand, ctx: Any) -> list[Any]:
-        return plain_flags(super(command, self).get_params(ctx))
+    def get_params(self: Any, ctx: Any) -> list[Any]:
+        return plain_flags(super(subclass, self).get_params(ctx))
 
-    command = type(f"PlainFlags{cls.__name__}", (cls,), {"get_params": get_params})
-    return command
+    subclass = type(f"PlainFlags{cls.__name__}", (cls,), {"get_params": get_params})
+    return subclass
 
 
-class PlainFlagsGroup(TyperGroup):
-    """The ``normsuite`` group: its own flags (``--version``, ``--help``) without a type."""
-
-    def get_params(self, ctx: Any) -> list[Any]:
-        return plain_flags(super().get_params(ctx))
+def apply_plain_flags(app: typer.Typer) -> None:
+    """Show flags without a type in the help of ``app`` and of every command registered so
+    far. Classes set elsewhere (``typer.Typer(cls=...)``, ``app.command(cls=...)``) are kept
+    as the base classes, so this composes with other customizations."""
+    group = app.info.cls
+    app.info.cls = with_plain_flags(group if isinstance(group, type) else TyperGroup)
+    for info in app.registered_commands:
+        command = info.cls
+        info.cls = with_plain_flags(command if isinstance(command, type) else TyperCommand)

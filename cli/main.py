@@ -9,7 +9,7 @@ from normsuite import __version__
 from .check import check
 from .compare import compare
 from .fit import fit
-from .help_format import PlainFlagsGroup, with_plain_flags
+from .help_format import apply_plain_flags
 from .plot_stats import plot_stats
 from .recommend import recommend
 from .rule import rule
@@ -20,7 +20,6 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
-    cls=PlainFlagsGroup,
 )
 
 
@@ -52,9 +51,7 @@ app.command(
 )(fit)
 app.command("compare")(compare)
 app.command("plot-stats")(plot_stats)
-# Flags show no `<bool>` type in --help (a command's own cls is kept, as the base class).
-for _info in app.registered_commands:
-    _info.cls = with_plain_flags(_info.cls or typer.core.TyperCommand)
+apply_plain_flags(app)  # flags show no `<bool>` type in --help; keep after the commands
 
 
 def main() -> None:

@@ -40,3 +40,41 @@ def test_flags_still_parse() -> None:
     # --version is a flag of the group; with the empty metavar it still works as a flag
     result = CliRunner().invoke(app, ["--version"])
     assert result.exit_code == 0 and result.output.startswith("normsuite ")
+
+
+def test_plain_flags_compose_with_custom_group_and_command_classes() -> None:
+    """Other helpers set their own Typer classes (one-line errors, LightningCLI help): the
+    flag display must wrap them, not replace them."""
+    from normsuite.cli.help_format import apply_plain_flags
+    from typer.core import TyperCommand, TyperGroup
+
+    calls: list[str] = []
+
+    class LoudGroup(TyperGroup):
+        def invoke(self, ctx):  # type: ignore[no-untyped-def]
+            calls.append("group")
+            return super().invoke(ctx)
+
+    class LoudCommand(TyperCommand):
+        def invoke(self, ctx):  # type: ignore[no-untyped-def]
+            calls.append("command")
+            return super().invoke(ctx)
+
+    app = typer.Typer(cls=LoudGroup)
+
+    @app.command(cls=LoudCommand)
+    def run(force: bool = typer.Option(False, "--force", help="Do it.")) -> None:
+        calls.append(f"force={force}")
+
+    @app.command()
+    def other(dry: bool = typer.Option(False, "--dry", help="Dry run.")) -> None:
+        calls.append(f"dry={dry}")
+
+    apply_plain_flags(app)
+    runner = CliRunner()
+    for name in ("run", "other"):
+        out = runner.invoke(app, [name, "--help"], env={"COLUMNS": "120"}).output
+        assert "<bool>" not in out and "--help" in out
+    calls.clear()
+    assert runner.invoke(app, ["run", "--force"]).exit_code == 0
+    assert calls == ["group", "command", "force=True"]  # the custom classes still run
