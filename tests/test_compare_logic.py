@@ -324,3 +324,6 @@ def test_lr_scaling_rejects_unknown_rule() -> None:
 
     with pytest.raises(CompareError, match="--lr-scaling must be one of none, linear, sqrt"):
         resolve_settings(_recipe({"lr": 0.1}), norms="bn", lr_scaling="cubic")
+    old = _recipe({"lr": 0.1}, compare={"lr_rule": "linear"})  # the option's former name
+    with pytest.raises(CompareError, match="lr_rule is now lr_scaling"):
+        resolve_settings(old, norms="bn")

@@ -197,7 +197,10 @@ def resolve_settings(
         set(block) - {"norms", "batch_sizes", "seeds", "max_steps", "epochs", "lr_scaling", "lrs"}
     )
     if unknown:
-        raise CompareError(f"unknown keys in the config's compare: section: {', '.join(unknown)}")
+        renamed = "; lr_rule is now lr_scaling" if "lr_rule" in unknown else ""
+        raise CompareError(
+            f"unknown keys in the config's compare: section: {', '.join(unknown)}{renamed}"
+        )
     data_args = _init_args(recipe, "data")
     _init_args(recipe, "model")
 
