@@ -297,18 +297,37 @@ def test_frozenbn_without_gradients_takes_the_fused_kernel_with_the_same_values(
 
 
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
-def test_frozenbn_half_precision_rounds_once(dtype: torch.dtype) -> None:
-    # .half() / "16-true" models: one fused pass, so NCHW and channels_last memory agree
-    # bit for bit, and every value is the correctly rounded float32 result.
+def test_frozenbn_half_precision_is_torchs_eval_batchnorm(dtype: torch.dtype) -> None:
+    # .half() / "16-true" models: scale and shift in float32 as torch's eval-mode kernel does
+    # (issue 16 item 8: in half precision they doubled the error), so NCHW and channels_last
+    # memory give torch's eval BatchNorm to the bit, and the (N, *, C) layout is as exact.
     frozen = randomize(FrozenBatchNorm(C).float()).to(dtype)
-    x = torch.randn(4, C, 6, 6).to(dtype).requires_grad_()
-    out = frozen(x)
-    out_cl = frozen(x.detach().to(memory_format=torch.channels_last).requires_grad_())
-    assert torch.equal(out, out_cl)
-    scale = frozen.weight * torch.rsqrt(frozen.running_var + frozen.eps)  # as the layer does
-    shift = frozen.bias - frozen.running_mean * scale
-    exact = x.detach().float() * scale.float().view(1, -1, 1, 1) + shift.float().view(1, -1, 1, 1)
-    assert torch.equal(out, exact.to(dtype))  # x * scale + shift in float32, rounded once
+    x = (torch.randn(4, C, 6, 6) * 3 + 1).to(dtype).requires_grad_()
+    bn = nn.BatchNorm2d(C).to(dtype).eval()
+    bn.load_state_dict(frozen.state_dict())
+    expected = bn(x)
+    assert torch.equal(frozen(x), expected)
+    assert torch.equal(frozen(x.detach().to(memory_format=torch.channels_last)), expected)
+
+    last = FrozenBatchNorm(C, channels_last=True).to(dtype)
+    last.load_state_dict(frozen.state_dict())
+    out = last(x.movedim(1, -1)).movedim(-1, 1)
+    assert out.dtype == dtype
+    exact = nn.BatchNorm2d(C).double().eval()
+    exact.load_state_dict(frozen.state_dict())
+    reference = exact(x.detach().double())
+    error = (out.double() - reference).abs().max()
+    assert error <= (expected.double() - reference).abs().max()
+
+
+def test_frozenbn_strict_load_from_batchnorm_without_affine_or_bias() -> None:
+    # issue 16 item 8: no affine is weight 1 and bias 0, so the strict load must work.
+    x = torch.randn(4, C, 3, 3, dtype=DT)
+    for kwargs in ({"affine": False}, {"bias": False}):
+        bn = randomize(nn.BatchNorm2d(C, **kwargs)).eval()
+        frozen = FrozenBatchNorm(C).to(DT)
+        frozen.load_state_dict(bn.state_dict())
+        torch.testing.assert_close(frozen(x), bn(x), rtol=1e-12, atol=1e-12)
 
 
 def test_batchnorm_last_dim_state_dict_is_batchnorm1d() -> None:
@@ -382,7 +401,6 @@ def test_gn_groups_must_divide_channels() -> None:
     ("kwargs", "message"),
     [
         ({"spec": "bn", "num_channels": 0}, "num_channels must be a positive int, got 0"),
-        ({"spec": "bn", "num_channels": True}, "num_channels must be a positive int"),
         ({"spec": "bn", "num_channels": 8, "ndim": 1}, r"ndim must be 2 \(N, C\).*got 1"),
         ({"spec": "bn", "num_channels": 8, "ndim": 6}, "ndim must be"),
         ({"spec": "in", "num_channels": 8, "ndim": 2}, r"'in' \(InstanceNorm\) needs positions"),
@@ -392,6 +410,28 @@ def test_gn_groups_must_divide_channels() -> None:
 def test_build_norm_errors(kwargs: dict, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         build_norm(**kwargs)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"spec": None, "num_channels": 8}, r"norm spec is None; write 'none'"),
+        ({"spec": 3, "num_channels": 8}, "norm spec must be a string"),
+        ({"spec": "bn", "num_channels": True}, "num_channels must be a positive int, got True"),
+        ({"spec": "bn", "num_channels": 8.0}, "num_channels must be a positive int, got 8.0"),
+        ({"spec": "bn", "num_channels": 8, "affine": "yes"}, "affine must be True or False"),
+        ({"spec": "bn", "num_channels": 8, "eps": "1e-5"}, "eps must be a float or None"),
+    ],
+)
+def test_build_norm_type_errors(kwargs: dict, message: str) -> None:
+    # issue 15 item 8: a wrong type is a TypeError that says what was expected.
+    with pytest.raises(TypeError, match=message):
+        build_norm(**kwargs)
+
+
+def test_build_norm_rejects_negative_eps() -> None:
+    with pytest.raises(ValueError, match="eps must be >= 0, got -1"):
+        build_norm("gn", 8, eps=-1.0)
 
 
 def test_runtime_shape_errors() -> None:
