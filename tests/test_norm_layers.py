@@ -466,3 +466,133 @@ def test_every_export_resolves() -> None:
     assert normsuite.convert_norms is norms.convert_norms
     with pytest.raises(AttributeError, match="has no attribute 'nope'"):
         norms.nope  # noqa: B018
+
+
+# --------------------------------------------------------------------------- issue 16 regressions
+def test_group_norm_last_dim_takes_an_empty_batch() -> None:
+    x = torch.randn(0, 3, 4, requires_grad=True)
+    layer = GroupNormLastDim(2, 4)
+    out = layer(x)
+    assert out.shape == (0, 3, 4)
+    torch.testing.assert_close(out, nn.GroupNorm(2, 4)(x.movedim(-1, 1)).movedim(1, -1))
+    out.sum().backward()
+    assert x.grad is not None and x.grad.shape == x.shape
+
+
+@pytest.mark.parametrize("shape", [(4, 12), (4, 5, 12), (2, 3, 4, 12)])
+def test_group_norm_last_dim_is_as_exact_as_torch_on_a_large_mean(shape: tuple) -> None:
+    # Torch's channels_last CPU kernel lost ~100x the precision of its channels-first one.
+    x = torch.randn(shape, generator=torch.Generator().manual_seed(0)) * 3 + 100
+    layer = GroupNormLastDim(3, 12)
+    reference = F.group_norm(x.double().movedim(-1, 1), 3).movedim(1, -1)
+    ours = (layer(x).double() - reference).abs().max()
+    torchs = (nn.GroupNorm(3, 12)(x.movedim(-1, 1)).movedim(1, -1).double() - reference).abs().max()
+    assert ours <= 2 * torchs
+
+
+def test_group_norm_last_dim_gradient_is_torchs() -> None:
+    x = (torch.randn(3, 5, 12, dtype=DT) * 3 + 100).requires_grad_()
+    layer = randomize(GroupNormLastDim(3, 12))
+    ref_layer = nn.GroupNorm(3, 12).to(DT)
+    ref_layer.load_state_dict(layer.state_dict())
+    x_ref = x.detach().movedim(-1, 1).requires_grad_()
+    g = torch.randn(3, 5, 12, dtype=DT)
+    layer(x).backward(g)
+    ref_layer(x_ref).backward(g.movedim(-1, 1))
+    torch.testing.assert_close(x.grad, x_ref.grad.movedim(1, -1))
+    torch.testing.assert_close(layer.weight.grad, ref_layer.weight.grad)
+
+
+def test_syncbn_takes_bias_false_like_batchnorm() -> None:
+    from normsuite.norms import SyncBatchNorm, SyncBatchNormLastDim
+
+    x = torch.randn(4, 3, 5)
+    for layer, moved in (
+        (SyncBatchNorm(3, bias=False), x),
+        (SyncBatchNormLastDim(3, bias=False), x.mT),
+    ):
+        assert layer.bias is None and layer.weight is not None
+        out = layer(moved)
+        expected = nn.BatchNorm1d(3, bias=False)(x)
+        torch.testing.assert_close(out if moved is x else out.mT, expected)
+        assert set(layer.state_dict()) == set(nn.BatchNorm1d(3, bias=False).state_dict())
+
+
+def test_instance_norm_nd_refuses_unbatched_input_with_a_hint() -> None:
+    # (C, H, W) was read as (N, C, L): a silently wrong result.
+    layer = InstanceNormNd(3)
+    with pytest.raises(ValueError, match=r"\(N, C=3, \.\.\.\), got shape \[3, 6, 6\].*unsqueeze"):
+        layer(torch.randn(3, 6, 6))
+    x = torch.randn(1, 3, 6, 6)
+    torch.testing.assert_close(layer(x), nn.InstanceNorm2d(3)(x))
+
+
+def test_instance_norm_last_dim_reads_2d_input_as_one_unbatched_sequence() -> None:
+    layer = randomize(InstanceNormLastDim(C, affine=True))
+    reference = nn.InstanceNorm1d(C, affine=True).to(DT)
+    reference.load_state_dict(layer.state_dict())
+    x = torch.randn(5, C, dtype=DT)  # (L, C)
+    torch.testing.assert_close(layer(x), reference(x.T).T)  # torch: unbatched (C, L)
+    with pytest.raises(ValueError, match=r"C=8"):
+        layer(torch.randn(5, 3, dtype=DT))
+
+
+def _every_class() -> list[nn.Module]:
+    from normsuite.norms import SyncBatchNorm, SyncBatchNormLastDim
+
+    return [
+        ChannelLayerNorm(C),
+        ChannelLayerNorm(C, bias=False),
+        ChannelRMSNorm(C),
+        ChannelRMSNorm(C, eps=1e-3, affine=False),
+        FrozenBatchNorm(C),
+        FrozenBatchNorm(C, channels_last=True),
+        BatchNormNd(C),
+        BatchNormNd(C, momentum=None),
+        InstanceNormNd(C, affine=True, track_running_stats=True),
+        BatchNormLastDim(C),
+        BatchNormLastDim(C, track_running_stats=False),
+        GroupNormLastDim(2, C),
+        InstanceNormLastDim(C, affine=True),
+        SyncBatchNorm(C),
+        SyncBatchNorm(C, bias=False, momentum=None),
+        SyncBatchNormLastDim(C),
+    ]
+
+
+@pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated")
+@pytest.mark.parametrize("layer", _every_class(), ids=lambda m: repr(m))
+def test_every_class_scripts_and_the_script_computes_the_same(layer: nn.Module) -> None:
+    import copy
+
+    layer = randomize(layer)
+    eager, scripted = copy.deepcopy(layer), torch.jit.script(copy.deepcopy(layer))
+    last = channel_dim(layer) == -1
+    x = torch.randn(3, 4, C, dtype=DT) if last else torch.randn(3, C, 4, 5, dtype=DT)
+    for training in (True, False, True):
+        eager.train(training)
+        scripted.train(training)
+        torch.testing.assert_close(scripted(x), eager(x))
+    for (name, a), b in zip(
+        eager.state_dict().items(), scripted.state_dict().values(), strict=True
+    ):
+        torch.testing.assert_close(b, a, msg=name)  # running statistics moved alike
+
+
+@pytest.mark.filterwarnings("ignore:Mismatch dtype between input and weight")  # torch's own
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+@pytest.mark.parametrize("layer_dtype", [torch.float32, None], ids=["float32-layer", "same"])
+def test_channel_rms_norm_is_torchs_rms_norm_in_half_precision(
+    dtype: torch.dtype, layer_dtype: torch.dtype | None
+) -> None:
+    # eps=None is float32's epsilon, as torch computes in float32; the output has x's dtype.
+    layer = ChannelRMSNorm(C).to(layer_dtype or dtype)
+    reference = nn.RMSNorm(C).to(layer_dtype or dtype)
+    with torch.no_grad():
+        layer.weight.uniform_(0.5, 2)
+        reference.weight.copy_(layer.weight)
+    for scale in (1.0, 1e-3):  # small values: where eps matters
+        x = (torch.randn(2, C, 3, 3) * scale).to(dtype)
+        out = layer(x)
+        assert out.dtype == dtype
+        torch.testing.assert_close(out, reference(x.movedim(1, -1)).movedim(-1, 1), rtol=0, atol=0)
