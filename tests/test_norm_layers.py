@@ -596,3 +596,24 @@ def test_channel_rms_norm_is_torchs_rms_norm_in_half_precision(
         out = layer(x)
         assert out.dtype == dtype
         torch.testing.assert_close(out, reference(x.movedim(1, -1)).movedim(-1, 1), rtol=0, atol=0)
+
+
+@pytest.mark.parametrize(
+    "shape", [(1, 7, C), (1, 3, 5, C), (7, C)], ids=["N=1", "N=1-2d", "unbatched"]
+)
+def test_instance_norm_last_dim_gradient_for_one_sample(shape: tuple) -> None:
+    # Torch's instance_norm backward misreads a channels_last-strided gradient when N == 1
+    # (CPU, torch 2.14), which is what this layout hands it: the input gradient was wrong.
+    layer = randomize(InstanceNormLastDim(C, affine=True))
+    reference = nn.InstanceNorm1d(C, affine=True).to(DT)
+    reference.load_state_dict(layer.state_dict())
+    x = torch.randn(shape, dtype=DT, requires_grad=True)
+    if len(shape) == 2:  # (L, C): torch's unbatched (C, L)
+        expected = reference(x.T).T
+    else:
+        flat = x.reshape(shape[0], -1, C).movedim(-1, 1)
+        expected = reference(flat).movedim(1, -1).reshape(shape)
+    g = torch.randn(shape, dtype=DT)
+    (got_grad,) = torch.autograd.grad(layer(x), x, g)
+    (expected_grad,) = torch.autograd.grad(expected, x, g)
+    torch.testing.assert_close(got_grad, expected_grad)

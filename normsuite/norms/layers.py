@@ -330,7 +330,10 @@ class InstanceNormNd(nn.modules.instancenorm._InstanceNorm):
     def forward(self, input: Tensor) -> Tensor:
         if input.dim() < 3:
             raise ValueError(
-                "InstanceNorm needs (N, C, positions...) input, got shape " + str(list(input.shape))
+                "InstanceNorm needs (N, C, positions...) input, got shape "
+                + str(list(input.shape))
+                + "; InstanceNormNd takes batched input only: for one (C, L) sample use "
+                "x.unsqueeze(0)"
             )
         if input.size(1) != self.num_features:
             raise ValueError(
@@ -432,8 +435,27 @@ class InstanceNormLastDim(nn.InstanceNorm1d):
         if input.shape[-1] != self.num_features:
             raise ValueError(_shape_message("(N, ..., C=" + str(self.num_features) + ")", input))
         batched = input.unsqueeze(0) if input.dim() == 2 else input
-        y = self._apply_instance_norm(_channels_first_view(_positions_view(batched)))
-        return _channels_first_to_last(y, input.shape)
+        x = _channels_first_view(_positions_view(batched))
+        if x.shape[0] == 1 and not torch.jit.is_tracing():
+            # One sample: instance norm is batch norm. Torch's instance_norm backward misreads
+            # the channels_last-strided gradient this layout gets when N == 1 (CPU, torch
+            # 2.14: a wrong input gradient); batch_norm's backward reads it right. Not when
+            # tracing, where the branch would be baked in for every batch size.
+            use_input_stats = self.training or not self.track_running_stats
+            return _channels_first_to_last(
+                F.batch_norm(
+                    x,
+                    self.running_mean,
+                    self.running_var,
+                    self.weight,
+                    self.bias,
+                    use_input_stats,
+                    self.momentum if self.momentum is not None else 0.0,
+                    self.eps,
+                ),
+                input.shape,
+            )
+        return _channels_first_to_last(self._apply_instance_norm(x), input.shape)
 
 
 # --------------------------------------------------------------------------- factory
