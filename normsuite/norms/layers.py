@@ -525,12 +525,7 @@ def build_norm(
     >>> build_norm("gn", 64).num_groups, type(build_norm("bn", 16, ndim=2)).__name__
     (32, 'BatchNorm1d')
     """
-    if spec is None:
-        raise TypeError(
-            "norm spec is None; write 'none' (or 'identity') for no normalization, "
-            "or a norm such as 'bn' or 'gn:16'"
-        )
-    parsed = NormSpec.parse(spec)
+    parsed = NormSpec.parse(spec)  # None is a TypeError there
     if isinstance(num_channels, bool) or not isinstance(num_channels, int):
         raise TypeError(f"num_channels must be a positive int, got {num_channels!r}")
     if num_channels < 1:
