@@ -385,6 +385,14 @@ def is_sync_batchnorm(module: nn.Module) -> bool:
     return _is_sync_class(type(module))
 
 
+def _check_module(module: object, function: str) -> None:
+    if not isinstance(module, nn.Module):
+        raise TypeError(
+            f"{function} takes a model (a torch.nn.Module), got {type(module).__name__}: "
+            f"{module!r:.60}"
+        )
+
+
 def _move_state(old: _BatchNorm, new: _BatchNorm) -> _BatchNorm:
     """Give ``new`` the very parameter and buffer objects of ``old`` (optimizers keep working)."""
     new.weight = old.weight
@@ -413,6 +421,14 @@ def convert_sync_batchnorm(
     """
     from normsuite.norms.sync_last_dim import SyncBatchNormLastDim  # imports this module
 
+    _check_module(module, "convert_sync_batchnorm")
+    if sync_class is not None and not (
+        isinstance(sync_class, type) and issubclass(sync_class, _BatchNorm)
+    ):
+        raise TypeError(
+            "sync_class must be a BatchNorm class such as normsuite's SyncBatchNorm or "
+            f"torch.nn.SyncBatchNorm, got {sync_class!r}"
+        )
     first = sync_class or SyncBatchNorm
 
     def convert(old: nn.Module) -> nn.Module:
@@ -447,6 +463,7 @@ def revert_sync_batchnorm(model: nn.Module) -> nn.Module:
     :class:`~normsuite.norms.layers.BatchNormNd` (``BatchNormLastDim`` for channels-last
     layers).
     """
+    _check_module(model, "revert_sync_batchnorm")
     out = model
     if is_sync_batchnorm(model):
         cls = getattr(model, ORIGINAL_CLASS_ATTR, None)
