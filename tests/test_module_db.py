@@ -236,22 +236,6 @@ SKIPS: dict[tuple[str, str, str, str], str] = {
         for cls in ("InstanceNorm2d", "InstanceNorm3d")
         for desc in ("no_batch_dim", "tracking_stats_no_batch_dim")
     },
-    **{
-        (pair, "*", "zero_batch", "gradcheck"): "an empty batch has nothing to differentiate"
-        for pair in (
-            "BatchNormNd",
-            "SyncBatchNorm",
-            "BatchNormLastDim",
-            "SyncBatchNormLastDim",
-            "FrozenBatchNorm",
-        )
-    },
-    ("ChannelLayerNorm", "LayerNorm", "1d_empty_elementwise_affine", "gradcheck"): (
-        "an empty batch has nothing to differentiate"
-    ),
-    ("ChannelRMSNorm", "RMSNorm", "1d_empty_elementwise_affine", "gradcheck"): (
-        "an empty batch has nothing to differentiate"
-    ),
 }
 
 _UNBATCHED_IN = (
