@@ -82,13 +82,14 @@ TORCH_NORMS = [
 def _samples() -> dict[str, tuple[type[nn.Module], list]]:
     infos = {info.module_cls.__name__: info for info in module_db}
     out = {}
-    torch.manual_seed(0)
-    for name in TORCH_NORMS:
-        info = infos[name]
-        samples = info.module_inputs_func(
-            info, device="cpu", dtype=DT, requires_grad=True, training=True
-        )
-        out[name] = (info.module_cls, samples)
+    with torch.random.fork_rng():  # seeded samples, without touching other tests' RNG
+        torch.manual_seed(0)
+        for name in TORCH_NORMS:
+            info = infos[name]
+            samples = info.module_inputs_func(
+                info, device="cpu", dtype=DT, requires_grad=True, training=True
+            )
+            out[name] = (info.module_cls, samples)
     return out
 
 
