@@ -390,3 +390,72 @@ def test_batchnorm1d_to_instancenorm_raises_since_the_layout_cannot_be_told() ->
     convert_norms(model, "bn")
     convert_norms(model, "in")
     assert type(model[1]) is nn.InstanceNorm1d
+
+
+# --------------------------------------------------------------------------- settings kept
+@pytest.mark.parametrize("to", ["bn", "syncbn", "gn:2", "ln", "in"])
+def test_a_layer_without_bias_gets_no_bias(to: str) -> None:
+    # issue 16 item 4: BatchNorm2d(bias=False) -> "bn" gave a trainable bias, silently.
+    model = randomize_norms(nn.Sequential(nn.Conv2d(3, 4, 1), nn.BatchNorm2d(4, bias=False)))
+    weight = model[1].weight.detach().clone()
+    report = convert_norms(model, to)
+    assert model[1].bias is None
+    torch.testing.assert_close(model[1].weight.detach(), weight)  # the scale is carried
+    assert not any("bias" in note for note in report.not_carried.get("1", []))
+
+
+@pytest.mark.parametrize("to", ["bn", "syncbn", "gn:2", "ln", "in", "rms"])
+def test_affine_false_stays_affine_false(to: str) -> None:
+    model = nn.Sequential(nn.Conv2d(3, 4, 1), nn.BatchNorm2d(4, affine=False))
+    convert_norms(model, to)
+    assert model[1].weight is None
+    assert getattr(model[1], "bias", None) is None
+
+
+@pytest.mark.parametrize("to", ["bn", "syncbn"])
+def test_batchnorm_keeps_track_running_stats_and_momentum(to: str) -> None:
+    model = nn.Sequential(nn.BatchNorm2d(4, track_running_stats=False, momentum=0.3))
+    convert_norms(nn.Sequential(model), to)
+    new = model[0]
+    assert isinstance(new, nn.modules.batchnorm._BatchNorm)
+    assert new.track_running_stats is False
+    assert new.running_mean is None
+    assert new.momentum == 0.3
+    x = torch.randn(5, 4, 3, 3)
+    torch.testing.assert_close(new.eval()(x), F.batch_norm(x, None, None, training=True))
+
+
+def test_instancenorm_keeps_track_running_stats_and_other_families_keep_their_default() -> None:
+    model = nn.Sequential(nn.InstanceNorm2d(4, affine=True, track_running_stats=True))
+    convert_norms(model, "in")
+    assert model[0].track_running_stats is True
+    assert model[0].running_mean is not None
+    # BN -> in: InstanceNorm's own default (no running statistics), reported as not carried.
+    bn_model = nn.Sequential(nn.BatchNorm2d(4))
+    report = convert_norms(bn_model, "in")
+    assert bn_model[0].track_running_stats is False
+    assert "running statistics (InstanceNorm2d keeps none)" in str(report)
+
+
+def test_layernorm_without_bias_keeps_none_in_the_token_layout() -> None:
+    model = nn.Sequential(nn.Linear(4, 8), nn.LayerNorm(8, bias=False))
+    convert_norms(model, "gn:2")
+    assert isinstance(model[1], GroupNormLastDim)
+    assert model[1].bias is None
+    convert_norms(model, "ln")
+    assert isinstance(model[1], nn.LayerNorm)
+    assert model[1].bias is None
+
+
+def test_argument_types_are_checked() -> None:
+    # issue 15 item 8: None was read as "none" (every norm became Identity), silently.
+    model = nn.Sequential(nn.Conv2d(3, 4, 1), nn.BatchNorm2d(4))
+    with pytest.raises(TypeError, match=r"target norm is None; write 'none'"):
+        convert_norms(model, None)  # type: ignore[arg-type]
+    assert isinstance(model[1], nn.BatchNorm2d)
+    with pytest.raises(TypeError, match=r"takes the model \(a torch.nn.Module\).*got str"):
+        convert_norms("resnet18", "gn")  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="must be a spec string such as 'gn'"):
+        convert_norms(model, nn.GroupNorm)  # type: ignore[arg-type]
+    assert len(convert_norms(model, "identity")) == 1  # the spelled spec stays
+    assert isinstance(model[1], nn.Identity)

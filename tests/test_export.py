@@ -21,9 +21,10 @@ import torch
 from test_norm_layers import LAYOUTS, SPECS, C, Layout, randomize
 from torch import Tensor, nn
 from torch.export import Dim
+from torchvision.models import resnet18
 
 from normsuite.models.rnn import LayerNormGRU, LayerNormLSTM
-from normsuite.norms import FrozenBatchNorm, build_norm
+from normsuite.norms import FrozenBatchNorm, build_norm, convert_norms
 from normsuite.norms.layers import BatchNormNd, InstanceNormNd
 
 TOL = {"rtol": 0.0, "atol": 1e-6}
@@ -187,3 +188,63 @@ def test_onnx_export_checks_and_runs() -> None:
     assert len(outputs) == len(expected)
     for got, want in zip(outputs, expected, strict=True):
         torch.testing.assert_close(torch.from_numpy(got), want, rtol=1e-5, atol=1e-5)
+
+
+# --------------------------------------------------------------------------- converted resnet18
+CONVERT_SPECS = ["bn", "syncbn", "frozenbn", "gn", "ln", "in", "rms", "none"]
+
+
+@pytest.mark.slow
+@pytest.mark.filterwarnings("ignore:`torch.jit.trace", "ignore:`torch.jit.script")
+@pytest.mark.filterwarnings("ignore::torch.jit.TracerWarning")  # torch's own IN shape checks
+@pytest.mark.parametrize("spec", CONVERT_SPECS)
+def test_converted_resnet18_trains_traces_scripts_exports_and_compiles(spec: str) -> None:
+    """Issue 16/14: a model that deployed before conversion deploys after it, with torch's
+    defaults (jit.trace's sanity check included). Small inputs keep it fast; InstanceNorm
+    needs more than one position in layer4 to train, so it gets 64x64."""
+    torch.manual_seed(0)
+    model = resnet18(num_classes=10)  # weights=None: nothing is downloaded
+    convert_norms(model, spec)
+    size = 64 if spec == "in" else 32
+    x = torch.randn(2, 3, size, size)
+    for training in (True, False):
+        model.train(training)
+        model(x).sum().backward()
+        grads = [p.grad for p in model.parameters() if p.requires_grad]
+        assert all(g is not None and bool(g.isfinite().all()) for g in grads)
+        model.zero_grad()
+
+    model.train()  # as built: the issue traced a freshly converted model
+    traced = torch.jit.trace(model, x)  # check_trace=True, torch's default
+    torch.testing.assert_close(traced(x), model(x))  # train mode was traced in
+    model.eval()
+    expected = model(x)
+
+    scripted = torch.jit.script(model)
+    torch.testing.assert_close(scripted(x), expected)
+
+    exported = torch.export.export(model, (x,)).module()
+    torch.testing.assert_close(exported(x), expected)
+
+    # Dynamo's own tracing with no graph break (fullgraph), in eval mode only: a second
+    # compile for train mode would double the time. The "eager" backend keeps this fast on
+    # CPU; every class also compiles in train mode with aot_eager in tests/test_module_db.py.
+    torch._dynamo.reset()
+    compiled = torch.compile(model, backend="eager", fullgraph=True)
+    torch.testing.assert_close(compiled(x), expected)
+    torch._dynamo.reset()
+
+
+@pytest.mark.filterwarnings("ignore:`torch.jit.trace")
+@pytest.mark.parametrize("requires_grad", [False, True])
+@pytest.mark.parametrize("training", [True, False], ids=["train", "eval"])
+def test_frozen_batchnorm_traces_with_the_default_check(
+    requires_grad: bool, training: bool
+) -> None:
+    """Issue 14 item 1: FrozenBatchNorm's path depended on the grad mode, and jit.trace's
+    check re-traces under no_grad ("Graphs differed across invocations")."""
+    model = nn.Sequential(nn.Conv2d(3, C, 1), randomize(FrozenBatchNorm(C)).float())
+    model.train(training)
+    x = torch.randn(2, 3, 4, 4, requires_grad=requires_grad)
+    traced = torch.jit.trace(model, x)
+    torch.testing.assert_close(traced(x), model(x))

@@ -297,18 +297,37 @@ def test_frozenbn_without_gradients_takes_the_fused_kernel_with_the_same_values(
 
 
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
-def test_frozenbn_half_precision_rounds_once(dtype: torch.dtype) -> None:
-    # .half() / "16-true" models: one fused pass, so NCHW and channels_last memory agree
-    # bit for bit, and every value is the correctly rounded float32 result.
+def test_frozenbn_half_precision_is_torchs_eval_batchnorm(dtype: torch.dtype) -> None:
+    # .half() / "16-true" models: scale and shift in float32 as torch's eval-mode kernel does
+    # (issue 16 item 8: in half precision they doubled the error), so NCHW and channels_last
+    # memory give torch's eval BatchNorm to the bit, and the (N, *, C) layout is as exact.
     frozen = randomize(FrozenBatchNorm(C).float()).to(dtype)
-    x = torch.randn(4, C, 6, 6).to(dtype).requires_grad_()
-    out = frozen(x)
-    out_cl = frozen(x.detach().to(memory_format=torch.channels_last).requires_grad_())
-    assert torch.equal(out, out_cl)
-    scale = frozen.weight * torch.rsqrt(frozen.running_var + frozen.eps)  # as the layer does
-    shift = frozen.bias - frozen.running_mean * scale
-    exact = x.detach().float() * scale.float().view(1, -1, 1, 1) + shift.float().view(1, -1, 1, 1)
-    assert torch.equal(out, exact.to(dtype))  # x * scale + shift in float32, rounded once
+    x = (torch.randn(4, C, 6, 6) * 3 + 1).to(dtype).requires_grad_()
+    bn = nn.BatchNorm2d(C).to(dtype).eval()
+    bn.load_state_dict(frozen.state_dict())
+    expected = bn(x)
+    assert torch.equal(frozen(x), expected)
+    assert torch.equal(frozen(x.detach().to(memory_format=torch.channels_last)), expected)
+
+    last = FrozenBatchNorm(C, channels_last=True).to(dtype)
+    last.load_state_dict(frozen.state_dict())
+    out = last(x.movedim(1, -1)).movedim(-1, 1)
+    assert out.dtype == dtype
+    exact = nn.BatchNorm2d(C).double().eval()
+    exact.load_state_dict(frozen.state_dict())
+    reference = exact(x.detach().double())
+    error = (out.double() - reference).abs().max()
+    assert error <= (expected.double() - reference).abs().max()
+
+
+def test_frozenbn_strict_load_from_batchnorm_without_affine_or_bias() -> None:
+    # issue 16 item 8: no affine is weight 1 and bias 0, so the strict load must work.
+    x = torch.randn(4, C, 3, 3, dtype=DT)
+    for kwargs in ({"affine": False}, {"bias": False}):
+        bn = randomize(nn.BatchNorm2d(C, **kwargs)).eval()
+        frozen = FrozenBatchNorm(C).to(DT)
+        frozen.load_state_dict(bn.state_dict())
+        torch.testing.assert_close(frozen(x), bn(x), rtol=1e-12, atol=1e-12)
 
 
 def test_batchnorm_last_dim_state_dict_is_batchnorm1d() -> None:
@@ -382,7 +401,6 @@ def test_gn_groups_must_divide_channels() -> None:
     ("kwargs", "message"),
     [
         ({"spec": "bn", "num_channels": 0}, "num_channels must be a positive int, got 0"),
-        ({"spec": "bn", "num_channels": True}, "num_channels must be a positive int"),
         ({"spec": "bn", "num_channels": 8, "ndim": 1}, r"ndim must be 2 \(N, C\).*got 1"),
         ({"spec": "bn", "num_channels": 8, "ndim": 6}, "ndim must be"),
         ({"spec": "in", "num_channels": 8, "ndim": 2}, r"'in' \(InstanceNorm\) needs positions"),
@@ -392,6 +410,28 @@ def test_gn_groups_must_divide_channels() -> None:
 def test_build_norm_errors(kwargs: dict, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         build_norm(**kwargs)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"spec": None, "num_channels": 8}, r"norm spec is None; write 'none'"),
+        ({"spec": 3, "num_channels": 8}, "norm spec must be a string"),
+        ({"spec": "bn", "num_channels": True}, "num_channels must be a positive int, got True"),
+        ({"spec": "bn", "num_channels": 8.0}, "num_channels must be a positive int, got 8.0"),
+        ({"spec": "bn", "num_channels": 8, "affine": "yes"}, "affine must be True or False"),
+        ({"spec": "bn", "num_channels": 8, "eps": "1e-5"}, "eps must be a float or None"),
+    ],
+)
+def test_build_norm_type_errors(kwargs: dict, message: str) -> None:
+    # issue 15 item 8: a wrong type is a TypeError that says what was expected.
+    with pytest.raises(TypeError, match=message):
+        build_norm(**kwargs)
+
+
+def test_build_norm_rejects_negative_eps() -> None:
+    with pytest.raises(ValueError, match="eps must be >= 0, got -1"):
+        build_norm("gn", 8, eps=-1.0)
 
 
 def test_runtime_shape_errors() -> None:
@@ -426,3 +466,154 @@ def test_every_export_resolves() -> None:
     assert normsuite.convert_norms is norms.convert_norms
     with pytest.raises(AttributeError, match="has no attribute 'nope'"):
         norms.nope  # noqa: B018
+
+
+# --------------------------------------------------------------------------- issue 16 regressions
+def test_group_norm_last_dim_takes_an_empty_batch() -> None:
+    x = torch.randn(0, 3, 4, requires_grad=True)
+    layer = GroupNormLastDim(2, 4)
+    out = layer(x)
+    assert out.shape == (0, 3, 4)
+    torch.testing.assert_close(out, nn.GroupNorm(2, 4)(x.movedim(-1, 1)).movedim(1, -1))
+    out.sum().backward()
+    assert x.grad is not None and x.grad.shape == x.shape
+
+
+@pytest.mark.parametrize("shape", [(4, 12), (4, 5, 12), (2, 3, 4, 12)])
+def test_group_norm_last_dim_is_as_exact_as_torch_on_a_large_mean(shape: tuple) -> None:
+    # Torch's channels_last CPU kernel lost ~100x the precision of its channels-first one.
+    x = torch.randn(shape, generator=torch.Generator().manual_seed(0)) * 3 + 100
+    layer = GroupNormLastDim(3, 12)
+    reference = F.group_norm(x.double().movedim(-1, 1), 3).movedim(1, -1)
+    ours = (layer(x).double() - reference).abs().max()
+    torchs = (nn.GroupNorm(3, 12)(x.movedim(-1, 1)).movedim(1, -1).double() - reference).abs().max()
+    assert ours <= 2 * torchs
+
+
+def test_group_norm_last_dim_gradient_is_torchs() -> None:
+    x = (torch.randn(3, 5, 12, dtype=DT) * 3 + 100).requires_grad_()
+    layer = randomize(GroupNormLastDim(3, 12))
+    ref_layer = nn.GroupNorm(3, 12).to(DT)
+    ref_layer.load_state_dict(layer.state_dict())
+    x_ref = x.detach().movedim(-1, 1).requires_grad_()
+    g = torch.randn(3, 5, 12, dtype=DT)
+    layer(x).backward(g)
+    ref_layer(x_ref).backward(g.movedim(-1, 1))
+    torch.testing.assert_close(x.grad, x_ref.grad.movedim(1, -1))
+    torch.testing.assert_close(layer.weight.grad, ref_layer.weight.grad)
+
+
+def test_syncbn_takes_bias_false_like_batchnorm() -> None:
+    from normsuite.norms import SyncBatchNorm, SyncBatchNormLastDim
+
+    x = torch.randn(4, 3, 5)
+    for layer, moved in (
+        (SyncBatchNorm(3, bias=False), x),
+        (SyncBatchNormLastDim(3, bias=False), x.mT),
+    ):
+        assert layer.bias is None and layer.weight is not None
+        out = layer(moved)
+        expected = nn.BatchNorm1d(3, bias=False)(x)
+        torch.testing.assert_close(out if moved is x else out.mT, expected)
+        assert set(layer.state_dict()) == set(nn.BatchNorm1d(3, bias=False).state_dict())
+
+
+def test_instance_norm_nd_refuses_unbatched_input_with_a_hint() -> None:
+    # (C, H, W) was read as (N, C, L): a silently wrong result.
+    layer = InstanceNormNd(3)
+    with pytest.raises(ValueError, match=r"\(N, C=3, \.\.\.\), got shape \[3, 6, 6\].*unsqueeze"):
+        layer(torch.randn(3, 6, 6))
+    x = torch.randn(1, 3, 6, 6)
+    torch.testing.assert_close(layer(x), nn.InstanceNorm2d(3)(x))
+
+
+def test_instance_norm_last_dim_reads_2d_input_as_one_unbatched_sequence() -> None:
+    layer = randomize(InstanceNormLastDim(C, affine=True))
+    reference = nn.InstanceNorm1d(C, affine=True).to(DT)
+    reference.load_state_dict(layer.state_dict())
+    x = torch.randn(5, C, dtype=DT)  # (L, C)
+    torch.testing.assert_close(layer(x), reference(x.T).T)  # torch: unbatched (C, L)
+    with pytest.raises(ValueError, match=r"C=8"):
+        layer(torch.randn(5, 3, dtype=DT))
+
+
+def _every_class() -> list[nn.Module]:
+    from normsuite.norms import SyncBatchNorm, SyncBatchNormLastDim
+
+    return [
+        ChannelLayerNorm(C),
+        ChannelLayerNorm(C, bias=False),
+        ChannelRMSNorm(C),
+        ChannelRMSNorm(C, eps=1e-3, affine=False),
+        FrozenBatchNorm(C),
+        FrozenBatchNorm(C, channels_last=True),
+        BatchNormNd(C),
+        BatchNormNd(C, momentum=None),
+        InstanceNormNd(C, affine=True, track_running_stats=True),
+        BatchNormLastDim(C),
+        BatchNormLastDim(C, track_running_stats=False),
+        GroupNormLastDim(2, C),
+        InstanceNormLastDim(C, affine=True),
+        SyncBatchNorm(C),
+        SyncBatchNorm(C, bias=False, momentum=None),
+        SyncBatchNormLastDim(C),
+    ]
+
+
+@pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated")
+@pytest.mark.parametrize("layer", _every_class(), ids=lambda m: repr(m))
+def test_every_class_scripts_and_the_script_computes_the_same(layer: nn.Module) -> None:
+    import copy
+
+    layer = randomize(layer)
+    eager, scripted = copy.deepcopy(layer), torch.jit.script(copy.deepcopy(layer))
+    last = channel_dim(layer) == -1
+    x = torch.randn(3, 4, C, dtype=DT) if last else torch.randn(3, C, 4, 5, dtype=DT)
+    for training in (True, False, True):
+        eager.train(training)
+        scripted.train(training)
+        torch.testing.assert_close(scripted(x), eager(x))
+    for (name, a), b in zip(
+        eager.state_dict().items(), scripted.state_dict().values(), strict=True
+    ):
+        torch.testing.assert_close(b, a, msg=name)  # running statistics moved alike
+
+
+@pytest.mark.filterwarnings("ignore:Mismatch dtype between input and weight")  # torch's own
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+@pytest.mark.parametrize("layer_dtype", [torch.float32, None], ids=["float32-layer", "same"])
+def test_channel_rms_norm_is_torchs_rms_norm_in_half_precision(
+    dtype: torch.dtype, layer_dtype: torch.dtype | None
+) -> None:
+    # eps=None is float32's epsilon, as torch computes in float32; the output has x's dtype.
+    layer = ChannelRMSNorm(C).to(layer_dtype or dtype)
+    reference = nn.RMSNorm(C).to(layer_dtype or dtype)
+    with torch.no_grad():
+        layer.weight.uniform_(0.5, 2)
+        reference.weight.copy_(layer.weight)
+    for scale in (1.0, 1e-3):  # small values: where eps matters
+        x = (torch.randn(2, C, 3, 3) * scale).to(dtype)
+        out = layer(x)
+        assert out.dtype == dtype
+        torch.testing.assert_close(out, reference(x.movedim(1, -1)).movedim(-1, 1), rtol=0, atol=0)
+
+
+@pytest.mark.parametrize(
+    "shape", [(1, 7, C), (1, 3, 5, C), (7, C)], ids=["N=1", "N=1-2d", "unbatched"]
+)
+def test_instance_norm_last_dim_gradient_for_one_sample(shape: tuple) -> None:
+    # Torch's instance_norm backward misreads a channels_last-strided gradient when N == 1
+    # (CPU, torch 2.14), which is what this layout hands it: the input gradient was wrong.
+    layer = randomize(InstanceNormLastDim(C, affine=True))
+    reference = nn.InstanceNorm1d(C, affine=True).to(DT)
+    reference.load_state_dict(layer.state_dict())
+    x = torch.randn(shape, dtype=DT, requires_grad=True)
+    if len(shape) == 2:  # (L, C): torch's unbatched (C, L)
+        expected = reference(x.T).T
+    else:
+        flat = x.reshape(shape[0], -1, C).movedim(-1, 1)
+        expected = reference(flat).movedim(1, -1).reshape(shape)
+    g = torch.randn(shape, dtype=DT)
+    (got_grad,) = torch.autograd.grad(layer(x), x, g)
+    (expected_grad,) = torch.autograd.grad(expected, x, g)
+    torch.testing.assert_close(got_grad, expected_grad)

@@ -50,10 +50,11 @@ def test_str_round_trips(text: str) -> None:
     assert NormSpec.parse(str(spec)) == spec
 
 
-def test_parse_passes_specs_through_and_none_means_none() -> None:
+def test_parse_passes_specs_through_and_none_is_an_error() -> None:
     spec = NormSpec("gn", 4)
     assert NormSpec.parse(spec) is spec
-    assert NormSpec.parse(None) == NormSpec("none")
+    with pytest.raises(TypeError, match="norm spec is None; write 'none'"):
+        NormSpec.parse(None)  # type: ignore[arg-type]  # a YAML null is not "no norm"
 
 
 def test_spec_is_frozen_and_hashable() -> None:

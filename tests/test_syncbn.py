@@ -214,3 +214,22 @@ def test_normsync_plugin_picks_normsuite_off_nccl_and_reverts() -> None:
     assert type(torch_synced[2][1]) is nn.SyncBatchNorm
     with pytest.raises(ValueError, match="implementation must be"):
         NormSync(implementation="apex")
+
+
+def test_conversion_functions_check_their_arguments() -> None:
+    # issue 15 item 8: a TypeError that says what was expected, not an AttributeError.
+    with pytest.raises(TypeError, match=r"convert_sync_batchnorm takes a model .* got str"):
+        convert_sync_batchnorm("resnet18")  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match=r"revert_sync_batchnorm takes a model .* got str"):
+        revert_sync_batchnorm("resnet18")  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="sync_class must be a BatchNorm class"):
+        convert_sync_batchnorm(nn.BatchNorm2d(3), sync_class=nn.GroupNorm)  # type: ignore[arg-type]
+
+
+def test_bias_false_survives_conversion_and_revert() -> None:
+    model = nn.Sequential(nn.Conv2d(3, 4, 1), nn.BatchNorm2d(4, bias=False))
+    synced = convert_sync_batchnorm(model)
+    assert isinstance(synced[1], SyncBatchNorm) and synced[1].bias is None
+    reverted = revert_sync_batchnorm(synced)
+    assert type(reverted[1]) is nn.BatchNorm2d and reverted[1].bias is None
+    assert set(reverted[1].state_dict()) == set(nn.BatchNorm2d(4, bias=False).state_dict())

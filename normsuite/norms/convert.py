@@ -198,23 +198,42 @@ def _layout_of(name: str, module: nn.Module, spec: NormSpec) -> _Layout:
     return _Layout(channels, channels_last=False, ranks=ranks)
 
 
-def _build(spec: NormSpec, layout: _Layout, eps: float | None, affine: bool) -> nn.Module:
+@dataclass(frozen=True)
+class _Options:
+    """The replaced layer's settings that the new one keeps (None: the class default)."""
+
+    eps: float | None
+    affine: bool
+    bias: bool
+    track_running_stats: bool | None
+
+
+def _build(spec: NormSpec, layout: _Layout, opts: _Options) -> nn.Module:
+    kw = {
+        "eps": opts.eps,
+        "affine": opts.affine,
+        "bias": opts.bias,
+        "track_running_stats": opts.track_running_stats,
+    }
     if layout.channels_last:
-        return build_norm(spec, layout.channels, ndim=3, channels_last=True, eps=eps, affine=affine)
+        return build_norm(spec, layout.channels, ndim=3, channels_last=True, **kw)
     ranks = layout.ranks
     if ranks is not None and len(ranks) == 1:
-        return build_norm(spec, layout.channels, ndim=ranks[0], eps=eps, affine=affine)
-    e = DEFAULT_EPS if eps is None else eps
+        return build_norm(spec, layout.channels, ndim=ranks[0], **kw)
+    e = DEFAULT_EPS if opts.eps is None else opts.eps
+    cls_kw: dict = {} if opts.bias else {"bias": False}
+    if opts.track_running_stats is not None:
+        cls_kw["track_running_stats"] = opts.track_running_stats
     if spec.kind == "bn":
         # BatchNorm1d itself takes (N, C) and (N, C, L): keeping the class keeps round trips
         # exact (BN1d -> gn -> bn). A layer of unknown rank gets a BN for any (N, C, *).
         cls = nn.BatchNorm1d if ranks == (2, 3) else BatchNormNd
-        return cls(layout.channels, eps=e, affine=affine)
+        return cls(layout.channels, eps=e, affine=opts.affine, **cls_kw)
     if spec.kind == "in":  # ranks is None here: the layer took any (N, C, *)
-        return InstanceNormNd(layout.channels, eps=e, affine=affine)
+        return InstanceNormNd(layout.channels, eps=e, affine=opts.affine, **cls_kw)
     # gn, ln, rms, frozenbn and syncbn: the channels-first classes build_norm picks for rank 4
     # (GroupNorm, ChannelLayerNorm, ...) take any (N, C, *), (N, C) included.
-    return build_norm(spec, layout.channels, ndim=4, eps=eps, affine=affine)
+    return build_norm(spec, layout.channels, ndim=4, **kw)
 
 
 # --------------------------------------------------------------------------- carrying state
@@ -229,6 +248,33 @@ def _affine_of(module: nn.Module) -> bool:
         if isinstance(flag, bool):
             return flag
     return _tensor(module, "weight") is not None
+
+
+_FAMILIES = (nn.modules.batchnorm._BatchNorm, nn.modules.instancenorm._InstanceNorm)
+
+
+def _same_family(old: nn.Module, kind: str) -> bool:
+    """Whether ``old`` is of the family ``kind`` builds, whose settings then carry over."""
+    if kind in ("bn", "syncbn"):
+        return isinstance(old, nn.modules.batchnorm._BatchNorm)
+    return kind == "in" and isinstance(old, nn.modules.instancenorm._InstanceNorm)
+
+
+def _options_of(old: nn.Module, spec: NormSpec) -> _Options:
+    """What the new layer keeps: eps, affine, a bias only where the old layer had one, and
+    BatchNorm's/InstanceNorm's ``track_running_stats`` within the family."""
+    eps = getattr(old, "eps", None)
+    affine = _affine_of(old)
+    # No shift before, none after (BatchNorm(bias=False), RMSNorm, LayerNorm(bias=False)):
+    # a new trainable bias would silently change what the model can learn.
+    bias = affine and _tensor(old, "bias") is not None
+    track = getattr(old, "track_running_stats", None) if _same_family(old, spec.kind) else None
+    return _Options(
+        eps if isinstance(eps, float) else None,
+        affine,
+        bias,
+        track if isinstance(track, bool) else None,
+    )
 
 
 @torch.no_grad()
@@ -262,9 +308,7 @@ def _carry(old: nn.Module, new: nn.Module) -> list[str]:
     src_steps, dst_steps = _tensor(old, "num_batches_tracked"), _tensor(new, "num_batches_tracked")
     if src_steps is not None and dst_steps is not None:
         dst_steps.copy_(src_steps)
-    if isinstance(old, nn.modules.batchnorm._BatchNorm) and isinstance(
-        new, nn.modules.batchnorm._BatchNorm
-    ):
+    if any(isinstance(old, f) and isinstance(new, f) for f in _FAMILIES):
         new.momentum = old.momentum
     return lost
 
@@ -285,8 +329,7 @@ def _replacement(
             "initialized yet; run one forward pass before convert_norms()."
         )
     layout = _layout_of(name, old, spec)
-    eps = getattr(old, "eps", None)
-    new = _build(spec, layout, eps if isinstance(eps, float) else None, _affine_of(old))
+    new = _build(spec, layout, _options_of(old, spec))
     # A layer with no tensors of its own (LayerNorm(elementwise_affine=False), GroupNorm(
     # affine=False), ...) tells no device or dtype: its input comes from its neighbours, so
     # take the nearest ones, the parent's, then the model's.
@@ -318,7 +361,9 @@ def convert_norms(
 
     Each new layer takes the layout of the layer it replaces (BatchNorm2d -> channel LN for
     ``"ln"``; LayerNorm(C) over tokens -> LayerNorm(C)), its device, dtype and train/eval
-    mode, and its affine weight/bias (and running statistics) where the new layer has them.
+    mode, its eps, ``affine`` and bias (a layer without a bias gets none), within BatchNorm
+    and InstanceNorm its ``track_running_stats`` and momentum, and its affine weight/bias (and
+    running statistics) where the new layer has them; the report lists what was not carried.
     A layer with no tensors of its own (``LayerNorm(C, elementwise_affine=False)``) takes the
     device and dtype of its parent module, else of the model. Where a layer's input rank
     cannot be told (``BatchNorm1d`` takes (N, C) and (N, C, L)), the new layer is one that
@@ -340,6 +385,20 @@ def convert_norms(
     >>> [(s.name, type(s.new).__name__) for s in convert_norms(net, "gn:4")]
     [('1', 'GroupNorm')]
     """
+    if not isinstance(model, nn.Module):
+        raise TypeError(
+            "convert_norms takes the model (a torch.nn.Module) whose norm layers to swap, "
+            f"got {type(model).__name__}: {model!r:.60}"
+        )
+    if to is None:
+        raise TypeError(
+            "convert_norms(model, None): the target norm is None; write 'none' (or "
+            "'identity') to remove the norm layers, or a norm such as 'gn' or 'frozenbn'"
+        )
+    if not isinstance(to, (str, NormSpec)):
+        raise TypeError(
+            f"the target norm must be a spec string such as 'gn' or 'gn:16', got {to!r:.60}"
+        )
     spec = NormSpec.parse(to)
     include_sel = _as_selectors(include, "include")
     exclude_sel = _as_selectors(exclude, "exclude")

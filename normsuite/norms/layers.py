@@ -13,8 +13,6 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -37,33 +35,37 @@ DEFAULT_EPS = 1e-5  # torch's default for BatchNorm, GroupNorm, LayerNorm, Insta
 
 
 # --------------------------------------------------------------------------- layout helpers
-def _over_channels(fn: Callable[[Tensor], Tensor], x: Tensor) -> Tensor:
-    """Apply the last-dim op ``fn`` over dim 1 of ``x`` (N, C, *), keeping x's memory format.
+def _is_half(dtype: torch.dtype) -> bool:
+    return dtype == torch.float16 or dtype == torch.bfloat16
 
-    For channels_last memory format (N, C, H, W) the permuted view is already contiguous, so
-    the fused last-dim kernel runs with no copy. For contiguous input, a fused kernel copies
-    the view once in and the result is copied back to contiguous; that is still faster than
-    mean/var reductions over dim 1 (see bench/norm_layers.py). Composite ops (CPU rms_norm)
-    run on the strided view and already return the input's layout, so nothing is copied.
+
+def _shape_message(expected: str, x: Tensor, hint: str = "") -> str:
+    # String concatenation, not an f-string of a tuple: TorchScript compiles it.
+    return "expected input of shape " + expected + ", got shape " + str(list(x.shape)) + hint
+
+
+def _positions_view(x: Tensor) -> Tensor:
+    """(N, *, C) -> an (N, P, 1, C) view with P = prod(*) (a (N, C) input gets P = 1).
+
+    flatten/unsqueeze instead of ``reshape(N, -1, 1, C)``: -1 cannot be inferred for an empty
+    batch, and a traced graph keeps the sizes symbolic.
     """
-    y = fn(x.movedim(1, -1)).movedim(-1, 1)
-    if x.is_contiguous() and not y.is_contiguous():
-        y = y.contiguous()
-    return y
+    if x.dim() < 2:
+        raise ValueError(_shape_message("(N, ..., C)", x))
+    flat = x.unsqueeze(1) if x.dim() == 2 else x.flatten(1, -2)
+    return flat.unsqueeze(2)
 
 
-def _last_to_channels_first(x: Tensor) -> Tensor:
-    """(N, *, C) -> a (N, C, L, 1) view in channels_last memory format (no copy if contiguous).
+def _channels_first_view(x: Tensor) -> Tensor:
+    """(N, P, 1, C) -> the (N, C, P, 1) view in channels_last memory format (no copy).
 
     Torch's CPU/GPU GroupNorm and BatchNorm kernels take channels_last 4-d input natively, so
     this avoids the transpose copy that ``x.transpose(1, 2)`` on (N, L, C) would cost.
     """
-    if x.dim() < 2:
-        raise ValueError(f"expected input of shape (N, ..., C), got shape {tuple(x.shape)}")
-    return x.reshape(x.shape[0], -1, 1, x.shape[-1]).permute(0, 3, 1, 2)
+    return x.permute(0, 3, 1, 2)
 
 
-def _channels_first_to_last(y: Tensor, shape: torch.Size) -> Tensor:
+def _channels_first_to_last(y: Tensor, shape: list[int]) -> Tensor:
     return y.permute(0, 2, 3, 1).reshape(shape)
 
 
@@ -72,7 +74,8 @@ class ChannelLayerNorm(nn.Module):
     """LayerNorm over the channel dim 1 of (N, C, *) input, at each position (ConvNeXt style).
 
     Not ``nn.LayerNorm(C)`` on NCHW, which normalizes the last dim (W). Not ``GroupNorm(1, C)``
-    either, which normalizes over (C, H, W) jointly.
+    either, which normalizes over (C, H, W) jointly. Computes exactly ``nn.LayerNorm(C)`` on
+    the input with its channels moved last (``bias=False`` as there), in any dtype.
 
     >>> x = torch.randn(2, 8, 4, 4)
     >>> y = ChannelLayerNorm(8)(x)
@@ -87,6 +90,7 @@ class ChannelLayerNorm(nn.Module):
         num_channels: int,
         eps: float = DEFAULT_EPS,
         affine: bool = True,
+        bias: bool = True,
         device: torch.device | str | None = None,
         dtype: torch.dtype | None = None,
     ) -> None:
@@ -97,23 +101,37 @@ class ChannelLayerNorm(nn.Module):
         kw = {"device": device, "dtype": dtype}
         if affine:
             self.weight = nn.Parameter(torch.ones(num_channels, **kw))
-            self.bias = nn.Parameter(torch.zeros(num_channels, **kw))
         else:
             self.register_parameter("weight", None)
+        if affine and bias:
+            self.bias = nn.Parameter(torch.zeros(num_channels, **kw))
+        else:
             self.register_parameter("bias", None)
 
     def forward(self, x: Tensor) -> Tensor:
-        shape = (self.num_channels,)
-        return _over_channels(lambda t: F.layer_norm(t, shape, self.weight, self.bias, self.eps), x)
+        if x.dim() < 2:
+            raise ValueError(_shape_message("(N, C, ...)", x, ": add a batch dim"))
+        # For channels_last memory the permuted view is already contiguous, so the fused
+        # last-dim kernel runs with no copy. For contiguous input the kernel copies the view
+        # once and the result is copied back to contiguous: still faster than mean/var
+        # reductions over dim 1 (bench/norm_layers.py).
+        y = F.layer_norm(x.movedim(1, -1), [self.num_channels], self.weight, self.bias, self.eps)
+        y = y.movedim(-1, 1)
+        if x.is_contiguous() and not y.is_contiguous():
+            y = y.contiguous()
+        return y
 
     def extra_repr(self) -> str:
-        return f"{self.num_channels}, eps={self.eps}, affine={self.affine}"
+        no_bias = ", bias=False" if self.affine and self.bias is None else ""
+        return f"{self.num_channels}, eps={self.eps}, affine={self.affine}{no_bias}"
 
 
 class ChannelRMSNorm(nn.Module):
     """RMSNorm over the channel dim 1 of (N, C, *) input, at each position.
 
-    ``eps=None`` uses ``torch.finfo(x.dtype).eps``, like ``torch.nn.RMSNorm``.
+    Computes ``nn.RMSNorm(C)`` on the input with its channels moved last, like torch: fp16/bf16
+    input in float32, ``eps=None`` meaning the epsilon of that computation dtype (float32's,
+    or float64's for float64 input), and the output in the input's dtype.
     """
 
     channels_last = False
@@ -136,26 +154,37 @@ class ChannelRMSNorm(nn.Module):
             self.register_parameter("weight", None)
 
     def forward(self, x: Tensor) -> Tensor:
-        # One vector_norm reduction over dim 1 in place of rms_norm on a permuted view: no
-        # x**2 temporary, no layout copies, and faster in both memory formats on CPU, where
-        # rms_norm is not a fused kernel (bench/norm_layers.py). Low precision accumulates in
-        # float32; the output keeps x's memory format, as elementwise ops do.
-        eps = torch.finfo(x.dtype).eps if self.eps is None else self.eps
-        low = x.dtype in (torch.float16, torch.bfloat16)
-        if low or not x.is_contiguous():
-            norm = torch.linalg.vector_norm(
-                x, dim=1, keepdim=True, dtype=torch.float32 if low else None
-            )
-            mean_square = norm.square() / self.num_channels
-        else:
-            # Channels-first contiguous float32/64: a plain mean of squares reduces over the
-            # strided channel dim faster than vector_norm (bench: 60 vs 80 ms at 32x64x56x56).
-            # Half types keep vector_norm above: x * x could overflow float16.
+        if x.dim() < 2:
+            raise ValueError(_shape_message("(N, C, ...)", x, ": add a batch dim"))
+        eps = self.eps
+        if eps is None:
+            # torch.nn.RMSNorm's eps=None: the epsilon of the dtype it computes in (float32 for
+            # fp16/bf16/float32 input). Literals: TorchScript has no finfo, nor float globals.
+            eps = 2.220446049250313e-16 if x.dtype == torch.float64 else 1.1920928955078125e-07
+        shape = [1, -1] + [1] * (x.dim() - 2)
+        if _is_half(x.dtype):
+            # As torch: everything in float32, rounded once to x's dtype at the end.
+            # vector_norm squares inside its float32 accumulation, so x * x cannot overflow.
+            xf = x.float()
+            norm = torch.linalg.vector_norm(x, dim=1, keepdim=True, dtype=torch.float32)
+            y = xf * torch.rsqrt(norm.square() / self.num_channels + eps)
+            if self.weight is not None:
+                y = y * self.weight.view(shape)
+            return y.to(x.dtype)
+        # One reduction over dim 1 in place of rms_norm on a permuted view: no layout copies,
+        # and faster in both memory formats on CPU, where rms_norm is not a fused kernel
+        # (bench/norm_layers.py). The output keeps x's memory format, as elementwise ops do.
+        if x.is_contiguous():
+            # Channels-first contiguous: a plain mean of squares reduces over the strided
+            # channel dim faster than vector_norm (bench: 60 vs 80 ms at 32x64x56x56).
             mean_square = (x * x).mean(dim=1, keepdim=True)
-        scale = torch.rsqrt(mean_square + eps).to(x.dtype)
-        if self.weight is None:
-            return x * scale
-        return x * scale * self.weight.view((1, -1) + (1,) * (x.dim() - 2))
+        else:
+            norm = torch.linalg.vector_norm(x, dim=1, keepdim=True)
+            mean_square = norm.square() / self.num_channels
+        y = x * torch.rsqrt(mean_square + eps)
+        if self.weight is not None:
+            y = y * self.weight.view(shape)
+        return y.to(x.dtype)
 
     def extra_repr(self) -> str:
         return f"{self.num_channels}, eps={self.eps}, affine={self.affine}"
@@ -206,6 +235,12 @@ class FrozenBatchNorm(nn.Module):
     ) -> None:
         # A BatchNorm state_dict carries a step counter that frozen statistics do not need.
         state_dict.pop(prefix + "num_batches_tracked", None)
+        if prefix + "running_mean" in state_dict:
+            # A BatchNorm(affine=False) (or bias=False) state_dict: no affine is weight 1,
+            # bias 0, so a strict load from it works.
+            mean = state_dict[prefix + "running_mean"]
+            state_dict.setdefault(prefix + "weight", torch.ones_like(mean))
+            state_dict.setdefault(prefix + "bias", torch.zeros_like(mean))
         super()._load_from_state_dict(
             state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs
         )
@@ -213,13 +248,22 @@ class FrozenBatchNorm(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         if x.dim() < (1 if self.channels_last else 2):
             raise ValueError(
-                "expected input of shape (N, C, ...) (or (..., C) with channels_last=True), "
-                "got shape " + str(list(x.shape)) + ": add a batch dim"  # no f-string: scriptable
+                _shape_message(
+                    "(N, C, ...) (or (..., C) with channels_last=True)", x, ": add a batch dim"
+                )
+            )
+        fused = not self.channels_last and x.dtype == self.running_var.dtype
+        if fused and (_is_half(x.dtype) or torch.jit.is_tracing()):
+            # Half precision: torch's eval-mode kernel derives scale and shift in float32, so
+            # this is torch's eval BatchNorm to the bit. Tracing: one graph whatever the grad
+            # mode (jit.trace's check re-traces under no_grad).
+            return F.batch_norm(
+                x, self.running_mean, self.running_var, self.weight, self.bias, False, 0.0, self.eps
             )
         needs_grad = torch.is_grad_enabled() and (
             x.requires_grad or self.weight.requires_grad or self.bias.requires_grad
         )
-        if not self.channels_last and not needs_grad and x.dtype == self.running_var.dtype:
+        if fused and not needs_grad:
             # Inference, or frozen early layers: eval-mode batch norm is one fused kernel,
             # 1.4-1.8x faster than scale-and-shift ops on CPU (detectron2 does the same).
             return F.batch_norm(
@@ -228,16 +272,21 @@ class FrozenBatchNorm(nn.Module):
         # Fold statistics and affine into one scale and shift (C values each); like
         # torchvision it works for any rank, and it beats eval-mode F.batch_norm forward+backward
         # on CPU (bench/norm_layers.py), whose backward still reduces over the batch.
-        scale = self.weight * torch.rsqrt(self.running_var + self.eps)
-        shift = self.bias - self.running_mean * scale
+        # fp16/bf16 buffers or input: scale and shift in float32, as torch's kernel does.
+        weight, bias = self.weight, self.bias
+        mean, var = self.running_mean, self.running_var
+        if _is_half(weight.dtype) or _is_half(x.dtype):
+            weight, bias, mean, var = weight.float(), bias.float(), mean.float(), var.float()
+        scale = weight * torch.rsqrt(var + self.eps)
+        shift = bias - mean * scale
         channel_dim = -1 if self.channels_last else 1
         if not self.channels_last:
-            shape = (1, -1) + (1,) * (x.dim() - 2)
+            shape = [1, -1] + [1] * (x.dim() - 2)
             scale, shift = scale.view(shape), shift.view(shape)
         if (
             x.stride(channel_dim) != 1
             and x.device.type == "cpu"
-            and x.dtype in (torch.float32, torch.float64)
+            and (x.dtype == torch.float32 or x.dtype == torch.float64)
         ):
             # Channels-first maps on CPU: scale and shift are both constant along the innermost
             # dim, and torch's CPU loops vectorize only one such broadcast operand per op, so
@@ -245,10 +294,10 @@ class FrozenBatchNorm(nn.Module):
             # 128)). Two ops with one broadcast operand each vectorize; add_ reuses the
             # product's memory (mul does not save its output for backward). Not for fp16/bf16,
             # which would round twice, nor on GPUs, where one kernel moves less memory.
-            return (x * scale).add_(shift)
+            return (x * scale).add_(shift).to(x.dtype)
         # Channels innermost in memory ((N, *, C), channels_last maps, (N, C)), GPUs, half
-        # precision: one fused addcmul pass, rounded once.
-        return torch.addcmul(shift, x, scale)
+        # precision: one fused addcmul pass (float32 for fp16/bf16 input), rounded once.
+        return torch.addcmul(shift, x, scale).to(x.dtype)
 
     def extra_repr(self) -> str:
         layout = ", channels_last=True" if self.channels_last else ""
@@ -266,18 +315,34 @@ class BatchNormNd(nn.modules.batchnorm._BatchNorm):
 
     def _check_input_dim(self, input: Tensor) -> None:
         if input.dim() < 2:
-            raise ValueError(f"expected input of shape (N, C, ...), got shape {tuple(input.shape)}")
+            raise ValueError(_shape_message("(N, C, ...)", input, ": add a batch dim"))
 
 
 class InstanceNormNd(nn.modules.instancenorm._InstanceNorm):
-    """InstanceNorm for batched (N, C, *) input of any rank >= 3 (see :class:`BatchNormNd`)."""
+    """InstanceNorm for batched (N, C, *) input of any rank >= 3 (see :class:`BatchNormNd`).
+
+    Its rank is not fixed, so an unbatched (C, *) input cannot be told from a batched one as
+    torch's InstanceNorm{1,2,3}d tell it: input whose dim 1 is not C is refused with a hint.
+    """
 
     channels_last = False
 
     def forward(self, input: Tensor) -> Tensor:
         if input.dim() < 3:
             raise ValueError(
-                f"InstanceNorm needs (N, C, positions...) input, got shape {tuple(input.shape)}"
+                "InstanceNorm needs (N, C, positions...) input, got shape "
+                + str(list(input.shape))
+                + "; InstanceNormNd takes batched input only: for one (C, L) sample use "
+                "x.unsqueeze(0)"
+            )
+        if input.size(1) != self.num_features:
+            raise ValueError(
+                _shape_message(
+                    "(N, C=" + str(self.num_features) + ", ...)",
+                    input,
+                    "; InstanceNormNd takes batched input only: for one (C, ...) sample use "
+                    "x.unsqueeze(0)",
+                )
             )
         return self._apply_instance_norm(input)
 
@@ -294,35 +359,103 @@ class BatchNormLastDim(nn.BatchNorm1d):
 
     def _check_input_dim(self, input: Tensor) -> None:
         if input.dim() < 2:
-            raise ValueError(f"expected input of shape (N, ..., C), got shape {tuple(input.shape)}")
+            raise ValueError(_shape_message("(N, ..., C)", input))
+
+    def _batch_norm(self, input: Tensor) -> Tensor:
+        """``_BatchNorm.forward`` without its input check.
+
+        Written out, not ``super().forward()``: TorchScript compiles neither super() nor an
+        unbound call of the base class's forward.
+        """
+        factor = 0.0
+        if self.momentum is not None:
+            factor = self.momentum
+        if self.training and self.track_running_stats:  # noqa: SIM102
+            # A separate if, as in torch: TorchScript skips it when the buffer is None.
+            if self.num_batches_tracked is not None:
+                self.num_batches_tracked.add_(1)
+                if self.momentum is None:  # cumulative moving average
+                    factor = 1.0 / float(self.num_batches_tracked)
+        bn_training = self.training or (self.running_mean is None and self.running_var is None)
+        track = not self.training or self.track_running_stats
+        return F.batch_norm(
+            input,
+            self.running_mean if track else None,
+            self.running_var if track else None,
+            self.weight,
+            self.bias,
+            bn_training,
+            factor,
+            self.eps,
+        )
 
     def forward(self, input: Tensor) -> Tensor:
         self._check_input_dim(input)
         # (N, L, C) -> (N*L, C) is a free view; BatchNorm on it has batch*time statistics.
-        out = super().forward(input.reshape(-1, input.shape[-1]))
+        out = self._batch_norm(input.reshape(-1, input.shape[-1]))
         return out.view(input.shape)
 
 
 class GroupNormLastDim(nn.GroupNorm):
-    """GroupNorm for (N, *, C) input: groups of channels over all positions of each sample."""
+    """GroupNorm for (N, *, C) input: groups of channels over all positions of each sample.
+
+    Exactly ``nn.GroupNorm`` on the input with its channels moved to dim 1.
+    """
 
     channels_last = True
 
     def forward(self, input: Tensor) -> Tensor:
-        y = F.group_norm(
-            _last_to_channels_first(input), self.num_groups, self.weight, self.bias, self.eps
-        )
+        v = _positions_view(input)  # (N, P, 1, C)
+        if v.shape[-1] != self.num_channels:
+            raise ValueError(_shape_message("(N, ..., C=" + str(self.num_channels) + ")", input))
+        # Torch's channels_last CPU kernel sums x and x^2 in one pass, which loses ~100x the
+        # precision of its channels-first kernel on data with a large mean. Centring each
+        # group on its mean at the first position first (GroupNorm does not change when a
+        # group is shifted, nor does its gradient) makes the kernel's sums small. One cheap
+        # elementwise pass; a transposing copy to channels-first would cost two.
+        groups = v.unflatten(-1, [self.num_groups, self.num_channels // self.num_groups])
+        centre = groups[:, :1].mean(-1, keepdim=True).detach()
+        v = (groups - centre).flatten(-2)
+        y = F.group_norm(_channels_first_view(v), self.num_groups, self.weight, self.bias, self.eps)
         return _channels_first_to_last(y, input.shape)
 
 
 class InstanceNormLastDim(nn.InstanceNorm1d):
-    """InstanceNorm for (N, *, C) input: each channel of each sample over its positions."""
+    """InstanceNorm for (N, *, C) input: each channel of each sample over its positions.
+
+    A 2-d input is one unbatched (L, C) sequence, as torch's ``InstanceNorm1d`` reads a 2-d
+    input as one unbatched (C, L) sequence.
+    """
 
     channels_last = True
 
     def forward(self, input: Tensor) -> Tensor:
-        y = self._apply_instance_norm(_last_to_channels_first(input))
-        return _channels_first_to_last(y, input.shape)
+        if input.dim() < 2:
+            raise ValueError(_shape_message("(N, ..., C) or unbatched (L, C)", input))
+        if input.shape[-1] != self.num_features:
+            raise ValueError(_shape_message("(N, ..., C=" + str(self.num_features) + ")", input))
+        batched = input.unsqueeze(0) if input.dim() == 2 else input
+        x = _channels_first_view(_positions_view(batched))
+        if x.shape[0] == 1 and not torch.jit.is_tracing():
+            # One sample: instance norm is batch norm. Torch's instance_norm backward misreads
+            # the channels_last-strided gradient this layout gets when N == 1 (CPU, torch
+            # 2.14: a wrong input gradient); batch_norm's backward reads it right. Not when
+            # tracing, where the branch would be baked in for every batch size.
+            use_input_stats = self.training or not self.track_running_stats
+            return _channels_first_to_last(
+                F.batch_norm(
+                    x,
+                    self.running_mean,
+                    self.running_var,
+                    self.weight,
+                    self.bias,
+                    use_input_stats,
+                    self.momentum if self.momentum is not None else 0.0,
+                    self.eps,
+                ),
+                input.shape,
+            )
+        return _channels_first_to_last(self._apply_instance_norm(x), input.shape)
 
 
 # --------------------------------------------------------------------------- factory
@@ -352,6 +485,17 @@ def _check_groups(groups: int, num_channels: int) -> None:
         )
 
 
+def _check_flag(name: str, value: object) -> None:
+    if not isinstance(value, bool):
+        raise TypeError(f"{name} must be True or False, got {value!r}")
+
+
+def _bias_kw(bias: bool) -> dict[str, bool]:
+    # Torch's norm classes take bias= since 2.1 (BatchNorm/InstanceNorm: later); pass it only
+    # when it matters, so the default path runs on every torch this package supports.
+    return {} if bias else {"bias": False}
+
+
 def build_norm(
     spec: str | NormSpec,
     num_channels: int,
@@ -360,6 +504,8 @@ def build_norm(
     channels_last: bool = False,
     eps: float | None = None,
     affine: bool = True,
+    bias: bool = True,
+    track_running_stats: bool | None = None,
 ) -> nn.Module:
     """Build the norm layer that ``spec`` names for ``num_channels`` channels in a layout.
 
@@ -371,27 +517,49 @@ def build_norm(
         channels_last: the channels are the last dim, e.g. (N, L, C) tokens.
         eps: the layer's epsilon; None keeps each layer's usual default.
         affine: learnable per-channel scale (and shift); ``in`` is affine by default too.
+        bias: with ``affine``, a learnable shift too (``rms`` and ``frozenbn`` have none to
+            drop: RMSNorm has no shift, FrozenBatchNorm's is a fixed buffer).
+        track_running_stats: for ``bn``/``syncbn``/``in``; None keeps the class default
+            (True for BatchNorm, False for InstanceNorm).
 
     >>> build_norm("gn", 64).num_groups, type(build_norm("bn", 16, ndim=2)).__name__
     (32, 'BatchNorm1d')
     """
-    parsed = NormSpec.parse(spec)
-    if isinstance(num_channels, bool) or not isinstance(num_channels, int) or num_channels < 1:
+    parsed = NormSpec.parse(spec)  # None is a TypeError there
+    if isinstance(num_channels, bool) or not isinstance(num_channels, int):
+        raise TypeError(f"num_channels must be a positive int, got {num_channels!r}")
+    if num_channels < 1:
         raise ValueError(f"num_channels must be a positive int, got {num_channels!r}")
-    if ndim not in (2, 3, 4, 5):
+    if isinstance(ndim, bool) or ndim not in (2, 3, 4, 5):
         raise ValueError(
             f"ndim must be 2 (N, C), 3 (N, C, L), 4 (N, C, H, W) or 5 (N, C, D, H, W); got {ndim!r}"
         )
+    for name, flag in (("channels_last", channels_last), ("affine", affine), ("bias", bias)):
+        _check_flag(name, flag)
+    if track_running_stats is not None:
+        _check_flag("track_running_stats", track_running_stats)
+    if eps is not None:
+        if isinstance(eps, bool) or not isinstance(eps, (int, float)):
+            raise TypeError(f"eps must be a float or None, got {eps!r}")
+        if not eps >= 0:  # also catches NaN
+            raise ValueError(f"eps must be >= 0, got {eps!r}")
+        eps = float(eps)
     kind, c = parsed.kind, num_channels
     last = channels_last or ndim == 2  # (N, C) is both layouts at once
     e = DEFAULT_EPS if eps is None else eps
+    kw: dict = _bias_kw(bias)
+    bn_kw = (
+        dict(kw)
+        if track_running_stats is None
+        else kw | {"track_running_stats": track_running_stats}
+    )
 
     if kind == "none":
         return nn.Identity()
     if kind == "bn":
         if channels_last:
-            return BatchNormLastDim(c, eps=e, affine=affine)
-        return _BATCH_NORMS[ndim](c, eps=e, affine=affine)
+            return BatchNormLastDim(c, eps=e, affine=affine, **bn_kw)
+        return _BATCH_NORMS[ndim](c, eps=e, affine=affine, **bn_kw)
     if kind == "syncbn":
         # Imported here: sync.py is its own module with its own (distributed) imports.
         from normsuite.norms import sync
@@ -399,19 +567,19 @@ def build_norm(
         if channels_last:
             from normsuite.norms.sync_last_dim import SyncBatchNormLastDim
 
-            return SyncBatchNormLastDim(c, eps=e, affine=affine)
-        return sync.SyncBatchNorm(c, eps=e, affine=affine)
+            return SyncBatchNormLastDim(c, eps=e, affine=affine, **bn_kw)
+        return sync.SyncBatchNorm(c, eps=e, affine=affine, **bn_kw)
     if kind == "frozenbn":
         return FrozenBatchNorm(c, eps=e, channels_last=channels_last)
     if kind == "gn":
         groups = parsed.groups_for(c)
         _check_groups(groups, c)
         cls = GroupNormLastDim if channels_last else nn.GroupNorm
-        return cls(groups, c, eps=e, affine=affine)
+        return cls(groups, c, eps=e, affine=affine, **kw)
     if kind == "ln":
         if last:
-            return nn.LayerNorm(c, eps=e, elementwise_affine=affine)
-        return ChannelLayerNorm(c, eps=e, affine=affine)
+            return nn.LayerNorm(c, eps=e, elementwise_affine=affine, bias=bias)
+        return ChannelLayerNorm(c, eps=e, affine=affine, bias=bias)
     if kind == "in":
         if ndim == 2:
             raise ValueError(
@@ -419,8 +587,8 @@ def build_norm(
                 "features; use 'ln' or 'bn' for features."
             )
         if channels_last:
-            return InstanceNormLastDim(c, eps=e, affine=affine)
-        return _INSTANCE_NORMS[ndim](c, eps=e, affine=affine)
+            return InstanceNormLastDim(c, eps=e, affine=affine, **bn_kw)
+        return _INSTANCE_NORMS[ndim](c, eps=e, affine=affine, **bn_kw)
     if kind == "rms":
         if last:
             return nn.RMSNorm(c, eps=eps, elementwise_affine=affine)

@@ -117,10 +117,11 @@ class NormSpec:
                 raise ValueError(f"gn groups must be >= 1, got {self.groups}; e.g. 'gn:32'.")
 
     @classmethod
-    def parse(cls, spec: str | NormSpec | None) -> NormSpec:
+    def parse(cls, spec: str | NormSpec) -> NormSpec:
         """Parse ``"bn"``, ``"gn:16"``, an alias such as ``"BatchNorm2d"``, or pass a spec through.
 
-        ``None`` means ``"none"`` (a YAML ``null``).
+        ``None`` (a YAML ``null``, a forgotten argument) is a ``TypeError``, not "no norm":
+        removing every norm layer must be asked for by name, ``"none"`` or ``"identity"``.
 
         >>> NormSpec.parse("RMSNorm"), NormSpec.parse("gn:4")
         (NormSpec(kind='rms', groups=None), NormSpec(kind='gn', groups=4))
@@ -128,7 +129,10 @@ class NormSpec:
         if isinstance(spec, NormSpec):
             return spec
         if spec is None:
-            return cls("none")
+            raise TypeError(
+                "norm spec is None; write 'none' (or 'identity') for no normalization, "
+                "or a norm such as 'bn' or 'gn:16'"
+            )
         if not isinstance(spec, str):
             raise TypeError(
                 f"norm spec must be a string such as 'bn' or 'gn:16', got {type(spec).__name__}"

@@ -279,19 +279,31 @@ class SyncBatchNorm(_BatchNorm):
         process_group: Any = None,
         device: torch.device | str | None = None,
         dtype: torch.dtype | None = None,
+        *,
+        bias: bool = True,
     ) -> None:
+        # bias= only when it matters: torch's _BatchNorm takes it since 2.10.
         super().__init__(
-            num_features, eps, momentum, affine, track_running_stats, device=device, dtype=dtype
+            num_features,
+            eps,
+            momentum,
+            affine,
+            track_running_stats,
+            device=device,
+            dtype=dtype,
+            **({} if bias else {"bias": False}),
         )
         self.process_group = process_group
 
     def _check_input_dim(self, input: Tensor) -> None:
         if input.dim() < 2:
-            raise ValueError(
-                f"SyncBatchNorm expects an (N, C, *) input with at least 2 dims, got "
-                f"shape {tuple(input.shape)}: add a batch dimension"
+            raise ValueError(  # no f-string of a tuple: TorchScript compiles this
+                "SyncBatchNorm expects an (N, C, *) input with at least 2 dims, got shape "
+                + str(list(input.shape))
+                + ": add a batch dimension"
             )
 
+    @torch.jit.unused
     def _world_size(self) -> int:
         if not (dist.is_available() and dist.is_initialized()):
             return 1
@@ -299,30 +311,42 @@ class SyncBatchNorm(_BatchNorm):
 
     def forward(self, input: Tensor) -> Tensor:
         self._check_input_dim(input)
+        return self._sync_batch_norm(input)
+
+    def _sync_batch_norm(self, input: Tensor) -> Tensor:
+        """The forward pass on (N, C, *) input, without the input check."""
         # Same momentum / num_batches_tracked bookkeeping as _BatchNorm.forward.
-        factor = 0.0 if self.momentum is None else self.momentum
-        if self.training and self.track_running_stats and self.num_batches_tracked is not None:
-            self.num_batches_tracked.add_(1)
-            if self.momentum is None:  # cumulative moving average
-                factor = 1.0 / float(self.num_batches_tracked)
+        factor = 0.0
+        if self.momentum is not None:
+            factor = self.momentum
+        if self.training and self.track_running_stats:  # noqa: SIM102
+            # A separate if, as in torch: TorchScript skips it when the buffer is None.
+            if self.num_batches_tracked is not None:
+                self.num_batches_tracked.add_(1)
+                if self.momentum is None:  # cumulative moving average
+                    factor = 1.0 / float(self.num_batches_tracked)
         bn_training = self.training or (self.running_mean is None and self.running_var is None)
         track = not self.training or self.track_running_stats
         running_mean = self.running_mean if track else None
         running_var = self.running_var if track else None
 
-        world_size = self._world_size() if self.training else 1
-        if not bn_training or world_size == 1:
-            # Eval mode, no process group, or a single rank: plain BatchNorm, same code path.
-            return F.batch_norm(
-                input,
-                running_mean,
-                running_var,
-                self.weight,
-                self.bias,
-                bn_training,
-                factor,
-                self.eps,
-            )
+        # TorchScript (a deployment format) never syncs: scripted, the layer is BatchNorm.
+        if not torch.jit.is_scripting():  # noqa: SIM102 (compiled away only on its own)
+            if self.training and self._world_size() > 1:
+                return self._synced(input, running_mean, running_var, factor)
+        # Eval mode, no process group, or a single rank: plain BatchNorm, same code path.
+        return F.batch_norm(
+            input, running_mean, running_var, self.weight, self.bias, bn_training, factor, self.eps
+        )
+
+    @torch.jit.unused
+    def _synced(
+        self,
+        input: Tensor,
+        running_mean: Tensor | None,
+        running_var: Tensor | None,
+        factor: float,
+    ) -> Tensor:
         group = self.process_group or dist.group.WORLD
         return _SyncBatchNormFunction.apply(
             input,
@@ -333,7 +357,7 @@ class SyncBatchNorm(_BatchNorm):
             self.eps,
             factor,
             group,
-            world_size,
+            dist.get_world_size(group),
             dist.get_backend(group),
         )
 
@@ -359,6 +383,14 @@ def _is_sync_class(cls: type) -> bool:
 def is_sync_batchnorm(module: nn.Module) -> bool:
     """True for normsuite's SyncBatchNorm (both layouts) and ``torch.nn.SyncBatchNorm``."""
     return _is_sync_class(type(module))
+
+
+def _check_module(module: object, function: str) -> None:
+    if not isinstance(module, nn.Module):
+        raise TypeError(
+            f"{function} takes a model (a torch.nn.Module), got {type(module).__name__}: "
+            f"{module!r:.60}"
+        )
 
 
 def _move_state(old: _BatchNorm, new: _BatchNorm) -> _BatchNorm:
@@ -389,6 +421,14 @@ def convert_sync_batchnorm(
     """
     from normsuite.norms.sync_last_dim import SyncBatchNormLastDim  # imports this module
 
+    _check_module(module, "convert_sync_batchnorm")
+    if sync_class is not None and not (
+        isinstance(sync_class, type) and issubclass(sync_class, _BatchNorm)
+    ):
+        raise TypeError(
+            "sync_class must be a BatchNorm class such as normsuite's SyncBatchNorm or "
+            f"torch.nn.SyncBatchNorm, got {sync_class!r}"
+        )
     first = sync_class or SyncBatchNorm
 
     def convert(old: nn.Module) -> nn.Module:
@@ -402,6 +442,7 @@ def convert_sync_batchnorm(
                 old.affine,
                 old.track_running_stats,
                 process_group,
+                **({} if old.bias is not None or not old.affine else {"bias": False}),
             )
             _move_state(old, out)
             setattr(out, ORIGINAL_CLASS_ATTR, type(old))
@@ -422,14 +463,21 @@ def revert_sync_batchnorm(model: nn.Module) -> nn.Module:
     :class:`~normsuite.norms.layers.BatchNormNd` (``BatchNormLastDim`` for channels-last
     layers).
     """
+    _check_module(model, "revert_sync_batchnorm")
     out = model
     if is_sync_batchnorm(model):
         cls = getattr(model, ORIGINAL_CLASS_ATTR, None)
         if not (isinstance(cls, type) and issubclass(cls, _BatchNorm)) or _is_sync_class(cls):
             # Built as SyncBN, or converted from a non-BN norm: a BN for the same layout.
             cls = BatchNormLastDim if getattr(model, "channels_last", False) else BatchNormNd
+        no_bias = {} if model.bias is not None or not model.affine else {"bias": False}
         out = cls(
-            model.num_features, model.eps, model.momentum, model.affine, model.track_running_stats
+            model.num_features,
+            model.eps,
+            model.momentum,
+            model.affine,
+            model.track_running_stats,
+            **no_bias,
         )
         _move_state(model, out)
     for name, child in model.named_children():

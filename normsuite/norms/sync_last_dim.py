@@ -19,6 +19,7 @@ class SyncBatchNormLastDim(SyncBatchNorm):
     channels_last = True
 
     def forward(self, input: Tensor) -> Tensor:
+        self._check_input_dim(input)
         # (N, L, C) -> (N*L, C) is a free view with the same per-channel statistics.
-        out = super().forward(input.reshape(-1, input.shape[-1]))
+        out = self._sync_batch_norm(input.reshape(-1, input.shape[-1]))
         return out.view(input.shape)
