@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import typer
@@ -47,13 +48,25 @@ def _check_config(path: str) -> None:
         raise _fail(f"{path} must hold a mapping (trainer:, model:, data:), not a list or value")
 
 
-def fit(ctx: typer.Context) -> None:
+HELP = typer.Option(
+    False,
+    "--help",
+    "-h",
+    help="Show every LightningCLI option (trainer, model, data, ckpt_path, ...) and exit.",
+)
+
+
+def fit(ctx: typer.Context, show_help: bool = HELP) -> None:
     """Train with LightningCLI: normsuite fit --config recipes/X.yaml [--trainer.max_epochs 3 ...].
 
-    Every LightningCLI option works (run with --print_config to see the full config).
-    Logs and checkpoints go to runs/<config name>/version_N/ (printed at the end).
+    Every LightningCLI option works (--help lists them, --print_config shows the full
+    config). Logs and checkpoints go to runs/<config name>/version_N/ (printed at start and
+    end). Resume with --ckpt_path PATH or --ckpt_path last; Ctrl+C or SIGTERM stop after the
+    current batch, save last.ckpt and print the command that resumes.
     """
     args = list(ctx.args)
+    if show_help:
+        args.append("--help")  # LightningCLI's help, with the options of a given --config's classes
     for path in _config_paths(args):
         _check_config(path)
     if not args:
@@ -61,12 +74,18 @@ def fit(ctx: typer.Context) -> None:
             "no config given; run e.g. normsuite fit --config recipes/mnist1d_convnet1d_bn.yaml"
         )
 
+    from lightning.pytorch.utilities.exceptions import SIGTERMException
+
     from normsuite.training.fit import run_fit  # lightning is imported only here (~7 s)
 
     try:
         run_fit(args)
+    except SIGTERMException:
+        # InterruptCheckpoint printed the checkpoint and the resume command; 128 + signal, as
+        # a shell reports a process stopped by it (SLURM and schedulers read this).
+        raise typer.Exit(143) from None
     except SystemExit as exc:
-        # jsonargparse already printed its one-line error (and usage) for bad options.
+        # jsonargparse already printed --help / --print_config, or its one-line error.
         code = exc.code if isinstance(exc.code, int) else 2
         if code:
             raise typer.Exit(2) from None
@@ -76,24 +95,64 @@ def fit(ctx: typer.Context) -> None:
     except Exception as exc:
         if os.environ.get("NORMSUITE_DEBUG"):
             raise
-        message = _one_line(str(exc))
-        if type(exc).__name__ == "FitConfigError":
-            raise _fail(f"{message}; see the valid keys with --print_config") from None
+        name = type(exc).__name__
+        if name == "FitConfigError":
+            raise _fail(f"{_one_line(str(exc))}; see the valid keys with --help") from None
+        if name == "CheckpointError":
+            raise _fail(str(exc)) from None
         raise _fail(
-            f"{type(exc).__name__}: {message} (set NORMSUITE_DEBUG=1 for the traceback)"
+            f"{name}: {_one_line(str(exc))} (set NORMSUITE_DEBUG=1 for the traceback)"
         ) from None
 
 
-def _one_line(message: str) -> str:
-    """The most specific line of a (jsonargparse) error message.
+_KEY = re.compile(r'Parser key "([^"]+)"')
+_VALUE = re.compile(r"(?:Given|Got) value: (.*)$", re.M)
+_CLASS = re.compile(r"<class '(?:[\w.]+\.)?(\w+)'>")
 
-    jsonargparse wraps a class's own error ("unknown norm 'bnn'. Did you mean 'bn'?") in
-    "Does not validate against any of the Union subtypes ... Errors: - ..."; show that one.
+
+def _type_names(text: str) -> str:
+    """``[list[int], <class 'NoneType'>]`` -> ``list[int] or None``."""
+    inner = text.strip().removeprefix("[").removesuffix("]")
+    names = [
+        _CLASS.sub(r"\1", part.strip()).replace("NoneType", "None") for part in inner.split(",")
+    ]
+    return " or ".join(dict.fromkeys(n for n in names if n))
+
+
+def _one_line(message: str) -> str:
+    """One line with the option and the reason from a (jsonargparse) error message.
+
+    jsonargparse nests its reasons: ``Parser key "model": ... - Parser key "widths": ...
+    Subtypes: [list[int], <class 'NoneType'>] ... Given value: x``. This keeps the option
+    path, the class's own error where there is one ("unknown norm 'bnn'. Did you mean
+    'bn'?"), else what was expected and what was given:
+    ``model.init_args.widths: expected list[int] or None, got 'x'``.
     """
     lines = [line.strip() for line in message.strip().splitlines() if line.strip()]
-    bullets = [
-        line[2:] for line in lines if line.startswith("- ") and "Expected a <class" not in line
+    if not lines:
+        return "failed"
+    keys = _KEY.findall(message)
+    own = [
+        line[2:]
+        for line in lines
+        if line.startswith("- ")
+        and not line.startswith(("- Expected a <class", "- Parser key", "- Problem with given"))
     ]
-    if bullets:
-        return bullets[0]
-    return lines[0] if lines else "failed"
+    if not keys:
+        return own[0] if own else lines[0]
+    outer, inner = keys[0], keys[-1]
+    where = f"{outer}.init_args.{inner}" if outer in ("model", "data") and inner != outer else inner
+    if own:
+        return f"{where}: {own[0]}"
+    subtypes = [line.split(":", 1)[1] for line in lines if line.startswith("Subtypes:")]
+    expected = re.findall(r"Expected a (<class '[\w.]+'>)", message)
+    if len(subtypes) >= (2 if outer in ("model", "data") and inner != outer else 1):
+        types = _type_names(subtypes[-1])
+    elif expected:
+        types = _type_names(", ".join(expected[:1]))
+    else:
+        rest = [line for line in lines[1:] if not line.startswith("Parser key")]
+        return f"{where}: {rest[0] if rest else 'invalid value'}"
+    values = [v.strip() for v in _VALUE.findall(message) if not v.startswith("NestedArg(")]
+    got = f", got {values[0]!r}" if values else ""
+    return f"{where}: expected {types}{got}"
