@@ -54,22 +54,18 @@ def _set_numpy_state(state: dict[str, Any]) -> None:
 class RNGState(pl.Callback):
     """Save the RNG states in each checkpoint; restore them when ``fit`` resumes from one.
 
-    The states are restored in ``on_train_start``: after the checkpoint is loaded and before
-    the first resumed epoch draws its shuffling seed. Under DDP the checkpoint holds rank 0's
-    states (every rank draws the same shuffle seed after ``seed_everything``).
+    The states are restored as the checkpoint is loaded: after the model is built and before
+    Lightning creates the train loader's iterator (which draws from torch's RNG), so the
+    draws after a resume are the draws the uninterrupted run made after the save. Under DDP
+    the checkpoint holds rank 0's states (every rank draws the same shuffle seed after
+    ``seed_everything``).
     """
-
-    def __init__(self) -> None:
-        self._pending: dict[str, Any] | None = None
 
     def state_dict(self) -> dict[str, Any]:
         return _collect()
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        self._pending = dict(state_dict)
-
-    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        state, self._pending = self._pending, None
+        state = dict(state_dict)
         if not state:
             return
         torch.set_rng_state(state["torch"])
