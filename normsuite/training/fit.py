@@ -5,7 +5,8 @@ Everything LightningCLI accepts works (``--config``, ``--trainer.max_epochs 3``,
 when the config does not set it itself:
 
 - a Rich progress bar;
-- CSV and TensorBoard logs and checkpoints (best by ``val/acc`` and ``last.ckpt``) in
+- CSV and TensorBoard logs and checkpoints (best by ``val/acc``, and ``last.ckpt`` written
+  after every epoch) in
   ``<runs_dir>/<run_name>/version_N/``, where ``run_name`` defaults to the config's stem;
 - :class:`normsuite.BatchSizeGuard` (BatchNorm at per-device batch 1 stops the run);
 - a test pass on the best checkpoint after fitting when the datamodule has a test split
@@ -174,13 +175,23 @@ class NormsuiteCLI(LightningCLI):
         if config.get("enable_checkpointing") is not False and not any(
             isinstance(c, ModelCheckpoint) for c in present
         ):
+            # Best by val/acc, and last.ckpt after EVERY epoch from a second, unmonitored
+            # callback: since Lightning 2.6 a monitored callback's save_last writes last.ckpt
+            # only when a top-k checkpoint is saved at the same step, so it goes stale on a
+            # plateau and "resume from last" would lose the epochs since the best one.
             extra.append(
                 ModelCheckpoint(
                     monitor="val/acc",
                     mode="max",
-                    save_last=True,
                     filename="epoch{epoch}-step{step}",
                     auto_insert_metric_name=False,
+                )
+            )
+            extra.append(
+                ModelCheckpoint(
+                    filename=ModelCheckpoint.CHECKPOINT_NAME_LAST,
+                    save_top_k=1,
+                    enable_version_counter=False,
                 )
             )
         # A model that returns its own guard (NormClassifier) keeps it; others get ours.
@@ -292,7 +303,7 @@ def run_fit(args: list[str]) -> NormsuiteCLI:
             command=["normsuite", "fit", *args],
             save_config_kwargs={"overwrite": True},
             parser_class=_Parser,
-            parser_kwargs={"fit": {"prog": "normsuite fit"}},
+            parser_kwargs={"prog": "normsuite"},
             trainer_defaults={"enable_model_summary": False},
             auto_configure_optimizers=False,
         )
