@@ -29,23 +29,34 @@ def _config_paths(args: list[str]) -> list[str]:
 
 
 def _check_config(path: str) -> None:
-    """Fail early, in one line, on a missing file or bad YAML (before importing lightning)."""
-    import yaml
+    """Fail early, in one line, on a missing file, bad YAML or a config over a cap (size,
+    aliases, expanded size): before importing lightning, and before jsonargparse expands it."""
+    from normsuite._yaml_limits import YAMLLimitError, load_yaml, read_config_text
 
-    file = Path(path)
-    if not file.is_file():
+    if not Path(path).exists():
         raise _fail(f"config file {path!r} not found; pass an existing YAML, e.g. recipes/*.yaml")
     try:
-        content = yaml.safe_load(file.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = getattr(exc, "problem", None) or "invalid YAML"
-        raise _fail(f"{path}: {problem}{where}; fix the YAML syntax") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise _fail(f"cannot read {path}: {exc}") from None
+        read_config_text(path)  # size cap and regular file first: nothing big is parsed
+        content = load_yaml(path)
+    except YAMLLimitError as exc:
+        raise _fail(str(exc)) from None
     if content is not None and not isinstance(content, dict):
         raise _fail(f"{path} must hold a mapping (trainer:, model:, data:), not a list or value")
+
+
+def _check_inline_yaml(args: list[str]) -> None:
+    """Option values are YAML to jsonargparse too: hold them to the same alias caps."""
+    from normsuite._yaml_limits import YAMLLimitError, check_yaml_text
+
+    for i, arg in enumerate(args):
+        value = arg.split("=", 1)[1] if arg.startswith("--") and "=" in arg else arg
+        if "&" in value and "*" in value:
+            name = args[i - 1] if i and not arg.startswith("--") else arg.split("=", 1)[0]
+            try:
+                check_yaml_text(value, f"value of {name}")
+            except YAMLLimitError as exc:
+                if "cap" in str(exc) or "recursive" in str(exc):
+                    raise _fail(str(exc)) from None
 
 
 HELP = typer.Option(
@@ -69,6 +80,7 @@ def fit(ctx: typer.Context, show_help: bool = HELP) -> None:
         args.append("--help")  # LightningCLI's help, with the options of a given --config's classes
     for path in _config_paths(args):
         _check_config(path)
+    _check_inline_yaml(args)
     if not args:
         raise _fail(
             "no config given; run e.g. normsuite fit --config recipes/mnist1d_convnet1d_bn.yaml"
