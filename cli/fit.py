@@ -92,10 +92,11 @@ def fit(ctx: typer.Context, show_help: bool = HELP) -> None:
 
     try:
         run_fit(args)
-    except SIGTERMException:
+    except SIGTERMException as exc:
         # InterruptCheckpoint printed the checkpoint and the resume command; 128 + signal, as
         # a shell reports a process stopped by it (SLURM and schedulers read this).
-        raise typer.Exit(143) from None
+        code = 130 if getattr(exc, "normsuite_signal", "SIGTERM") == "SIGINT" else 143
+        raise typer.Exit(code) from None
     except SystemExit as exc:
         # jsonargparse already printed --help / --print_config, or its one-line error.
         code = exc.code if isinstance(exc.code, int) else 2

@@ -164,7 +164,8 @@ def test_atomic_write_roundtrips(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_sigterm_leaves_a_checkpoint_that_resumes(tmp_path: Path) -> None:
+@pytest.mark.parametrize(("signum", "code"), [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_a_signal_leaves_a_checkpoint_that_resumes(tmp_path: Path, signum: int, code: int) -> None:
     env = {**os.environ, "NORMSUITE_CACHE": str(tmp_path / "cache"), "MPLBACKEND": "Agg"}
     env.pop("NORMSUITE_RUN_VERSION", None)
     args = ["--config", str(RECIPE), "--trainer.max_epochs", "200"]
@@ -181,12 +182,13 @@ def test_sigterm_leaves_a_checkpoint_that_resumes(tmp_path: Path) -> None:
     while not (checkpoints / "last.ckpt").is_file():  # training is under way
         assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read()
         time.sleep(0.2)
-    proc.send_signal(signal.SIGTERM)
+    proc.send_signal(signum)
     _, err = proc.communicate(timeout=300)
-    assert proc.returncode == 143, err[-3000:]
+    assert proc.returncode == code, err[-3000:]
     assert "Traceback" not in err
     last_line = err.strip().splitlines()[-1]
-    assert last_line.startswith("normsuite fit: SIGTERM: stopped at epoch "), err[-3000:]
+    name = signal.Signals(signum).name
+    assert last_line.startswith(f"normsuite fit: {name}: stopped at epoch "), err[-3000:]
     ckpt = checkpoints / "last.ckpt"
     assert f"checkpoint {ckpt}; resume with: normsuite fit " in last_line
     saved = verify_checkpoint(ckpt)

@@ -108,6 +108,8 @@ class InterruptCheckpoint(pl.Callback):
         if not isinstance(exception, SIGTERMException) or trainer.state.fn != TrainerFn.FITTING:
             return
         self.signal_name = self.signal_name or "SIGTERM"
+        # The command line reports 128 + the signal number (130 for Ctrl+C, 143 for SIGTERM).
+        exception.normsuite_signal = self.signal_name  # type: ignore[attr-defined]
         path = _last_path(trainer)
         # Raised at a batch boundary: the state is consistent. Every rank calls this (it
         # ends in a barrier); rank 0 writes.
