@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import typer
@@ -28,45 +29,76 @@ def _config_paths(args: list[str]) -> list[str]:
 
 
 def _check_config(path: str) -> None:
-    """Fail early, in one line, on a missing file or bad YAML (before importing lightning)."""
-    import yaml
+    """Fail early, in one line, on a missing file, bad YAML or a config over a cap (size,
+    aliases, expanded size): before importing lightning, and before jsonargparse expands it."""
+    from normsuite._yaml_limits import YAMLLimitError, load_yaml, read_config_text
 
-    file = Path(path)
-    if not file.is_file():
+    if not Path(path).exists():
         raise _fail(f"config file {path!r} not found; pass an existing YAML, e.g. recipes/*.yaml")
     try:
-        content = yaml.safe_load(file.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = getattr(exc, "problem", None) or "invalid YAML"
-        raise _fail(f"{path}: {problem}{where}; fix the YAML syntax") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise _fail(f"cannot read {path}: {exc}") from None
+        read_config_text(path)  # size cap and regular file first: nothing big is parsed
+        content = load_yaml(path)
+    except YAMLLimitError as exc:
+        raise _fail(str(exc)) from None
     if content is not None and not isinstance(content, dict):
         raise _fail(f"{path} must hold a mapping (trainer:, model:, data:), not a list or value")
 
 
-def fit(ctx: typer.Context) -> None:
+def _check_inline_yaml(args: list[str]) -> None:
+    """Option values are YAML to jsonargparse too: hold them to the same alias caps."""
+    from normsuite._yaml_limits import YAMLLimitError, check_yaml_text
+
+    for i, arg in enumerate(args):
+        value = arg.split("=", 1)[1] if arg.startswith("--") and "=" in arg else arg
+        if "&" in value and "*" in value:
+            name = args[i - 1] if i and not arg.startswith("--") else arg.split("=", 1)[0]
+            try:
+                check_yaml_text(value, f"value of {name}")
+            except YAMLLimitError as exc:
+                if "cap" in str(exc) or "recursive" in str(exc):
+                    raise _fail(str(exc)) from None
+
+
+HELP = typer.Option(
+    False,
+    "--help",
+    "-h",
+    help="Show every LightningCLI option (trainer, model, data, ckpt_path, ...) and exit.",
+)
+
+
+def fit(ctx: typer.Context, show_help: bool = HELP) -> None:
     """Train with LightningCLI: normsuite fit --config recipes/X.yaml [--trainer.max_epochs 3 ...].
 
-    Every LightningCLI option works (run with --print_config to see the full config).
-    Logs and checkpoints go to runs/<config name>/version_N/ (printed at the end).
+    Every LightningCLI option works (--help lists them, --print_config shows the full
+    config). Logs and checkpoints go to runs/<config name>/version_N/ (printed at start and
+    end). Resume with --ckpt_path PATH or --ckpt_path last; Ctrl+C or SIGTERM stop after the
+    current batch, save last.ckpt and print the command that resumes.
     """
     args = list(ctx.args)
+    if show_help:
+        args.append("--help")  # LightningCLI's help, with the options of a given --config's classes
     for path in _config_paths(args):
         _check_config(path)
+    _check_inline_yaml(args)
     if not args:
         raise _fail(
             "no config given; run e.g. normsuite fit --config recipes/mnist1d_convnet1d_bn.yaml"
         )
 
+    from lightning.pytorch.utilities.exceptions import SIGTERMException
+
     from normsuite.training.fit import run_fit  # lightning is imported only here (~7 s)
 
     try:
         run_fit(args)
+    except SIGTERMException as exc:
+        # InterruptCheckpoint printed the checkpoint and the resume command; 128 + signal, as
+        # a shell reports a process stopped by it (SLURM and schedulers read this).
+        code = 130 if getattr(exc, "normsuite_signal", "SIGTERM") == "SIGINT" else 143
+        raise typer.Exit(code) from None
     except SystemExit as exc:
-        # jsonargparse already printed its one-line error (and usage) for bad options.
+        # jsonargparse already printed --help / --print_config, or its one-line error.
         code = exc.code if isinstance(exc.code, int) else 2
         if code:
             raise typer.Exit(2) from None
@@ -76,24 +108,64 @@ def fit(ctx: typer.Context) -> None:
     except Exception as exc:
         if os.environ.get("NORMSUITE_DEBUG"):
             raise
-        message = _one_line(str(exc))
-        if type(exc).__name__ == "FitConfigError":
-            raise _fail(f"{message}; see the valid keys with --print_config") from None
+        name = type(exc).__name__
+        if name == "FitConfigError":
+            raise _fail(f"{_one_line(str(exc))}; see the valid keys with --help") from None
+        if name == "CheckpointError":
+            raise _fail(str(exc)) from None
         raise _fail(
-            f"{type(exc).__name__}: {message} (set NORMSUITE_DEBUG=1 for the traceback)"
+            f"{name}: {_one_line(str(exc))} (set NORMSUITE_DEBUG=1 for the traceback)"
         ) from None
 
 
-def _one_line(message: str) -> str:
-    """The most specific line of a (jsonargparse) error message.
+_KEY = re.compile(r'Parser key "([^"]+)"')
+_VALUE = re.compile(r"(?:Given|Got) value: (.*)$", re.M)
+_CLASS = re.compile(r"<class '(?:[\w.]+\.)?(\w+)'>")
 
-    jsonargparse wraps a class's own error ("unknown norm 'bnn'. Did you mean 'bn'?") in
-    "Does not validate against any of the Union subtypes ... Errors: - ..."; show that one.
+
+def _type_names(text: str) -> str:
+    """``[list[int], <class 'NoneType'>]`` -> ``list[int] or None``."""
+    inner = text.strip().removeprefix("[").removesuffix("]")
+    names = [
+        _CLASS.sub(r"\1", part.strip()).replace("NoneType", "None") for part in inner.split(",")
+    ]
+    return " or ".join(dict.fromkeys(n for n in names if n))
+
+
+def _one_line(message: str) -> str:
+    """One line with the option and the reason from a (jsonargparse) error message.
+
+    jsonargparse nests its reasons: ``Parser key "model": ... - Parser key "widths": ...
+    Subtypes: [list[int], <class 'NoneType'>] ... Given value: x``. This keeps the option
+    path, the class's own error where there is one ("unknown norm 'bnn'. Did you mean
+    'bn'?"), else what was expected and what was given:
+    ``model.init_args.widths: expected list[int] or None, got 'x'``.
     """
     lines = [line.strip() for line in message.strip().splitlines() if line.strip()]
-    bullets = [
-        line[2:] for line in lines if line.startswith("- ") and "Expected a <class" not in line
+    if not lines:
+        return "failed"
+    keys = _KEY.findall(message)
+    own = [
+        line[2:]
+        for line in lines
+        if line.startswith("- ")
+        and not line.startswith(("- Expected a <class", "- Parser key", "- Problem with given"))
     ]
-    if bullets:
-        return bullets[0]
-    return lines[0] if lines else "failed"
+    if not keys:
+        return own[0] if own else lines[0]
+    outer, inner = keys[0], keys[-1]
+    where = f"{outer}.init_args.{inner}" if outer in ("model", "data") and inner != outer else inner
+    if own:
+        return f"{where}: {own[0]}"
+    subtypes = [line.split(":", 1)[1] for line in lines if line.startswith("Subtypes:")]
+    expected = re.findall(r"Expected a (<class '[\w.]+'>)", message)
+    if len(subtypes) >= (2 if outer in ("model", "data") and inner != outer else 1):
+        types = _type_names(subtypes[-1])
+    elif expected:
+        types = _type_names(", ".join(expected[:1]))
+    else:
+        rest = [line for line in lines[1:] if not line.startswith("Parser key")]
+        return f"{where}: {rest[0] if rest else 'invalid value'}"
+    values = [v.strip() for v in _VALUE.findall(message) if not v.startswith("NestedArg(")]
+    got = f", got {values[0]!r}" if values else ""
+    return f"{where}: expected {types}{got}"

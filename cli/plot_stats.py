@@ -19,11 +19,14 @@ OUTPUT = typer.Option(
     Path("stats.png"), "--output", "-o", help="Image to write (.png, .svg, .pdf)."
 )
 STATS = typer.Option(
-    ["mean", "std", "zero_frac"],
+    None,
     "--stat",
     "-s",
     help="Statistic to plot, one panel row each (repeat the option): mean, std, min, max, "
-    "absmax, zero_frac, nonfinite, chan_spread.",
+    "absmax, zero_frac, nonfinite, chan_spread, and per layer bn_shift, bn_lowvar_frac, "
+    "gamma_absmean, gamma_small_frac. Default: mean, std, zero_frac and bn_shift, those "
+    "logged; panels with no data or only zeros are skipped.",
+    show_default=False,
 )
 IO = typer.Option("both", "--io", help="Plot layer inputs, outputs, or both: in | out | both.")
 
@@ -31,14 +34,15 @@ IO = typer.Option("both", "--io", help="Plot layer inputs, outputs, or both: in 
 def plot_stats(
     source: Path = SOURCE,
     output: Path = OUTPUT,
-    stat: list[str] = STATS,
+    stat: list[str] | None = STATS,
     io: str = IO,
 ) -> None:
-    """Plot per-layer mean, std and zero fraction over steps (layers in forward order), and
-    histogram heatmaps over time when ActivationStats logged histograms.
+    """Plot per-layer mean, std, zero fraction and BatchNorm drift (bn_shift) over steps
+    (layers in forward order), and histogram heatmaps when ActivationStats logged them.
 
     Example: normsuite plot-stats lightning_logs/version_0 -o stats.png
     """
+    from normsuite.callbacks.plot import plan_panels, read_stats
     from normsuite.callbacks.plot import plot_stats as _plot
 
     sides = {"in": ("in",), "out": ("out",), "both": ("in", "out")}.get(io)
@@ -47,9 +51,13 @@ def plot_stats(
     if output.suffix.lower() not in (".png", ".svg", ".pdf", ".jpg", ".jpeg"):
         _fail(f"cannot write {output.name!r}: give -o a .png, .svg or .pdf file name")
     try:
-        written = _plot(source, output, stats=stat, io=sides)
+        log = read_stats(source)
+        plan = plan_panels(log, stat or None, sides)
+        written = _plot(log, output, stats=stat or None, io=sides)
     except (FileNotFoundError, ValueError, IsADirectoryError, PermissionError) as err:
         _fail(str(err))
+    for note in plan.skipped:
+        typer.echo(f"skipped {note}")
     typer.echo(f"wrote {written}")
 
 

@@ -88,8 +88,53 @@ def test_auto_norm_asks_the_advice_and_is_stored_resolved(tmp_path: Path) -> Non
     trainer.save_checkpoint(path)
     again = NormClassifier.load_from_checkpoint(path)
     assert again.hparams.norm == "auto" and again.norm == "gn"
-    with pytest.raises(ValueError, match="batch_size"):
-        build_module("resnet18", "auto", 3)
+    assert again.hparams.advice_rules == small.hparams.advice_rules
+
+
+def _auto_fit(tmp_path: Path, data_batch: int, **options: Any) -> NormClassifier:
+    """Fit 1 step of an auto-norm ConvNet1d on FakeData with ``batch_size``; CSV hparams on."""
+    from lightning.pytorch.loggers import CSVLogger
+
+    model = build_module("convnet1d", "auto", 3, widths=[8], **options)
+    dm = FakeDataModule(shape=[1, 16], num_classes=3, num_samples=32, batch_size=data_batch)
+    trainer = pl.Trainer(
+        max_steps=1,
+        accelerator="cpu",
+        logger=CSVLogger(tmp_path, name="auto", version=0),
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+        limit_val_batches=0,
+        enable_checkpointing=False,
+    )
+    trainer.fit(model, datamodule=dm)
+    trainer.save_checkpoint(tmp_path / "auto.ckpt")
+    return model
+
+
+@pytest.mark.parametrize(("batch", "norm", "rule"), [(4, "gn", "B2"), (32, "bn", "B1")])
+def test_auto_norm_resolves_from_the_datamodule_batch(
+    tmp_path: Path, batch: int, norm: str, rule: str
+) -> None:
+    import yaml
+
+    deferred = build_module("convnet1d", "auto", 3, widths=[8])
+    with pytest.raises(RuntimeError, match="batch_size"):  # not guessed before the data is known
+        deferred(torch.randn(2, 1, 16))
+    model = _auto_fit(tmp_path, batch)
+    expected = build_module("convnet1d", "auto", 3, widths=[8], batch_size=batch)
+    assert model.norm == expected.norm == norm and rule in model.hparams.advice_rules
+    saved = yaml.safe_load((tmp_path / "auto" / "version_0" / "hparams.yaml").read_text())
+    assert saved["resolved_norm"] == norm and saved["batch_size"] == batch
+    assert saved["advice_rules"] == list(expected.hparams.advice_rules)
+    again = NormClassifier.load_from_checkpoint(tmp_path / "auto.ckpt")
+    assert again.norm == norm and again.hparams.advice_rules == model.hparams.advice_rules
+
+
+def test_auto_norm_with_a_stated_batch_warns_when_the_data_differs(tmp_path: Path) -> None:
+    with pytest.warns(UserWarning, match="trains with batch 4"):
+        model = _auto_fit(tmp_path, 4, batch_size=64)
+    assert model.norm == "bn"  # the stated batch decides; the warning says how to change it
 
 
 def test_weight_decay_is_off_for_norm_and_bias_parameters() -> None:
@@ -145,6 +190,37 @@ def test_bad_arguments_fail_with_the_choices() -> None:
         build_module("convnet1d", "bn", 10, optimizer="adam")
     with pytest.raises(ValueError, match="unknown norm"):
         build_module("convnet1d", "batchnrm", 10)
+
+
+@pytest.mark.parametrize(
+    ("args", "options", "error", "message"),
+    [
+        (("convnet1d", "bn", -1), {}, ValueError, "num_classes must be >= 1, got -1"),
+        (("convnet1d", "bn", 2.5), {}, TypeError, "num_classes must be an int, got float"),
+        (("convnet1d", "bn", True), {}, TypeError, "num_classes must be an int"),
+        (("convnet1d", 3, 10), {}, TypeError, "norm must be a spec string"),
+        ((7, "bn", 10), {}, TypeError, "backbone must be a string"),
+        (("convnet1d", "bn", 10), {"widths": [8, 0]}, ValueError, "every entry of widths"),
+        (("convnet1d", "bn", 10), {"widths": 8}, TypeError, "widths must be a non-empty list"),
+        (("convnet1d", "bn", 10), {"widths": []}, TypeError, "widths must be a non-empty list"),
+        (("convnet1d", "bn", 10), {"in_channels": 0}, ValueError, "in_channels must be >= 1"),
+        (("gru", "ln", 10), {"hidden_size": "64"}, TypeError, "hidden_size must be an int"),
+        (("gru", "ln", 10), {"dropout": 1.0}, ValueError, r"dropout must be in \[0, 1\)"),
+        (("convnet1d", "bn", 10), {"lr": 0.0}, ValueError, r"lr must be in \(0, inf\)"),
+        (("convnet1d", "bn", 10), {"lr": float("nan")}, ValueError, "lr must be in"),
+        (("convnet1d", "bn", 10), {"weight_decay": -1}, ValueError, "weight_decay must be in"),
+        (("convnet1d", "auto", 10), {"batch_size": 0}, ValueError, "batch_size must be >= 1"),
+        (("convnet1d", "bn", 10), {"devices": 0}, ValueError, "devices must be >= 1"),
+        (("convnet1d", "bn", 10), {"guard": "yes"}, TypeError, "guard must be True or False"),
+    ],
+)
+def test_factory_arguments_are_validated_with_what_was_expected(
+    args: tuple, options: dict, error: type, message: str
+) -> None:
+    # Each of these reached torch as a raw RuntimeError (or built a broken model) before.
+    with pytest.raises(error, match=message) as info:
+        build_module(*args, **options)
+    assert "\n" not in str(info.value)
 
 
 def test_logged_epoch_loss_is_the_sample_weighted_mean_and_keeps_nan() -> None:

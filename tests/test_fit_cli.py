@@ -108,9 +108,68 @@ def test_no_arguments_and_dangling_config() -> None:
 @pytest.mark.slow
 def test_bad_option_and_bad_value_are_one_line_errors(tmp_path: Path) -> None:
     line = _one_error_line(_fit("--config", str(RECIPE), "--trainer.max_epochz", "3"))
-    assert "max_epochz" in line and "--print_config" in line
+    assert "max_epochz" in line and "--help" in line
     line = _one_error_line(_fit("--config", str(RECIPE), "--model.init_args.norm", "bnn"))
     assert "unknown norm 'bnn'" in line and "Did you mean 'bn'" in line
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("option", "value", "expected"),
+    [
+        # The reason was empty before: 'Parser key "trainer.max_epochs":;'
+        ("--trainer.max_epochs", "abc", "trainer.max_epochs: expected int or None, got 'abc'"),
+        ("--data.init_args.batch_size", "x", "data.init_args.batch_size: expected int, got 'x'"),
+        ("--model.init_args.widths", "x", "widths: expected list[int] or None, got 'x'"),
+        ("--model.init_args.lr", "fast", "model.init_args.lr: expected float, got 'fast'"),
+        ("--model.init_args.num_classes", "-1", "num_classes must be >= 1, got -1"),
+    ],
+)
+def test_bad_values_keep_their_reason_in_one_line(option: str, value: str, expected: str) -> None:
+    line = _one_error_line(_fit("--config", str(RECIPE), option, value))
+    assert line.startswith("normsuite fit: ") and expected in line
+
+
+@pytest.mark.slow
+def test_help_shows_the_lightningcli_options() -> None:
+    result = _fit("--help")
+    assert result.exit_code == 0, result.output
+    for option in ("--trainer.max_epochs", "--ckpt_path", "--model", "--data", "--print_config"):
+        assert option in result.output
+    assert "usage: normsuite [options] fit" in result.output
+    # With a config, the help shows its classes' own options.
+    result = _fit("--config", str(RECIPE), "-h")
+    assert result.exit_code == 0 and "--trainer.max_epochs" in result.output
+
+
+def test_fit_first_screen_is_quiet(tmp_path: Path, monkeypatch, capsys) -> None:
+    """No Lightning tips, GPU/TPU lines, model summary ("Total FLOPs: 0") or seed line; one
+    line says what trains, where the logs go and how to stop."""
+    import logging
+
+    from normsuite.training.fit import run_fit
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("NORMSUITE_RUN_VERSION", raising=False)
+    handler = logging.StreamHandler()  # as in a terminal: Lightning's own stream handler
+    logging.getLogger("lightning.pytorch").addHandler(handler)
+    try:
+        args = ["--config", str(RECIPE), "--data.class_path", "normsuite.data.FakeDataModule"]
+        args += ["--data.init_args.shape", "[1, 40]", "--data.init_args.num_samples", "32"]
+        args += ["--model.init_args.widths", "[4]", "--model.init_args.strides", "[1]"]
+        args += ["--trainer.max_epochs", "1", "--trainer.enable_progress_bar", "false"]
+        args += ["--test_after_fit", "false", "--runs_dir", str(tmp_path / "runs")]
+        run_fit(args)
+    finally:
+        logging.getLogger("lightning.pytorch").removeHandler(handler)
+    err = capsys.readouterr().err
+    for noise in ("Tip", "litlogger", "GPU available", "TPU available", "FLOPs", "Seed set"):
+        assert noise not in err, err
+    run_dir = tmp_path / "runs" / "mnist1d_convnet1d_gn" / "version_0"
+    assert (
+        "normsuite fit: training NormClassifier (norm gn) on FakeDataModule for 1 epoch(s); "
+        f"logs and checkpoints in {run_dir}; Ctrl+C stops and saves"
+    ) in err
 
 
 def test_gru_ln_recipe_activation_stats_watch_something(tmp_path: Path, monkeypatch) -> None:

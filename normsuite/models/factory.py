@@ -15,6 +15,7 @@ In a LightningCLI YAML (``normsuite fit --config ...``)::
 from __future__ import annotations
 
 import inspect
+import math
 from typing import Any
 
 import lightning.pytorch as pl
@@ -43,9 +44,83 @@ SCHEDULERS = ("cosine", "none")
 
 
 def _choice(name: str, value: str, choices: tuple[str, ...] | dict[str, Any]) -> str:
+    if not isinstance(value, str):
+        raise TypeError(f"{name} must be a string (one of {', '.join(choices)}), got {value!r}")
     if value not in choices:
         raise ValueError(f"unknown {name} {value!r}; use one of {', '.join(choices)}")
     return value
+
+
+def _integer(name: str, value: Any, *, minimum: int, optional: bool = False) -> None:
+    """``value`` is an int >= ``minimum`` (None allowed when ``optional``); bool is not an int."""
+    if value is None and optional:
+        return
+    if isinstance(value, bool) or not isinstance(value, int):
+        kind = "an int or None" if optional else "an int"
+        raise TypeError(f"{name} must be {kind}, got {type(value).__name__} {value!r}")
+    if value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value}")
+
+
+def _integers(name: str, value: Any, *, minimum: int) -> None:
+    """``value`` is None or a non-empty list/tuple of ints >= ``minimum``."""
+    if value is None:
+        return
+    if not isinstance(value, list | tuple) or not value:
+        raise TypeError(f"{name} must be a non-empty list of ints, e.g. [32, 64], got {value!r}")
+    for item in value:
+        _integer(f"every entry of {name}", item, minimum=minimum)
+
+
+def _real(name: str, value: Any, *, low: float, high: float = math.inf, open_low: bool) -> None:
+    """``value`` is a finite real in (low, high) / [low, high)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TypeError(f"{name} must be a number, got {type(value).__name__} {value!r}")
+    below = value <= low if open_low else value < low
+    if not math.isfinite(value) or below or value >= high:
+        bracket = "(" if open_low else "["
+        upper = "inf" if math.isinf(high) else f"{high:g}"
+        raise ValueError(f"{name} must be in {bracket}{low:g}, {upper}), got {value!r}")
+
+
+def validate_options(
+    num_classes: Any, norm: Any, options: dict[str, Any], *, resolved_norm: Any = None
+) -> None:
+    """Check the arguments of :class:`NormClassifier` for type and range.
+
+    Raises ``TypeError`` (wrong kind of value) or ``ValueError`` (value out of range), each
+    with one line saying what was expected, before torch would fail with a raw message.
+    """
+    if norm is not None and not isinstance(norm, str):
+        raise TypeError(
+            f"norm must be a spec string ('bn', 'gn:16', 'ln', 'none', 'auto', ...) or None, "
+            f"got {type(norm).__name__} {norm!r}"
+        )
+    if resolved_norm is not None and not isinstance(resolved_norm, str):
+        raise TypeError(f"resolved_norm must be a norm spec string, got {resolved_norm!r}")
+    _integer("num_classes", num_classes, minimum=1)
+    _integer("in_channels", options.get("in_channels"), minimum=1, optional=True)
+    _integers("widths", options.get("widths"), minimum=1)
+    _integers("strides", options.get("strides"), minimum=1)
+    for name in ("kernel_size", "hidden_size", "num_layers", "devices", "accumulate"):
+        if name in options:
+            _integer(name, options[name], minimum=1)
+    _integer("batch_size", options.get("batch_size"), minimum=1, optional=True)
+    if "dropout" in options:
+        _real("dropout", options["dropout"], low=0.0, high=1.0, open_low=False)
+    if "lr" in options:
+        _real("lr", options["lr"], low=0.0, open_low=True)
+    for name in ("weight_decay", "momentum"):
+        if name in options:
+            _real(name, options[name], low=0.0, open_low=False)
+    for name in ("bidirectional", "small_input", "guard"):
+        if name in options and not isinstance(options[name], bool):
+            raise TypeError(f"{name} must be True or False, got {options[name]!r}")
+    rules = options.get("advice_rules")
+    if rules is not None and (
+        not isinstance(rules, list | tuple) or not all(isinstance(r, str) for r in rules)
+    ):
+        raise TypeError(f"advice_rules must be a list of rule ids like ['B2'], got {rules!r}")
 
 
 def resolve_norm(
@@ -157,7 +232,13 @@ class NormClassifier(pl.LightningModule):
         scheduler: ``cosine`` (per step, over the whole fit) or ``none``.
         batch_size, devices, accumulate: what ``norm="auto"`` bases its advice on.
         guard: add :class:`normsuite.BatchSizeGuard` (stops BN at per-device batch 1).
-        resolved_norm: set on reload; the norm that ``auto`` resolved to.
+        resolved_norm, advice_rules: set on reload; the concrete norm (what ``auto``
+            resolved to) and the advice rule ids behind it. Both are saved in the checkpoint
+            and in ``hparams.yaml``.
+
+    ``norm="auto"`` with ``batch_size`` resolves at once; without it, it resolves when the
+    Trainer starts (:meth:`configure_model`), from the datamodule's ``batch_size`` x
+    ``trainer.world_size``, so a LightningCLI recipe advises from the batch it trains with.
     """
 
     def __init__(
@@ -185,8 +266,11 @@ class NormClassifier(pl.LightningModule):
         accumulate: int = 1,
         guard: bool = True,
         resolved_norm: str | None = None,
+        advice_rules: list[str] | None = None,
     ) -> None:
         super().__init__()
+        options = {k: v for k, v in locals().items() if k not in ("self", "__class__")}
+        validate_options(num_classes, norm, options, resolved_norm=resolved_norm)
         _choice("backbone", backbone, BACKBONES)
         _choice("optimizer", optimizer, OPTIMIZERS)
         _choice("scheduler", scheduler, SCHEDULERS)
@@ -208,27 +292,9 @@ class NormClassifier(pl.LightningModule):
         if norm is None:
             norm = "bn"
         self.save_hyperparameters()
-        if resolved_norm is None:
-            resolved_norm, rules = resolve_norm(
-                backbone, norm, batch_size=batch_size, devices=devices, accumulate=accumulate
-            )
-            self.hparams["resolved_norm"] = resolved_norm
-            self.hparams["advice_rules"] = list(rules)
-        self.norm = resolved_norm
-        self.backbone = build_backbone(
-            backbone,
-            resolved_norm,
-            in_channels=in_channels,
-            widths=widths,
-            kernel_size=kernel_size,
-            strides=strides,
-            hidden_size=hidden_size,
-            num_layers=num_layers,
-            bidirectional=bidirectional,
-            small_input=small_input,
-            dropout=dropout,
-        )
-        self.head = nn.Linear(self.backbone.out_features, num_classes)
+        self.norm: str | None = None
+        self.backbone: nn.Module | None = None
+        self.head: nn.Module | None = None
         self.train_acc = MulticlassAccuracy(num_classes, average="micro")
         self.val_acc = MulticlassAccuracy(num_classes, average="micro")
         self.test_acc = MulticlassAccuracy(num_classes, average="micro")
@@ -239,8 +305,95 @@ class NormClassifier(pl.LightningModule):
         self.train_loss, self.val_loss, self.test_loss = (
             MeanMetric(nan_strategy=float("nan")) for _ in range(3)
         )
+        if resolved_norm is not None:  # a reload: the norm that was trained, no new advice
+            self._build(str(NormSpec.parse(resolved_norm)), advice_rules or [])
+        elif str(norm).lower() != "auto":
+            self._build(*resolve_norm(backbone, norm))
+        elif batch_size is not None:  # auto with the batch stated: resolve now
+            self._build(
+                *resolve_norm(
+                    backbone, norm, batch_size=batch_size, devices=devices, accumulate=accumulate
+                )
+            )
+        # else: norm="auto" without a batch size waits for the Trainer (configure_model), where
+        # the datamodule's batch size and the number of devices are known.
+
+    def _build(self, norm: str, rules: Any) -> None:
+        """Build backbone and head with the concrete ``norm``; record it in the hparams."""
+        hp = self.hparams
+        self.norm = norm
+        # Saved in the checkpoint AND in hparams.yaml (the loggers write hparams_initial), and
+        # both are init arguments, so load_from_checkpoint and LightningCLI's resume rebuild
+        # the same network without asking the advice again.
+        for store in (self.hparams, self._hparams_initial):
+            store["resolved_norm"] = norm
+            store["advice_rules"] = list(rules)
+        self.backbone = build_backbone(
+            hp.backbone,
+            norm,
+            in_channels=hp.in_channels,
+            widths=hp.widths,
+            kernel_size=hp.kernel_size,
+            strides=hp.strides,
+            hidden_size=hp.hidden_size,
+            num_layers=hp.num_layers,
+            bidirectional=hp.bidirectional,
+            small_input=hp.small_input,
+            dropout=hp.dropout,
+        )
+        self.head = nn.Linear(self.backbone.out_features, hp.num_classes)
+
+    def configure_model(self) -> None:
+        """Resolve ``norm="auto"`` once, from the batch the Trainer really trains with.
+
+        Per-device batch = the datamodule's ``batch_size``; devices = ``trainer.world_size``
+        (nodes x devices); accumulation = ``trainer.accumulate_grad_batches``. A model built
+        with an explicit ``batch_size`` is warned when the real batch differs.
+        """
+        trainer = self._trainer
+        if trainer is None:
+            return
+        hp = self.hparams
+        real = getattr(trainer.datamodule, "batch_size", None)
+        real = real if isinstance(real, int) and not isinstance(real, bool) else None
+        devices, accumulate = int(trainer.world_size), int(trainer.accumulate_grad_batches)
+        if self.backbone is not None:
+            stated = (hp.batch_size, hp.devices)
+            if (
+                str(hp.norm).lower() == "auto"
+                and hp.get("resolved_norm") is not None
+                and real is not None
+                and stated != (real, devices)
+            ):
+                from lightning.pytorch.utilities import rank_zero_warn
+
+                rank_zero_warn(
+                    f"norm='auto' resolved to {self.norm!r} for batch_size={hp.batch_size} x "
+                    f"devices={hp.devices}, but this run trains with batch {real} x {devices} "
+                    "device(s); leave the model's batch_size unset to advise from the real batch"
+                )
+            return
+        if real is None:
+            raise ValueError(
+                "norm='auto' needs the per-device batch size and the datamodule has no int "
+                "batch_size attribute; pass the model batch_size=... (and devices=...)"
+            )
+        norm, rules = resolve_norm(
+            hp.backbone, "auto", batch_size=real, devices=devices, accumulate=accumulate
+        )
+        for store in (self.hparams, self._hparams_initial):
+            store["batch_size"], store["devices"], store["accumulate"] = real, devices, accumulate
+        self._build(norm, rules)
+
+    def _require_built(self) -> None:
+        if self.backbone is None:
+            raise RuntimeError(
+                "norm='auto' is resolved when training starts (from the datamodule's batch size "
+                "and the devices); fit the model first, or pass batch_size=... to build it now"
+            )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self._require_built()
         return self.head(self.backbone(x))
 
     def _step(self, batch: Any, stage: str) -> torch.Tensor:
@@ -269,6 +422,7 @@ class NormClassifier(pl.LightningModule):
         return self(x).argmax(dim=1)
 
     def configure_optimizers(self) -> Any:
+        self._require_built()
         hp = self.hparams
         groups = param_groups(self, hp.weight_decay)
         if hp.optimizer == "sgd":
@@ -313,6 +467,7 @@ def build_module(
         "norm",
         "num_classes",
         "resolved_norm",
+        "advice_rules",
     }
     unknown = sorted(set(options) - valid)
     if unknown:

@@ -1,4 +1,5 @@
-"""normsuite.training: Lightning plugins (NormSync) and fit-time guardrails (BatchSizeGuard).
+"""normsuite.training: Lightning plugins (NormSync, AtomicCheckpointIO), fit-time guardrails
+(BatchSizeGuard) and resume support (RNGState, InterruptCheckpoint, verify_checkpoint).
 
 Names are imported lazily so that ``import normsuite.training`` stays free of torch/lightning.
 """
@@ -12,6 +13,12 @@ _LAZY: dict[str, str] = {
     "BatchSizeGuard": "normsuite.training.guardrails",
     "BatchNormBatchSizeError": "normsuite.training.guardrails",
     "BatchSizeWarning": "normsuite.training.guardrails",
+    "AtomicCheckpointIO": "normsuite.training.checkpoints",
+    "CheckpointError": "normsuite.training.checkpoints",
+    "find_last_checkpoint": "normsuite.training.checkpoints",
+    "verify_checkpoint": "normsuite.training.checkpoints",
+    "InterruptCheckpoint": "normsuite.training.interrupt",
+    "RNGState": "normsuite.training.resume",
 }
 
 __all__ = sorted(_LAZY)
