@@ -60,4 +60,7 @@ def _report(model: ModelContext) -> ModelReport:
         norms_found=sites,
         batch_size=model.batch,
         recommendation=recommend(model),
+        unresolved_bases=list(model.root.instance.cls.unresolved_bases)
+        if model.root.instance is not None
+        else [],
     )

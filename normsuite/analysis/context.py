@@ -13,6 +13,7 @@ architecture with evidence and the batch; per file the models and file-wide fact
 from __future__ import annotations
 
 import ast
+import os
 from collections import Counter
 from dataclasses import dataclass, field
 
@@ -20,7 +21,9 @@ from .attention import attention_name, forward_attends, is_attention_instance
 from .batch import BatchScan, resolve, scan_config, scan_file
 from .extract import BudgetExceeded, ModuleIndex
 from .ir import ATTENTION_TYPES, CONV_DIMS, RNN_CELLS, RNN_TYPES, ClassInfo, Layer
+from .project import ProjectView, project_for
 from .shapes import INPUT_T, Application, FlowTracer
+from .symbols import anchor_foreign
 from .types import AnalysisOptions, BatchInfo
 
 _TRAINING_WORDS = (
@@ -225,6 +228,7 @@ def _is_classifier(root: Layer, layers: list[tuple[str, Layer]]) -> bool:
 def _model(
     name: str, line: int, root: Layer, index: ModuleIndex, batch: BatchInfo, sync: bool
 ) -> ModelContext:
+    anchor_foreign(root)  # layers built in other files: findings point at this file's call
     layers = root.instance.walk() if root.instance is not None else root.walk(name)
     sequences = _shows_sequences(root, layers, index)
     tracer = FlowTracer(index, sequences=sequences)
@@ -266,11 +270,18 @@ def _model(
     )
 
 
+def _project(path: str) -> ProjectView | None:
+    """The project the file belongs to, for names it imports from other files."""
+    if path == "-" or not os.path.isfile(path):
+        return None
+    return project_for(path)
+
+
 def build_context(
     tree: ast.Module, source: str, path: str, options: AnalysisOptions
 ) -> FileContext:
     """Extract every model of the file, trace it and attach the batch information."""
-    index = ModuleIndex(tree, source)
+    index = ModuleIndex(tree, source, project=_project(path))
     config: BatchScan | None = scan_config(options.config_path) if options.config_path else None
     has_models = bool(index.classes) or any(
         isinstance(v, Layer) and v.type in ("Sequential", "Backbone") for v in index.env.values()

@@ -31,6 +31,7 @@ from .ir import (
     LayerClass,
     ModuleInstance,
 )
+from .symbols import ExternalFunction, TorchSubclass, relocate
 
 MAX_STEPS = 200_000  # evaluation budget per file: stops pathological files quickly
 MAX_DEPTH = 24  # call depth for helpers / nested instantiation
@@ -146,9 +147,16 @@ def backbone_info(name: str, library: str, kwargs: dict[str, Any]) -> BackboneIn
 class ModuleIndex:
     """Everything the file defines at module level, and the evaluator over it."""
 
-    def __init__(self, tree: ast.Module, source: str) -> None:
+    def __init__(
+        self, tree: ast.Module, source: str, *, project: Any = None, label: str | None = None
+    ) -> None:
         self.tree = tree
         self.source = source
+        # project.Project resolving names imported from other files (None: this file only);
+        # label: this file's path in the project when it is read as a dependency
+        self.project = project
+        self.label = label
+        self.torch_subclasses: dict[str, TorchSubclass] = {}  # class GN32(nn.GroupNorm)
         self.imports: dict[str, str] = {}  # local name -> dotted origin
         self.functions: dict[str, ast.FunctionDef] = {}
         self.class_nodes: dict[str, ast.ClassDef] = {}
@@ -193,9 +201,12 @@ class ModuleIndex:
                     else:
                         top = alias.name.split(".")[0]
                         self.imports[top] = top
-            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            elif isinstance(node, ast.ImportFrom) and (node.module or node.level):
+                # relative imports keep their dots (".base.Backbone"): project.py reads them
+                module = "." * node.level + (node.module or "")
+                sep = "" if module.endswith(".") else "."
                 for alias in node.names:
-                    self.imports[alias.asname or alias.name] = f"{node.module}.{alias.name}"
+                    self.imports[alias.asname or alias.name] = f"{module}{sep}{alias.name}"
         for node in self.tree.body:
             if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
                 self.functions[node.name] = node  # type: ignore[assignment]
@@ -233,14 +244,19 @@ class ModuleIndex:
         is_module = False
         lightning = False
         base_type = None
+        unresolved: list[str] = []
         for base in bases:
             last = base.split(".")[-1]
             if base in self.class_nodes and base != name:
                 info = self._class_info(base, seen)
+                if info is None and base in self.torch_subclasses:
+                    self._torch_subclass(name, self.torch_subclasses[base].type)
                 if info is not None:
                     parent, is_module = info, True
                     lightning = lightning or info.lightning
                     base_type = base_type or info.base_type
+            elif layer_type_of(base) not in (None, *_CONTAINER_BASES):
+                self._torch_subclass(name, layer_type_of(base))  # type: ignore[arg-type]
             elif base in _MODULE_BASES or (
                 last in ("Module", "LightningModule") and _is_torchish(base)
             ):
@@ -248,14 +264,32 @@ class ModuleIndex:
                 lightning = lightning or last == "LightningModule"
             elif last in _CONTAINER_BASES and _is_torchish(base):
                 is_module, base_type = True, last
-        if not is_module:
-            return None
+            elif self.project is not None and (found := self.project.lookup(base, self)):
+                if isinstance(found, ClassInfo):  # defined in another file of the project
+                    parent, is_module = found, True
+                    lightning = lightning or found.lightning
+                    base_type = base_type or found.base_type
+                elif isinstance(found, TorchSubclass):
+                    self._torch_subclass(name, found.type)
+                else:
+                    unresolved.append(base)
+            elif "." in base:
+                unresolved.append(base)
+        if name in self.torch_subclasses:
+            return None  # a layer, not a model: calls build the torch parent
+        if not is_module and not (unresolved and _builds_layers(node, self)):
+            return None  # a third-party base whose subclass builds nn layers is a module
         methods = {
             n.name: n for n in node.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))
         }
         info = ClassInfo(name, node, bases, methods, parent, lightning, base_type)  # type: ignore[arg-type]
+        info.home = self
+        info.unresolved_bases = unresolved
         self.classes[name] = info
         return info
+
+    def _torch_subclass(self, name: str, type_: str) -> None:
+        self.torch_subclasses[name] = TorchSubclass(type_, self.class_nodes[name], self)
 
     # ------------------------------------------------------------------ instantiation
     def instantiate(
@@ -263,6 +297,8 @@ class ModuleIndex:
     ) -> ModuleInstance:
         """Evaluate ``cls.__init__(*args, **kwargs)`` statically (cached per arguments)."""
         kwargs = kwargs or {}
+        if cls.home is not None and cls.home is not self:  # defined in another file
+            return self._in_home(cls.home, lambda: cls.home.instantiate(cls, args, kwargs))
         key = (cls.name, repr((args, sorted(kwargs.items(), key=lambda kv: kv[0]))))
         cached = self._cache.get(key)
         if cached is not None:
@@ -294,6 +330,9 @@ class ModuleIndex:
     ) -> Any:
         if self._depth >= MAX_DEPTH:
             return UNKNOWN
+        if owner is not None and owner.home is not None and owner.home is not self:
+            home = owner.home  # a method of a class of another file: run it there
+            return self._in_home(home, lambda: home._call_function(fn, args, kwargs, inst, owner))
         env = self._bind(fn, args, kwargs)
         env["__class__"] = owner
         self._depth += 1
@@ -304,6 +343,17 @@ class ModuleIndex:
         finally:
             self._depth -= 1
         return None
+
+    def _in_home(self, home: ModuleIndex, run: Any) -> Any:
+        """Run ``run()`` in another file's index, sharing the call depth and the budget."""
+        home._depth, home.steps = max(home._depth, self._depth + 1), self.steps
+        try:
+            return run()
+        finally:
+            home._depth = 0
+            self.steps = max(self.steps, home.steps)
+            if self.steps > MAX_STEPS:
+                raise BudgetExceeded
 
     def _bind(self, fn: ast.FunctionDef, args: tuple[Any, ...], kwargs: dict[str, Any]):
         a = fn.args
@@ -588,11 +638,15 @@ class ModuleIndex:
             return self.classes[qual]
         if qual in self.functions:
             return self.functions[qual]
+        if qual in self.torch_subclasses:
+            return self.torch_subclasses[qual]
         if qual in self.class_nodes:
             return UNKNOWN  # a non-module class of the file
         layer_type = layer_type_of(qual)
         if layer_type is not None:
             return LayerClass(layer_type)
+        if self.project is not None:
+            return self.project.lookup(qual, self)
         return UNKNOWN
 
     # ------------------------------------------------------------------ calls
@@ -656,6 +710,13 @@ class ModuleIndex:
             return self._call_function(callee, args, kwargs, None)  # type: ignore[arg-type]
         if isinstance(callee, _LocalFunction):
             return self._call_function(callee.node, args, kwargs, inst)
+        if isinstance(callee, TorchSubclass):
+            args, kwargs = callee.parent_args(args, kwargs)
+            return self._make_layer(callee.type, args, kwargs, node)
+        if isinstance(callee, ExternalFunction):
+            home = callee.home
+            out = self._in_home(home, lambda: home._call_function(callee.node, args, kwargs, None))
+            return relocate(out, self.label, self.segment(node), node)
         if isinstance(callee, _BoundMethod):
             owner = _owner_of(callee.inst.cls, callee.node.name)
             return self._call_function(
@@ -787,6 +848,7 @@ class ModuleIndex:
             backbone=backbone,
             end_line=node.end_lineno,
             end_col=node.end_col_offset,
+            file=self.label,
         )
 
     def _make_layer(
@@ -868,6 +930,18 @@ def _owner_of(cls: ClassInfo, method: str) -> ClassInfo | None:
     return None
 
 
+def _builds_layers(node: ast.ClassDef, index: ModuleIndex) -> bool:
+    """Whether the class's ``__init__`` constructs a known torch layer (``nn.Conv2d(...)``)."""
+    for stmt in node.body:
+        if isinstance(stmt, ast.FunctionDef) and stmt.name == "__init__":
+            for sub in ast.walk(stmt):
+                if isinstance(sub, ast.Call):
+                    qual = index.qualname(sub.func)
+                    if qual and "." in qual and layer_type_of(qual) is not None:
+                        return True
+    return False
+
+
 def _named(value: Any, name: str) -> Any:
     return value
 
@@ -896,7 +970,7 @@ def _callable(callee: Any, qual: str) -> bool:
     """Whether evaluating a call to ``callee`` can produce anything but UNKNOWN."""
     if isinstance(callee, (LayerClass, ClassInfo, ast.FunctionDef, ast.AsyncFunctionDef)):
         return True
-    if isinstance(callee, (_LocalFunction, _BoundMethod)):
+    if isinstance(callee, (_LocalFunction, _BoundMethod, TorchSubclass, ExternalFunction)):
         return True
     return (
         qual in _BUILTIN_NAMES

@@ -84,6 +84,8 @@ class ModelReport:
     norms_found: list[NormSite] = field(default_factory=list)
     batch_size: BatchInfo = field(default_factory=lambda: BatchInfo(per_device=None))
     recommendation: Recommendation | None = None
+    # bases from outside the project (not read): the model is analyzed from its own layers
+    unresolved_bases: list[str] = field(default_factory=list)
 
 
 @dataclass

@@ -1,0 +1,243 @@
+"""The project index: which file a module name means, and what a name imported from
+another file of the project is (a model class, a torch layer subclass, a helper function,
+a constant).
+
+Lazy by design: nothing is walked up front. A name is resolved when the evaluator meets it,
+by probing the few files Python itself would import (the importer's folder, the folder
+above its package, the project root and its ``src/``), and each file read as a dependency
+is parsed once and kept (LRU). Analysing one file of a package reads only what it imports.
+
+>>> import os, tempfile
+>>> d = tempfile.mkdtemp()
+>>> src = "import torch.nn as nn\\nclass B(nn.Module): pass\\n"
+>>> _ = open(os.path.join(d, "base.py"), "w").write(src)
+>>> view = project_for(os.path.join(d, "model.py"))
+>>> view.lookup("base.B", None).name
+'B'
+"""
+
+from __future__ import annotations
+
+import ast
+import os
+from collections import OrderedDict
+from functools import lru_cache
+from typing import Any
+
+from .files import SourceError, read_source
+from .ir import UNKNOWN
+from .symbols import ExternalFunction
+
+MAX_CACHED = 512  # dependency files kept parsed; a tree of 2,000 files re-reads a few
+MAX_CHAIN = 8  # re-exports followed (``__init__.py`` importing from ``.base``)
+_MARKERS = ("pyproject.toml", "setup.py", "setup.cfg", ".git")
+# Top-level modules never in the project: skip the file probes for their names.
+_EXTERNAL = frozenset(
+    {
+        "torch",
+        "torchvision",
+        "torchaudio",
+        "numpy",
+        "np",
+        "lightning",
+        "pytorch_lightning",
+        "pl",
+        "L",
+        "nn",
+        "F",
+        "math",
+        "os",
+        "sys",
+        "typing",
+        "functools",
+        "collections",
+        "dataclasses",
+        "itertools",
+        "abc",
+        "enum",
+        "re",
+        "json",
+        "logging",
+        "warnings",
+        "copy",
+        "einops",
+        "scipy",
+        "pandas",
+    }
+)
+
+
+@lru_cache(maxsize=4096)
+def find_root(directory: str) -> str:
+    """The nearest folder at or above ``directory`` holding a project marker
+    (pyproject.toml, setup.py, setup.cfg, .git); ``directory`` itself when there is none."""
+    here = directory
+    while True:
+        if any(os.path.exists(os.path.join(here, m)) for m in _MARKERS):
+            return here
+        parent = os.path.dirname(here)
+        if parent == here:
+            return directory
+        here = parent
+
+
+@lru_cache(maxsize=4096)
+def _package_top(directory: str) -> str:
+    """The folder above the outermost package containing ``directory`` (where Python's
+    ``sys.path`` entry for it must be)."""
+    here = directory
+    while os.path.isfile(os.path.join(here, "__init__.py")):
+        parent = os.path.dirname(here)
+        if parent == here:
+            break
+        here = parent
+    return here
+
+
+class Project:
+    """Files of one project root, read on demand as dependencies."""
+
+    def __init__(self, root: str) -> None:
+        self.root = root
+        self._indexes: OrderedDict[str, Any] = OrderedDict()
+        self._building: set[str] = set()
+        self._files: dict[tuple[str, str], str | None] = {}
+
+    # ------------------------------------------------------------------ module -> file
+    def module_file(self, module: str, importer: str) -> str | None:
+        """The file a module name means when imported from ``importer`` (a path), or None.
+
+        ``module`` may be relative (``.base``, ``..layers``)."""
+        here = os.path.dirname(importer)
+        level = len(module) - len(module.lstrip("."))
+        if level:
+            base = here
+            for _ in range(level - 1):
+                base = os.path.dirname(base)
+            rest = module[level:]
+            return self._probe(base, rest) if rest else _init(base)
+        for base in self._search_dirs(here):
+            found = self._probe(base, module)
+            if found:
+                return found
+        return None
+
+    def _search_dirs(self, here: str) -> list[str]:
+        dirs = [here, _package_top(here), self.root, os.path.join(self.root, "src")]
+        return list(dict.fromkeys(dirs))
+
+    def _probe(self, base: str, module: str) -> str | None:
+        key = (base, module)
+        if key not in self._files:
+            stem = os.path.join(base, *module.split("."))
+            found = None
+            for candidate in (stem + ".py", os.path.join(stem, "__init__.py")):
+                if os.path.isfile(candidate):
+                    found = candidate
+                    break
+            self._files[key] = found
+        return self._files[key]
+
+    # ------------------------------------------------------------------ files -> indexes
+    def index(self, path: str) -> Any:
+        """The ModuleIndex of a dependency file (cached), or None when it cannot be read."""
+        path = os.path.abspath(path)
+        if path in self._indexes:
+            self._indexes.move_to_end(path)
+            return self._indexes[path]
+        if path in self._building:
+            return None  # an import cycle: the file is being read right now
+        from .extract import BudgetExceeded, ModuleIndex
+
+        self._building.add(path)
+        try:
+            source = read_source(path)
+            tree = ast.parse(source, filename=path)
+            label = os.path.relpath(path, self.root)
+            index = ModuleIndex(tree, source, project=ProjectView(self, path), label=label)
+        except (SourceError, SyntaxError, ValueError, RecursionError, MemoryError):
+            index = None
+        except BudgetExceeded:
+            index = None
+        finally:
+            self._building.discard(path)
+        self._indexes[path] = index
+        if len(self._indexes) > MAX_CACHED:
+            self._indexes.popitem(last=False)
+        return index
+
+    # ------------------------------------------------------------------ names
+    def lookup(self, qual: str, importer: str, depth: int = 0) -> Any:
+        """What the dotted name ``qual`` (as a file imports it) is in the project:
+        a ClassInfo, a TorchSubclass, an ExternalFunction, a constant, or UNKNOWN."""
+        stripped = qual.lstrip(".")
+        if (
+            depth > MAX_CHAIN
+            or not stripped
+            or (stripped == qual and qual.split(".")[0] in _EXTERNAL)
+        ):
+            return UNKNOWN
+        dots = qual[: len(qual) - len(stripped)]
+        parts = stripped.split(".")
+        for cut in range(len(parts) - 1, -1, -1):
+            if cut == 0 and not dots:
+                break
+            module = dots + ".".join(parts[:cut])
+            path = self.module_file(module, importer)
+            if path is None:
+                continue
+            if len(parts) - cut != 1:
+                return UNKNOWN  # an attribute of a member (``mod.Class.attr``): not followed
+            dep = self.index(path)
+            return UNKNOWN if dep is None else self.member(dep, path, parts[cut], depth)
+        return UNKNOWN
+
+    def member(self, dep: Any, path: str, name: str, depth: int) -> Any:
+        """A top-level name of a dependency file."""
+        if name in dep.classes:
+            return dep.classes[name]
+        if name in dep.torch_subclasses:
+            return dep.torch_subclasses[name]
+        if name in dep.functions:
+            return ExternalFunction(dep.functions[name], dep)
+        if name in dep.env:
+            return dep.env[name]
+        if name in dep.imports:  # a re-export: ``from .base import Backbone`` in __init__.py
+            return self.lookup(dep.imports[name], path, depth + 1)
+        return UNKNOWN
+
+
+class ProjectView:
+    """A project as one of its files sees it (relative imports start from that file)."""
+
+    def __init__(self, project: Project, path: str) -> None:
+        self.project = project
+        self.path = path
+
+    def lookup(self, qual: str, index: Any = None) -> Any:
+        return self.project.lookup(qual, self.path)
+
+
+def _init(directory: str) -> str | None:
+    candidate = os.path.join(directory, "__init__.py")
+    return candidate if os.path.isfile(candidate) else None
+
+
+_PROJECTS: dict[str, Project] = {}
+
+
+def project_for(path: str) -> ProjectView:
+    """The project a file on disk belongs to (one Project per root, per process)."""
+    path = os.path.abspath(path)
+    root = find_root(os.path.dirname(path))
+    project = _PROJECTS.get(root)
+    if project is None:
+        project = _PROJECTS[root] = Project(root)
+    return ProjectView(project, path)
+
+
+def clear() -> None:
+    """Forget every project (tests rewrite files between runs)."""
+    _PROJECTS.clear()
+    find_root.cache_clear()
+    _package_top.cache_clear()
