@@ -18,7 +18,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from .attention import attention_name, forward_attends, is_attention_instance
-from .batch import BatchScan, resolve, scan_config, scan_file
+from .batch import BatchScan, batch_from_scripts, resolve, scan_config, scan_file
 from .extract import BudgetExceeded, ModuleIndex
 from .ir import ATTENTION_TYPES, CONV_DIMS, RNN_CELLS, RNN_TYPES, ClassInfo, Layer
 from .project import ProjectView, project_for
@@ -295,6 +295,7 @@ def build_context(
         except BudgetExceeded:
             file_scan = BatchScan()
     batch = resolve(options, file_scan, config)
+    project = index.project.project if index.project is not None else None
     sync = file_scan.sync or bool(config and config.sync)
     ctx = FileContext(path, source, index, options, batch)
     index.steps = 0
@@ -306,7 +307,12 @@ def build_context(
             if index.exhausted:
                 index.steps = 0  # trace the partial model with a fresh budget, then stop
             root = Layer("Custom", cls.node.lineno, cls.node.col_offset, cls.name, instance=inst)
-            ctx.models.append(_model(cls.name, cls.node.lineno, root, index, batch, sync))
+            model_batch = batch
+            if batch.per_device is None and project is not None:  # trained from another file?
+                model_batch = batch_from_scripts(
+                    options, file_scan, config, project, path, cls.name
+                )
+            ctx.models.append(_model(cls.name, cls.node.lineno, root, index, model_batch, sync))
         except BudgetExceeded:
             ctx.partial = True
             break

@@ -31,7 +31,7 @@ from .ir import (
     LayerClass,
     ModuleInstance,
 )
-from .symbols import ExternalFunction, TorchSubclass, relocate
+from .symbols import ExternalFunction, PlainClass, TorchSubclass, relocate
 
 MAX_STEPS = 200_000  # evaluation budget per file: stops pathological files quickly
 MAX_DEPTH = 24  # call depth for helpers / nested instantiation
@@ -271,7 +271,7 @@ class ModuleIndex:
                     base_type = base_type or found.base_type
                 elif isinstance(found, TorchSubclass):
                     self._torch_subclass(name, found.type)
-                else:
+                elif not isinstance(found, PlainClass):
                     unresolved.append(base)
             elif "." in base:
                 unresolved.append(base)

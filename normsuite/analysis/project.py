@@ -26,7 +26,7 @@ from typing import Any
 
 from .files import SourceError, read_source
 from .ir import UNKNOWN
-from .symbols import ExternalFunction
+from .symbols import ExternalFunction, PlainClass
 
 MAX_CACHED = 512  # dependency files kept parsed; a tree of 2,000 files re-reads a few
 MAX_CHAIN = 8  # re-exports followed (``__init__.py`` importing from ``.base``)
@@ -102,6 +102,8 @@ class Project:
         self._indexes: OrderedDict[str, Any] = OrderedDict()
         self._building: set[str] = set()
         self._files: dict[tuple[str, str], str | None] = {}
+        self._scripts: list[tuple[str, str]] | None = None  # entrypoints.training_scripts
+        self.memo: dict[Any, Any] = {}  # per-project results of other modules
 
     # ------------------------------------------------------------------ module -> file
     def module_file(self, module: str, importer: str) -> str | None:
@@ -153,7 +155,7 @@ class Project:
         try:
             source = read_source(path)
             tree = ast.parse(source, filename=path)
-            label = os.path.relpath(path, self.root)
+            label = display_path(path, self.root)
             index = ModuleIndex(tree, source, project=ProjectView(self, path), label=label)
         except (SourceError, SyntaxError, ValueError, RecursionError, MemoryError):
             index = None
@@ -198,6 +200,8 @@ class Project:
             return dep.classes[name]
         if name in dep.torch_subclasses:
             return dep.torch_subclasses[name]
+        if name in dep.class_nodes:
+            return PlainClass(dep.class_nodes[name], dep)
         if name in dep.functions:
             return ExternalFunction(dep.functions[name], dep)
         if name in dep.env:
@@ -216,6 +220,22 @@ class ProjectView:
 
     def lookup(self, qual: str, index: Any = None) -> Any:
         return self.project.lookup(qual, self.path)
+
+    def plain_class(self, qual: str) -> tuple[ast.ClassDef, Any] | None:
+        """A class that is not a module (a ``@dataclass`` config), with its file's index."""
+        found = self.lookup(qual)
+        if isinstance(found, PlainClass):
+            return found.node, found.home
+        return None
+
+
+def display_path(path: str, root: str) -> str:
+    """``path`` as a user reads it: relative to the working folder when under it, else to
+    the project root."""
+    cwd = os.getcwd()
+    if os.path.commonpath([cwd, path]) == cwd:
+        return os.path.relpath(path, cwd)
+    return os.path.relpath(path, root)
 
 
 def _init(directory: str) -> str | None:

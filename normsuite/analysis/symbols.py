@@ -88,6 +88,14 @@ def _run_simple(index: Any, body: Iterable[ast.stmt], stop: ast.Call, env: dict)
 
 
 @dataclass(eq=False)
+class PlainClass:
+    """A class of another file that is neither a module nor a layer (a config class)."""
+
+    node: ast.ClassDef
+    home: Any
+
+
+@dataclass(eq=False)
 class ExternalFunction:
     """A module-level function of another file of the project (``make_block`` imported from
     ``layers.py``): called in that file's scope."""
