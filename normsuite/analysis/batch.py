@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import ast
 from dataclasses import dataclass, replace
-from pathlib import Path
 from typing import Any
 
 from .entrypoints import field_default, inference_only, not_training, project_batches, trains
@@ -50,6 +49,9 @@ class BatchScan:
     devices: Sourced | None = None
     accumulate: Sourced | None = None
     sync: bool = False  # SyncBatchNorm conversion / Trainer(sync_batchnorm=True)
+    # the batch is a default (a signature, argparse or dataclass default) that a config
+    # given with --config overrides, as LightningCLI does; a literal in the code is not
+    weak: bool = False
 
 
 def _int(value: Any) -> int | None:
@@ -190,8 +192,12 @@ class _Scanner(ast.NodeVisitor):
             if isinstance(root, ast.Attribute) and root.attr == "hparams":
                 root = root.value
             if isinstance(root, ast.Name) and root.id == "self" and classes:
-                found = _param_default(_init_of(classes[-1]), attr, self.index)
-                return found if found is not None else UNKNOWN
+                init = _init_of(classes[-1])
+                found = _param_default(init, attr, self.index)
+                if found is None or init is None:
+                    return UNKNOWN
+                self.origin = init.lineno  # a signature default: a config may override it
+                return found
             if attr in self.argparse:
                 self.origin = self.argparse[attr][1]
                 return self.argparse[attr][0]
@@ -269,6 +275,7 @@ def scan_file(index: ModuleIndex) -> BatchScan:
         # the best-scored loaders (shuffled / named train); of those, the smallest batch
         best = max(t[0] for t in s.loaders)
         _, line, value, origin = min((t for t in s.loaders if t[0] == best), key=lambda t: t[2])
+        out.weak = origin is not None
         if origin is not None and origin != line:  # say where the number is written
             out.batch = (value, f"file:{origin} default {value} -> DataLoader at line {line}")
         else:
@@ -278,12 +285,12 @@ def scan_file(index: ModuleIndex) -> BatchScan:
             listed = ", ".join(f"{v} at line {n}" for v, n in others[:4])
             out.batch = (value, f"{out.batch[1]} (other loaders: {listed})")
     elif s.datamodule_batch is not None and _int(s.datamodule_batch[0]):
-        out.batch = s.datamodule_batch
+        out.batch, out.weak = s.datamodule_batch, True
     elif "__batch" in s.argparse and _int(s.argparse["__batch"][0]) and trains(index.source):
         # an argparse default alone counts only in a script that trains (a profiling
         # block's --batch-size 1 is not the training batch)
         value, line = s.argparse["__batch"]
-        out.batch = (value, f"file:{line} argparse default {value}")
+        out.batch, out.weak = (value, f"file:{line} argparse default {value}"), True
     devices = s.trainer.get("devices") or s.trainer.get("gpus")
     if devices is None and "__devices" in s.argparse:
         value, line = s.argparse["__devices"]
@@ -302,49 +309,18 @@ def scan_file(index: ModuleIndex) -> BatchScan:
     return out
 
 
-def scan_config(path: str) -> BatchScan:
-    """A LightningCLI YAML: ``data.init_args.batch_size`` (or ``data.batch_size``) and
-    ``trainer.devices / num_nodes / accumulate_grad_batches / sync_batchnorm``."""
-    import yaml  # pure Python; only needed when a config is given
+def scan_config(paths: str | tuple[str, ...]) -> Any:
+    """LightningCLI / Hydra YAML or OpenMMLab Python configs (``configs/``): the batch,
+    devices, accumulation and SyncBN they set; later files win."""
+    from .configs import read_configs
 
-    p = Path(path)
-    try:
-        data = yaml.safe_load(p.read_text(encoding="utf-8"))
-    except (FileNotFoundError, IsADirectoryError):
-        raise ValueError(f"config {path} not found; pass an existing LightningCLI YAML") from None
-    except UnicodeDecodeError:
-        raise ValueError(f"config {path} is not UTF-8 text; pass a LightningCLI YAML") from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" line {mark.line + 1}" if mark is not None else ""
-        raise ValueError(
-            f"config {path}{where} is not valid YAML; fix it or drop --config"
-        ) from None
-    out = BatchScan()
-    if not isinstance(data, dict):
-        return out
-    section = data.get("data")
-    if isinstance(section, dict):
-        init = section.get("init_args")
-        init = init if isinstance(init, dict) else section
-        value = _int(init.get("batch_size"))
-        if value is not None:
-            out.batch = (value, f"config:{p.name} data.batch_size={value}")
-    trainer = data.get("trainer")
-    if isinstance(trainer, dict):
-        devices = _devices(trainer.get("devices"))
-        nodes = _int(trainer.get("num_nodes")) or 1
-        if devices is not None:
-            out.devices = (devices * nodes, f"config:{p.name} trainer.devices={devices}")
-        accumulate = _int(trainer.get("accumulate_grad_batches"))
-        if accumulate is not None:
-            out.accumulate = (accumulate, f"config:{p.name} trainer.accumulate_grad_batches")
-        out.sync = trainer.get("sync_batchnorm") is True
-    return out
+    return read_configs((paths,) if isinstance(paths, str) else tuple(paths))
 
 
-def resolve(options: AnalysisOptions, file: BatchScan, config: BatchScan | None) -> BatchInfo:
-    """Combine the sources field by field: CLI > file > config > default batch size.
+def resolve(options: AnalysisOptions, file: BatchScan, config: Any) -> BatchInfo:
+    """Combine the sources field by field: CLI > file > config > default batch size, except
+    that a config beats a batch the code only states as a default (LightningCLI: command
+    line > --config > signature defaults).
 
     ``source`` names where the batch size came from ("cli", "file:12 DataLoader(...)",
     "config:...", "default", "unknown"), then where devices/accumulation came from if set.
@@ -359,7 +335,8 @@ def resolve(options: AnalysisOptions, file: BatchScan, config: BatchScan | None)
                 return item[0], item[1]
         return None, "unknown"
 
-    batch, source = pick(options.batch_size, file.batch, cfg.batch)
+    strong, weak = (None, file.batch) if file.weak else (file.batch, None)
+    batch, source = pick(options.batch_size, strong, cfg.batch, weak)
     if batch is None and options.default_batch_size is not None:
         batch, source = options.default_batch_size, "default"
     devices, dev_source = pick(options.devices, file.devices, cfg.devices)

@@ -282,7 +282,7 @@ def build_context(
 ) -> FileContext:
     """Extract every model of the file, trace it and attach the batch information."""
     index = ModuleIndex(tree, source, project=_project(path))
-    config: BatchScan | None = scan_config(options.config_path) if options.config_path else None
+    config: BatchScan | None = scan_config(options.configs) if options.configs else None
     has_models = bool(index.classes) or any(
         isinstance(v, Layer) and v.type in ("Sequential", "Backbone") for v in index.env.values()
     )
