@@ -153,7 +153,10 @@ def run_analysis(
             strict_config=True,
         )
         _positive(jobs, "--jobs")
-        results = analyze_paths(paths, options, settings=settings, jobs=jobs)
+        skipped: list[str] = []
+        results = analyze_paths(paths, options, settings=settings, jobs=jobs, skipped=skipped)
+        for line in skipped:  # fifos, devices, sockets: never opened
+            typer.echo(f"normsuite {command}: warning: {line}", err=True)
     except (UsageError, ConfigError) as exc:
         typer.echo(f"normsuite {command}: error: {exc}", err=True)
         raise typer.Exit(2) from None

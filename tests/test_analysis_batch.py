@@ -96,7 +96,8 @@ def test_cli_wins_over_file_and_config(tmp_path: Path) -> None:
     b = batch(extra, config_path=str(cfg))
     assert b.per_device == 8 and b.source.startswith("file:") and "config:recipe.yaml" in b.source
     b = batch(config_path=str(cfg))
-    assert (b.per_device, b.source.split(";")[0]) == (2, "config:recipe.yaml data.init_args.batch_size=2")
+    expected = (2, "config:recipe.yaml data.init_args.batch_size=2")
+    assert (b.per_device, b.source.split(";")[0]) == expected
 
 
 def test_config_flat_data_section_and_default(tmp_path: Path) -> None:
