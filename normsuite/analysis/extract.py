@@ -344,6 +344,25 @@ class ModuleIndex:
             self._depth -= 1
         return None
 
+    def _external_call(
+        self, callee: ExternalFunction, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> Any:
+        """A helper function of another file, run there once per distinct arguments (timm's
+        ``create_conv2d`` is called by every block with the same few arguments)."""
+        home = callee.home
+        if not _function_builds(callee.node, home, 0):
+            return UNKNOWN  # to_2tuple, make_divisible...: as for any unknown helper
+        try:
+            key = ("call", id(callee.node), repr((args, sorted(kwargs.items()))))
+        except Exception:
+            key = None
+        if key is not None and key in home.memo:
+            return home.memo[key]
+        out = self._in_home(home, lambda: home._call_function(callee.node, args, kwargs, None))
+        if key is not None:
+            home.memo[key] = out
+        return out
+
     def _in_home(self, home: ModuleIndex, run: Any) -> Any:
         """Run ``run()`` in another file's index, sharing the call depth and the budget."""
         home._depth, home.steps = max(home._depth, self._depth + 1), self.steps
@@ -714,8 +733,7 @@ class ModuleIndex:
             args, kwargs = callee.parent_args(args, kwargs)
             return self._make_layer(callee.type, args, kwargs, node)
         if isinstance(callee, ExternalFunction):
-            home = callee.home
-            out = self._in_home(home, lambda: home._call_function(callee.node, args, kwargs, None))
+            out = self._external_call(callee, args, kwargs)
             return relocate(out, self.label, self.segment(node), node)
         if isinstance(callee, _BoundMethod):
             owner = _owner_of(callee.inst.cls, callee.node.name)
@@ -928,6 +946,38 @@ def _owner_of(cls: ClassInfo, method: str) -> ClassInfo | None:
             return c
         c = c.parent
     return None
+
+
+def _function_builds(fn: ast.FunctionDef, index: ModuleIndex, depth: int) -> bool:
+    """Whether a helper of another file can return a layer: it calls a torch layer, a
+    module class, or (a few levels deep) another helper that does. Helpers that only
+    compute numbers or pick classes are not run: that keeps timm-sized trees fast."""
+    key = ("builds", id(fn))
+    if key in index.memo:
+        return index.memo[key]
+    index.memo[key] = False  # recursion guard
+    found = False
+    for sub in ast.walk(fn):
+        if found:
+            break
+        if not isinstance(sub, ast.Call):
+            continue
+        qual = index.qualname(sub.func) or ""
+        if not qual or qual in ("super", "isinstance"):
+            continue
+        local = qual in index.classes or qual in index.torch_subclasses
+        if local or (layer_type_of(qual) is not None and "." in qual):
+            found = True
+        elif qual in index.functions and depth < 3:
+            found = _function_builds(index.functions[qual], index, depth + 1)
+        elif index.project is not None and "." in qual:
+            value = index.project.lookup(qual, index)
+            if isinstance(value, (ClassInfo, TorchSubclass)):
+                found = True
+            elif isinstance(value, ExternalFunction) and depth < 3:
+                found = _function_builds(value.node, value.home, depth + 1)
+    index.memo[key] = found
+    return found
 
 
 def _builds_layers(node: ast.ClassDef, index: ModuleIndex) -> bool:

@@ -28,7 +28,7 @@ from .files import SourceError, read_source
 from .ir import UNKNOWN
 from .symbols import ExternalFunction, PlainClass
 
-MAX_CACHED = 512  # dependency files kept parsed; a tree of 2,000 files re-reads a few
+MAX_CACHED = 128  # dependency files kept parsed (an LRU: hot bases stay, memory stays low)
 MAX_CHAIN = 8  # re-exports followed (``__init__.py`` importing from ``.base``)
 _MARKERS = ("pyproject.toml", "setup.py", "setup.cfg", ".git")
 # Top-level modules never in the project: skip the file probes for their names.
@@ -70,15 +70,24 @@ _EXTERNAL = frozenset(
 @lru_cache(maxsize=4096)
 def find_root(directory: str) -> str:
     """The nearest folder at or above ``directory`` holding a project marker
-    (pyproject.toml, setup.py, setup.cfg, .git); ``directory`` itself when there is none."""
+    (pyproject.toml, setup.py, setup.cfg, .git); without one, the outermost package
+    around ``directory`` (an installed ``site-packages/timm``), else ``directory``."""
     here = directory
     while True:
         if any(os.path.exists(os.path.join(here, m)) for m in _MARKERS):
             return here
         parent = os.path.dirname(here)
         if parent == here:
-            return directory
+            break
         here = parent
+    top = _package_top(directory)
+    return directory if top == directory else _outermost_package(directory, top)
+
+
+def _outermost_package(directory: str, top: str) -> str:
+    """The child of ``top`` on the way to ``directory`` (the top-level package folder)."""
+    rel = os.path.relpath(directory, top)
+    return os.path.join(top, rel.split(os.sep)[0])
 
 
 @lru_cache(maxsize=4096)
@@ -103,6 +112,8 @@ class Project:
         self._building: set[str] = set()
         self._files: dict[tuple[str, str], str | None] = {}
         self._scripts: list[tuple[str, str]] | None = None  # entrypoints.training_scripts
+        self._trees: OrderedDict[str, tuple[str, ast.Module]] = OrderedDict()
+        self._lookups: dict[tuple[str, str], Any] = {}
         self.memo: dict[Any, Any] = {}  # per-project results of other modules
 
     # ------------------------------------------------------------------ module -> file
@@ -154,7 +165,7 @@ class Project:
         self._building.add(path)
         try:
             source = read_source(path)
-            tree = ast.parse(source, filename=path)
+            tree = self.parse(path, source)
             label = display_path(path, self.root)
             index = ModuleIndex(tree, source, project=ProjectView(self, path), label=label)
         except (SourceError, SyntaxError, ValueError, RecursionError, MemoryError):
@@ -168,10 +179,33 @@ class Project:
             self._indexes.popitem(last=False)
         return index
 
+    def parse(self, path: str, source: str) -> ast.Module:
+        """``ast.parse`` once per file and source: a file analyzed after being read as a
+        dependency (or the other way round) is not parsed twice."""
+        path = os.path.abspath(path)
+        cached = self._trees.get(path)
+        if cached is not None and cached[0] == source:
+            self._trees.move_to_end(path)
+            return cached[1]
+        tree = ast.parse(source, filename=path)
+        self._trees[path] = (source, tree)
+        if len(self._trees) > MAX_CACHED:
+            self._trees.popitem(last=False)
+        return tree
+
     # ------------------------------------------------------------------ names
     def lookup(self, qual: str, importer: str, depth: int = 0) -> Any:
         """What the dotted name ``qual`` (as a file imports it) is in the project:
         a ClassInfo, a TorchSubclass, an ExternalFunction, a constant, or UNKNOWN."""
+        key = (qual, importer if qual.startswith(".") else os.path.dirname(importer))
+        if key in self._lookups:
+            return self._lookups[key]
+        found = self._lookup(qual, importer, depth)
+        if not self._building:  # inside an import cycle a name may be missing for now
+            self._lookups[key] = found
+        return found
+
+    def _lookup(self, qual: str, importer: str, depth: int) -> Any:
         stripped = qual.lstrip(".")
         if (
             depth > MAX_CHAIN
