@@ -36,6 +36,7 @@ TRAINING_WORDS = (
 )
 _NOT_TRAINING = ("val", "test", "eval", "predict", "infer", "bench", "profil", "calib")
 _WORD_SPLIT = re.compile(r"[^a-z]+")
+_IDENTIFIER = re.compile(r"[A-Za-z_]\w*")
 MAX_WALK = 5000  # files looked at for training scripts per project
 MAX_SCRIPT_SIZE = 512 * 1024
 _SKIP_DIRS = frozenset({"venv", "site-packages", "__pycache__", "node_modules", "build", "dist"})
@@ -134,12 +135,13 @@ def _class_node(expr: ast.expr, index: Any) -> tuple[ast.ClassDef | None, Any]:
 
 
 # ---------------------------------------------------------------------- across files
-def training_scripts(project: Any) -> list[tuple[str, str]]:
-    """(path, text) of the project's files that train something; walked once per project."""
+def training_scripts(project: Any) -> list[tuple[str, frozenset[str]]]:
+    """(path, identifiers) of the project's files that train something; walked once per
+    project (a model class is then looked up by name without reading a file again)."""
     cached = getattr(project, "_scripts", None)
     if cached is not None:
         return cached
-    found: list[tuple[str, str]] = []
+    found: list[tuple[str, frozenset[str]]] = []
     seen = 0
     for dirpath, dirnames, filenames in os.walk(project.root):
         dirnames[:] = sorted(d for d in dirnames if not d.startswith(".") and d not in _SKIP_DIRS)
@@ -156,7 +158,7 @@ def training_scripts(project: Any) -> list[tuple[str, str]]:
             except OSError:
                 continue
             if trains(text):
-                found.append((path, text))
+                found.append((path, frozenset(_IDENTIFIER.findall(text))))
         if seen > MAX_WALK:
             break
     project._scripts = found
@@ -169,10 +171,9 @@ def project_batches(project: Any, model_path: str, class_name: str) -> list[tupl
     from .batch import scan_file  # batch.py imports this module
 
     model_path = os.path.abspath(model_path)
-    pattern = re.compile(rf"\b{re.escape(class_name)}\b")
     out: list[tuple[int, str]] = []
-    for path, text in training_scripts(project):
-        if os.path.abspath(path) == model_path or not pattern.search(text):
+    for path, words in training_scripts(project):
+        if os.path.abspath(path) == model_path or class_name not in words:
             continue
         index = project.index(path)
         if index is None or not _builds(index, model_path, class_name):

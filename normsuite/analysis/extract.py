@@ -36,6 +36,7 @@ from .symbols import ExternalFunction, PlainClass, TorchSubclass, relocate
 MAX_STEPS = 200_000  # evaluation budget per file: stops pathological files quickly
 MAX_DEPTH = 24  # call depth for helpers / nested instantiation
 MAX_LOOP = 512  # iterations of one statically unrolled loop
+MAX_FOREIGN_STEPS = 20_000  # per analyzed file, in other files of the project (uncached)
 
 _MODULE_BASES = {
     "torch.nn.Module",
@@ -157,6 +158,8 @@ class ModuleIndex:
         self.project = project
         self.label = label
         self.torch_subclasses: dict[str, TorchSubclass] = {}  # class GN32(nn.GroupNorm)
+        self.lazy: dict[str, ast.stmt] = {}  # module-level assignments not yet evaluated
+        self.foreign_steps = 0  # evaluation spent in other files for this one
         self.imports: dict[str, str] = {}  # local name -> dotted origin
         self.functions: dict[str, ast.FunctionDef] = {}
         self.class_nodes: dict[str, ast.ClassDef] = {}
@@ -216,12 +219,30 @@ class ModuleIndex:
             self._class_info(name, set())
         for node in self.tree.body:
             if isinstance(node, (ast.Assign, ast.AnnAssign)):
+                if self.label is not None:  # a dependency: evaluate a name when it is used
+                    targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+                    for t in targets:
+                        if isinstance(t, ast.Name):
+                            self.lazy[t.id] = node
+                    continue
                 try:
                     self._exec_stmt(node, self.env, None)
                 except (BudgetExceeded, _Return):
                     break
                 except Exception:
                     continue
+
+    def materialize(self, name: str) -> Any:
+        """A dependency's module-level name, evaluated on first use (a timm model file's
+        ``default_cfgs = {...}`` is never needed by the files that import its blocks)."""
+        stmt = self.lazy.pop(name)
+        try:
+            self._exec_stmt(stmt, self.env, None)
+        except (BudgetExceeded, RecursionError):
+            raise
+        except Exception:
+            return UNKNOWN
+        return self.env.get(name, UNKNOWN)
 
     def qualname(self, node: ast.AST) -> str | None:
         """Dotted name of ``node`` with import aliases resolved (``nn.Conv2d`` -> torch.nn...)."""
@@ -298,7 +319,8 @@ class ModuleIndex:
         """Evaluate ``cls.__init__(*args, **kwargs)`` statically (cached per arguments)."""
         kwargs = kwargs or {}
         if cls.home is not None and cls.home is not self:  # defined in another file
-            return self._in_home(cls.home, lambda: cls.home.instantiate(cls, args, kwargs))
+            run = lambda: cls.home.instantiate(cls, args, kwargs)  # noqa: E731
+            return self._in_home(cls.home, run, ModuleInstance(cls))
         key = (cls.name, repr((args, sorted(kwargs.items(), key=lambda kv: kv[0]))))
         cached = self._cache.get(key)
         if cached is not None:
@@ -363,14 +385,21 @@ class ModuleIndex:
             home.memo[key] = out
         return out
 
-    def _in_home(self, home: ModuleIndex, run: Any) -> Any:
-        """Run ``run()`` in another file's index, sharing the call depth and the budget."""
+    def _in_home(self, home: ModuleIndex, run: Any, fallback: Any = UNKNOWN) -> Any:
+        """Run ``run()`` in another file's index, sharing the call depth and the budget.
+        Work done in other files has its own, smaller budget per analyzed file (results are
+        cached in their file, so the next file that uses them gets them for free); past it,
+        ``fallback`` (an opaque block, as without the project index)."""
+        if self.foreign_steps > MAX_FOREIGN_STEPS:
+            return fallback
+        depth, start = home._depth, self.steps
         home._depth, home.steps = max(home._depth, self._depth + 1), self.steps
         try:
             return run()
         finally:
-            home._depth = 0
+            home._depth = depth
             self.steps = max(self.steps, home.steps)
+            self.foreign_steps += self.steps - start
             if self.steps > MAX_STEPS:
                 raise BudgetExceeded
 
@@ -517,6 +546,8 @@ class ModuleIndex:
                 return env[node.id]
             if node.id in self.env:
                 return self.env[node.id]
+            if node.id in self.lazy:
+                return self.materialize(node.id)
             return self._global(node)
         if isinstance(node, ast.Attribute):
             if isinstance(node.value, ast.Name) and node.value.id == "self":
@@ -664,7 +695,7 @@ class ModuleIndex:
         layer_type = layer_type_of(qual)
         if layer_type is not None:
             return LayerClass(layer_type)
-        if self.project is not None:
+        if self.project is not None and not _special_call(qual):
             return self.project.lookup(qual, self)
         return UNKNOWN
 
@@ -978,6 +1009,15 @@ def _function_builds(fn: ast.FunctionDef, index: ModuleIndex, depth: int) -> boo
                 found = _function_builds(value.node, value.home, depth + 1)
     index.memo[key] = found
     return found
+
+
+def _special_call(qual: str) -> bool:
+    """Model factories the evaluator reads by name (``timm.create_model("resnet50")``,
+    ``torchvision.models.resnet50``): not followed into their source."""
+    last = qual.split(".")[-1]
+    return last == "create_model" or (
+        _is_model_function(qual) and _BACKBONE_RE.match(last.lower()) is not None
+    )
 
 
 def _builds_layers(node: ast.ClassDef, index: ModuleIndex) -> bool:

@@ -111,7 +111,7 @@ class Project:
         self._indexes: OrderedDict[str, Any] = OrderedDict()
         self._building: set[str] = set()
         self._files: dict[tuple[str, str], str | None] = {}
-        self._scripts: list[tuple[str, str]] | None = None  # entrypoints.training_scripts
+        self._scripts: list[tuple[str, frozenset[str]]] | None = None  # entrypoints.py
         self._trees: OrderedDict[str, tuple[str, ast.Module]] = OrderedDict()
         self._lookups: dict[tuple[str, str], Any] = {}
         self.memo: dict[Any, Any] = {}  # per-project results of other modules
@@ -197,7 +197,7 @@ class Project:
     def lookup(self, qual: str, importer: str, depth: int = 0) -> Any:
         """What the dotted name ``qual`` (as a file imports it) is in the project:
         a ClassInfo, a TorchSubclass, an ExternalFunction, a constant, or UNKNOWN."""
-        key = (qual, importer if qual.startswith(".") else os.path.dirname(importer))
+        key = (qual, importer if qual.startswith(".") else _dirname(importer))
         if key in self._lookups:
             return self._lookups[key]
         found = self._lookup(qual, importer, depth)
@@ -240,6 +240,8 @@ class Project:
             return ExternalFunction(dep.functions[name], dep)
         if name in dep.env:
             return dep.env[name]
+        if name in dep.lazy:
+            return dep.materialize(name)
         if name in dep.imports:  # a re-export: ``from .base import Backbone`` in __init__.py
             return self.lookup(dep.imports[name], path, depth + 1)
         return UNKNOWN
@@ -270,6 +272,11 @@ def display_path(path: str, root: str) -> str:
     if os.path.commonpath([cwd, path]) == cwd:
         return os.path.relpath(path, cwd)
     return os.path.relpath(path, root)
+
+
+@lru_cache(maxsize=8192)
+def _dirname(path: str) -> str:
+    return os.path.dirname(path)
 
 
 def _init(directory: str) -> str | None:
