@@ -143,8 +143,13 @@ def training_scripts(project: Any) -> list[tuple[str, frozenset[str]]]:
         return cached
     found: list[tuple[str, frozenset[str]]] = []
     seen = 0
+    # without a project marker the root is just the file's folder (say /tmp): its own
+    # scripts and one level down, not everything below it
+    deep = project.marked
     for dirpath, dirnames, filenames in os.walk(project.root):
         dirnames[:] = sorted(d for d in dirnames if not d.startswith(".") and d not in _SKIP_DIRS)
+        if not deep and dirpath != project.root:
+            dirnames[:] = []
         for name in sorted(filenames):
             if not name.endswith(".py"):
                 continue

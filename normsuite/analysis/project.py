@@ -108,6 +108,9 @@ class Project:
 
     def __init__(self, root: str) -> None:
         self.root = root
+        self.marked = any(os.path.exists(os.path.join(root, m)) for m in _MARKERS) or (
+            os.path.isfile(os.path.join(root, "__init__.py"))
+        )
         self._indexes: OrderedDict[str, Any] = OrderedDict()
         self._building: set[str] = set()
         self._files: dict[tuple[str, str], str | None] = {}
