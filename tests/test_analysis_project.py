@@ -135,3 +135,24 @@ def test_module_file_probes_like_python(tmp_path: Path) -> None:
     assert proj.module_file("..layers", importer) == str(pkg.parent / "layers.py")
     assert proj.module_file(".", importer) == str(pkg / "__init__.py")
     assert proj.module_file("missing", importer) is None
+
+
+def test_torch_subclass_as_a_class_value(tmp_path: Path) -> None:
+    """``partial(GroupNorm32, 8)`` and a subclass of it imported from another file are
+    GroupNorm too."""
+    (tmp_path / "norms.py").write_text(
+        "import torch.nn as nn\nclass GroupNorm32(nn.GroupNorm):\n"
+        "    def forward(self, x):\n        return super().forward(x.float()).type(x.dtype)\n"
+    )
+    (tmp_path / "net.py").write_text(
+        "import functools\nimport torch.nn as nn\nfrom norms import GroupNorm32\n"
+        "class GN(GroupNorm32):\n    pass\n"
+        "class Net(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
+        "        norm = functools.partial(GroupNorm32, 8)\n"
+        "        self.a = norm(64)\n        self.b = GN(3, 64)\n"
+    )
+    project.clear()
+    (result,) = analyze_paths([str(tmp_path / "net.py")])
+    (model,) = result.models
+    assert [(s.kind, s.num_channels) for s in model.norms_found] == [("gn", 64), ("gn", 64)]
+    assert any(f.code == "NRM003" for f in result.findings)  # GN(3, 64): 64 % 3 != 0

@@ -290,7 +290,7 @@ class ModuleIndex:
                     parent, is_module = found, True
                     lightning = lightning or found.lightning
                     base_type = base_type or found.base_type
-                elif isinstance(found, TorchSubclass):
+                elif isinstance(found, (TorchSubclass, LayerClass)):
                     self._torch_subclass(name, found.type)
                 elif not isinstance(found, PlainClass):
                     unresolved.append(base)
@@ -689,7 +689,7 @@ class ModuleIndex:
         if qual in self.functions:
             return self.functions[qual]
         if qual in self.torch_subclasses:
-            return self.torch_subclasses[qual]
+            return self.torch_subclasses[qual].value()
         if qual in self.class_nodes:
             return UNKNOWN  # a non-module class of the file
         layer_type = layer_type_of(qual)
@@ -1003,7 +1003,7 @@ def _function_builds(fn: ast.FunctionDef, index: ModuleIndex, depth: int) -> boo
             found = _function_builds(index.functions[qual], index, depth + 1)
         elif index.project is not None and "." in qual:
             value = index.project.lookup(qual, index)
-            if isinstance(value, (ClassInfo, TorchSubclass)):
+            if isinstance(value, (ClassInfo, TorchSubclass, LayerClass)):
                 found = True
             elif isinstance(value, ExternalFunction) and depth < 3:
                 found = _function_builds(value.node, value.home, depth + 1)

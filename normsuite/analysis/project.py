@@ -236,7 +236,7 @@ class Project:
         if name in dep.classes:
             return dep.classes[name]
         if name in dep.torch_subclasses:
-            return dep.torch_subclasses[name]
+            return dep.torch_subclasses[name].value()
         if name in dep.class_nodes:
             return PlainClass(dep.class_nodes[name], dep)
         if name in dep.functions:

@@ -17,7 +17,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from typing import Any
 
-from .ir import UNKNOWN, UNKNOWN_KWARGS, Layer
+from .ir import UNKNOWN, UNKNOWN_KWARGS, Layer, LayerClass
 
 
 @dataclass(eq=False)
@@ -31,6 +31,12 @@ class TorchSubclass:
     type: str  # the torch layer it derives from, e.g. "GroupNorm"
     node: ast.ClassDef
     home: Any
+
+    def value(self) -> Any:
+        """What the class name evaluates to: the parent's LayerClass when the class keeps
+        the parent's ``__init__`` (so ``partial(GroupNorm32, 32)`` and
+        ``norm_layer=GroupNorm32`` work as for ``nn.GroupNorm``), else this object."""
+        return LayerClass(self.type) if self.init() is None else self
 
     def init(self) -> ast.FunctionDef | None:
         for stmt in self.node.body:
