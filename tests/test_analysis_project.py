@@ -103,7 +103,7 @@ def test_lstm_cell_subclass_keeps_its_meaning(src_layout: dict[str, FileResult])
 
 def test_third_party_base_building_layers_is_analyzed(src_layout: dict[str, FileResult]) -> None:
     """``Head(some_lib.BaseModel)`` builds nn layers: analyzed, its unread base listed;
-    ``Settings(BaseModel)`` builds none: no model."""
+    ``Settings(BaseModel)`` builds none and ``Images(Dataset)`` is torch's: no model."""
     result = src_layout["src_layout/scripts/third_party.py"]
     assert [m.name for m in result.models] == ["Head"]
     assert result.models[0].unresolved_bases == ["some_lib.models.BaseModel"]

@@ -53,6 +53,27 @@ _MODULE_BASES = {
     "LightningModule",
 }
 _CONTAINER_BASES = {"Sequential", "ModuleList", "ModuleDict"}
+# Libraries whose classes the analyzer knows: a base from them that is not a module or a
+# layer (torch.utils.data.Dataset, typing.NamedTuple, abc.ABC) is not an unknown module.
+_KNOWN_LIBRARIES = frozenset(
+    {
+        "torch",
+        "nn",
+        "torchvision",
+        "lightning",
+        "pytorch_lightning",
+        "pl",
+        "L",
+        "typing",
+        "abc",
+        "collections",
+        "enum",
+        "dataclasses",
+        "numpy",
+        "np",
+        "builtins",
+    }
+)
 _TORCH_NN_PREFIXES = ("torch.nn.", "nn.", "torch.nn.modules.")
 
 _BACKBONE_RE = re.compile(
@@ -294,8 +315,8 @@ class ModuleIndex:
                     self._torch_subclass(name, found.type)
                 elif not isinstance(found, PlainClass):
                     unresolved.append(base)
-            elif "." in base:
-                unresolved.append(base)
+            elif "." in base and base.split(".")[0] not in _KNOWN_LIBRARIES:
+                unresolved.append(base)  # third-party: judged by what __init__ builds
         if name in self.torch_subclasses:
             return None  # a layer, not a model: calls build the torch parent
         if not is_module and not (unresolved and _builds_layers(node, self)):
