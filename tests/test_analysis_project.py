@@ -156,3 +156,22 @@ def test_torch_subclass_as_a_class_value(tmp_path: Path) -> None:
     (model,) = result.models
     assert [(s.kind, s.num_channels) for s in model.norms_found] == [("gn", 64), ("gn", 64)]
     assert any(f.code == "NRM003" for f in result.findings)  # GN(3, 64): 64 % 3 != 0
+
+
+def test_layernorm_subclass_that_permutes_is_a_channel_layernorm(tmp_path: Path) -> None:
+    """``forward`` permutes to channels-last around ``super().forward``: a channel LN over
+    the conv map (no NRM002), as in Stable Cascade and SegFormer."""
+    (tmp_path / "m.py").write_text(
+        "import torch.nn as nn\n"
+        "class ChannelLN(nn.LayerNorm):\n"
+        "    def forward(self, x):\n"
+        "        return super().forward(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)\n"
+        "class Block(nn.Module):\n"
+        "    def __init__(self, c=64):\n        super().__init__()\n"
+        "        self.conv = nn.Conv2d(c, c, 3, padding=1)\n"
+        "        self.norm = ChannelLN(c, elementwise_affine=False)\n"
+        "    def forward(self, x):\n        return self.norm(self.conv(x))\n"
+    )
+    (result,) = analyze_paths([str(tmp_path / "m.py")])
+    assert [f.code for f in result.findings] == []
+    assert [(s.kind, s.num_channels) for s in result.models[0].norms_found] == [("ln", 64)]

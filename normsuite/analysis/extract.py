@@ -331,7 +331,16 @@ class ModuleIndex:
         return info
 
     def _torch_subclass(self, name: str, type_: str) -> None:
-        self.torch_subclasses[name] = TorchSubclass(type_, self.class_nodes[name], self)
+        node = self.class_nodes[name]
+        if _moves_axes(node):
+            # forward() permutes around the parent: SDCascadeLayerNorm / SegFormer's
+            # LayerNorm normalize channels of an (N, C, H, W) map, so the parent's shape
+            # meaning is gone. A LayerNorm that does it is a channel LayerNorm; anything
+            # else stays an opaque class (silent rather than wrong).
+            if type_ not in ("LayerNorm", "RMSNorm"):
+                return
+            type_ = "LayerNorm2d"
+        self.torch_subclasses[name] = TorchSubclass(type_, node, self)
 
     # ------------------------------------------------------------------ instantiation
     def instantiate(
@@ -1030,6 +1039,35 @@ def _function_builds(fn: ast.FunctionDef, index: ModuleIndex, depth: int) -> boo
                 found = _function_builds(value.node, value.home, depth + 1)
     index.memo[key] = found
     return found
+
+
+_AXIS_MOVES = frozenset(
+    {
+        "permute",
+        "transpose",
+        "movedim",
+        "moveaxis",
+        "swapaxes",
+        "view",
+        "reshape",
+        "flatten",
+        "rearrange",
+        "unflatten",
+    }
+)
+
+
+def _moves_axes(node: ast.ClassDef) -> bool:
+    """Whether a class's own ``forward`` moves or reshapes axes around the parent's."""
+    for stmt in node.body:
+        if isinstance(stmt, ast.FunctionDef) and stmt.name == "forward":
+            for sub in ast.walk(stmt):
+                if isinstance(sub, ast.Call):
+                    func = sub.func
+                    name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
+                    if name in _AXIS_MOVES:
+                        return True
+    return False
 
 
 def _special_call(qual: str) -> bool:
