@@ -38,8 +38,12 @@ def test_base_class_in_another_file_is_resolved() -> None:
 
 def test_base_class_resolved_when_the_file_is_analyzed_alone() -> None:
     """Analysing one file of a package still reads what it imports (and only that)."""
+    project.clear()
     (head,) = analyze_paths([str(FIX / "a02_pkg" / "fpn_head.py")])
     assert _codes(head) == [("NRM001", 11)]
+    view = project.project_for(str(FIX / "a02_pkg" / "fpn_head.py"))
+    read = {os.path.basename(p) for p, index in view.project._indexes.items() if index}
+    assert read == {"base.py"}
 
 
 def test_wrapper_from_another_file_feeds_the_norm() -> None:
