@@ -179,3 +179,14 @@ def test_layernorm_subclass_that_permutes_is_a_channel_layernorm(tmp_path: Path)
     (result,) = analyze_paths([str(tmp_path / "m.py")])
     assert [f.code for f in result.findings] == []
     assert [(s.kind, s.num_channels) for s in result.models[0].norms_found] == [("ln", 64)]
+
+
+def test_installed_package_is_its_own_project(tmp_path: Path) -> None:
+    """A package in a venv's site-packages inside a project is not that project's code."""
+    (tmp_path / "pyproject.toml").write_text("")
+    sub = tmp_path / ".venv" / "lib" / "site-packages" / "pkg" / "sub"
+    sub.mkdir(parents=True)
+    (sub.parent / "__init__.py").write_text("")
+    (sub / "__init__.py").write_text("")
+    assert project.find_root(str(sub)) == str(sub.parent)
+    assert project.find_root(str(tmp_path)) == str(tmp_path)

@@ -29,6 +29,7 @@ from .ir import UNKNOWN
 from .symbols import ExternalFunction, PlainClass
 
 MAX_CACHED = 128  # dependency files kept parsed (an LRU: hot bases stay, memory stays low)
+MAX_TREES = 32  # parsed trees kept for a file read both as a target and as a dependency
 MAX_CHAIN = 8  # re-exports followed (``__init__.py`` importing from ``.base``)
 _MARKERS = ("pyproject.toml", "setup.py", "setup.cfg", ".git")
 # Top-level modules never in the project: skip the file probes for their names.
@@ -73,7 +74,10 @@ def find_root(directory: str) -> str:
     (pyproject.toml, setup.py, setup.cfg, .git); without one, the outermost package
     around ``directory`` (an installed ``site-packages/timm``), else ``directory``."""
     here = directory
-    while True:
+    installed = os.sep + "site-packages" + os.sep in directory + os.sep or (
+        os.sep + "dist-packages" + os.sep in directory + os.sep
+    )
+    while not installed:  # an installed package is its own project, not the venv's owner
         if any(os.path.exists(os.path.join(here, m)) for m in _MARKERS):
             return here
         parent = os.path.dirname(here)
@@ -192,7 +196,7 @@ class Project:
             return cached[1]
         tree = ast.parse(source, filename=path)
         self._trees[path] = (source, tree)
-        if len(self._trees) > MAX_CACHED:
+        if len(self._trees) > MAX_TREES:
             self._trees.popitem(last=False)
         return tree
 
