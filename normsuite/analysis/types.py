@@ -84,6 +84,8 @@ class ModelReport:
     norms_found: list[NormSite] = field(default_factory=list)
     batch_size: BatchInfo = field(default_factory=lambda: BatchInfo(per_device=None))
     recommendation: Recommendation | None = None
+    # bases from outside the project (not read): the model is analyzed from its own layers
+    unresolved_bases: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -108,6 +110,13 @@ class AnalysisOptions:
     devices: int | None = None
     accumulate: int | None = None
     config_path: str | None = None  # a LightningCLI YAML
+    # several --config files (later win); config_path is the one-file form of this
+    config_paths: tuple[str, ...] = ()
     default_batch_size: int | None = None  # from [tool.normsuite]
     select: tuple[str, ...] = ()  # rule codes or prefixes; empty = all
     ignore: tuple[str, ...] = ()
+
+    @property
+    def configs(self) -> tuple[str, ...]:
+        """Every config to read, in order."""
+        return self.config_paths or ((self.config_path,) if self.config_path else ())
