@@ -138,9 +138,10 @@ def batch_norm_momentum_inverted(ctx: FileContext) -> Iterator[Finding]:
         yield finding(
             "NRM009",
             layer,
-            f"momentum={m} keeps only {1 - m:.2g} of each new batch in the running statistics: "
-            f"PyTorch momentum is 1 - Keras/TF momentum. Use momentum={round(1 - m, 4)} "
-            f"(or the default 0.1).",
+            f"momentum={m} makes the running statistics take {m:.0%} of each new batch "
+            f"(PyTorch: running = (1 - momentum) * running + momentum * batch), so they "
+            f"follow the last batch; Keras/TF momentum {m} is PyTorch momentum "
+            f"{round(1 - m, 4)}. Use momentum={round(1 - m, 4)} (or the default 0.1).",
             model.name,
         )
 

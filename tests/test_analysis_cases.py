@@ -1,0 +1,31 @@
+"""Analyzer cases from real code (issue 13), one test per case, on copies in
+``tests/fixtures/cases``: each file reproduces a class of mistake ``normsuite check`` made on
+public repositories."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from normsuite.analysis.analyze import analyze_source
+from normsuite.analysis.types import AnalysisOptions, FileResult
+
+CASES = Path(__file__).parent / "fixtures" / "cases"
+
+
+def run(name: str) -> FileResult:
+    path = CASES / name
+    return analyze_source(path.read_text(), str(path), AnalysisOptions())
+
+
+def codes(result: FileResult) -> list[tuple[str, int]]:
+    return [(f.code, f.line) for f in result.findings]
+
+
+def test_a14_momentum_message_states_pytorch_convention() -> None:
+    (f,) = run("a14_momentum_msg.py").findings
+    assert f.code == "NRM009"
+    # PyTorch: running = (1 - m) * running + m * batch, so m = 0.99 takes 99% of each batch.
+    assert "99% of each new batch" in f.message
+    assert "running = (1 - momentum) * running + momentum * batch" in f.message
+    assert "momentum=0.01" in f.message
+    assert "keeps only" not in f.message
