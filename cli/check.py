@@ -262,7 +262,7 @@ def check(
     model: str | None = MODEL,
     input_shape: str | None = INPUT_SHAPE,
 ) -> None:
-    """Flag normalization mistakes (rules NRM001-NRM013) without running the code.
+    """Flag normalization mistakes (rules NRM001-NRM014) without running the code.
 
     Exit code: 0 clean, 1 findings, 2 a file could not be analyzed or bad options.
     Suppress a finding with `# noqa: NRM002` on its line; configure with \\[tool.normsuite]

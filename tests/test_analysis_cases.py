@@ -29,3 +29,12 @@ def test_a14_momentum_message_states_pytorch_convention() -> None:
     assert "running = (1 - momentum) * running + momentum * batch" in f.message
     assert "momentum=0.01" in f.message
     assert "keeps only" not in f.message
+
+
+def test_a13_positional_eps_is_flagged_with_what_was_meant() -> None:
+    result = run("a13_eps_positional.py")
+    assert codes(result) == [("NRM014", 9), ("NRM014", 12)]
+    gan, twice = result.findings
+    # BatchNorm2d(c, 0.8) is eps=0.8; Keras momentum 0.8 is PyTorch momentum 0.2.
+    assert "eps=0.8" in gan.message and "momentum=0.2" in gan.message
+    assert "eps=32" in twice.message  # c // 2 with c = 64, passed again as eps

@@ -66,7 +66,7 @@ def merge_messages(a: str, b: str) -> str:
 
 def _load() -> None:
     # Imported for their @rule registrations.
-    from . import batch, choice, layers, optim, sequence  # noqa: F401
+    from . import arguments, batch, choice, layers, optim, sequence  # noqa: F401
 
 
 def run_rules(ctx: FileContext, codes: Iterable[str] | None = None) -> list[Finding]:

@@ -12,6 +12,7 @@ from ..shapes import Application
 from ..sites import normalizes_length, received_channels
 from ..types import Finding
 from . import finding, rule
+from .arguments import received_channel_count, swapped_group_norm
 
 _SHAPES = {3: "(N, C, L)", 4: "(N, C, H, W)", 5: "(N, C, D, H, W)"}
 _LAST_DIM = {3: "L", 4: "W", 5: "W"}
@@ -90,6 +91,8 @@ def group_norm_indivisible(ctx: FileContext) -> Iterator[Finding]:
         g, c = layer.arg("num_groups"), layer.num_channels
         if not isinstance(g, int) or not isinstance(c, int) or g < 1 or c % g == 0:
             continue
+        if swapped_group_norm(layer, received_channel_count(model, layer)) is not None:
+            continue  # GroupNorm(C, G): NRM014 says the arguments are swapped
         yield finding(
             "NRM003",
             layer,
@@ -153,8 +156,8 @@ def norm_channel_mismatch(ctx: FileContext) -> Iterator[Finding]:
         layer, t = app.layer, app.inp
         expected = layer.num_channels
         received = received_channels(model, layer, t)
-        if received is None:
-            continue
+        if received is None or swapped_group_norm(layer, received) is not None:
+            continue  # GroupNorm(C, G) swapped: NRM014 says so, with its own fix
         name = layer.type
         fixed = layer.code.replace(str(expected), str(received), 1)
         yield finding(
