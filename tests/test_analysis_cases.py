@@ -38,3 +38,14 @@ def test_a13_positional_eps_is_flagged_with_what_was_meant() -> None:
     # BatchNorm2d(c, 0.8) is eps=0.8; Keras momentum 0.8 is PyTorch momentum 0.2.
     assert "eps=0.8" in gan.message and "momentum=0.2" in gan.message
     assert "eps=32" in twice.message  # c // 2 with c = 64, passed again as eps
+
+
+def test_a15_weight_decay_after_to_device_on_an_imported_model() -> None:
+    (f,) = run("a15_wd_to_device.py").findings
+    assert (f.code, f.line) == ("NRM010", 7)
+    assert "weight_decay=0.0005" in f.message
+    assert "assuming the model has affine norm layers" in f.message  # model not in the file
+
+
+def test_c12_weight_decay_from_kwargs_is_unknown() -> None:
+    assert codes(run("c12_wd_kwargs.py")) == []
