@@ -49,3 +49,25 @@ def test_a15_weight_decay_after_to_device_on_an_imported_model() -> None:
 
 def test_c12_weight_decay_from_kwargs_is_unknown() -> None:
     assert codes(run("c12_wd_kwargs.py")) == []
+
+
+def test_a01_loop_over_an_unknown_config_list_is_still_seen() -> None:
+    result = run("a01_loop_unknown_iterable.py")
+    assert codes(result) == [("NRM001", 19)]
+    (model,) = result.models
+    assert model.architecture == "cnn2d"
+    assert [s.code for s in model.norms_found] == ["nn.BatchNorm2d(w)"]
+    assert model.norms_found[0].num_channels is None  # w is unknown: no width guessed
+
+
+def test_c10_both_branches_of_a_constructor_if_are_seen() -> None:
+    # The default out=0 builds an Identity head; build() trains the Linear+BN head.
+    assert codes(run("c10_default_branch.py")) == [("NRM001", 12)]
+
+
+def test_a03_block_passed_as_argument_leaves_channels_unknown() -> None:
+    result = run("a03_param_block_channels.py")
+    assert codes(result) == []  # no NRM011 from assumed unchanged stage channels
+    for model in result.models:
+        rec = model.recommendation
+        assert rec is None or all(s.suggested == s.current for s in rec.layers), rec

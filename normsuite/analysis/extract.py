@@ -23,6 +23,7 @@ from typing import Any
 
 from .ir import (
     KNOWN_LAYERS,
+    OPAQUE,
     UNKNOWN,
     UNKNOWN_KWARGS,
     BackboneInfo,
@@ -35,6 +36,7 @@ from .ir import (
 MAX_STEPS = 200_000  # evaluation budget per file: stops pathological files quickly
 MAX_DEPTH = 24  # call depth for helpers / nested instantiation
 MAX_LOOP = 512  # iterations of one statically unrolled loop
+_DEFAULTED = "__defaulted__"  # env key: __init__ parameters that took their default
 
 _MODULE_BASES = {
     "torch.nn.Module",
@@ -330,6 +332,14 @@ class ModuleIndex:
         if a.kwarg:
             names = {p.arg for p in params} | {p.arg for p in a.kwonlyargs}
             env[a.kwarg.arg] = {k: v for k, v in kwargs.items() if k not in names}
+        if fn.name == "__init__":
+            # Parameters left at their default: an ``if`` they decide is read both ways.
+            given = {p.arg for p in params[: len(args)]} | set(kwargs)
+            env[_DEFAULTED] = frozenset(
+                p.arg
+                for p in [*params, *a.kwonlyargs]
+                if p.arg not in given and p.arg != "self" and env.get(p.arg) is not UNKNOWN
+            )
         return env
 
     # ------------------------------------------------------------------ statements
@@ -361,19 +371,11 @@ class ModuleIndex:
             raise _Return(self.eval(stmt.value, env, inst) if stmt.value else None)
         elif isinstance(stmt, ast.If):
             test = self.eval(stmt.test, env, inst)
-            if test is UNKNOWN:
-                # Unknown condition: take the main branch, let the else branch only add
-                # names the main branch left unset (no guessing which one runs).
-                before = set(env)
-                self._exec_body(stmt.body, env, inst)
-                other = dict(env)
-                set_in_body = set(env) - before
-                try:
-                    self._exec_body(stmt.orelse, other, inst)
-                finally:
-                    for k, v in other.items():
-                        if k not in env and k not in set_in_body:
-                            env[k] = v
+            defaulted = _defaulted_names(stmt.test, env)
+            if test is UNKNOWN or defaulted:
+                # Unknown condition, or one decided only by a parameter's default (the
+                # configuration a caller trains may take the other branch): both branches.
+                self._exec_branches(stmt, env, inst, test, defaulted)
             elif test:
                 self._exec_body(stmt.body, env, inst)
             else:
@@ -381,6 +383,7 @@ class ModuleIndex:
         elif isinstance(stmt, (ast.For, ast.AsyncFor)):
             items = self._iterate(self.eval(stmt.iter, env, inst))
             if items is None:
+                self._exec_unknown_loop(stmt, env, inst)
                 return
             for item in items:
                 self._assign(stmt.target, item, env, inst)
@@ -389,6 +392,110 @@ class ModuleIndex:
             self._exec_body(stmt.body, env, inst)
         elif isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef)):
             env[stmt.name] = _LocalFunction(stmt)  # type: ignore[arg-type]
+
+    # ------------------------------------------------------------------ undecided code
+    def _opaque(self, node: ast.AST) -> Layer:
+        return Layer(OPAQUE, getattr(node, "lineno", 0), getattr(node, "col_offset", 0), "")
+
+    def _exec_unknown_loop(self, stmt: ast.For | ast.AsyncFor, env: dict[str, Any], inst: Any):
+        """A loop over an iterable the evaluator cannot list (a config list, ``zip(cfg)``):
+        its body runs once with the loop variable and every name the body reassigns unknown,
+        so the layers it builds are seen but no count, width or order is guessed. Layers it
+        adds to a list are fenced by opaque placeholders (their neighbours are unknown)."""
+        stored = _stored_names(stmt)
+        lists = {k: v for k, v in env.items() if isinstance(v, list)}
+        lengths = {id(v): len(v) for v in lists.values()}
+        for name in stored:
+            if name in env and not isinstance(env[name], list):
+                env[name] = UNKNOWN  # loop-carried: the first iteration's value is a guess
+        self._assign(stmt.target, UNKNOWN, env, inst)
+        try:
+            self._exec_body(stmt.body, env, inst)
+        finally:
+            self._fence(stmt, lists, lengths, env, start=True)
+            for name in stored:
+                if name in env and not isinstance(env[name], list):
+                    env[name] = UNKNOWN
+
+    def _fence(
+        self,
+        node: ast.AST,
+        lists: dict[str, list[Any]],
+        lengths: dict[int, int],
+        env: dict[str, Any],
+        start: bool,
+    ) -> None:
+        """Put opaque placeholders around what undecided code added to the lists that
+        were in scope (grown in place, or rebound by ``layers += [...]``)."""
+        for name, old in lists.items():
+            new = env.get(name)
+            n = lengths[id(old)]
+            if new is old and len(old) > n:
+                if start:
+                    old.insert(n, self._opaque(node))
+                old.append(self._opaque(node))
+            elif (
+                isinstance(new, list)
+                and new is not old
+                and len(new) > n
+                and all(a is b for a, b in zip(new, old[:n], strict=False))
+            ):
+                if start:
+                    new.insert(n, self._opaque(node))
+                new.append(self._opaque(node))
+            if isinstance(env.get(name), list):
+                lengths[id(env[name])] = len(env[name])
+
+    def _exec_branches(
+        self, stmt: ast.If, env: dict[str, Any], inst: Any, test: Any, defaulted: set[str]
+    ) -> None:
+        """Both branches of an undecided ``if``. Names the branches set differently become
+        unknown (``x = None`` on one side counts as "not set": ``if norm is None: norm =
+        nn.BatchNorm2d`` keeps the layer); layers both add to a list are kept, fenced from
+        each other; an attribute set on both sides keeps the main branch's value and the
+        other branch's layer as an alternate."""
+        before = dict(env)
+        lists = {k: v for k, v in env.items() if isinstance(v, list)}
+        lengths = {id(v): len(v) for v in lists.values()}
+        module = inst if isinstance(inst, ModuleInstance) else None
+        attrs_before = dict(module.attrs) if module is not None else {}
+        # The branch the defaults pick runs with them; the other one without.
+        first, second = (stmt.body, stmt.orelse)
+        if test is not UNKNOWN and not test:
+            first, second = second, first
+        self._exec_body(first, env, inst)  # a return here returns, as before
+        self._fence(stmt, lists, lengths, env, start=False)
+        attrs_first = dict(module.attrs) if module is not None else {}
+        if module is not None:
+            module.attrs.clear()
+            module.attrs.update(attrs_before)
+        other = dict(before)
+        for name in defaulted:
+            other[name] = UNKNOWN
+        lists_other = {k: v for k, v in other.items() if isinstance(v, list)}
+        try:
+            self._exec_body(second, other, inst)
+        finally:
+            self._fence(stmt, lists_other, lengths, other, start=False)
+            if module is not None:
+                self._merge_attrs(module, attrs_before, attrs_first)
+            _merge_env(env, other, before, defaulted)
+
+    def _merge_attrs(
+        self, module: ModuleInstance, before: dict[str, Any], first: dict[str, Any]
+    ) -> None:
+        second = dict(module.attrs)
+        module.attrs.clear()
+        module.attrs.update(first)
+        for name, value in second.items():
+            old = before.get(name, _MISSING)
+            mine = first.get(name, _MISSING)
+            if value is old or value is mine:
+                continue
+            if mine is old or mine is None:
+                module.attrs[name] = value  # set only on that side
+            elif isinstance(value, Layer):
+                module.alternates.append((name, value))
 
     def _assign(self, target: ast.expr, value: Any, env: dict[str, Any], inst: Any) -> None:
         if isinstance(target, ast.Name):
@@ -801,6 +908,10 @@ class ModuleIndex:
                         layer.child_names.append(str(name))
             else:
                 for i, child in enumerate(args):
+                    if child is UNKNOWN:
+                        # A module the evaluator cannot build (a block class passed as an
+                        # argument): the flow through it is unknown, not shape-keeping.
+                        child = self._opaque(node)
                     if isinstance(child, Layer):
                         layer.children.append(child)
                         layer.child_names.append(str(i))
@@ -825,6 +936,56 @@ class ModuleIndex:
                 layer.children.append(inner)
                 layer.child_names.append("layers.0")
         return layer
+
+
+_MISSING = object()
+
+
+def _stored_names(node: ast.AST) -> set[str]:
+    """Names a statement assigns anywhere inside (loop targets included)."""
+    return {
+        n.id for n in ast.walk(node) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)
+    }
+
+
+def _defaulted_names(test: ast.expr, env: dict[str, Any]) -> set[str]:
+    """Parameters of the running ``__init__`` that took their default and decide ``test``."""
+    defaulted = env.get(_DEFAULTED)
+    if not defaulted:
+        return set()
+    return {n.id for n in ast.walk(test) if isinstance(n, ast.Name) and n.id in defaulted}
+
+
+def _merge_env(
+    env: dict[str, Any], other: dict[str, Any], before: dict[str, Any], defaulted: set[str]
+) -> None:
+    """Join the locals of two branches into ``env`` (which holds the first one's)."""
+    for name in set(env) | set(other):
+        if name in defaulted:
+            continue  # the parameter itself keeps its default
+        a, b = env.get(name, _MISSING), other.get(name, _MISSING)
+        if a is b or (a is not _MISSING and b is not _MISSING and _same(a, b)):
+            continue
+        old = before.get(name)
+        if isinstance(a, list) and isinstance(b, list) and isinstance(old, list):
+            n = len(old)
+            if all(x is y for x, y in zip(a[:n], old, strict=False)) and all(
+                x is y for x, y in zip(b[:n], old, strict=False)
+            ):
+                env[name] = [*old, *a[n:], *b[n:]]  # what each branch added, fenced
+                continue
+        if a is _MISSING or a is None:
+            env[name] = b
+        elif b is _MISSING or b is None:
+            continue
+        else:
+            env[name] = UNKNOWN
+
+
+def _same(a: Any, b: Any) -> bool:
+    if isinstance(a, _CONST_TYPES) and isinstance(b, _CONST_TYPES):
+        return type(a) is type(b) and a == b
+    return False
 
 
 def _statements(body: list[ast.stmt]) -> Iterable[ast.stmt]:
