@@ -71,3 +71,18 @@ def test_a03_block_passed_as_argument_leaves_channels_unknown() -> None:
     for model in result.models:
         rec = model.recommendation
         assert rec is None or all(s.suggested == s.current for s in rec.layers), rec
+
+
+def test_a04_bias_false_passed_by_every_caller_through_kwargs() -> None:
+    assert codes(run("a04_kwargs_bias.py")) == []
+
+
+def test_a05_pre_norm_output_with_a_second_consumer_keeps_its_bias() -> None:
+    assert codes(run("a05_second_consumer.py")) == []
+
+
+def test_r14_bias_in_a_shared_wrapper_points_at_the_call_site() -> None:
+    (f,) = run("r14_nrm001_shared_wrapper.py").findings
+    assert (f.code, f.line) == ("NRM001", 17)  # PadConv(3, 32, 9), not the Conv2d inside
+    assert "give PadConv a `bias` parameter" in f.message
+    assert "line 19" in f.message  # the output layer that needs the bias

@@ -165,6 +165,7 @@ class ModuleIndex:
         self.flow_cache: dict[tuple[int, Any], Any] = {}
         self.memo: dict[Any, Any] = {}  # other per-file caches (context.py)
         self.exhausted = False  # the evaluation budget ran out during an instantiation
+        self._standalone = False  # the next __init__ bound is a model's, called by nobody
         self._collect()
 
     def segment(self, node: ast.expr, limit: int = 200) -> str:
@@ -277,6 +278,9 @@ class ModuleIndex:
             if self._depth > 0:
                 self._call_function(init, (inst, *args), kwargs, inst, owner)
                 return inst
+            # Built with no arguments (a model analyzed alone): its ``**kwargs`` hold
+            # whatever its callers pass (``bias=False``...), not nothing.
+            self._standalone = not args and not kwargs
             try:
                 self._call_function(init, (inst, *args), kwargs, inst, owner)
             except BudgetExceeded:
@@ -332,6 +336,9 @@ class ModuleIndex:
         if a.kwarg:
             names = {p.arg for p in params} | {p.arg for p in a.kwonlyargs}
             env[a.kwarg.arg] = {k: v for k, v in kwargs.items() if k not in names}
+            if self._standalone and fn.name == "__init__":
+                env[a.kwarg.arg] = {UNKNOWN_KWARGS: UNKNOWN}
+        self._standalone = False
         if fn.name == "__init__":
             # Parameters left at their default: an ``if`` they decide is read both ways.
             given = {p.arg for p in params[: len(args)]} | set(kwargs)

@@ -33,22 +33,70 @@ def _apps(ctx: FileContext) -> Iterator[tuple[ModelContext, Application]]:
             yield model, app
 
 
+def _blocks(ctx: FileContext) -> set[str]:
+    """File classes that other models of the file build: their standalone analysis (with
+    the defaults of their parameters) is not how they are used."""
+    used: set[str] = set()
+    for model in ctx.models:
+        own = model.root.instance.cls.name if model.root.instance is not None else None
+        for _, layer in model.layers:
+            if layer.instance is not None and layer.instance.cls.name != own:
+                used.add(layer.instance.cls.name)
+    return used
+
+
+def _shared_wrapper(model: ModelContext, via: Layer, feeding: set[int]) -> Layer | None:
+    """Another call of ``via``'s class in the model whose output feeds no norm (an output
+    layer that needs the bias), or None."""
+    assert via.instance is not None
+    cls = via.instance.cls
+    for _, layer in model.layers:
+        if layer is via or layer.instance is None or layer.instance.cls is not cls:
+            continue
+        if id(layer) not in feeding:
+            return layer
+    return None
+
+
 @rule("NRM001")
 def bias_before_batch_norm(ctx: FileContext) -> Iterator[Finding]:
-    """A conv/linear with bias whose output goes straight into BN or IN."""
-    for model, app in _apps(ctx):
-        producer = app.inp.producer
-        if producer is None or app.layer.norm_kind not in ("bn", "syncbn", "in"):
-            continue
-        if producer.has_bias is not True:
-            continue
-        yield finding(
-            "NRM001",
-            producer,
-            f"`{producer.code}` feeds `{app.layer.code}`, whose mean subtraction cancels the "
-            f"bias (BN paper s3.2): pass bias=False to the {producer.type}.",
-            model.name,
-        )
+    """A conv/linear with bias whose output goes only into BN or IN."""
+    blocks = _blocks(ctx)
+    reads: dict[int, int] = ctx.index.memo.get("flow_reads", {})
+    for model in ctx.models:
+        if model.root.instance is not None and model.root.instance.cls.name in blocks:
+            continue  # judged where it is built, with its callers' arguments
+        norm_apps = [a for a in model.apps if a.layer.norm_kind in ("bn", "syncbn", "in")]
+        feeding = {id(a.inp.via) for a in norm_apps if a.inp.via is not None}
+        for app in norm_apps:
+            producer = app.inp.producer
+            if producer is None or producer.has_bias is not True:
+                continue
+            if reads.get(id(app.inp), 0) > 1:
+                continue  # the biased output also reaches another consumer
+            via = app.inp.via
+            other = _shared_wrapper(model, via, feeding) if via is not None else None
+            if via is not None and other is not None:
+                assert via.instance is not None
+                name = via.instance.cls.name
+                yield finding(
+                    "NRM001",
+                    via,
+                    f"`{via.code}` feeds `{app.layer.code}`, whose mean subtraction cancels "
+                    f"the bias of its `{producer.code}` (line {producer.line}, BN paper "
+                    f"s3.2); {name} is also used without a norm after it (`{other.code}`, "
+                    f"line {other.line}), which needs the bias: give {name} a `bias` "
+                    f"parameter and pass bias=False here.",
+                    model.name,
+                )
+                continue
+            yield finding(
+                "NRM001",
+                producer,
+                f"`{producer.code}` feeds `{app.layer.code}`, whose mean subtraction cancels "
+                f"the bias (BN paper s3.2): pass bias=False to the {producer.type}.",
+                model.name,
+            )
 
 
 @rule("NRM002")
