@@ -412,6 +412,12 @@ class ModuleIndex:
         stored = _stored_names(stmt)
         lists = {k: v for k, v in env.items() if isinstance(v, list)}
         lengths = {id(v): len(v) for v in lists.values()}
+        owned = [*env.values(), *(inst.attrs.values() if isinstance(inst, ModuleInstance) else ())]
+        containers = {
+            id(v): (v, len(v.children))
+            for v in owned
+            if isinstance(v, Layer) and v.type in ("ModuleList", "Sequential")
+        }
         for name in stored:
             if name in env and not isinstance(env[name], list):
                 env[name] = UNKNOWN  # loop-carried: the first iteration's value is a guess
@@ -420,6 +426,11 @@ class ModuleIndex:
             self._exec_body(stmt.body, env, inst)
         finally:
             self._fence(stmt, lists, lengths, env, start=True)
+            for container, n in containers.values():
+                if len(container.children) > n:  # ``self.blocks.append(...)`` in the loop
+                    container.children.insert(n, self._opaque(stmt))
+                    container.children.append(self._opaque(stmt))
+                    container.child_names[n:] = [str(i) for i in range(n, len(container.children))]
             for name in stored:
                 if name in env and not isinstance(env[name], list):
                     env[name] = UNKNOWN
@@ -486,7 +497,7 @@ class ModuleIndex:
             self._fence(stmt, lists_other, lengths, other, start=False)
             if module is not None:
                 self._merge_attrs(module, attrs_before, attrs_first)
-            _merge_env(env, other, before, defaulted)
+            _merge_env(env, other, before, defaulted, keep_first=test is not UNKNOWN)
 
     def _merge_attrs(
         self, module: ModuleInstance, before: dict[str, Any], first: dict[str, Any]
@@ -853,8 +864,12 @@ class ModuleIndex:
                 if isinstance(args[0], dict):
                     target.update(args[0])
             elif isinstance(target, Layer) and target.type in ("ModuleList", "Sequential"):
-                new = [args[0]] if attr == "append" and args else self._iterate(args[0]) or []
+                new = [args[0]] if attr == "append" and args else self._iterate(args[0])
+                if new is None:
+                    new = [UNKNOWN]
                 for layer in new:
+                    if layer is UNKNOWN:
+                        layer = self._opaque(node)  # a module it cannot build: not identity
                     if isinstance(layer, Layer):
                         target.child_names.append(str(len(target.children)))
                         target.children.append(layer)
@@ -923,7 +938,10 @@ class ModuleIndex:
                         layer.children.append(child)
                         layer.child_names.append(str(i))
         elif type_ == "ModuleList" and args:
-            for i, child in enumerate(self._iterate(args[0]) or []):
+            items = self._iterate(args[0])
+            for i, child in enumerate([UNKNOWN] if items is None else items):
+                if child is UNKNOWN:
+                    child = self._opaque(node)
                 if isinstance(child, Layer):
                     layer.children.append(child)
                     layer.child_names.append(str(i))
@@ -964,9 +982,16 @@ def _defaulted_names(test: ast.expr, env: dict[str, Any]) -> set[str]:
 
 
 def _merge_env(
-    env: dict[str, Any], other: dict[str, Any], before: dict[str, Any], defaulted: set[str]
+    env: dict[str, Any],
+    other: dict[str, Any],
+    before: dict[str, Any],
+    defaulted: set[str],
+    keep_first: bool,
 ) -> None:
-    """Join the locals of two branches into ``env`` (which holds the first one's)."""
+    """Join the locals of two branches into ``env`` (which holds the first one's). With
+    ``keep_first`` (the defaults decided the test) the first branch is the configuration
+    the file describes: its values stand, and the other branch only adds the layers it
+    put in lists."""
     for name in set(env) | set(other):
         if name in defaulted:
             continue  # the parameter itself keeps its default
@@ -981,6 +1006,8 @@ def _merge_env(
             ):
                 env[name] = [*old, *a[n:], *b[n:]]  # what each branch added, fenced
                 continue
+        if keep_first:
+            continue
         if a is _MISSING or a is None:
             env[name] = b
         elif b is _MISSING or b is None:

@@ -7,11 +7,11 @@ from collections.abc import Iterator
 from normsuite.advice import MIN_CHANNELS_PER_GROUP, default_groups
 
 from ..context import FileContext, ModelContext
-from ..ir import Layer
+from ..ir import ClassInfo, Layer
 from ..shapes import Application
 from ..sites import normalizes_length, received_channels
 from ..types import Finding
-from . import finding, rule
+from . import finding, rule, short
 from .arguments import received_channel_count, swapped_group_norm
 
 _SHAPES = {3: "(N, C, L)", 4: "(N, C, H, W)", 5: "(N, C, D, H, W)"}
@@ -58,6 +58,14 @@ def _shared_wrapper(model: ModelContext, via: Layer, feeding: set[int]) -> Layer
     return None
 
 
+def _has_parameter(cls: ClassInfo, name: str) -> bool:
+    init = cls.method("__init__")
+    if init is None:
+        return False
+    a = init.args
+    return any(p.arg == name for p in [*a.posonlyargs, *a.args, *a.kwonlyargs])
+
+
 @rule("NRM001")
 def bias_before_batch_norm(ctx: FileContext) -> Iterator[Finding]:
     """A conv/linear with bias whose output goes only into BN or IN."""
@@ -79,22 +87,27 @@ def bias_before_batch_norm(ctx: FileContext) -> Iterator[Finding]:
             if via is not None and other is not None:
                 assert via.instance is not None
                 name = via.instance.cls.name
+                fix = (
+                    "pass bias=False here"
+                    if _has_parameter(via.instance.cls, "bias")
+                    else f"give {name} a `bias` parameter and pass bias=False here"
+                )
                 yield finding(
                     "NRM001",
                     via,
-                    f"`{via.code}` feeds `{app.layer.code}`, whose mean subtraction cancels "
-                    f"the bias of its `{producer.code}` (line {producer.line}, BN paper "
-                    f"s3.2); {name} is also used without a norm after it (`{other.code}`, "
-                    f"line {other.line}), which needs the bias: give {name} a `bias` "
-                    f"parameter and pass bias=False here.",
+                    f"`{short(via.code)}` feeds `{short(app.layer.code)}`, whose mean "
+                    f"subtraction cancels the bias of its `{short(producer.code)}` (line "
+                    f"{producer.line}, BN paper s3.2); {name} is also used without a norm "
+                    f"after it (line {other.line}), which needs the bias: {fix}.",
                     model.name,
                 )
                 continue
             yield finding(
                 "NRM001",
                 producer,
-                f"`{producer.code}` feeds `{app.layer.code}`, whose mean subtraction cancels "
-                f"the bias (BN paper s3.2): pass bias=False to the {producer.type}.",
+                f"`{short(producer.code)}` feeds `{short(app.layer.code)}`, whose mean "
+                f"subtraction cancels the bias (BN paper s3.2): pass bias=False to the "
+                f"{producer.type}.",
                 model.name,
             )
 
