@@ -76,12 +76,31 @@ def bias_before_batch_norm(ctx: FileContext) -> Iterator[Finding]:
             continue  # judged where it is built, with its callers' arguments
         norm_apps = [a for a in model.apps if a.layer.norm_kind in ("bn", "syncbn", "in")]
         feeding = {id(a.inp.via) for a in norm_apps if a.inp.via is not None}
+        # The same constructor call feeding a layer that is no such norm (``conv`` put
+        # before BN in one branch and before ReLU in the other): the bias is needed there.
+        plain_use = {
+            (a.inp.producer.line, a.inp.producer.col): a.layer
+            for a in model.apps
+            if a.inp.producer is not None and a.layer.norm_kind not in ("bn", "syncbn", "in")
+        }
         for app in norm_apps:
             producer = app.inp.producer
             if producer is None or producer.has_bias is not True:
                 continue
             if reads.get(id(app.inp), 0) > 1:
                 continue  # the biased output also reaches another consumer
+            also = plain_use.get((producer.line, producer.col))
+            if also is not None and app.inp.via is None:
+                yield finding(
+                    "NRM001",
+                    producer,
+                    f"`{short(producer.code)}` feeds `{short(app.layer.code)}`, whose mean "
+                    f"subtraction cancels the bias (BN paper s3.2), but it also feeds "
+                    f"`{short(also.code)}` (line {also.line}), which keeps it: pass a bias "
+                    f"that depends on whether the norm follows (bias=not use_norm).",
+                    model.name,
+                )
+                continue
             via = app.inp.via
             other = _shared_wrapper(model, via, feeding) if via is not None else None
             if via is not None and other is not None:
@@ -171,7 +190,7 @@ def group_norm_too_few_channels(ctx: FileContext) -> Iterator[Finding]:
         if layer.type != "GroupNorm":
             continue
         g, c = layer.arg("num_groups"), layer.num_channels
-        if not isinstance(g, int) or not isinstance(c, int) or g < 1 or c % g:
+        if not isinstance(g, int) or not isinstance(c, int) or g < 1 or c < 1 or c % g:
             continue
         per_group = c // g
         if per_group >= MIN_CHANNELS_PER_GROUP or g == 32 or g == c:
