@@ -134,7 +134,10 @@ def bias_before_batch_norm(ctx: FileContext) -> Iterator[Finding]:
 @rule("NRM002")
 def ln_on_conv_feature_map(ctx: FileContext) -> Iterator[Finding]:
     """nn.LayerNorm(C) / nn.RMSNorm(C) on a channels-first conv feature map."""
+    blocks = _blocks(ctx)
     for model, app in _apps(ctx):
+        if model.root.instance is not None and model.root.instance.cls.name in blocks:
+            continue  # a norm_layer default its callers replace is not how it is used
         layer, t = app.layer, app.inp
         if layer.type not in ("LayerNorm", "RMSNorm") or t.kind != "map":
             continue
@@ -221,7 +224,7 @@ def batch_norm_momentum_inverted(ctx: FileContext) -> Iterator[Finding]:
         yield finding(
             "NRM009",
             layer,
-            f"momentum={m} makes the running statistics take {m:.0%} of each new batch "
+            f"momentum={m} makes the running statistics take {m * 100:.4g}% of each new batch "
             f"(PyTorch: running = (1 - momentum) * running + momentum * batch), so they "
             f"follow the last batch; Keras/TF momentum {m} is PyTorch momentum "
             f"{round(1 - m, 4)}. Use momentum={round(1 - m, 4)} (or the default 0.1).",
