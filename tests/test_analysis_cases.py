@@ -86,3 +86,19 @@ def test_r14_bias_in_a_shared_wrapper_points_at_the_call_site() -> None:
     assert (f.code, f.line) == ("NRM001", 17)  # PadConv(3, 32, 9), not the Conv2d inside
     assert "give PadConv a `bias` parameter" in f.message
     assert "line 19" in f.message  # the output layer that needs the bias
+
+
+def test_nrm010_reads_a_sibling_model_file_when_the_model_is_imported(tmp_path: Path) -> None:
+    from normsuite.analysis.runner import analyze_paths
+
+    train = "import torch\nfrom nets import Net\nnet = Net().to('cuda')\n"
+    train += "opt = torch.optim.SGD(net.parameters(), lr=0.1, weight_decay=5e-4)\n"
+    (tmp_path / "train.py").write_text(train)
+    mlp = "import torch.nn as nn\nclass Net(nn.Module):\n    def __init__(self):\n"
+    mlp += "        super().__init__()\n        self.fc = nn.Linear(4, 2)\n"
+    (tmp_path / "nets.py").write_text(mlp)
+    (result,) = analyze_paths([str(tmp_path / "train.py")])
+    assert result.findings == []  # no norm layer to decay in nets.Net
+    (tmp_path / "nets.py").write_text(mlp + "        self.bn = nn.BatchNorm1d(2)\n")
+    (result,) = analyze_paths([str(tmp_path / "train.py")])
+    assert [(f.code, f.line) for f in result.findings] == [("NRM010", 4)]

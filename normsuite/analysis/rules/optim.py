@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 from collections.abc import Iterator
+from pathlib import Path
 
 from ..context import FileContext
 from ..ir import UNKNOWN, Layer
@@ -108,6 +109,92 @@ def _params_arg(node: ast.Call) -> ast.expr | None:
     return None
 
 
+def _owner(params: ast.expr, names: dict[str, ast.expr]) -> str | None:
+    """``model`` in ``model.parameters()`` (through ``filter(...)`` and names)."""
+    node: ast.expr | None = params
+    for _ in range(5):
+        if isinstance(node, ast.Name) and node.id in names:
+            node = names[node.id]
+        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.args:
+            node = node.args[-1]  # filter(fn, model.parameters()) / list(...)
+        else:
+            break
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+        base = node.func.value
+        while isinstance(base, ast.Call) and isinstance(base.func, ast.Attribute):
+            base = base.func.value  # net.to(device).parameters()
+        if isinstance(base, ast.Name):
+            return base.id
+    return None
+
+
+def _constructed(tree: ast.Module, var: str) -> list[ast.expr]:
+    """What ``var = X(...)`` assignments of the file call (``.to()``/``.cuda()`` skipped)."""
+    out = []
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Assign) or not any(
+            isinstance(t, ast.Name) and t.id == var for t in node.targets
+        ):
+            continue
+        value = node.value
+        while (
+            isinstance(value, ast.Call)
+            and isinstance(value.func, ast.Attribute)
+            and value.func.attr in ("to", "cuda", "cpu", "float", "half", "train")
+        ):
+            value = value.func.value
+        if isinstance(value, ast.Call):
+            out.append(value.func)
+    return out
+
+
+def _imported_without_norms(ctx: FileContext, params: ast.expr, names: dict[str, ast.expr]) -> bool:
+    """Whether the optimized model is a class imported from a sibling file of this one
+    that builds no affine norm layer (``from model import RNNModel``): then there is no
+    norm weight to decay. Any doubt answers False (the finding states its assumption)."""
+    index = ctx.index
+    var = _owner(params, names)
+    calls = _constructed(index.tree, var) if var else []
+    if not calls or ctx.path in ("-", "<stdin>"):
+        return False
+    for func in calls:
+        qual = index.qualname(func) or ""
+        module, _, cls = qual.rpartition(".")
+        if not module or module.startswith(("torch", "torchvision", "timm")):
+            return False
+        has = _class_has_norms(Path(ctx.path).parent, module, cls)
+        if has is not False:
+            return False
+    return True
+
+
+def _class_has_norms(folder: Path, module: str, cls: str) -> bool | None:
+    """True/False for a class defined in ``folder/module.py``; None when not found there."""
+    from ..extract import BudgetExceeded, ModuleIndex
+
+    base = folder.joinpath(*module.split("."))
+    for path in (base.with_suffix(".py"), base / "__init__.py"):
+        if not path.is_file() or path.stat().st_size > 2_000_000:
+            continue
+        try:
+            source = path.read_text(encoding="utf-8")
+            other = ModuleIndex(ast.parse(source), source)
+            info = other.classes.get(cls)
+            if info is None:
+                return None
+            layers = other.instantiate(info).walk()
+        except (SyntaxError, ValueError, UnicodeDecodeError, OSError, BudgetExceeded):
+            return None
+        if other.exhausted:
+            return None
+        return any(
+            layer.norm_kind not in (None, "frozenbn", "lrn")
+            or layer.type in ("Custom", "Backbone", "Opaque")  # may hold norms
+            for _, layer in layers
+        )
+    return None
+
+
 @rule("NRM010")
 def weight_decay_on_norm(ctx: FileContext) -> Iterator[Finding]:
     index = ctx.index
@@ -134,6 +221,8 @@ def weight_decay_on_norm(ctx: FileContext) -> Iterator[Finding]:
         if names is None:
             names = _assignments(index.tree)
         if not _all_parameters(params, names) and not _groups_decay_everything(params, names):
+            continue
+        if not ctx.models and _imported_without_norms(ctx, params, names):
             continue
         kw = {k.arg: k.value for k in node.keywords if k.arg}
         opaque = any(k.arg is None for k in node.keywords)  # **opt_kwargs may set it
