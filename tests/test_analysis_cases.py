@@ -102,3 +102,20 @@ def test_nrm010_reads_a_sibling_model_file_when_the_model_is_imported(tmp_path: 
     (tmp_path / "nets.py").write_text(mlp + "        self.bn = nn.BatchNorm1d(2)\n")
     (result,) = analyze_paths([str(tmp_path / "train.py")])
     assert [(f.code, f.line) for f in result.findings] == [("NRM010", 4)]
+
+
+def test_a18_nrm005_page_example_says_what_the_rule_needs() -> None:
+    # The old page example (no training in the file) stays silent: a DataLoader alone may
+    # be an inference script's. The page now shows the training and names --batch-size 1;
+    # tests/test_rule_docs.py checks that its example triggers NRM005.
+    from normsuite.analysis.report import rule_doc
+
+    assert codes(run("a18_rule_doc_example.py")) == []
+    page = rule_doc("NRM005")
+    assert page is not None and "--batch-size 1" in page
+    src = (CASES / "a18_rule_doc_example.py").read_text()
+    trained = src + "optimizer = torch.optim.SGD(model.parameters(), lr=0.1)\n"
+    result = analyze_source(trained, "a18.py", AnalysisOptions())
+    assert [(f.code, f.line) for f in result.findings] == [("NRM005", 4)]
+    cli = analyze_source(src, "a18.py", AnalysisOptions(batch_size=1))
+    assert [(f.code, f.line) for f in cli.findings] == [("NRM005", 4)]
