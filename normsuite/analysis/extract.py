@@ -714,7 +714,9 @@ class ModuleIndex:
         if qual in self.functions:
             return self.functions[qual]
         if qual in self.class_nodes:
-            return UNKNOWN  # a non-module class of the file
+            # A non-module class of the file: a thin subclass of a torch norm is that norm.
+            base = norm_subclass(self, self.class_nodes[qual])
+            return LayerClass(base) if base is not None else UNKNOWN
         layer_type = layer_type_of(qual)
         if layer_type is not None:
             return LayerClass(layer_type)
@@ -1132,7 +1134,45 @@ def layer_type_of(qual: str) -> str | None:
     vendored = ("FrozenBatchNorm2d", "LayerNorm2d", "DropPath", "RMSNorm", "LayerNorm", "Permute")
     if last in vendored and qual.startswith(("torchvision.", "timm.")):
         return last
+    if last == "Rearrange" and qual.startswith("einops."):
+        return last
     return None
+
+
+def norm_subclass(index: ModuleIndex, node: ast.ClassDef) -> str | None:
+    """The torch norm a file class is, when it only subclasses it: ``class
+    FP32LayerNorm(nn.LayerNorm)`` whose ``forward`` returns ``super().forward(x.float())``
+    and whose ``__init__`` (if any) passes its arguments through. None otherwise (a
+    subclass with its own forward may normalize other dims: timm's channels-first
+    LayerNorm2d permutes around ``F.layer_norm``)."""
+    from .ir import NORM_KINDS
+
+    bases = [index.qualname(b) or "" for b in node.bases]
+    types = [layer_type_of(b) for b in bases if b not in index.class_nodes]
+    norms = [t for t in types if t in NORM_KINDS]
+    if len(norms) != 1 or len(node.bases) != 1:
+        return None
+    for item in node.body:
+        if not isinstance(item, ast.FunctionDef):
+            continue
+        if item.name == "forward":
+            calls = [
+                n
+                for n in ast.walk(item)
+                if isinstance(n, ast.Call)
+                and isinstance(n.func, ast.Attribute)
+                and n.func.attr == "forward"
+                and isinstance(n.func.value, ast.Call)
+                and isinstance(n.func.value.func, ast.Name)
+                and n.func.value.func.id == "super"
+            ]
+            if not calls:
+                return None
+        elif item.name == "__init__":
+            a = item.args
+            if a.args[1:] or a.kwonlyargs or not (a.vararg and a.kwarg):
+                return None  # its own parameters: the positions may mean other things
+    return norms[0]
 
 
 def _is_model_function(qual: str) -> bool:

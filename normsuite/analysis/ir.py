@@ -92,6 +92,7 @@ SIGNATURES: dict[str, tuple[str, ...]] = {
     "AdaptiveMaxPool3d": ("output_size",),
     "Dropout": ("p", "inplace"),
     "Permute": ("dims",),  # torchvision.ops.misc.Permute (ConvNeXt)
+    "Rearrange": ("pattern",),  # einops.layers.torch.Rearrange
 }
 
 NORM_KINDS: dict[str, str] = {

@@ -333,6 +333,9 @@ class FlowTracer:
             ch = dim if isinstance(dim, int) else None
             out = T(t.rank, t.rank - 1 if t.rank else -1, ch, "seq")
             return (out, UNKNOWN_T) if kind == "MultiheadAttention" else out
+        if kind == "Rearrange":
+            pattern = layer.arg("pattern")
+            return _rearrange(t, pattern) if isinstance(pattern, str) else UNKNOWN_T
         if kind == "Permute":
             dims = layer.arg("dims")
             return _reshape_op(t, "permute", list(dims)) if isinstance(dims, list) else UNKNOWN_T
@@ -847,8 +850,8 @@ def _rearrange(t: T, pattern: str) -> T:
         return UNKNOWN_T
     merged = any(len(group) > 1 for group in right)
     kind = t.kind
-    if t.kind == "map" and merged and len(right) == 3:
-        kind = "seq"
+    if t.kind == "map" and merged and len(right) == 3 and where[0] == 2:
+        kind = "seq"  # "b c h w -> b (h w) c": tokens; "b c (h w)" stays a channels-first map
     return replace(t.plain(), rank=len(right), cdim=where[0], kind=kind)
 
 

@@ -131,6 +131,15 @@ def bias_before_batch_norm(ctx: FileContext) -> Iterator[Finding]:
             )
 
 
+def _named(layer: Layer, plain: str) -> str:
+    """``nn.LayerNorm(64)``, or the call as written when it is a subclass or a variable
+    (``FP32LayerNorm(d)``, a LayerNorm subclass)."""
+    code = short(layer.code)
+    if code.split("(")[0].split(".")[-1] == layer.type:
+        return plain
+    return f"`{code}` (a {layer.type})"
+
+
 @rule("NRM002")
 def ln_on_conv_feature_map(ctx: FileContext) -> Iterator[Finding]:
     """nn.LayerNorm(C) / nn.RMSNorm(C) on a channels-first conv feature map."""
@@ -156,7 +165,8 @@ def ln_on_conv_feature_map(ctx: FileContext) -> Iterator[Finding]:
         yield finding(
             "NRM002",
             layer,
-            f"nn.{name}({shape}) is applied to a {dims} conv feature map: it normalizes the "
+            f"{_named(layer, f'nn.{name}({shape})')} is applied to a {dims} conv feature map: "
+            f"it normalizes the "
             f"last dim ({_LAST_DIM.get(t.rank, 'last')}), not the {shape} channels, and fails "
             f"unless that dim happens to be {shape}. For a CNN use {gn} or BatchNorm (B5); "
             f'for channel LayerNorm permute to channels-last around it or use build_norm("ln", '
