@@ -848,6 +848,15 @@ class ModuleIndex:
                 owner_cls = _owner_of(inst.cls, attr)
                 return True, self._call_function(fn, (inst, *args), kwargs, inst, owner_cls)
             return False, None
+        if attr == "add_module" and not _looks_global(owner, self):
+            # ``self.blocks.add_module(name, layer)`` on a container: one more child.
+            target = self.eval(owner, env, inst)
+            if isinstance(target, Layer) and target.type in ("ModuleList", "Sequential"):
+                args, _ = self._args(node, env, inst)
+                if args and len(args) == 2 and isinstance(args[1], Layer):
+                    target.children.append(args[1])
+                    target.child_names.append(str(args[0]))
+                return True, None
         if attr in ("append", "extend", "insert", "update") and not _looks_global(owner, self):
             target = self.eval(owner, env, inst)
             args, kwargs = self._args(node, env, inst)
