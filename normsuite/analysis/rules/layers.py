@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 
 from normsuite.advice import MIN_CHANNELS_PER_GROUP, default_groups
@@ -58,6 +59,23 @@ def _shared_wrapper(model: ModelContext, via: Layer, feeding: set[int]) -> Layer
     return None
 
 
+def _bias_call_site(model: ModelContext, producer: Layer) -> tuple[Layer, str] | None:
+    """(the call of the file's module that builds ``producer``, the parameter name) when
+    the producer's bias is that module's argument (``nn.Conv2d(..., bias=bias)``) and the
+    call passes it by keyword: the fix belongs there, not in the shared module."""
+    m = re.search(r"\bbias=(\w+)", producer.code)
+    if m is None or m.group(1) in ("True", "False"):
+        return None
+    param = m.group(1)
+    for _, layer in model.layers:
+        inst = layer.instance
+        if inst is None or param not in layer.kwargs or not _has_parameter(inst.cls, param):
+            continue
+        if any(child is producer for _, child in inst.layers()):
+            return layer, param
+    return None
+
+
 def _has_parameter(cls: ClassInfo, name: str) -> bool:
     init = cls.method("__init__")
     if init is None:
@@ -102,6 +120,20 @@ def bias_before_batch_norm(ctx: FileContext) -> Iterator[Finding]:
                 )
                 continue
             via = app.inp.via
+            site = _bias_call_site(model, producer)
+            if site is not None:
+                caller, param = site
+                assert caller.instance is not None
+                yield finding(
+                    "NRM001",
+                    caller,
+                    f"`{short(caller.code)}` builds `{short(producer.code)}` (line "
+                    f"{producer.line}) with a bias that `{short(app.layer.code)}` cancels "
+                    f"(BN paper s3.2): {caller.instance.cls.name} takes it from its "
+                    f"`{param}` argument, so pass {param}=False here.",
+                    model.name,
+                )
+                continue
             other = _shared_wrapper(model, via, feeding) if via is not None else None
             if via is not None and other is not None:
                 assert via.instance is not None
