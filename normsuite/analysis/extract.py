@@ -365,6 +365,8 @@ class ModuleIndex:
             value = self.eval(stmt.value, env, inst)
             for target in stmt.targets:
                 self._assign(target, value, env, inst)
+            if isinstance(stmt.value, ast.IfExp):
+                self._other_side(stmt.value, stmt.targets, value, env, inst)
         elif isinstance(stmt, ast.AnnAssign) and stmt.value is not None:
             self._assign(stmt.target, self.eval(stmt.value, env, inst), env, inst)
         elif isinstance(stmt, ast.AugAssign):
@@ -498,6 +500,36 @@ class ModuleIndex:
             if module is not None:
                 self._merge_attrs(module, attrs_before, attrs_first)
             _merge_env(env, other, before, defaulted, keep_first=test is not UNKNOWN)
+
+    def _other_side(
+        self, node: ast.IfExp, targets: list[ast.expr], value: Any, env: dict[str, Any], inst: Any
+    ) -> None:
+        """``self.head = A if cond else B``: the layers of the side(s) not taken are kept
+        as alternates of ``head`` (checked by the rules, never used as the attribute, so no
+        data flow rests on a guessed branch). Both sides when ``cond`` is unknown; the
+        other side when a parameter's default decided it."""
+        names = [
+            t.attr
+            for t in targets
+            if isinstance(t, ast.Attribute)
+            and isinstance(t.value, ast.Name)
+            and t.value.id == "self"
+        ]
+        if not names or not isinstance(inst, ModuleInstance):
+            return
+        test = self.eval(node.test, env, inst)
+        defaulted = _defaulted_names(node.test, env)
+        if test is UNKNOWN:
+            sides = [node.body, node.orelse]
+        elif defaulted:
+            sides = [node.orelse if test else node.body]
+        else:
+            return
+        scope = {**env, **dict.fromkeys(defaulted, UNKNOWN)}
+        for side in sides:
+            other = self.eval(side, scope, inst)
+            if isinstance(other, Layer) and other is not value and other.type != "Identity":
+                inst.alternates.extend((name, other) for name in names)
 
     def _merge_attrs(
         self, module: ModuleInstance, before: dict[str, Any], first: dict[str, Any]
@@ -641,7 +673,7 @@ class ModuleIndex:
         if isinstance(node, ast.IfExp):
             test = self.eval(node.test, env, inst)
             if test is UNKNOWN:
-                return UNKNOWN
+                return UNKNOWN  # an attribute's layers on both sides: see _other_side
             return self.eval(node.body if test else node.orelse, env, inst)
         if isinstance(node, ast.Subscript):
             base = self.eval(node.value, env, inst)
