@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import sys
+from dataclasses import replace
 from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
@@ -226,12 +227,19 @@ def _fix(
         if not applied or new == source:
             out.append(result)
             continue
-        fixed += len(applied)
         if not write:
+            fixed += len(applied)
             diffs.append(unified_diff(result.path, source, new))
             out.append(result)
             continue
-        path.write_bytes(new.encode("utf-8"))
+        try:
+            path.write_bytes(new.encode("utf-8"))
+        except OSError as exc:  # read-only file or folder: say so, keep the others going
+            reason = exc.strerror or type(exc).__name__
+            error = f"cannot write fixes ({reason}); check the file's permissions"
+            out.append(replace(result, error=error))
+            continue
+        fixed += len(applied)
         diffs.append(result.path)
         out.append(analyze_text(new, result.path, options, config=config))
     if not write:

@@ -179,3 +179,20 @@ def test_cli_fix_usage_errors(args: list[str], message: str) -> None:
     res = CliRunner().invoke(app, ["check", *args])
     assert res.exit_code == 2
     assert message in res.stderr
+
+
+def test_cli_fix_on_a_file_it_cannot_write_is_one_line_and_exit_2(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    target = tmp_path / "gan.py"
+    target.write_text(GAN.read_text())
+
+    def refuse(self: Path, data: bytes) -> int:
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(Path, "write_bytes", refuse)  # root ignores chmod: refuse directly
+    res = CliRunner().invoke(app, ["check", "--fix", "--isolated", str(target)])
+    assert res.exit_code == 2
+    assert f"{target}: error: cannot write fixes (Permission denied)" in res.stderr
+    assert "Traceback" not in res.output and "Fixed 0 findings" in res.stderr
+    assert target.read_text() == GAN.read_text()
