@@ -166,6 +166,9 @@ class ModuleIndex:
         self.memo: dict[Any, Any] = {}  # other per-file caches (context.py)
         self.exhausted = False  # the evaluation budget ran out during an instantiation
         self._standalone = False  # the next __init__ bound is a model's, called by nobody
+        self._rest: list[ast.stmt] = []  # statements after the if being run (_exec_body)
+        self._alt: list[Layer] | None = None  # layers a skipped path would return (_shadow)
+        self._fed: tuple[ast.Call, frozenset[str], int] | None = None  # see _call_function
         self._collect()
 
     def segment(self, node: ast.expr, limit: int = 200) -> str:
@@ -298,10 +301,28 @@ class ModuleIndex:
         inst: ModuleInstance | None,
         owner: ClassInfo | None = None,
     ) -> Any:
+        fed, self._fed = self._fed, None  # consumed here, whatever happens next
         if self._depth >= MAX_DEPTH:
             return UNKNOWN
         env = self._bind(fn, args, kwargs)
         env["__class__"] = owner
+        if fed is not None:
+            # A helper called with the caller's defaulted parameters (``self._make_head(
+            # hidden, out)``): its ifs on them are read both ways too.
+            call, defaulted, offset = fed
+            params = [p.arg for p in (*fn.args.posonlyargs, *fn.args.args)]
+            names = {
+                params[i + offset]
+                for i, a in enumerate(call.args)
+                if isinstance(a, ast.Name) and a.id in defaulted and i + offset < len(params)
+            }
+            names |= {
+                k.arg
+                for k in call.keywords
+                if k.arg and isinstance(k.value, ast.Name) and k.value.id in defaulted
+            }
+            if names:
+                env[_DEFAULTED] = frozenset(env.get(_DEFAULTED, frozenset()) | names)
         self._depth += 1
         try:
             self._exec_body(fn.body, env, inst)
@@ -351,7 +372,9 @@ class ModuleIndex:
 
     # ------------------------------------------------------------------ statements
     def _exec_body(self, body: list[ast.stmt], env: dict[str, Any], inst: Any) -> None:
-        for stmt in body:
+        for i, stmt in enumerate(body):
+            if isinstance(stmt, ast.If):
+                self._rest = body[i + 1 :]  # what runs when the if does not return
             self._exec_stmt(stmt, env, inst)
 
     def _tick(self) -> None:
@@ -362,7 +385,20 @@ class ModuleIndex:
     def _exec_stmt(self, stmt: ast.stmt, env: dict[str, Any], inst: Any) -> None:
         self._tick()
         if isinstance(stmt, ast.Assign):
-            value = self.eval(stmt.value, env, inst)
+            attrs = [
+                t.attr
+                for t in stmt.targets
+                if isinstance(t, ast.Attribute)
+                and isinstance(t.value, ast.Name)
+                and t.value.id == "self"
+            ]
+            saved, self._alt = self._alt, ([] if attrs else self._alt)
+            try:
+                value = self.eval(stmt.value, env, inst)
+            finally:
+                alts, self._alt = self._alt, saved
+            if attrs and alts and isinstance(inst, ModuleInstance):
+                inst.alternates.extend((a, layer) for a in attrs for layer in alts)
             for target in stmt.targets:
                 self._assign(target, value, env, inst)
             if isinstance(stmt.value, ast.IfExp):
@@ -379,12 +415,13 @@ class ModuleIndex:
         elif isinstance(stmt, ast.Return):
             raise _Return(self.eval(stmt.value, env, inst) if stmt.value else None)
         elif isinstance(stmt, ast.If):
+            rest, self._rest = self._rest, []
             test = self.eval(stmt.test, env, inst)
             defaulted = _defaulted_names(stmt.test, env)
             if test is UNKNOWN or defaulted:
                 # Unknown condition, or one decided only by a parameter's default (the
                 # configuration a caller trains may take the other branch): both branches.
-                self._exec_branches(stmt, env, inst, test, defaulted)
+                self._exec_branches(stmt, env, inst, test, defaulted, rest)
             elif test:
                 self._exec_body(stmt.body, env, inst)
             else:
@@ -467,7 +504,13 @@ class ModuleIndex:
                 lengths[id(env[name])] = len(env[name])
 
     def _exec_branches(
-        self, stmt: ast.If, env: dict[str, Any], inst: Any, test: Any, defaulted: set[str]
+        self,
+        stmt: ast.If,
+        env: dict[str, Any],
+        inst: Any,
+        test: Any,
+        defaulted: set[str],
+        rest: list[ast.stmt],
     ) -> None:
         """Both branches of an undecided ``if``. Names the branches set differently become
         unknown (``x = None`` on one side counts as "not set": ``if norm is None: norm =
@@ -483,7 +526,12 @@ class ModuleIndex:
         first, second = (stmt.body, stmt.orelse)
         if test is not UNKNOWN and not test:
             first, second = second, first
-        self._exec_body(first, env, inst)  # a return here returns, as before
+        try:
+            self._exec_body(first, env, inst)  # a return here returns, as before
+        except _Return:
+            if test is not UNKNOWN:  # the default returns early: what would the rest build?
+                self._shadow([*second, *rest], before, defaulted, inst)
+            raise
         self._fence(stmt, lists, lengths, env, start=False)
         attrs_first = dict(module.attrs) if module is not None else {}
         if module is not None:
@@ -500,6 +548,30 @@ class ModuleIndex:
             if module is not None:
                 self._merge_attrs(module, attrs_before, attrs_first)
             _merge_env(env, other, before, defaulted, keep_first=test is not UNKNOWN)
+
+    def _shadow(
+        self, body: list[ast.stmt], before: dict[str, Any], defaulted: set[str], inst: Any
+    ) -> None:
+        """Run the code a default skipped (``if out == 0: return nn.Identity()`` then the
+        real head) on a copy: a layer it returns is an alternate of the attribute being
+        assigned (``self.head = self._make_head(...)``); its own attributes too."""
+        if self._alt is None or self._depth >= MAX_DEPTH:
+            return
+        scope = {**before, **dict.fromkeys(defaulted, UNKNOWN)}
+        module = inst if isinstance(inst, ModuleInstance) else None
+        attrs = dict(module.attrs) if module is not None else {}
+        try:
+            self._exec_body(body, scope, inst)
+        except _Return as ret:
+            if isinstance(ret.value, Layer):
+                self._alt.append(ret.value)
+        finally:
+            if module is not None:
+                for name, value in list(module.attrs.items()):
+                    if isinstance(value, Layer) and attrs.get(name) is not value:
+                        module.alternates.append((name, value))
+                module.attrs.clear()
+                module.attrs.update(attrs)
 
     def _other_side(
         self, node: ast.IfExp, targets: list[ast.expr], value: Any, env: dict[str, Any], inst: Any
@@ -769,6 +841,9 @@ class ModuleIndex:
         args, kwargs = self._args(node, env, inst)
         if args is None:
             return UNKNOWN
+        if isinstance(callee, (ast.FunctionDef, _LocalFunction, _BoundMethod)):
+            offset = 1 if isinstance(callee, _BoundMethod) else 0
+            self._fed = (node, env.get(_DEFAULTED) or frozenset(), offset)
         return self._apply(callee, qual, args, kwargs, node, inst)
 
     def _args(self, node: ast.Call, env: dict[str, Any], inst: Any):
@@ -878,6 +953,7 @@ class ModuleIndex:
                 if args is None:
                     return True, UNKNOWN
                 owner_cls = _owner_of(inst.cls, attr)
+                self._fed = (node, env.get(_DEFAULTED) or frozenset(), 1)
                 return True, self._call_function(fn, (inst, *args), kwargs, inst, owner_cls)
             return False, None
         if attr == "add_module" and not _looks_global(owner, self):
