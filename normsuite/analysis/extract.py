@@ -767,7 +767,7 @@ class ModuleIndex:
         if isinstance(node, (ast.ListComp, ast.GeneratorExp, ast.SetComp)):
             items = self._comprehension(node.generators, [node.elt], env, inst)
             if items is None:
-                return UNKNOWN
+                return self._unknown_comprehension(node, env, inst)
             return [i[0] for i in items]
         if isinstance(node, ast.DictComp):
             items = self._comprehension(node.generators, [node.key, node.value], env, inst)
@@ -781,6 +781,21 @@ class ModuleIndex:
         if isinstance(node, ast.Lambda):
             return _LocalLambda(node)
         return UNKNOWN
+
+    def _unknown_comprehension(
+        self, node: ast.ListComp | ast.GeneratorExp | ast.SetComp, env: dict[str, Any], inst: Any
+    ) -> Any:
+        """``[Block(c) for c in cfg]`` over an iterable it cannot list: when the element is
+        a layer, one representative fenced by opaque placeholders (its count and its
+        neighbours unknown), so ``nn.Sequential(*...)`` still shows what it is made of."""
+        scope = dict(env)
+        for gen in node.generators:
+            for name in _stored_names(gen.target):
+                scope[name] = UNKNOWN
+        elt = self.eval(node.elt, scope, inst)
+        if not isinstance(elt, Layer):
+            return UNKNOWN
+        return [self._opaque(node), elt, self._opaque(node)]
 
     def _comprehension(
         self, gens: list[ast.comprehension], elts: list[ast.expr], env: dict[str, Any], inst: Any

@@ -22,6 +22,8 @@ _OPTIMIZERS = {
     "NAdam": 0.0,
     "RAdam": 0.0,
     "Lion": 0.0,
+    "Adadelta": 0.0,
+    "ASGD": 0.0,
     "LAMB": 0.0,
     "Lamb": 0.0,
 }
