@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import re
 from collections.abc import Iterator
 
@@ -59,6 +60,23 @@ def _shared_wrapper(model: ModelContext, via: Layer, feeding: set[int]) -> Layer
     return None
 
 
+def _condition(ctx: FileContext, line: int) -> str | None:
+    """The flag of the innermost ``if flag:`` whose body holds ``line`` (``if
+    normalize: layers.append(nn.BatchNorm2d(c))``), for a message; None if there is none."""
+    best: ast.If | None = None
+    for node in ast.walk(ctx.index.tree):
+        if not isinstance(node, ast.If) or not node.body:
+            continue
+        inside = node.body[0].lineno <= line <= (node.body[-1].end_lineno or 0)
+        if inside and (best is None or node.lineno > best.lineno):
+            best = node
+    if best is not None and isinstance(best.test, ast.Name):
+        return best.test.id
+    if best is not None and isinstance(best.test, ast.Attribute):
+        return ast.unparse(best.test)
+    return None
+
+
 def _bias_call_site(model: ModelContext, producer: Layer) -> tuple[Layer, str] | None:
     """(the call of the file's module that builds ``producer``, the parameter name) when
     the producer's bias is that module's argument (``nn.Conv2d(..., bias=bias)``) and the
@@ -109,13 +127,14 @@ def bias_before_batch_norm(ctx: FileContext) -> Iterator[Finding]:
                 continue  # the biased output also reaches another consumer
             also = plain_use.get((producer.line, producer.col))
             if also is not None and app.inp.via is None:
+                flag = _condition(ctx, app.layer.line) or "use_norm"
                 yield finding(
                     "NRM001",
                     producer,
                     f"`{short(producer.code)}` feeds `{short(app.layer.code)}`, whose mean "
                     f"subtraction cancels the bias (BN paper s3.2), but it also feeds "
                     f"`{short(also.code)}` (line {also.line}), which keeps it: pass a bias "
-                    f"that depends on whether the norm follows (bias=not use_norm).",
+                    f"that depends on whether the norm follows (bias=not {flag}).",
                     model.name,
                 )
                 continue
