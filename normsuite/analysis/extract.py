@@ -547,7 +547,11 @@ class ModuleIndex:
             self._fence(stmt, lists_other, lengths, other, start=False)
             if module is not None:
                 self._merge_attrs(module, attrs_before, attrs_first)
-            _merge_env(env, other, before, defaulted, keep_first=test is not UNKNOWN)
+            orphans = _merge_env(env, other, before, defaulted, keep_first=test is not UNKNOWN)
+            if module is not None:
+                # A local that holds a different module on each side (``local =
+                # FusedMBConv(...)`` / ``local = MBConv(...)``): the one not kept is checked.
+                module.alternates.extend(orphans)
 
     def _shadow(
         self, body: list[ast.stmt], before: dict[str, Any], defaulted: set[str], inst: Any
@@ -1121,12 +1125,13 @@ def _merge_env(
     before: dict[str, Any],
     defaulted: set[str],
     keep_first: bool,
-) -> None:
+) -> list[tuple[str, Layer]]:
     """Join the locals of two branches into ``env`` (which holds the first one's). With
     ``keep_first`` (the defaults decided the test) the first branch is the configuration
     the file describes: its values stand, and the other branch only adds the layers it
-    put in lists."""
-    for name in set(env) | set(other):
+    put in lists. Returns the modules a name held on a side that was not kept."""
+    orphans: list[tuple[str, Layer]] = []
+    for name in sorted(set(env) | set(other)):
         if name in defaulted:
             continue  # the parameter itself keeps its default
         a, b = env.get(name, _MISSING), other.get(name, _MISSING)
@@ -1141,6 +1146,8 @@ def _merge_env(
                 env[name] = [*old, *a[n:], *b[n:]]  # what each branch added, fenced
                 continue
         if keep_first:
+            if isinstance(b, Layer):
+                orphans.append((name, b))
             continue
         if a is _MISSING or a is None:
             env[name] = b
@@ -1148,6 +1155,8 @@ def _merge_env(
             continue
         else:
             env[name] = UNKNOWN
+            orphans.extend((name, v) for v in (a, b) if isinstance(v, Layer))
+    return orphans
 
 
 def _same(a: Any, b: Any) -> bool:

@@ -78,19 +78,38 @@ def _condition(ctx: FileContext, line: int) -> str | None:
 
 
 def _bias_call_site(model: ModelContext, producer: Layer) -> tuple[Layer, str] | None:
-    """(the call of the file's module that builds ``producer``, the parameter name) when
-    the producer's bias is that module's argument (``nn.Conv2d(..., bias=bias)``) and the
-    call passes it by keyword: the fix belongs there, not in the shared module."""
+    """(the call of the file's module that decides ``producer``'s bias, the parameter
+    name) when the bias is that module's argument (``nn.Conv2d(..., bias=bias)``) and the
+    call passes it by keyword: the fix belongs there, not in the shared module. Follows a
+    chain of such arguments up (``ConvLayer(use_bias=use_bias[0])`` inside a block whose
+    caller passes ``use_bias=(True, False)``)."""
     m = re.search(r"\bbias=(\w+)", producer.code)
     if m is None or m.group(1) in ("True", "False"):
         return None
-    param = m.group(1)
+    current, param = producer, m.group(1)
+    found: tuple[Layer, str] | None = None
+    for _ in range(6):
+        caller = _owner_call(model, current, param)
+        if caller is None:
+            break
+        found = (caller, param)
+        up = re.search(rf"\b{re.escape(param)}=(\w+)", caller.code)
+        if up is None or up.group(1) in ("True", "False"):
+            break
+        current, param = caller, up.group(1)
+    return found
+
+
+def _owner_call(model: ModelContext, child: Layer, param: str) -> Layer | None:
+    """The call of a file module whose direct child is ``child`` and that passes ``param``."""
     for _, layer in model.layers:
         inst = layer.instance
         if inst is None or param not in layer.kwargs or not _has_parameter(inst.cls, param):
             continue
-        if any(child is producer for _, child in inst.layers()):
-            return layer, param
+        if any(c is child for _, c in inst.layers()) or any(
+            c is child for _, sub in inst.layers() for c in sub.children
+        ):
+            return layer
     return None
 
 
@@ -125,6 +144,27 @@ def bias_before_batch_norm(ctx: FileContext) -> Iterator[Finding]:
                 continue
             if reads.get(id(app.inp), 0) > 1:
                 continue  # the biased output also reaches another consumer
+            via = app.inp.via
+            site = _bias_call_site(model, producer)
+            if site is not None:
+                caller, param = site
+                assert caller.instance is not None
+                value = caller.kwargs.get(param)
+                fix = (
+                    f"pass {param}=False here"
+                    if isinstance(value, bool)
+                    else f"pass a `{param}` here that turns that bias off"
+                )
+                yield finding(
+                    "NRM001",
+                    caller,
+                    f"`{short(caller.code)}` builds `{short(producer.code)}` (line "
+                    f"{producer.line}) with a bias that `{short(app.layer.code)}` cancels "
+                    f"(BN paper s3.2): {caller.instance.cls.name} takes it from its "
+                    f"`{param}` argument, so {fix}.",
+                    model.name,
+                )
+                continue
             also = plain_use.get((producer.line, producer.col))
             if also is not None and app.inp.via is None:
                 flag = _condition(ctx, app.layer.line) or "use_norm"
@@ -135,21 +175,6 @@ def bias_before_batch_norm(ctx: FileContext) -> Iterator[Finding]:
                     f"subtraction cancels the bias (BN paper s3.2), but it also feeds "
                     f"`{short(also.code)}` (line {also.line}), which keeps it: pass a bias "
                     f"that depends on whether the norm follows (bias=not {flag}).",
-                    model.name,
-                )
-                continue
-            via = app.inp.via
-            site = _bias_call_site(model, producer)
-            if site is not None:
-                caller, param = site
-                assert caller.instance is not None
-                yield finding(
-                    "NRM001",
-                    caller,
-                    f"`{short(caller.code)}` builds `{short(producer.code)}` (line "
-                    f"{producer.line}) with a bias that `{short(app.layer.code)}` cancels "
-                    f"(BN paper s3.2): {caller.instance.cls.name} takes it from its "
-                    f"`{param}` argument, so pass {param}=False here.",
                     model.name,
                 )
                 continue
