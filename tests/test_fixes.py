@@ -196,3 +196,13 @@ def test_cli_fix_on_a_file_it_cannot_write_is_one_line_and_exit_2(
     assert f"{target}: error: cannot write fixes (Permission denied)" in res.stderr
     assert "Traceback" not in res.output and "Fixed 0 findings" in res.stderr
     assert target.read_text() == GAN.read_text()
+
+
+def test_eps_from_a_name_gets_only_the_safe_fix() -> None:
+    # eps_value = 0.8 is read by the rule, but the fixer only rewrites literals it sees
+    src = "import torch.nn as nn\n\nk = 0.8\n\n\nclass M(nn.Module):\n"
+    src += "    def __init__(self):\n        super().__init__()\n"
+    src += "        self.bn = nn.BatchNorm2d(64, k)\n"
+    assert [f.code for f in findings(src)] == ["NRM014"]
+    out = fixed(src, unsafe=True)
+    assert "nn.BatchNorm2d(64, eps=k)" in out  # never "dropped" nor guessed

@@ -144,7 +144,7 @@ def _eps_fixes(call: ast.Call, off: _Offsets) -> list[Fix]:
         if "momentum" not in given:  # Keras momentum m is PyTorch 1 - m
             edit = Edit(start, end, f"momentum={_fmt(1 - eps)}")
             fixes.append(Fix("NRM014", call.lineno, False, f"momentum={_fmt(1 - eps)}", (edit,)))
-    elif eps is None or eps >= 1:
+    elif (eps is not None and eps >= 1) or ast.dump(call.args[0]) == ast.dump(eps_node):
         # BatchNorm2d(n, n): drop the eps, keep what follows by keyword.
         prev_end = off.span(call.args[0])[1]
         edit = Edit(prev_end, end, "")

@@ -9,6 +9,7 @@ groups.
 
 from __future__ import annotations
 
+import ast
 from collections.abc import Iterator
 
 from ..context import FileContext, ModelContext
@@ -38,11 +39,26 @@ def _number(value: object) -> bool:
 
 
 def positional_eps(layer: Layer) -> object | None:
-    """The eps a BN/IN layer receives positionally, when it is constant (else None)."""
+    """The eps a BN/IN layer receives positionally, when it is constant, or the string
+    ``"repeat"`` when it is the very expression of the channel count (``BatchNorm2d(n,
+    n)`` with n unknown); else None."""
     if layer.type not in EPS_SECOND or len(layer.args) < 2:
         return None
     eps = layer.args[1]
-    return eps if _number(eps) or isinstance(eps, bool) else None
+    if _number(eps) or isinstance(eps, bool):
+        return eps
+    return "repeat" if _repeats_first_argument(layer.code) else None
+
+
+def _repeats_first_argument(code: str) -> bool:
+    try:
+        call = ast.parse(code, mode="eval").body
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return False
+    if not isinstance(call, ast.Call) or len(call.args) < 2:
+        return False
+    first, second = call.args[0], call.args[1]
+    return not isinstance(first, ast.Constant) and ast.dump(first) == ast.dump(second)
 
 
 def swapped_group_norm(layer: Layer, received: int | None) -> tuple[int, int] | None:
@@ -75,11 +91,17 @@ def _eps_message(layer: Layer, eps: object) -> str | None:
             f"the 2nd positional argument of {name} is eps, so `{layer.code}` sets "
             f"eps={eps} ({float(eps)}), not affine; pass affine={eps} by keyword."
         )
+    if eps == "repeat":
+        return (
+            f"the 2nd positional argument of {name}(num_features, eps, momentum, ...) is "
+            f"eps, so `{layer.code}` passes the channel count again as eps, which flattens "
+            f"every normalized value; drop it (the channel count is the 1st argument) or "
+            f"pass eps= by keyword."
+        )
     assert isinstance(eps, (int, float))
     if eps < SUSPICIOUS_EPS:
         return None
-    first = layer.args[0]
-    if eps == first or eps >= 1:
+    if eps >= 1:
         return (
             f"the 2nd positional argument of {name}(num_features, eps, momentum, ...) is "
             f"eps, so `{layer.code}` sets eps={eps}, which flattens every normalized value; "
