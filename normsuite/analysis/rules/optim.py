@@ -42,7 +42,6 @@ def _affine_norms(ctx: FileContext) -> bool:
     return False
 
 
-_WRAPPERS = ("filter", "list", "tuple", "chain", "itertools.chain")
 # Where a positional weight_decay would sit; a call with that many positional arguments is
 # read as "weight decay unknown" (no guessing the signature of a look-alike optimizer).
 _WD_POSITION = {"SGD": 4, "Adam": 4, "AdamW": 4, "RMSprop": 4, "Adagrad": 3}
@@ -55,6 +54,11 @@ def _all_parameters(node: ast.expr, names: dict[str, ast.expr], depth: int = 0) 
         return False
     if isinstance(node, ast.Name) and node.id in names:
         return _all_parameters(names[node.id], names, depth + 1)
+    if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add):
+        # list(encoder.parameters()) + list(decoder.parameters())
+        return _all_parameters(node.left, names, depth + 1) and _all_parameters(
+            node.right, names, depth + 1
+        )
     if isinstance(node, ast.Call):
         if isinstance(node.func, ast.Attribute) and node.func.attr == "parameters":
             return not node.args and not node.keywords  # not parameters(recurse=False)
@@ -62,6 +66,8 @@ def _all_parameters(node: ast.expr, names: dict[str, ast.expr], depth: int = 0) 
         name = func.id if isinstance(func, ast.Name) else getattr(func, "attr", "")
         if name in ("filter", "list", "tuple") and node.args:
             return _all_parameters(node.args[-1], names, depth + 1)
+        if name == "chain" and node.args:  # itertools.chain(g.parameters(), d.parameters())
+            return all(_all_parameters(a, names, depth + 1) for a in node.args)
     return False
 
 
