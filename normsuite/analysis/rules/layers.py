@@ -224,7 +224,7 @@ def ln_on_conv_feature_map(ctx: FileContext) -> Iterator[Finding]:
         if model.root.instance is not None and model.root.instance.cls.name in blocks:
             continue  # a norm_layer default its callers replace is not how it is used
         layer, t = app.layer, app.inp
-        if layer.type not in ("LayerNorm", "RMSNorm") or t.kind != "map":
+        if layer.type not in ("LayerNorm", "RMSNorm") or t.kind not in ("map", "seq"):
             continue
         shape = layer.arg("normalized_shape")
         if isinstance(shape, (list, tuple)):
@@ -235,13 +235,16 @@ def ln_on_conv_feature_map(ctx: FileContext) -> Iterator[Finding]:
             continue
         if t.cdim != 1:
             continue
+        if t.kind == "seq" and (t.rank != 3 or t.channels != shape):
+            continue  # tokens moved channels-first: only when dim 1 holds exactly the C
         dims = _SHAPES.get(t.rank, "(N, C, ...)")
+        what = "conv feature map" if t.kind == "map" else "tensor (channels first)"
         name = layer.type
         gn = f"nn.GroupNorm({default_groups(shape)}, {shape})"
         yield finding(
             "NRM002",
             layer,
-            f"{_named(layer, f'nn.{name}({shape})')} is applied to a {dims} conv feature map: "
+            f"{_named(layer, f'nn.{name}({shape})')} is applied to a {dims} {what}: "
             f"it normalizes the "
             f"last dim ({_LAST_DIM.get(t.rank, 'last')}), not the {shape} channels, and fails "
             f"unless that dim happens to be {shape}. For a CNN use {gn} or BatchNorm (B5); "
