@@ -119,3 +119,9 @@ def test_a18_nrm005_page_example_says_what_the_rule_needs() -> None:
     assert [(f.code, f.line) for f in result.findings] == [("NRM005", 4)]
     cli = analyze_source(src, "a18.py", AnalysisOptions(batch_size=1))
     assert [(f.code, f.line) for f in cli.findings] == [("NRM005", 4)]
+
+
+def test_r14_variant_wrapper_output_use_in_another_class_of_the_file() -> None:
+    (f,) = run("r14b_wrapper_output_in_other_class.py").findings
+    assert (f.code, f.line) == ("NRM001", 17)  # the call site in Encoder, not line 8
+    assert "line 27" in f.message and "`bias` parameter" in f.message

@@ -47,16 +47,17 @@ def _blocks(ctx: FileContext) -> set[str]:
     return used
 
 
-def _shared_wrapper(model: ModelContext, via: Layer, feeding: set[int]) -> Layer | None:
-    """Another call of ``via``'s class in the model whose output feeds no norm (an output
-    layer that needs the bias), or None."""
+def _shared_wrapper(ctx: FileContext, via: Layer, feeding: set[int]) -> Layer | None:
+    """Another call of ``via``'s class in any model of the file whose output feeds no norm
+    (an output layer that needs the bias), or None."""
     assert via.instance is not None
     cls = via.instance.cls
-    for _, layer in model.layers:
-        if layer is via or layer.instance is None or layer.instance.cls is not cls:
-            continue
-        if id(layer) not in feeding:
-            return layer
+    for model in ctx.models:
+        for _, layer in model.layers:
+            if layer is via or layer.instance is None or layer.instance.cls is not cls:
+                continue
+            if id(layer) not in feeding and layer.line != via.line:
+                return layer
     return None
 
 
@@ -126,11 +127,17 @@ def bias_before_batch_norm(ctx: FileContext) -> Iterator[Finding]:
     """A conv/linear with bias whose output goes only into BN or IN."""
     blocks = _blocks(ctx)
     reads: dict[int, int] = ctx.index.memo.get("flow_reads", {})
+    # Wrapper calls (``PadConv(3, 32, 9)``) whose output feeds such a norm, file-wide.
+    feeding = {
+        id(a.inp.via)
+        for m in ctx.models
+        for a in m.apps
+        if a.inp.via is not None and a.layer.norm_kind in ("bn", "syncbn", "in")
+    }
     for model in ctx.models:
         if model.root.instance is not None and model.root.instance.cls.name in blocks:
             continue  # judged where it is built, with its callers' arguments
         norm_apps = [a for a in model.apps if a.layer.norm_kind in ("bn", "syncbn", "in")]
-        feeding = {id(a.inp.via) for a in norm_apps if a.inp.via is not None}
         # The same constructor call feeding a layer that is no such norm (``conv`` put
         # before BN in one branch and before ReLU in the other): the bias is needed there.
         plain_use = {
@@ -178,7 +185,7 @@ def bias_before_batch_norm(ctx: FileContext) -> Iterator[Finding]:
                     model.name,
                 )
                 continue
-            other = _shared_wrapper(model, via, feeding) if via is not None else None
+            other = _shared_wrapper(ctx, via, feeding) if via is not None else None
             if via is not None and other is not None:
                 assert via.instance is not None
                 name = via.instance.cls.name
