@@ -125,3 +125,15 @@ def test_r14_variant_wrapper_output_use_in_another_class_of_the_file() -> None:
     (f,) = run("r14b_wrapper_output_in_other_class.py").findings
     assert (f.code, f.line) == ("NRM001", 17)  # the call site in Encoder, not line 8
     assert "line 27" in f.message and "`bias` parameter" in f.message
+
+
+def test_c10_head_of_the_other_branch_gets_feature_advice_not_a_crash() -> None:
+    path = CASES / "c10_default_branch.py"
+    result = analyze_source(path.read_text(), str(path), AnalysisOptions(batch_size=2))
+    assert result.error is None
+    assert codes(result) == [("NRM001", 12), ("NRM006", 13)]
+    nrm006 = result.findings[1].message
+    assert "(N, C) features" in nrm006 and "ResNet-50" not in nrm006  # B11, not CNN numbers
+    (model,) = result.models
+    (site,) = model.norms_found
+    assert site.num_channels is None  # hidden=0 is the default's "off", not a width

@@ -540,6 +540,12 @@ class ModuleIndex:
         other = dict(before)
         for name in defaulted:
             other[name] = UNKNOWN
+        if test is not UNKNOWN:
+            # The branch the defaults skip belongs to callers who pass other values: the
+            # "off" defaults it would read (hidden=0, norm=None) are not theirs.
+            for name in env.get(_DEFAULTED, ()):
+                if name in other and not _nonempty(other[name]):
+                    other[name] = UNKNOWN
         lists_other = {k: v for k, v in other.items() if isinstance(v, list)}
         try:
             self._exec_body(second, other, inst)
@@ -562,6 +568,9 @@ class ModuleIndex:
         if self._alt is None or self._depth >= MAX_DEPTH:
             return
         scope = {**before, **dict.fromkeys(defaulted, UNKNOWN)}
+        for name in before.get(_DEFAULTED, ()):
+            if name in scope and not _nonempty(scope[name]):
+                scope[name] = UNKNOWN  # "off" defaults, as in _exec_branches
         module = inst if isinstance(inst, ModuleInstance) else None
         attrs = dict(module.attrs) if module is not None else {}
         try:
@@ -1102,6 +1111,11 @@ class ModuleIndex:
 
 
 _MISSING = object()
+
+
+def _nonempty(value: Any) -> bool:
+    """False for the "off" defaults of a parameter: 0, None, False, ''."""
+    return not (value is None or (isinstance(value, _CONST_TYPES) and not value))
 
 
 def _stored_names(node: ast.AST) -> set[str]:

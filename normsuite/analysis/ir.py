@@ -259,7 +259,9 @@ class Layer:
                 value = value[0]
         else:
             value = self.arg("num_features")
-        return value if isinstance(value, int) and not isinstance(value, bool) else None
+        # 0 is a "no layer" sentinel of a branch not taken (hidden=0), never a width
+        ok = isinstance(value, int) and not isinstance(value, bool) and value >= 1
+        return value if ok else None
 
     @property
     def out_channels(self) -> int | None:

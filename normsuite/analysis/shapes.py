@@ -517,7 +517,9 @@ class FlowTracer:
         callee = self._eval(func, env, inst) if not _is_method_on_value(func) else UNKNOWN
         if isinstance(callee, Layer):
             x = self._eval(node.args[0], env, inst) if node.args else UNKNOWN_T
-            return self.apply(callee, x)
+            out = self.apply(callee, x)
+            self._apply_alternates(func, x, inst)
+            return out
         if isinstance(func, ast.Attribute):
             # self.helper(x): a method of the model.
             if isinstance(func.value, ast.Name) and func.value.id == "self":
@@ -542,6 +544,20 @@ class FlowTracer:
                 return UNKNOWN  # a same-file helper on tensors: opaque (no guessing)
             return self._function(qual.split(".")[-1], node, env, inst)
         return UNKNOWN
+
+    def _apply_alternates(self, func: ast.expr, x: Any, inst: ModuleInstance) -> None:
+        """``self.head(x)``: the head a non-default configuration builds instead (an
+        alternate, see extract) sees the same input; its output goes nowhere."""
+        if not (
+            isinstance(func, ast.Attribute)
+            and isinstance(func.value, ast.Name)
+            and func.value.id == "self"
+            and inst.alternates
+        ):
+            return
+        for name, alt in inst.alternates:
+            if name == func.attr and id(alt) not in self.applied:
+                self.apply(alt, x)
 
     def _call_method(
         self, fn: ast.FunctionDef, node: ast.Call, env: dict[str, Any], inst: ModuleInstance
