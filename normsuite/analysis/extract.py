@@ -1045,6 +1045,13 @@ def norm_subclass(index: ModuleIndex, node: ast.ClassDef) -> str | None:
             ]
             if not calls:
                 return None
+            moves = {"permute", "transpose", "movedim", "swapaxes", "rearrange", "view"}
+            if any(
+                isinstance(n, ast.Call)
+                and (getattr(n.func, "attr", None) in moves or getattr(n.func, "id", None) in moves)
+                for n in ast.walk(item)
+            ):
+                return None  # super().forward on moved axes: a channels-first norm
         elif item.name == "__init__":
             a = item.args
             if a.args[1:] or a.kwonlyargs or not (a.vararg and a.kwarg):
