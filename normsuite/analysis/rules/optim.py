@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -203,6 +204,17 @@ def _class_has_norms(folder: Path, module: str, cls: str) -> bool | None:
     return None
 
 
+_OPTIMIZER_NAME = re.compile(r"(Adam|SGD|LAMB|Lamb|Lion|RMSprop|Adagrad|Adafactor)")
+
+
+def _optimizer_like(qual: str, name: str) -> bool:
+    """Other libraries' optimizers (``bnb.optim.AdamW8bit``, apex ``FusedAdam``): judged
+    only on an explicit ``weight_decay``."""
+    return bool(_OPTIMIZER_NAME.search(name)) and (
+        ".optim" in qual or "optim." in qual or name.startswith("Fused")
+    )
+
+
 @rule("NRM010")
 def weight_decay_on_norm(ctx: FileContext) -> Iterator[Finding]:
     index = ctx.index
@@ -219,9 +231,10 @@ def weight_decay_on_norm(ctx: FileContext) -> Iterator[Finding]:
             continue
         qual = index.qualname(node.func) or ""
         name = qual.split(".")[-1]
-        if name not in _OPTIMIZERS or not (
+        known = name in _OPTIMIZERS and (
             qual.startswith(("torch.optim.", "optim.", "timm.optim.")) or qual == name
-        ):
+        )
+        if not known and not _optimizer_like(qual, name):
             continue
         params = _params_arg(node)
         if params is None:
@@ -239,6 +252,8 @@ def weight_decay_on_norm(ctx: FileContext) -> Iterator[Finding]:
         elif opaque or len(node.args) > _WD_POSITION.get(name, 1):
             continue  # weight decay from **kwargs or a positional argument: unknown
         else:
+            if not known:
+                continue  # another library's optimizer: its default decay is not known here
             wd = _OPTIMIZERS[name]
         if wd is UNKNOWN or isinstance(wd, bool) or not isinstance(wd, (int, float)) or wd <= 0:
             continue
