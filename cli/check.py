@@ -247,7 +247,8 @@ def _fix(
             typer.echo(text, nl=False)
     verb = "Fixed" if write else "Would fix"
     noun = "finding" if fixed == 1 else "findings"
-    more = f"; {hidden} have an unsafe fix (--unsafe-fixes)" if hidden > 0 else ""
+    verb_have = "has" if hidden == 1 else "have"
+    more = f"; {hidden} {verb_have} an unsafe fix (--unsafe-fixes)" if hidden > 0 else ""
     typer.echo(f"{verb} {fixed} {noun}{more}.", err=True)
     return out, len(diffs)
 

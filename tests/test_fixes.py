@@ -206,3 +206,18 @@ def test_eps_from_a_name_gets_only_the_safe_fix() -> None:
     assert [f.code for f in findings(src)] == ["NRM014"]
     out = fixed(src, unsafe=True)
     assert "nn.BatchNorm2d(64, eps=k)" in out  # never "dropped" nor guessed
+
+
+def test_cli_fix_leaves_unsafe_findings_reported_with_exit_1(tmp_path: Path) -> None:
+    src = body("self.conv = nn.Conv2d(3, 8, 3)", "self.bn = nn.BatchNorm2d(8)")
+    src += "    def forward(self, x):\n        return self.bn(self.conv(x))\n"
+    target = tmp_path / "m.py"
+    target.write_text(src)
+    res = CliRunner().invoke(app, ["check", "--fix", "--isolated", str(target)])
+    assert res.exit_code == 1  # NRM001 is still there: its fix is unsafe
+    assert "NRM001" in res.stdout and target.read_text() == src
+    assert "Fixed 0 findings; 1 has an unsafe fix (--unsafe-fixes)." in res.stderr
+    res = CliRunner().invoke(app, ["check", "--fix", "--unsafe-fixes", "--isolated", str(target)])
+    assert res.exit_code == 0 and "bias=False" in target.read_text()
+    again = CliRunner().invoke(app, ["check", "--fix", "--unsafe-fixes", "--isolated", str(target)])
+    assert again.exit_code == 0 and "Fixed 0 findings." in again.stderr  # idempotent
