@@ -164,8 +164,8 @@ def _imported_without_norms(ctx: FileContext, params: ast.expr, names: dict[str,
     index = ctx.index
     var = _owner(params, names)
     calls = _constructed(index.tree, var) if var else []
-    if not calls or ctx.path in ("-", "<stdin>"):
-        return False
+    if not calls or not Path(ctx.path).is_file():
+        return False  # stdin or a text with no file: no sibling to read
     for func in calls:
         qual = index.qualname(func) or ""
         module, _, cls = qual.rpartition(".")
