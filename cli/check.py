@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import sys
+from dataclasses import replace
 from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
@@ -65,6 +66,18 @@ TRACE = typer.Option(
 )
 MODEL = typer.Option(None, "--model", help="With --trace: the model class to build.")
 INPUT_SHAPE = typer.Option(None, "--input-shape", help="With --trace: input shape, e.g. 8,3,32,32.")
+FIX = typer.Option(
+    False, "--fix", help="Apply the fixes of the findings (safe ones only by default)."
+)
+DIFF = typer.Option(
+    False, "--diff", help="Print the fixes as a unified diff (patch -p0) instead of applying them."
+)
+UNSAFE_FIXES = typer.Option(
+    False,
+    "--unsafe-fixes",
+    help="With --fix/--diff: also fixes that change numbers or state_dict keys "
+    "(bias=False, momentum=1-m).",
+)
 
 
 def _codes(values: list[str] | None, flag: str) -> tuple[str, ...]:
@@ -124,6 +137,9 @@ def run_analysis(
     trace: bool,
     model: str | None,
     input_shape: str | None,
+    fix: bool = False,
+    diff: bool = False,
+    unsafe_fixes: bool = False,
 ) -> None:
     """Parse the shared options, analyze, print, and exit with ruff's codes."""
     from normsuite.analysis.config import ConfigError
@@ -138,6 +154,10 @@ def run_analysis(
             raise UsageError("--model and --input-shape only apply with --trace")
         if trace and "-" in paths:
             raise UsageError("--trace needs files on disk, not stdin")
+        if (fix or diff) and "-" in paths:
+            raise UsageError("--fix and --diff need files on disk, not stdin")
+        if unsafe_fixes and not (fix or diff):
+            raise UsageError("--unsafe-fixes only applies with --fix or --diff")
         shape = parse_shape(input_shape)
         options = AnalysisOptions(
             batch_size=_positive(batch_size, "--batch-size"),
@@ -163,6 +183,10 @@ def run_analysis(
 
     if not results:
         typer.echo(f"normsuite {command}: warning: no Python files found in the paths", err=True)
+    if fix or diff:
+        results, changed = _fix(results, options, settings, write=not diff, unsafe=unsafe_fixes)
+        if diff:
+            raise typer.Exit(2 if any(r.error for r in results) else int(changed > 0))
     traces = _run_traces(results, options, model, shape) if trace else None
     emit(results, command=command, output_format=output_format, traces=traces)
     raise typer.Exit(exit_code(results, command=command, traces=traces))
@@ -192,6 +216,72 @@ def _read_configs(paths: list[Path], command: str) -> tuple[str, ...]:
             err=True,
         )
     return names
+
+
+def _fix(
+    results: list[FileResult],
+    options: AnalysisOptions,
+    settings: object,
+    *,
+    write: bool,
+    unsafe: bool,
+) -> tuple[list[FileResult], int]:
+    """Fix each file's findings (``write``) or print the fixes as a diff; returns the
+    results, every fixed file analyzed again, and how many files changed. A file is
+    rewritten only when its fixed text parses and has no finding the original did not have
+    (fixes.fix_source)."""
+    from normsuite.analysis.config import FileConfig, find_config
+    from normsuite.analysis.fixes import fix_source, fixes_for, unified_diff
+    from normsuite.analysis.runner import analyze_text
+
+    out: list[FileResult] = []
+    diffs: list[str] = []
+    fixed = hidden = 0
+    for result in results:
+        if result.error or not result.findings:
+            out.append(result)
+            continue
+        path = Path(result.path)
+        try:
+            source = path.read_bytes().decode("utf-8")
+        except (OSError, UnicodeDecodeError):
+            out.append(result)  # not UTF-8 (or gone): reported, never rewritten
+            continue
+        config = find_config(result.path) if getattr(settings, "use_config", True) else FileConfig()
+
+        def check(text: str, _path: str = result.path, _config: FileConfig = config):
+            return analyze_text(text, _path, options, config=_config).findings
+
+        new, applied = fix_source(source, result.findings, check, unsafe=unsafe)
+        if not unsafe:
+            hidden += sum(not x.safe for x in fixes_for(source, result.findings, True))
+        if not applied or new == source:
+            out.append(result)
+            continue
+        if not write:
+            fixed += len(applied)
+            diffs.append(unified_diff(result.path, source, new))
+            out.append(result)
+            continue
+        try:
+            path.write_bytes(new.encode("utf-8"))
+        except OSError as exc:  # read-only file or folder: say so, keep the others going
+            reason = exc.strerror or type(exc).__name__
+            error = f"cannot write fixes ({reason}); check the file's permissions"
+            out.append(replace(result, error=error))
+            continue
+        fixed += len(applied)
+        diffs.append(result.path)
+        out.append(analyze_text(new, result.path, options, config=config))
+    if not write:
+        for text in diffs:
+            typer.echo(text, nl=False)
+    verb = "Fixed" if write else "Would fix"
+    noun = "finding" if fixed == 1 else "findings"
+    verb_have = "has" if hidden == 1 else "have"
+    more = f"; {hidden} {verb_have} an unsafe fix (--unsafe-fixes)" if hidden > 0 else ""
+    typer.echo(f"{verb} {fixed} {noun}{more}.", err=True)
+    return out, len(diffs)
 
 
 def _run_traces(
@@ -292,10 +382,15 @@ def check(
     trace: bool = TRACE,
     model: str | None = MODEL,
     input_shape: str | None = INPUT_SHAPE,
+    fix: bool = FIX,
+    diff: bool = DIFF,
+    unsafe_fixes: bool = UNSAFE_FIXES,
 ) -> None:
-    """Flag normalization mistakes (rules NRM001-NRM013) without running the code.
+    """Flag normalization mistakes (rules NRM001-NRM014) without running the code.
 
     Exit code: 0 clean, 1 findings, 2 a file could not be analyzed or bad options.
+    --fix applies safe fixes (behaviour kept), --unsafe-fixes also those that change
+    numbers or checkpoint keys; --diff prints them (exit 1 when there is one).
     Suppress a finding with `# noqa: NRM002` on its line; configure with \\[tool.normsuite]
     in pyproject.toml (select, ignore, batch-size, max-file-size).
     """
@@ -315,4 +410,7 @@ def check(
         trace=trace,
         model=model,
         input_shape=input_shape,
+        fix=fix,
+        diff=diff,
+        unsafe_fixes=unsafe_fixes,
     )

@@ -17,7 +17,7 @@ def test_rule_lists_every_rule_with_name_severity_summary() -> None:
     assert res.exit_code == 0
     rows = [line.split("\t") for line in res.output.splitlines()]
     assert rows == [[r.code, r.name, r.severity, r.summary] for r in RULES.values()]
-    assert len(rows) == 13
+    assert len(rows) == 14
 
 
 def test_rule_prints_the_doc_page_case_insensitively() -> None:
@@ -79,7 +79,8 @@ def test_nrm005_batch_one_claims_match_pytorch() -> None:
     assert torch.nn.BatchNorm2d(4).train()(torch.randn(1, 4, 8, 8)).shape == (1, 4, 8, 8)
     # the suggested replacement runs at batch 1 in training mode and normalizes per sample
     snippet = re.search(r"```python\n(.*?)```", _section(doc, "Use instead"), re.S).group(1)
-    scope = {"nn": torch.nn}
+    data = torch.utils.data
+    scope = {"nn": torch.nn, "torch": torch, "DataLoader": data.DataLoader, "dataset": [0]}
     exec(snippet, scope)
     x = torch.randn(1, 3, 10, 10)
     out = scope["model"].train()(x)

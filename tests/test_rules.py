@@ -124,3 +124,55 @@ def test_merged_messages_put_differing_fixes_side_by_side() -> None:
         "a GroupNorm(8, 32) / GroupNorm(32, 64) b."
     )
     assert merge_messages("x 1 y 2", "x 3 y 4") == "x 1 y 2 Also: x 3 y 4"
+
+
+def test_merged_messages_never_cut_through_code() -> None:
+    # One Conv2d line built twice (a wrapper used before two different norms): one finding,
+    # both norms named whole, backticks balanced.
+    src = (
+        "import torch.nn as nn\n"
+        "class Up(nn.Module):\n"
+        "    def __init__(self, cin, cout):\n"
+        "        super().__init__()\n"
+        "        self.conv = nn.Conv2d(cin, cout, 3)\n"
+        "    def forward(self, x):\n"
+        "        return self.conv(x)\n"
+        "class Net(nn.Module):\n"
+        "    def __init__(self):\n"
+        "        super().__init__()\n"
+        "        self.u1, self.n1 = Up(8, 64), nn.InstanceNorm2d(64, affine=True)\n"
+        "        self.u2, self.n2 = Up(64, 32), nn.InstanceNorm2d(32, affine=True)\n"
+        "    def forward(self, x):\n"
+        "        return self.n2(self.u2(self.n1(self.u1(x))))\n"
+    )
+    (message,) = _messages(src, "NRM001")
+    assert "`nn.InstanceNorm2d(64, affine=True)` / `nn.InstanceNorm2d(32, affine=True)`" in (
+        message
+    )
+    assert message.count("`") % 2 == 0 and "Also:" not in message
+
+
+def test_nrm001_conv_shared_by_a_norm_and_a_plain_branch_asks_for_a_conditional_bias() -> None:
+    src = (
+        "import torch.nn as nn\n"
+        "class D(nn.Module):\n"
+        "    def __init__(self):\n"
+        "        super().__init__()\n"
+        "        def block(cin, cout, normalize=True):\n"
+        "            layers = [nn.Conv2d(cin, cout, 4, 2, 1)]\n"
+        "            if normalize:\n"
+        "                layers.append(nn.BatchNorm2d(cout))\n"
+        "            layers.append(nn.LeakyReLU(0.2))\n"
+        "            return layers\n"
+        "        self.net = nn.Sequential(*block(3, 64, normalize=False), *block(64, 128))\n"
+        "    def forward(self, x):\n"
+        "        return self.net(x)\n"
+    )
+    (message,) = _messages(src, "NRM001")
+    assert "also feeds `nn.LeakyReLU(0.2)` (line 9)" in message
+    assert "bias=not normalize" in message and "pass bias=False" not in message
+    # no automatic fix: bias=False would break the un-normalized first block
+    from normsuite.analysis.fixes import fixes_for
+
+    result = analyze_source(src, "m.py", AnalysisOptions())
+    assert fixes_for(src, result.findings, unsafe=True) == []

@@ -134,5 +134,14 @@ RULES: dict[str, RuleInfo] = {
             "LN 25.3%, IN 28.4% error; prefer BN or GN.",
             "advice rule B5; Wu & He 2018, Table 1",
         ),
+        _rule(
+            "NRM014",
+            "norm-positional-argument",
+            "warning",
+            "A norm's positional argument that does not mean what it looks like: "
+            "BatchNorm2d(C, 0.8) is eps=0.8 (not momentum), GroupNorm(C, G) has its two "
+            "arguments swapped, GroupNorm(0, C) has no groups.",
+            "torch.nn.BatchNorm2d / torch.nn.GroupNorm signatures",
+        ),
     )
 }

@@ -32,6 +32,7 @@ from .ir import (
     ModuleInstance,
 )
 from .symbols import ExternalFunction, PlainClass, TorchSubclass, relocate
+from .undecided import DEFAULTED, UndecidedCode, defaulted_names
 
 MAX_STEPS = 200_000  # evaluation budget per file: stops pathological files quickly
 MAX_DEPTH = 24  # call depth for helpers / nested instantiation
@@ -166,7 +167,7 @@ def backbone_info(name: str, library: str, kwargs: dict[str, Any]) -> BackboneIn
     return BackboneInfo(short, library, family, arch, norm, pretrained)
 
 
-class ModuleIndex:
+class ModuleIndex(UndecidedCode):
     """Everything the file defines at module level, and the evaluator over it."""
 
     def __init__(
@@ -195,6 +196,10 @@ class ModuleIndex:
         self.flow_cache: dict[tuple[int, Any], Any] = {}
         self.memo: dict[Any, Any] = {}  # other per-file caches (context.py)
         self.exhausted = False  # the evaluation budget ran out during an instantiation
+        self._standalone = False  # the next __init__ bound is a model's, called by nobody
+        self._rest: list[ast.stmt] = []  # statements after the if being run (_exec_body)
+        self._alt: list[Layer] | None = None  # layers a skipped path would return (_shadow)
+        self._fed: tuple[ast.Call, frozenset[str], int] | None = None  # see _call_function
         self._collect()
 
     def segment(self, node: ast.expr, limit: int = 200) -> str:
@@ -363,6 +368,9 @@ class ModuleIndex:
             if self._depth > 0:
                 self._call_function(init, (inst, *args), kwargs, inst, owner)
                 return inst
+            # Built with no arguments (a model analyzed alone): its ``**kwargs`` hold
+            # whatever its callers pass (``bias=False``...), not nothing.
+            self._standalone = not args and not kwargs
             try:
                 self._call_function(init, (inst, *args), kwargs, inst, owner)
             except BudgetExceeded:
@@ -380,6 +388,7 @@ class ModuleIndex:
         inst: ModuleInstance | None,
         owner: ClassInfo | None = None,
     ) -> Any:
+        fed, self._fed = self._fed, None  # consumed here, whatever happens next
         if self._depth >= MAX_DEPTH:
             return UNKNOWN
         if owner is not None and owner.home is not None and owner.home is not self:
@@ -387,6 +396,23 @@ class ModuleIndex:
             return self._in_home(home, lambda: home._call_function(fn, args, kwargs, inst, owner))
         env = self._bind(fn, args, kwargs)
         env["__class__"] = owner
+        if fed is not None:
+            # A helper called with the caller's defaulted parameters (``self._make_head(
+            # hidden, out)``): its ifs on them are read both ways too.
+            call, defaulted, offset = fed
+            params = [p.arg for p in (*fn.args.posonlyargs, *fn.args.args)]
+            names = {
+                params[i + offset]
+                for i, a in enumerate(call.args)
+                if isinstance(a, ast.Name) and a.id in defaulted and i + offset < len(params)
+            }
+            names |= {
+                k.arg
+                for k in call.keywords
+                if k.arg and isinstance(k.value, ast.Name) and k.value.id in defaulted
+            }
+            if names:
+                env[DEFAULTED] = frozenset(env.get(DEFAULTED, frozenset()) | names)
         self._depth += 1
         try:
             self._exec_body(fn.body, env, inst)
@@ -458,11 +484,24 @@ class ModuleIndex:
         if a.kwarg:
             names = {p.arg for p in params} | {p.arg for p in a.kwonlyargs}
             env[a.kwarg.arg] = {k: v for k, v in kwargs.items() if k not in names}
+            if self._standalone and fn.name == "__init__":
+                env[a.kwarg.arg] = {UNKNOWN_KWARGS: UNKNOWN}
+        self._standalone = False
+        if fn.name == "__init__":
+            # Parameters left at their default: an ``if`` they decide is read both ways.
+            given = {p.arg for p in params[: len(args)]} | set(kwargs)
+            env[DEFAULTED] = frozenset(
+                p.arg
+                for p in [*params, *a.kwonlyargs]
+                if p.arg not in given and p.arg != "self" and env.get(p.arg) is not UNKNOWN
+            )
         return env
 
     # ------------------------------------------------------------------ statements
     def _exec_body(self, body: list[ast.stmt], env: dict[str, Any], inst: Any) -> None:
-        for stmt in body:
+        for i, stmt in enumerate(body):
+            if isinstance(stmt, ast.If):
+                self._rest = body[i + 1 :]  # what runs when the if does not return
             self._exec_stmt(stmt, env, inst)
 
     def _tick(self) -> None:
@@ -473,9 +512,24 @@ class ModuleIndex:
     def _exec_stmt(self, stmt: ast.stmt, env: dict[str, Any], inst: Any) -> None:
         self._tick()
         if isinstance(stmt, ast.Assign):
-            value = self.eval(stmt.value, env, inst)
+            attrs = [
+                t.attr
+                for t in stmt.targets
+                if isinstance(t, ast.Attribute)
+                and isinstance(t.value, ast.Name)
+                and t.value.id == "self"
+            ]
+            saved, self._alt = self._alt, ([] if attrs else self._alt)
+            try:
+                value = self.eval(stmt.value, env, inst)
+            finally:
+                alts, self._alt = self._alt, saved
+            if attrs and alts and isinstance(inst, ModuleInstance):
+                inst.alternates.extend((a, layer) for a in attrs for layer in alts)
             for target in stmt.targets:
                 self._assign(target, value, env, inst)
+            if isinstance(stmt.value, ast.IfExp):
+                self._other_side(stmt.value, stmt.targets, value, env, inst)
         elif isinstance(stmt, ast.AnnAssign) and stmt.value is not None:
             self._assign(stmt.target, self.eval(stmt.value, env, inst), env, inst)
         elif isinstance(stmt, ast.AugAssign):
@@ -488,20 +542,13 @@ class ModuleIndex:
         elif isinstance(stmt, ast.Return):
             raise _Return(self.eval(stmt.value, env, inst) if stmt.value else None)
         elif isinstance(stmt, ast.If):
+            rest, self._rest = self._rest, []
             test = self.eval(stmt.test, env, inst)
-            if test is UNKNOWN:
-                # Unknown condition: take the main branch, let the else branch only add
-                # names the main branch left unset (no guessing which one runs).
-                before = set(env)
-                self._exec_body(stmt.body, env, inst)
-                other = dict(env)
-                set_in_body = set(env) - before
-                try:
-                    self._exec_body(stmt.orelse, other, inst)
-                finally:
-                    for k, v in other.items():
-                        if k not in env and k not in set_in_body:
-                            env[k] = v
+            defaulted = defaulted_names(stmt.test, env)
+            if test is UNKNOWN or defaulted:
+                # Unknown condition, or one decided only by a parameter's default (the
+                # configuration a caller trains may take the other branch): both branches.
+                self._exec_branches(stmt, env, inst, test, defaulted, rest)
             elif test:
                 self._exec_body(stmt.body, env, inst)
             else:
@@ -509,6 +556,7 @@ class ModuleIndex:
         elif isinstance(stmt, (ast.For, ast.AsyncFor)):
             items = self._iterate(self.eval(stmt.iter, env, inst))
             if items is None:
+                self._exec_unknown_loop(stmt, env, inst)
                 return
             for item in items:
                 self._assign(stmt.target, item, env, inst)
@@ -646,7 +694,7 @@ class ModuleIndex:
         if isinstance(node, ast.IfExp):
             test = self.eval(node.test, env, inst)
             if test is UNKNOWN:
-                return UNKNOWN
+                return UNKNOWN  # an attribute's layers on both sides: see _other_side
             return self.eval(node.body if test else node.orelse, env, inst)
         if isinstance(node, ast.Subscript):
             base = self.eval(node.value, env, inst)
@@ -668,7 +716,7 @@ class ModuleIndex:
         if isinstance(node, (ast.ListComp, ast.GeneratorExp, ast.SetComp)):
             items = self._comprehension(node.generators, [node.elt], env, inst)
             if items is None:
-                return UNKNOWN
+                return self._unknown_comprehension(node, env, inst)
             return [i[0] for i in items]
         if isinstance(node, ast.DictComp):
             items = self._comprehension(node.generators, [node.key, node.value], env, inst)
@@ -721,7 +769,9 @@ class ModuleIndex:
         if qual in self.torch_subclasses:
             return self.torch_subclasses[qual].value()
         if qual in self.class_nodes:
-            return UNKNOWN  # a non-module class of the file
+            # A non-module class of the file: a thin subclass of a torch norm is that norm.
+            base = norm_subclass(self, self.class_nodes[qual])
+            return LayerClass(base) if base is not None else UNKNOWN
         layer_type = layer_type_of(qual)
         if layer_type is not None:
             return LayerClass(layer_type)
@@ -744,6 +794,9 @@ class ModuleIndex:
         args, kwargs = self._args(node, env, inst)
         if args is None:
             return UNKNOWN
+        if isinstance(callee, (ast.FunctionDef, _LocalFunction, _BoundMethod)):
+            offset = 1 if isinstance(callee, _BoundMethod) else 0
+            self._fed = (node, env.get(DEFAULTED) or frozenset(), offset)
         return self._apply(callee, qual, args, kwargs, node, inst)
 
     def _args(self, node: ast.Call, env: dict[str, Any], inst: Any):
@@ -859,8 +912,18 @@ class ModuleIndex:
                 if args is None:
                     return True, UNKNOWN
                 owner_cls = _owner_of(inst.cls, attr)
+                self._fed = (node, env.get(DEFAULTED) or frozenset(), 1)
                 return True, self._call_function(fn, (inst, *args), kwargs, inst, owner_cls)
             return False, None
+        if attr == "add_module" and not _looks_global(owner, self):
+            # ``self.blocks.add_module(name, layer)`` on a container: one more child.
+            target = self.eval(owner, env, inst)
+            if isinstance(target, Layer) and target.type in ("ModuleList", "Sequential"):
+                args, _ = self._args(node, env, inst)
+                if args and len(args) == 2 and isinstance(args[1], Layer):
+                    target.children.append(args[1])
+                    target.child_names.append(str(args[0]))
+                return True, None
         if attr in ("append", "extend", "insert", "update") and not _looks_global(owner, self):
             target = self.eval(owner, env, inst)
             args, kwargs = self._args(node, env, inst)
@@ -879,8 +942,12 @@ class ModuleIndex:
                 if isinstance(args[0], dict):
                     target.update(args[0])
             elif isinstance(target, Layer) and target.type in ("ModuleList", "Sequential"):
-                new = [args[0]] if attr == "append" and args else self._iterate(args[0]) or []
+                new = [args[0]] if attr == "append" and args else self._iterate(args[0])
+                if new is None:
+                    new = [UNKNOWN]
                 for layer in new:
+                    if layer is UNKNOWN:
+                        layer = self._opaque(node)  # a module it cannot build: not identity
                     if isinstance(layer, Layer):
                         target.child_names.append(str(len(target.children)))
                         target.children.append(layer)
@@ -942,11 +1009,18 @@ class ModuleIndex:
                         layer.child_names.append(str(name))
             else:
                 for i, child in enumerate(args):
+                    if child is UNKNOWN:
+                        # A module the evaluator cannot build (a block class passed as an
+                        # argument): the flow through it is unknown, not shape-keeping.
+                        child = self._opaque(node)
                     if isinstance(child, Layer):
                         layer.children.append(child)
                         layer.child_names.append(str(i))
         elif type_ == "ModuleList" and args:
-            for i, child in enumerate(self._iterate(args[0]) or []):
+            items = self._iterate(args[0])
+            for i, child in enumerate([UNKNOWN] if items is None else items):
+                if child is UNKNOWN:
+                    child = self._opaque(node)
                 if isinstance(child, Layer):
                     layer.children.append(child)
                     layer.child_names.append(str(i))
@@ -1160,7 +1234,52 @@ def layer_type_of(qual: str) -> str | None:
     vendored = ("FrozenBatchNorm2d", "LayerNorm2d", "DropPath", "RMSNorm", "LayerNorm", "Permute")
     if last in vendored and qual.startswith(("torchvision.", "timm.")):
         return last
+    if last == "Rearrange" and qual.startswith("einops."):
+        return last
     return None
+
+
+def norm_subclass(index: ModuleIndex, node: ast.ClassDef) -> str | None:
+    """The torch norm a file class is, when it only subclasses it: ``class
+    FP32LayerNorm(nn.LayerNorm)`` whose ``forward`` returns ``super().forward(x.float())``
+    and whose ``__init__`` (if any) passes its arguments through. None otherwise (a
+    subclass with its own forward may normalize other dims: timm's channels-first
+    LayerNorm2d permutes around ``F.layer_norm``)."""
+    from .ir import NORM_KINDS
+
+    bases = [index.qualname(b) or "" for b in node.bases]
+    types = [layer_type_of(b) for b in bases if b not in index.class_nodes]
+    norms = [t for t in types if t in NORM_KINDS]
+    if len(norms) != 1 or len(node.bases) != 1:
+        return None
+    for item in node.body:
+        if not isinstance(item, ast.FunctionDef):
+            continue
+        if item.name == "forward":
+            calls = [
+                n
+                for n in ast.walk(item)
+                if isinstance(n, ast.Call)
+                and isinstance(n.func, ast.Attribute)
+                and n.func.attr == "forward"
+                and isinstance(n.func.value, ast.Call)
+                and isinstance(n.func.value.func, ast.Name)
+                and n.func.value.func.id == "super"
+            ]
+            if not calls:
+                return None
+            moves = {"permute", "transpose", "movedim", "swapaxes", "rearrange", "view"}
+            if any(
+                isinstance(n, ast.Call)
+                and (getattr(n.func, "attr", None) in moves or getattr(n.func, "id", None) in moves)
+                for n in ast.walk(item)
+            ):
+                return None  # super().forward on moved axes: a channels-first norm
+        elif item.name == "__init__":
+            a = item.args
+            if a.args[1:] or a.kwonlyargs or not (a.vararg and a.kwarg):
+                return None  # its own parameters: the positions may mean other things
+    return norms[0]
 
 
 def _is_model_function(qual: str) -> bool:

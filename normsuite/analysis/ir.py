@@ -32,6 +32,7 @@ class _Unknown:
 
 UNKNOWN: Any = _Unknown()
 UNKNOWN_KWARGS = "**"  # key in Layer.kwargs: an opaque ``**kwargs`` was passed
+OPAQUE = "Opaque"  # Layer.type of a placeholder for a module the evaluator cannot know
 
 # Positional parameter names of the layers the analyzer understands, in torch's order.
 _CONV = ("in_channels", "out_channels", "kernel_size", "stride", "padding", "dilation", "groups")
@@ -91,6 +92,7 @@ SIGNATURES: dict[str, tuple[str, ...]] = {
     "AdaptiveMaxPool3d": ("output_size",),
     "Dropout": ("p", "inplace"),
     "Permute": ("dims",),  # torchvision.ops.misc.Permute (ConvNeXt)
+    "Rearrange": ("pattern",),  # einops.layers.torch.Rearrange
 }
 
 NORM_KINDS: dict[str, str] = {
@@ -261,7 +263,9 @@ class Layer:
                 value = value[0]
         else:
             value = self.arg("num_features")
-        return value if isinstance(value, int) and not isinstance(value, bool) else None
+        # 0 is a "no layer" sentinel of a branch not taken (hidden=0), never a width
+        ok = isinstance(value, int) and not isinstance(value, bool) and value >= 1
+        return value if ok else None
 
     @property
     def out_channels(self) -> int | None:
@@ -350,13 +354,19 @@ class ModuleInstance:
     cls: ClassInfo
     attrs: dict[str, Any] = field(default_factory=dict)
     seq_children: list[Layer] = field(default_factory=list)  # nn.Sequential subclasses
+    # Layers an attribute holds in the other branch of an ``if`` the evaluator cannot decide
+    # (``self.head = nn.Identity()`` / ``self.head = nn.Sequential(...)``): checked by the
+    # rules, never used as the attribute's value.
+    alternates: list[tuple[str, Layer]] = field(default_factory=list)
 
     def layers(self) -> list[tuple[str, Layer]]:
-        """Direct child layers (attribute name, layer), in assignment order."""
+        """Direct child layers (attribute name, layer), in assignment order, then the
+        alternates of undecided branches."""
         out: list[tuple[str, Layer]] = []
         for name, value in self.attrs.items():
             if isinstance(value, Layer):
                 out.append((name, value))
+        out.extend(self.alternates)
         for i, layer in enumerate(self.seq_children):
             out.append((str(i), layer))
         return out

@@ -107,6 +107,8 @@ _ADAPTIVE_POOL = frozenset(
     }
 )
 _REDUCE = frozenset({"mean", "sum", "amax", "amin", "max", "min", "std", "var", "logsumexp"})
+# Attributes and methods that read a tensor's metadata, not its values.
+_METADATA = frozenset({"shape", "size", "dim", "ndim", "dtype", "device", "numel", "is_cuda"})
 
 
 @dataclass(frozen=True)
@@ -122,6 +124,9 @@ class T:
     producer: Layer | None = None  # the layer that produced it with nothing in between
     rnn: bool = False  # derived from an RNN's output / hidden state
     pooled: bool = False  # spatial dims are all 1 (after AdaptiveAvgPool(1))
+    # The call of a file's module (``PadConv(3, 32, 9)``) whose output ``producer`` is
+    # (the outermost one): where a fix goes when that module is shared.
+    via: Layer | None = None
 
     @property
     def last(self) -> bool | None:
@@ -136,7 +141,9 @@ class T:
 
     def plain(self) -> T:
         """The same tensor with no direct producer (after an activation, an add...)."""
-        return replace(self, producer=None) if self.producer is not None else self
+        if self.producer is None and self.via is None:
+            return self
+        return replace(self, producer=None, via=None)
 
 
 UNKNOWN_T = T()
@@ -191,6 +198,9 @@ class FlowTracer:
         self._walked: set[int] = set()
         self._applied_log: list[int] = []
         self._attention_owner = False
+        # Reads of a bound value with a direct producer, by id (shared by every tracer of
+        # the file, like flow_cache): a value read twice reaches a second consumer.
+        self.reads: dict[int, int] = index.memo.setdefault("flow_reads", {})
 
     # ------------------------------------------------------------------ entry points
     def run_instance(self, inst: ModuleInstance, x: T, prefix: str = "") -> Any:
@@ -282,7 +292,10 @@ class FlowTracer:
         if kind == "Custom":
             if layer.instance is None:
                 return UNKNOWN_T
-            return self.run_instance(layer.instance, t, self._paths.get(id(layer), ""))
+            out = self.run_instance(layer.instance, t, self._paths.get(id(layer), ""))
+            if isinstance(out, T) and out.producer is not None:
+                out = replace(out, via=layer)
+            return out
         if kind == "Backbone":
             num_classes = layer.kwargs.get("num_classes")
             ch = num_classes if isinstance(num_classes, int) and num_classes > 0 else None
@@ -322,6 +335,9 @@ class FlowTracer:
             ch = dim if isinstance(dim, int) else None
             out = T(t.rank, t.rank - 1 if t.rank else -1, ch, "seq")
             return (out, UNKNOWN_T) if kind == "MultiheadAttention" else out
+        if kind == "Rearrange":
+            pattern = layer.arg("pattern")
+            return _rearrange(t, pattern) if isinstance(pattern, str) else UNKNOWN_T
         if kind == "Permute":
             dims = layer.arg("dims")
             return _reshape_op(t, "permute", list(dims)) if isinstance(dims, list) else UNKNOWN_T
@@ -444,11 +460,16 @@ class FlowTracer:
             return None
         if isinstance(node, ast.Name):
             if node.id in env:
-                return env[node.id]
+                value = env[node.id]
+                if isinstance(value, T) and value.producer is not None:
+                    self.reads[id(value)] = self.reads.get(id(value), 0) + 1
+                return value
             return self.index.env.get(node.id, UNKNOWN)
         if isinstance(node, ast.Attribute):
             if isinstance(node.value, ast.Name) and node.value.id == "self":
                 return inst.attrs.get(node.attr, UNKNOWN)
+            if node.attr in _METADATA and isinstance(node.value, ast.Name):
+                return UNKNOWN  # x.shape / x.device: reads no values of x
             base = self._eval(node.value, env, inst)
             if isinstance(base, Layer) and base.instance is not None:
                 return base.instance.attrs.get(node.attr, UNKNOWN)
@@ -498,7 +519,9 @@ class FlowTracer:
         callee = self._eval(func, env, inst) if not _is_method_on_value(func) else UNKNOWN
         if isinstance(callee, Layer):
             x = self._eval(node.args[0], env, inst) if node.args else UNKNOWN_T
-            return self.apply(callee, x)
+            out = self.apply(callee, x)
+            self._apply_alternates(func, x, inst)
+            return out
         if isinstance(func, ast.Attribute):
             # self.helper(x): a method of the model.
             if isinstance(func.value, ast.Name) and func.value.id == "self":
@@ -511,6 +534,8 @@ class FlowTracer:
                 self.index.imports
             ):
                 return self._function(qual.split(".")[-1], node, env, inst)
+            if func.attr in _METADATA and isinstance(func.value, ast.Name):
+                return UNKNOWN  # x.size(0) / x.dim(): reads no values of x
             base = self._eval(func.value, env, inst)
             if isinstance(base, T):
                 return self._tensor_method(base, func.attr, node, env, inst)
@@ -521,6 +546,20 @@ class FlowTracer:
                 return UNKNOWN  # a same-file helper on tensors: opaque (no guessing)
             return self._function(qual.split(".")[-1], node, env, inst)
         return UNKNOWN
+
+    def _apply_alternates(self, func: ast.expr, x: Any, inst: ModuleInstance) -> None:
+        """``self.head(x)``: the head a non-default configuration builds instead (an
+        alternate, see extract) sees the same input; its output goes nowhere."""
+        if not (
+            isinstance(func, ast.Attribute)
+            and isinstance(func.value, ast.Name)
+            and func.value.id == "self"
+            and inst.alternates
+        ):
+            return
+        for name, alt in inst.alternates:
+            if name == func.attr and id(alt) not in self.applied:
+                self.apply(alt, x)
 
     def _call_method(
         self, fn: ast.FunctionDef, node: ast.Call, env: dict[str, Any], inst: ModuleInstance
@@ -829,8 +868,8 @@ def _rearrange(t: T, pattern: str) -> T:
         return UNKNOWN_T
     merged = any(len(group) > 1 for group in right)
     kind = t.kind
-    if t.kind == "map" and merged and len(right) == 3:
-        kind = "seq"
+    if t.kind == "map" and merged and len(right) == 3 and where[0] == 2:
+        kind = "seq"  # "b c h w -> b (h w) c": tokens; "b c (h w)" stays a channels-first map
     return replace(t.plain(), rank=len(right), cdim=where[0], kind=kind)
 
 

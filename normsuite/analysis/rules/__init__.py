@@ -51,26 +51,58 @@ def finding(code: str, layer: Layer, message: str, model: str | None = None) -> 
     )
 
 
+def short(code: str, limit: int = 60) -> str:
+    """A constructor call short enough for a message: ``ConvNorm(a, b, kernel_size=...)``."""
+    if len(code) <= limit:
+        return code
+    cut = code[: limit - 5].rsplit(",", 1)[0]
+    return f"{cut}, ...)"
+
+
+def _phrases(text: str) -> list[str]:
+    """Words, with bracketed and backticked spans kept whole: ``nn.GroupNorm(8, 32)`` and
+    `` `nn.Conv2d(c, c, 3)` `` are one phrase each, so a merge never cuts through code."""
+    out: list[str] = []
+    depth, ticks = 0, 0
+    for word in text.split(" "):
+        if out and (depth > 0 or ticks % 2):
+            out[-1] += " " + word
+        else:
+            out.append(word)
+        depth = max(
+            0, depth + sum(word.count(c) for c in "([{") - sum(word.count(c) for c in ")]}")
+        )
+        ticks += word.count("`")
+    return out
+
+
 def merge_messages(a: str, b: str) -> str:
-    """One message for two findings at one place: the differing words side by side when
+    """One message for two findings at one place: the differing phrases side by side when
     only one stretch differs, else both messages.
 
     >>> merge_messages("use nn.GroupNorm(8, 32) (B5).", "use nn.GroupNorm(32, 64) (B5).")
     'use nn.GroupNorm(8, 32) / nn.GroupNorm(32, 64) (B5).'
+    >>> merge_messages("`a(1, 2)` feeds `bn(2)`.", "`a(1, 2)` feeds `bn(4, x)`.")
+    '`a(1, 2)` feeds `bn(2)` / `bn(4, x)`.'
     """
-    wa, wb = a.split(" "), b.split(" ")
+    wa, wb = _phrases(a), _phrases(b)
     blocks = [op for op in SequenceMatcher(None, wa, wb, autojunk=False).get_opcodes()]
     changed = [op for op in blocks if op[0] != "equal"]
     if len(changed) == 1 and changed[0][0] == "replace":
         _, i1, i2, j1, j2 = changed[0]
-        middle = " ".join(wa[i1:i2]) + " / " + " ".join(wb[j1:j2])
+        tail = ""
+        left, right = " ".join(wa[i1:i2]), " ".join(wb[j1:j2])
+        # "`x`," / "`y`,": keep the shared punctuation once, after both.
+        while left and right and left[-1] == right[-1] and left[-1] in ".,;:":
+            tail, left, right = left[-1] + tail, left[:-1], right[:-1]
+        middle = f"{left} / {right}{tail}"
         return " ".join([*wa[:i1], middle, *wa[i2:]])
     return f"{a} Also: {b}"
 
 
 def _load() -> None:
     # Imported for their @rule registrations.
-    from . import batch, choice, layers, optim, sequence  # noqa: F401
+    from . import arguments, batch, choice, layers, optim, sequence  # noqa: F401
 
 
 def run_rules(ctx: FileContext, codes: Iterable[str] | None = None) -> list[Finding]:

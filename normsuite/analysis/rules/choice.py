@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 from normsuite.advice import default_groups
 
-from ..context import FileContext
+from ..context import FileContext, ModelContext
 from ..sites import cnn_classifier_misfit
 from ..types import Finding
 from . import finding, rule
@@ -19,7 +19,7 @@ def ln_or_in_in_cnn_classifier(ctx: FileContext) -> Iterator[Finding]:
     """InstanceNorm, GroupNorm(1, C) (LN over C,H,W), channels-first LayerNorm in a CNN
     classifier. ConvNeXt-style LN on permuted maps is a deliberate design: not flagged."""
     for model in ctx.models:
-        if model.architecture not in _CNN or not model.classifier:
+        if model.architecture not in _CNN or not model.classifier or not _classifies(model):
             continue
         seen: set[int] = set()
         for _, layer in model.layers:
@@ -39,3 +39,22 @@ def ln_or_in_in_cnn_classifier(ctx: FileContext) -> Iterator[Finding]:
                 f"per-device batch >= 16, else {alt} (B5).",
                 model.name,
             )
+
+
+def _classifies(model: ModelContext) -> bool:
+    """Evidence of a classifier, not just a Linear somewhere (a regression head of a dense
+    prediction model has Linears too): a ``num_classes``-like parameter or Linear
+    argument, or a forward that ends in a Linear with a constant width above 1."""
+    root = model.root.instance
+    init = root.cls.method("__init__") if root is not None else None
+    if init is not None:
+        names = [a.arg for a in [*init.args.args, *init.args.kwonlyargs]]
+        if any("class" in n or n == "num_labels" for n in names):
+            return True
+    for _, layer in model.layers:
+        if layer.type in ("Linear", "LazyLinear") and "class" in layer.code:
+            return True
+    # One output is a score or a regression (a scale, a depth), not evidence of classes.
+    last = model.apps[-1].layer if model.apps else None
+    width = last.out_channels if last is not None and last.type == "Linear" else None
+    return width is not None and width > 1

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import ast
+import re
 from collections.abc import Iterator
 
 from normsuite.advice import MIN_CHANNELS_PER_GROUP, default_groups
 
 from ..context import FileContext, ModelContext
-from ..ir import Layer
+from ..ir import ClassInfo, Layer
 from ..shapes import Application
 from ..sites import normalizes_length, received_channels
 from ..types import Finding
-from . import finding, rule
+from . import finding, rule, short
+from .arguments import received_channel_count, swapped_group_norm
 
 _SHAPES = {3: "(N, C, L)", 4: "(N, C, H, W)", 5: "(N, C, D, H, W)"}
 _LAST_DIM = {3: "L", 4: "W", 5: "W"}
@@ -32,30 +35,203 @@ def _apps(ctx: FileContext) -> Iterator[tuple[ModelContext, Application]]:
             yield model, app
 
 
+def _blocks(ctx: FileContext) -> set[str]:
+    """File classes that other models of the file build: their standalone analysis (with
+    the defaults of their parameters) is not how they are used."""
+    used: set[str] = set()
+    for model in ctx.models:
+        own = model.root.instance.cls.name if model.root.instance is not None else None
+        for _, layer in model.layers:
+            if layer.instance is not None and layer.instance.cls.name != own:
+                used.add(layer.instance.cls.name)
+    return used
+
+
+def _shared_wrapper(ctx: FileContext, via: Layer, feeding: set[int]) -> Layer | None:
+    """Another call of ``via``'s class in any model of the file whose output feeds no norm
+    (an output layer that needs the bias), or None."""
+    assert via.instance is not None
+    cls = via.instance.cls
+    for model in ctx.models:
+        for _, layer in model.layers:
+            if layer is via or layer.instance is None or layer.instance.cls is not cls:
+                continue
+            if id(layer) not in feeding and layer.line != via.line:
+                return layer
+    return None
+
+
+def _condition(ctx: FileContext, line: int) -> str | None:
+    """The flag of the innermost ``if flag:`` whose body holds ``line`` (``if
+    normalize: layers.append(nn.BatchNorm2d(c))``), for a message; None if there is none."""
+    best: ast.If | None = None
+    for node in ast.walk(ctx.index.tree):
+        if not isinstance(node, ast.If) or not node.body:
+            continue
+        inside = node.body[0].lineno <= line <= (node.body[-1].end_lineno or 0)
+        if inside and (best is None or node.lineno > best.lineno):
+            best = node
+    if best is not None and isinstance(best.test, ast.Name):
+        return best.test.id
+    if best is not None and isinstance(best.test, ast.Attribute):
+        return ast.unparse(best.test)
+    return None
+
+
+def _bias_call_site(model: ModelContext, producer: Layer) -> tuple[Layer, str] | None:
+    """(the call of the file's module that decides ``producer``'s bias, the parameter
+    name) when the bias is that module's argument (``nn.Conv2d(..., bias=bias)``) and the
+    call passes it by keyword: the fix belongs there, not in the shared module. Follows a
+    chain of such arguments up (``ConvLayer(use_bias=use_bias[0])`` inside a block whose
+    caller passes ``use_bias=(True, False)``)."""
+    m = re.search(r"\bbias=(\w+)", producer.code)
+    if m is None or m.group(1) in ("True", "False"):
+        return None
+    current, param = producer, m.group(1)
+    found: tuple[Layer, str] | None = None
+    for _ in range(6):
+        caller = _owner_call(model, current, param)
+        if caller is None:
+            break
+        found = (caller, param)
+        up = re.search(rf"\b{re.escape(param)}=(\w+)", caller.code)
+        if up is None or up.group(1) in ("True", "False"):
+            break
+        current, param = caller, up.group(1)
+    return found
+
+
+def _owner_call(model: ModelContext, child: Layer, param: str) -> Layer | None:
+    """The call of a file module whose direct child is ``child`` and that passes ``param``."""
+    for _, layer in model.layers:
+        inst = layer.instance
+        if inst is None or param not in layer.kwargs or not _has_parameter(inst.cls, param):
+            continue
+        if any(c is child for _, c in inst.layers()) or any(
+            c is child for _, sub in inst.layers() for c in sub.children
+        ):
+            return layer
+    return None
+
+
+def _has_parameter(cls: ClassInfo, name: str) -> bool:
+    init = cls.method("__init__")
+    if init is None:
+        return False
+    a = init.args
+    return any(p.arg == name for p in [*a.posonlyargs, *a.args, *a.kwonlyargs])
+
+
 @rule("NRM001")
 def bias_before_batch_norm(ctx: FileContext) -> Iterator[Finding]:
-    """A conv/linear with bias whose output goes straight into BN or IN."""
-    for model, app in _apps(ctx):
-        producer = app.inp.producer
-        if producer is None or app.layer.norm_kind not in ("bn", "syncbn", "in"):
-            continue
-        if producer.has_bias is not True:
-            continue
-        yield finding(
-            "NRM001",
-            producer,
-            f"`{producer.code}` feeds `{app.layer.code}`, whose mean subtraction cancels the "
-            f"bias (BN paper s3.2): pass bias=False to the {producer.type}.",
-            model.name,
-        )
+    """A conv/linear with bias whose output goes only into BN or IN."""
+    blocks = _blocks(ctx)
+    reads: dict[int, int] = ctx.index.memo.get("flow_reads", {})
+    # Wrapper calls (``PadConv(3, 32, 9)``) whose output feeds such a norm, file-wide.
+    feeding = {
+        id(a.inp.via)
+        for m in ctx.models
+        for a in m.apps
+        if a.inp.via is not None and a.layer.norm_kind in ("bn", "syncbn", "in")
+    }
+    for model in ctx.models:
+        if model.root.instance is not None and model.root.instance.cls.name in blocks:
+            continue  # judged where it is built, with its callers' arguments
+        norm_apps = [a for a in model.apps if a.layer.norm_kind in ("bn", "syncbn", "in")]
+        # The same constructor call feeding a layer that is no such norm (``conv`` put
+        # before BN in one branch and before ReLU in the other): the bias is needed there.
+        plain_use = {
+            (a.inp.producer.line, a.inp.producer.col): a.layer
+            for a in model.apps
+            if a.inp.producer is not None and a.layer.norm_kind not in ("bn", "syncbn", "in")
+        }
+        for app in norm_apps:
+            producer = app.inp.producer
+            if producer is None or producer.has_bias is not True:
+                continue
+            if reads.get(id(app.inp), 0) > 1:
+                continue  # the biased output also reaches another consumer
+            via = app.inp.via
+            site = _bias_call_site(model, producer)
+            if site is not None:
+                caller, param = site
+                assert caller.instance is not None
+                value = caller.kwargs.get(param)
+                fix = (
+                    f"pass {param}=False here"
+                    if isinstance(value, bool)
+                    else f"pass a `{param}` here that turns that bias off"
+                )
+                yield finding(
+                    "NRM001",
+                    caller,
+                    f"`{short(caller.code)}` builds `{short(producer.code)}` (line "
+                    f"{producer.line}) with a bias that `{short(app.layer.code)}` cancels "
+                    f"(BN paper s3.2): {caller.instance.cls.name} takes it from its "
+                    f"`{param}` argument, so {fix}.",
+                    model.name,
+                )
+                continue
+            also = plain_use.get((producer.line, producer.col))
+            if also is not None and app.inp.via is None:
+                flag = _condition(ctx, app.layer.line) or "use_norm"
+                yield finding(
+                    "NRM001",
+                    producer,
+                    f"`{short(producer.code)}` feeds `{short(app.layer.code)}`, whose mean "
+                    f"subtraction cancels the bias (BN paper s3.2), but it also feeds "
+                    f"`{short(also.code)}` (line {also.line}), which keeps it: pass a bias "
+                    f"that depends on whether the norm follows (bias=not {flag}).",
+                    model.name,
+                )
+                continue
+            other = _shared_wrapper(ctx, via, feeding) if via is not None else None
+            if via is not None and other is not None:
+                assert via.instance is not None
+                name = via.instance.cls.name
+                fix = (
+                    "pass bias=False here"
+                    if _has_parameter(via.instance.cls, "bias")
+                    else f"give {name} a `bias` parameter and pass bias=False here"
+                )
+                yield finding(
+                    "NRM001",
+                    via,
+                    f"`{short(via.code)}` feeds `{short(app.layer.code)}`, whose mean "
+                    f"subtraction cancels the bias of its `{short(producer.code)}` (line "
+                    f"{producer.line}, BN paper s3.2); {name} is also used without a norm "
+                    f"after it (line {other.line}), which needs the bias: {fix}.",
+                    model.name,
+                )
+                continue
+            yield finding(
+                "NRM001",
+                producer,
+                f"`{short(producer.code)}` feeds `{short(app.layer.code)}`, whose mean "
+                f"subtraction cancels the bias (BN paper s3.2): pass bias=False to the "
+                f"{producer.type}.",
+                model.name,
+            )
+
+
+def _named(layer: Layer, plain: str) -> str:
+    """``nn.LayerNorm(64)``, or the call as written when it is a subclass or a variable
+    (``FP32LayerNorm(d)``, a LayerNorm subclass)."""
+    code = short(layer.code)
+    if code.split("(")[0].split(".")[-1] == layer.type:
+        return plain
+    return f"`{code}` (a {layer.type})"
 
 
 @rule("NRM002")
 def ln_on_conv_feature_map(ctx: FileContext) -> Iterator[Finding]:
     """nn.LayerNorm(C) / nn.RMSNorm(C) on a channels-first conv feature map."""
+    blocks = _blocks(ctx)
     for model, app in _apps(ctx):
+        if model.root.instance is not None and model.root.instance.cls.name in blocks:
+            continue  # a norm_layer default its callers replace is not how it is used
         layer, t = app.layer, app.inp
-        if layer.type not in ("LayerNorm", "RMSNorm") or t.kind != "map":
+        if layer.type not in ("LayerNorm", "RMSNorm") or t.kind not in ("map", "seq"):
             continue
         shape = layer.arg("normalized_shape")
         if isinstance(shape, (list, tuple)):
@@ -66,13 +242,17 @@ def ln_on_conv_feature_map(ctx: FileContext) -> Iterator[Finding]:
             continue
         if t.cdim != 1:
             continue
+        if t.kind == "seq" and (t.rank != 3 or t.channels != shape):
+            continue  # tokens moved channels-first: only when dim 1 holds exactly the C
         dims = _SHAPES.get(t.rank, "(N, C, ...)")
+        what = "conv feature map" if t.kind == "map" else "tensor (channels first)"
         name = layer.type
         gn = f"nn.GroupNorm({default_groups(shape)}, {shape})"
         yield finding(
             "NRM002",
             layer,
-            f"nn.{name}({shape}) is applied to a {dims} conv feature map: it normalizes the "
+            f"{_named(layer, f'nn.{name}({shape})')} is applied to a {dims} {what}: "
+            f"it normalizes the "
             f"last dim ({_LAST_DIM.get(t.rank, 'last')}), not the {shape} channels, and fails "
             f"unless that dim happens to be {shape}. For a CNN use {gn} or BatchNorm (B5); "
             f'for channel LayerNorm permute to channels-last around it or use build_norm("ln", '
@@ -90,6 +270,8 @@ def group_norm_indivisible(ctx: FileContext) -> Iterator[Finding]:
         g, c = layer.arg("num_groups"), layer.num_channels
         if not isinstance(g, int) or not isinstance(c, int) or g < 1 or c % g == 0:
             continue
+        if swapped_group_norm(layer, received_channel_count(model, layer)) is not None:
+            continue  # GroupNorm(C, G): NRM014 says the arguments are swapped
         yield finding(
             "NRM003",
             layer,
@@ -107,7 +289,7 @@ def group_norm_too_few_channels(ctx: FileContext) -> Iterator[Finding]:
         if layer.type != "GroupNorm":
             continue
         g, c = layer.arg("num_groups"), layer.num_channels
-        if not isinstance(g, int) or not isinstance(c, int) or g < 1 or c % g:
+        if not isinstance(g, int) or not isinstance(c, int) or g < 1 or c < 1 or c % g:
             continue
         per_group = c // g
         if per_group >= MIN_CHANNELS_PER_GROUP or g == 32 or g == c:
@@ -138,9 +320,10 @@ def batch_norm_momentum_inverted(ctx: FileContext) -> Iterator[Finding]:
         yield finding(
             "NRM009",
             layer,
-            f"momentum={m} keeps only {1 - m:.2g} of each new batch in the running statistics: "
-            f"PyTorch momentum is 1 - Keras/TF momentum. Use momentum={round(1 - m, 4)} "
-            f"(or the default 0.1).",
+            f"momentum={m} makes the running statistics take {m * 100:.4g}% of each new batch "
+            f"(PyTorch: running = (1 - momentum) * running + momentum * batch), so they "
+            f"follow the last batch; Keras/TF momentum {m} is PyTorch momentum "
+            f"{round(1 - m, 4)}. Use momentum={round(1 - m, 4)} (or the default 0.1).",
             model.name,
         )
 
@@ -152,8 +335,8 @@ def norm_channel_mismatch(ctx: FileContext) -> Iterator[Finding]:
         layer, t = app.layer, app.inp
         expected = layer.num_channels
         received = received_channels(model, layer, t)
-        if received is None:
-            continue
+        if received is None or swapped_group_norm(layer, received) is not None:
+            continue  # GroupNorm(C, G) swapped: NRM014 says so, with its own fix
         name = layer.type
         fixed = layer.code.replace(str(expected), str(received), 1)
         yield finding(

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import ast
+import re
 from collections.abc import Iterator
+from pathlib import Path
 
 from ..context import FileContext
 from ..ir import UNKNOWN, Layer
@@ -21,6 +23,8 @@ _OPTIMIZERS = {
     "NAdam": 0.0,
     "RAdam": 0.0,
     "Lion": 0.0,
+    "Adadelta": 0.0,
+    "ASGD": 0.0,
     "LAMB": 0.0,
     "Lamb": 0.0,
 }
@@ -39,36 +43,218 @@ def _affine_norms(ctx: FileContext) -> bool:
     return False
 
 
-def _all_parameters(node: ast.expr) -> bool:
-    """``model.parameters()`` / ``self.parameters()``, possibly inside filter(...)/list(...)."""
+# Where a positional weight_decay would sit; a call with that many positional arguments is
+# read as "weight decay unknown" (no guessing the signature of a look-alike optimizer).
+_WD_POSITION = {"SGD": 4, "Adam": 4, "AdamW": 4, "RMSprop": 4, "Adagrad": 3}
+
+
+def _all_parameters(node: ast.expr, names: dict[str, ast.expr], depth: int = 0) -> bool:
+    """``model.parameters()`` of any object (``net.to(device).parameters()`` too), possibly
+    inside ``filter(...)``/``list(...)``, or a name assigned one of those."""
+    if depth > 4:
+        return False
+    if isinstance(node, ast.Name) and node.id in names:
+        return _all_parameters(names[node.id], names, depth + 1)
+    if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add):
+        # list(encoder.parameters()) + list(decoder.parameters())
+        return _all_parameters(node.left, names, depth + 1) and _all_parameters(
+            node.right, names, depth + 1
+        )
     if isinstance(node, ast.Call):
         if isinstance(node.func, ast.Attribute) and node.func.attr == "parameters":
-            return True
-        if isinstance(node.func, ast.Name) and node.func.id in ("filter", "list") and node.args:
-            return _all_parameters(node.args[-1])
+            return not node.args and not node.keywords  # not parameters(recurse=False)
+        func = node.func
+        name = func.id if isinstance(func, ast.Name) else getattr(func, "attr", "")
+        if name in ("filter", "list", "tuple") and node.args:
+            return _all_parameters(node.args[-1], names, depth + 1)
+        if name == "chain" and node.args:  # itertools.chain(g.parameters(), d.parameters())
+            return all(_all_parameters(a, names, depth + 1) for a in node.args)
     return False
+
+
+def _groups_decay_everything(node: ast.expr, names: dict[str, ast.expr]) -> bool | None:
+    """A list of parameter groups ``[{"params": ...}, ...]``: True when every group holds
+    all parameters of some module and none sets its own weight_decay (so the optimizer's
+    weight decay reaches the norms); None when it is not such a list."""
+    if isinstance(node, ast.Name) and node.id in names:
+        node = names[node.id]
+    if not isinstance(node, (ast.List, ast.Tuple)) or not node.elts:
+        return None
+    for group in node.elts:
+        if not isinstance(group, ast.Dict) or any(k is None for k in group.keys):
+            return False
+        keys = {
+            k.value: v
+            for k, v in zip(group.keys, group.values, strict=False)
+            if isinstance(k, ast.Constant)
+        }
+        if "weight_decay" in keys or "params" not in keys:
+            return False
+        if not _all_parameters(keys["params"], names):
+            return False
+    return True
+
+
+def _assignments(tree: ast.AST) -> dict[str, ast.expr]:
+    """Names assigned exactly once in the file (``params = model.parameters()``)."""
+    seen: dict[str, ast.expr] = {}
+    twice: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Assign) and len(node.targets) == 1:
+            target = node.targets[0]
+            if isinstance(target, ast.Name):
+                if target.id in seen:
+                    twice.add(target.id)
+                seen[target.id] = node.value
+    return {k: v for k, v in seen.items() if k not in twice}
+
+
+def _params_arg(node: ast.Call) -> ast.expr | None:
+    if node.args:
+        return node.args[0]
+    for k in node.keywords:
+        if k.arg == "params":
+            return k.value
+    return None
+
+
+def _owner(params: ast.expr, names: dict[str, ast.expr]) -> str | None:
+    """``model`` in ``model.parameters()`` (through ``filter(...)`` and names)."""
+    node: ast.expr | None = params
+    for _ in range(5):
+        if isinstance(node, ast.Name) and node.id in names:
+            node = names[node.id]
+        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.args:
+            node = node.args[-1]  # filter(fn, model.parameters()) / list(...)
+        else:
+            break
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+        base = node.func.value
+        while isinstance(base, ast.Call) and isinstance(base.func, ast.Attribute):
+            base = base.func.value  # net.to(device).parameters()
+        if isinstance(base, ast.Name):
+            return base.id
+    return None
+
+
+def _constructed(tree: ast.Module, var: str) -> list[ast.expr]:
+    """What ``var = X(...)`` assignments of the file call (``.to()``/``.cuda()`` skipped)."""
+    out = []
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Assign) or not any(
+            isinstance(t, ast.Name) and t.id == var for t in node.targets
+        ):
+            continue
+        value = node.value
+        while (
+            isinstance(value, ast.Call)
+            and isinstance(value.func, ast.Attribute)
+            and value.func.attr in ("to", "cuda", "cpu", "float", "half", "train")
+        ):
+            value = value.func.value
+        if isinstance(value, ast.Call):
+            out.append(value.func)
+    return out
+
+
+def _imported_without_norms(ctx: FileContext, params: ast.expr, names: dict[str, ast.expr]) -> bool:
+    """Whether the optimized model is a class imported from a sibling file of this one
+    that builds no affine norm layer (``from model import RNNModel``): then there is no
+    norm weight to decay. Any doubt answers False (the finding states its assumption)."""
+    index = ctx.index
+    var = _owner(params, names)
+    calls = _constructed(index.tree, var) if var else []
+    if not calls or not Path(ctx.path).is_file():
+        return False  # stdin or a text with no file: no sibling to read
+    for func in calls:
+        qual = index.qualname(func) or ""
+        module, _, cls = qual.rpartition(".")
+        if not module or module.startswith(("torch", "torchvision", "timm")):
+            return False
+        has = _class_has_norms(Path(ctx.path).parent, module, cls)
+        if has is not False:
+            return False
+    return True
+
+
+def _class_has_norms(folder: Path, module: str, cls: str) -> bool | None:
+    """True/False for a class defined in ``folder/module.py``; None when not found there."""
+    from ..extract import BudgetExceeded, ModuleIndex
+
+    base = folder.joinpath(*module.split("."))
+    for path in (base.with_suffix(".py"), base / "__init__.py"):
+        if not path.is_file() or path.stat().st_size > 2_000_000:
+            continue
+        try:
+            source = path.read_text(encoding="utf-8")
+            other = ModuleIndex(ast.parse(source), source)
+            info = other.classes.get(cls)
+            if info is None:
+                return None
+            layers = other.instantiate(info).walk()
+        except (SyntaxError, ValueError, UnicodeDecodeError, OSError, BudgetExceeded):
+            return None
+        if other.exhausted:
+            return None
+        return any(
+            layer.norm_kind not in (None, "frozenbn", "lrn")
+            or layer.type in ("Custom", "Backbone", "Opaque")  # may hold norms
+            for _, layer in layers
+        )
+    return None
+
+
+_OPTIMIZER_NAME = re.compile(r"(Adam|SGD|LAMB|Lamb|Lion|RMSprop|Adagrad|Adafactor)")
+
+
+def _optimizer_like(qual: str, name: str) -> bool:
+    """Other libraries' optimizers (``bnb.optim.AdamW8bit``, apex ``FusedAdam``): judged
+    only on an explicit ``weight_decay``."""
+    return bool(_OPTIMIZER_NAME.search(name)) and (
+        ".optim" in qual or "optim." in qual or name.startswith("Fused")
+    )
 
 
 @rule("NRM010")
 def weight_decay_on_norm(ctx: FileContext) -> Iterator[Finding]:
-    if not ctx.models or not _affine_norms(ctx):
-        return
     index = ctx.index
     if not any(name in index.source for name in _OPTIMIZERS):
         return
+    # The file's own models say whether there are norm parameters to decay; a file that
+    # defines none (a training script importing its model) is read as "a model with norms".
+    if ctx.models and not _affine_norms(ctx):
+        return
+    assumed = "" if ctx.models else " (assuming the model has affine norm layers)"
+    names: dict[str, ast.expr] | None = None
     for node in ast.walk(index.tree):
-        if not isinstance(node, ast.Call) or not node.args:
+        if not isinstance(node, ast.Call):
             continue
         qual = index.qualname(node.func) or ""
         name = qual.split(".")[-1]
-        if name not in _OPTIMIZERS or not (
+        known = name in _OPTIMIZERS and (
             qual.startswith(("torch.optim.", "optim.", "timm.optim.")) or qual == name
-        ):
+        )
+        if not known and not _optimizer_like(qual, name):
             continue
-        if not _all_parameters(node.args[0]):
+        params = _params_arg(node)
+        if params is None:
+            continue
+        if names is None:
+            names = _assignments(index.tree)
+        if not _all_parameters(params, names) and not _groups_decay_everything(params, names):
+            continue
+        if not ctx.models and _imported_without_norms(ctx, params, names):
             continue
         kw = {k.arg: k.value for k in node.keywords if k.arg}
-        wd = index.eval(kw["weight_decay"], {}, None) if "weight_decay" in kw else _OPTIMIZERS[name]
+        opaque = any(k.arg is None for k in node.keywords)  # **opt_kwargs may set it
+        if "weight_decay" in kw:
+            wd = index.eval(kw["weight_decay"], {}, None)
+        elif opaque or len(node.args) > _WD_POSITION.get(name, 1):
+            continue  # weight decay from **kwargs or a positional argument: unknown
+        else:
+            if not known:
+                continue  # another library's optimizer: its default decay is not known here
+            wd = _OPTIMIZERS[name]
         if wd is UNKNOWN or isinstance(wd, bool) or not isinstance(wd, (int, float)) or wd <= 0:
             continue
         where = Layer(
@@ -84,6 +270,7 @@ def weight_decay_on_norm(ctx: FileContext) -> Iterator[Finding]:
             "NRM010",
             where,
             f"{name}(..., weight_decay={wd}){default} decays every parameter, norm weights and "
-            f"biases included, which pulls gamma towards 0; pass two parameter groups and give "
-            f"norm and bias parameters weight_decay=0 (detectron2 WEIGHT_DECAY_NORM = 0).",
+            f"biases included{assumed}, which pulls gamma towards 0; pass two parameter groups "
+            f"and give norm and bias parameters weight_decay=0 (detectron2 WEIGHT_DECAY_NORM "
+            f"= 0).",
         )
