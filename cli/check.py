@@ -121,6 +121,7 @@ def run_analysis(
     trace: bool,
     model: str | None,
     input_shape: str | None,
+    all_modules: bool = False,
 ) -> None:
     """Parse the shared options, analyze, print, and exit with ruff's codes."""
     from normsuite.analysis.config import ConfigError
@@ -152,6 +153,10 @@ def run_analysis(
         )
         _positive(jobs, "--jobs")
         results = analyze_paths(paths, options, settings=settings, jobs=jobs)
+        if command == "recommend" and not all_modules:
+            from normsuite.analysis.usage import hide_blocks
+
+            results = hide_blocks(results)  # advise models; blocks are judged in them
     except (UsageError, ConfigError) as exc:
         typer.echo(f"normsuite {command}: error: {exc}", err=True)
         raise typer.Exit(2) from None

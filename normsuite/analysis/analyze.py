@@ -24,7 +24,8 @@ import ast
 
 from .context import FileContext, ModelContext, build_context
 from .extract import BudgetExceeded
-from .recommend import recommend
+from .factories import REPARAM
+from .recommend import abstain_reason, recommend
 from .rules import run_rules
 from .types import AnalysisOptions, FileResult, ModelReport, NormSite
 
@@ -39,7 +40,9 @@ def analyze_source(source: str, path: str, options: AnalysisOptions) -> FileResu
         findings = run_rules(ctx)
     except BudgetExceeded:  # a pathological file: report what the models already say
         findings = []
-    return FileResult(path=path, models=[_report(m) for m in ctx.models], findings=findings)
+    return FileResult(
+        path=path, models=[_report(m, ctx.index.memo) for m in ctx.models], findings=findings
+    )
 
 
 def analyze_context(source: str, path: str, options: AnalysisOptions) -> FileContext:
@@ -47,11 +50,20 @@ def analyze_context(source: str, path: str, options: AnalysisOptions) -> FileCon
     return build_context(ast.parse(source, filename=path), source, path, options)
 
 
-def _report(model: ModelContext) -> ModelReport:
+def _report(model: ModelContext, memo: dict) -> ModelReport:
     sites = []
     for path, layer in model.norm_layers():
         kind = layer.norm_kind or (layer.backbone.norm if layer.backbone else "none")
         sites.append(NormSite(path, kind, layer.line, layer.code, layer.num_channels))
+    # spectral_norm(conv) / weight_norm(linear): weight reparametrizations, listed and kept.
+    reparam = memo.get(REPARAM, {})
+    seen: set[int] = set()
+    for path, layer in model.layers:
+        if id(layer) in reparam and id(layer) not in seen:
+            seen.add(id(layer))
+            wrapper = reparam[id(layer)][0]
+            sites.append(NormSite(path, wrapper, layer.line, layer.code, layer.out_channels))
+    reason = abstain_reason(model)
     return ModelReport(
         name=model.name,
         line=model.line,
@@ -59,5 +71,8 @@ def _report(model: ModelContext) -> ModelReport:
         architecture_evidence=list(model.evidence),
         norms_found=sites,
         batch_size=model.batch,
-        recommendation=recommend(model),
+        recommendation=None if reason else recommend(model),
+        abstain=reason,
+        part_of=model.part_of,
+        uses=list(model.uses),
     )

@@ -20,8 +20,10 @@ from .attention import attention_name, forward_attends, is_attention_instance
 from .batch import BatchScan, resolve, scan_config, scan_file
 from .extract import BudgetExceeded, ModuleIndex
 from .ir import ATTENTION_TYPES, CONV_DIMS, RNN_CELLS, RNN_TYPES, ClassInfo, Layer
+from .norm_behaviour import behaves_as, retype_norms
 from .shapes import INPUT_T, Application, FlowTracer
 from .types import AnalysisOptions, BatchInfo
+from .usage import block_parents, top_parent, used_names
 
 _TRAINING_WORDS = (
     ".backward(",
@@ -50,6 +52,9 @@ class ModelContext:
     fine_tuning: bool  # a pretrained backbone with BatchNorm
     classifier: bool  # ends in a Linear head / takes num_classes
     sync: bool  # SyncBatchNorm in use (conversion or Trainer(sync_batchnorm=True))
+    norm_class: str | None = None  # the class itself is a norm (behaves as this torch type)
+    part_of: str | None = None  # the top-level model class of the file it is a block of
+    uses: list[str] = field(default_factory=list)  # class names it builds (usage.py)
 
     def first_app(self, layer: Layer) -> Application | None:
         for app in self.apps:
@@ -226,6 +231,7 @@ def _model(
     name: str, line: int, root: Layer, index: ModuleIndex, batch: BatchInfo, sync: bool
 ) -> ModelContext:
     layers = root.instance.walk() if root.instance is not None else root.walk(name)
+    retype_norms(layers, index)  # norms by behaviour are norms before anything is traced
     sequences = _shows_sequences(root, layers, index)
     tracer = FlowTracer(index, sequences=sequences)
     if root.instance is not None:
@@ -263,6 +269,8 @@ def _model(
         fine_tuning=fine_tuning,
         classifier=_is_classifier(root, layers),
         sync=sync,
+        norm_class=behaves_as(root.instance, index) if root.instance is not None else None,
+        uses=used_names(root.instance.cls, index) if root.instance is not None else [],
     )
 
 
@@ -302,6 +310,7 @@ def build_context(
         if index.exhausted:
             ctx.partial = True
             break
+    _judge_blocks_in_context(ctx)
     # Module-level models: model = nn.Sequential(...) / resnet50(...)
     for name, value in list(index.env.items()):
         if isinstance(value, Layer) and value.type in ("Sequential", "Backbone"):
@@ -311,3 +320,23 @@ def build_context(
                 ctx.partial = True
                 break
     return ctx
+
+
+_SEQUENCE_ARCHS = ("transformer", "rnn")
+
+
+def _judge_blocks_in_context(ctx: FileContext) -> None:
+    """Blocks take their top-level model's context: a Transformer's FFN (Linear layers
+    only, "mlp" on its own) is part of a transformer, a cell's gates part of an RNN."""
+    parents = block_parents(ctx.index)
+    by_name = {m.name: m for m in ctx.models}
+    for model in ctx.models:
+        if model.name not in parents:
+            continue
+        top = by_name.get(top_parent(model.name, parents))
+        if top is None or top is model:
+            continue
+        model.part_of = top.name
+        if model.architecture in ("mlp", "unknown") and top.architecture in _SEQUENCE_ARCHS:
+            model.evidence.append(f"part of {top.name} ({top.architecture})")
+            model.architecture = top.architecture

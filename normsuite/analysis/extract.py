@@ -21,6 +21,7 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
+from .factories import FACTORY_NAMES, call_factory
 from .ir import (
     KNOWN_LAYERS,
     UNKNOWN,
@@ -31,6 +32,7 @@ from .ir import (
     LayerClass,
     ModuleInstance,
 )
+from .torch_subclass import TorchSubclass, torch_subclass
 
 MAX_STEPS = 200_000  # evaluation budget per file: stops pathological files quickly
 MAX_DEPTH = 24  # call depth for helpers / nested instantiation
@@ -589,7 +591,8 @@ class ModuleIndex:
         if qual in self.functions:
             return self.functions[qual]
         if qual in self.class_nodes:
-            return UNKNOWN  # a non-module class of the file
+            # a torch layer's subclass keeps its meaning; another non-module class: unknown
+            return torch_subclass(self, qual, layer_type_of) or UNKNOWN
         layer_type = layer_type_of(qual)
         if layer_type is not None:
             return LayerClass(layer_type)
@@ -646,6 +649,9 @@ class ModuleIndex:
         if isinstance(callee, LayerClass):
             merged = {**dict(callee.kwargs), **kwargs}
             return self._make_layer(callee.type, (*callee.args, *args), merged, node)
+        if isinstance(callee, TorchSubclass):
+            args, kwargs = callee.bind(self, args, kwargs)
+            return self._make_layer(callee.type, args, kwargs, node)
         if isinstance(callee, ClassInfo):
             if self._depth >= MAX_DEPTH:
                 return self._layer("Custom", node)
@@ -667,6 +673,9 @@ class ModuleIndex:
             return LayerClass(
                 base.type, (*base.args, *args[1:]), (*base.kwargs, *sorted(kwargs.items()))
             )
+        if last in FACTORY_NAMES:  # build_norm_layer, get_norm, spectral_norm, ...
+            make = lambda t, a, k: self._make_layer(t, a, k, node)  # noqa: E731
+            return call_factory(last, args, kwargs, make, self.memo)
         if "norm_layer" in kwargs:
             kwargs = {**kwargs, "norm_layer": self._norm_layer(kwargs["norm_layer"])}
         if last == "create_model" and args and isinstance(args[0], str):
@@ -895,6 +904,8 @@ _BUILTIN_NAMES = frozenset(
 def _callable(callee: Any, qual: str) -> bool:
     """Whether evaluating a call to ``callee`` can produce anything but UNKNOWN."""
     if isinstance(callee, (LayerClass, ClassInfo, ast.FunctionDef, ast.AsyncFunctionDef)):
+        return True
+    if isinstance(callee, TorchSubclass) or qual.split(".")[-1] in FACTORY_NAMES:
         return True
     if isinstance(callee, (_LocalFunction, _BoundMethod)):
         return True

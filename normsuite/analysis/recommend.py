@@ -13,7 +13,7 @@ from collections import Counter
 from normsuite.advice import Advice, advise, default_groups, layer_code
 
 from .context import ModelContext
-from .ir import ATTENTION_TYPES, RNN_CELLS, RNN_TYPES, Layer
+from .ir import ATTENTION_TYPES, CONV_DIMS, RNN_CELLS, RNN_TYPES, Layer
 from .shapes import UNKNOWN_T
 from .sites import cnn_classifier_misfit, normalizes_length, received_channels
 from .types import LayerSuggestion, Recommendation
@@ -222,6 +222,33 @@ def _convnext_style(model: ModelContext, layer: Layer) -> bool:
     return bool(app and app.inp.kind == "map" and app.inp.last)
 
 
+# Layers a norm would follow: without one of these (and without norm sites) a class is an
+# activation, a loss, a metric or a container, and gets no recommendation.
+_NORMABLE = frozenset(
+    {*CONV_DIMS, *RNN_TYPES, *RNN_CELLS, *ATTENTION_TYPES, "Linear", "LazyLinear", "Backbone"}
+)
+
+
+def abstain_reason(model: ModelContext) -> str | None:
+    """Why ``model`` gets no recommendation ("unknown" is an answer), or None."""
+    if model.norm_class:
+        return f"a norm layer (behaves as {model.norm_class}), not a model"
+    inner = [layer for path, layer in model.layers if path]
+    has_sites = bool(model.norm_layers())
+    normable = [layer for layer in inner if layer.type in _NORMABLE]
+    if not has_sites and not normable:
+        return (
+            "no norm sites and no layers a norm would follow (conv, linear, recurrent, "
+            "attention): an activation, loss, metric or container"
+        )
+    if model.architecture == "unknown":
+        return "architecture unknown: no conv/recurrent/attention layers found"
+    linears = sum(1 for layer in normable if layer.type in ("Linear", "LazyLinear"))
+    if model.architecture == "mlp" and not has_sites and linears < 2:
+        return "a single Linear layer: no hidden layer for a norm to follow"
+    return None
+
+
 def recommend(model: ModelContext) -> Recommendation:
     """The recommendation for one model (see the module docstring)."""
     sites = [(path, layer, site_architecture(model, layer)) for path, layer in model.norm_layers()]
@@ -341,4 +368,11 @@ def _keep_note(kind: str, adv: Advice) -> str:
     return f"Kept {kind}: it is one of the good choices here ({adv.norm} is the default)."
 
 
-__all__ = ["advice_for", "default_groups", "recommend", "site_architecture", "suggest_layer"]
+__all__ = [
+    "abstain_reason",
+    "advice_for",
+    "default_groups",
+    "recommend",
+    "site_architecture",
+    "suggest_layer",
+]

@@ -1,0 +1,118 @@
+"""Which classes are blocks of other classes, so that ``recommend`` advises whole models.
+
+A class is a *block* when another module class builds it (``self.ff = FeedForward(d)``),
+refers to it in its body, or is given it as an argument (``ResNet(Bottleneck, [3, 4, 6,
+3])``, ``partial(Block, ...)``). Blocks are judged in their parent's context (an FFN inside
+a Transformer is part of a transformer) and, by default, not advised on their own.
+
+Across files only names are known: :func:`used_names` lists the class names a class refers
+to, and :func:`hide_blocks` drops every model whose name another analyzed model uses.
+
+>>> import ast
+>>> from normsuite.analysis.extract import ModuleIndex
+>>> src = '''
+... import torch.nn as nn
+... class FF(nn.Module):
+...     def __init__(self):
+...         super().__init__()
+...         self.fc = nn.Linear(4, 4)
+... class Net(nn.Module):
+...     def __init__(self):
+...         super().__init__()
+...         self.ff = FF()
+... '''
+>>> index = ModuleIndex(ast.parse(src), src)
+>>> block_parents(index)
+{'FF': 'Net'}
+"""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Sequence
+from dataclasses import replace
+
+from .extract import ModuleIndex
+from .ir import ClassInfo
+from .types import FileResult
+
+
+def used_names(cls: ClassInfo, index: ModuleIndex) -> list[str]:
+    """Class-like names (capitalized, not torch's) that ``cls``'s body refers to, other
+    than its own name and its bases."""
+    own = {cls.name, *(b.split(".")[-1] for b in cls.bases)}
+    found: dict[str, None] = {}
+    for node in ast.walk(cls.node):
+        name = _name_of(node)
+        if name is None or name in own or not name[:1].isupper():
+            continue
+        origin = index.imports.get(name, "")
+        if origin.startswith(("torch", "typing", "collections", "dataclasses", "enum")):
+            continue
+        if name in index.classes or name in index.class_nodes or name in index.imports:
+            found[name] = None
+    return list(found)
+
+
+def _name_of(node: ast.AST) -> str | None:
+    if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load):
+        return node.id
+    return None
+
+
+def block_parents(index: ModuleIndex) -> dict[str, str]:
+    """Module class name -> the module class of this file that uses it as a block."""
+    parents: dict[str, str] = {}
+    for cls in index.classes.values():
+        for name in used_names(cls, index):
+            if name in index.classes and name not in _ancestors(cls):
+                parents.setdefault(name, cls.name)
+    # Blocks handed to a model class: ResNet(Bottleneck, ...), anywhere in the file.
+    for node in ast.walk(index.tree):
+        if not isinstance(node, ast.Call) or not isinstance(node.func, ast.Name):
+            continue
+        parent = node.func.id
+        if parent not in index.classes:
+            continue
+        for arg in [*node.args, *(k.value for k in node.keywords)]:
+            for sub in ast.walk(arg):
+                name = _name_of(sub)
+                if name and name != parent and name in index.classes:
+                    parents.setdefault(name, parent)
+    # A class never is its own block's block: break cycles (A uses B, B uses A).
+    return {c: p for c, p in parents.items() if parents.get(p) != c}
+
+
+def _ancestors(cls: ClassInfo) -> set[str]:
+    out: set[str] = set()
+    parent = cls.parent
+    while parent is not None and parent.name not in out:
+        out.add(parent.name)
+        parent = parent.parent
+    return out
+
+
+def top_parent(name: str, parents: dict[str, str]) -> str:
+    """The outermost class that (transitively) uses ``name``."""
+    seen = {name}
+    while name in parents and parents[name] not in seen:
+        name = parents[name]
+        seen.add(name)
+    return name
+
+
+def hide_blocks(results: Sequence[FileResult]) -> list[FileResult]:
+    """The results with only top-level models: classes no other analyzed class uses (in
+    its file, or by name in another file). Findings are kept as they are."""
+    # A user that itself has nothing to say (its blocks live in another file) hides nothing.
+    used = {
+        n for r in results for m in r.models if m.abstain is None for n in m.uses if n != m.name
+    }
+    out = []
+    for result in results:
+        models = [m for m in result.models if m.part_of is None and m.name not in used]
+        out.append(replace(result, models=models) if len(models) != len(result.models) else result)
+    return out
+
+
+__all__ = ["block_parents", "hide_blocks", "top_parent", "used_names"]
