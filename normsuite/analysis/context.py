@@ -16,7 +16,7 @@ import ast
 from collections import Counter
 from dataclasses import dataclass, field
 
-from .attention import attention_name, forward_attends, is_attention_instance
+from .attention import forward_attends, is_attention_instance
 from .batch import BatchScan, resolve, scan_config, scan_file
 from .extract import BudgetExceeded, ModuleIndex
 from .ir import ATTENTION_TYPES, CONV_DIMS, RNN_CELLS, RNN_TYPES, ClassInfo, Layer
@@ -25,6 +25,20 @@ from .shapes import INPUT_T, Application, FlowTracer
 from .types import AnalysisOptions, BatchInfo
 from .usage import block_parents, top_parent, used_names
 
+# Norm layers that only take (N, C, H, W) / (N, C, D, H, W) maps: their input is a conv map.
+MAP_NORMS = frozenset(
+    {
+        "BatchNorm2d",
+        "BatchNorm3d",
+        "LazyBatchNorm2d",
+        "LazyBatchNorm3d",
+        "FrozenBatchNorm2d",
+        "InstanceNorm2d",
+        "InstanceNorm3d",
+        "LayerNorm2d",
+        "RMSNorm2d",
+    }
+)
 _TRAINING_WORDS = (
     ".backward(",
     "training_step",
@@ -102,6 +116,7 @@ def infer_architecture(
     convs: Counter[int] = Counter()
     kinds: Counter[str] = Counter()
     evidence: list[str] = []
+    map_norms = 0
     for _, layer in layers:
         if id(layer) in seen:
             continue
@@ -119,6 +134,8 @@ def infer_architecture(
             kinds["linear"] += 1
         elif t == "Embedding":
             kinds["embedding"] += 1
+        elif t in MAP_NORMS:
+            map_norms += 1
         elif t == "Backbone" and layer.backbone is not None:
             b = layer.backbone
             evidence.append(f"backbone {b.name} ({b.library})")
@@ -139,10 +156,17 @@ def infer_architecture(
     main_dim = max(convs, key=lambda d: convs[d]) if convs else 2
     rnn, attention = kinds["rnn"] > 0, kinds["attention"] > 0
     if attention and rnn:
-        return "hybrid", evidence
+        if conv_total:
+            return "hybrid", evidence
+        # Recurrent layers with attention and no conv: a sequence model (Tacotron-style).
+        evidence.append("recurrent + attention, no conv: a sequence model")
+        return "rnn", evidence
     if attention:
-        # A ViT's patch embedding is a single strided conv: still a Transformer.
-        return ("hybrid" if conv_total > 1 else "transformer"), evidence
+        # A ViT's patch embedding is a single strided conv: still a Transformer. A norm
+        # built for (N, C, H, W) maps (BatchNorm2d...) says the convs make feature maps.
+        if conv_total > 1 or map_norms:
+            return "hybrid", evidence
+        return "transformer", evidence
     if rnn:
         return ("hybrid" if conv_total else "rnn"), evidence
     if conv_total:
@@ -242,17 +266,14 @@ def _model(
     arch, evidence = infer_architecture(layers, index, sequences)
     few_convs = sum(1 for _, sub in layers if sub.type in CONV_DIMS) <= 1
     own = root.instance.cls.name if root.instance is not None else ""
-    if own and arch != "transformer" and few_convs and attention_name(own, False):
-        evidence.append(f"class name {own}")  # VisionTransformer, SelfAttention...
-        arch = "hybrid" if arch == "rnn" else "transformer"
-    elif (
+    if (
         root.instance is not None
-        and arch in ("mlp", "unknown")
+        and arch in ("mlp", "unknown", "rnn", "cnn1d", "cnn2d", "cnn3d")
         and few_convs
-        and forward_attends(root.instance.cls, index)
+        and is_attention_instance(root.instance, index)
     ):
-        evidence.append(f"{own}.forward: matmul then softmax (attention)")
-        arch = "transformer"
+        evidence.append(f"{own}.forward: attention (scores, softmax, weighted values)")
+        arch = "rnn" if arch == "rnn" else "transformer"
     fine_tuning = any(
         layer.backbone is not None and layer.backbone.pretrained and layer.backbone.norm == "bn"
         for _, layer in layers
@@ -337,6 +358,11 @@ def _judge_blocks_in_context(ctx: FileContext) -> None:
         if top is None or top is model:
             continue
         model.part_of = top.name
-        if model.architecture in ("mlp", "unknown") and top.architecture in _SEQUENCE_ARCHS:
+        conv = model.architecture.startswith("cnn") or model.architecture == "hybrid"
+        if (
+            not conv
+            and model.architecture != top.architecture
+            and top.architecture in _SEQUENCE_ARCHS
+        ):
             model.evidence.append(f"part of {top.name} ({top.architecture})")
             model.architecture = top.architecture

@@ -12,7 +12,7 @@ from collections import Counter
 
 from normsuite.advice import Advice, advise, default_groups, layer_code
 
-from .context import ModelContext
+from .context import MAP_NORMS, ModelContext
 from .ir import ATTENTION_TYPES, CONV_DIMS, RNN_CELLS, RNN_TYPES, Layer
 from .shapes import UNKNOWN_T
 from .sites import cnn_classifier_misfit, normalizes_length, received_channels
@@ -78,6 +78,10 @@ def site_architecture(model: ModelContext, layer: Layer) -> str:
         return arch if arch in _CNN else f"cnn{t.rank - 2}d"
     if t.kind == "feat":
         return "mlp"  # (N, C) features, also a CNN's head after pooling: B11
+    if layer.type in MAP_NORMS:
+        # BatchNorm2d & co. only take (N, C, H, W) / (N, C, D, H, W): a conv map by contract.
+        rank = 5 if layer.type.endswith("3d") else 4
+        return arch if arch in _CNN else f"cnn{rank - 2}d"
     if arch in ("hybrid", "unknown") and (attention or layer.type in ("LayerNorm", "RMSNorm")):
         return _sequence_architecture(model)
     return arch

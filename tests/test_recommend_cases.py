@@ -1,0 +1,191 @@
+"""`normsuite recommend` is right, or says it does not know: the analyzer cases of real code
+(copies in tests/fixtures/recommend/), each with the answer a reader of the code gives."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from normsuite.analysis.analyze import analyze_source
+from normsuite.analysis.types import AnalysisOptions, FileResult, ModelReport
+from normsuite.analysis.usage import hide_blocks
+
+CASES = Path(__file__).parent / "fixtures" / "recommend"
+
+
+def analyze(name: str, **options: int) -> FileResult:
+    path = CASES / name
+    return analyze_source(path.read_text(), str(path), AnalysisOptions(**options))
+
+
+def model(result: FileResult, name: str) -> ModelReport:
+    return next(m for m in result.models if m.name == name)
+
+
+def kept(report: ModelReport) -> bool:
+    assert report.recommendation is not None
+    return all(s.suggested == s.current for s in report.recommendation.layers)
+
+
+def kinds(report: ModelReport) -> dict[str, str]:
+    return {n.name: n.kind for n in report.norms_found}
+
+
+# ---------------------------------------------------------------- 1. abstain
+
+
+def test_activation_loss_and_norm_classes_get_no_recommendation() -> None:
+    result = analyze("a08_non_models.py")
+    for name in ("Mish", "FocalLoss", "RMSNorm2d"):
+        report = model(result, name)
+        assert report.recommendation is None, name
+        assert report.abstain
+    assert "norm layer" in model(result, "RMSNorm2d").abstain
+    assert "activation, loss" in model(result, "Mish").abstain
+
+
+def test_ffn_block_is_judged_in_its_transformer() -> None:
+    result = analyze("r09_ffn_submodule.py")
+    ffn = model(result, "FeedForward")
+    assert ffn.part_of == "Block"
+    assert ffn.architecture == "transformer"
+    assert ffn.recommendation is not None and ffn.recommendation.norm == "ln"
+    # By default only the top-level model is advised.
+    (shown,) = hide_blocks([result])
+    assert [m.name for m in shown.models] == ["Block"]
+
+
+def test_blocks_hidden_across_files_by_name() -> None:
+    block = FileResult("blocks.py", models=[ModelReport("Bottleneck", 1, "cnn2d")])
+    net = FileResult("net.py", models=[ModelReport("ResNet", 1, "cnn2d", uses=["Bottleneck"])])
+    shown = hide_blocks([block, net])
+    assert [m.name for r in shown for m in r.models] == ["ResNet"]
+    # A user that abstains (its blocks are elsewhere) hides nothing.
+    lost = FileResult(
+        "lit.py", models=[ModelReport("Lit", 1, "unknown", uses=["Net"], abstain="x")]
+    )
+    other = FileResult("net.py", models=[ModelReport("Net", 1, "cnn2d")])
+    assert [m.name for r in hide_blocks([lost, other]) for m in r.models] == ["Lit", "Net"]
+
+
+# ---------------------------------------------------------------- 2. labels from structure
+
+
+def test_split_attention_conv_block_is_a_cnn() -> None:
+    report = model(analyze("c19_name_heuristic.py"), "SplitAttentionConv2d")
+    assert report.architecture == "cnn2d"
+    assert kinds(report) == {"bn": "bn"}  # build_norm_layer(dict(type="BN"), C)
+    assert report.recommendation is not None and report.recommendation.norm == "bn"
+    assert kept(report)
+
+
+def test_rnn_with_additive_attention_and_no_conv_is_a_sequence_model() -> None:
+    report = model(analyze("r25_rnn_attn_decoder.py"), "Decoder")
+    assert report.architecture == "rnn"
+    rec = report.recommendation
+    assert rec is not None and rec.norm == "ln" and "B6" in rec.rules
+    assert not any("convolutional" in r for r in rec.rationale)
+
+
+def test_pooled_attention_block_is_a_transformer_keeping_its_layernorms() -> None:
+    report = model(analyze("a11_pooled_attention.py"), "PooledBlock")
+    assert report.architecture == "transformer"
+    assert report.recommendation is not None and report.recommendation.norm == "ln"
+    assert kept(report)
+
+
+def test_class_attribute_activation_keeps_hybrid_and_bn() -> None:
+    report = model(analyze("a10_trace_fallback.py"), "TransformerBlock")
+    assert report.architecture == "hybrid"
+    assert kept(report)
+
+
+# ---------------------------------------------------------------- 3. norms by behaviour
+
+
+def test_channel_layernorm_module_is_an_ln_site_and_kept() -> None:
+    report = model(analyze("a09_custom_norm_ln.py"), "NeXtBlock")
+    assert kinds(report) == {"norm": "ln"}
+    assert report.recommendation is not None and report.recommendation.norm == "ln"
+    assert kept(report)
+
+
+def test_groupnorm_subclass_is_a_gn_site_and_kept() -> None:
+    report = model(analyze("a09b_gn_subclass.py"), "ResBlock")
+    assert kinds(report) == {"norm": "gn"}
+    assert report.recommendation is not None and report.recommendation.norm == "gn"
+    assert kept(report)
+
+
+def test_layernorm_subclass_on_conv_map_is_nrm002() -> None:
+    result = analyze("r05_layernorm_subclass.py")
+    assert kinds(model(result, "FrontEnd")) == {"norm": "ln"}
+    assert [f.code for f in result.findings] == ["NRM002"]
+
+
+BEHAVIOUR = """
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from detectron2.layers import get_norm
+from mmcv.cnn import build_norm_layer
+from torch.nn.utils import spectral_norm
+
+
+class ChanRMSNorm(nn.Module):
+    def __init__(self, dim):
+        super().__init__()
+        self.g = nn.Parameter(torch.ones(1, dim, 1, 1))
+
+    def forward(self, x):
+        return F.normalize(x, dim=1) * self.g * x.shape[1] ** 0.5
+
+
+class ConvNeXtLN(nn.Module):
+    def __init__(self, c, eps=1e-6, data_format="channels_last"):
+        super().__init__()
+        self.weight, self.bias = nn.Parameter(torch.ones(c)), nn.Parameter(torch.zeros(c))
+        self.eps, self.data_format, self.c = eps, data_format, (c,)
+
+    def forward(self, x):
+        if self.data_format == "channels_last":
+            return F.layer_norm(x, self.c, self.weight, self.bias, self.eps)
+        else:
+            u = x.mean(1, keepdim=True)
+            s = (x - u).pow(2).mean(1, keepdim=True)
+            x = (x - u) / torch.sqrt(s + self.eps)
+            return self.weight[:, None, None] * x + self.bias[:, None, None]
+
+
+class Net(nn.Module):
+    def __init__(self, norm_layer=nn.BatchNorm2d, norm_cfg=dict(type="GN", num_groups=8)):
+        super().__init__()
+        self.c1 = nn.Conv2d(3, 64, 3, bias=False)
+        self.n1 = norm_layer(64)
+        self.c2 = nn.Conv2d(64, 64, 3, bias=False)
+        self.n2 = get_norm("SyncBN", 64)
+        self.c3 = nn.Conv2d(64, 64, 3, bias=False)
+        self.n3_name, n3 = build_norm_layer(norm_cfg, 64)
+        self.add_module(self.n3_name, n3)
+        self.c4 = nn.Conv2d(64, 64, 3, bias=False)
+        self.n4 = ChanRMSNorm(64)
+        self.c5 = nn.Conv2d(64, 64, 3, bias=False)
+        self.n5 = ConvNeXtLN(64, data_format="channels_first")
+        self.disc = spectral_norm(nn.Conv2d(64, 1, 3))
+"""
+
+
+def test_norms_by_behaviour_factories_and_reparametrizations() -> None:
+    result = analyze_source(BEHAVIOUR, "m.py", AnalysisOptions())
+    net = model(result, "Net")
+    assert kinds(net) == {
+        "n1": "bn",
+        "n2": "syncbn",
+        "gn": "gn",
+        "n4": "rms",
+        "n5": "ln",
+        "disc": "spectral_norm",
+    }
+    sites = {n.name: n for n in net.norms_found}
+    assert sites["gn"].num_channels == 64
+    for name in ("ChanRMSNorm", "ConvNeXtLN"):
+        assert "norm layer" in (model(result, name).abstain or "")
