@@ -189,3 +189,63 @@ def test_norms_by_behaviour_factories_and_reparametrizations() -> None:
     assert sites["gn"].num_channels == 64
     for name in ("ChanRMSNorm", "ConvNeXtLN"):
         assert "norm layer" in (model(result, name).abstain or "")
+
+
+# ---------------------------------------------------------------- 4. recurrence by structure
+
+
+def test_hand_written_cell_in_a_loop_is_recurrent() -> None:
+    result = analyze("r01_custom_cell.py")
+    for name in ("BNCell", "Seq"):
+        report = model(result, name)
+        assert report.architecture == "rnn", name
+        assert report.recommendation is not None and report.recommendation.norm == "ln"
+    (nrm007,) = [f for f in result.findings if f.code == "NRM007"]
+    assert nrm007.line == 10
+    assert "nn.LayerNorm(128)" in nrm007.message  # 4 * n_hid with n_hid = 32
+    (site,) = model(result, "Seq").recommendation.layers
+    assert site.suggested == "nn.LayerNorm(128)"
+
+
+def test_bn_on_last_step_vector_is_silent() -> None:
+    result = analyze("r07_nrm007_last_step.py")
+    assert not [f for f in result.findings if f.code == "NRM007"]
+    assert kept(model(result, "Clf"))  # B11: BatchNorm1d on (N, C) features
+
+
+def test_bn_on_conv_map_of_a_vision_hybrid_is_kept_without_nrm007() -> None:
+    result = analyze("a06_bn_vision_hybrid.py")
+    assert not [f for f in result.findings if f.code == "NRM007"]
+    report = model(result, "HybridAttentionBlock")
+    assert report.architecture == "hybrid"
+    assert kept(report)
+
+
+LSTM_SUBCLASS = """
+import torch.nn as nn
+
+
+class ZoneoutCell(nn.LSTMCell):
+    pass
+
+
+class Tagger(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.cell = ZoneoutCell(32, 64)
+        self.bn = nn.BatchNorm1d(64)
+
+    def forward(self, xs, h, c):
+        for x in xs:
+            h, c = self.cell(x, (h, c))
+            h = self.bn(h)
+        return h
+"""
+
+
+def test_lstmcell_subclass_is_a_cell_and_bn_on_its_state_is_nrm007() -> None:
+    result = analyze_source(LSTM_SUBCLASS, "m.py", AnalysisOptions())
+    report = model(result, "Tagger")
+    assert report.architecture == "rnn"
+    (nrm007,) = [f for f in result.findings if f.code == "NRM007"]
+    assert "nn.LayerNorm(64)" in nrm007.message

@@ -21,6 +21,7 @@ from .batch import BatchScan, resolve, scan_config, scan_file
 from .extract import BudgetExceeded, ModuleIndex
 from .ir import ATTENTION_TYPES, CONV_DIMS, RNN_CELLS, RNN_TYPES, ClassInfo, Layer
 from .norm_behaviour import behaves_as, retype_norms
+from .recurrence import Recurrence, find_recurrence
 from .shapes import INPUT_T, Application, FlowTracer
 from .types import AnalysisOptions, BatchInfo
 from .usage import block_parents, top_parent, used_names
@@ -66,6 +67,7 @@ class ModelContext:
     fine_tuning: bool  # a pretrained backbone with BatchNorm
     classifier: bool  # ends in a Linear head / takes num_classes
     sync: bool  # SyncBatchNorm in use (conversion or Trainer(sync_batchnorm=True))
+    recurrence: Recurrence = field(default_factory=Recurrence)  # cells stepped over time
     norm_class: str | None = None  # the class itself is a norm (behaves as this torch type)
     part_of: str | None = None  # the top-level model class of the file it is a block of
     uses: list[str] = field(default_factory=list)  # class names it builds (usage.py)
@@ -107,7 +109,10 @@ class FileContext:
 
 
 def infer_architecture(
-    layers: list[tuple[str, Layer]], index: ModuleIndex, sequences: bool = True
+    layers: list[tuple[str, Layer]],
+    index: ModuleIndex,
+    sequences: bool = True,
+    recurrence: Recurrence | None = None,
 ) -> tuple[str, list[str]]:
     """cnn1d/cnn2d/cnn3d/rnn/transformer/mlp/hybrid/unknown, with the evidence.
     ``sequences``: whether the model shows (N, L, C) sequences (an Embedding alone says
@@ -117,6 +122,13 @@ def infer_architecture(
     kinds: Counter[str] = Counter()
     evidence: list[str] = []
     map_norms = 0
+    if recurrence is not None and recurrence.cells:
+        # Hand-written cells stepped over time (RNN_CELLS are counted below).
+        custom = [c for c in recurrence.cells if c.type == "Custom"]
+        kinds["rnn"] += len(custom)
+        evidence.extend(
+            e for c, e in zip(recurrence.cells, recurrence.evidence, strict=True) if c in custom
+        )
     for _, layer in layers:
         if id(layer) in seen:
             continue
@@ -256,6 +268,7 @@ def _model(
 ) -> ModelContext:
     layers = root.instance.walk() if root.instance is not None else root.walk(name)
     retype_norms(layers, index)  # norms by behaviour are norms before anything is traced
+    recurrence = find_recurrence(layers, root.instance, index)
     sequences = _shows_sequences(root, layers, index)
     tracer = FlowTracer(index, sequences=sequences)
     if root.instance is not None:
@@ -263,7 +276,7 @@ def _model(
         tracer.cover_unapplied(root.instance)
     else:
         tracer.apply(root, INPUT_T)
-    arch, evidence = infer_architecture(layers, index, sequences)
+    arch, evidence = infer_architecture(layers, index, sequences, recurrence)
     few_convs = sum(1 for _, sub in layers if sub.type in CONV_DIMS) <= 1
     own = root.instance.cls.name if root.instance is not None else ""
     if (
@@ -290,6 +303,7 @@ def _model(
         fine_tuning=fine_tuning,
         classifier=_is_classifier(root, layers),
         sync=sync,
+        recurrence=recurrence,
         norm_class=behaves_as(root.instance, index) if root.instance is not None else None,
         uses=used_names(root.instance.cls, index) if root.instance is not None else [],
     )

@@ -66,8 +66,8 @@ def site_architecture(model: ModelContext, layer: Layer) -> str:
     arch = model.architecture
     t = app.inp if app is not None else UNKNOWN_T
     attention = app is not None and app.in_attention_block
-    if t.rnn:
-        return "rnn"
+    if model.recurrence.on_path(layer) or (t.rnn and t.rank == 3):
+        return "rnn"  # inside a cell stepped over time, or on an RNN's per-step outputs
     if t.kind == "seq":
         if arch in ("transformer", "hybrid") or attention:
             return "transformer"

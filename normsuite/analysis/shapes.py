@@ -480,6 +480,9 @@ class FlowTracer:
                     return base.children[base.child_names.index(key)]
                 return UNKNOWN
             if isinstance(base, T):
+                if base.rank == 3 and base.last and _picks_one_step(node.slice):
+                    # out[:, -1] / x[:, 0]: one step's (N, C) vector (not the sequence)
+                    return T(2, 1, base.channels, "feat")
                 # Indexing: the shape depends on the index, the origin does not.
                 return T(rnn=True) if base.rnn else UNKNOWN_T
             return UNKNOWN
@@ -635,6 +638,17 @@ class _Consts(dict):
 
     def __setitem__(self, key: str, value: Any) -> None:
         pass  # the constant evaluator must not write into the flow's locals
+
+
+def _picks_one_step(index: ast.expr) -> bool:
+    """``[:, k]`` with a constant ``k``: one position of dim 1."""
+    if not isinstance(index, ast.Tuple) or len(index.elts) != 2:
+        return False
+    first, second = index.elts
+    if isinstance(second, ast.UnaryOp) and isinstance(second.op, ast.USub):
+        second = second.operand
+    full = isinstance(first, ast.Slice) and first.lower is None and first.upper is None
+    return full and isinstance(second, ast.Constant) and isinstance(second.value, int)
 
 
 def _abstract(value: Any) -> bool:
