@@ -336,3 +336,167 @@ def layer_code(norm: str, num_channels: int, *, ndim: int = 4, channels_last: bo
     if name == "none":
         return "nn.Identity()"
     raise ValueError(f"unknown norm {norm!r}; use one of: bn, syncbn, frozenbn, gn, ln, rms, in")
+
+
+# --------------------------------------------------------------------------- domains
+# B1-B11 are about recognition networks. Where a model belongs to a domain whose literature
+# chose a norm on purpose, that choice is kept, and the advice says which domain and why.
+
+
+@dataclass(frozen=True)
+class Domain:
+    """A family of models with its own, published norm practice."""
+
+    id: str
+    name: str
+    norm: str  # what the domain uses: the advice for sites that do not already fit
+    keep: tuple[str, ...]  # norm kinds that are kept as they are
+    rationale: str
+    sources: str
+    detected_by: str  # what the analyzer looks for (structure, not names)
+
+
+DOMAINS: dict[str, Domain] = {
+    d.id: d
+    for d in (
+        Domain(
+            "D1",
+            "image generation / style transfer / image-to-image generator",
+            "in",
+            ("in",),
+            "InstanceNorm removes each image's own contrast and style statistics, which is "
+            "what stylization and image-to-image generators need; batch statistics would "
+            "mix the styles of a batch (and such generators train at batch 1-4). AdaIN "
+            "re-injects a style's mean and variance per instance.",
+            "Ulyanov, Vedaldi & Lempitsky 2016, arXiv:1607.08022 (Instance Normalization); "
+            "Huang & Belongie 2017, arXiv:1703.06868 (AdaIN); CycleGAN/pix2pix use "
+            "InstanceNorm (Zhu et al. 2017, arXiv:1703.10593)",
+            "conv layers with InstanceNorm (or an AdaIN-style norm) and an image output: a "
+            "tanh output or an upsampling decoder, no classification head",
+        ),
+        Domain(
+            "D2",
+            "GAN critic trained with a gradient penalty (WGAN-GP)",
+            "ln",
+            ("ln", "gn", "in", "none"),
+            "The gradient penalty is computed per sample; BatchNorm makes each sample's "
+            "output depend on the others in the batch, which invalidates the penalty. The "
+            "WGAN-GP paper uses no batch normalization in the critic and recommends layer "
+            "normalization as the drop-in replacement (or no norm).",
+            "Gulrajani et al. 2017, arXiv:1704.00028, section 4",
+            "the file computes a gradient penalty (torch.autograd.grad with create_graph=True) "
+            "and the model is not the generator (no tanh output, no upsampling)",
+        ),
+        Domain(
+            "D3",
+            "discriminator with spectral normalization",
+            "none",
+            ("none",),
+            "Spectral normalization reparametrizes the weights to bound the discriminator's "
+            "Lipschitz constant; it is not a feature normalization and is kept as it is.",
+            "Miyato et al. 2018, arXiv:1802.05957",
+            "spectral_norm(...) wrapping the model's layers",
+        ),
+        Domain(
+            "D4",
+            "diffusion U-Net",
+            "gn",
+            ("gn",),
+            "Denoising diffusion U-Nets use GroupNorm: it does not depend on the batch (which "
+            "mixes noise levels) and behaves the same at sampling time.",
+            "Ho, Jain & Abbeel 2020, arXiv:2006.11239 (DDPM, appendix B); Dhariwal & Nichol "
+            "2021, arXiv:2105.05233",
+            "GroupNorm on conv maps in a model whose forward takes a timestep (t, timesteps, "
+            "time, noise level) besides the image",
+        ),
+        Domain(
+            "D5",
+            "self-normalizing network (SELU)",
+            "none",
+            ("none",),
+            "SELU activations with LeCun-normal initialization keep activations near zero "
+            "mean and unit variance by themselves; no norm layer is needed.",
+            "Klambauer et al. 2017, arXiv:1706.02515",
+            "SELU activations (nn.SELU, F.selu) or AlphaDropout, and no norm layer",
+        ),
+        Domain(
+            "D6",
+            "ConvNeXt-style CNN with channel LayerNorm",
+            "ln",
+            ("ln",),
+            "Channel LayerNorm on (permuted) feature maps is the ConvNeXt design, tuned with "
+            "its own training recipe (AdamW, long schedules); B5's numbers are for "
+            "ResNet-style CNNs. Keep it; do not turn it into BatchNorm.",
+            "Liu et al. 2022, arXiv:2201.03545",
+            "a LayerNorm over the channels of conv maps (permuted to channels-last, or a "
+            "channels-first LayerNorm module)",
+        ),
+        Domain(
+            "D7",
+            "mobile vision hybrid (conv + attention) with BatchNorm on conv maps",
+            "bn",
+            ("bn", "syncbn", "frozenbn", "ln", "rms"),
+            "BatchNorm on the 2D maps of a mobile conv/attention hybrid folds into the "
+            "preceding conv at export, which is why these designs choose it; the attention "
+            "tokens keep their LayerNorm.",
+            "Mehta & Rastegari 2022, arXiv:2110.02178 (MobileViT); Li et al. 2022, "
+            "arXiv:2206.01191 (EfficientFormer)",
+            "attention layers and convs, with BatchNorm2d on the conv maps",
+        ),
+    )
+}
+
+
+def advise_domain(domain_id: str, per_device_batch: int | None) -> Advice:
+    """The advice for a model of a domain with its own norm practice (:data:`DOMAINS`).
+
+    >>> a = advise_domain("D2", 64)
+    >>> a.norm, a.rules, a.confidence
+    ('ln', ('D2',), 'medium')
+    """
+    d = DOMAINS[domain_id]
+    b = _Builder()
+    b.rules.append(d.id)
+    b.rationale.append(f"{d.id}: domain {d.name}. {d.rationale} ({d.sources}).")
+    b.assumptions.append(f"domain {d.name}: detected from {d.detected_by}")
+    if per_device_batch is None:
+        b.assumptions.append("per-device batch size unknown")
+    else:
+        b.assumptions.append(f"per-device batch {per_device_batch}")
+    if d.id == "D7" and per_device_batch is not None and per_device_batch < BN_MIN_BATCH:
+        b.would_change.append(
+            f"training at per-device batch {per_device_batch} < {BN_MIN_BATCH} without export "
+            "folding: gn on the conv maps (B2)"
+        )
+    b.would_change.append(
+        f"a model outside the domain ({d.name}): the recognition rules B1-B11 "
+        "(`normsuite rule domains`)"
+    )
+    # A domain is recognized from structure: never "high" (the purpose is inferred).
+    return b.build(d.norm, "medium", alternatives=tuple(k for k in d.keep if k != d.norm))
+
+
+def domains_doc() -> str:
+    """The Markdown page of ``normsuite rule domains``: each exception with its citation."""
+    lines = [
+        "# Domains with their own norm practice",
+        "",
+        "The recognition rules B1-B11 (BN for CNNs at batch >= 16, GN below, LN for RNNs and "
+        "Transformers) come from classification, detection and sequence models. Where a model "
+        "belongs to one of these domains, `normsuite recommend` keeps the domain's choice, "
+        "says which domain it detected and why, at confidence medium at most (the purpose "
+        "of a model is inferred from its structure, never from its name).",
+        "",
+    ]
+    for d in DOMAINS.values():
+        keep = ", ".join(d.keep)
+        lines += [
+            f"## {d.id}: {d.name}",
+            "",
+            f"- Advice: `{d.norm}`; kept as they are: {keep}.",
+            f"- Why: {d.rationale}",
+            f"- Sources: {d.sources}.",
+            f"- Detected by: {d.detected_by}.",
+            "",
+        ]
+    return "\n".join(lines)

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from normsuite.analysis.analyze import analyze_source
 from normsuite.analysis.types import AnalysisOptions, FileResult, ModelReport
 from normsuite.analysis.usage import hide_blocks
@@ -249,3 +251,132 @@ def test_lstmcell_subclass_is_a_cell_and_bn_on_its_state_is_nrm007() -> None:
     assert report.architecture == "rnn"
     (nrm007,) = [f for f in result.findings if f.code == "NRM007"]
     assert "nn.LayerNorm(64)" in nrm007.message
+
+
+# ---------------------------------------------------------------- 5. domains
+
+
+def test_image_to_image_generator_keeps_instancenorm() -> None:
+    report = model(analyze("a16_i2i_generator.py", batch_size=1), "StyleGenerator")
+    assert report.domain is not None and report.domain.startswith("D1")
+    rec = report.recommendation
+    assert rec is not None and rec.norm == "in" and kept(report)
+    assert any("Ulyanov" in r and "Huang & Belongie" in r for r in rec.rationale)
+    assert rec.confidence == "medium"
+
+
+def test_wgan_gp_critic_gets_no_batchnorm() -> None:
+    report = model(analyze("a16b_wgan_gp_critic.py"), "Critic")
+    assert report.domain is not None and report.domain.startswith("D2")
+    rec = report.recommendation
+    assert rec is not None and rec.norm == "none" and "bn" not in rec.alternatives
+    assert any("Gulrajani" in r for r in rec.rationale)
+
+
+GP_CRITIC_WITH_BN = """
+import torch
+import torch.nn as nn
+
+
+class D(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.c1 = nn.Conv2d(3, 64, 4, 2, 1)
+        self.c2 = nn.Conv2d(64, 128, 4, 2, 1, bias=False)
+        self.bn = nn.BatchNorm2d(128)
+        self.out = nn.Conv2d(128, 1, 8)
+
+    def forward(self, x):
+        return self.out(self.bn(self.c2(self.c1(x).relu())).relu())
+
+
+def penalty(d, x):
+    x.requires_grad_(True)
+    g = torch.autograd.grad(d(x).sum(), x, create_graph=True)[0]
+    return ((g.flatten(1).norm(dim=1) - 1) ** 2).mean()
+"""
+
+
+def test_batchnorm_in_a_gradient_penalty_critic_becomes_a_valid_layernorm() -> None:
+    result = analyze_source(GP_CRITIC_WITH_BN, "m.py", AnalysisOptions(batch_size=64))
+    rec = model(result, "D").recommendation
+    assert rec is not None and rec.norm == "ln"
+    (site,) = rec.layers
+    assert site.suggested == 'normsuite.build_norm("ln", 128)'  # channel LN on the map
+
+
+DOMAIN_MODELS = """
+import math
+import torch
+import torch.nn as nn
+from torch.nn.utils import spectral_norm
+
+
+class UNet(nn.Module):
+    def __init__(self, c=64):
+        super().__init__()
+        self.inc = nn.Conv2d(3, c, 3, padding=1)
+        self.n1 = nn.GroupNorm(32, c)
+        self.down = nn.Conv2d(c, c, 3, 2, 1)
+        self.n2 = nn.GroupNorm(32, c)
+        self.up = nn.ConvTranspose2d(c, c, 4, 2, 1)
+        self.temb = nn.Linear(c, c)
+        self.out = nn.Conv2d(c, 3, 3, padding=1)
+
+    def forward(self, x, timesteps):
+        h = self.n1(self.inc(x)).relu()
+        h = self.n2(self.down(h)).relu()
+        return self.out(self.up(h))
+
+
+class SNN(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.net = nn.Sequential(nn.Linear(64, 256), nn.SELU(), nn.AlphaDropout(0.1),
+                                 nn.Linear(256, 256), nn.SELU(), nn.Linear(256, 10))
+
+    def forward(self, x):
+        return self.net(x)
+
+
+class SNDiscriminator(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.c1 = spectral_norm(nn.Conv2d(3, 64, 4, 2, 1))
+        self.c2 = spectral_norm(nn.Conv2d(64, 128, 4, 2, 1))
+        self.fc = spectral_norm(nn.Linear(128 * 8 * 8, 1))
+
+    def forward(self, x):
+        return self.fc(self.c2(self.c1(x).relu()).relu().flatten(1))
+"""
+
+
+@pytest.mark.parametrize(
+    ("name", "domain", "norm", "source"),
+    [
+        ("UNet", "D4", "gn", "Ho"),
+        ("SNN", "D5", "none", "Klambauer"),
+        ("SNDiscriminator", "D3", "none", "Miyato"),
+    ],
+)
+def test_domain_models_keep_their_published_choice(
+    name: str, domain: str, norm: str, source: str
+) -> None:
+    report = model(analyze_source(DOMAIN_MODELS, "m.py", AnalysisOptions(batch_size=8)), name)
+    assert report.domain is not None and report.domain.startswith(domain)
+    rec = report.recommendation
+    assert rec is not None and rec.norm == norm
+    assert all(s.suggested == s.current for s in rec.layers)
+    assert any(source in r for r in rec.rationale)
+
+
+def test_rule_domains_page_cites_every_domain() -> None:
+    from normsuite.cli.main import app
+    from typer.testing import CliRunner
+
+    from normsuite.advice import DOMAINS
+
+    out = CliRunner().invoke(app, ["rule", "domains"])
+    assert out.exit_code == 0
+    for d in DOMAINS.values():
+        assert d.id in out.output and d.sources.split(",")[0] in out.output

@@ -22,7 +22,10 @@ from __future__ import annotations
 
 import ast
 
+from normsuite.advice import DOMAINS
+
 from .context import FileContext, ModelContext, build_context
+from .domains import detect
 from .extract import BudgetExceeded
 from .factories import REPARAM
 from .recommend import abstain_reason, recommend
@@ -40,9 +43,7 @@ def analyze_source(source: str, path: str, options: AnalysisOptions) -> FileResu
         findings = run_rules(ctx)
     except BudgetExceeded:  # a pathological file: report what the models already say
         findings = []
-    return FileResult(
-        path=path, models=[_report(m, ctx.index.memo) for m in ctx.models], findings=findings
-    )
+    return FileResult(path=path, models=[_report(m, ctx) for m in ctx.models], findings=findings)
 
 
 def analyze_context(source: str, path: str, options: AnalysisOptions) -> FileContext:
@@ -50,13 +51,13 @@ def analyze_context(source: str, path: str, options: AnalysisOptions) -> FileCon
     return build_context(ast.parse(source, filename=path), source, path, options)
 
 
-def _report(model: ModelContext, memo: dict) -> ModelReport:
+def _report(model: ModelContext, ctx: FileContext) -> ModelReport:
     sites = []
     for path, layer in model.norm_layers():
         kind = layer.norm_kind or (layer.backbone.norm if layer.backbone else "none")
         sites.append(NormSite(path, kind, layer.line, layer.code, layer.num_channels))
     # spectral_norm(conv) / weight_norm(linear): weight reparametrizations, listed and kept.
-    reparam = memo.get(REPARAM, {})
+    reparam = ctx.index.memo.get(REPARAM, {})
     seen: set[int] = set()
     for path, layer in model.layers:
         if id(layer) in reparam and id(layer) not in seen:
@@ -64,6 +65,7 @@ def _report(model: ModelContext, memo: dict) -> ModelReport:
             wrapper = reparam[id(layer)][0]
             sites.append(NormSite(path, wrapper, layer.line, layer.code, layer.out_channels))
     reason = abstain_reason(model)
+    domain = detect(model, ctx) if reason is None else None
     return ModelReport(
         name=model.name,
         line=model.line,
@@ -71,8 +73,9 @@ def _report(model: ModelContext, memo: dict) -> ModelReport:
         architecture_evidence=list(model.evidence),
         norms_found=sites,
         batch_size=model.batch,
-        recommendation=None if reason else recommend(model),
+        recommendation=None if reason else recommend(model, domain),
         abstain=reason,
         part_of=model.part_of,
         uses=list(model.uses),
+        domain=f"{domain}: {DOMAINS[domain].name}" if domain else None,
     )

@@ -10,7 +10,7 @@ from __future__ import annotations
 import ast
 from collections import Counter
 
-from normsuite.advice import Advice, advise, default_groups, layer_code
+from normsuite.advice import DOMAINS, Advice, advise, advise_domain, default_groups, layer_code
 
 from .context import MAP_NORMS, ModelContext
 from .ir import ATTENTION_TYPES, CONV_DIMS, RNN_CELLS, RNN_TYPES, Layer
@@ -253,8 +253,11 @@ def abstain_reason(model: ModelContext) -> str | None:
     return None
 
 
-def recommend(model: ModelContext) -> Recommendation:
-    """The recommendation for one model (see the module docstring)."""
+def recommend(model: ModelContext, domain: str | None = None) -> Recommendation:
+    """The recommendation for one model (see the module docstring); ``domain`` is the id of
+    a domain with its own norm practice (``advice.DOMAINS``, found by ``domains.detect``)."""
+    if domain is not None:
+        return _recommend_domain(model, domain)
     sites = [(path, layer, site_architecture(model, layer)) for path, layer in model.norm_layers()]
     hybrid = model.architecture in ("hybrid", "unknown")
 
@@ -347,6 +350,43 @@ def recommend(model: ModelContext) -> Recommendation:
         would_change=would_change,
         confidence=adv.confidence if norm == adv.norm else "medium",  # type: ignore[arg-type]
         alternatives=[n for n in (adv.norm, *adv.alternatives) if n != norm],
+    )
+
+
+def _recommend_domain(model: ModelContext, domain: str) -> Recommendation:
+    """Keep the domain's norms; other sites get the domain's norm, built for their layout."""
+    d = DOMAINS[domain]
+    adv = advise_domain(domain, model.batch.per_device)
+    suggestions = []
+    for path, layer in model.norm_layers():
+        kind = _site_kind(model, layer)
+        if kind in d.keep or kind == d.norm:
+            suggested = layer.code
+        elif d.norm == "none":
+            suggested = "nn.Identity()"
+        else:
+            suggested = suggest_layer(d.norm, layer, model)
+        suggestions.append(LayerSuggestion(path, layer.line, layer.code, suggested))
+    assumptions = list(adv.assumptions)
+    assumptions.insert(
+        0,
+        f"architecture {model.architecture}"
+        + (f" ({', '.join(model.evidence)})" if model.evidence else ""),
+    )
+    norm = d.norm
+    rationale = list(adv.rationale)
+    if not suggestions and "none" in d.keep:
+        norm = "none"  # e.g. a WGAN-GP critic without norms: right as it is
+        rationale.insert(0, f"Kept none: no norm layer is a good choice here ({d.id}).")
+    return Recommendation(
+        norm=norm,
+        layers=suggestions,
+        rationale=rationale,
+        rules=list(adv.rules),
+        assumptions=assumptions,
+        would_change=list(adv.would_change),
+        confidence=adv.confidence,  # type: ignore[arg-type]
+        alternatives=[n for n in (d.norm, *adv.alternatives) if n != norm],
     )
 
 

@@ -248,6 +248,8 @@ def _plain_model(path: str, model: ModelReport) -> list[str]:
         lines.append("  norms found: none")
     if model.part_of:
         lines.append(f"  judged as part of {model.part_of}")
+    if model.domain:
+        lines.append(f"  domain: {model.domain} (`normsuite rule domains`)")
     rec = model.recommendation
     if rec is None:
         lines.append(f"  recommend: none ({model.abstain or 'nothing to recommend'})")
@@ -381,6 +383,8 @@ def _rich_model(console: Any, path: str, model: ModelReport) -> None:
     console.print(f"  {_batch_text(model)}")
     if model.part_of:
         console.print(f"  judged as part of {escape(model.part_of)}")
+    if model.domain:
+        console.print(f"  domain: {escape(model.domain)} (`normsuite rule domains`)")
     if rec is None:
         reason = escape(model.abstain or "nothing to recommend")
         console.print(f"  [dim]recommend: none ({reason})[/dim]")

@@ -1,0 +1,169 @@
+"""Which domain with its own norm practice a model belongs to (``advice.DOMAINS``), from its
+structure: the layers it builds, what its ``forward`` methods compute and, for a GAN critic,
+whether the file trains it with a gradient penalty. Never from class names.
+
+>>> import ast
+>>> from normsuite.analysis.context import build_context
+>>> from normsuite.analysis.types import AnalysisOptions
+>>> src = '''
+... import torch.nn as nn
+... class G(nn.Module):
+...     def __init__(self):
+...         super().__init__()
+...         self.body = nn.Sequential(nn.Conv2d(3, 64, 7), nn.InstanceNorm2d(64), nn.ReLU(),
+...                                   nn.Conv2d(64, 3, 7), nn.Tanh())
+...     def forward(self, x):
+...         return self.body(x)
+... '''
+>>> ctx = build_context(ast.parse(src), src, "g.py", AnalysisOptions())
+>>> detect(ctx.models[0], ctx)
+'D1'
+"""
+
+from __future__ import annotations
+
+import ast
+
+from .context import MAP_NORMS, FileContext, ModelContext
+from .factories import REPARAM
+from .ir import ATTENTION_TYPES, CONV_DIMS, Layer
+
+_UPSAMPLING_LAYERS = frozenset(
+    {
+        "ConvTranspose1d",
+        "ConvTranspose2d",
+        "ConvTranspose3d",
+        "Upsample",
+        "UpsamplingNearest2d",
+        "UpsamplingBilinear2d",
+        "PixelShuffle",
+    }
+)
+_UPSAMPLING_CALLS = frozenset({"interpolate", "upsample", "pixel_shuffle", "conv_transpose2d"})
+_TIMESTEP_ARGS = frozenset(
+    {"t", "time", "times", "timestep", "timesteps", "noise_level", "sigma", "sigmas", "temb"}
+)
+
+
+def detect(model: ModelContext, ctx: FileContext) -> str | None:
+    """The id of the domain ``model`` belongs to, or None (the recognition rules apply)."""
+    layers = _unique(model)
+    types = {layer.type for layer in layers}
+    kinds = {layer.norm_kind for layer in layers if layer.norm_kind}
+    convs = bool(types & set(CONV_DIMS))
+    calls = _forward_calls(model)
+    if ("SELU" in types or "AlphaDropout" in types or "selu" in calls) and not kinds:
+        return "D5"
+    image_out = "Tanh" in types or "tanh" in calls
+    upsamples = bool(types & _UPSAMPLING_LAYERS or calls & _UPSAMPLING_CALLS)
+    generator = image_out or upsamples
+    if _gradient_penalty(ctx) and not generator and (convs or "Linear" in types):
+        return "D2"
+    if convs and "in" in kinds and (generator or not model.classifier):
+        return "D1"
+    if convs and "gn" in kinds and _takes_timestep(model):
+        return "D4"
+    if model.architecture in ("cnn1d", "cnn2d", "cnn3d") and "ln" in kinds:
+        ln = [layer for layer in layers if layer.norm_kind == "ln"]
+        if all(channel_layernorm(model, layer) for layer in ln):
+            return "D6"
+    if model.architecture == "hybrid" and (types & ATTENTION_TYPES or _attention_blocks(model)):
+        bns = [layer for layer in layers if layer.norm_kind in ("bn", "syncbn", "frozenbn")]
+        if bns and all(_on_map(model, layer) for layer in bns):
+            return "D7"
+    reparam = ctx.index.memo.get(REPARAM, {})
+    wrapped = [reparam[id(layer)][0] for layer in layers if id(layer) in reparam]
+    if "spectral_norm" in wrapped and not kinds:
+        return "D3"
+    return None
+
+
+def channel_layernorm(model: ModelContext, layer: Layer) -> bool:
+    """LayerNorm over the channels of a conv map on purpose (permuted, or channels-first)."""
+    if layer.type in ("LayerNorm2d",) or (layer.backbone and layer.backbone.norm == "ln"):
+        return True
+    app = model.first_app(layer)
+    return bool(app and app.inp.kind == "map" and app.inp.last)
+
+
+def _on_map(model: ModelContext, layer: Layer) -> bool:
+    """On a 2D/3D image map (a Conformer's BatchNorm1d on (N, C, L) is not vision)."""
+    if layer.type in MAP_NORMS:
+        return True
+    app = model.first_app(layer)
+    t = app.inp if app else None
+    return bool(t and t.kind == "map" and not t.last and t.rank in (4, 5))
+
+
+def _attention_blocks(model: ModelContext) -> set[str]:
+    return {"attention"} if any("attention" in e for e in model.evidence) else set()
+
+
+def _unique(model: ModelContext) -> list[Layer]:
+    seen: set[int] = set()
+    out = []
+    for _, layer in model.layers:
+        if id(layer) not in seen:
+            seen.add(id(layer))
+            out.append(layer)
+    return out
+
+
+def _classes(model: ModelContext) -> list[ast.ClassDef]:
+    out = []
+    if model.root.instance is not None:
+        out.append(model.root.instance.cls.node)
+    for _, layer in model.layers:
+        if layer.instance is not None and layer.instance.cls.node not in out:
+            out.append(layer.instance.cls.node)
+    return out
+
+
+def _forward_calls(model: ModelContext) -> set[str]:
+    """Names called in the forward methods of the model's classes (``F.selu``, ``tanh``)."""
+    names: set[str] = set()
+    for node in _classes(model):
+        for fn in node.body:
+            if isinstance(fn, ast.FunctionDef) and fn.name == "forward":
+                for call in ast.walk(fn):
+                    if isinstance(call, ast.Call):
+                        func = call.func
+                        if isinstance(func, ast.Attribute):
+                            names.add(func.attr)
+                        elif isinstance(func, ast.Name):
+                            names.add(func.id)
+    return names
+
+
+def _takes_timestep(model: ModelContext) -> bool:
+    """The model's forward takes a timestep / noise level besides its input."""
+    if model.root.instance is None:
+        return False
+    fn = model.root.instance.cls.method("forward")
+    if fn is None:
+        return False
+    params = [a.arg for a in [*fn.args.posonlyargs, *fn.args.args, *fn.args.kwonlyargs]][2:]
+    return any(p.lower() in _TIMESTEP_ARGS for p in params)
+
+
+def _gradient_penalty(ctx: FileContext) -> bool:
+    """The file differentiates a model output w.r.t. its input with ``create_graph=True``
+    (the WGAN-GP penalty), memoized per file."""
+    key = ("gradient-penalty",)
+    memo = ctx.index.memo
+    if key not in memo:
+        memo[key] = (
+            "create_graph" in ctx.source
+            and "grad(" in ctx.source
+            and any(
+                isinstance(n, ast.Call)
+                and isinstance(n.func, ast.Attribute)
+                and n.func.attr == "grad"
+                and any(k.arg == "create_graph" for k in n.keywords)
+                for n in ast.walk(ctx.index.tree)
+            )
+        )
+    return memo[key]
+
+
+__all__ = ["channel_layernorm", "detect"]
