@@ -12,7 +12,7 @@ Used by the analyzer, by ``build_module(norm="auto")``, by the fit-time guardrai
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 GN_DEFAULT_GROUPS = 32  # GN paper (Wu & He 2018) default
 MIN_CHANNELS_PER_GROUP = 4  # below this GN degrades towards IN (GN paper Table 3)
@@ -166,11 +166,15 @@ def advise(
     accumulate: int = 1,
     fine_tuning_pretrained_bn: bool = False,
     channels: int | None = None,
+    direct_evidence: bool = True,
 ) -> Advice:
     """Pick a norm for a model (DESIGN.md section 4, rules B1-B11).
 
     ``per_device_batch`` is what one device's BatchNorm sees in one forward pass; ``None``
-    means unknown (the advice then says what it assumed).
+    means unknown (the advice then says what it assumed). ``direct_evidence`` says whether
+    the architecture and the batch come from direct evidence (the model's layers, the
+    training code or config); without it the confidence is at most "medium". See
+    :func:`calibrate` for when "high" is earned.
 
     >>> advise("cnn2d", 32).norm, advise("cnn2d", 15).norm, advise("rnn", 4).norm
     ('bn', 'gn', 'ln')
@@ -195,14 +199,63 @@ def advise(
     if architecture == "rnn":
         b.cite("B6")
         b.would_change.append("a convolutional or attention architecture")
-        return b.build("ln", "high")
-    if architecture == "transformer":
+        adv = b.build("ln", "high")
+    elif architecture == "transformer":
         b.cite("B7")
         b.would_change.append("a need for the cheapest norm: rms (RMSNorm)")
-        return b.build("ln", "high", alternatives=("rms",))
+        adv = b.build("ln", "high", alternatives=("rms",))
+    elif architecture == "mlp":
+        adv = _advise_mlp(b, batch)
+    else:
+        adv = _advise_cnn(b, architecture, batch, devices, fine_tuning_pretrained_bn, channels)
+    return calibrate(adv, architecture, batch, direct_evidence)
+
+
+# The GN/BN crossover is model-dependent: the GN paper's ResNet-50 on ImageNet crosses
+# between 8 and 16 images per GPU (BN 24.8% vs GN 24.0% at 8, 23.7% vs 24.2% at 16); our own
+# `normsuite compare` bake-off on the MNIST-1D ConvNet had BN beat GN at batch 4 and 8 and
+# crossed between 2 and 4. Advice inside that band is a judgement call, never "high".
+CROSSOVER_BAND = (3, 31)  # per-device batches where BN vs GN is not settled by the papers
+
+
+def calibrate(adv: Advice, architecture: str, batch: int | None, direct: bool) -> Advice:
+    """Cap the confidence at what the evidence supports.
+
+    "high" needs direct evidence (architecture from the layers, batch from training code or
+    config) and, for BN-vs-GN/LN choices, a batch far from the crossover: <= 2 or >= 32 per
+    device. Inside the band the answer is at most "medium" and names the `normsuite
+    compare` run that settles it. The MLP rule (B11) is the CNN evidence carried over to
+    features, never measured here: at most "medium". LayerNorm for RNNs/Transformers does
+    not depend on the batch.
+
+    >>> calibrate(advise("cnn2d", 8), "cnn2d", 8, True).confidence
+    'medium'
+    >>> calibrate(advise("cnn2d", 64), "cnn2d", 64, False).confidence
+    'medium'
+    """
+    order = {"low": 0, "medium": 1, "high": 2}
+    cap = "high"
+    would_change = list(adv.would_change)
+    if not direct:
+        cap = "medium"
     if architecture == "mlp":
-        return _advise_mlp(b, batch)
-    return _advise_cnn(b, architecture, batch, devices, fine_tuning_pretrained_bn, channels)
+        cap = "medium"
+    if architecture not in ("rnn", "transformer", "mlp") and adv.norm in ("bn", "gn"):
+        low, high = CROSSOVER_BAND
+        if batch is not None and low <= batch <= high:
+            cap = "medium"
+            cmd = (
+                "normsuite compare --config <your LightningCLI recipe>.yaml --norms bn,gn "
+                f"--batch-sizes {batch}"
+            )
+            if not any(cmd in w for w in would_change):
+                would_change.append(
+                    f"a measurement at your batch: `{cmd}` (the crossover is model-dependent: "
+                    "GN paper ResNet-50 between 8 and 16 per GPU; our MNIST-1D ConvNet "
+                    "between 2 and 4)"
+                )
+    confidence = adv.confidence if order[adv.confidence] <= order[cap] else cap
+    return replace(adv, confidence=confidence, would_change=tuple(would_change))
 
 
 def _advise_mlp(b: _Builder, batch: int | None) -> Advice:

@@ -380,3 +380,43 @@ def test_rule_domains_page_cites_every_domain() -> None:
     assert out.exit_code == 0
     for d in DOMAINS.values():
         assert d.id in out.output and d.sources.split(",")[0] in out.output
+
+
+# ---------------------------------------------------------------- 7. calibrated confidence
+
+SMALL_CNN = """
+import torch.nn as nn
+
+
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 64, 3, bias=False)
+        self.bn = nn.BatchNorm2d(64)
+        self.fc = nn.Linear(64, 10)
+
+    def forward(self, x):
+        return self.fc(self.bn(self.conv(x)).relu().mean((2, 3)))
+"""
+
+
+@pytest.mark.parametrize(
+    ("options", "confidence", "compare"),
+    [
+        ({}, "low", False),  # batch unknown
+        ({"batch_size": 8}, "medium", True),  # inside the crossover band
+        ({"batch_size": 16}, "medium", True),
+        ({"batch_size": 64}, "high", False),  # from the command line, far from 16
+    ],
+)
+def test_cnn_confidence_follows_the_evidence(options, confidence: str, compare: bool) -> None:
+    rec = model(analyze_source(SMALL_CNN, "m.py", AnalysisOptions(**options)), "Net")
+    rec = rec.recommendation
+    assert rec is not None and rec.confidence == confidence
+    assert any("normsuite compare" in w for w in rec.would_change) == compare
+
+
+def test_batch_of_a_script_that_does_not_train_is_not_direct_evidence() -> None:
+    src = SMALL_CNN + "\nfrom torch.utils.data import DataLoader\nDataLoader([], batch_size=64)\n"
+    rec = model(analyze_source(src, "m.py", AnalysisOptions()), "Net").recommendation
+    assert rec is not None and rec.norm == "bn" and rec.confidence == "medium"

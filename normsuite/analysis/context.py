@@ -71,6 +71,7 @@ class ModelContext:
     norm_class: str | None = None  # the class itself is a norm (behaves as this torch type)
     part_of: str | None = None  # the top-level model class of the file it is a block of
     uses: list[str] = field(default_factory=list)  # class names it builds (usage.py)
+    trains: bool = False  # the file shows training code (its batch size is the training one)
 
     def first_app(self, layer: Layer) -> Application | None:
         for app in self.apps:
@@ -346,6 +347,8 @@ def build_context(
             ctx.partial = True
             break
     _judge_blocks_in_context(ctx)
+    for model in ctx.models:
+        model.trains = ctx.trains
     # Module-level models: model = nn.Sequential(...) / resnet50(...)
     for name, value in list(index.env.items()):
         if isinstance(value, Layer) and value.type in ("Sequential", "Backbone"):
@@ -354,6 +357,8 @@ def build_context(
             except BudgetExceeded:
                 ctx.partial = True
                 break
+    for model in ctx.models:
+        model.trains = ctx.trains
     return ctx
 
 

@@ -106,6 +106,33 @@ def advice_for(model: ModelContext, arch: str | None = None, channels: int | Non
         accumulate=b.accumulate,
         fine_tuning_pretrained_bn=model.fine_tuning,
         channels=channels,
+        direct_evidence=direct_evidence(model, arch or model.architecture),
+    )
+
+
+# Evidence that names a torch layer (or a structure read from forward), not an inference.
+_DIRECT_ARCH = ("Conv", "LSTM", "GRU", "RNN", "Attention", "Transformer", "backbone", "Linear")
+
+
+def direct_evidence(model: ModelContext, arch: str) -> bool:
+    """Architecture read from the model's own layers and batch from the command line, a
+    config or the training code of the file (not a guess, not a default of a script that
+    does not train)."""
+    if arch in ("hybrid", "unknown") or model.architecture in ("hybrid", "unknown"):
+        return False
+    if any(" a sequence model" in e or "part of " in e for e in model.evidence):
+        return False  # inferred from embeddings alone, or from the parent class
+    if any("stepped in a loop" in e for e in model.evidence):
+        return False  # a hand-written cell: recurrence read from the loop, not a layer
+    if not any(word in e for e in model.evidence for word in _DIRECT_ARCH):
+        return False
+    source = model.batch.source
+    if arch in ("rnn", "transformer"):
+        return True  # LayerNorm there does not depend on the batch
+    if model.batch.per_device is None:
+        return False
+    return source.startswith(("cli", "config:", "default")) or (
+        source.startswith("file:") and model.trains
     )
 
 
