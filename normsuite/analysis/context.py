@@ -72,6 +72,8 @@ class ModelContext:
     part_of: str | None = None  # the top-level model class of the file it is a block of
     uses: list[str] = field(default_factory=list)  # class names it builds (usage.py)
     trains: bool = False  # the file shows training code (its batch size is the training one)
+    # (line, col) of a norm constructor call -> the widths it builds across the file's models
+    site_widths: dict[tuple[int, int], set[int | None]] = field(default_factory=dict)
 
     def first_app(self, layer: Layer) -> Application | None:
         for app in self.apps:
@@ -357,8 +359,14 @@ def build_context(
             except BudgetExceeded:
                 ctx.partial = True
                 break
+    widths: dict[tuple[int, int], set[int | None]] = {}
+    for model in ctx.models:
+        for _, layer in model.layers:
+            if layer.norm_kind:
+                widths.setdefault((layer.line, layer.col), set()).add(layer.num_channels)
     for model in ctx.models:
         model.trains = ctx.trains
+        model.site_widths = widths
     return ctx
 
 

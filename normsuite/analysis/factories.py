@@ -3,6 +3,8 @@
 - norm factories: mmcv/mmengine ``build_norm_layer(dict(type="GN", num_groups=32), C)``
   (returns ``(name, layer)``), detectron2 ``get_norm("BN", C)``, timm
   ``get_norm_layer("layernorm2d")`` / ``create_norm_layer("batchnorm", C)``;
+- normsuite's own ``build_norm("gn", C, ndim=4, channels_last=False)`` (so a suggested
+  layer is checked like any other);
 - conv factories: mmcv ``build_conv_layer(None, cin, cout, k)``;
 - weight reparametrizations: ``spectral_norm(conv)`` / ``weight_norm(linear)`` (and their
   ``nn.utils.parametrizations`` forms) return the wrapped layer; the wrapper is noted in
@@ -57,7 +59,7 @@ NORM_FACTORIES = frozenset({"build_norm_layer", "get_norm", "create_norm_layer"}
 CLASS_FACTORIES = frozenset({"get_norm_layer"})
 CONV_FACTORIES = frozenset({"build_conv_layer"})
 REPARAMS = frozenset({"spectral_norm", "weight_norm", "SpectralNorm"})
-FACTORY_NAMES = NORM_FACTORIES | CLASS_FACTORIES | CONV_FACTORIES | REPARAMS
+FACTORY_NAMES = NORM_FACTORIES | CLASS_FACTORIES | CONV_FACTORIES | REPARAMS | {"build_norm"}
 
 MakeLayer = Callable[[str, tuple[Any, ...], dict[str, Any]], Layer]
 
@@ -86,6 +88,8 @@ def call_factory(
         return LayerClass(layer_type) if layer_type else UNKNOWN
     if name in CONV_FACTORIES:
         return _conv(args, kwargs, make)
+    if name == "build_norm":
+        return _build_norm(args, kwargs, make)
     if name == "build_norm_layer":
         layer = _from_cfg(args[0] if args else kwargs.get("cfg"), args[1:2], make)
         if layer is UNKNOWN:
@@ -118,6 +122,44 @@ def _from_cfg(cfg: Any, channels: tuple[Any, ...], make: MakeLayer) -> Any:
     if layer_type == "LayerNorm":
         return make("LayerNorm", (channels[0],), rest)
     return make(layer_type, (channels[0],), rest)
+
+
+_BY_RANK = {
+    "bn": {2: "BatchNorm1d", 3: "BatchNorm1d", 4: "BatchNorm2d", 5: "BatchNorm3d"},
+    "in": {3: "InstanceNorm1d", 4: "InstanceNorm2d", 5: "InstanceNorm3d"},
+}
+
+
+def _build_norm(args: tuple[Any, ...], kwargs: dict[str, Any], make: MakeLayer) -> Any:
+    """normsuite ``build_norm(spec, C, ndim=4, channels_last=False)``: the layer it builds.
+
+    >>> make = lambda t, a, k: (t, a)
+    >>> _build_norm(("ln", 64), {}, make), _build_norm(("gn:8", 64), {"ndim": 3}, make)
+    (('LayerNorm2d', (64,)), ('GroupNorm', (8, 64)))
+    """
+    spec = args[0] if args else kwargs.get("spec")
+    channels = args[1] if len(args) > 1 else kwargs.get("num_channels")
+    ndim, last = kwargs.get("ndim", 4), kwargs.get("channels_last", False)
+    if not isinstance(spec, str) or not isinstance(ndim, int) or not isinstance(last, bool):
+        return UNKNOWN
+    kind, _, groups = spec.lower().partition(":")
+    per_position = ndim == 2 or last
+    if kind in ("ln", "rms"):
+        torch_type = "LayerNorm" if kind == "ln" else "RMSNorm"
+        return make(torch_type if per_position else f"{torch_type}2d", (channels,), {})
+    if last:
+        return UNKNOWN  # normsuite's channels-last BN/GN wrappers: no torch type to name
+    if kind == "gn":
+        from normsuite.advice import default_groups
+
+        g = int(groups) if groups.isdigit() else None
+        if g is None and isinstance(channels, int) and channels > 0:
+            g = default_groups(channels)
+        return make("GroupNorm", (g if g is not None else UNKNOWN, channels), {})
+    if kind in _BY_RANK and ndim in _BY_RANK[kind]:
+        return make(_BY_RANK[kind][ndim], (channels,), {})
+    types = {"syncbn": "SyncBatchNorm", "frozenbn": "FrozenBatchNorm2d", "none": "Identity"}
+    return make(types[kind], (channels,), {}) if kind in types else UNKNOWN
 
 
 def _conv(args: tuple[Any, ...], kwargs: dict[str, Any], make: MakeLayer) -> Any:

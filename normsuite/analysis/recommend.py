@@ -148,6 +148,11 @@ def suggest_layer(norm: str, layer: Layer, model: ModelContext) -> str:
         return f"{norm} (channels unknown: {layer.code})"
     app = model.first_app(layer)
     received = received_channels(model, layer, app.inp) if app is not None else None
+    expr = _channel_expr(layer)
+    if received is None and expr is not None and _shared(model, layer):
+        # The call is shared by every instance (BatchNorm2d(cout) in a block class): keep
+        # its channel expression so that the suggestion is right for each of them.
+        return _symbolic_code(norm, expr, rank, last)
     channels = received or channels  # NRM011: build it for the channels it receives
     groups = layer.arg("num_groups")
     divides = isinstance(groups, int) and groups > 0 and channels % groups == 0
@@ -155,6 +160,56 @@ def suggest_layer(norm: str, layer: Layer, model: ModelContext) -> str:
         # Too few channels per group (NRM004): the same fix the rule gives.
         return f"nn.GroupNorm({default_groups(channels)}, {channels})"
     return layer_code(norm, channels, ndim=rank, channels_last=last)
+
+
+_CHANNEL_ARG = {"GroupNorm": 1, "LayerNorm2d": 0, "RMSNorm2d": 0}
+_CHANNEL_KW = ("num_features", "num_channels", "normalized_shape")
+
+
+def _shared(model: ModelContext, layer: Layer) -> bool:
+    """The same constructor call builds layers of different widths in the file's models."""
+    widths = model.site_widths.get((layer.line, layer.col), set()) - {None}
+    return len(widths) > 1
+
+
+def _channel_expr(layer: Layer) -> str | None:
+    """The source of the channel argument of ``layer.code`` when it is not a literal."""
+    try:
+        call = ast.parse(layer.code, mode="eval").body
+    except SyntaxError:
+        return None
+    if not isinstance(call, ast.Call):
+        return None
+    func = call.func
+    if (func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")) != layer.type:
+        return None  # a factory or subclass call: its arguments need not be torch's
+    node = next((k.value for k in call.keywords if k.arg in _CHANNEL_KW), None)
+    i = _CHANNEL_ARG.get(layer.type, 0)
+    if node is None and len(call.args) > i and not isinstance(call.args[i], ast.Starred):
+        node = call.args[i]
+    if node is None or isinstance(node, ast.Constant):
+        return None
+    return ast.unparse(node)
+
+
+def _symbolic_code(norm: str, expr: str, rank: int, last: bool) -> str:
+    """``layer_code`` for a channel count given as an expression (``cout``, ``4 * d``)."""
+    name, _, arg = norm.partition(":")
+    per_position = rank == 2 or last
+    layout = (f", ndim={rank}" if rank != 4 else "") + (
+        ", channels_last=True" if last and rank > 2 else ""
+    )
+    if name == "bn" and not (last and rank > 2):
+        return f"nn.BatchNorm{1 if rank <= 3 else rank - 2}d({expr})"
+    if name in ("ln", "rms") and per_position:
+        return f"nn.{'LayerNorm' if name == 'ln' else 'RMSNorm'}({expr})"
+    if name == "in" and not per_position:
+        return f"nn.InstanceNorm{rank - 2}d({expr}, affine=True)"
+    if name == "none":
+        return "nn.Identity()"
+    # GroupNorm's G must divide C for every instance: build_norm picks it from C.
+    spec = f"gn:{arg}" if name == "gn" and arg else name
+    return f'normsuite.build_norm("{spec}", {expr}{layout})'
 
 
 def _valid_as_is(model: ModelContext, layer: Layer, rank: int, last: bool) -> bool:
