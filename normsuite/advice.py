@@ -293,12 +293,13 @@ def _advise_cnn(
         )
         confidence = "medium"
     small = batch is not None and batch < BN_MIN_BATCH
-    if fine_tuning and (batch is None or small):
+    if fine_tuning and small:
         b.cite("B10")
-        if batch is None:
-            b.assumptions.append(f"assumed per-device batch < {BN_MIN_BATCH} for fine-tuning")
         b.would_change.append(f"a per-device batch of {BN_MIN_BATCH} or more: bn (fine-tune BN)")
-        return b.build("frozenbn", confidence if batch else "medium", alternatives=("gn",))
+        return b.build("frozenbn", confidence, alternatives=("gn",))
+    if fine_tuning and batch is None:
+        # The pretrained BN stays; whether to freeze it depends on the batch.
+        b.would_change.append(f"fine-tuning at a per-device batch below {BN_MIN_BATCH}: frozenbn")
     if batch is None:
         b.cite("B1", "B5")
         b.assumptions.append(f"assumed per-device batch >= {BN_MIN_BATCH}")
@@ -495,6 +496,19 @@ DOMAINS: dict[str, Domain] = {
             "Mehta & Rastegari 2022, arXiv:2110.02178 (MobileViT); Li et al. 2022, "
             "arXiv:2206.01191 (EfficientFormer)",
             "attention layers and convs, with BatchNorm2d on the conv maps",
+        ),
+        Domain(
+            "D8",
+            "super-resolution network (sub-pixel upsampling) without norm layers",
+            "none",
+            ("none",),
+            "Super-resolution networks leave BatchNorm out on purpose: it removes the range "
+            "flexibility of the features and costs memory; EDSR gained accuracy by removing "
+            "it, and ESRGAN removes it to avoid artifacts.",
+            "Lim et al. 2017, arXiv:1707.02921 (EDSR); Wang et al. 2018, arXiv:1809.00219 "
+            "(ESRGAN); sub-pixel convolution: Shi et al. 2016, arXiv:1609.05158",
+            "convs with a PixelShuffle (sub-pixel) upsampling, no classification head and no "
+            "norm layer",
         ),
     )
 }

@@ -28,7 +28,7 @@ from .context import FileContext, ModelContext, build_context
 from .domains import detect
 from .extract import BudgetExceeded
 from .factories import REPARAM
-from .recommend import abstain_reason, recommend
+from .recommend import abstain_reason, recommend, structural_abstain
 from .rules import run_rules
 from .types import AnalysisOptions, FileResult, ModelReport, NormSite
 
@@ -64,8 +64,8 @@ def _report(model: ModelContext, ctx: FileContext) -> ModelReport:
             seen.add(id(layer))
             wrapper = reparam[id(layer)][0]
             sites.append(NormSite(path, wrapper, layer.line, layer.code, layer.out_channels))
-    reason = abstain_reason(model)
-    domain = detect(model, ctx) if reason is None else None
+    domain = detect(model, ctx) if structural_abstain(model) is None else None
+    reason = abstain_reason(model, domain)
     return ModelReport(
         name=model.name,
         line=model.line,

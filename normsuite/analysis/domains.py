@@ -63,6 +63,9 @@ def detect(model: ModelContext, ctx: FileContext) -> str | None:
         return "D1"
     if convs and "gn" in kinds and _takes_timestep(model):
         return "D4"
+    subpixel = "PixelShuffle" in types or "pixel_shuffle" in calls
+    if convs and subpixel and not kinds and not model.classifier:
+        return "D8"
     if model.architecture in ("cnn1d", "cnn2d", "cnn3d") and "ln" in kinds:
         ln = [layer for layer in layers if layer.norm_kind == "ln"]
         if all(channel_layernorm(model, layer) for layer in ln):

@@ -315,8 +315,9 @@ _NORMABLE = frozenset(
 )
 
 
-def abstain_reason(model: ModelContext) -> str | None:
-    """Why ``model`` gets no recommendation ("unknown" is an answer), or None."""
+def structural_abstain(model: ModelContext) -> str | None:
+    """Why ``model`` is not a model to advise (a norm, an activation, a loss, a container,
+    an unknown architecture), or None."""
     if model.norm_class:
         return f"a norm layer (behaves as {model.norm_class}), not a model"
     inner = [layer for path, layer in model.layers if path]
@@ -332,6 +333,23 @@ def abstain_reason(model: ModelContext) -> str | None:
     linears = sum(1 for layer in normable if layer.type in ("Linear", "LazyLinear"))
     if model.architecture == "mlp" and not has_sites and linears < 2:
         return "a single Linear layer: no hidden layer for a norm to follow"
+    return None
+
+
+def abstain_reason(model: ModelContext, domain: str | None = None) -> str | None:
+    """Why ``model`` gets no recommendation ("unknown" is an answer), or None. ``domain``:
+    a detected domain (its advice does not depend on the batch)."""
+    reason = structural_abstain(model)
+    if reason is not None:
+        return reason
+    has_sites = bool(model.norm_layers())
+    batch_dependent = model.architecture in ("mlp", *_CNN)
+    if batch_dependent and not has_sites and domain is None and model.batch.per_device is None:
+        other = "ln" if model.architecture == "mlp" else "gn"
+        return (
+            "no norm layers to judge and the batch size is unknown: bn at >= 16 per device, "
+            f"{other} below (B1/B2/B11); pass --batch-size or a training config"
+        )
     return None
 
 
@@ -500,5 +518,6 @@ __all__ = [
     "default_groups",
     "recommend",
     "site_architecture",
+    "structural_abstain",
     "suggest_layer",
 ]

@@ -641,14 +641,18 @@ class _Consts(dict):
 
 
 def _picks_one_step(index: ast.expr) -> bool:
-    """``[:, k]`` with a constant ``k``: one position of dim 1."""
-    if not isinstance(index, ast.Tuple) or len(index.elts) != 2:
+    """``[:, k]`` (or ``[:, k, :]``) with a constant ``k``: one position of dim 1."""
+    if not isinstance(index, ast.Tuple) or len(index.elts) < 2:
         return False
-    first, second = index.elts
+    first, second, *rest = index.elts
     if isinstance(second, ast.UnaryOp) and isinstance(second.op, ast.USub):
         second = second.operand
-    full = isinstance(first, ast.Slice) and first.lower is None and first.upper is None
-    return full and isinstance(second, ast.Constant) and isinstance(second.value, int)
+
+    def full(node: ast.expr) -> bool:
+        return isinstance(node, ast.Slice) and node.lower is None and node.upper is None
+
+    picks = isinstance(second, ast.Constant) and isinstance(second.value, int)
+    return full(first) and picks and all(full(r) for r in rest)  # out[:, -1, :] too
 
 
 def _abstract(value: Any) -> bool:
