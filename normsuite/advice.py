@@ -417,7 +417,7 @@ DOMAINS: dict[str, Domain] = {
             "D1",
             "image generation / style transfer / image-to-image generator",
             "in",
-            ("in",),
+            ("in", "ln", "gn", "rms"),
             "InstanceNorm removes each image's own contrast and style statistics, which is "
             "what stylization and image-to-image generators need; batch statistics would "
             "mix the styles of a batch (and such generators train at batch 1-4). AdaIN "
@@ -455,13 +455,14 @@ DOMAINS: dict[str, Domain] = {
             "D4",
             "diffusion U-Net",
             "gn",
-            ("gn",),
+            ("gn", "rms", "ln"),
             "Denoising diffusion U-Nets use GroupNorm: it does not depend on the batch (which "
             "mixes noise levels) and behaves the same at sampling time.",
             "Ho, Jain & Abbeel 2020, arXiv:2006.11239 (DDPM, appendix B); Dhariwal & Nichol "
             "2021, arXiv:2105.05233",
-            "GroupNorm on conv maps in a model whose forward takes a timestep (t, timesteps, "
-            "time, noise level) besides the image",
+            "convs in a U-Net (upsampling decoder) whose forward takes a timestep (t, "
+            "timesteps, time, noise level) besides the image; its GroupNorm (or channel "
+            "RMSNorm/LayerNorm variant, batch-independent as well) is kept",
         ),
         Domain(
             "D5",
@@ -509,6 +510,21 @@ DOMAINS: dict[str, Domain] = {
             "(ESRGAN); sub-pixel convolution: Shi et al. 2016, arXiv:1609.05158",
             "convs with a PixelShuffle (sub-pixel) upsampling, no classification head and no "
             "norm layer",
+        ),
+        Domain(
+            "D9",
+            "GAN generator or discriminator (adversarial training)",
+            "none",
+            ("bn", "syncbn", "in", "ln", "gn", "rms", "none"),
+            "GAN norms are a design choice of each architecture, not a recognition rule: "
+            "DCGAN puts BatchNorm in both networks; a large study found no norm best for "
+            "generators and spectral normalization best for discriminators, where BatchNorm "
+            "often hurts. Existing norms are kept; a discriminator without one is right as "
+            "it is (spectral_norm if it needs one).",
+            "Radford, Metz & Chintala 2016, arXiv:1511.06434 (DCGAN); Kurach et al. 2019, "
+            "arXiv:1807.04720; Miyato et al. 2018, arXiv:1802.05957",
+            "a file with an image generator (tanh output or upsampling decoder) and a model "
+            "with a single output score",
         ),
     )
 }

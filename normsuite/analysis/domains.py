@@ -59,25 +59,34 @@ def detect(model: ModelContext, ctx: FileContext) -> str | None:
     generator = image_out or upsamples
     if _gradient_penalty(ctx) and not generator and (convs or "Linear" in types):
         return "D2"
-    if convs and "in" in kinds and (generator or not model.classifier):
-        return "D1"
-    if convs and "gn" in kinds and _takes_timestep(model):
+    unet = upsamples or bool(kinds)  # a U-Net: GroupNorm (or a channel RMS/LN variant) kept
+    if convs and unet and _takes_timestep(model) and (kinds & {"gn", "rms", "ln"} or not kinds):
         return "D4"
+    reparam = ctx.index.memo.get(REPARAM, {})
+    wrapped = [reparam[id(layer)][0] for layer in layers if id(layer) in reparam]
+    if "spectral_norm" in wrapped and not kinds:
+        return "D3"
+    gan_file = _gan_file(ctx)
+    if gan_file and not generator and _single_output(model):
+        return "D9"  # the discriminator of a GAN file
+    if convs and "in" in kinds and (generator or not model.classifier or gan_file):
+        return "D1"
+    if gan_file and model.part_of is None:
+        return "D9"  # a GAN's generator, or its other networks (encoder, classifier)
     subpixel = "PixelShuffle" in types or "pixel_shuffle" in calls
     if convs and subpixel and not kinds and not model.classifier:
         return "D8"
     if model.architecture in ("cnn1d", "cnn2d", "cnn3d") and "ln" in kinds:
         ln = [layer for layer in layers if layer.norm_kind == "ln"]
-        if all(channel_layernorm(model, layer) for layer in ln):
+        channel = [layer for layer in ln if channel_layernorm(model, layer)]
+        # The others: on pooled (N, C) features (ConvNeXt's head) or not traced; never one
+        # over the wrong dim of a channels-first map (that is NRM002, not a design).
+        if channel and all(layer in channel or not _on_map(model, layer) for layer in ln):
             return "D6"
     if model.architecture == "hybrid" and (types & ATTENTION_TYPES or _attention_blocks(model)):
         bns = [layer for layer in layers if layer.norm_kind in ("bn", "syncbn", "frozenbn")]
         if bns and all(_on_map(model, layer) for layer in bns):
             return "D7"
-    reparam = ctx.index.memo.get(REPARAM, {})
-    wrapped = [reparam[id(layer)][0] for layer in layers if id(layer) in reparam]
-    if "spectral_norm" in wrapped and not kinds:
-        return "D3"
     return None
 
 
@@ -147,6 +156,35 @@ def _takes_timestep(model: ModelContext) -> bool:
         return False
     params = [a.arg for a in [*fn.args.posonlyargs, *fn.args.args, *fn.args.kwonlyargs]][2:]
     return any(p.lower() in _TIMESTEP_ARGS for p in params)
+
+
+def _generator_like(model: ModelContext) -> bool:
+    layers = _unique(model)
+    types = {layer.type for layer in layers}
+    calls = _forward_calls(model)
+    return "Tanh" in types or "tanh" in calls or bool(types & _UPSAMPLING_LAYERS)
+
+
+def _gan_file(ctx: FileContext) -> bool:
+    """The file defines an image generator (tanh output or upsampling decoder) and a
+    discriminator (a model with a single output score): a GAN file."""
+    key = ("gan-file",)
+    memo = ctx.index.memo
+    if key not in memo:
+        top = [m for m in ctx.models if m.part_of is None]
+        memo[key] = any(_generator_like(m) for m in top) and any(
+            _single_output(m) and not _generator_like(m) for m in top
+        )
+    return memo[key]
+
+
+def _single_output(model: ModelContext) -> bool:
+    """A Linear/conv layer of the model produces one value (a real/fake score head)."""
+    return any(
+        (layer.type in ("Linear", "LazyLinear") or layer.type in CONV_DIMS)
+        and layer.out_channels == 1
+        for _, layer in model.layers
+    )
 
 
 def _gradient_penalty(ctx: FileContext) -> bool:

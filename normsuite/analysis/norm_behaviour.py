@@ -56,8 +56,8 @@ def behaves_as(inst: ModuleInstance, index: ModuleIndex) -> str | None:
     if any(isinstance(v, Layer) for v in inst.attrs.values()) or inst.seq_children:
         return None  # builds layers: a block or a model, not a norm
     fn = inst.cls.method("forward")
-    if fn is None:
-        return None
+    if fn is None or len(inst.cls.methods) > 4 or len(fn.body) > 12:
+        return None  # a norm is a small class with a short forward, not a training wrapper
     body = _live_statements(fn.body, inst, index)
     calls = [n for stmt in body for n in ast.walk(stmt) if isinstance(n, ast.Call)]
     names = [_called(c.func) for c in calls]
@@ -67,6 +67,8 @@ def behaves_as(inst: ModuleInstance, index: ModuleIndex) -> str | None:
             kind = _FUNCTIONAL[name]
             if kind == "LayerNorm" and moved:
                 return "LayerNorm2d"  # permuted to channels-last and back: a channel LN
+            if kind == "BatchNorm2d" and set(names) & {"view", "reshape", "contiguous"}:
+                return "InstanceNorm2d"  # batch_norm on (1, N*C, H, W): AdaIN's instance norm
             return kind
     stats = [(c, n) for c, n in zip(calls, names, strict=True) if n in _STATS]
     if not stats or not (set(names) & _RESCALE or _divides(body)):

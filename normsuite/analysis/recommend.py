@@ -475,9 +475,13 @@ def _recommend_domain(model: ModelContext, domain: str) -> Recommendation:
     )
     norm = d.norm
     rationale = list(adv.rationale)
+    kept = {_site_kind(model, layer) for _, layer in model.norm_layers()}
     if not suggestions and "none" in d.keep:
         norm = "none"  # e.g. a WGAN-GP critic without norms: right as it is
         rationale.insert(0, f"Kept none: no norm layer is a good choice here ({d.id}).")
+    elif len(kept) == 1 and all(s.suggested == s.current for s in suggestions):
+        (norm,) = kept  # every site kept: the headline is what the model uses
+        rationale.insert(0, f"Kept {norm}: the domain's own choice ({d.id}).")
     return Recommendation(
         norm=norm,
         layers=suggestions,

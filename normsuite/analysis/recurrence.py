@@ -42,7 +42,7 @@ import ast
 from dataclasses import dataclass, field
 
 from .extract import ModuleIndex
-from .ir import NORM_KINDS, RNN_CELLS, Layer, ModuleInstance
+from .ir import CONV_DIMS, NORM_KINDS, RNN_CELLS, RNN_TYPES, Layer, ModuleInstance
 
 
 @dataclass
@@ -90,12 +90,14 @@ def _stepped(inst: ModuleInstance, index: ModuleIndex) -> list[tuple[Layer, list
     fn = inst.cls.method("forward")
     found: list[tuple[Layer, list[Layer]]] = []
     for loop in (n for n in ast.walk(fn) if isinstance(n, (ast.For, ast.While))) if fn else ():
+        if isinstance(loop, ast.For) and _over_modules(loop.iter, inst):
+            continue  # for block in self.blocks: depth, not time
         calls = [n for stmt in loop.body for n in ast.walk(stmt) if isinstance(n, ast.Call)]
         cells: list[Layer] = []
         state: set[str] = set()  # names fed back into a cell
         for call in calls:
             layer = _attr_layer(call.func, inst)
-            if layer is not None and (layer.type == "Custom" or layer.type in RNN_CELLS):
+            if layer is not None and (layer.type in RNN_CELLS or _has_weights(layer)):
                 fed = _fed_back(call, loop)
                 if fed:
                     cells.append(layer)
@@ -110,6 +112,43 @@ def _stepped(inst: ModuleInstance, index: ModuleIndex) -> list[tuple[Layer, list
         found.extend((cell, norms) for cell in cells)
     index.memo[key] = found
     return found
+
+
+_WEIGHTED = frozenset({"Linear", "LazyLinear", "Bilinear", *CONV_DIMS, *RNN_TYPES, *RNN_CELLS})
+
+
+def _has_weights(layer: Layer) -> bool:
+    """A file class with gates to learn (Linear/conv/recurrent layers inside); a weight-free
+    op called as ``x = self.cat(x, skip)`` in a loop is not a cell."""
+    if layer.type != "Custom" or layer.instance is None:
+        return False
+    return any(sub.type in _WEIGHTED for _, sub in layer.instance.walk())
+
+
+def _over_modules(node: ast.expr, inst: ModuleInstance) -> bool:
+    """The loop iterates over module containers (``self.blocks``, ``zip(self.a, self.b)``).
+    ``range(self.steps)`` counts time steps, not modules."""
+    if isinstance(node, ast.Call):
+        name = node.func.id if isinstance(node.func, ast.Name) else ""
+        if name not in ("zip", "enumerate", "reversed", "list"):
+            return False
+        return any(_over_modules(arg, inst) for arg in node.args)
+    for sub in ast.walk(node):
+        if (
+            isinstance(sub, ast.Attribute)
+            and isinstance(sub.value, ast.Name)
+            and sub.value.id == "self"
+        ):
+            value = inst.attrs.get(sub.attr)
+            if isinstance(value, Layer) and value.type in (
+                "ModuleList",
+                "Sequential",
+                "ModuleDict",
+            ):
+                return True
+            if not isinstance(value, Layer) and not isinstance(value, (int, list, tuple)):
+                return True  # an attribute the extractor could not build: assume modules
+    return False
 
 
 def _attr_layer(func: ast.expr, inst: ModuleInstance) -> Layer | None:
