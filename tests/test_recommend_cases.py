@@ -420,3 +420,13 @@ def test_batch_of_a_script_that_does_not_train_is_not_direct_evidence() -> None:
     src = SMALL_CNN + "\nfrom torch.utils.data import DataLoader\nDataLoader([], batch_size=64)\n"
     rec = model(analyze_source(src, "m.py", AnalysisOptions()), "Net").recommendation
     assert rec is not None and rec.norm == "bn" and rec.confidence == "medium"
+
+
+def test_cell_stepped_by_a_training_function_is_recurrent() -> None:
+    """char-rnn style: the file's own code steps the module with its hidden state."""
+    result = analyze("script_stepped_cell.py")
+    report = model(result, "RNN")
+    assert report.architecture == "rnn"
+    (site,) = report.recommendation.layers
+    assert site.suggested == "nn.LayerNorm(n_hid)"  # valid for every width
+    assert [f.code for f in result.findings if f.code == "NRM007"] == ["NRM007"]

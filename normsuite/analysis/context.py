@@ -21,7 +21,7 @@ from .batch import BatchScan, resolve, scan_config, scan_file
 from .extract import BudgetExceeded, ModuleIndex
 from .ir import ATTENTION_TYPES, CONV_DIMS, RNN_CELLS, RNN_TYPES, ClassInfo, Layer
 from .norm_behaviour import behaves_as, retype_norms
-from .recurrence import Recurrence, find_recurrence
+from .recurrence import Recurrence, find_recurrence, stepped_classes
 from .shapes import INPUT_T, Application, FlowTracer
 from .types import AnalysisOptions, BatchInfo
 from .usage import block_parents, top_parent, used_names
@@ -272,6 +272,15 @@ def _model(
     layers = root.instance.walk() if root.instance is not None else root.walk(name)
     retype_norms(layers, index)  # norms by behaviour are norms before anything is traced
     recurrence = find_recurrence(layers, root.instance, index)
+    stepped = root.instance is not None and root.instance.cls.name in stepped_classes(index)
+    # The class itself is a cell that the file's code steps over time (with gates to learn).
+    if stepped and any(layer.type in ("Linear", "LazyLinear") for _, layer in layers):
+        assert root.instance is not None
+        recurrence.cells.append(root)
+        recurrence.evidence.append(stepped_classes(index)[root.instance.cls.name])
+        recurrence.norms.extend(
+            layer for _, layer in layers if layer.norm_kind and not recurrence.on_path(layer)
+        )
     sequences = _shows_sequences(root, layers, index)
     tracer = FlowTracer(index, sequences=sequences)
     if root.instance is not None:

@@ -120,7 +120,7 @@ def direct_evidence(model: ModelContext, arch: str) -> bool:
     does not train)."""
     if arch in ("hybrid", "unknown") or model.architecture in ("hybrid", "unknown"):
         return False
-    if any(" a sequence model" in e or "part of " in e for e in model.evidence):
+    if any("Embedding, no conv" in e or "part of " in e for e in model.evidence):
         return False  # inferred from embeddings alone, or from the parent class
     if any("stepped in a loop" in e for e in model.evidence):
         return False  # a hand-written cell: recurrence read from the loop, not a layer
@@ -145,6 +145,12 @@ def suggest_layer(norm: str, layer: Layer, model: ModelContext) -> str:
         return layer.code  # fine as it is, whether or not its channel count is known
     channels = layer.num_channels
     if channels is None:
+        app = model.first_app(layer)
+        traced = app is not None and app.inp.rank is not None
+        expr = _channel_expr(layer)
+        if expr is not None and (traced or model.recurrence.on_path(layer)):
+            # Layout known (a cell works on (N, C) steps): the expression is right as it is.
+            return _symbolic_code(norm, expr, rank, last)
         return f"{norm} (channels unknown: {layer.code})"
     app = model.first_app(layer)
     received = received_channels(model, layer, app.inp) if app is not None else None

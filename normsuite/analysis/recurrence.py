@@ -193,4 +193,30 @@ def _touches(call: ast.Call, loop: ast.For | ast.While, state: set[str]) -> bool
     return bool((args | _assigned_to(call, loop)) & state)
 
 
-__all__ = ["Recurrence", "find_recurrence"]
+def stepped_classes(index: ModuleIndex) -> dict[str, str]:
+    """File classes stepped over time by plain code: ``rnn = RNN(...)`` and, in a loop of
+    any function or the module body, ``output, hidden = rnn(x[i], hidden)``. Class name ->
+    evidence. (A training script steps a hand-written cell outside any ``forward``.)"""
+    key = ("stepped-classes",)
+    if key in index.memo:
+        return index.memo[key]
+    instances: dict[str, str] = {}  # variable -> class name
+    for node in ast.walk(index.tree):
+        if isinstance(node, ast.Assign) and isinstance(node.value, ast.Call):
+            func = node.value.func
+            if isinstance(func, ast.Name) and func.id in index.classes:
+                for target in node.targets:
+                    if isinstance(target, ast.Name):
+                        instances[target.id] = func.id
+    found: dict[str, str] = {}
+    for loop in (n for n in ast.walk(index.tree) if isinstance(n, (ast.For, ast.While))):
+        for call in (n for s in loop.body for n in ast.walk(s) if isinstance(n, ast.Call)):
+            func = call.func
+            if isinstance(func, ast.Name) and func.id in instances and _fed_back(call, loop):
+                cls = instances[func.id]
+                found.setdefault(cls, f"{cls} stepped in a loop with its state fed back")
+    index.memo[key] = found
+    return found
+
+
+__all__ = ["Recurrence", "find_recurrence", "stepped_classes"]
