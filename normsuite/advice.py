@@ -476,7 +476,7 @@ DOMAINS: dict[str, Domain] = {
         ),
         Domain(
             "D6",
-            "ConvNeXt-style CNN with channel LayerNorm",
+            "vision model with channel LayerNorm on feature maps (ConvNeXt-style)",
             "ln",
             ("ln",),
             "Channel LayerNorm on (permuted) feature maps is the ConvNeXt design, tuned with "

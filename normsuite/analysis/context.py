@@ -391,7 +391,10 @@ def _judge_blocks_in_context(ctx: FileContext) -> None:
         if model.name not in parents:
             continue
         top = by_name.get(top_parent(model.name, parents))
-        if top is None or top is model:
+        if top is None:
+            model.part_of = parents[model.name]  # handed to a builder function
+            continue
+        if top is model:
             continue
         model.part_of = top.name
         conv = model.architecture.startswith("cnn") or model.architecture == "hybrid"

@@ -336,10 +336,26 @@ def structural_abstain(model: ModelContext) -> str | None:
         )
     if model.architecture == "unknown":
         return "architecture unknown: no conv/recurrent/attention layers found"
+    convs = sum(1 for layer in inner if layer.type in CONV_DIMS)
+    if model.architecture in _CNN and convs <= 1 and _untraced_layernorm(model):
+        return (
+            "architecture uncertain: a single conv (a patch embedding?) and LayerNorm on "
+            "inputs that could not be traced (blocks built from arguments the analyzer cannot "
+            "read)"
+        )
     linears = sum(1 for layer in normable if layer.type in ("Linear", "LazyLinear"))
     if model.architecture == "mlp" and not has_sites and linears < 2:
         return "a single Linear layer: no hidden layer for a norm to follow"
     return None
+
+
+def _untraced_layernorm(model: ModelContext) -> bool:
+    for _, layer in model.norm_layers():
+        if layer.norm_kind in ("ln", "rms"):
+            app = model.first_app(layer)
+            if app is None or app.inp.kind not in ("map", "feat"):
+                return True  # not traced, or tokens: a ViT whose blocks were not built
+    return False
 
 
 def abstain_reason(model: ModelContext, domain: str | None = None) -> str | None:

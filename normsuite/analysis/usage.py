@@ -44,7 +44,7 @@ def used_names(cls: ClassInfo, index: ModuleIndex) -> list[str]:
     found: dict[str, None] = {}
     for node in ast.walk(cls.node):
         name = _name_of(node)
-        if name is None or name in own or not name[:1].isupper():
+        if name is None or name in own or not name.lstrip("_")[:1].isupper():
             continue
         origin = index.imports.get(name, "")
         if origin.startswith(("torch", "typing", "collections", "dataclasses", "enum")):
@@ -79,8 +79,39 @@ def block_parents(index: ModuleIndex) -> dict[str, str]:
                 name = _name_of(sub)
                 if name and name != parent and name in index.classes:
                     parents.setdefault(name, parent)
+    # Blocks handed to a builder function: _swin_transformer(block=SwinTransformerBlockV2).
+    for node in ast.walk(index.tree):
+        if not isinstance(node, ast.Call) or _called(node.func) in _NOT_BUILDERS:
+            continue
+        for arg in [*node.args, *(k.value for k in node.keywords)]:
+            name = _name_of(arg)
+            if name in index.classes and name not in parents:
+                parents[name] = _called(node.func) or "a builder"
     # A class never is its own block's block: break cycles (A uses B, B uses A).
     return {c: p for c, p in parents.items() if parents.get(p) != c}
+
+
+# Calls that take a class as an argument without building it.
+_NOT_BUILDERS = frozenset(
+    {
+        "isinstance",
+        "issubclass",
+        "super",
+        "type",
+        "print",
+        "getattr",
+        "hasattr",
+        "setattr",
+        "register",
+        "apply",
+    }
+)
+
+
+def _called(func: ast.expr) -> str:
+    if isinstance(func, ast.Attribute):
+        return func.attr
+    return func.id if isinstance(func, ast.Name) else ""
 
 
 def _ancestors(cls: ClassInfo) -> set[str]:
