@@ -488,15 +488,16 @@ DOMAINS: dict[str, Domain] = {
         ),
         Domain(
             "D7",
-            "mobile vision hybrid (conv + attention) with BatchNorm on conv maps",
+            "mobile vision hybrid (conv + attention) with BatchNorm",
             "bn",
             ("bn", "syncbn", "frozenbn", "ln", "rms"),
-            "BatchNorm on the 2D maps of a mobile conv/attention hybrid folds into the "
-            "preceding conv at export, which is why these designs choose it; the attention "
-            "tokens keep their LayerNorm.",
+            "BatchNorm in a mobile conv/attention hybrid folds into the preceding conv or "
+            "linear layer at export, which is why these designs choose it (LeViT uses it "
+            "even in its attention blocks); attention tokens with LayerNorm keep it.",
             "Mehta & Rastegari 2022, arXiv:2110.02178 (MobileViT); Li et al. 2022, "
-            "arXiv:2206.01191 (EfficientFormer)",
-            "attention layers and convs, with BatchNorm2d on the conv maps",
+            "arXiv:2206.01191 (EfficientFormer); Graham et al. 2021, arXiv:2104.01136 (LeViT)",
+            "attention layers and convs, with BatchNorm2d on the conv maps, or BatchNorm as "
+            "the only norm",
         ),
         Domain(
             "D8",

@@ -74,9 +74,13 @@ def detect(model: ModelContext, ctx: FileContext) -> str | None:
     if gan_file and model.part_of is None:
         return "D9"  # a GAN's generator, or its other networks (encoder, classifier)
     subpixel = "PixelShuffle" in types or "pixel_shuffle" in calls
-    if convs and subpixel and not kinds and not model.classifier:
+    n_convs = sum(1 for layer in layers if layer.type in CONV_DIMS)
+    patches = bool(calls & {"unfold", "fold"})  # MobileViT folds patches back, not SR
+    sr = subpixel and not patches and n_convs >= 3 and model.architecture == "cnn2d"
+    if sr and not kinds and not model.classifier:
         return "D8"
-    if model.architecture in ("cnn1d", "cnn2d", "cnn3d") and "ln" in kinds:
+    cnn_or_hybrid = model.architecture in ("cnn1d", "cnn2d", "cnn3d", "hybrid")
+    if cnn_or_hybrid and "ln" in kinds and not kinds & {"bn", "syncbn"}:
         ln = [layer for layer in layers if layer.norm_kind == "ln"]
         channel = [layer for layer in ln if channel_layernorm(model, layer)]
         # The others: on pooled (N, C) features (ConvNeXt's head) or not traced; never one
@@ -85,8 +89,9 @@ def detect(model: ModelContext, ctx: FileContext) -> str | None:
             return "D6"
     if model.architecture == "hybrid" and (types & ATTENTION_TYPES or _attention_blocks(model)):
         bns = [layer for layer in layers if layer.norm_kind in ("bn", "syncbn", "frozenbn")]
-        if bns and all(_on_map(model, layer) for layer in bns):
-            return "D7"
+        only_bn = bool(bns) and kinds <= {"bn", "syncbn", "frozenbn"}
+        if bns and (all(_on_map(model, layer) for layer in bns) or only_bn):
+            return "D7"  # BN on the maps, or BN everywhere by design (LeViT)
     return None
 
 

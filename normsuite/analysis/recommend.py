@@ -75,6 +75,8 @@ def site_architecture(model: ModelContext, layer: Layer) -> str:
     if t.kind == "map" and t.rank is not None and 3 <= t.rank <= 5:
         if t.last and (attention or arch == "transformer"):
             return "transformer"
+        if t.last and arch == "hybrid":
+            return _sequence_architecture(model)  # (N, H, W, C) rows/tokens of a hybrid
         return arch if arch in _CNN else f"cnn{t.rank - 2}d"
     if t.kind == "feat":
         return "mlp"  # (N, C) features, also a CNN's head after pooling: B11
@@ -349,6 +351,14 @@ def structural_abstain(model: ModelContext) -> str | None:
     return None
 
 
+def _untraced_sequence_norm(model: ModelContext, layer: Layer, norm: str) -> bool:
+    """An LN/RMS site with an untraced input, about to become a batch-statistics norm."""
+    if layer.norm_kind not in ("ln", "rms") or norm in ("ln", "rms") or layer.type in MAP_NORMS:
+        return False
+    app = model.first_app(layer)
+    return app is None or app.inp.kind in (None, "input")
+
+
 def _untraced_layernorm(model: ModelContext) -> bool:
     for _, layer in model.norm_layers():
         if layer.norm_kind in ("ln", "rms"):
@@ -435,7 +445,14 @@ def recommend(model: ModelContext, domain: str | None = None) -> Recommendation:
             would_change.append("a ResNet-style CNN without the ConvNeXt recipe: " + adv.norm)
     suggestions: list[LayerSuggestion] = []
     others: dict[str, list[str]] = {}
+    untraced: list[str] = []
     for path, layer, site_arch in sites:
+        if _untraced_sequence_norm(model, layer, norm):
+            # A LayerNorm whose input was not traced may see tokens (a Transformer stage the
+            # analyzer could not build): never turn it into a batch norm on a guess.
+            suggestions.append(LayerSuggestion(path, layer.line, layer.code, layer.code))
+            untraced.append(path or layer.code)
+            continue
         site_norm = norm
         if not in_headline(site_arch):
             site_adv = advice_for(model, site_arch, layer.num_channels)
@@ -451,6 +468,10 @@ def recommend(model: ModelContext, domain: str | None = None) -> Recommendation:
                 current=layer.code,
                 suggested=suggest_layer(site_norm, layer, model),
             )
+        )
+    if untraced:
+        rationale.append(
+            f"Kept as they are (input not traced, may be tokens): {', '.join(untraced)}."
         )
     for key, paths in others.items():
         # Say in the headline why these sites get other advice than the headline's.

@@ -83,14 +83,18 @@ def block_parents(index: ModuleIndex) -> dict[str, str]:
     for node in ast.walk(index.tree):
         if not isinstance(node, ast.Call) or _called(node.func) in _NOT_BUILDERS:
             continue
-        for arg in [*node.args, *(k.value for k in node.keywords)]:
-            name = _name_of(arg)
-            if name in index.classes and name not in parents:
+        for kw in node.keywords:
+            name = _name_of(kw.value)
+            block_word = kw.arg and any(w in kw.arg.lower() for w in _BLOCK_WORDS)
+            if block_word and name in index.classes and name not in parents:
                 parents[name] = _called(node.func) or "a builder"
     # A class never is its own block's block: break cycles (A uses B, B uses A).
     return {c: p for c, p in parents.items() if parents.get(p) != c}
 
 
+# Keywords that hand a block class to a builder (a model class given to a builder, as in
+# timm's build_model_with_cfg(ConvNeXt, ...), is the model itself, not a block).
+_BLOCK_WORDS = ("block", "layer", "cell", "unit", "mlp", "attn", "norm", "act", "downsample")
 # Calls that take a class as an argument without building it.
 _NOT_BUILDERS = frozenset(
     {
