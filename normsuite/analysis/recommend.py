@@ -339,7 +339,9 @@ def structural_abstain(model: ModelContext) -> str | None:
     if model.architecture == "unknown":
         return "architecture unknown: no conv/recurrent/attention layers found"
     convs = sum(1 for layer in inner if layer.type in CONV_DIMS)
-    if model.architecture in _CNN and convs <= 1 and _untraced_layernorm(model):
+    kinds = {layer.norm_kind for _, layer in model.norm_layers()}
+    only_ln = bool(kinds) and kinds <= {"ln", "rms"}
+    if model.architecture in _CNN and (convs <= 1 or only_ln) and _untraced_layernorm(model):
         return (
             "architecture uncertain: a single conv (a patch embedding?) and LayerNorm on "
             "inputs that could not be traced (blocks built from arguments the analyzer cannot "

@@ -71,9 +71,27 @@ def _super_init(fn: ast.FunctionDef) -> ast.Call | None:
     return None
 
 
+def _own_meaning(layer_type: str, forward: ast.FunctionDef | None) -> str:
+    """A LayerNorm subclass whose own ``forward`` moves the channels to the last dim and
+    calls ``F.layer_norm`` itself (SegFormer's LayerNorm on (N, C, H, W)) is a channel
+    LayerNorm; one that calls ``super().forward`` keeps torch's meaning."""
+    if forward is None or layer_type not in ("LayerNorm", "RMSNorm"):
+        return layer_type
+    names = {
+        n.func.attr if isinstance(n.func, ast.Attribute) else getattr(n.func, "id", "")
+        for n in ast.walk(forward)
+        if isinstance(n, ast.Call)
+    }
+    if "forward" in names:
+        return layer_type  # super().forward(...): torch's computation
+    moves = bool(names & {"permute", "transpose", "movedim"})
+    return ("LayerNorm2d" if layer_type == "LayerNorm" else "RMSNorm2d") if moves else layer_type
+
+
 def torch_subclass(index: ModuleIndex, name: str, layer_type_of: Any) -> TorchSubclass | None:
     """The torch layer that file class ``name`` derives from (through file classes)."""
     inits: list[ast.FunctionDef] = []
+    forward: ast.FunctionDef | None = None  # the nearest own forward
     seen: set[str] = set()
     while name in index.class_nodes and name not in seen:
         seen.add(name)
@@ -84,11 +102,16 @@ def torch_subclass(index: ModuleIndex, name: str, layer_type_of: Any) -> TorchSu
         )
         if init is not None:
             inits.append(init)
+        if forward is None:
+            forward = next(
+                (n for n in node.body if isinstance(n, ast.FunctionDef) and n.name == "forward"),
+                None,
+            )
         bases = [q for q in (index.qualname(b) for b in node.bases) if q]
         for base in bases:
             layer_type = layer_type_of(base)
             if layer_type is not None and base not in index.class_nodes:
-                return TorchSubclass(layer_type, tuple(inits))
+                return TorchSubclass(_own_meaning(layer_type, forward), tuple(inits))
         name = next((b for b in bases if b in index.class_nodes), "")
     return None
 
