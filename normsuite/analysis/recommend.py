@@ -10,7 +10,15 @@ from __future__ import annotations
 import ast
 from collections import Counter
 
-from normsuite.advice import DOMAINS, Advice, advise, advise_domain, default_groups, layer_code
+from normsuite.advice import (
+    BN_MIN_BATCH,
+    DOMAINS,
+    Advice,
+    advise,
+    advise_domain,
+    default_groups,
+    layer_code,
+)
 
 from .context import MAP_NORMS, ModelContext
 from .ir import ATTENTION_TYPES, CONV_DIMS, RNN_CELLS, RNN_TYPES, Layer
@@ -426,9 +434,22 @@ def recommend(model: ModelContext, domain: str | None = None) -> Recommendation:
     if len(current) == 1:
         (kind,) = current
         good = {adv.norm, *adv.alternatives}
+        if model.batch.per_device is None and kind in _BATCH_FREE and headline_arch in _CNN:
+            # Changing a batch-independent norm to BatchNorm needs the batch as evidence
+            # (and the model may need batch independence: CPC, detection heads, GANs).
+            good.add(kind)
         if kind in good and kind != adv.norm:
             norm = kind
-            rationale.insert(0, _keep_note(kind, adv))
+            if model.batch.per_device is None and kind in _BATCH_FREE and kind != "gn":
+                rationale.insert(
+                    0,
+                    f"Kept {kind}: the batch size is unknown. For a ResNet-style CNN "
+                    "classifier BN at >= 16 per device is the B1/B5 choice, but a change "
+                    "needs the batch as evidence, and some models need batch independence.",
+                )
+                would_change.append(f"a per-device batch of {BN_MIN_BATCH} or more: bn (B5)")
+            else:
+                rationale.insert(0, _keep_note(kind, adv))
             if kind == "gn" and adv.norm == "bn":
                 rules.append("B2")
                 would_change = ["needing the last ~0.5 points at this batch size: bn"]
@@ -537,6 +558,9 @@ def _recommend_domain(model: ModelContext, domain: str) -> Recommendation:
         confidence=adv.confidence,  # type: ignore[arg-type]
         alternatives=[n for n in (d.norm, *adv.alternatives) if n != norm],
     )
+
+
+_BATCH_FREE = frozenset({"gn", "ln", "in", "rms"})
 
 
 def _site_kind(model: ModelContext, layer: Layer) -> str:

@@ -82,10 +82,12 @@ def _own_meaning(layer_type: str, forward: ast.FunctionDef | None) -> str:
         for n in ast.walk(forward)
         if isinstance(n, ast.Call)
     }
-    if "forward" in names:
-        return layer_type  # super().forward(...): torch's computation
-    moves = bool(names & {"permute", "transpose", "movedim"})
-    return ("LayerNorm2d" if layer_type == "LayerNorm" else "RMSNorm2d") if moves else layer_type
+    moves = bool(names & {"permute", "transpose", "movedim", "mean"})
+    if not moves:
+        return layer_type  # e.g. super().forward(x.float()): torch's computation
+    # Its own channel statistics (permuted, or mean over dim 1), possibly beside a
+    # super().forward branch for channels-last input (HF ConvNextLayerNorm): a channel LN.
+    return "LayerNorm2d" if layer_type == "LayerNorm" else "RMSNorm2d"
 
 
 def torch_subclass(index: ModuleIndex, name: str, layer_type_of: Any) -> TorchSubclass | None:
