@@ -370,12 +370,16 @@ def _untraced_sequence_norm(model: ModelContext, layer: Layer, norm: str) -> boo
 
 
 def _untraced_layernorm(model: ModelContext) -> bool:
+    """LayerNorm sites of which none is seen on a conv map, and some not traced at all (or
+    on tokens): a ViT whose blocks were not built, not a ConvNeXt."""
+    untraced = on_map = False
     for _, layer in model.norm_layers():
         if layer.norm_kind in ("ln", "rms"):
             app = model.first_app(layer)
             if app is None or app.inp.kind not in ("map", "feat"):
-                return True  # not traced, or tokens: a ViT whose blocks were not built
-    return False
+                untraced = True
+            on_map = on_map or bool(app and app.inp.kind == "map") or layer.type in MAP_NORMS
+    return untraced and not on_map
 
 
 def abstain_reason(model: ModelContext, domain: str | None = None) -> str | None:
@@ -514,7 +518,7 @@ def recommend(model: ModelContext, domain: str | None = None) -> Recommendation:
         rules=rules,
         assumptions=assumptions,
         would_change=would_change,
-        confidence=adv.confidence if norm == adv.norm else "medium",  # type: ignore[arg-type]
+        confidence=_kept_confidence(adv, norm, model),  # type: ignore[arg-type]
         alternatives=[n for n in (adv.norm, *adv.alternatives) if n != norm],
     )
 
@@ -558,6 +562,13 @@ def _recommend_domain(model: ModelContext, domain: str) -> Recommendation:
         confidence=adv.confidence,  # type: ignore[arg-type]
         alternatives=[n for n in (d.norm, *adv.alternatives) if n != norm],
     )
+
+
+def _kept_confidence(adv: Advice, norm: str, model: ModelContext) -> str:
+    """A kept alternative is "medium" at most, "low" when the batch is unknown."""
+    if norm == adv.norm:
+        return adv.confidence
+    return "low" if model.batch.per_device is None else "medium"
 
 
 _BATCH_FREE = frozenset({"gn", "ln", "in", "rms"})

@@ -79,6 +79,14 @@ def block_parents(index: ModuleIndex) -> dict[str, str]:
                 name = _name_of(sub)
                 if name and name != parent and name in index.classes:
                     parents.setdefault(name, parent)
+    # Blocks built by module-level helper functions (torchvision's _stack builds
+    # _InvertedResidual for MNASNet): the helper is their parent.
+    for fn in index.functions.values():
+        for node in ast.walk(fn):
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
+                name = node.func.id
+                if name in index.classes and name not in parents and _helper(fn, index):
+                    parents[name] = fn.name
     # Blocks handed to a builder function: _swin_transformer(block=SwinTransformerBlockV2).
     for node in ast.walk(index.tree):
         if not isinstance(node, ast.Call) or _called(node.func) in _NOT_BUILDERS:
@@ -116,6 +124,16 @@ def _called(func: ast.expr) -> str:
     if isinstance(func, ast.Attribute):
         return func.attr
     return func.id if isinstance(func, ast.Name) else ""
+
+
+def _helper(fn: ast.FunctionDef, index: ModuleIndex) -> bool:
+    """A function whose result feeds a model class (it is called inside a class body), as
+    opposed to a model constructor such as ``def resnet18(): return ResNet(...)``."""
+    return any(
+        isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == fn.name
+        for cls in index.classes.values()
+        for node in ast.walk(cls.node)
+    )
 
 
 def _ancestors(cls: ClassInfo) -> set[str]:
