@@ -132,8 +132,10 @@ def direct_evidence(model: ModelContext, arch: str) -> bool:
         return False
     if any("Embedding, no conv" in e or "part of " in e for e in model.evidence):
         return False  # inferred from embeddings alone, or from the parent class
-    if any("stepped in a loop" in e for e in model.evidence):
-        return False  # a hand-written cell: recurrence read from the loop, not a layer
+    layers = ("LSTM", "GRU", "RNN", "Conv", "Attention", "Transformer", "backbone")
+    stepped = any("stepped in a loop" in e for e in model.evidence)
+    if stepped and not any(w in e for e in model.evidence for w in layers):
+        return False  # a hand-written cell only: recurrence read from the loop, not a layer
     if not any(word in e for e in model.evidence for word in _DIRECT_ARCH):
         return False
     source = model.batch.source
@@ -435,6 +437,7 @@ def recommend(model: ModelContext, domain: str | None = None) -> Recommendation:
     would_change = list(adv.would_change)
     main = [layer for _, layer, a in sites if in_headline(a)]
     current = {_site_kind(model, layer) for layer in main}
+    keep_sites = False  # kept for lack of batch evidence: every site stays as it is
     if len(current) == 1:
         (kind,) = current
         good = {adv.norm, *adv.alternatives}
@@ -445,6 +448,7 @@ def recommend(model: ModelContext, domain: str | None = None) -> Recommendation:
         if kind in good and kind != adv.norm:
             norm = kind
             if model.batch.per_device is None and kind in _BATCH_FREE and kind != "gn":
+                keep_sites = True
                 rationale.insert(
                     0,
                     f"Kept {kind}: the batch size is unknown. For a ResNet-style CNN "
@@ -488,12 +492,13 @@ def recommend(model: ModelContext, domain: str | None = None) -> Recommendation:
             key = f"{_SITE_WORDS.get(site_arch, site_arch)} take {site_norm} ({cited})"
             others.setdefault(key, []).append(path or layer.code)
             rules.extend(r for r in site_adv.rules if r not in rules)
+        kept_here = keep_sites and _site_kind(model, layer) == site_norm
         suggestions.append(
             LayerSuggestion(
                 site=path,
                 line=layer.line,
                 current=layer.code,
-                suggested=suggest_layer(site_norm, layer, model),
+                suggested=layer.code if kept_here else suggest_layer(site_norm, layer, model),
             )
         )
     if untraced:
