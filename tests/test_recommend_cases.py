@@ -58,15 +58,19 @@ def test_ffn_block_is_judged_in_its_transformer() -> None:
 
 def test_blocks_hidden_across_files_by_name() -> None:
     block = FileResult("blocks.py", models=[ModelReport("Bottleneck", 1, "cnn2d")])
-    net = FileResult("net.py", models=[ModelReport("ResNet", 1, "cnn2d", uses=["Bottleneck"])])
+    uses = ["blocks.Bottleneck"]  # from .blocks import Bottleneck
+    net = FileResult("net.py", models=[ModelReport("ResNet", 1, "cnn2d", uses=uses)])
     shown = hide_blocks([block, net])
     assert [m.name for r in shown for m in r.models] == ["ResNet"]
     # A user that abstains (its blocks are elsewhere) hides nothing.
-    lost = FileResult(
-        "lit.py", models=[ModelReport("Lit", 1, "unknown", uses=["Net"], abstain="x")]
-    )
+    lit = ModelReport("Lit", 1, "unknown", uses=["net.Net"], abstain="x")
     other = FileResult("net.py", models=[ModelReport("Net", 1, "cnn2d")])
+    lost = FileResult("lit.py", models=[lit])
     assert [m.name for r in hide_blocks([lost, other]) for m in r.models] == ["Lit", "Net"]
+    # Same name from another module: not hidden.
+    tts = FileResult("tts.py", models=[ModelReport("TTS", 1, "rnn", uses=["layers.Encoder"])])
+    vae = FileResult("vae.py", models=[ModelReport("Encoder", 1, "cnn2d")])
+    assert [m.name for r in hide_blocks([tts, vae]) for m in r.models] == ["TTS", "Encoder"]
 
 
 # ---------------------------------------------------------------- 2. labels from structure

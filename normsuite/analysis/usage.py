@@ -31,6 +31,7 @@ from __future__ import annotations
 import ast
 from collections.abc import Sequence
 from dataclasses import replace
+from pathlib import PurePath
 
 from .extract import ModuleIndex
 from .ir import ClassInfo
@@ -38,20 +39,46 @@ from .types import FileResult
 
 
 def used_names(cls: ClassInfo, index: ModuleIndex) -> list[str]:
-    """Class-like names (capitalized, not torch's) that ``cls``'s body refers to, other
-    than its own name and its bases."""
+    """Classes imported from other modules that ``cls``'s body refers to, as
+    ``"module.Name"`` (the module's last dotted part: ``from .blocks import Bottleneck`` ->
+    ``"blocks.Bottleneck"``); names of the same file are handled by :func:`block_parents`."""
+    imported = _imports(index)
     own = {cls.name, *(b.split(".")[-1] for b in cls.bases)}
     found: dict[str, None] = {}
     for node in ast.walk(cls.node):
         name = _name_of(node)
-        if name is None or name in own or not name.lstrip("_")[:1].isupper():
+        if name is None or name in own or name not in imported:
             continue
-        origin = index.imports.get(name, "")
-        if origin.startswith(("torch", "typing", "collections", "dataclasses", "enum")):
-            continue
-        if name in index.classes or name in index.class_nodes or name in index.imports:
-            found[name] = None
+        module = imported[name]
+        if not module.startswith(("torch", "typing", "collections", "dataclasses", "enum")):
+            found[f"{module.rsplit('.', 1)[-1]}.{name}"] = None
     return list(found)
+
+
+def _local_names(cls: ClassInfo, index: ModuleIndex) -> set[str]:
+    """Module classes of this file that ``cls``'s body refers to (other than itself and its
+    bases)."""
+    own = {cls.name, *(b.split(".")[-1] for b in cls.bases)}
+    return {
+        name
+        for node in ast.walk(cls.node)
+        if (name := _name_of(node)) is not None and name in index.classes and name not in own
+    }
+
+
+def _imports(index: ModuleIndex) -> dict[str, str]:
+    """Imported class-like name -> the module it comes from (relative imports too)."""
+    key = ("imported-classes",)
+    if key not in index.memo:
+        out: dict[str, str] = {}
+        for node in ast.walk(index.tree):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                for alias in node.names:
+                    name = alias.asname or alias.name
+                    if name.lstrip("_")[:1].isupper():
+                        out[name] = node.module
+        index.memo[key] = out
+    return index.memo[key]
 
 
 def _name_of(node: ast.AST) -> str | None:
@@ -64,8 +91,8 @@ def block_parents(index: ModuleIndex) -> dict[str, str]:
     """Module class name -> the module class of this file that uses it as a block."""
     parents: dict[str, str] = {}
     for cls in index.classes.values():
-        for name in used_names(cls, index):
-            if name in index.classes and name not in _ancestors(cls):
+        for name in _local_names(cls, index):
+            if name not in _ancestors(cls):
                 parents.setdefault(name, cls.name)
     # Blocks handed to a model class: ResNet(Bottleneck, ...), anywhere in the file.
     for node in ast.walk(index.tree):
@@ -158,12 +185,11 @@ def hide_blocks(results: Sequence[FileResult]) -> list[FileResult]:
     """The results with only top-level models: classes no other analyzed class uses (in
     its file, or by name in another file). Findings are kept as they are."""
     # A user that itself has nothing to say (its blocks live in another file) hides nothing.
-    used = {
-        n for r in results for m in r.models if m.abstain is None for n in m.uses if n != m.name
-    }
+    used = {n for r in results for m in r.models if m.abstain is None for n in m.uses}
     out = []
     for result in results:
-        models = [m for m in result.models if m.part_of is None and m.name not in used]
+        stem = PurePath(result.path).stem
+        models = [m for m in result.models if m.part_of is None and f"{stem}.{m.name}" not in used]
         out.append(replace(result, models=models) if len(models) != len(result.models) else result)
     return out
 
