@@ -30,14 +30,16 @@ def test_reviewed_models_still_get_the_reviewed_answers() -> None:
     now = bench.current(Path(CORPUS))
     changed = [
         (j.path, j.model, (j.norm, j.confidence), now.get((j.path, j.model)))
-        for j in bench.JUDGED
+        for j in (*bench.JUDGED, *bench.HELD_OUT)
         if now.get((j.path, j.model)) != (j.norm, j.confidence)
     ]
     assert not changed
 
 
-def test_review_meets_the_goal() -> None:
-    s = _bench().summary(_bench().JUDGED)
+@pytest.mark.parametrize("which", ["JUDGED", "HELD_OUT"])
+def test_review_meets_the_goal(which: str) -> None:
+    bench = _bench()
+    s = bench.summary(getattr(bench, which))
     assert s["models"] >= 40
     assert s["right"] / s["given"] >= 0.9
     assert s["wrong_high"] == 0
