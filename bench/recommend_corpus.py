@@ -435,12 +435,12 @@ JUDGED: list[J] = [
         "repos/pytorch+examples/vae/main.py",
         "VAE",
         "other",
-        "bn",
-        "medium",
-        "wrong",
+        None,
+        None,
+        "abstain",
         (
-            "adds BN to an MLP VAE by B11; B11 is recognition evidence and a "
-            "generative model without norms should be left alone (or silent)"
+            "sampling generative model without norms. At review it got 'bn, medium' "
+            "(wrong: B11 is recognition evidence); fixed after the review"
         ),
     ),
     J(

@@ -384,6 +384,23 @@ def _untraced_layernorm(model: ModelContext) -> bool:
     return untraced and not on_map
 
 
+_SAMPLING = frozenset({"randn_like", "randn", "rand_like", "normal", "normal_", "rsample"})
+
+
+def _samples(model: ModelContext) -> bool:
+    """The model's own forward (or a method it has) draws random latents."""
+    if model.root.instance is None:
+        return False
+    cls = model.root.instance.cls
+    return any(
+        isinstance(n, ast.Call)
+        and (n.func.attr if isinstance(n.func, ast.Attribute) else getattr(n.func, "id", ""))
+        in _SAMPLING
+        for fn in cls.methods.values()
+        for n in ast.walk(fn)
+    )
+
+
 def abstain_reason(model: ModelContext, domain: str | None = None) -> str | None:
     """Why ``model`` gets no recommendation ("unknown" is an answer), or None. ``domain``:
     a detected domain (its advice does not depend on the batch)."""
@@ -391,6 +408,11 @@ def abstain_reason(model: ModelContext, domain: str | None = None) -> str | None
     if reason is not None:
         return reason
     has_sites = bool(model.norm_layers())
+    if not has_sites and _samples(model):
+        return (
+            "a generative model that samples in its forward (VAE-style) and has no norm "
+            "layers: the recognition rules B1-B11 do not say to add one"
+        )
     batch_dependent = model.architecture in ("mlp", *_CNN)
     if batch_dependent and not has_sites and domain is None and model.batch.per_device is None:
         other = "ln" if model.architecture == "mlp" else "gn"
