@@ -434,3 +434,24 @@ def test_cell_stepped_by_a_training_function_is_recurrent() -> None:
     (site,) = report.recommendation.layers
     assert site.suggested == "nn.LayerNorm(n_hid)"  # valid for every width
     assert [f.code for f in result.findings if f.code == "NRM007"] == ["NRM007"]
+
+
+# ---------------------------------------------------------------- CLI
+
+
+def test_cli_advises_top_level_models_and_all_modules_shows_blocks() -> None:
+    from normsuite.cli.main import app
+    from typer.testing import CliRunner
+
+    path = str(CASES / "r09_ffn_submodule.py")
+    default = CliRunner().invoke(app, ["recommend", "--isolated", path])
+    assert default.exit_code == 0, default.output
+    assert "Block [transformer]" in default.output
+    assert "FeedForward" not in default.output
+    everything = CliRunner().invoke(app, ["recommend", "--isolated", "--all-modules", path])
+    assert "FeedForward [transformer]" in everything.output
+    assert "judged as part of Block" in everything.output
+    a08 = CliRunner().invoke(app, ["recommend", "--isolated", str(CASES / "a08_non_models.py")])
+    assert a08.exit_code == 0
+    assert a08.output.count("recommend: none (") == 3  # each with its reason
+    assert "not a model" in a08.output
