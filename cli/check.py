@@ -40,7 +40,10 @@ BATCH_SIZE = typer.Option(
 DEVICES = typer.Option(None, "--devices", help="Number of devices (GPUs x nodes).")
 ACCUMULATE = typer.Option(None, "--accumulate", help="Gradient accumulation steps.")
 CONFIG = typer.Option(
-    None, "--config", help="LightningCLI YAML config to read batch size and devices from."
+    None,
+    "--config",
+    help="Training config to read batch size and devices from: LightningCLI or Hydra YAML, "
+    "OpenMMLab Python config. Repeatable; later files win.",
 )
 FORMAT = typer.Option(OutputFormat.text, "--format", help="Output format.")
 SELECT = typer.Option(
@@ -111,7 +114,7 @@ def run_analysis(
     batch_size: int | None,
     devices: int | None,
     accumulate: int | None,
-    config: Path | None,
+    config: list[Path] | None,
     output_format: OutputFormat,
     select: list[str] | None,
     ignore: list[str] | None,
@@ -131,8 +134,7 @@ def run_analysis(
     try:
         if not paths:
             raise UsageError("no paths given; pass files, folders or - for stdin")
-        if config is not None and not config.is_file():
-            raise UsageError(f"--config {config}: no such file; pass a LightningCLI YAML file")
+        configs = _read_configs(config or [], command)
         if (model or input_shape) and not trace:
             raise UsageError("--model and --input-shape only apply with --trace")
         if trace and "-" in paths:
@@ -142,7 +144,7 @@ def run_analysis(
             batch_size=_positive(batch_size, "--batch-size"),
             devices=_positive(devices, "--devices"),
             accumulate=_positive(accumulate, "--accumulate"),
-            config_path=str(config) if config is not None else None,
+            config_paths=configs,
             select=_codes(select, "--select"),
             ignore=_codes(ignore, "--ignore"),
         )
@@ -152,7 +154,10 @@ def run_analysis(
             strict_config=True,
         )
         _positive(jobs, "--jobs")
-        results = analyze_paths(paths, options, settings=settings, jobs=jobs)
+        skipped: list[str] = []
+        results = analyze_paths(paths, options, settings=settings, jobs=jobs, skipped=skipped)
+        for line in skipped:  # fifos, devices, sockets: never opened
+            typer.echo(f"normsuite {command}: warning: {line}", err=True)
         if command == "recommend" and not all_modules:
             from normsuite.analysis.usage import hide_blocks
 
@@ -166,6 +171,32 @@ def run_analysis(
     traces = _run_traces(results, options, model, shape) if trace else None
     emit(results, command=command, output_format=output_format, traces=traces)
     raise typer.Exit(exit_code(results, command=command, traces=traces))
+
+
+def _read_configs(paths: list[Path], command: str) -> tuple[str, ...]:
+    """Check the --config files up front (one line, exit 2, on a bad one) and say so when
+    they hold no batch or devices key instead of ignoring them silently."""
+    from normsuite.analysis.configs import ConfigReadError, read_configs
+
+    for path in paths:
+        if not path.is_file():
+            raise UsageError(f"--config {path}: no such file; pass a LightningCLI YAML file")
+    names = tuple(str(p) for p in paths)
+    if not names:
+        return names
+    try:
+        scan = read_configs(names)
+    except ConfigReadError as exc:
+        raise UsageError(str(exc)) from None
+    for note in scan.notes:
+        typer.echo(f"normsuite {command}: note: {note}", err=True)
+    if scan.empty:
+        typer.echo(
+            f"normsuite {command}: note: no batch size or devices key found in --config "
+            f"{', '.join(names)}; the batch comes from the code or --batch-size",
+            err=True,
+        )
+    return names
 
 
 def _run_traces(
@@ -256,7 +287,7 @@ def check(
     batch_size: int | None = BATCH_SIZE,
     devices: int | None = DEVICES,
     accumulate: int | None = ACCUMULATE,
-    config: Path | None = CONFIG,
+    config: list[Path] | None = CONFIG,
     output_format: OutputFormat = FORMAT,
     select: list[str] | None = SELECT,
     ignore: list[str] | None = IGNORE,

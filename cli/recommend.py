@@ -35,7 +35,7 @@ def recommend(
     batch_size: int | None = BATCH_SIZE,
     devices: int | None = DEVICES,
     accumulate: int | None = ACCUMULATE,
-    config: Path | None = CONFIG,
+    config: list[Path] | None = CONFIG,
     output_format: OutputFormat = FORMAT,
     select: list[str] | None = SELECT,
     ignore: list[str] | None = IGNORE,

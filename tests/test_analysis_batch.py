@@ -96,7 +96,8 @@ def test_cli_wins_over_file_and_config(tmp_path: Path) -> None:
     b = batch(extra, config_path=str(cfg))
     assert b.per_device == 8 and b.source.startswith("file:") and "config:recipe.yaml" in b.source
     b = batch(config_path=str(cfg))
-    assert (b.per_device, b.source.split(";")[0]) == (2, "config:recipe.yaml data.batch_size=2")
+    expected = (2, "config:recipe.yaml data.init_args.batch_size=2")
+    assert (b.per_device, b.source.split(";")[0]) == expected
 
 
 def test_config_flat_data_section_and_default(tmp_path: Path) -> None:
@@ -154,7 +155,8 @@ def test_analysis_never_imports_torch_or_lightning() -> None:
 def test_inference_only_file_batch_does_not_fire_bn_rules() -> None:
     src = MODEL + "model = Net().eval()\nfor x in DataLoader(ds, batch_size=1):\n    model(x)\n"
     result = analyze_source(src, "m.py", AnalysisOptions())
-    assert result.models[0].batch_size.per_device == 1  # still reported and used for advice
+    # one resolver for check and recommend: an inference loop is no training batch for either
+    assert result.models[0].batch_size.per_device is None
     assert result.findings == []
     # The user saying so (CLI/config/default) counts even without training code.
     result = analyze_source(src, "m.py", AnalysisOptions(batch_size=1))

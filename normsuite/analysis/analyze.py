@@ -21,6 +21,7 @@ imports torch. ``# noqa`` and select/ignore are applied by the caller (the runne
 from __future__ import annotations
 
 import ast
+import os
 
 from normsuite.advice import DOMAINS
 
@@ -28,6 +29,7 @@ from .context import FileContext, ModelContext, build_context
 from .domains import detect
 from .extract import BudgetExceeded
 from .factories import REPARAM
+from .project import project_for
 from .recommend import abstain_reason, recommend, structural_abstain
 from .rules import run_rules
 from .types import AnalysisOptions, FileResult, ModelReport, NormSite
@@ -36,7 +38,7 @@ from .types import AnalysisOptions, FileResult, ModelReport, NormSite
 def analyze_source(source: str, path: str, options: AnalysisOptions) -> FileResult:
     """Analyze one file's source. Raises SyntaxError / RecursionError / ValueError (bad
     config) for input that cannot be analyzed; the caller turns them into one line."""
-    tree = ast.parse(source, filename=path)
+    tree = _parse(source, path)
     ctx = build_context(tree, source, path, options)
     ctx.index.steps = 0
     try:
@@ -44,6 +46,13 @@ def analyze_source(source: str, path: str, options: AnalysisOptions) -> FileResu
     except BudgetExceeded:  # a pathological file: report what the models already say
         findings = []
     return FileResult(path=path, models=[_report(m, ctx) for m in ctx.models], findings=findings)
+
+
+def _parse(source: str, path: str) -> ast.Module:
+    """Parse, sharing the tree with the project index when the file is on disk."""
+    if path != "-" and os.path.isfile(path):
+        return project_for(path).project.parse(path, source)
+    return ast.parse(source, filename=path)
 
 
 def analyze_context(source: str, path: str, options: AnalysisOptions) -> FileContext:
@@ -78,4 +87,7 @@ def _report(model: ModelContext, ctx: FileContext) -> ModelReport:
         part_of=model.part_of,
         uses=list(model.uses),
         domain=f"{domain}: {DOMAINS[domain].name}" if domain else None,
+        unresolved_bases=list(model.root.instance.cls.unresolved_bases)
+        if model.root.instance is not None
+        else [],
     )

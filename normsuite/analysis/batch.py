@@ -16,10 +16,10 @@ LightningCLI YAML (``options.config_path``) > ``options.default_batch_size`` > u
 from __future__ import annotations
 
 import ast
-from dataclasses import dataclass
-from pathlib import Path
+from dataclasses import dataclass, replace
 from typing import Any
 
+from .entrypoints import field_default, inference_only, not_training, project_batches, trains
 from .extract import ModuleIndex
 from .ir import UNKNOWN
 from .types import AnalysisOptions, BatchInfo
@@ -49,6 +49,9 @@ class BatchScan:
     devices: Sourced | None = None
     accumulate: Sourced | None = None
     sync: bool = False  # SyncBatchNorm conversion / Trainer(sync_batchnorm=True)
+    # the batch is a default (a signature, argparse or dataclass default) that a config
+    # given with --config overrides, as LightningCLI does; a literal in the code is not
+    weak: bool = False
 
 
 def _int(value: Any) -> int | None:
@@ -77,12 +80,35 @@ class _Scanner(ast.NodeVisitor):
         self.index = index
         self.funcs: list[ast.FunctionDef] = []
         self.classes: list[ast.ClassDef] = []
-        self.loaders: list[tuple[int, int, str]] = []  # (score, line, value)
+        self.loaders: list[tuple[int, int, int, int | None]] = []  # score, line, value, origin
         self.argparse: dict[str, tuple[int, int]] = {}  # dest -> (value, line)
         self.datamodule_batch: Sourced | None = None
         self.trainer: dict[str, Sourced] = {}
         self.sync = False
         self._pending: list[tuple[ast.expr, ast.Call, str, list, list]] = []
+        self._no_grad = 0  # inside ``with torch.no_grad()`` / ``inference_mode()``
+        self._targets: list[str] = []  # names the current statement assigns
+        self._excluded: set[int] = set()  # DataLoader calls that are not training loaders
+        self.origin: int | None = None  # line of the default the last resolve() used
+
+    def visit_With(self, node: ast.With) -> None:
+        quals = [
+            self.index.qualname(getattr(i.context_expr, "func", i.context_expr)) or ""
+            for i in node.items
+        ]
+        grad_off = any(q.split(".")[-1] in ("no_grad", "inference_mode") for q in quals)
+        self._no_grad += grad_off
+        self.generic_visit(node)
+        self._no_grad -= grad_off
+
+    visit_AsyncWith = visit_With  # type: ignore[assignment]
+
+    def visit_Assign(self, node: ast.Assign) -> None:
+        names = [t.id for t in node.targets if isinstance(t, ast.Name)]
+        names += [t.attr for t in node.targets if isinstance(t, ast.Attribute)]
+        self._targets.extend(names)
+        self.generic_visit(node)
+        del self._targets[len(self._targets) - len(names) :]
 
     def visit_ClassDef(self, node: ast.ClassDef) -> None:
         self.classes.append(node)
@@ -116,6 +142,10 @@ class _Scanner(ast.NodeVisitor):
         elif last == "add_argument":
             self._argparse(node)
         elif last in ("DataLoader", "Trainer"):
+            if last == "DataLoader" and not_training(
+                node, self._no_grad > 0, [f.name for f in self.funcs], self._targets, self.index
+            ):
+                self._excluded.add(id(node))
             # Resolved after the walk: argparse defaults may come later in the file.
             self._pending.append((node.func, node, last, list(self.funcs), list(self.classes)))
         self.generic_visit(node)
@@ -145,6 +175,7 @@ class _Scanner(ast.NodeVisitor):
         """A constant for ``expr``: literal, module constant, parameter default, argparse
         default (``args.batch_size``) or the enclosing class's ``__init__`` default
         (``self.batch_size``, ``self.hparams.batch_size``)."""
+        self.origin = None
         value = self.index.eval(expr, {}, None)
         if value is not UNKNOWN:
             return value
@@ -152,6 +183,7 @@ class _Scanner(ast.NodeVisitor):
             for fn in reversed(funcs):
                 found = _param_default(fn, expr.id, self.index)
                 if found is not None:
+                    self.origin = fn.lineno
                     return found
             return UNKNOWN
         if isinstance(expr, ast.Attribute):
@@ -160,16 +192,27 @@ class _Scanner(ast.NodeVisitor):
             if isinstance(root, ast.Attribute) and root.attr == "hparams":
                 root = root.value
             if isinstance(root, ast.Name) and root.id == "self" and classes:
-                found = _param_default(_init_of(classes[-1]), attr, self.index)
-                return found if found is not None else UNKNOWN
+                init = _init_of(classes[-1])
+                found = _param_default(init, attr, self.index)
+                if found is None or init is None:
+                    return UNKNOWN
+                self.origin = init.lineno  # a signature default: a config may override it
+                return found
             if attr in self.argparse:
+                self.origin = self.argparse[attr][1]
                 return self.argparse[attr][0]
+            found = field_default(expr, self.index)  # a @dataclass / NamedTuple default
+            if found is not None:
+                self.origin = found[1]
+                return found[0]
         return UNKNOWN
 
     def finish(self) -> None:
         for _func, node, last, funcs, classes in self._pending:
             kw = {k.arg: k.value for k in node.keywords if k.arg}
             if last == "DataLoader":
+                if id(node) in self._excluded:
+                    continue  # validation / no_grad / benchmark loaders: not what BN trains on
                 expr = kw.get("batch_size", node.args[1] if len(node.args) > 1 else None)
                 if expr is None:
                     continue
@@ -180,7 +223,7 @@ class _Scanner(ast.NodeVisitor):
                 segment = self.index.segment(node, limit=10_000)
                 score = 2 * (isinstance(shuffle, ast.Constant) and shuffle.value is True)
                 score += "train" in segment.lower()
-                self.loaders.append((score, node.lineno, value))
+                self.loaders.append((score, node.lineno, value, self.origin))
             else:
                 for key in ("devices", "gpus", "num_nodes", "accumulate_grad_batches"):
                     if key in kw:
@@ -226,14 +269,28 @@ def scan_file(index: ModuleIndex) -> BatchScan:
     s.visit(index.tree)
     s.finish()
     out = BatchScan(sync=s.sync)
+    if inference_only(index.source):
+        s.loaders, s.argparse = [], {}  # a script that only evaluates: no training batch
     if s.loaders:
-        _, line, value = max(s.loaders, key=lambda t: (t[0], -t[1]))
-        out.batch = (value, f"file:{line} DataLoader(batch_size={value})")
+        # the best-scored loaders (shuffled / named train); of those, the smallest batch
+        best = max(t[0] for t in s.loaders)
+        _, line, value, origin = min((t for t in s.loaders if t[0] == best), key=lambda t: t[2])
+        out.weak = origin is not None
+        if origin is not None and origin != line:  # say where the number is written
+            out.batch = (value, f"file:{origin} default {value} -> DataLoader at line {line}")
+        else:
+            out.batch = (value, f"file:{line} DataLoader(batch_size={value})")
+        others = sorted({(t[2], t[1]) for t in s.loaders} - {(value, line)})
+        if others:
+            listed = ", ".join(f"{v} at line {n}" for v, n in others[:4])
+            out.batch = (value, f"{out.batch[1]} (other loaders: {listed})")
     elif s.datamodule_batch is not None and _int(s.datamodule_batch[0]):
-        out.batch = s.datamodule_batch
-    elif "__batch" in s.argparse and _int(s.argparse["__batch"][0]):
+        out.batch, out.weak = s.datamodule_batch, True
+    elif "__batch" in s.argparse and _int(s.argparse["__batch"][0]) and trains(index.source):
+        # an argparse default alone counts only in a script that trains (a profiling
+        # block's --batch-size 1 is not the training batch)
         value, line = s.argparse["__batch"]
-        out.batch = (value, f"file:{line} argparse default {value}")
+        out.batch, out.weak = (value, f"file:{line} argparse default {value}"), True
     devices = s.trainer.get("devices") or s.trainer.get("gpus")
     if devices is None and "__devices" in s.argparse:
         value, line = s.argparse["__devices"]
@@ -252,49 +309,18 @@ def scan_file(index: ModuleIndex) -> BatchScan:
     return out
 
 
-def scan_config(path: str) -> BatchScan:
-    """A LightningCLI YAML: ``data.init_args.batch_size`` (or ``data.batch_size``) and
-    ``trainer.devices / num_nodes / accumulate_grad_batches / sync_batchnorm``."""
-    import yaml  # pure Python; only needed when a config is given
+def scan_config(paths: str | tuple[str, ...]) -> Any:
+    """LightningCLI / Hydra YAML or OpenMMLab Python configs (``configs/``): the batch,
+    devices, accumulation and SyncBN they set; later files win."""
+    from .configs import read_configs
 
-    p = Path(path)
-    try:
-        data = yaml.safe_load(p.read_text(encoding="utf-8"))
-    except (FileNotFoundError, IsADirectoryError):
-        raise ValueError(f"config {path} not found; pass an existing LightningCLI YAML") from None
-    except UnicodeDecodeError:
-        raise ValueError(f"config {path} is not UTF-8 text; pass a LightningCLI YAML") from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" line {mark.line + 1}" if mark is not None else ""
-        raise ValueError(
-            f"config {path}{where} is not valid YAML; fix it or drop --config"
-        ) from None
-    out = BatchScan()
-    if not isinstance(data, dict):
-        return out
-    section = data.get("data")
-    if isinstance(section, dict):
-        init = section.get("init_args")
-        init = init if isinstance(init, dict) else section
-        value = _int(init.get("batch_size"))
-        if value is not None:
-            out.batch = (value, f"config:{p.name} data.batch_size={value}")
-    trainer = data.get("trainer")
-    if isinstance(trainer, dict):
-        devices = _devices(trainer.get("devices"))
-        nodes = _int(trainer.get("num_nodes")) or 1
-        if devices is not None:
-            out.devices = (devices * nodes, f"config:{p.name} trainer.devices={devices}")
-        accumulate = _int(trainer.get("accumulate_grad_batches"))
-        if accumulate is not None:
-            out.accumulate = (accumulate, f"config:{p.name} trainer.accumulate_grad_batches")
-        out.sync = trainer.get("sync_batchnorm") is True
-    return out
+    return read_configs((paths,) if isinstance(paths, str) else tuple(paths))
 
 
-def resolve(options: AnalysisOptions, file: BatchScan, config: BatchScan | None) -> BatchInfo:
-    """Combine the sources field by field: CLI > file > config > default batch size.
+def resolve(options: AnalysisOptions, file: BatchScan, config: Any) -> BatchInfo:
+    """Combine the sources field by field: CLI > file > config > default batch size, except
+    that a config beats a batch the code only states as a default (LightningCLI: command
+    line > --config > signature defaults).
 
     ``source`` names where the batch size came from ("cli", "file:12 DataLoader(...)",
     "config:...", "default", "unknown"), then where devices/accumulation came from if set.
@@ -309,7 +335,8 @@ def resolve(options: AnalysisOptions, file: BatchScan, config: BatchScan | None)
                 return item[0], item[1]
         return None, "unknown"
 
-    batch, source = pick(options.batch_size, file.batch, cfg.batch)
+    strong, weak = (None, file.batch) if file.weak else (file.batch, None)
+    batch, source = pick(options.batch_size, strong, cfg.batch, weak)
     if batch is None and options.default_batch_size is not None:
         batch, source = options.default_batch_size, "default"
     devices, dev_source = pick(options.devices, file.devices, cfg.devices)
@@ -321,3 +348,22 @@ def resolve(options: AnalysisOptions, file: BatchScan, config: BatchScan | None)
     return BatchInfo(
         per_device=batch, devices=devices or 1, accumulate=accumulate or 1, source=source
     )
+
+
+def batch_from_scripts(
+    options: AnalysisOptions,
+    file: BatchScan,
+    config: BatchScan | None,
+    project: Any,
+    path: str,
+    class_name: str,
+) -> BatchInfo:
+    """The batch of a model trained by other scripts of its project (``train.py`` builds
+    ``TinySegNet`` from ``model.py``): the smallest training batch, every source listed."""
+    found = sorted(project_batches(project, path, class_name))
+    if not found:
+        return resolve(options, file, config)
+    value, where = found[0]
+    if len(found) > 1:
+        where += " (also: " + ", ".join(f"{v} from {w}" for v, w in found[1:4]) + ")"
+    return resolve(options, replace(file, batch=(value, where)), config)

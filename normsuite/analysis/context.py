@@ -13,16 +13,19 @@ architecture with evidence and the batch; per file the models and file-wide fact
 from __future__ import annotations
 
 import ast
+import os
 from collections import Counter
 from dataclasses import dataclass, field
 
 from .attention import forward_attends, is_attention_instance
-from .batch import BatchScan, resolve, scan_config, scan_file
+from .batch import BatchScan, batch_from_scripts, resolve, scan_config, scan_file
 from .extract import BudgetExceeded, ModuleIndex
 from .ir import ATTENTION_TYPES, CONV_DIMS, RNN_CELLS, RNN_TYPES, ClassInfo, Layer
 from .norm_behaviour import behaves_as, retype_norms
+from .project import ProjectView, project_for
 from .recurrence import Recurrence, find_recurrence, stepped_classes
 from .shapes import INPUT_T, Application, FlowTracer
+from .symbols import anchor_foreign
 from .types import AnalysisOptions, BatchInfo
 from .usage import block_parents, top_parent, used_names
 
@@ -269,6 +272,7 @@ def _is_classifier(root: Layer, layers: list[tuple[str, Layer]]) -> bool:
 def _model(
     name: str, line: int, root: Layer, index: ModuleIndex, batch: BatchInfo, sync: bool
 ) -> ModelContext:
+    anchor_foreign(root)  # layers built in other files: findings point at this file's call
     layers = root.instance.walk() if root.instance is not None else root.walk(name)
     retype_norms(layers, index)  # norms by behaviour are norms before anything is traced
     recurrence = find_recurrence(layers, root.instance, index)
@@ -321,12 +325,19 @@ def _model(
     )
 
 
+def _project(path: str) -> ProjectView | None:
+    """The project the file belongs to, for names it imports from other files."""
+    if path == "-" or not os.path.isfile(path):
+        return None
+    return project_for(path)
+
+
 def build_context(
     tree: ast.Module, source: str, path: str, options: AnalysisOptions
 ) -> FileContext:
     """Extract every model of the file, trace it and attach the batch information."""
-    index = ModuleIndex(tree, source)
-    config: BatchScan | None = scan_config(options.config_path) if options.config_path else None
+    index = ModuleIndex(tree, source, project=_project(path))
+    config: BatchScan | None = scan_config(options.configs) if options.configs else None
     has_models = bool(index.classes) or any(
         isinstance(v, Layer) and v.type in ("Sequential", "Backbone") for v in index.env.values()
     )
@@ -339,6 +350,7 @@ def build_context(
         except BudgetExceeded:
             file_scan = BatchScan()
     batch = resolve(options, file_scan, config)
+    project = index.project.project if index.project is not None else None
     sync = file_scan.sync or bool(config and config.sync)
     ctx = FileContext(path, source, index, options, batch)
     index.steps = 0
@@ -350,7 +362,12 @@ def build_context(
             if index.exhausted:
                 index.steps = 0  # trace the partial model with a fresh budget, then stop
             root = Layer("Custom", cls.node.lineno, cls.node.col_offset, cls.name, instance=inst)
-            ctx.models.append(_model(cls.name, cls.node.lineno, root, index, batch, sync))
+            model_batch = batch
+            if batch.per_device is None and project is not None:  # trained from another file?
+                model_batch = batch_from_scripts(
+                    options, file_scan, config, project, path, cls.name
+                )
+            ctx.models.append(_model(cls.name, cls.node.lineno, root, index, model_batch, sync))
         except BudgetExceeded:
             ctx.partial = True
             break

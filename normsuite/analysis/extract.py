@@ -32,11 +32,13 @@ from .ir import (
     LayerClass,
     ModuleInstance,
 )
-from .torch_subclass import TorchSubclass, torch_subclass
+from .symbols import ExternalFunction, PlainClass, TorchSubclass, relocate
+from .torch_subclass import subclass_meaning
 
 MAX_STEPS = 200_000  # evaluation budget per file: stops pathological files quickly
 MAX_DEPTH = 24  # call depth for helpers / nested instantiation
 MAX_LOOP = 512  # iterations of one statically unrolled loop
+MAX_FOREIGN_STEPS = 20_000  # per analyzed file, in other files of the project (uncached)
 
 _MODULE_BASES = {
     "torch.nn.Module",
@@ -148,9 +150,18 @@ def backbone_info(name: str, library: str, kwargs: dict[str, Any]) -> BackboneIn
 class ModuleIndex:
     """Everything the file defines at module level, and the evaluator over it."""
 
-    def __init__(self, tree: ast.Module, source: str) -> None:
+    def __init__(
+        self, tree: ast.Module, source: str, *, project: Any = None, label: str | None = None
+    ) -> None:
         self.tree = tree
         self.source = source
+        # project.Project resolving names imported from other files (None: this file only);
+        # label: this file's path in the project when it is read as a dependency
+        self.project = project
+        self.label = label
+        self.torch_subclasses: dict[str, TorchSubclass] = {}  # class GN32(nn.GroupNorm)
+        self.lazy: dict[str, ast.stmt] = {}  # module-level assignments not yet evaluated
+        self.foreign_steps = 0  # evaluation spent in other files for this one
         self.imports: dict[str, str] = {}  # local name -> dotted origin
         self.functions: dict[str, ast.FunctionDef] = {}
         self.class_nodes: dict[str, ast.ClassDef] = {}
@@ -195,9 +206,12 @@ class ModuleIndex:
                     else:
                         top = alias.name.split(".")[0]
                         self.imports[top] = top
-            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            elif isinstance(node, ast.ImportFrom) and (node.module or node.level):
+                # relative imports keep their dots (".base.Backbone"): project.py reads them
+                module = "." * node.level + (node.module or "")
+                sep = "" if module.endswith(".") else "."
                 for alias in node.names:
-                    self.imports[alias.asname or alias.name] = f"{node.module}.{alias.name}"
+                    self.imports[alias.asname or alias.name] = f"{module}{sep}{alias.name}"
         for node in self.tree.body:
             if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
                 self.functions[node.name] = node  # type: ignore[assignment]
@@ -207,12 +221,30 @@ class ModuleIndex:
             self._class_info(name, set())
         for node in self.tree.body:
             if isinstance(node, (ast.Assign, ast.AnnAssign)):
+                if self.label is not None:  # a dependency: evaluate a name when it is used
+                    targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+                    for t in targets:
+                        if isinstance(t, ast.Name):
+                            self.lazy[t.id] = node
+                    continue
                 try:
                     self._exec_stmt(node, self.env, None)
                 except (BudgetExceeded, _Return):
                     break
                 except Exception:
                     continue
+
+    def materialize(self, name: str) -> Any:
+        """A dependency's module-level name, evaluated on first use (a timm model file's
+        ``default_cfgs = {...}`` is never needed by the files that import its blocks)."""
+        stmt = self.lazy.pop(name)
+        try:
+            self._exec_stmt(stmt, self.env, None)
+        except (BudgetExceeded, RecursionError):
+            raise
+        except Exception:
+            return UNKNOWN
+        return self.env.get(name, UNKNOWN)
 
     def qualname(self, node: ast.AST) -> str | None:
         """Dotted name of ``node`` with import aliases resolved (``nn.Conv2d`` -> torch.nn...)."""
@@ -235,14 +267,19 @@ class ModuleIndex:
         is_module = False
         lightning = False
         base_type = None
+        unresolved: list[str] = []
         for base in bases:
             last = base.split(".")[-1]
             if base in self.class_nodes and base != name:
                 info = self._class_info(base, seen)
+                if info is None and base in self.torch_subclasses:
+                    self._torch_subclass(name, self.torch_subclasses[base].type)
                 if info is not None:
                     parent, is_module = info, True
                     lightning = lightning or info.lightning
                     base_type = base_type or info.base_type
+            elif layer_type_of(base) not in (None, *_CONTAINER_BASES):
+                self._torch_subclass(name, layer_type_of(base))  # type: ignore[arg-type]
             elif base in _MODULE_BASES or (
                 last in ("Module", "LightningModule") and _is_torchish(base)
             ):
@@ -250,14 +287,34 @@ class ModuleIndex:
                 lightning = lightning or last == "LightningModule"
             elif last in _CONTAINER_BASES and _is_torchish(base):
                 is_module, base_type = True, last
-        if not is_module:
-            return None
+            elif self.project is not None and (found := self.project.lookup(base, self)):
+                if isinstance(found, ClassInfo):  # defined in another file of the project
+                    parent, is_module = found, True
+                    lightning = lightning or found.lightning
+                    base_type = base_type or found.base_type
+                elif isinstance(found, (TorchSubclass, LayerClass)):
+                    self._torch_subclass(name, found.type)
+                elif not isinstance(found, PlainClass):
+                    unresolved.append(base)
+            elif "." in base:
+                unresolved.append(base)
+        if name in self.torch_subclasses:
+            return None  # a layer, not a model: calls build the torch parent
+        if not is_module and not (unresolved and _builds_layers(node, self)):
+            return None  # a third-party base whose subclass builds nn layers is a module
         methods = {
             n.name: n for n in node.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))
         }
         info = ClassInfo(name, node, bases, methods, parent, lightning, base_type)  # type: ignore[arg-type]
+        info.home = self
+        info.unresolved_bases = unresolved
         self.classes[name] = info
         return info
+
+    def _torch_subclass(self, name: str, type_: str) -> None:
+        node = self.class_nodes[name]
+        # A LayerNorm subclass normalizing channels in its own forward is a channel LN.
+        self.torch_subclasses[name] = TorchSubclass(subclass_meaning(type_, node), node, self)
 
     # ------------------------------------------------------------------ instantiation
     def instantiate(
@@ -265,6 +322,9 @@ class ModuleIndex:
     ) -> ModuleInstance:
         """Evaluate ``cls.__init__(*args, **kwargs)`` statically (cached per arguments)."""
         kwargs = kwargs or {}
+        if cls.home is not None and cls.home is not self:  # defined in another file
+            run = lambda: cls.home.instantiate(cls, args, kwargs)  # noqa: E731
+            return self._in_home(cls.home, run, ModuleInstance(cls))
         key = (cls.name, repr((args, sorted(kwargs.items(), key=lambda kv: kv[0]))))
         cached = self._cache.get(key)
         if cached is not None:
@@ -296,6 +356,9 @@ class ModuleIndex:
     ) -> Any:
         if self._depth >= MAX_DEPTH:
             return UNKNOWN
+        if owner is not None and owner.home is not None and owner.home is not self:
+            home = owner.home  # a method of a class of another file: run it there
+            return self._in_home(home, lambda: home._call_function(fn, args, kwargs, inst, owner))
         env = self._bind(fn, args, kwargs)
         env["__class__"] = owner
         self._depth += 1
@@ -306,6 +369,43 @@ class ModuleIndex:
         finally:
             self._depth -= 1
         return None
+
+    def _external_call(
+        self, callee: ExternalFunction, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> Any:
+        """A helper function of another file, run there once per distinct arguments (timm's
+        ``create_conv2d`` is called by every block with the same few arguments)."""
+        home = callee.home
+        if not _function_builds(callee.node, home, 0):
+            return UNKNOWN  # to_2tuple, make_divisible...: as for any unknown helper
+        try:
+            key = ("call", id(callee.node), repr((args, sorted(kwargs.items()))))
+        except Exception:
+            key = None
+        if key is not None and key in home.memo:
+            return home.memo[key]
+        out = self._in_home(home, lambda: home._call_function(callee.node, args, kwargs, None))
+        if key is not None:
+            home.memo[key] = out
+        return out
+
+    def _in_home(self, home: ModuleIndex, run: Any, fallback: Any = UNKNOWN) -> Any:
+        """Run ``run()`` in another file's index, sharing the call depth and the budget.
+        Work done in other files has its own, smaller budget per analyzed file (results are
+        cached in their file, so the next file that uses them gets them for free); past it,
+        ``fallback`` (an opaque block, as without the project index)."""
+        if self.foreign_steps > MAX_FOREIGN_STEPS:
+            return fallback
+        depth, start = home._depth, self.steps
+        home._depth, home.steps = max(home._depth, self._depth + 1), self.steps
+        try:
+            return run()
+        finally:
+            home._depth = depth
+            self.steps = max(self.steps, home.steps)
+            self.foreign_steps += self.steps - start
+            if self.steps > MAX_STEPS:
+                raise BudgetExceeded
 
     def _bind(self, fn: ast.FunctionDef, args: tuple[Any, ...], kwargs: dict[str, Any]):
         a = fn.args
@@ -450,6 +550,8 @@ class ModuleIndex:
                 return env[node.id]
             if node.id in self.env:
                 return self.env[node.id]
+            if node.id in self.lazy:
+                return self.materialize(node.id)
             return self._global(node)
         if isinstance(node, ast.Attribute):
             if isinstance(node.value, ast.Name) and node.value.id == "self":
@@ -590,12 +692,15 @@ class ModuleIndex:
             return self.classes[qual]
         if qual in self.functions:
             return self.functions[qual]
+        if qual in self.torch_subclasses:
+            return self.torch_subclasses[qual].value()
         if qual in self.class_nodes:
-            # a torch layer's subclass keeps its meaning; another non-module class: unknown
-            return torch_subclass(self, qual, layer_type_of) or UNKNOWN
+            return UNKNOWN  # a non-module class of the file
         layer_type = layer_type_of(qual)
         if layer_type is not None:
             return LayerClass(layer_type)
+        if self.project is not None and not _special_call(qual):
+            return self.project.lookup(qual, self)
         return UNKNOWN
 
     # ------------------------------------------------------------------ calls
@@ -649,9 +754,6 @@ class ModuleIndex:
         if isinstance(callee, LayerClass):
             merged = {**dict(callee.kwargs), **kwargs}
             return self._make_layer(callee.type, (*callee.args, *args), merged, node)
-        if isinstance(callee, TorchSubclass):
-            args, kwargs = callee.bind(self, args, kwargs)
-            return self._make_layer(callee.type, args, kwargs, node)
         if isinstance(callee, ClassInfo):
             if self._depth >= MAX_DEPTH:
                 return self._layer("Custom", node)
@@ -662,6 +764,12 @@ class ModuleIndex:
             return self._call_function(callee, args, kwargs, None)  # type: ignore[arg-type]
         if isinstance(callee, _LocalFunction):
             return self._call_function(callee.node, args, kwargs, inst)
+        if isinstance(callee, TorchSubclass):
+            args, kwargs = callee.parent_args(args, kwargs)
+            return self._make_layer(callee.type, args, kwargs, node)
+        if isinstance(callee, ExternalFunction):
+            out = self._external_call(callee, args, kwargs)
+            return relocate(out, self.label, self.segment(node), node)
         if isinstance(callee, _BoundMethod):
             owner = _owner_of(callee.inst.cls, callee.node.name)
             return self._call_function(
@@ -796,6 +904,7 @@ class ModuleIndex:
             backbone=backbone,
             end_line=node.end_lineno,
             end_col=node.end_col_offset,
+            file=self.label,
         )
 
     def _make_layer(
@@ -877,6 +986,59 @@ def _owner_of(cls: ClassInfo, method: str) -> ClassInfo | None:
     return None
 
 
+def _function_builds(fn: ast.FunctionDef, index: ModuleIndex, depth: int) -> bool:
+    """Whether a helper of another file can return a layer: it calls a torch layer, a
+    module class, or (a few levels deep) another helper that does. Helpers that only
+    compute numbers or pick classes are not run: that keeps timm-sized trees fast."""
+    key = ("builds", id(fn))
+    if key in index.memo:
+        return index.memo[key]
+    index.memo[key] = False  # recursion guard
+    found = False
+    for sub in ast.walk(fn):
+        if found:
+            break
+        if not isinstance(sub, ast.Call):
+            continue
+        qual = index.qualname(sub.func) or ""
+        if not qual or qual in ("super", "isinstance"):
+            continue
+        local = qual in index.classes or qual in index.torch_subclasses
+        if local or (layer_type_of(qual) is not None and "." in qual):
+            found = True
+        elif qual in index.functions and depth < 3:
+            found = _function_builds(index.functions[qual], index, depth + 1)
+        elif index.project is not None and "." in qual:
+            value = index.project.lookup(qual, index)
+            if isinstance(value, (ClassInfo, TorchSubclass, LayerClass)):
+                found = True
+            elif isinstance(value, ExternalFunction) and depth < 3:
+                found = _function_builds(value.node, value.home, depth + 1)
+    index.memo[key] = found
+    return found
+
+
+def _special_call(qual: str) -> bool:
+    """Model factories the evaluator reads by name (``timm.create_model("resnet50")``,
+    ``torchvision.models.resnet50``): not followed into their source."""
+    last = qual.split(".")[-1]
+    return last == "create_model" or (
+        _is_model_function(qual) and _BACKBONE_RE.match(last.lower()) is not None
+    )
+
+
+def _builds_layers(node: ast.ClassDef, index: ModuleIndex) -> bool:
+    """Whether the class's ``__init__`` constructs a known torch layer (``nn.Conv2d(...)``)."""
+    for stmt in node.body:
+        if isinstance(stmt, ast.FunctionDef) and stmt.name == "__init__":
+            for sub in ast.walk(stmt):
+                if isinstance(sub, ast.Call):
+                    qual = index.qualname(sub.func)
+                    if qual and "." in qual and layer_type_of(qual) is not None:
+                        return True
+    return False
+
+
 def _named(value: Any, name: str) -> Any:
     return value
 
@@ -905,9 +1067,9 @@ def _callable(callee: Any, qual: str) -> bool:
     """Whether evaluating a call to ``callee`` can produce anything but UNKNOWN."""
     if isinstance(callee, (LayerClass, ClassInfo, ast.FunctionDef, ast.AsyncFunctionDef)):
         return True
-    if isinstance(callee, TorchSubclass) or qual.split(".")[-1] in FACTORY_NAMES:
+    if qual.split(".")[-1] in FACTORY_NAMES:
         return True
-    if isinstance(callee, (_LocalFunction, _BoundMethod)):
+    if isinstance(callee, (_LocalFunction, _BoundMethod, TorchSubclass, ExternalFunction)):
         return True
     return (
         qual in _BUILTIN_NAMES

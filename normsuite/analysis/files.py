@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import os
+import stat
 import tokenize
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -37,20 +38,44 @@ def _skipped(name: str) -> bool:
     return name.startswith(".") or name in SKIP_DIRS
 
 
-def _walk(root: Path) -> Iterator[Path]:
-    """Every ``*.py`` below ``root`` in sorted order, pruning skipped folders."""
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames[:] = sorted(d for d in dirnames if not _skipped(d))
-        for name in sorted(filenames):
-            if name.endswith(".py"):
-                yield Path(dirpath) / name
+SOURCE_SUFFIXES = (".py", ".ipynb")
+NOT_REGULAR = "not a regular file (a fifo, device or socket); skipped"
 
 
-def discover(paths: Iterable[str]) -> list[Target]:
+def _walk(root: Path, skipped: list[str] | None) -> Iterator[Path]:
+    """Every ``*.py`` / ``*.ipynb`` below ``root`` in sorted order, pruning skipped folders.
+    A fifo, device or socket with such a name is left out (reading it could block forever)
+    and reported in ``skipped``."""
+    stack = [str(root)]
+    while stack:
+        folder = stack.pop()
+        try:
+            entries = sorted(os.scandir(folder), key=lambda e: e.name)
+        except OSError:
+            continue
+        subdirs = []
+        for entry in entries:
+            try:
+                if entry.is_dir():
+                    if not _skipped(entry.name):
+                        subdirs.append(entry.path)
+                elif entry.name.endswith(SOURCE_SUFFIXES):
+                    if entry.is_file():  # is_file() is S_ISREG: False for fifos and devices
+                        yield Path(entry.path)
+                    elif skipped is not None and os.path.exists(entry.path):
+                        skipped.append(f"{entry.path}: {NOT_REGULAR}")
+            except OSError:
+                continue
+        stack.extend(reversed(subdirs))
+
+
+def discover(paths: Iterable[str], skipped: list[str] | None = None) -> list[Target]:
     """Expand files, directories (recursively) and ``-`` into targets, in a stable order.
 
     A path given explicitly is always used, even a hidden folder or a file without
     ``.py``; only folders found *while walking* are skipped. Duplicates are dropped.
+    Fifos, devices and sockets are never opened: they go to ``skipped`` with the reason
+    (without a ``skipped`` list, a fifo given by name is an error target).
 
     >>> [t.path for t in discover(["-"])]
     ['-']
@@ -71,8 +96,13 @@ def discover(paths: Iterable[str]) -> list[Target]:
             continue
         path = Path(raw)
         if path.is_dir():
-            for file in _walk(path):
+            for file in _walk(path, skipped):
                 add(Target(str(file)))
+        elif path.exists() and not path.is_file():
+            if skipped is not None:
+                skipped.append(f"{raw}: {NOT_REGULAR}")
+            else:
+                add(Target(raw, error=NOT_REGULAR))
         elif path.exists():
             add(Target(raw))
         else:
@@ -111,7 +141,10 @@ def decode_source(data: bytes, *, max_size: int = DEFAULT_MAX_FILE_SIZE) -> str:
 def read_source(path: str, *, max_size: int = DEFAULT_MAX_FILE_SIZE) -> str:
     """Read and decode one file; every OS or decoding problem becomes a :class:`SourceError`."""
     try:
-        size = os.stat(path).st_size
+        st = os.stat(path)
+        if not stat.S_ISREG(st.st_mode):  # opening a fifo blocks until a writer comes
+            raise SourceError(NOT_REGULAR)
+        size = st.st_size
         if size > max_size:  # refuse before reading a huge file into memory
             raise SourceError(_too_big(size, max_size))
         with open(path, "rb") as handle:

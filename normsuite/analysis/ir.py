@@ -228,6 +228,10 @@ class Layer:
     backbone: BackboneInfo | None = None  # for "Backbone"
     end_line: int | None = None
     end_col: int | None = None
+    # Built in another file of the project (project.py): that file, relative to the
+    # project root, and the call site in the analyzed file that findings point at.
+    file: str | None = None
+    anchor: Layer | None = None
 
     def arg(self, name: str, default: Any = UNKNOWN) -> Any:
         """The value of parameter ``name`` (keyword or positional), else ``default``."""
@@ -327,6 +331,9 @@ class ClassInfo:
     parent: ClassInfo | None = None  # a module class of the same file it derives from
     lightning: bool = False  # a LightningModule / LightningDataModule
     base_type: str | None = None  # "Sequential"/"ModuleList" when it subclasses those
+    # The ModuleIndex of the file that defines the class (None: the analyzed file's own)
+    home: Any = field(default=None, repr=False, compare=False)
+    unresolved_bases: list[str] = field(default_factory=list)  # third-party, not read
 
     def method(self, name: str) -> ast.FunctionDef | None:
         cls: ClassInfo | None = self

@@ -152,8 +152,11 @@ def _over_modules(node: ast.expr, inst: ModuleInstance) -> bool:
 
 
 def _attr_layer(func: ast.expr, inst: ModuleInstance) -> Layer | None:
-    """The layer of ``self.x(...)`` or ``self.xs[i](...)``."""
+    """The layer of ``self.x(...)`` or ``self.xs[0](...)``. ``self.blocks[i - 1](...)``
+    with a varying index is a different module each step (Res2Net's hierarchy): not a cell."""
     if isinstance(func, ast.Subscript):
+        if not isinstance(func.slice, ast.Constant):
+            return None
         func = func.value
     if (
         isinstance(func, ast.Attribute)
@@ -163,7 +166,7 @@ def _attr_layer(func: ast.expr, inst: ModuleInstance) -> Layer | None:
         value = inst.attrs.get(func.attr)
         if isinstance(value, Layer):
             if value.type in ("ModuleList", "Sequential") and value.children:
-                return value.children[0]  # self.cells[i](x, h): one of the stacked cells
+                return value.children[0]  # self.cells[0](x, h)
             return value
     return None
 

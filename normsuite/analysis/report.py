@@ -210,7 +210,8 @@ def _recommendation_sentence(model: ModelReport) -> str:
 
 
 def _finding_line(path: str, f: Finding) -> str:
-    return f"{path}:{f.line}:{f.col}: {f.code} [{f.severity}] {f.message}"
+    where = f"line {f.line}" if ":cell " in path else str(f.line)  # notebook.ipynb:cell 3
+    return f"{path}:{where}:{f.col}: {f.code} [{f.severity}] {f.message}"
 
 
 def _summary_line(results: Sequence[FileResult], command: Command) -> str:
@@ -238,7 +239,8 @@ def _plural(n: int, word: str) -> str:
 
 
 def _plain_model(path: str, model: ModelReport) -> list[str]:
-    lines = [f"{path}:{model.line}: {model.name} [{model.architecture}] {_batch_text(model)}"]
+    where = f"line {model.line}" if ":cell " in path else str(model.line)
+    lines = [f"{path}:{where}: {model.name} [{model.architecture}] {_batch_text(model)}"]
     if model.norms_found:
         found = ", ".join(
             f"{n.name}={n.code} [{n.kind}] (line {n.line})" for n in model.norms_found

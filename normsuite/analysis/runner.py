@@ -124,6 +124,26 @@ def _analyze_target(
     settings: RunSettings,
     stdin_text: str | None,
     analyzer: Analyzer | None = None,
+) -> list[FileResult]:
+    """The results of one target: one, or one per cell of a notebook with findings."""
+    if not target.path.endswith(".ipynb"):
+        return [_analyze_one(target, options, settings, stdin_text, analyzer)]
+    from normsuite.analysis.notebook import NotebookError, read_notebook, split_result
+
+    try:
+        nb = read_notebook(read_source(target.path), target.path)
+    except (SourceError, NotebookError) as exc:
+        return [FileResult(path=target.path, error=str(exc))]
+    as_text = Target(target.path)
+    return split_result(_analyze_one(as_text, options, settings, nb.text, analyzer), nb)
+
+
+def _analyze_one(
+    target: Target,
+    options: AnalysisOptions,
+    settings: RunSettings,
+    stdin_text: str | None,
+    analyzer: Analyzer | None = None,
 ) -> FileResult:
     if target.error:
         return FileResult(path=target.path, error=target.error)
@@ -133,8 +153,8 @@ def _analyze_target(
         return FileResult(path=target.path, error=str(exc))
     max_size = settings.max_file_size or config.max_file_size or DEFAULT_MAX_FILE_SIZE
     try:
-        if target.path == STDIN:
-            source = stdin_text or ""
+        if target.path == STDIN or target.path.endswith(".ipynb"):
+            source = stdin_text or ""  # stdin, or a notebook's code cells
             if len(source) > max_size:
                 raise SourceError(f"stdin is over the {max_size} byte limit; raise --max-file-size")
         else:
@@ -144,7 +164,7 @@ def _analyze_target(
     return analyze_text(source, target.path, options, config=config, analyzer=analyzer)
 
 
-def _worker(args: tuple[Target, AnalysisOptions, RunSettings]) -> FileResult:
+def _worker(args: tuple[Target, AnalysisOptions, RunSettings]) -> list[FileResult]:
     target, options, settings = args
     return _analyze_target(target, options, settings, None)
 
@@ -175,6 +195,7 @@ def analyze_paths(
     stdin: bytes | str | None = None,
     jobs: int | None = None,
     analyzer: Analyzer | None = None,
+    skipped: list[str] | None = None,
 ) -> list[FileResult]:
     """Analyze files, folders (recursively) and ``-`` (stdin); one result per file, in order.
 
@@ -182,9 +203,10 @@ def analyze_paths(
     ``analyzer``: replaces ``analyze_source`` (serial only; for tests and embedding).
     Findings are filtered by ``options.select``/``ignore``, ``[tool.normsuite]`` and
     ``# noqa`` comments; errors never raise, except ConfigError with
-    ``settings.strict_config``.
+    ``settings.strict_config``. ``skipped`` receives "path: reason" for fifos, devices and
+    sockets, which are never opened (without it they are error results).
     """
-    targets = discover(paths)
+    targets = discover(paths, skipped)
     if settings.use_config and settings.strict_config:
         for target in targets:  # cached per folder, so this is one read per pyproject.toml
             if not target.error:
@@ -205,7 +227,9 @@ def analyze_paths(
             stdin_text = raw
     n_jobs = default_jobs(len(targets)) if jobs is None else max(1, jobs)
     if n_jobs == 1 or analyzer is not None or len(targets) < 2:
-        return [_analyze_target(t, options, settings, stdin_text, analyzer) for t in targets]
+        return [
+            r for t in targets for r in _analyze_target(t, options, settings, stdin_text, analyzer)
+        ]
     on_disk = [t for t in targets if t.path != STDIN]
     chunk = max(1, len(on_disk) // (n_jobs * 8))
     from concurrent.futures import ProcessPoolExecutor  # lazy: ~10 ms of start-up otherwise
@@ -213,6 +237,9 @@ def analyze_paths(
     with ProcessPoolExecutor(max_workers=n_jobs, mp_context=_pool_context()) as pool:
         done = iter(pool.map(_worker, [(t, options, settings) for t in on_disk], chunksize=chunk))
         return [
-            _analyze_target(t, options, settings, stdin_text) if t.path == STDIN else next(done)
+            r
             for t in targets
+            for r in (
+                _analyze_target(t, options, settings, stdin_text) if t.path == STDIN else next(done)
+            )
         ]

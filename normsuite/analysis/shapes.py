@@ -202,7 +202,9 @@ class FlowTracer:
             for name, layer in inst.walk(prefix):
                 self._paths.setdefault(id(layer), name)
         key = (id(inst), x, self.sequences)
-        cached = self.index.flow_cache.get(key)
+        # a block of another file is traced once for every file that uses it (project.py)
+        cache = (inst.cls.home or self.index).flow_cache
+        cached = cache.get(key)
         if cached is not None:
             out, apps, applied = cached
             self.apps.extend(apps)
@@ -210,7 +212,7 @@ class FlowTracer:
             return out
         first_app, first_applied = len(self.apps), len(self._applied_log)
         out = self._run_forward(inst, x)
-        self.index.flow_cache[key] = (
+        cache[key] = (
             out,
             self.apps[first_app:],
             self._applied_log[first_applied:],

@@ -91,6 +91,8 @@ class ModelReport:
     # Class names this class builds or is given as blocks (hides them across files).
     uses: list[str] = field(default_factory=list)
     domain: str | None = None  # a domain with its own norm practice (advice.DOMAINS)
+    # bases from outside the project (not read): the model is analyzed from its own layers
+    unresolved_bases: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -115,7 +117,14 @@ class AnalysisOptions:
     devices: int | None = None
     accumulate: int | None = None
     config_path: str | None = None  # a LightningCLI YAML
+    # several --config files (later win); config_path is the one-file form of this
+    config_paths: tuple[str, ...] = ()
     default_batch_size: int | None = None  # from [tool.normsuite]
     select: tuple[str, ...] = ()  # rule codes or prefixes; empty = all
     ignore: tuple[str, ...] = ()
     all_modules: bool = False  # recommend: every class, not only top-level models
+
+    @property
+    def configs(self) -> tuple[str, ...]:
+        """Every config to read, in order."""
+        return self.config_paths or ((self.config_path,) if self.config_path else ())

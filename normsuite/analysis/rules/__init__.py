@@ -34,15 +34,19 @@ def rule(code: str) -> Callable[[Check], Check]:
 
 
 def finding(code: str, layer: Layer, message: str, model: str | None = None) -> Finding:
-    """A finding at ``layer``'s constructor call (1-based column, like ruff)."""
+    """A finding at ``layer``'s constructor call (1-based column, like ruff); for a layer
+    built in another file, at the call in this file that builds it, naming the other place."""
+    where = layer.anchor if layer.file is not None and layer.anchor is not None else layer
+    if where is not layer:
+        message = f"{message} (the layer is `{layer.code}` at {layer.file}:{layer.line})"
     return Finding(
         code=code,
         message=message,
-        line=layer.line,
-        col=layer.col + 1,
+        line=where.line,
+        col=where.col + 1,
         severity=RULES[code].severity,
-        end_line=layer.end_line,
-        end_col=None if layer.end_col is None else layer.end_col + 1,
+        end_line=where.end_line,
+        end_col=None if where.end_col is None else where.end_col + 1,
         model=model,
     )
 

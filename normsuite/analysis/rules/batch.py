@@ -22,9 +22,7 @@ def _bn_sites(ctx: FileContext) -> Iterator[tuple[ModelContext, Layer, str]]:
     seen: set[int] = set()
     for model in ctx.models:
         if model.batch.per_device is None or model.sync:
-            continue
-        if model.batch.source.startswith("file:") and not ctx.trains:
-            continue  # e.g. an inference script's DataLoader: BN runs in eval mode there
+            continue  # (inference-only loaders never give a batch: entrypoints.py)
         for _, layer in model.norm_layers():
             is_bn = layer.norm_kind == "bn" or (
                 layer.backbone is not None and layer.backbone.norm == "bn"

@@ -1,0 +1,201 @@
+"""LightningCLI and Hydra YAML configs.
+
+LightningCLI: ``data.init_args.batch_size`` or ``data.batch_size``; ``trainer.devices``
+(4, [0, 1], "0,1"; -1 and "auto" are unknown), ``trainer.num_nodes``,
+``accumulate_grad_batches``, ``sync_batchnorm``.
+
+Hydra: the ``defaults:`` list is composed from the config's folder (``datamodule: mnist``
+reads ``datamodule/mnist.yaml`` into ``datamodule``; ``_self_`` orders the primary
+config, last by default), ``${a.b}`` interpolations that lead to a literal are resolved,
+and ``batch_size`` is found anywhere under ``data`` / ``datamodule`` / ``loader``
+(training entries before validation/test ones).
+
+>>> facts({"data": {"init_args": {"batch_size": 2}}, "trainer": {"devices": 4}}, "c.yaml").batch
+(2, 'config:c.yaml data.init_args.batch_size=2')
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from typing import Any
+
+from ..entrypoints import eval_name
+from .scan import ConfigScan, device_count, positive_int
+from .yaml_safe import load_yaml
+
+MAX_DEPTH = 8  # nested defaults lists
+MAX_NODES = 20_000  # nodes visited while searching a composed config
+_DATA_KEYS = ("data", "datamodule", "data_module", "loader", "loaders", "dataloader", "dataset")
+_INTERP = re.compile(r"^\$\{([A-Za-z_][\w.]*)\}$")
+
+
+def read_yaml_config(path: str) -> ConfigScan:
+    data = load_yaml(path)
+    if isinstance(data, dict) and isinstance(data.get("defaults"), list):
+        data = compose(path, data, 0)
+    if not isinstance(data, dict):
+        return ConfigScan()
+    return facts(resolve_interpolations(data), os.path.basename(path))
+
+
+# ---------------------------------------------------------------------- Hydra
+def compose(path: str, data: dict[str, Any], depth: int) -> dict[str, Any]:
+    """Merge a Hydra primary config with its ``defaults`` (group files of its folder)."""
+    folder = os.path.dirname(os.path.abspath(path))
+    out: dict[str, Any] = {}
+    own = {k: v for k, v in data.items() if k != "defaults"}
+    self_done = False
+    for entry in data.get("defaults") or []:
+        if entry == "_self_":
+            out, self_done = merge(out, own), True
+            continue
+        for group, option in _entries(entry):
+            if depth >= MAX_DEPTH or not isinstance(option, str):
+                continue
+            file = os.path.join(folder, group, option + ".yaml")
+            if not os.path.isfile(file):
+                file = os.path.join(folder, group + ".yaml") if option == "" else file
+            if not os.path.isfile(file):
+                continue
+            loaded = load_yaml(file)
+            if not isinstance(loaded, dict):
+                continue
+            if isinstance(loaded.get("defaults"), list):
+                loaded = compose(file, loaded, depth + 1)
+            package = _package(file, group)
+            out = merge(out, _nest(package, loaded))
+    return out if self_done else merge(out, own)
+
+
+def _entries(entry: Any) -> list[tuple[str, Any]]:
+    if isinstance(entry, str):  # "datamodule/mnist" or a config of the same folder
+        group, _, option = entry.rpartition("/")
+        return [(group, option)] if group else [("", entry)]
+    if isinstance(entry, dict):
+        out = []
+        for key, value in entry.items():
+            key = str(key).removeprefix("override ").strip()
+            out.append((key.split("@")[0], value))
+        return out
+    return []
+
+
+def _package(file: str, group: str) -> str:
+    """Where a group file lands: its ``# @package`` header, else the group path."""
+    try:
+        with open(file, encoding="utf-8", errors="replace") as handle:
+            head = handle.readline()
+    except OSError:
+        head = ""
+    m = re.match(r"#\s*@package\s+(\S+)", head)
+    if m:
+        return "" if m.group(1) == "_global_" else m.group(1)
+    return group.replace("/", ".")
+
+
+def _nest(package: str, value: dict[str, Any]) -> dict[str, Any]:
+    for part in reversed([p for p in package.split(".") if p]):
+        value = {part: value}
+    return value
+
+
+def merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in over.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def resolve_interpolations(root: dict[str, Any]) -> dict[str, Any]:
+    """``${a.b}`` values replaced by what ``a.b`` holds, when that leads to a literal."""
+    budget = [MAX_NODES]
+
+    def lookup(dotted: str, hops: int) -> Any:
+        node: Any = root
+        for part in dotted.split("."):
+            if not isinstance(node, dict) or part not in node:
+                return None
+            node = node[part]
+        if isinstance(node, str) and hops < 8:
+            m = _INTERP.match(node)
+            if m:
+                return lookup(m.group(1), hops + 1)
+        return node if isinstance(node, (int, float, str, list)) else None
+
+    def walk(node: Any) -> Any:
+        budget[0] -= 1
+        if budget[0] < 0:
+            return node
+        if isinstance(node, dict):
+            return {k: walk(v) for k, v in node.items()}
+        if isinstance(node, str):
+            m = _INTERP.match(node)
+            if m:
+                found = lookup(m.group(1), 0)
+                return found if found is not None else node
+        return node
+
+    return walk(root)
+
+
+# ---------------------------------------------------------------------- facts
+def facts(data: dict[str, Any], name: str) -> ConfigScan:
+    """Batch, devices, accumulation and SyncBN from a (composed) config mapping."""
+    out = ConfigScan()
+    found = _batch_size(data)
+    if found is not None:
+        key, value = found
+        out.batch = (value, f"config:{name} {key}={value}")
+    trainer = data.get("trainer")
+    if isinstance(trainer, dict):
+        trainer = trainer.get("init_args", trainer) if "class_path" in trainer else trainer
+        raw = trainer.get("devices", trainer.get("gpus"))
+        devices = device_count(raw)
+        nodes = positive_int(trainer.get("num_nodes")) or 1
+        if devices is not None:
+            where = f"config:{name} trainer.devices={devices}"
+            if nodes > 1:
+                where += f" x num_nodes={nodes}"
+            out.devices = (devices * nodes, where)
+        elif raw is not None:
+            out.notes.append(
+                f"{name}: trainer.devices={raw!r} depends on the machine; pass --devices"
+            )
+        accumulate = positive_int(trainer.get("accumulate_grad_batches"))
+        if accumulate is not None:
+            out.accumulate = (accumulate, f"config:{name} trainer.accumulate_grad_batches")
+        out.sync = trainer.get("sync_batchnorm") is True
+    return out
+
+
+def _batch_size(data: dict[str, Any]) -> tuple[str, int] | None:
+    """``batch_size`` under a data/datamodule/loader section, training entries first."""
+    hits: list[tuple[int, str, int]] = []  # (rank, dotted key, value)
+    budget = [MAX_NODES]
+
+    def walk(node: Any, path: list[str]) -> None:
+        budget[0] -= 1
+        if budget[0] < 0 or not isinstance(node, dict):
+            return
+        for key, value in node.items():
+            key = str(key)
+            if key == "batch_size" and positive_int(value) is not None:
+                words = [p for p in path if p != "init_args"]
+                if any(eval_name(p) for p in words):
+                    continue  # val/test/predict loaders
+                rank = 0 if any("train" in p for p in words) else 1
+                hits.append((rank, ".".join([*path, key]), value))
+            elif isinstance(value, dict):
+                walk(value, [*path, key])
+
+    for key in _DATA_KEYS:
+        if isinstance(data.get(key), dict):
+            walk(data[key], [key])
+    if not hits:
+        return None
+    _, key, value = min(hits, key=lambda h: (h[0], len(h[1])))
+    return key, value

@@ -1,0 +1,217 @@
+"""Training entry points: which code trains a model, and which loaders are NOT training.
+
+The batch BatchNorm sees is the batch of the loop that trains the model: a ``__main__``
+block or ``main()`` that steps an optimizer, a ``Trainer.fit``, a ``LightningCLI``. That
+code is often in another file (``train.py`` imports ``TinySegNet`` from ``model.py``), so
+:func:`project_batches` looks for the scripts of the project that train a given class.
+
+Not training batches: loaders under ``torch.no_grad()`` / ``inference_mode()``, in
+functions or variables named for validation, test, prediction, evaluation, benchmarks or
+profiling, and a bare argparse ``--batch-size`` of a script that never trains.
+
+>>> trains("loss.backward()\\noptimizer.step()"), trains("model.eval()")
+(True, False)
+"""
+
+from __future__ import annotations
+
+import ast
+import os
+import re
+from typing import Any
+
+from .ir import UNKNOWN
+from .project import display_path
+
+# Text that shows a file trains something (a plain scan: cheap, and only a filter).
+TRAINING_WORDS = (
+    ".backward(",
+    "training_step",
+    "configure_optimizers",
+    ".fit(",
+    "LightningCLI",
+    "optimizer.step(",
+    "opt.step(",
+    ".step()",
+)
+_NOT_TRAINING = ("val", "test", "eval", "predict", "infer", "bench", "profil", "calib")
+_WORD_SPLIT = re.compile(r"[^a-z]+")
+_IDENTIFIER = re.compile(r"[A-Za-z_]\w*")
+MAX_WALK = 5000  # files looked at for training scripts per project
+MAX_SCRIPT_SIZE = 512 * 1024
+_SKIP_DIRS = frozenset({"venv", "site-packages", "__pycache__", "node_modules", "build", "dist"})
+
+
+def trains(source: str) -> bool:
+    """Whether a source text shows training (backward, an optimizer step, a fit, a CLI)."""
+    return any(word in source for word in TRAINING_WORDS)
+
+
+def inference_only(source: str) -> bool:
+    """A file that puts a model in eval mode or turns gradients off and never trains: its
+    loaders feed inference (``model.eval()`` paths), not BatchNorm in training."""
+    marks = (".eval()", "no_grad", "inference_mode")
+    return not trains(source) and any(m in source for m in marks)
+
+
+def eval_name(name: str) -> bool:
+    """``val_loader``, ``testloader``, ``evaluate``, ``benchmark`` -> True; ``train`` -> False.
+
+    >>> [eval_name(n) for n in ("val_loader", "test_dl", "train_loader", "interval")]
+    [True, True, False, False]
+    """
+    return any(w.startswith(_NOT_TRAINING) for w in _WORD_SPLIT.split(name.lower()) if w)
+
+
+def not_training(
+    node: ast.Call, no_grad: bool, functions: list[str], targets: list[str], index: Any
+) -> bool:
+    """Whether a ``DataLoader(...)`` call is plainly not a training loader."""
+    if no_grad:
+        return True
+    if any(eval_name(n) for n in functions) or any(eval_name(n) for n in targets):
+        return True
+    dataset = node.args[0] if node.args else None
+    for kw in node.keywords:
+        if kw.arg == "dataset":
+            dataset = kw.value
+    text = index.qualname(dataset) if isinstance(dataset, (ast.Name, ast.Attribute)) else None
+    return bool(text and eval_name(text.split(".")[-1]))
+
+
+def field_default(expr: ast.Attribute, index: Any) -> tuple[Any, int] | None:
+    """``config.batch_size`` where ``config = Config()`` (a ``@dataclass``, ``NamedTuple`` or
+    plain class with class-level defaults, in this file or another of the project), or
+    ``Config.batch_size``: (value, line of the default), unless the call overrides it."""
+    root = expr.value
+    call: ast.Call | None = None
+    if isinstance(root, ast.Name) and root.id not in index.class_nodes:
+        call = _module_assignment(root.id, index)
+        if call is None:
+            return None
+        cls_expr: ast.expr = call.func
+    else:
+        cls_expr = root
+    if call is not None:
+        for kw in call.keywords:
+            if kw.arg == expr.attr:
+                value = index.eval(kw.value, {}, None)
+                return None if value is UNKNOWN else (value, kw.value.lineno)
+        if call.args:
+            return None  # positional fields: not worth guessing the order
+    node, home = _class_node(cls_expr, index)
+    if node is None:
+        return None
+    for stmt in node.body:
+        target = stmt.target if isinstance(stmt, ast.AnnAssign) else None
+        if isinstance(stmt, ast.Assign) and len(stmt.targets) == 1:
+            target = stmt.targets[0]
+        if isinstance(target, ast.Name) and target.id == expr.attr and stmt.value is not None:
+            value = home.eval(stmt.value, {}, None)
+            return None if value is UNKNOWN else (value, stmt.lineno)
+    return None
+
+
+def _module_assignment(name: str, index: Any) -> ast.Call | None:
+    for stmt in index.tree.body:
+        if (
+            isinstance(stmt, ast.Assign)
+            and isinstance(stmt.value, ast.Call)
+            and any(isinstance(t, ast.Name) and t.id == name for t in stmt.targets)
+        ):
+            return stmt.value
+    return None
+
+
+def _class_node(expr: ast.expr, index: Any) -> tuple[ast.ClassDef | None, Any]:
+    if isinstance(expr, ast.Name) and expr.id in index.class_nodes:
+        return index.class_nodes[expr.id], index
+    qual = index.qualname(expr)
+    if qual and index.project is not None:
+        found = index.project.plain_class(qual)
+        if found is not None:
+            return found
+    return None, None
+
+
+# ---------------------------------------------------------------------- across files
+def training_scripts(project: Any) -> list[tuple[str, frozenset[str]]]:
+    """(path, identifiers) of the project's files that train something; walked once per
+    project (a model class is then looked up by name without reading a file again)."""
+    cached = getattr(project, "_scripts", None)
+    if cached is not None:
+        return cached
+    found: list[tuple[str, frozenset[str]]] = []
+    seen = 0
+    # without a project marker the root is just the file's folder (say /tmp): its own
+    # scripts and one level down, not everything below it
+    deep = project.marked
+    for dirpath, dirnames, filenames in os.walk(project.root):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith(".") and d not in _SKIP_DIRS)
+        if not deep and dirpath != project.root:
+            dirnames[:] = []
+        for name in sorted(filenames):
+            if not name.endswith(".py"):
+                continue
+            seen += 1
+            path = os.path.join(dirpath, name)
+            try:
+                if os.path.getsize(path) > MAX_SCRIPT_SIZE or not os.path.isfile(path):
+                    continue
+                with open(path, encoding="utf-8", errors="replace") as handle:
+                    text = handle.read()
+            except OSError:
+                continue
+            if trains(text):
+                found.append((path, frozenset(_IDENTIFIER.findall(text))))
+        if seen > MAX_WALK:
+            break
+    project._scripts = found
+    return found
+
+
+def project_batches(project: Any, model_path: str, class_name: str) -> list[tuple[int, str]]:
+    """Training batches of the scripts of the project that build ``class_name`` from
+    ``model_path``: (per-device batch, "train.py:9 ..."), one per script that says."""
+    from .batch import scan_file  # batch.py imports this module
+
+    model_path = os.path.abspath(model_path)
+    out: list[tuple[int, str]] = []
+    for path, words in training_scripts(project):
+        if os.path.abspath(path) == model_path or class_name not in words:
+            continue
+        index = project.index(path)
+        if index is None or not _builds(index, model_path, class_name):
+            continue
+        key = ("batch-scan", path)
+        scan = project.memo.get(key)
+        if scan is None:
+            try:
+                scan = scan_file(index)
+            except Exception:
+                continue
+            project.memo[key] = scan
+        if scan.batch is not None:
+            label = display_path(path, project.root)
+            value, where = scan.batch
+            out.append((value, where.replace("file:", f"{label}:", 1)))
+    return out
+
+
+def _builds(index: Any, model_path: str, class_name: str) -> bool:
+    """Whether the script constructs (or hands to LightningCLI) that class of that file."""
+    for node in ast.walk(index.tree):
+        if not isinstance(node, ast.Call):
+            continue
+        for expr in (node.func, *node.args):
+            if not isinstance(expr, (ast.Name, ast.Attribute)):
+                continue
+            qual = index.qualname(expr) or ""
+            if qual.split(".")[-1] != class_name:
+                continue
+            value = index.eval(expr, {}, None)
+            home = getattr(value, "home", None)
+            view = getattr(home, "project", None)
+            if view is not None and os.path.abspath(view.path) == model_path:
+                return True
+    return False

@@ -1,0 +1,307 @@
+"""The project index: which file a module name means, and what a name imported from
+another file of the project is (a model class, a torch layer subclass, a helper function,
+a constant).
+
+Lazy by design: nothing is walked up front. A name is resolved when the evaluator meets it,
+by probing the few files Python itself would import (the importer's folder, the folder
+above its package, the project root and its ``src/``), and each file read as a dependency
+is parsed once and kept (LRU). Analysing one file of a package reads only what it imports.
+
+>>> import os, tempfile
+>>> d = tempfile.mkdtemp()
+>>> src = "import torch.nn as nn\\nclass B(nn.Module): pass\\n"
+>>> _ = open(os.path.join(d, "base.py"), "w").write(src)
+>>> view = project_for(os.path.join(d, "model.py"))
+>>> view.lookup("base.B", None).name
+'B'
+"""
+
+from __future__ import annotations
+
+import ast
+import os
+from collections import OrderedDict
+from functools import lru_cache
+from typing import Any
+
+from .files import SourceError, read_source
+from .ir import UNKNOWN
+from .symbols import ExternalFunction, PlainClass
+
+MAX_CACHED = 128  # dependency files kept parsed (an LRU: hot bases stay, memory stays low)
+MAX_CHAIN = 8  # re-exports followed (``__init__.py`` importing from ``.base``)
+_MARKERS = ("pyproject.toml", "setup.py", "setup.cfg", ".git")
+# Top-level modules never in the project: skip the file probes for their names.
+_EXTERNAL = frozenset(
+    {
+        "torch",
+        "torchvision",
+        "torchaudio",
+        "numpy",
+        "np",
+        "lightning",
+        "pytorch_lightning",
+        "pl",
+        "L",
+        "nn",
+        "F",
+        "math",
+        "os",
+        "sys",
+        "typing",
+        "functools",
+        "collections",
+        "dataclasses",
+        "itertools",
+        "abc",
+        "enum",
+        "re",
+        "json",
+        "logging",
+        "warnings",
+        "copy",
+        "einops",
+        "scipy",
+        "pandas",
+    }
+)
+
+
+@lru_cache(maxsize=4096)
+def find_root(directory: str) -> str:
+    """The nearest folder at or above ``directory`` holding a project marker
+    (pyproject.toml, setup.py, setup.cfg, .git); without one, the outermost package
+    around ``directory`` (an installed ``site-packages/timm``), else ``directory``."""
+    here = directory
+    while True:
+        if any(os.path.exists(os.path.join(here, m)) for m in _MARKERS):
+            return here
+        parent = os.path.dirname(here)
+        if parent == here:
+            break
+        here = parent
+    top = _package_top(directory)
+    return directory if top == directory else _outermost_package(directory, top)
+
+
+def _outermost_package(directory: str, top: str) -> str:
+    """The child of ``top`` on the way to ``directory`` (the top-level package folder)."""
+    rel = os.path.relpath(directory, top)
+    return os.path.join(top, rel.split(os.sep)[0])
+
+
+@lru_cache(maxsize=4096)
+def _package_top(directory: str) -> str:
+    """The folder above the outermost package containing ``directory`` (where Python's
+    ``sys.path`` entry for it must be)."""
+    here = directory
+    while os.path.isfile(os.path.join(here, "__init__.py")):
+        parent = os.path.dirname(here)
+        if parent == here:
+            break
+        here = parent
+    return here
+
+
+class Project:
+    """Files of one project root, read on demand as dependencies."""
+
+    def __init__(self, root: str) -> None:
+        self.root = root
+        self.marked = any(os.path.exists(os.path.join(root, m)) for m in _MARKERS) or (
+            os.path.isfile(os.path.join(root, "__init__.py"))
+        )
+        self._indexes: OrderedDict[str, Any] = OrderedDict()
+        self._building: set[str] = set()
+        self._files: dict[tuple[str, str], str | None] = {}
+        self._scripts: list[tuple[str, frozenset[str]]] | None = None  # entrypoints.py
+        self._trees: OrderedDict[str, tuple[str, ast.Module]] = OrderedDict()
+        self._lookups: dict[tuple[str, str], Any] = {}
+        self.memo: dict[Any, Any] = {}  # per-project results of other modules
+
+    # ------------------------------------------------------------------ module -> file
+    def module_file(self, module: str, importer: str) -> str | None:
+        """The file a module name means when imported from ``importer`` (a path), or None.
+
+        ``module`` may be relative (``.base``, ``..layers``)."""
+        here = os.path.dirname(importer)
+        level = len(module) - len(module.lstrip("."))
+        if level:
+            base = here
+            for _ in range(level - 1):
+                base = os.path.dirname(base)
+            rest = module[level:]
+            return self._probe(base, rest) if rest else _init(base)
+        for base in self._search_dirs(here):
+            found = self._probe(base, module)
+            if found:
+                return found
+        return None
+
+    def _search_dirs(self, here: str) -> list[str]:
+        dirs = [here, _package_top(here), self.root, os.path.join(self.root, "src")]
+        return list(dict.fromkeys(dirs))
+
+    def _probe(self, base: str, module: str) -> str | None:
+        key = (base, module)
+        if key not in self._files:
+            stem = os.path.join(base, *module.split("."))
+            found = None
+            for candidate in (stem + ".py", os.path.join(stem, "__init__.py")):
+                if os.path.isfile(candidate):
+                    found = candidate
+                    break
+            self._files[key] = found
+        return self._files[key]
+
+    # ------------------------------------------------------------------ files -> indexes
+    def index(self, path: str) -> Any:
+        """The ModuleIndex of a dependency file (cached), or None when it cannot be read."""
+        path = os.path.abspath(path)
+        if path in self._indexes:
+            self._indexes.move_to_end(path)
+            return self._indexes[path]
+        if path in self._building:
+            return None  # an import cycle: the file is being read right now
+        from .extract import BudgetExceeded, ModuleIndex
+
+        self._building.add(path)
+        try:
+            source = read_source(path)
+            tree = self.parse(path, source)
+            label = display_path(path, self.root)
+            index = ModuleIndex(tree, source, project=ProjectView(self, path), label=label)
+        except (SourceError, SyntaxError, ValueError, RecursionError, MemoryError):
+            index = None
+        except BudgetExceeded:
+            index = None
+        finally:
+            self._building.discard(path)
+        self._indexes[path] = index
+        if len(self._indexes) > MAX_CACHED:
+            self._indexes.popitem(last=False)
+        return index
+
+    def parse(self, path: str, source: str) -> ast.Module:
+        """``ast.parse`` once per file and source: a file analyzed after being read as a
+        dependency (or the other way round) is not parsed twice."""
+        path = os.path.abspath(path)
+        cached = self._trees.get(path)
+        if cached is not None and cached[0] == source:
+            self._trees.move_to_end(path)
+            return cached[1]
+        tree = ast.parse(source, filename=path)
+        self._trees[path] = (source, tree)
+        if len(self._trees) > MAX_CACHED:
+            self._trees.popitem(last=False)
+        return tree
+
+    # ------------------------------------------------------------------ names
+    def lookup(self, qual: str, importer: str, depth: int = 0) -> Any:
+        """What the dotted name ``qual`` (as a file imports it) is in the project:
+        a ClassInfo, a TorchSubclass, an ExternalFunction, a constant, or UNKNOWN."""
+        key = (qual, importer if qual.startswith(".") else _dirname(importer))
+        if key in self._lookups:
+            return self._lookups[key]
+        found = self._lookup(qual, importer, depth)
+        if not self._building:  # inside an import cycle a name may be missing for now
+            self._lookups[key] = found
+        return found
+
+    def _lookup(self, qual: str, importer: str, depth: int) -> Any:
+        stripped = qual.lstrip(".")
+        if (
+            depth > MAX_CHAIN
+            or not stripped
+            or (stripped == qual and qual.split(".")[0] in _EXTERNAL)
+        ):
+            return UNKNOWN
+        dots = qual[: len(qual) - len(stripped)]
+        parts = stripped.split(".")
+        for cut in range(len(parts) - 1, -1, -1):
+            if cut == 0 and not dots:
+                break
+            module = dots + ".".join(parts[:cut])
+            path = self.module_file(module, importer)
+            if path is None:
+                continue
+            if len(parts) - cut != 1:
+                return UNKNOWN  # an attribute of a member (``mod.Class.attr``): not followed
+            dep = self.index(path)
+            return UNKNOWN if dep is None else self.member(dep, path, parts[cut], depth)
+        return UNKNOWN
+
+    def member(self, dep: Any, path: str, name: str, depth: int) -> Any:
+        """A top-level name of a dependency file."""
+        if name in dep.classes:
+            return dep.classes[name]
+        if name in dep.torch_subclasses:
+            return dep.torch_subclasses[name].value()
+        if name in dep.class_nodes:
+            return PlainClass(dep.class_nodes[name], dep)
+        if name in dep.functions:
+            return ExternalFunction(dep.functions[name], dep)
+        if name in dep.env:
+            return dep.env[name]
+        if name in dep.lazy:
+            return dep.materialize(name)
+        if name in dep.imports:  # a re-export: ``from .base import Backbone`` in __init__.py
+            return self.lookup(dep.imports[name], path, depth + 1)
+        return UNKNOWN
+
+
+class ProjectView:
+    """A project as one of its files sees it (relative imports start from that file)."""
+
+    def __init__(self, project: Project, path: str) -> None:
+        self.project = project
+        self.path = path
+
+    def lookup(self, qual: str, index: Any = None) -> Any:
+        return self.project.lookup(qual, self.path)
+
+    def plain_class(self, qual: str) -> tuple[ast.ClassDef, Any] | None:
+        """A class that is not a module (a ``@dataclass`` config), with its file's index."""
+        found = self.lookup(qual)
+        if isinstance(found, PlainClass):
+            return found.node, found.home
+        return None
+
+
+def display_path(path: str, root: str) -> str:
+    """``path`` as a user reads it: relative to the working folder when under it, else to
+    the project root."""
+    cwd = os.getcwd()
+    if os.path.commonpath([cwd, path]) == cwd:
+        return os.path.relpath(path, cwd)
+    return os.path.relpath(path, root)
+
+
+@lru_cache(maxsize=8192)
+def _dirname(path: str) -> str:
+    return os.path.dirname(path)
+
+
+def _init(directory: str) -> str | None:
+    candidate = os.path.join(directory, "__init__.py")
+    return candidate if os.path.isfile(candidate) else None
+
+
+_PROJECTS: dict[str, Project] = {}
+
+
+def project_for(path: str) -> ProjectView:
+    """The project a file on disk belongs to (one Project per root, per process)."""
+    path = os.path.abspath(path)
+    root = find_root(os.path.dirname(path))
+    project = _PROJECTS.get(root)
+    if project is None:
+        project = _PROJECTS[root] = Project(root)
+    return ProjectView(project, path)
+
+
+def clear() -> None:
+    """Forget every project (tests rewrite files between runs)."""
+    _PROJECTS.clear()
+    find_root.cache_clear()
+    _package_top.cache_clear()

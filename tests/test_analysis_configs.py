@@ -1,0 +1,159 @@
+"""Training configs: LightningCLI precedence and keys, Hydra composition and
+interpolation, OpenMMLab Python configs, bounded YAML reading, the CLI's one-line note."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from cli.main import app
+from normsuite.analysis.configs import ConfigReadError, read_configs
+from normsuite.analysis.runner import analyze_paths
+from normsuite.analysis.types import AnalysisOptions
+
+FIX = Path(__file__).parent / "fixtures" / "project"
+runner = CliRunner()
+
+
+def _batch(model: Path, *configs: Path, **options):
+    opts = AnalysisOptions(config_paths=tuple(str(c) for c in configs), **options)
+    (result,) = analyze_paths([str(model)], opts)
+    assert result.error is None, result.error
+    return result
+
+
+def test_c01_lightning_cli_yaml_beats_the_signature_default() -> None:
+    """Data(batch_size=64) in the file, data.init_args.batch_size: 2 and 4 devices in the
+    YAML: batch 2 x 4 devices, NRM006."""
+    result = _batch(FIX / "c01_cli_config" / "model.py", FIX / "c01_cli_config" / "cli.yaml")
+    b = result.models[0].batch_size
+    assert (b.per_device, b.devices) == (2, 4)
+    assert b.source.startswith("config:cli.yaml data.init_args.batch_size=2")
+    assert [f.code for f in result.findings] == ["NRM006"]
+    # the command line still wins over the YAML
+    b = (
+        _batch(
+            FIX / "c01_cli_config" / "model.py", FIX / "c01_cli_config" / "cli.yaml", batch_size=32
+        )
+        .models[0]
+        .batch_size
+    )
+    assert (b.per_device, b.source.split(";")[0]) == (32, "cli")
+
+
+def test_later_config_wins_and_devices_forms(tmp_path: Path) -> None:
+    a = tmp_path / "a.yaml"
+    a.write_text("data:\n  batch_size: 8\ntrainer:\n  devices: [0, 1]\n  num_nodes: 2\n")
+    b = tmp_path / "b.yaml"
+    b.write_text("data:\n  init_args:\n    batch_size: 3\n")
+    scan = read_configs((str(a), str(b)))
+    assert scan.batch[0] == 3 and scan.devices[0] == 4
+    c = tmp_path / "c.yaml"
+    c.write_text("trainer:\n  devices: -1\n")
+    scan = read_configs((str(c),))
+    assert scan.devices is None and "pass --devices" in scan.notes[0]
+    d = tmp_path / "d.yaml"
+    d.write_text("trainer:\n  devices: auto\n")
+    assert read_configs((str(d),)).devices is None
+
+
+def test_hydra_defaults_group_files_and_interpolation(tmp_path: Path) -> None:
+    (tmp_path / "datamodule").mkdir()
+    (tmp_path / "trainer").mkdir()
+    (tmp_path / "config.yaml").write_text(
+        "defaults:\n  - datamodule: mnist\n  - trainer: ddp\n  - _self_\ncommon:\n  bs: 4\n"
+    )
+    (tmp_path / "datamodule" / "mnist.yaml").write_text(
+        "_target_: x.MNISTDataModule\nloaders:\n  train:\n    batch_size: ${common.bs}\n"
+        "  val:\n    batch_size: 256\n"
+    )
+    (tmp_path / "trainer" / "ddp.yaml").write_text("devices: 2\naccumulate_grad_batches: 2\n")
+    scan = read_configs((str(tmp_path / "config.yaml"),))
+    assert scan.batch == (4, "config:config.yaml datamodule.loaders.train.batch_size=4")
+    assert scan.devices[0] == 2 and scan.accumulate[0] == 2
+
+
+def test_hydra_primary_config_overrides_its_defaults(tmp_path: Path) -> None:
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "small.yaml").write_text("batch_size: 64\n")
+    (tmp_path / "config.yaml").write_text("defaults:\n  - data: small\ndata:\n  batch_size: 6\n")
+    assert read_configs((str(tmp_path / "config.yaml"),)).batch[0] == 6
+
+
+def test_openmmlab_python_config_with_bases(tmp_path: Path) -> None:
+    (tmp_path / "_base_").mkdir()
+    (tmp_path / "_base_" / "default.py").write_text(
+        "train_dataloader = dict(batch_size=32, num_workers=2)\n"
+        "norm_cfg = dict(type='BN', requires_grad=True)\n"
+    )
+    (tmp_path / "cfg.py").write_text(
+        "_base_ = ['./_base_/default.py']\nimport os\nos.system('echo never run')\n"
+        "norm_cfg = dict(type='SyncBN', requires_grad=True)\n"
+        "model = dict(backbone=dict(norm_cfg=norm_cfg))\n"
+        "train_dataloader = dict(batch_size=2)\n"
+    )
+    scan = read_configs((str(tmp_path / "cfg.py"),))
+    assert scan.batch == (2, "config:cfg.py train_dataloader.batch_size=2")
+    assert scan.sync is True
+    (tmp_path / "old.py").write_text("data = dict(samples_per_gpu=4, workers_per_gpu=2)\n")
+    assert read_configs((str(tmp_path / "old.py"),)).batch[0] == 4
+
+
+def test_yaml_size_cap_is_one_line_and_fast(tmp_path: Path) -> None:
+    big = tmp_path / "big.yaml"
+    with big.open("w") as handle:
+        line = "k" * 60 + ": 1\n"
+        for i in range(21 * 1024 * 1024 // len(line)):
+            handle.write(f"x{i}{line}")
+    start = time.perf_counter()
+    with pytest.raises(ConfigReadError) as err:
+        read_configs((str(big),))
+    assert time.perf_counter() - start < 5  # a bound on a hang, not a speed goal
+    assert "size cap" in str(err.value) and "NORMSUITE_MAX_CONFIG_SIZE" in str(err.value)
+
+
+def test_yaml_alias_bomb_is_refused(tmp_path: Path) -> None:
+    bomb = tmp_path / "bomb.yaml"
+    rows = ["a0: &a0 [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]"]
+    for i in range(1, 12):
+        rows.append(f"a{i}: &a{i} [" + ", ".join([f"*a{i - 1}"] * 100) + "]")
+    bomb.write_text("data:\n" + "\n".join("  " + r for r in rows) + "\n")
+    with pytest.raises(ConfigReadError) as err:
+        read_configs((str(bomb),))
+    assert "alias cap" in str(err.value) and "NORMSUITE_MAX_YAML_ALIASES" in str(err.value)
+
+
+def test_cli_config_errors_and_note(tmp_path: Path) -> None:
+    model = tmp_path / "model.py"
+    shutil.copy(FIX / "c01_cli_config" / "model.py", model)
+    empty = tmp_path / "empty.yaml"
+    empty.write_text("seed_everything: 1\n")
+    out = runner.invoke(app, ["check", str(model), "--config", str(empty)])
+    assert out.exit_code == 0
+    assert "no batch size or devices key found in --config" in out.output
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("data: [\n")
+    out = runner.invoke(app, ["check", str(model), "--config", str(bad)])
+    assert out.exit_code == 2 and "not valid YAML" in out.output
+    assert "Traceback" not in out.output
+    cfg = FIX / "c01_cli_config" / "cli.yaml"
+    out = runner.invoke(
+        app, ["recommend", str(model), "--config", str(empty), "--config", str(cfg)]
+    )
+    assert out.exit_code == 0 and "batch 2/device x 4 devices" in out.output
+
+
+def test_fifo_config_does_not_hang(tmp_path: Path) -> None:
+    fifo = tmp_path / "cfg.yaml"
+    os.mkfifo(fifo)
+    code = "from normsuite.analysis.configs import read_configs\ntry:\n"
+    code += f"    read_configs(({str(fifo)!r},))\nexcept ValueError as e:\n    print(e)\n"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert "not a regular file" in out.stdout

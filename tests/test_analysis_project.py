@@ -1,0 +1,158 @@
+"""The project index: names resolved across files (bases, wrappers, helpers, constants),
+torch layer subclasses keeping their parent's meaning, third-party bases.
+
+Fixtures in tests/fixtures/project/ are copies of the analyzer cases (a02_pkg, r29_pkg,
+r05, a09b) plus a src/ layout package with relative imports written for these tests.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from normsuite.analysis import project
+from normsuite.analysis.runner import analyze_paths
+from normsuite.analysis.types import FileResult
+
+FIX = Path(__file__).parent / "fixtures" / "project"
+
+
+def _by_name(results: list[FileResult]) -> dict[str, FileResult]:
+    return {os.path.relpath(r.path, FIX): r for r in results}
+
+
+def _codes(result: FileResult) -> list[tuple[str, int]]:
+    return [(f.code, f.line) for f in result.findings]
+
+
+def test_base_class_in_another_file_is_resolved() -> None:
+    """a02: FusionNeck(Backbone), Backbone in base.py -> model found, NRM001 at line 11."""
+    results = _by_name(analyze_paths([str(FIX / "a02_pkg")]))
+    head = results["a02_pkg/fpn_head.py"]
+    assert [m.name for m in head.models] == ["FusionNeck"]
+    assert head.models[0].architecture == "cnn2d"
+    assert _codes(head) == [("NRM001", 11)]
+
+
+def test_base_class_resolved_when_the_file_is_analyzed_alone() -> None:
+    """Analysing one file of a package still reads what it imports (and only that)."""
+    (head,) = analyze_paths([str(FIX / "a02_pkg" / "fpn_head.py")])
+    assert _codes(head) == [("NRM001", 11)]
+
+
+def test_wrapper_from_another_file_feeds_the_norm() -> None:
+    """r29: ConvNorm (Conv1d with bias) from layers.py before BatchNorm1d -> NRM001 at the
+    call in model.py, naming the layer's own place."""
+    results = _by_name(analyze_paths([str(FIX / "r29_pkg")]))
+    model = results["r29_pkg/model.py"]
+    nrm001 = [f for f in model.findings if f.code == "NRM001"]
+    assert [f.line for f in nrm001] == [10, 11]
+    assert "layers.py:9" in nrm001[0].message
+    assert not [f for f in results["r29_pkg/layers.py"].findings if f.code == "NRM001"]
+
+
+def test_layernorm_subclass_is_a_layernorm() -> None:
+    """r05: FP32LayerNorm(nn.LayerNorm) on a conv map -> NRM002, as for nn.LayerNorm."""
+    (result,) = analyze_paths([str(FIX / "r05_layernorm_subclass.py")])
+    assert ("NRM002", 13) in _codes(result)
+    assert [m.name for m in result.models] == ["FrontEnd"]  # the norm class is no model
+
+
+def test_groupnorm_subclass_is_a_gn_norm_site() -> None:
+    """a09b: GroupNorm32(nn.GroupNorm) -> a norm site of kind gn with 128 channels."""
+    (result,) = analyze_paths([str(FIX / "a09b_gn_subclass.py")])
+    (model,) = result.models
+    assert [(s.kind, s.num_channels) for s in model.norms_found] == [("gn", 128)]
+
+
+@pytest.fixture(scope="module")
+def src_layout() -> dict[str, FileResult]:
+    project.clear()
+    return _by_name(analyze_paths([str(FIX / "src_layout")]))
+
+
+def test_src_layout_relative_imports_and_constants(src_layout: dict[str, FileResult]) -> None:
+    """``from .. import ConvBN`` (a re-export in __init__.py), ``from ..layers import``,
+    a constant WIDTH = 48 from constants.py, a helper function returning a Sequential."""
+    net = src_layout["src_layout/src/netpkg/models/net.py"]
+    model = next(m for m in net.models if m.name == "Net")
+    sites = {s.name: (s.kind, s.num_channels) for s in model.norms_found}
+    assert sites == {"stem.bn": ("bn", 48), "extra.1": ("bn", 96), "norm": ("ln", 48)}
+    # the helper-made and wrapper-made convs keep their bias: NRM001 at the calls in net.py
+    assert _codes(net) == [("NRM001", 11), ("NRM001", 12)]
+
+
+def test_subclass_with_own_init_passes_its_super_arguments(
+    src_layout: dict[str, FileResult],
+) -> None:
+    """MyLN(dim) calls super().__init__(dim, eps=1e-6): an LN over 48 channels."""
+    net = src_layout["src_layout/src/netpkg/models/net.py"]
+    model = next(m for m in net.models if m.name == "Net")
+    assert any(s.name == "norm" and s.num_channels == 48 for s in model.norms_found)
+
+
+def test_lstm_cell_subclass_keeps_its_meaning(src_layout: dict[str, FileResult]) -> None:
+    """MyLSTM(nn.LSTMCell) imported from another file: the decoder is recurrent."""
+    net = src_layout["src_layout/src/netpkg/models/net.py"]
+    decoder = next(m for m in net.models if m.name == "Decoder")
+    assert decoder.architecture == "rnn"
+    assert "LSTMCell" in decoder.architecture_evidence
+
+
+def test_third_party_base_building_layers_is_analyzed(src_layout: dict[str, FileResult]) -> None:
+    """``Head(some_lib.BaseModel)`` builds nn layers: analyzed, its unread base listed;
+    ``Settings(BaseModel)`` builds none: no model."""
+    result = src_layout["src_layout/scripts/third_party.py"]
+    assert [m.name for m in result.models] == ["Head"]
+    assert result.models[0].unresolved_bases == ["some_lib.models.BaseModel"]
+    assert result.to_dict()["models"][0]["unresolved_bases"] == ["some_lib.models.BaseModel"]
+
+
+def test_import_cycle_terminates(tmp_path: Path) -> None:
+    (tmp_path / "a.py").write_text(
+        "import torch.nn as nn\nfrom b import B\nclass A(B):\n"
+        "    def __init__(self):\n        super().__init__()\n        self.bn = nn.BatchNorm2d(4)\n"
+    )
+    (tmp_path / "b.py").write_text("from a import A\nclass B(A):\n    pass\n")
+    results = analyze_paths([str(tmp_path)])
+    assert all(r.error is None for r in results)
+
+
+def test_module_file_probes_like_python(tmp_path: Path) -> None:
+    """Script folder, the folder above the package, the root's src/, relative imports."""
+    (tmp_path / "pyproject.toml").write_text("")
+    pkg = tmp_path / "src" / "pkg" / "sub"
+    pkg.mkdir(parents=True)
+    for d in (pkg.parent, pkg):
+        (d / "__init__.py").write_text("")
+    (pkg / "m.py").write_text("")
+    (pkg.parent / "layers.py").write_text("")
+    proj = project.Project(str(tmp_path))
+    importer = str(pkg / "m.py")
+    assert proj.module_file("pkg.layers", importer) == str(pkg.parent / "layers.py")
+    assert proj.module_file("..layers", importer) == str(pkg.parent / "layers.py")
+    assert proj.module_file(".", importer) == str(pkg / "__init__.py")
+    assert proj.module_file("missing", importer) is None
+
+
+def test_torch_subclass_as_a_class_value(tmp_path: Path) -> None:
+    """``partial(GroupNorm32, 8)`` and a subclass of it imported from another file are
+    GroupNorm too."""
+    (tmp_path / "norms.py").write_text(
+        "import torch.nn as nn\nclass GroupNorm32(nn.GroupNorm):\n"
+        "    def forward(self, x):\n        return super().forward(x.float()).type(x.dtype)\n"
+    )
+    (tmp_path / "net.py").write_text(
+        "import functools\nimport torch.nn as nn\nfrom norms import GroupNorm32\n"
+        "class GN(GroupNorm32):\n    pass\n"
+        "class Net(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
+        "        norm = functools.partial(GroupNorm32, 8)\n"
+        "        self.a = norm(64)\n        self.b = GN(3, 64)\n"
+    )
+    project.clear()
+    (result,) = analyze_paths([str(tmp_path / "net.py")])
+    (model,) = result.models
+    assert [(s.kind, s.num_channels) for s in model.norms_found] == [("gn", 64), ("gn", 64)]
+    assert any(f.code == "NRM003" for f in result.findings)  # GN(3, 64): 64 % 3 != 0
