@@ -455,3 +455,36 @@ def test_cli_advises_top_level_models_and_all_modules_shows_blocks() -> None:
     assert a08.exit_code == 0
     assert a08.output.count("recommend: none (") == 3  # each with its reason
     assert "not a model" in a08.output
+
+
+RES2NET_LOOP = '''
+import torch
+import torch.nn as nn
+
+
+class Res2Block(nn.Module):
+    """Res2Net hierarchy: a different conv each chunk, not a cell stepped over time."""
+
+    def __init__(self, c=64, scale=4):
+        super().__init__()
+        w = c // scale
+        self.blocks = nn.ModuleList(
+            [nn.Sequential(nn.Conv1d(w, w, 3, padding=1, bias=False), nn.BatchNorm1d(w))
+             for _ in range(scale - 1)]
+        )
+
+    def forward(self, x):
+        ys = []
+        for i, x_i in enumerate(torch.chunk(x, 4, dim=1)):
+            y = x_i if i == 0 else self.blocks[i - 1](x_i + (y if i > 1 else 0))
+            ys.append(y)
+        return torch.cat(ys, dim=1)
+'''
+
+
+def test_a_different_block_per_loop_step_is_not_recurrence() -> None:
+    result = analyze_source(RES2NET_LOOP, "m.py", AnalysisOptions(batch_size=64))
+    report = model(result, "Res2Block")
+    assert report.architecture == "cnn1d"
+    assert not [f for f in result.findings if f.code == "NRM007"]
+    assert kept(report)

@@ -77,13 +77,6 @@ def site_architecture(model: ModelContext, layer: Layer) -> str:
     if model.recurrence.on_path(layer) or (t.rnn and t.rank == 3):
         return "rnn"  # inside a cell stepped over time, or on an RNN's per-step outputs
     if t.kind == "seq":
-        if arch == "hybrid" and not attention and layer.norm_kind in ("bn", "syncbn"):
-            # A BatchNorm on the time steps of a conv/attention-pooling hybrid outside any
-            # attention block (speechbrain's channels-last Conv1d + BatchNorm1d in ECAPA):
-            # the conv side of the model.
-            convs = {sub.type for _, sub in model.layers} & {"Conv1d", "LazyConv1d"}
-            if convs:
-                return "cnn1d"
         if arch in ("transformer", "hybrid") or attention:
             return "transformer"
         return _sequence_architecture(model)
