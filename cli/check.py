@@ -140,6 +140,7 @@ def run_analysis(
     fix: bool = False,
     diff: bool = False,
     unsafe_fixes: bool = False,
+    all_modules: bool = False,
 ) -> None:
     """Parse the shared options, analyze, print, and exit with ruff's codes."""
     from normsuite.analysis.config import ConfigError
@@ -177,6 +178,10 @@ def run_analysis(
         results = analyze_paths(paths, options, settings=settings, jobs=jobs, skipped=skipped)
         for line in skipped:  # fifos, devices, sockets: never opened
             typer.echo(f"normsuite {command}: warning: {line}", err=True)
+        if command == "recommend" and not all_modules:
+            from normsuite.analysis.usage import hide_blocks
+
+            results = hide_blocks(results)  # advise models; blocks are judged in them
     except (UsageError, ConfigError) as exc:
         typer.echo(f"normsuite {command}: error: {exc}", err=True)
         raise typer.Exit(2) from None

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import typer
+
 from .check import (
     ACCUMULATE,
     BATCH_SIZE,
@@ -43,6 +45,12 @@ def recommend(
     trace: bool = TRACE,
     model: str | None = MODEL,
     input_shape: str | None = INPUT_SHAPE,
+    all_modules: bool = typer.Option(
+        False,
+        "--all-modules",
+        help="Show every module class, blocks included (by default only top-level models: "
+        "classes no other analyzed class uses; blocks are judged in their model's context).",
+    ),
 ) -> None:
     """Recommend BatchNorm, GroupNorm, LayerNorm, ... for each model, with cited reasons.
 
@@ -66,4 +74,5 @@ def recommend(
         trace=trace,
         model=model,
         input_shape=input_shape,
+        all_modules=all_modules,
     )

@@ -6,7 +6,11 @@ import sys
 
 import typer
 
-CODE = typer.Argument(None, help="A rule code such as NRM002; omit to list all rules.")
+CODE = typer.Argument(
+    None,
+    help="A rule code such as NRM002, or `domains` (the domain exceptions to the advice, "
+    "with their sources); omit to list all rules.",
+)
 
 
 def rule(code: str | None = CODE) -> None:
@@ -18,6 +22,11 @@ def rule(code: str | None = CODE) -> None:
         _list_rules()
         return
     key = code.strip().upper()
+    if key in ("DOMAINS", *_domain_ids()):
+        from normsuite.advice import domains_doc
+
+        _print_markdown(domains_doc())
+        return
     if key not in RULES:
         import difflib
 
@@ -30,7 +39,16 @@ def rule(code: str | None = CODE) -> None:
         )
         raise typer.Exit(2)
     info = RULES[key]
-    doc = rule_doc(key) or f"# {info.code} ({info.name})\n\n{info.summary}\n"
+    _print_markdown(rule_doc(key) or f"# {info.code} ({info.name})\n\n{info.summary}\n")
+
+
+def _domain_ids() -> tuple[str, ...]:
+    from normsuite.advice import DOMAINS
+
+    return tuple(DOMAINS)
+
+
+def _print_markdown(doc: str) -> None:
     from rich.console import Console
 
     console = Console(file=sys.stdout)

@@ -12,7 +12,7 @@ Used by the analyzer, by ``build_module(norm="auto")``, by the fit-time guardrai
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 GN_DEFAULT_GROUPS = 32  # GN paper (Wu & He 2018) default
 MIN_CHANNELS_PER_GROUP = 4  # below this GN degrades towards IN (GN paper Table 3)
@@ -166,11 +166,15 @@ def advise(
     accumulate: int = 1,
     fine_tuning_pretrained_bn: bool = False,
     channels: int | None = None,
+    direct_evidence: bool = True,
 ) -> Advice:
     """Pick a norm for a model (DESIGN.md section 4, rules B1-B11).
 
     ``per_device_batch`` is what one device's BatchNorm sees in one forward pass; ``None``
-    means unknown (the advice then says what it assumed).
+    means unknown (the advice then says what it assumed). ``direct_evidence`` says whether
+    the architecture and the batch come from direct evidence (the model's layers, the
+    training code or config); without it the confidence is at most "medium". See
+    :func:`calibrate` for when "high" is earned.
 
     >>> advise("cnn2d", 32).norm, advise("cnn2d", 15).norm, advise("rnn", 4).norm
     ('bn', 'gn', 'ln')
@@ -195,14 +199,63 @@ def advise(
     if architecture == "rnn":
         b.cite("B6")
         b.would_change.append("a convolutional or attention architecture")
-        return b.build("ln", "high")
-    if architecture == "transformer":
+        adv = b.build("ln", "high")
+    elif architecture == "transformer":
         b.cite("B7")
         b.would_change.append("a need for the cheapest norm: rms (RMSNorm)")
-        return b.build("ln", "high", alternatives=("rms",))
+        adv = b.build("ln", "high", alternatives=("rms",))
+    elif architecture == "mlp":
+        adv = _advise_mlp(b, batch)
+    else:
+        adv = _advise_cnn(b, architecture, batch, devices, fine_tuning_pretrained_bn, channels)
+    return calibrate(adv, architecture, batch, direct_evidence)
+
+
+# The GN/BN crossover is model-dependent: the GN paper's ResNet-50 on ImageNet crosses
+# between 8 and 16 images per GPU (BN 24.8% vs GN 24.0% at 8, 23.7% vs 24.2% at 16); our own
+# `normsuite compare` bake-off on the MNIST-1D ConvNet had BN beat GN at batch 4 and 8 and
+# crossed between 2 and 4. Advice inside that band is a judgement call, never "high".
+CROSSOVER_BAND = (3, 31)  # per-device batches where BN vs GN is not settled by the papers
+
+
+def calibrate(adv: Advice, architecture: str, batch: int | None, direct: bool) -> Advice:
+    """Cap the confidence at what the evidence supports.
+
+    "high" needs direct evidence (architecture from the layers, batch from training code or
+    config) and, for BN-vs-GN/LN choices, a batch far from the crossover: <= 2 or >= 32 per
+    device. Inside the band the answer is at most "medium" and names the `normsuite
+    compare` run that settles it. The MLP rule (B11) is the CNN evidence carried over to
+    features, never measured here: at most "medium". LayerNorm for RNNs/Transformers does
+    not depend on the batch.
+
+    >>> calibrate(advise("cnn2d", 8), "cnn2d", 8, True).confidence
+    'medium'
+    >>> calibrate(advise("cnn2d", 64), "cnn2d", 64, False).confidence
+    'medium'
+    """
+    order = {"low": 0, "medium": 1, "high": 2}
+    cap = "high"
+    would_change = list(adv.would_change)
+    if not direct:
+        cap = "medium"
     if architecture == "mlp":
-        return _advise_mlp(b, batch)
-    return _advise_cnn(b, architecture, batch, devices, fine_tuning_pretrained_bn, channels)
+        cap = "medium"
+    if architecture not in ("rnn", "transformer", "mlp") and adv.norm in ("bn", "gn"):
+        low, high = CROSSOVER_BAND
+        if batch is not None and low <= batch <= high:
+            cap = "medium"
+            cmd = (
+                "normsuite compare --config <your LightningCLI recipe>.yaml --norms bn,gn "
+                f"--batch-sizes {batch}"
+            )
+            if not any(cmd in w for w in would_change):
+                would_change.append(
+                    f"a measurement at your batch: `{cmd}` (the crossover is model-dependent: "
+                    "GN paper ResNet-50 between 8 and 16 per GPU; our MNIST-1D ConvNet "
+                    "between 2 and 4)"
+                )
+    confidence = adv.confidence if order[adv.confidence] <= order[cap] else cap
+    return replace(adv, confidence=confidence, would_change=tuple(would_change))
 
 
 def _advise_mlp(b: _Builder, batch: int | None) -> Advice:
@@ -240,12 +293,13 @@ def _advise_cnn(
         )
         confidence = "medium"
     small = batch is not None and batch < BN_MIN_BATCH
-    if fine_tuning and (batch is None or small):
+    if fine_tuning and small:
         b.cite("B10")
-        if batch is None:
-            b.assumptions.append(f"assumed per-device batch < {BN_MIN_BATCH} for fine-tuning")
         b.would_change.append(f"a per-device batch of {BN_MIN_BATCH} or more: bn (fine-tune BN)")
-        return b.build("frozenbn", confidence if batch else "medium", alternatives=("gn",))
+        return b.build("frozenbn", confidence, alternatives=("gn",))
+    if fine_tuning and batch is None:
+        # The pretrained BN stays; whether to freeze it depends on the batch.
+        b.would_change.append(f"fine-tuning at a per-device batch below {BN_MIN_BATCH}: frozenbn")
     if batch is None:
         b.cite("B1", "B5")
         b.assumptions.append(f"assumed per-device batch >= {BN_MIN_BATCH}")
@@ -336,3 +390,197 @@ def layer_code(norm: str, num_channels: int, *, ndim: int = 4, channels_last: bo
     if name == "none":
         return "nn.Identity()"
     raise ValueError(f"unknown norm {norm!r}; use one of: bn, syncbn, frozenbn, gn, ln, rms, in")
+
+
+# --------------------------------------------------------------------------- domains
+# B1-B11 are about recognition networks. Where a model belongs to a domain whose literature
+# chose a norm on purpose, that choice is kept, and the advice says which domain and why.
+
+
+@dataclass(frozen=True)
+class Domain:
+    """A family of models with its own, published norm practice."""
+
+    id: str
+    name: str
+    norm: str  # what the domain uses: the advice for sites that do not already fit
+    keep: tuple[str, ...]  # norm kinds that are kept as they are
+    rationale: str
+    sources: str
+    detected_by: str  # what the analyzer looks for (structure, not names)
+
+
+DOMAINS: dict[str, Domain] = {
+    d.id: d
+    for d in (
+        Domain(
+            "D1",
+            "image generation / style transfer / image-to-image generator",
+            "in",
+            ("in", "ln", "gn", "rms"),
+            "InstanceNorm removes each image's own contrast and style statistics, which is "
+            "what stylization and image-to-image generators need; batch statistics would "
+            "mix the styles of a batch (and such generators train at batch 1-4). AdaIN "
+            "re-injects a style's mean and variance per instance.",
+            "Ulyanov, Vedaldi & Lempitsky 2016, arXiv:1607.08022 (Instance Normalization); "
+            "Huang & Belongie 2017, arXiv:1703.06868 (AdaIN); CycleGAN/pix2pix use "
+            "InstanceNorm (Zhu et al. 2017, arXiv:1703.10593)",
+            "conv layers with InstanceNorm (or an AdaIN-style norm) and an image output: a "
+            "tanh output or an upsampling decoder, no classification head",
+        ),
+        Domain(
+            "D2",
+            "GAN critic trained with a gradient penalty (WGAN-GP)",
+            "ln",
+            ("ln", "gn", "in", "none"),
+            "The gradient penalty is computed per sample; BatchNorm makes each sample's "
+            "output depend on the others in the batch, which invalidates the penalty. The "
+            "WGAN-GP paper uses no batch normalization in the critic and recommends layer "
+            "normalization as the drop-in replacement (or no norm).",
+            "Gulrajani et al. 2017, arXiv:1704.00028, section 4",
+            "the file computes a gradient penalty (torch.autograd.grad with create_graph=True) "
+            "and the model is not the generator (no tanh output, no upsampling)",
+        ),
+        Domain(
+            "D3",
+            "discriminator with spectral normalization",
+            "none",
+            ("none",),
+            "Spectral normalization reparametrizes the weights to bound the discriminator's "
+            "Lipschitz constant; it is not a feature normalization and is kept as it is.",
+            "Miyato et al. 2018, arXiv:1802.05957",
+            "spectral_norm(...) wrapping the model's layers",
+        ),
+        Domain(
+            "D4",
+            "diffusion U-Net",
+            "gn",
+            ("gn", "rms", "ln"),
+            "Denoising diffusion U-Nets use GroupNorm: it does not depend on the batch (which "
+            "mixes noise levels) and behaves the same at sampling time.",
+            "Ho, Jain & Abbeel 2020, arXiv:2006.11239 (DDPM, appendix B); Dhariwal & Nichol "
+            "2021, arXiv:2105.05233",
+            "convs in a U-Net (upsampling decoder) whose forward takes a timestep (t, "
+            "timesteps, time, noise level) besides the image; its GroupNorm (or channel "
+            "RMSNorm/LayerNorm variant, batch-independent as well) is kept",
+        ),
+        Domain(
+            "D5",
+            "self-normalizing network (SELU)",
+            "none",
+            ("none",),
+            "SELU activations with LeCun-normal initialization keep activations near zero "
+            "mean and unit variance by themselves; no norm layer is needed.",
+            "Klambauer et al. 2017, arXiv:1706.02515",
+            "SELU activations (nn.SELU, F.selu) or AlphaDropout, and no norm layer",
+        ),
+        Domain(
+            "D6",
+            "vision model with channel LayerNorm on feature maps (ConvNeXt-style)",
+            "ln",
+            ("ln",),
+            "Channel LayerNorm on (permuted) feature maps is the ConvNeXt design, tuned with "
+            "its own training recipe (AdamW, long schedules); B5's numbers are for "
+            "ResNet-style CNNs. Keep it; do not turn it into BatchNorm.",
+            "Liu et al. 2022, arXiv:2201.03545",
+            "a LayerNorm over the channels of conv maps (permuted to channels-last, or a "
+            "channels-first LayerNorm module)",
+        ),
+        Domain(
+            "D7",
+            "mobile vision hybrid (conv + attention) with BatchNorm",
+            "bn",
+            ("bn", "syncbn", "frozenbn", "ln", "rms"),
+            "BatchNorm in a mobile conv/attention hybrid folds into the preceding conv or "
+            "linear layer at export, which is why these designs choose it (LeViT uses it "
+            "even in its attention blocks); attention tokens with LayerNorm keep it.",
+            "Mehta & Rastegari 2022, arXiv:2110.02178 (MobileViT); Li et al. 2022, "
+            "arXiv:2206.01191 (EfficientFormer); Graham et al. 2021, arXiv:2104.01136 (LeViT)",
+            "attention layers and convs, with BatchNorm2d on the conv maps, or BatchNorm as "
+            "the only norm",
+        ),
+        Domain(
+            "D8",
+            "super-resolution network (sub-pixel upsampling) without norm layers",
+            "none",
+            ("none",),
+            "Super-resolution networks leave BatchNorm out on purpose: it removes the range "
+            "flexibility of the features and costs memory; EDSR gained accuracy by removing "
+            "it, and ESRGAN removes it to avoid artifacts.",
+            "Lim et al. 2017, arXiv:1707.02921 (EDSR); Wang et al. 2018, arXiv:1809.00219 "
+            "(ESRGAN); sub-pixel convolution: Shi et al. 2016, arXiv:1609.05158",
+            "convs with a PixelShuffle (sub-pixel) upsampling, no classification head and no "
+            "norm layer",
+        ),
+        Domain(
+            "D9",
+            "GAN generator or discriminator (adversarial training)",
+            "none",
+            ("bn", "syncbn", "in", "ln", "gn", "rms", "none"),
+            "GAN norms are a design choice of each architecture, not a recognition rule: "
+            "DCGAN puts BatchNorm in both networks; a large study found no norm best for "
+            "generators and spectral normalization best for discriminators, where BatchNorm "
+            "often hurts. Existing norms are kept; a discriminator without one is right as "
+            "it is (spectral_norm if it needs one).",
+            "Radford, Metz & Chintala 2016, arXiv:1511.06434 (DCGAN); Kurach et al. 2019, "
+            "arXiv:1807.04720; Miyato et al. 2018, arXiv:1802.05957",
+            "a file with an image generator (tanh output or upsampling decoder) and a model "
+            "with a single output score",
+        ),
+    )
+}
+
+
+def advise_domain(domain_id: str, per_device_batch: int | None) -> Advice:
+    """The advice for a model of a domain with its own norm practice (:data:`DOMAINS`).
+
+    >>> a = advise_domain("D2", 64)
+    >>> a.norm, a.rules, a.confidence
+    ('ln', ('D2',), 'medium')
+    """
+    d = DOMAINS[domain_id]
+    b = _Builder()
+    b.rules.append(d.id)
+    b.rationale.append(f"{d.id}: domain {d.name}. {d.rationale} ({d.sources}).")
+    b.assumptions.append(f"domain {d.name}: detected from {d.detected_by}")
+    if per_device_batch is None:
+        b.assumptions.append("per-device batch size unknown")
+    else:
+        b.assumptions.append(f"per-device batch {per_device_batch}")
+    if d.id == "D7" and per_device_batch is not None and per_device_batch < BN_MIN_BATCH:
+        b.would_change.append(
+            f"training at per-device batch {per_device_batch} < {BN_MIN_BATCH} without export "
+            "folding: gn on the conv maps (B2)"
+        )
+    b.would_change.append(
+        f"a model outside the domain ({d.name}): the recognition rules B1-B11 "
+        "(`normsuite rule domains`)"
+    )
+    # A domain is recognized from structure: never "high" (the purpose is inferred).
+    return b.build(d.norm, "medium", alternatives=tuple(k for k in d.keep if k != d.norm))
+
+
+def domains_doc() -> str:
+    """The Markdown page of ``normsuite rule domains``: each exception with its citation."""
+    lines = [
+        "# Domains with their own norm practice",
+        "",
+        "The recognition rules B1-B11 (BN for CNNs at batch >= 16, GN below, LN for RNNs and "
+        "Transformers) come from classification, detection and sequence models. Where a model "
+        "belongs to one of these domains, `normsuite recommend` keeps the domain's choice, "
+        "says which domain it detected and why, at confidence medium at most (the purpose "
+        "of a model is inferred from its structure, never from its name).",
+        "",
+    ]
+    for d in DOMAINS.values():
+        keep = ", ".join(d.keep)
+        lines += [
+            f"## {d.id}: {d.name}",
+            "",
+            f"- Advice: `{d.norm}`; kept as they are: {keep}.",
+            f"- Why: {d.rationale}",
+            f"- Sources: {d.sources}.",
+            f"- Detected by: {d.detected_by}.",
+            "",
+        ]
+    return "\n".join(lines)

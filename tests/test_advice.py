@@ -36,10 +36,39 @@ def test_rule_statements_carry_the_design_numbers(rule: str, numbers: list[str])
 
 def test_batch_threshold_15_16_for_cnn() -> None:
     big, small = advise("cnn2d", 16), advise("cnn2d", 15)
-    assert (big.norm, big.rules[0], big.confidence) == ("bn", "B1", "high")
+    assert (big.norm, big.rules[0]) == ("bn", "B1")
     assert (small.norm, small.rules[0]) == ("gn", "B2")
     assert "B4" in small.rules
     assert "gn" in big.alternatives
+
+
+@pytest.mark.parametrize(
+    ("batch", "confidence"),
+    [
+        (1, "high"),
+        (2, "high"),
+        (3, "medium"),
+        (8, "medium"),
+        (16, "medium"),
+        (31, "medium"),
+        (32, "high"),
+        (256, "high"),
+    ],
+)
+def test_cnn_confidence_is_high_only_far_from_the_crossover(batch: int, confidence: str) -> None:
+    adv = advise("cnn2d", batch)
+    assert adv.confidence == confidence
+    compare = [w for w in adv.would_change if "normsuite compare" in w]
+    assert bool(compare) == (confidence == "medium")
+    if compare:
+        assert f"--batch-sizes {batch}" in compare[0]
+
+
+def test_no_high_without_direct_evidence_and_mlp_at_most_medium() -> None:
+    assert advise("cnn2d", 64, direct_evidence=False).confidence == "medium"
+    assert advise("transformer", None, direct_evidence=False).confidence == "medium"
+    assert advise("mlp", 64).confidence == "medium"
+    assert advise("rnn", None).confidence == "high"  # LN for RNNs does not depend on batch
 
 
 def test_batch_one_is_b8_and_micro_batch_b9() -> None:

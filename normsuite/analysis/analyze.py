@@ -23,10 +23,14 @@ from __future__ import annotations
 import ast
 import os
 
+from normsuite.advice import DOMAINS
+
 from .context import FileContext, ModelContext, build_context
+from .domains import detect
 from .extract import BudgetExceeded
+from .factories import REPARAM
 from .project import project_for
-from .recommend import recommend
+from .recommend import abstain_reason, recommend, structural_abstain
 from .rules import run_rules
 from .types import AnalysisOptions, FileResult, ModelReport, NormSite
 
@@ -41,7 +45,7 @@ def analyze_source(source: str, path: str, options: AnalysisOptions) -> FileResu
         findings = run_rules(ctx)
     except BudgetExceeded:  # a pathological file: report what the models already say
         findings = []
-    return FileResult(path=path, models=[_report(m) for m in ctx.models], findings=findings)
+    return FileResult(path=path, models=[_report(m, ctx) for m in ctx.models], findings=findings)
 
 
 def _parse(source: str, path: str) -> ast.Module:
@@ -56,11 +60,21 @@ def analyze_context(source: str, path: str, options: AnalysisOptions) -> FileCon
     return build_context(ast.parse(source, filename=path), source, path, options)
 
 
-def _report(model: ModelContext) -> ModelReport:
+def _report(model: ModelContext, ctx: FileContext) -> ModelReport:
     sites = []
     for path, layer in model.norm_layers():
         kind = layer.norm_kind or (layer.backbone.norm if layer.backbone else "none")
         sites.append(NormSite(path, kind, layer.line, layer.code, layer.num_channels))
+    # spectral_norm(conv) / weight_norm(linear): weight reparametrizations, listed and kept.
+    reparam = ctx.index.memo.get(REPARAM, {})
+    seen: set[int] = set()
+    for path, layer in model.layers:
+        if id(layer) in reparam and id(layer) not in seen:
+            seen.add(id(layer))
+            wrapper = reparam[id(layer)][0]
+            sites.append(NormSite(path, wrapper, layer.line, layer.code, layer.out_channels))
+    domain = detect(model, ctx) if structural_abstain(model) is None else None
+    reason = abstain_reason(model, domain)
     return ModelReport(
         name=model.name,
         line=model.line,
@@ -68,7 +82,11 @@ def _report(model: ModelContext) -> ModelReport:
         architecture_evidence=list(model.evidence),
         norms_found=sites,
         batch_size=model.batch,
-        recommendation=recommend(model),
+        recommendation=None if reason else recommend(model, domain),
+        abstain=reason,
+        part_of=model.part_of,
+        uses=list(model.uses),
+        domain=f"{domain}: {DOMAINS[domain].name}" if domain else None,
         unresolved_bases=list(model.root.instance.cls.unresolved_bases)
         if model.root.instance is not None
         else [],

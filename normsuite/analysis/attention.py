@@ -1,6 +1,8 @@
-"""Which module classes are attention blocks: by layer type, by name, or by what ``forward``
-computes (``scaled_dot_product_attention``, or a ``@`` / ``matmul`` product followed by a
-softmax, as in hand-written heads such as Karpathy's nanoGPT ``Head``).
+"""Which module classes are attention blocks: by layer type or by what ``forward`` computes
+(``scaled_dot_product_attention``, a ``@`` / ``matmul`` product followed by a softmax, as in
+hand-written heads such as Karpathy's nanoGPT ``Head``, or a softmax whose weights then
+multiply the values, as in additive (Bahdanau) attention). Never by the class name alone:
+ResNeSt's ``SplitAttentionConv2d`` is a conv block, CBAM's ``ChannelAttention`` an SE gate.
 
 >>> import ast
 >>> from normsuite.analysis.extract import ModuleIndex
@@ -59,19 +61,38 @@ def _attends(fn: ast.FunctionDef | None) -> bool:
         return False
     product_line: int | None = None
     softmax_lines: list[int] = []
+    products: list[ast.AST] = []
+    weights: set[str] = set()  # names assigned from an expression with a softmax
     for node in ast.walk(fn):
         if isinstance(node, ast.BinOp) and isinstance(node.op, ast.MatMult):
             product_line = min(product_line or node.lineno, node.lineno)
+            products.append(node)
         elif isinstance(node, ast.Call):
             name = _called_name(node.func)
             if name in _ATTENTION_CALLS:
                 return True
             if name in _PRODUCTS:
                 product_line = min(product_line or node.lineno, node.lineno)
+                products.append(node)
             elif name == "softmax":
                 softmax_lines.append(node.lineno)
-    # The softmax of the scores comes on or after the line of the first product.
-    return product_line is not None and any(line >= product_line for line in softmax_lines)
+        elif isinstance(node, ast.Assign) and _has_softmax(node.value):
+            weights.update(t.id for t in node.targets if isinstance(t, ast.Name))
+    # The softmax of the scores comes on or after the line of the first product ...
+    if product_line is not None and any(line >= product_line for line in softmax_lines):
+        return True
+    # ... or softmax weights multiply the values afterwards (additive attention).
+    return any(
+        isinstance(sub, ast.Name) and sub.id in weights
+        for product in products
+        for sub in ast.walk(product)
+    )
+
+
+def _has_softmax(node: ast.AST) -> bool:
+    return any(
+        isinstance(n, ast.Call) and _called_name(n.func) == "softmax" for n in ast.walk(node)
+    )
 
 
 def _called_name(func: ast.expr) -> str:
@@ -90,14 +111,16 @@ def _has_conv(inst: ModuleInstance, index: ModuleIndex) -> bool:
 
 
 def is_attention_instance(inst: ModuleInstance, index: ModuleIndex) -> bool:
-    """A file class instance that is an attention block (its name, or a conv-free class whose
-    ``forward`` attends: a non-local block's matmul + softmax over conv maps is still a CNN)."""
+    """A file class instance that is an attention block by structure: its ``forward`` attends
+    and it projects tokens with Linear layers or has no conv (a non-local block's matmul +
+    softmax over 1x1-conv projections of conv maps is still a CNN; MViT's pooled attention,
+    Linear q/k/v with a strided conv pooling K and V, is a Transformer's)."""
     key = ("attention-instance", id(inst))
     if key not in index.memo:
         index.memo[key] = False  # recursion guard
-        has_conv = _has_conv(inst, index)
-        index.memo[key] = attention_name(inst.cls.name, has_conv) or (
-            not has_conv and forward_attends(inst.cls, index)
+        linear = any(sub.type in ("Linear", "LazyLinear") for _, sub in inst.layers())
+        index.memo[key] = (linear or not _has_conv(inst, index)) and forward_attends(
+            inst.cls, index
         )
     return index.memo[key]
 

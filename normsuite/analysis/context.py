@@ -17,15 +17,32 @@ import os
 from collections import Counter
 from dataclasses import dataclass, field
 
-from .attention import attention_name, forward_attends, is_attention_instance
+from .attention import forward_attends, is_attention_instance
 from .batch import BatchScan, batch_from_scripts, resolve, scan_config, scan_file
 from .extract import BudgetExceeded, ModuleIndex
 from .ir import ATTENTION_TYPES, CONV_DIMS, RNN_CELLS, RNN_TYPES, ClassInfo, Layer
+from .norm_behaviour import behaves_as, retype_norms
 from .project import ProjectView, project_for
+from .recurrence import Recurrence, find_recurrence, stepped_classes
 from .shapes import INPUT_T, Application, FlowTracer
 from .symbols import anchor_foreign
 from .types import AnalysisOptions, BatchInfo
+from .usage import block_parents, top_parent, used_names
 
+# Norm layers that only take (N, C, H, W) / (N, C, D, H, W) maps: their input is a conv map.
+MAP_NORMS = frozenset(
+    {
+        "BatchNorm2d",
+        "BatchNorm3d",
+        "LazyBatchNorm2d",
+        "LazyBatchNorm3d",
+        "FrozenBatchNorm2d",
+        "InstanceNorm2d",
+        "InstanceNorm3d",
+        "LayerNorm2d",
+        "RMSNorm2d",
+    }
+)
 _TRAINING_WORDS = (
     ".backward(",
     "training_step",
@@ -53,6 +70,13 @@ class ModelContext:
     fine_tuning: bool  # a pretrained backbone with BatchNorm
     classifier: bool  # ends in a Linear head / takes num_classes
     sync: bool  # SyncBatchNorm in use (conversion or Trainer(sync_batchnorm=True))
+    recurrence: Recurrence = field(default_factory=Recurrence)  # cells stepped over time
+    norm_class: str | None = None  # the class itself is a norm (behaves as this torch type)
+    part_of: str | None = None  # the top-level model class of the file it is a block of
+    uses: list[str] = field(default_factory=list)  # class names it builds (usage.py)
+    trains: bool = False  # the file shows training code (its batch size is the training one)
+    # (line, col) of a norm constructor call -> the widths it builds across the file's models
+    site_widths: dict[tuple[int, int], set[int | None]] = field(default_factory=dict)
 
     def first_app(self, layer: Layer) -> Application | None:
         for app in self.apps:
@@ -91,7 +115,10 @@ class FileContext:
 
 
 def infer_architecture(
-    layers: list[tuple[str, Layer]], index: ModuleIndex, sequences: bool = True
+    layers: list[tuple[str, Layer]],
+    index: ModuleIndex,
+    sequences: bool = True,
+    recurrence: Recurrence | None = None,
 ) -> tuple[str, list[str]]:
     """cnn1d/cnn2d/cnn3d/rnn/transformer/mlp/hybrid/unknown, with the evidence.
     ``sequences``: whether the model shows (N, L, C) sequences (an Embedding alone says
@@ -100,6 +127,14 @@ def infer_architecture(
     convs: Counter[int] = Counter()
     kinds: Counter[str] = Counter()
     evidence: list[str] = []
+    map_norms = 0
+    if recurrence is not None and recurrence.cells:
+        # Hand-written cells stepped over time (RNN_CELLS are counted below).
+        custom = [c for c in recurrence.cells if c.type == "Custom"]
+        kinds["rnn"] += len(custom)
+        evidence.extend(
+            e for c, e in zip(recurrence.cells, recurrence.evidence, strict=True) if c in custom
+        )
     for _, layer in layers:
         if id(layer) in seen:
             continue
@@ -117,6 +152,8 @@ def infer_architecture(
             kinds["linear"] += 1
         elif t == "Embedding":
             kinds["embedding"] += 1
+        elif t in MAP_NORMS:
+            map_norms += 1
         elif t == "Backbone" and layer.backbone is not None:
             b = layer.backbone
             evidence.append(f"backbone {b.name} ({b.library})")
@@ -137,10 +174,17 @@ def infer_architecture(
     main_dim = max(convs, key=lambda d: convs[d]) if convs else 2
     rnn, attention = kinds["rnn"] > 0, kinds["attention"] > 0
     if attention and rnn:
-        return "hybrid", evidence
+        if conv_total:
+            return "hybrid", evidence
+        # Recurrent layers with attention and no conv: a sequence model (Tacotron-style).
+        evidence.append("recurrent + attention, no conv: a sequence model")
+        return "rnn", evidence
     if attention:
-        # A ViT's patch embedding is a single strided conv: still a Transformer.
-        return ("hybrid" if conv_total > 1 else "transformer"), evidence
+        # A ViT's patch embedding is a single strided conv: still a Transformer. A norm
+        # built for (N, C, H, W) maps (BatchNorm2d...) says the convs make feature maps.
+        if conv_total > 1 or map_norms:
+            return "hybrid", evidence
+        return "transformer", evidence
     if rnn:
         return ("hybrid" if conv_total else "rnn"), evidence
     if conv_total:
@@ -230,6 +274,17 @@ def _model(
 ) -> ModelContext:
     anchor_foreign(root)  # layers built in other files: findings point at this file's call
     layers = root.instance.walk() if root.instance is not None else root.walk(name)
+    retype_norms(layers, index)  # norms by behaviour are norms before anything is traced
+    recurrence = find_recurrence(layers, root.instance, index)
+    stepped = root.instance is not None and root.instance.cls.name in stepped_classes(index)
+    # The class itself is a cell that the file's code steps over time (with gates to learn).
+    if stepped and any(layer.type in ("Linear", "LazyLinear") for _, layer in layers):
+        assert root.instance is not None
+        recurrence.cells.append(root)
+        recurrence.evidence.append(stepped_classes(index)[root.instance.cls.name])
+        recurrence.norms.extend(
+            layer for _, layer in layers if layer.norm_kind and not recurrence.on_path(layer)
+        )
     sequences = _shows_sequences(root, layers, index)
     tracer = FlowTracer(index, sequences=sequences)
     if root.instance is not None:
@@ -237,20 +292,17 @@ def _model(
         tracer.cover_unapplied(root.instance)
     else:
         tracer.apply(root, INPUT_T)
-    arch, evidence = infer_architecture(layers, index, sequences)
+    arch, evidence = infer_architecture(layers, index, sequences, recurrence)
     few_convs = sum(1 for _, sub in layers if sub.type in CONV_DIMS) <= 1
     own = root.instance.cls.name if root.instance is not None else ""
-    if own and arch != "transformer" and few_convs and attention_name(own, False):
-        evidence.append(f"class name {own}")  # VisionTransformer, SelfAttention...
-        arch = "hybrid" if arch == "rnn" else "transformer"
-    elif (
+    if (
         root.instance is not None
-        and arch in ("mlp", "unknown")
+        and arch in ("mlp", "unknown", "rnn", "cnn1d", "cnn2d", "cnn3d")
         and few_convs
-        and forward_attends(root.instance.cls, index)
+        and is_attention_instance(root.instance, index)
     ):
-        evidence.append(f"{own}.forward: matmul then softmax (attention)")
-        arch = "transformer"
+        evidence.append(f"{own}.forward: attention (scores, softmax, weighted values)")
+        arch = "rnn" if arch == "rnn" else "transformer"
     fine_tuning = any(
         layer.backbone is not None and layer.backbone.pretrained and layer.backbone.norm == "bn"
         for _, layer in layers
@@ -267,6 +319,9 @@ def _model(
         fine_tuning=fine_tuning,
         classifier=_is_classifier(root, layers),
         sync=sync,
+        recurrence=recurrence,
+        norm_class=behaves_as(root.instance, index) if root.instance is not None else None,
+        uses=used_names(root.instance.cls, index) if root.instance is not None else [],
     )
 
 
@@ -319,6 +374,9 @@ def build_context(
         if index.exhausted:
             ctx.partial = True
             break
+    _judge_blocks_in_context(ctx)
+    for model in ctx.models:
+        model.trains = ctx.trains
     # Module-level models: model = nn.Sequential(...) / resnet50(...)
     for name, value in list(index.env.items()):
         if isinstance(value, Layer) and value.type in ("Sequential", "Backbone"):
@@ -327,4 +385,40 @@ def build_context(
             except BudgetExceeded:
                 ctx.partial = True
                 break
+    widths: dict[tuple[int, int], set[int | None]] = {}
+    for model in ctx.models:
+        for _, layer in model.layers:
+            if layer.norm_kind:
+                widths.setdefault((layer.line, layer.col), set()).add(layer.num_channels)
+    for model in ctx.models:
+        model.trains = ctx.trains
+        model.site_widths = widths
     return ctx
+
+
+_SEQUENCE_ARCHS = ("transformer", "rnn")
+
+
+def _judge_blocks_in_context(ctx: FileContext) -> None:
+    """Blocks take their top-level model's context: a Transformer's FFN (Linear layers
+    only, "mlp" on its own) is part of a transformer, a cell's gates part of an RNN."""
+    parents = block_parents(ctx.index)
+    by_name = {m.name: m for m in ctx.models}
+    for model in ctx.models:
+        if model.name not in parents:
+            continue
+        top = by_name.get(top_parent(model.name, parents))
+        if top is None:
+            model.part_of = parents[model.name]  # handed to a builder function
+            continue
+        if top is model:
+            continue
+        model.part_of = top.name
+        conv = model.architecture.startswith("cnn") or model.architecture == "hybrid"
+        if (
+            not conv
+            and model.architecture != top.architecture
+            and top.architecture in _SEQUENCE_ARCHS
+        ):
+            model.evidence.append(f"part of {top.name} ({top.architecture})")
+            model.architecture = top.architecture

@@ -21,6 +21,7 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
+from .factories import FACTORY_NAMES, call_factory
 from .ir import (
     KNOWN_LAYERS,
     UNKNOWN,
@@ -32,6 +33,7 @@ from .ir import (
     ModuleInstance,
 )
 from .symbols import ExternalFunction, PlainClass, TorchSubclass, relocate
+from .torch_subclass import subclass_meaning
 from .undecided import DEFAULTED, UndecidedCode, defaulted_names
 
 MAX_STEPS = 200_000  # evaluation budget per file: stops pathological files quickly
@@ -337,15 +339,13 @@ class ModuleIndex(UndecidedCode):
 
     def _torch_subclass(self, name: str, type_: str) -> None:
         node = self.class_nodes[name]
-        if _moves_axes(node):
-            # forward() permutes around the parent: SDCascadeLayerNorm / SegFormer's
-            # LayerNorm normalize channels of an (N, C, H, W) map, so the parent's shape
-            # meaning is gone. A LayerNorm that does it is a channel LayerNorm; anything
-            # else stays an opaque class (silent rather than wrong).
-            if type_ not in ("LayerNorm", "RMSNorm"):
-                return
-            type_ = "LayerNorm2d"
-        self.torch_subclasses[name] = TorchSubclass(type_, node, self)
+        if _moves_axes(node) and type_ not in ("LayerNorm", "RMSNorm"):
+            # forward() permutes around the parent: the parent's shape meaning is gone, so
+            # the class stays opaque (silent rather than wrong)
+            return
+        # A LayerNorm/RMSNorm subclass that moves the channels last (SDCascadeLayerNorm,
+        # SegFormer's LayerNorm) normalizes channels: a channel LN (subclass_meaning).
+        self.torch_subclasses[name] = TorchSubclass(subclass_meaning(type_, node), node, self)
 
     # ------------------------------------------------------------------ instantiation
     def instantiate(
@@ -860,6 +860,9 @@ class ModuleIndex(UndecidedCode):
             return LayerClass(
                 base.type, (*base.args, *args[1:]), (*base.kwargs, *sorted(kwargs.items()))
             )
+        if last in FACTORY_NAMES:  # build_norm_layer, get_norm, spectral_norm, ...
+            make = lambda t, a, k: self._make_layer(t, a, k, node)  # noqa: E731
+            return call_factory(last, args, kwargs, make, self.memo)
         if "norm_layer" in kwargs:
             kwargs = {**kwargs, "norm_layer": self._norm_layer(kwargs["norm_layer"])}
         if last == "create_model" and args and isinstance(args[0], str):
@@ -1192,6 +1195,8 @@ _BUILTIN_NAMES = frozenset(
 def _callable(callee: Any, qual: str) -> bool:
     """Whether evaluating a call to ``callee`` can produce anything but UNKNOWN."""
     if isinstance(callee, (LayerClass, ClassInfo, ast.FunctionDef, ast.AsyncFunctionDef)):
+        return True
+    if qual.split(".")[-1] in FACTORY_NAMES:
         return True
     if isinstance(callee, (_LocalFunction, _BoundMethod, TorchSubclass, ExternalFunction)):
         return True

@@ -68,6 +68,7 @@ SIGNATURES: dict[str, tuple[str, ...]] = {
     "LayerNorm": ("normalized_shape", "eps", "elementwise_affine", "bias"),
     "LayerNorm2d": ("num_channels", "eps", "affine"),  # timm, channels-first
     "RMSNorm": ("normalized_shape", "eps", "elementwise_affine"),
+    "RMSNorm2d": ("num_channels", "eps"),  # channels-first RMS norm (norm_behaviour.py)
     "LSTM": (*_RNN, "bidirectional"),
     "GRU": (*_RNN, "bidirectional"),
     "RNN": ("input_size", "hidden_size", "num_layers", "nonlinearity", "bias", "batch_first"),
@@ -108,6 +109,7 @@ NORM_KINDS: dict[str, str] = {
     "LayerNorm": "ln",
     "LayerNorm2d": "ln",
     "RMSNorm": "rms",
+    "RMSNorm2d": "rms",
     "InstanceNorm1d": "in",
     "InstanceNorm2d": "in",
     "InstanceNorm3d": "in",
@@ -255,7 +257,7 @@ class Layer:
     @property
     def num_channels(self) -> int | None:
         """Channels a norm layer normalizes (``num_features``, ``num_channels``, LN's C)."""
-        if self.type == "GroupNorm" or self.type == "LayerNorm2d":
+        if self.type in ("GroupNorm", "LayerNorm2d", "RMSNorm2d"):
             value = self.arg("num_channels")
         elif self.type in ("LayerNorm", "RMSNorm"):
             value = self.arg("normalized_shape")

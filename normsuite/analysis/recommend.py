@@ -10,10 +10,18 @@ from __future__ import annotations
 import ast
 from collections import Counter
 
-from normsuite.advice import Advice, advise, default_groups, layer_code
+from normsuite.advice import (
+    BN_MIN_BATCH,
+    DOMAINS,
+    Advice,
+    advise,
+    advise_domain,
+    default_groups,
+    layer_code,
+)
 
-from .context import ModelContext
-from .ir import ATTENTION_TYPES, RNN_CELLS, RNN_TYPES, Layer
+from .context import MAP_NORMS, ModelContext
+from .ir import ATTENTION_TYPES, CONV_DIMS, RNN_CELLS, RNN_TYPES, Layer
 from .shapes import UNKNOWN_T
 from .sites import cnn_classifier_misfit, normalizes_length, received_channels
 from .types import LayerSuggestion, Recommendation
@@ -66,8 +74,8 @@ def site_architecture(model: ModelContext, layer: Layer) -> str:
     arch = model.architecture
     t = app.inp if app is not None else UNKNOWN_T
     attention = app is not None and app.in_attention_block
-    if t.rnn:
-        return "rnn"
+    if model.recurrence.on_path(layer) or (t.rnn and t.rank == 3):
+        return "rnn"  # inside a cell stepped over time, or on an RNN's per-step outputs
     if t.kind == "seq":
         if arch in ("transformer", "hybrid") or attention:
             return "transformer"
@@ -75,9 +83,15 @@ def site_architecture(model: ModelContext, layer: Layer) -> str:
     if t.kind == "map" and t.rank is not None and 3 <= t.rank <= 5:
         if t.last and (attention or arch == "transformer"):
             return "transformer"
+        if t.last and arch == "hybrid":
+            return _sequence_architecture(model)  # (N, H, W, C) rows/tokens of a hybrid
         return arch if arch in _CNN else f"cnn{t.rank - 2}d"
     if t.kind == "feat":
         return "mlp"  # (N, C) features, also a CNN's head after pooling: B11
+    if layer.type in MAP_NORMS:
+        # BatchNorm2d & co. only take (N, C, H, W) / (N, C, D, H, W): a conv map by contract.
+        rank = 5 if layer.type.endswith("3d") else 4
+        return arch if arch in _CNN else f"cnn{rank - 2}d"
     if arch in ("hybrid", "unknown") and (attention or layer.type in ("LayerNorm", "RMSNorm")):
         return _sequence_architecture(model)
     return arch
@@ -102,6 +116,35 @@ def advice_for(model: ModelContext, arch: str | None = None, channels: int | Non
         accumulate=b.accumulate,
         fine_tuning_pretrained_bn=model.fine_tuning,
         channels=channels,
+        direct_evidence=direct_evidence(model, arch or model.architecture),
+    )
+
+
+# Evidence that names a torch layer (or a structure read from forward), not an inference.
+_DIRECT_ARCH = ("Conv", "LSTM", "GRU", "RNN", "Attention", "Transformer", "backbone", "Linear")
+
+
+def direct_evidence(model: ModelContext, arch: str) -> bool:
+    """Architecture read from the model's own layers and batch from the command line, a
+    config or the training code of the file (not a guess, not a default of a script that
+    does not train)."""
+    if arch in ("hybrid", "unknown") or model.architecture in ("hybrid", "unknown"):
+        return False
+    if any("Embedding, no conv" in e or "part of " in e for e in model.evidence):
+        return False  # inferred from embeddings alone, or from the parent class
+    layers = ("LSTM", "GRU", "RNN", "Conv", "Attention", "Transformer", "backbone")
+    stepped = any("stepped in a loop" in e for e in model.evidence)
+    if stepped and not any(w in e for e in model.evidence for w in layers):
+        return False  # a hand-written cell only: recurrence read from the loop, not a layer
+    if not any(word in e for e in model.evidence for word in _DIRECT_ARCH):
+        return False
+    source = model.batch.source
+    if arch in ("rnn", "transformer"):
+        return True  # LayerNorm there does not depend on the batch
+    if model.batch.per_device is None:
+        return False
+    return source.startswith(("cli", "config:", "default")) or (
+        source.startswith("file:") and model.trains
     )
 
 
@@ -114,9 +157,20 @@ def suggest_layer(norm: str, layer: Layer, model: ModelContext) -> str:
         return layer.code  # fine as it is, whether or not its channel count is known
     channels = layer.num_channels
     if channels is None:
+        app = model.first_app(layer)
+        traced = app is not None and app.inp.rank is not None
+        expr = _channel_expr(layer)
+        if expr is not None and (traced or model.recurrence.on_path(layer)):
+            # Layout known (a cell works on (N, C) steps): the expression is right as it is.
+            return _symbolic_code(norm, expr, rank, last)
         return f"{norm} (channels unknown: {layer.code})"
     app = model.first_app(layer)
     received = received_channels(model, layer, app.inp) if app is not None else None
+    expr = _channel_expr(layer)
+    if received is None and expr is not None and _shared(model, layer):
+        # The call is shared by every instance (BatchNorm2d(cout) in a block class): keep
+        # its channel expression so that the suggestion is right for each of them.
+        return _symbolic_code(norm, expr, rank, last)
     channels = received or channels  # NRM011: build it for the channels it receives
     groups = layer.arg("num_groups")
     divides = isinstance(groups, int) and groups > 0 and channels % groups == 0
@@ -124,6 +178,56 @@ def suggest_layer(norm: str, layer: Layer, model: ModelContext) -> str:
         # Too few channels per group (NRM004): the same fix the rule gives.
         return f"nn.GroupNorm({default_groups(channels)}, {channels})"
     return layer_code(norm, channels, ndim=rank, channels_last=last)
+
+
+_CHANNEL_ARG = {"GroupNorm": 1, "LayerNorm2d": 0, "RMSNorm2d": 0}
+_CHANNEL_KW = ("num_features", "num_channels", "normalized_shape")
+
+
+def _shared(model: ModelContext, layer: Layer) -> bool:
+    """The same constructor call builds layers of different widths in the file's models."""
+    widths = model.site_widths.get((layer.line, layer.col), set()) - {None}
+    return len(widths) > 1
+
+
+def _channel_expr(layer: Layer) -> str | None:
+    """The source of the channel argument of ``layer.code`` when it is not a literal."""
+    try:
+        call = ast.parse(layer.code, mode="eval").body
+    except SyntaxError:
+        return None
+    if not isinstance(call, ast.Call):
+        return None
+    func = call.func
+    if (func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")) != layer.type:
+        return None  # a factory or subclass call: its arguments need not be torch's
+    node = next((k.value for k in call.keywords if k.arg in _CHANNEL_KW), None)
+    i = _CHANNEL_ARG.get(layer.type, 0)
+    if node is None and len(call.args) > i and not isinstance(call.args[i], ast.Starred):
+        node = call.args[i]
+    if node is None or isinstance(node, ast.Constant):
+        return None
+    return ast.unparse(node)
+
+
+def _symbolic_code(norm: str, expr: str, rank: int, last: bool) -> str:
+    """``layer_code`` for a channel count given as an expression (``cout``, ``4 * d``)."""
+    name, _, arg = norm.partition(":")
+    per_position = rank == 2 or last
+    layout = (f", ndim={rank}" if rank != 4 else "") + (
+        ", channels_last=True" if last and rank > 2 else ""
+    )
+    if name == "bn" and not (last and rank > 2):
+        return f"nn.BatchNorm{1 if rank <= 3 else rank - 2}d({expr})"
+    if name in ("ln", "rms") and per_position:
+        return f"nn.{'LayerNorm' if name == 'ln' else 'RMSNorm'}({expr})"
+    if name == "in" and not per_position:
+        return f"nn.InstanceNorm{rank - 2}d({expr}, affine=True)"
+    if name == "none":
+        return "nn.Identity()"
+    # GroupNorm's G must divide C for every instance: build_norm picks it from C.
+    spec = f"gn:{arg}" if name == "gn" and arg else name
+    return f'normsuite.build_norm("{spec}", {expr}{layout})'
 
 
 def _valid_as_is(model: ModelContext, layer: Layer, rank: int, last: bool) -> bool:
@@ -222,8 +326,108 @@ def _convnext_style(model: ModelContext, layer: Layer) -> bool:
     return bool(app and app.inp.kind == "map" and app.inp.last)
 
 
-def recommend(model: ModelContext) -> Recommendation:
-    """The recommendation for one model (see the module docstring)."""
+# Layers a norm would follow: without one of these (and without norm sites) a class is an
+# activation, a loss, a metric or a container, and gets no recommendation.
+_NORMABLE = frozenset(
+    {*CONV_DIMS, *RNN_TYPES, *RNN_CELLS, *ATTENTION_TYPES, "Linear", "LazyLinear", "Backbone"}
+)
+
+
+def structural_abstain(model: ModelContext) -> str | None:
+    """Why ``model`` is not a model to advise (a norm, an activation, a loss, a container,
+    an unknown architecture), or None."""
+    if model.norm_class:
+        return f"a norm layer (behaves as {model.norm_class}), not a model"
+    inner = [layer for path, layer in model.layers if path]
+    has_sites = bool(model.norm_layers())
+    normable = [layer for layer in inner if layer.type in _NORMABLE]
+    if not has_sites and not normable:
+        return (
+            "no norm sites and no layers a norm would follow (conv, linear, recurrent, "
+            "attention): an activation, loss, metric or container"
+        )
+    if model.architecture == "unknown":
+        return "architecture unknown: no conv/recurrent/attention layers found"
+    convs = sum(1 for layer in inner if layer.type in CONV_DIMS)
+    kinds = {layer.norm_kind for _, layer in model.norm_layers()}
+    only_ln = bool(kinds) and kinds <= {"ln", "rms"}
+    if model.architecture in _CNN and (convs <= 1 or only_ln) and _untraced_layernorm(model):
+        return (
+            "architecture uncertain: a single conv (a patch embedding?) and LayerNorm on "
+            "inputs that could not be traced (blocks built from arguments the analyzer cannot "
+            "read)"
+        )
+    linears = sum(1 for layer in normable if layer.type in ("Linear", "LazyLinear"))
+    if model.architecture == "mlp" and not has_sites and linears < 2:
+        return "a single Linear layer: no hidden layer for a norm to follow"
+    return None
+
+
+def _untraced_sequence_norm(model: ModelContext, layer: Layer, norm: str) -> bool:
+    """An LN/RMS site with an untraced input, about to become a batch-statistics norm."""
+    if layer.norm_kind not in ("ln", "rms") or norm in ("ln", "rms") or layer.type in MAP_NORMS:
+        return False
+    app = model.first_app(layer)
+    return app is None or app.inp.kind in (None, "input")
+
+
+def _untraced_layernorm(model: ModelContext) -> bool:
+    """LayerNorm sites of which none is seen on a conv map, and some not traced at all (or
+    on tokens): a ViT whose blocks were not built, not a ConvNeXt."""
+    untraced = on_map = False
+    for _, layer in model.norm_layers():
+        if layer.norm_kind in ("ln", "rms"):
+            app = model.first_app(layer)
+            if app is None or app.inp.kind not in ("map", "feat"):
+                untraced = True
+            on_map = on_map or bool(app and app.inp.kind == "map") or layer.type in MAP_NORMS
+    return untraced and not on_map
+
+
+_SAMPLING = frozenset({"randn_like", "randn", "rand_like", "normal", "normal_", "rsample"})
+
+
+def _samples(model: ModelContext) -> bool:
+    """The model's own forward (or a method it has) draws random latents."""
+    if model.root.instance is None:
+        return False
+    cls = model.root.instance.cls
+    return any(
+        isinstance(n, ast.Call)
+        and (n.func.attr if isinstance(n.func, ast.Attribute) else getattr(n.func, "id", ""))
+        in _SAMPLING
+        for fn in cls.methods.values()
+        for n in ast.walk(fn)
+    )
+
+
+def abstain_reason(model: ModelContext, domain: str | None = None) -> str | None:
+    """Why ``model`` gets no recommendation ("unknown" is an answer), or None. ``domain``:
+    a detected domain (its advice does not depend on the batch)."""
+    reason = structural_abstain(model)
+    if reason is not None:
+        return reason
+    has_sites = bool(model.norm_layers())
+    if not has_sites and _samples(model):
+        return (
+            "a generative model that samples in its forward (VAE-style) and has no norm "
+            "layers: the recognition rules B1-B11 do not say to add one"
+        )
+    batch_dependent = model.architecture in ("mlp", *_CNN)
+    if batch_dependent and not has_sites and domain is None and model.batch.per_device is None:
+        other = "ln" if model.architecture == "mlp" else "gn"
+        return (
+            "no norm layers to judge and the batch size is unknown: bn at >= 16 per device, "
+            f"{other} below (B1/B2/B11); pass --batch-size or a training config"
+        )
+    return None
+
+
+def recommend(model: ModelContext, domain: str | None = None) -> Recommendation:
+    """The recommendation for one model (see the module docstring); ``domain`` is the id of
+    a domain with its own norm practice (``advice.DOMAINS``, found by ``domains.detect``)."""
+    if domain is not None:
+        return _recommend_domain(model, domain)
     sites = [(path, layer, site_architecture(model, layer)) for path, layer in model.norm_layers()]
     hybrid = model.architecture in ("hybrid", "unknown")
 
@@ -255,12 +459,27 @@ def recommend(model: ModelContext) -> Recommendation:
     would_change = list(adv.would_change)
     main = [layer for _, layer, a in sites if in_headline(a)]
     current = {_site_kind(model, layer) for layer in main}
+    keep_sites = False  # kept for lack of batch evidence: every site stays as it is
     if len(current) == 1:
         (kind,) = current
         good = {adv.norm, *adv.alternatives}
+        if model.batch.per_device is None and kind in _BATCH_FREE and headline_arch in _CNN:
+            # Changing a batch-independent norm to BatchNorm needs the batch as evidence
+            # (and the model may need batch independence: CPC, detection heads, GANs).
+            good.add(kind)
         if kind in good and kind != adv.norm:
             norm = kind
-            rationale.insert(0, _keep_note(kind, adv))
+            if model.batch.per_device is None and kind in _BATCH_FREE and kind != "gn":
+                keep_sites = True
+                rationale.insert(
+                    0,
+                    f"Kept {kind}: the batch size is unknown. For a ResNet-style CNN "
+                    "classifier BN at >= 16 per device is the B1/B5 choice, but a change "
+                    "needs the batch as evidence, and some models need batch independence.",
+                )
+                would_change.append(f"a per-device batch of {BN_MIN_BATCH} or more: bn (B5)")
+            else:
+                rationale.insert(0, _keep_note(kind, adv))
             if kind == "gn" and adv.norm == "bn":
                 rules.append("B2")
                 would_change = ["needing the last ~0.5 points at this batch size: bn"]
@@ -279,7 +498,14 @@ def recommend(model: ModelContext) -> Recommendation:
             would_change.append("a ResNet-style CNN without the ConvNeXt recipe: " + adv.norm)
     suggestions: list[LayerSuggestion] = []
     others: dict[str, list[str]] = {}
+    untraced: list[str] = []
     for path, layer, site_arch in sites:
+        if _untraced_sequence_norm(model, layer, norm):
+            # A LayerNorm whose input was not traced may see tokens (a Transformer stage the
+            # analyzer could not build): never turn it into a batch norm on a guess.
+            suggestions.append(LayerSuggestion(path, layer.line, layer.code, layer.code))
+            untraced.append(path or layer.code)
+            continue
         site_norm = norm
         if not in_headline(site_arch):
             site_adv = advice_for(model, site_arch, layer.num_channels)
@@ -288,13 +514,18 @@ def recommend(model: ModelContext) -> Recommendation:
             key = f"{_SITE_WORDS.get(site_arch, site_arch)} take {site_norm} ({cited})"
             others.setdefault(key, []).append(path or layer.code)
             rules.extend(r for r in site_adv.rules if r not in rules)
+        kept_here = keep_sites and _site_kind(model, layer) == site_norm
         suggestions.append(
             LayerSuggestion(
                 site=path,
                 line=layer.line,
                 current=layer.code,
-                suggested=suggest_layer(site_norm, layer, model),
+                suggested=layer.code if kept_here else suggest_layer(site_norm, layer, model),
             )
+        )
+    if untraced:
+        rationale.append(
+            f"Kept as they are (input not traced, may be tokens): {', '.join(untraced)}."
         )
     for key, paths in others.items():
         # Say in the headline why these sites get other advice than the headline's.
@@ -314,9 +545,60 @@ def recommend(model: ModelContext) -> Recommendation:
         rules=rules,
         assumptions=assumptions,
         would_change=would_change,
-        confidence=adv.confidence if norm == adv.norm else "medium",  # type: ignore[arg-type]
+        confidence=_kept_confidence(adv, norm, model),  # type: ignore[arg-type]
         alternatives=[n for n in (adv.norm, *adv.alternatives) if n != norm],
     )
+
+
+def _recommend_domain(model: ModelContext, domain: str) -> Recommendation:
+    """Keep the domain's norms; other sites get the domain's norm, built for their layout."""
+    d = DOMAINS[domain]
+    adv = advise_domain(domain, model.batch.per_device)
+    suggestions = []
+    for path, layer in model.norm_layers():
+        kind = _site_kind(model, layer)
+        if kind in d.keep or kind == d.norm:
+            suggested = layer.code
+        elif d.norm == "none":
+            suggested = "nn.Identity()"
+        else:
+            suggested = suggest_layer(d.norm, layer, model)
+        suggestions.append(LayerSuggestion(path, layer.line, layer.code, suggested))
+    assumptions = list(adv.assumptions)
+    assumptions.insert(
+        0,
+        f"architecture {model.architecture}"
+        + (f" ({', '.join(model.evidence)})" if model.evidence else ""),
+    )
+    norm = d.norm
+    rationale = list(adv.rationale)
+    kept = {_site_kind(model, layer) for _, layer in model.norm_layers()}
+    if not suggestions and "none" in d.keep:
+        norm = "none"  # e.g. a WGAN-GP critic without norms: right as it is
+        rationale.insert(0, f"Kept none: no norm layer is a good choice here ({d.id}).")
+    elif len(kept) == 1 and all(s.suggested == s.current for s in suggestions):
+        (norm,) = kept  # every site kept: the headline is what the model uses
+        rationale.insert(0, f"Kept {norm}: the domain's own choice ({d.id}).")
+    return Recommendation(
+        norm=norm,
+        layers=suggestions,
+        rationale=rationale,
+        rules=list(adv.rules),
+        assumptions=assumptions,
+        would_change=list(adv.would_change),
+        confidence=adv.confidence,  # type: ignore[arg-type]
+        alternatives=[n for n in (d.norm, *adv.alternatives) if n != norm],
+    )
+
+
+def _kept_confidence(adv: Advice, norm: str, model: ModelContext) -> str:
+    """A kept alternative is "medium" at most, "low" when the batch is unknown."""
+    if norm == adv.norm:
+        return adv.confidence
+    return "low" if model.batch.per_device is None else "medium"
+
+
+_BATCH_FREE = frozenset({"gn", "ln", "in", "rms"})
 
 
 def _site_kind(model: ModelContext, layer: Layer) -> str:
@@ -341,4 +623,12 @@ def _keep_note(kind: str, adv: Advice) -> str:
     return f"Kept {kind}: it is one of the good choices here ({adv.norm} is the default)."
 
 
-__all__ = ["advice_for", "default_groups", "recommend", "site_architecture", "suggest_layer"]
+__all__ = [
+    "abstain_reason",
+    "advice_for",
+    "default_groups",
+    "recommend",
+    "site_architecture",
+    "structural_abstain",
+    "suggest_layer",
+]

@@ -242,13 +242,19 @@ def _plain_model(path: str, model: ModelReport) -> list[str]:
     where = f"line {model.line}" if ":cell " in path else str(model.line)
     lines = [f"{path}:{where}: {model.name} [{model.architecture}] {_batch_text(model)}"]
     if model.norms_found:
-        found = ", ".join(f"{n.name}={n.code} (line {n.line})" for n in model.norms_found)
+        found = ", ".join(
+            f"{n.name}={n.code} [{n.kind}] (line {n.line})" for n in model.norms_found
+        )
         lines.append(f"  norms found: {found}")
     else:
         lines.append("  norms found: none")
+    if model.part_of:
+        lines.append(f"  judged as part of {model.part_of}")
+    if model.domain:
+        lines.append(f"  domain: {model.domain} (`normsuite rule domains`)")
     rec = model.recommendation
     if rec is None:
-        lines.append("  recommend: nothing to recommend")
+        lines.append(f"  recommend: none ({model.abstain or 'nothing to recommend'})")
         return lines
     rules = f"; rules {', '.join(rec.rules)}" if rec.rules else ""
     lines.append(f"  recommend: {rec.norm} (confidence {rec.confidence}{rules})")
@@ -377,8 +383,13 @@ def _rich_model(console: Any, path: str, model: ModelReport) -> None:
             table.add_row(n.name, str(n.line), n.code, "")
     console.print(table)
     console.print(f"  {_batch_text(model)}")
+    if model.part_of:
+        console.print(f"  judged as part of {escape(model.part_of)}")
+    if model.domain:
+        console.print(f"  domain: {escape(model.domain)} (`normsuite rule domains`)")
     if rec is None:
-        console.print("  [dim]nothing to recommend[/dim]")
+        reason = escape(model.abstain or "nothing to recommend")
+        console.print(f"  [dim]recommend: none ({reason})[/dim]")
         return
     rules = f"; rules {', '.join(rec.rules)}" if rec.rules else ""
     console.print(

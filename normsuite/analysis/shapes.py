@@ -503,6 +503,9 @@ class FlowTracer:
                     return base.children[base.child_names.index(key)]
                 return UNKNOWN
             if isinstance(base, T):
+                if base.rank == 3 and base.last and _picks_one_step(node.slice):
+                    # out[:, -1] / x[:, 0]: one step's (N, C) vector (not the sequence)
+                    return T(2, 1, base.channels, "feat")
                 # Indexing: the shape depends on the index, the origin does not.
                 return T(rnn=True) if base.rnn else UNKNOWN_T
             return UNKNOWN
@@ -676,6 +679,21 @@ class _Consts(dict):
 
     def __setitem__(self, key: str, value: Any) -> None:
         pass  # the constant evaluator must not write into the flow's locals
+
+
+def _picks_one_step(index: ast.expr) -> bool:
+    """``[:, k]`` (or ``[:, k, :]``) with a constant ``k``: one position of dim 1."""
+    if not isinstance(index, ast.Tuple) or len(index.elts) < 2:
+        return False
+    first, second, *rest = index.elts
+    if isinstance(second, ast.UnaryOp) and isinstance(second.op, ast.USub):
+        second = second.operand
+
+    def full(node: ast.expr) -> bool:
+        return isinstance(node, ast.Slice) and node.lower is None and node.upper is None
+
+    picks = isinstance(second, ast.Constant) and isinstance(second.value, int)
+    return full(first) and picks and all(full(r) for r in rest)  # out[:, -1, :] too
 
 
 def _abstract(value: Any) -> bool:

@@ -29,6 +29,7 @@ _CHANNEL_FIRST = frozenset(
         "InstanceNorm3d",
         "GroupNorm",
         "LayerNorm2d",
+        "RMSNorm2d",
     }
 )
 _BN1D = ("BatchNorm1d", "InstanceNorm1d", "LazyBatchNorm1d")

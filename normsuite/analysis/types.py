@@ -84,6 +84,13 @@ class ModelReport:
     norms_found: list[NormSite] = field(default_factory=list)
     batch_size: BatchInfo = field(default_factory=lambda: BatchInfo(per_device=None))
     recommendation: Recommendation | None = None
+    # Why there is no recommendation ("architecture unknown: ..."), when there is none.
+    abstain: str | None = None
+    # The model class of the same file this class is a block of (judged in its context).
+    part_of: str | None = None
+    # Class names this class builds or is given as blocks (hides them across files).
+    uses: list[str] = field(default_factory=list)
+    domain: str | None = None  # a domain with its own norm practice (advice.DOMAINS)
     # bases from outside the project (not read): the model is analyzed from its own layers
     unresolved_bases: list[str] = field(default_factory=list)
 
@@ -115,6 +122,7 @@ class AnalysisOptions:
     default_batch_size: int | None = None  # from [tool.normsuite]
     select: tuple[str, ...] = ()  # rule codes or prefixes; empty = all
     ignore: tuple[str, ...] = ()
+    all_modules: bool = False  # recommend: every class, not only top-level models
 
     @property
     def configs(self) -> tuple[str, ...]:

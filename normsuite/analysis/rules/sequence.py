@@ -1,11 +1,22 @@
-"""NRM007: BatchNorm on RNN hidden states, inside a recurrent cell or a Transformer block."""
+"""NRM007: BatchNorm on the recurrent path (inside a cell stepped over time, or on the state
+fed back), or on the tokens inside a Transformer block.
+
+Not on the recurrent path, so silent: a BatchNorm on the last step's ``(N, C)`` vector
+(B11), on an ``nn.LSTM``'s outputs feeding the next layer (input-to-hidden, where BN can
+help: Laurent et al. 2016), on the conv maps of a vision model with an RNN or attention
+head, in the CNN encoder of an agent whose features feed an ``LSTMCell``, or a BatchNorm
+that is never used.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 
-from ..context import FileContext
-from ..ir import RNN_CELLS
+from normsuite.advice import layer_code
+
+from ..context import MAP_NORMS, FileContext, ModelContext
+from ..ir import Layer
+from ..shapes import Application
 from ..types import Finding
 from . import finding, rule
 
@@ -18,40 +29,65 @@ def batch_norm_in_sequence_model(ctx: FileContext) -> Iterator[Finding]:
             layer = app.layer
             if layer.norm_kind not in ("bn", "syncbn") or id(layer) in flagged:
                 continue
-            if app.inp.rnn:
-                where = "on RNN outputs / hidden states"
+            if model.recurrence.on_path(layer):
+                where = "on the recurrent path (inside a cell stepped over time, or on the "
+                where += "state fed back)"
+                why = (
+                    "BN on hidden-to-hidden transitions does not help (Laurent et al. 2016) "
+                    "and its statistics differ per time step; LayerNorm works per step "
+                    "(Ba et al. 2016)"
+                )
                 rule_id = "B6"
-            elif app.in_attention_block:
-                where = "inside a Transformer block"
+            elif app.in_attention_block and _on_tokens(layer, app):
+                where = "on the tokens inside a Transformer block"
+                why = "batch statistics mix positions and sequences and differ at inference"
                 rule_id = "B7"
             else:
                 continue
             flagged.add(id(layer))
-            c = layer.num_channels or "C"
             yield finding(
                 "NRM007",
                 layer,
-                f"`{layer.code}` is {where}: batch statistics mix time steps and sequences and "
-                f"differ between training and inference; use nn.LayerNorm({c}) ({rule_id}).",
+                f"`{layer.code}` is {where}: {why}; use {_fix(layer, app, rule_id)} ({rule_id}).",
                 model.name,
             )
-        # A module that owns a recurrent cell and a BatchNorm: BN inside the cell.
-        for layer in [model.root, *(layer for _, layer in model.layers)]:
-            inst = layer.instance if layer.type == "Custom" else None
-            if inst is None:
-                continue
-            owned = [child for _, child in inst.layers()]
-            if not any(child.type in RNN_CELLS for child in owned):
-                continue
-            for child in owned:
-                if child.norm_kind in ("bn", "syncbn") and id(child) not in flagged:
-                    flagged.add(id(child))
-                    c = child.num_channels or "C"
-                    yield finding(
-                        "NRM007",
-                        child,
-                        f"`{child.code}` sits inside a recurrent cell: BN on hidden-to-hidden "
-                        f"transitions does not help (Laurent et al. 2016); use "
-                        f"nn.LayerNorm({c}) per time step (B6, Ba et al. 2016).",
-                        model.name,
-                    )
+        yield from _unapplied_cell_norms(model, flagged)
+
+
+def _on_tokens(layer: Layer, app: Application) -> bool:
+    """BatchNorm1d (or SyncBN) on (N, L, C) tokens or their (N, C, L) transpose; never a
+    BatchNorm2d/3d, which only takes conv maps (a mobile hybrid's BN folds into its conv)."""
+    if layer.type in MAP_NORMS:
+        return False
+    t = app.inp
+    return t.kind == "seq" or (t.rank == 3 and t.kind != "map") or t.rank is None
+
+
+def _fix(layer: Layer, app: Application | None, rule_id: str) -> str:
+    """A LayerNorm that is valid at this site (layout and channels), or what to do."""
+    c = layer.num_channels
+    if c is None:
+        return "a LayerNorm over the channels (channels unknown)"
+    if app is not None and app.inp.rank is not None and 2 <= app.inp.rank <= 5:
+        rank, last = app.inp.rank, bool(app.inp.last)
+        return layer_code("ln", c, ndim=rank, channels_last=last and rank > 2)
+    if rule_id == "B6" and layer.type == "BatchNorm1d":
+        return layer_code("ln", c, ndim=2)  # a cell works on one step's (N, C) vector
+    # Layout not known: both valid forms.
+    return f"nn.LayerNorm({c}) on (N, L, C), or {layer_code('ln', c, ndim=3)} on (N, C, L)"
+
+
+def _unapplied_cell_norms(model: ModelContext, flagged: set[int]) -> Iterator[Finding]:
+    """Norms inside a recurrent cell whose forward the tracer did not reach."""
+    for layer in model.recurrence.norms:
+        if layer.norm_kind in ("bn", "syncbn") and id(layer) not in flagged:
+            flagged.add(id(layer))
+            yield finding(
+                "NRM007",
+                layer,
+                f"`{layer.code}` is on the recurrent path (inside a cell stepped over time, "
+                "or on the state fed back): BN on hidden-to-hidden transitions does not help "
+                f"(Laurent et al. 2016); use {_fix(layer, model.first_app(layer), 'B6')} per "
+                "time step (B6, Ba et al. 2016).",
+                model.name,
+            )

@@ -1,0 +1,215 @@
+"""Which domain with its own norm practice a model belongs to (``advice.DOMAINS``), from its
+structure: the layers it builds, what its ``forward`` methods compute and, for a GAN critic,
+whether the file trains it with a gradient penalty. Never from class names.
+
+>>> import ast
+>>> from normsuite.analysis.context import build_context
+>>> from normsuite.analysis.types import AnalysisOptions
+>>> src = '''
+... import torch.nn as nn
+... class G(nn.Module):
+...     def __init__(self):
+...         super().__init__()
+...         self.body = nn.Sequential(nn.Conv2d(3, 64, 7), nn.InstanceNorm2d(64), nn.ReLU(),
+...                                   nn.Conv2d(64, 3, 7), nn.Tanh())
+...     def forward(self, x):
+...         return self.body(x)
+... '''
+>>> ctx = build_context(ast.parse(src), src, "g.py", AnalysisOptions())
+>>> detect(ctx.models[0], ctx)
+'D1'
+"""
+
+from __future__ import annotations
+
+import ast
+
+from .context import MAP_NORMS, FileContext, ModelContext
+from .factories import REPARAM
+from .ir import ATTENTION_TYPES, CONV_DIMS, Layer
+
+_UPSAMPLING_LAYERS = frozenset(
+    {
+        "ConvTranspose1d",
+        "ConvTranspose2d",
+        "ConvTranspose3d",
+        "Upsample",
+        "UpsamplingNearest2d",
+        "UpsamplingBilinear2d",
+        "PixelShuffle",
+    }
+)
+_UPSAMPLING_CALLS = frozenset({"interpolate", "upsample", "pixel_shuffle", "conv_transpose2d"})
+_TIMESTEP_ARGS = frozenset(
+    {"t", "time", "times", "timestep", "timesteps", "noise_level", "sigma", "sigmas", "temb"}
+)
+
+
+def detect(model: ModelContext, ctx: FileContext) -> str | None:
+    """The id of the domain ``model`` belongs to, or None (the recognition rules apply)."""
+    layers = _unique(model)
+    types = {layer.type for layer in layers}
+    kinds = {layer.norm_kind for layer in layers if layer.norm_kind}
+    convs = bool(types & set(CONV_DIMS))
+    calls = _forward_calls(model)
+    if ("SELU" in types or "AlphaDropout" in types or "selu" in calls) and not kinds:
+        return "D5"
+    image_out = "Tanh" in types or "tanh" in calls
+    upsamples = bool(types & _UPSAMPLING_LAYERS or calls & _UPSAMPLING_CALLS)
+    generator = image_out or upsamples
+    if _gradient_penalty(ctx) and not generator and (convs or "Linear" in types):
+        return "D2"
+    unet = upsamples or bool(kinds)  # a U-Net: GroupNorm (or a channel RMS/LN variant) kept
+    if convs and unet and _takes_timestep(model) and (kinds & {"gn", "rms", "ln"} or not kinds):
+        return "D4"
+    reparam = ctx.index.memo.get(REPARAM, {})
+    wrapped = [reparam[id(layer)][0] for layer in layers if id(layer) in reparam]
+    if "spectral_norm" in wrapped and not kinds:
+        return "D3"
+    gan_file = _gan_file(ctx)
+    if gan_file and not generator and _single_output(model):
+        return "D9"  # the discriminator of a GAN file
+    if convs and "in" in kinds and (generator or not model.classifier or gan_file):
+        return "D1"
+    if gan_file and model.part_of is None:
+        return "D9"  # a GAN's generator, or its other networks (encoder, classifier)
+    subpixel = "PixelShuffle" in types or "pixel_shuffle" in calls
+    n_convs = sum(1 for layer in layers if layer.type in CONV_DIMS)
+    patches = bool(calls & {"unfold", "fold"})  # MobileViT folds patches back, not SR
+    sr = subpixel and not patches and n_convs >= 3 and model.architecture == "cnn2d"
+    if sr and not kinds and not model.classifier:
+        return "D8"
+    cnn_or_hybrid = model.architecture in ("cnn1d", "cnn2d", "cnn3d", "hybrid")
+    if cnn_or_hybrid and "ln" in kinds and not kinds & {"bn", "syncbn"}:
+        ln = [layer for layer in layers if layer.norm_kind == "ln"]
+        channel = [layer for layer in ln if channel_layernorm(model, layer)]
+        # The others: on pooled (N, C) features (ConvNeXt's head) or not traced; never one
+        # over the wrong dim of a channels-first map (that is NRM002, not a design).
+        if channel and all(layer in channel or not _on_map(model, layer) for layer in ln):
+            return "D6"
+    if model.architecture == "hybrid" and (types & ATTENTION_TYPES or _attention_blocks(model)):
+        bns = [layer for layer in layers if layer.norm_kind in ("bn", "syncbn", "frozenbn")]
+        only_bn = bool(bns) and kinds <= {"bn", "syncbn", "frozenbn"}
+        if bns and (all(_on_map(model, layer) for layer in bns) or only_bn):
+            return "D7"  # BN on the maps, or BN everywhere by design (LeViT)
+    return None
+
+
+def channel_layernorm(model: ModelContext, layer: Layer) -> bool:
+    """LayerNorm over the channels of a conv map on purpose (permuted, or channels-first)."""
+    if layer.type in ("LayerNorm2d",) or (layer.backbone and layer.backbone.norm == "ln"):
+        return True
+    app = model.first_app(layer)
+    return bool(app and app.inp.kind == "map" and app.inp.last)
+
+
+def _on_map(model: ModelContext, layer: Layer) -> bool:
+    """On a 2D/3D image map (a Conformer's BatchNorm1d on (N, C, L) is not vision)."""
+    if layer.type in MAP_NORMS:
+        return True
+    app = model.first_app(layer)
+    t = app.inp if app else None
+    return bool(t and t.kind == "map" and not t.last and t.rank in (4, 5))
+
+
+def _attention_blocks(model: ModelContext) -> set[str]:
+    return {"attention"} if any("attention" in e for e in model.evidence) else set()
+
+
+def _unique(model: ModelContext) -> list[Layer]:
+    seen: set[int] = set()
+    out = []
+    for _, layer in model.layers:
+        if id(layer) not in seen:
+            seen.add(id(layer))
+            out.append(layer)
+    return out
+
+
+def _classes(model: ModelContext) -> list[ast.ClassDef]:
+    out = []
+    if model.root.instance is not None:
+        out.append(model.root.instance.cls.node)
+    for _, layer in model.layers:
+        if layer.instance is not None and layer.instance.cls.node not in out:
+            out.append(layer.instance.cls.node)
+    return out
+
+
+def _forward_calls(model: ModelContext) -> set[str]:
+    """Names called in the forward methods of the model's classes (``F.selu``, ``tanh``)."""
+    names: set[str] = set()
+    for node in _classes(model):
+        for fn in node.body:
+            if isinstance(fn, ast.FunctionDef) and fn.name == "forward":
+                for call in ast.walk(fn):
+                    if isinstance(call, ast.Call):
+                        func = call.func
+                        if isinstance(func, ast.Attribute):
+                            names.add(func.attr)
+                        elif isinstance(func, ast.Name):
+                            names.add(func.id)
+    return names
+
+
+def _takes_timestep(model: ModelContext) -> bool:
+    """The model's forward takes a timestep / noise level besides its input."""
+    if model.root.instance is None:
+        return False
+    fn = model.root.instance.cls.method("forward")
+    if fn is None:
+        return False
+    params = [a.arg for a in [*fn.args.posonlyargs, *fn.args.args, *fn.args.kwonlyargs]][2:]
+    return any(p.lower() in _TIMESTEP_ARGS for p in params)
+
+
+def _generator_like(model: ModelContext) -> bool:
+    layers = _unique(model)
+    types = {layer.type for layer in layers}
+    calls = _forward_calls(model)
+    return "Tanh" in types or "tanh" in calls or bool(types & _UPSAMPLING_LAYERS)
+
+
+def _gan_file(ctx: FileContext) -> bool:
+    """The file defines an image generator (tanh output or upsampling decoder) and a
+    discriminator (a model with a single output score): a GAN file."""
+    key = ("gan-file",)
+    memo = ctx.index.memo
+    if key not in memo:
+        top = [m for m in ctx.models if m.part_of is None]
+        memo[key] = any(_generator_like(m) for m in top) and any(
+            _single_output(m) and not _generator_like(m) for m in top
+        )
+    return memo[key]
+
+
+def _single_output(model: ModelContext) -> bool:
+    """A Linear/conv layer of the model produces one value (a real/fake score head)."""
+    return any(
+        (layer.type in ("Linear", "LazyLinear") or layer.type in CONV_DIMS)
+        and layer.out_channels == 1
+        for _, layer in model.layers
+    )
+
+
+def _gradient_penalty(ctx: FileContext) -> bool:
+    """The file differentiates a model output w.r.t. its input with ``create_graph=True``
+    (the WGAN-GP penalty), memoized per file."""
+    key = ("gradient-penalty",)
+    memo = ctx.index.memo
+    if key not in memo:
+        memo[key] = (
+            "create_graph" in ctx.source
+            and "grad(" in ctx.source
+            and any(
+                isinstance(n, ast.Call)
+                and isinstance(n.func, ast.Attribute)
+                and n.func.attr == "grad"
+                and any(k.arg == "create_graph" for k in n.keywords)
+                for n in ast.walk(ctx.index.tree)
+            )
+        )
+    return memo[key]
+
+
+__all__ = ["channel_layernorm", "detect"]

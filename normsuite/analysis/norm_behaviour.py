@@ -1,0 +1,164 @@
+"""Module classes that are norms by what ``forward`` computes, whatever their name.
+
+A class is a norm when it builds no layers of its own (only parameters and buffers) and
+its ``forward`` either calls a functional norm (``F.layer_norm``, ``F.group_norm``,
+``F.batch_norm``, ``F.instance_norm``, ``F.rms_norm``) or computes statistics over a dim
+(``mean``/``var``/``std``, ``F.normalize``) and rescales by them (``rsqrt``, ``sqrt``,
+a division). The dim says the layout: dim 1 of an (N, C, ...) map is a channel norm
+(ConvNeXt's channels-first LayerNorm, ChanRMSNorm), the last dim a per-position one.
+Branches on an attribute set in ``__init__`` (ConvNeXt's ``data_format``) are resolved
+per instance.
+
+The answer is the torch layer type with the same meaning, so rules and the recommender
+treat the site like that layer: ``LayerNorm2d`` is a channels-first channel LayerNorm,
+``RMSNorm2d`` its RMS counterpart.
+
+>>> import ast
+>>> from normsuite.analysis.extract import ModuleIndex
+>>> src = '''
+... import torch, torch.nn as nn
+... class ChanRMS(nn.Module):
+...     def __init__(self, c):
+...         super().__init__()
+...         self.g = nn.Parameter(torch.ones(1, c, 1, 1))
+...     def forward(self, x):
+...         return x * torch.rsqrt(x.pow(2).mean(1, keepdim=True) + 1e-6) * self.g
+... '''
+>>> index = ModuleIndex(ast.parse(src), src)
+>>> behaves_as(index.instantiate(index.classes["ChanRMS"], (8,)), index)
+'RMSNorm2d'
+"""
+
+from __future__ import annotations
+
+import ast
+from typing import Any
+
+from .extract import ModuleIndex
+from .ir import UNKNOWN, UNKNOWN_KWARGS, Layer, ModuleInstance
+
+_FUNCTIONAL = {
+    "layer_norm": "LayerNorm",
+    "group_norm": "GroupNorm",
+    "batch_norm": "BatchNorm2d",
+    "instance_norm": "InstanceNorm2d",
+    "rms_norm": "RMSNorm",
+}
+_STATS = frozenset({"mean", "var", "std", "var_mean", "std_mean", "normalize"})
+_RESCALE = frozenset({"rsqrt", "sqrt", "normalize"})
+# Types whose first argument is the channel count, as in a norm class's (dim, eps=...).
+_CHANNEL_ARG_FIRST = frozenset({"LayerNorm", "LayerNorm2d", "RMSNorm", "RMSNorm2d"})
+_LAYOUT_OPS = frozenset({"permute", "transpose", "movedim", "rearrange"})
+
+
+def behaves_as(inst: ModuleInstance, index: ModuleIndex) -> str | None:
+    """The torch norm type ``inst`` behaves as, or None when it is not a norm."""
+    if any(isinstance(v, Layer) for v in inst.attrs.values()) or inst.seq_children:
+        return None  # builds layers: a block or a model, not a norm
+    fn = inst.cls.method("forward")
+    if fn is None or len(inst.cls.methods) > 4 or len(fn.body) > 12:
+        return None  # a norm is a small class with a short forward, not a training wrapper
+    body = _live_statements(fn.body, inst, index)
+    calls = [n for stmt in body for n in ast.walk(stmt) if isinstance(n, ast.Call)]
+    names = [_called(c.func) for c in calls]
+    moved = any(n in _LAYOUT_OPS for n in names)
+    for name in names:
+        if name in _FUNCTIONAL:
+            kind = _FUNCTIONAL[name]
+            if kind == "LayerNorm" and moved:
+                return "LayerNorm2d"  # permuted to channels-last and back: a channel LN
+            if kind == "BatchNorm2d" and set(names) & {"view", "reshape", "contiguous"}:
+                return "InstanceNorm2d"  # batch_norm on (1, N*C, H, W): AdaIN's instance norm
+            return kind
+    stats = [(c, n) for c, n in zip(calls, names, strict=True) if n in _STATS]
+    if not stats or not (set(names) & _RESCALE or _divides(body)):
+        return None
+    dim = _dim(stats[0][0])
+    centred = any(n in ("var", "std", "var_mean", "std_mean") for _, n in stats) or _subtracts(body)
+    if dim == 1:
+        return "LayerNorm2d" if centred else "RMSNorm2d"
+    if dim == -1:
+        return "LayerNorm" if centred else "RMSNorm"
+    return None  # statistics over other dims (or unknown): not a layout we can name
+
+
+def _live_statements(body: list[ast.stmt], inst: ModuleInstance, index: ModuleIndex):
+    """``body`` with ``if`` statements on known attributes reduced to the branch taken."""
+    out: list[ast.stmt] = []
+    for stmt in body:
+        if isinstance(stmt, ast.If):
+            test = index.eval(stmt.test, {}, inst)
+            if test is True or test is False:
+                out.extend(_live_statements(stmt.body if test else stmt.orelse, inst, index))
+                continue
+        out.append(stmt)
+    return out
+
+
+def _called(func: ast.expr) -> str:
+    if isinstance(func, ast.Attribute):
+        return func.attr
+    if isinstance(func, ast.Name):
+        return func.id
+    return ""
+
+
+def _dim(call: ast.Call) -> Any:
+    if _called(call.func) == "normalize":
+        values = [k.value for k in call.keywords if k.arg == "dim"] or call.args[1:2]
+        value = values[0] if values else None
+        return 1 if value is None else _const(value)  # F.normalize's default dim is 1
+    values = [k.value for k in call.keywords if k.arg == "dim"]
+    func = call.func
+    torch_fn = isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name)
+    if torch_fn and func.value.id == "torch":  # type: ignore[union-attr]
+        values = values or call.args[1:2]  # torch.mean(x, dim): dim is the 2nd
+    values = values or call.args[:1]
+    return _const(values[0]) if values else None
+
+
+def _const(node: ast.expr) -> Any:
+    if isinstance(node, (ast.List, ast.Tuple)) and len(node.elts) == 1:
+        node = node.elts[0]
+    if isinstance(node, ast.Constant):
+        return node.value
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub):
+        inner = _const(node.operand)
+        return -inner if isinstance(inner, int) else None
+    return None
+
+
+def _divides(body: list[ast.stmt]) -> bool:
+    return any(
+        isinstance(n, ast.BinOp) and isinstance(n.op, ast.Div)
+        for stmt in body
+        for n in ast.walk(stmt)
+    )
+
+
+def _subtracts(body: list[ast.stmt]) -> bool:
+    return any(
+        isinstance(n, ast.BinOp) and isinstance(n.op, ast.Sub)
+        for stmt in body
+        for n in ast.walk(stmt)
+    )
+
+
+def retype_norms(layers: list[tuple[str, Layer]], index: ModuleIndex) -> None:
+    """Give every instance of a norm-by-behaviour class the type of the torch norm it
+    behaves as (once per layer object; the instance stays attached)."""
+    for _, layer in layers:
+        if layer.type != "Custom" or layer.instance is None:
+            continue
+        key = ("behaves-as", id(layer.instance))
+        if key not in index.memo:
+            index.memo[key] = behaves_as(layer.instance, index)
+        kind = index.memo[key]
+        if kind is not None:
+            layer.type = kind
+            if kind not in _CHANNEL_ARG_FIRST:
+                # The class's own arguments need not be torch's (num_groups, C): unknown.
+                layer.args, layer.kwargs = (), {UNKNOWN_KWARGS: UNKNOWN}
+
+
+__all__ = ["behaves_as", "retype_norms"]

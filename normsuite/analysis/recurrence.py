@@ -1,0 +1,225 @@
+"""Recurrence by structure: which modules are stepped over time with their state fed back.
+
+A module called inside a ``for``/``while`` loop of a ``forward`` whose result is assigned
+to a name that is also one of its arguments (``state = self.cell(x, state)``,
+``h, c = self.cell(x, (h, c))``) is a recurrent cell, whatever its class: a hand-written
+LSTM cell, an ``nn.LSTMCell`` subclass, a GRU written with Linear gates. Norm layers inside
+such a cell, or applied in the same loop to the state that is fed back, are on the
+recurrent path (NRM007, advice B6). A norm applied after the loop (to the last step's
+``(N, C)`` vector) or to an ``nn.LSTM``'s outputs that feed the next layer is not: that is
+the input-to-hidden side, where BatchNorm can help (Laurent et al. 2016).
+
+>>> import ast
+>>> from normsuite.analysis.extract import ModuleIndex
+>>> src = '''
+... import torch.nn as nn
+... class Cell(nn.Module):
+...     def __init__(self):
+...         super().__init__()
+...         self.fc = nn.Linear(8, 8)
+...         self.bn = nn.BatchNorm1d(8)
+...     def forward(self, x, h):
+...         return self.bn(self.fc(x) + h)
+... class Seq(nn.Module):
+...     def __init__(self):
+...         super().__init__()
+...         self.cell = Cell()
+...     def forward(self, xs, h):
+...         for x in xs:
+...             h = self.cell(x, h)
+...         return h
+... '''
+>>> index = ModuleIndex(ast.parse(src), src)
+>>> seq = index.instantiate(index.classes["Seq"])
+>>> rec = find_recurrence(seq.walk(), seq, index)
+>>> sorted(layer.type for layer in rec.cells), sorted(layer.type for layer in rec.norms)
+(['Custom'], ['BatchNorm1d'])
+"""
+
+from __future__ import annotations
+
+import ast
+from dataclasses import dataclass, field
+
+from .extract import ModuleIndex
+from .ir import CONV_DIMS, NORM_KINDS, RNN_CELLS, RNN_TYPES, Layer, ModuleInstance
+
+
+@dataclass
+class Recurrence:
+    """Cells (layers stepped with their state fed back) and norms on the recurrent path."""
+
+    cells: list[Layer] = field(default_factory=list)
+    norms: list[Layer] = field(default_factory=list)
+    evidence: list[str] = field(default_factory=list)
+
+    def on_path(self, layer: Layer) -> bool:
+        return any(layer is norm for norm in self.norms)
+
+
+def find_recurrence(
+    layers: list[tuple[str, Layer]], root: ModuleInstance | None, index: ModuleIndex
+) -> Recurrence:
+    """Recurrent cells and recurrent-path norms of a model (its walk and root instance)."""
+    out = Recurrence()
+    owners = [root] if root is not None else []
+    owners += [layer.instance for _, layer in layers if layer.instance is not None]
+    seen: set[int] = set()
+    for inst in owners:
+        if inst is None or id(inst) in seen:
+            continue
+        seen.add(id(inst))
+        for cell, norms in _stepped(inst, index):
+            if not any(cell is c for c in out.cells):
+                out.cells.append(cell)
+                what = cell.instance.cls.name if cell.instance is not None else cell.type
+                out.evidence.append(f"{what} stepped in a loop with its state fed back")
+            inner = cell.instance.walk() if cell.instance is not None else []
+            for layer in [*(sub for _, sub in inner), *norms]:
+                if layer.type in NORM_KINDS and not out.on_path(layer):
+                    out.norms.append(layer)
+    return out
+
+
+def _stepped(inst: ModuleInstance, index: ModuleIndex) -> list[tuple[Layer, list[Layer]]]:
+    """(cell, norms called in the same loop) for each cell ``inst.forward`` steps."""
+    key = ("stepped", id(inst))
+    if key in index.memo:
+        return index.memo[key]
+    index.memo[key] = []
+    fn = inst.cls.method("forward")
+    found: list[tuple[Layer, list[Layer]]] = []
+    for loop in (n for n in ast.walk(fn) if isinstance(n, (ast.For, ast.While))) if fn else ():
+        if isinstance(loop, ast.For) and _over_modules(loop.iter, inst):
+            continue  # for block in self.blocks: depth, not time
+        calls = [n for stmt in loop.body for n in ast.walk(stmt) if isinstance(n, ast.Call)]
+        cells: list[Layer] = []
+        state: set[str] = set()  # names fed back into a cell
+        for call in calls:
+            layer = _attr_layer(call.func, inst)
+            if layer is not None and (layer.type in RNN_CELLS or _has_weights(layer)):
+                fed = _fed_back(call, loop)
+                if fed:
+                    cells.append(layer)
+                    state |= fed
+        norms = [
+            layer
+            for call in calls
+            if (layer := _attr_layer(call.func, inst)) is not None
+            and layer.type in NORM_KINDS
+            and _touches(call, loop, state)
+        ]
+        found.extend((cell, norms) for cell in cells)
+    index.memo[key] = found
+    return found
+
+
+_WEIGHTED = frozenset({"Linear", "LazyLinear", "Bilinear", *CONV_DIMS, *RNN_TYPES, *RNN_CELLS})
+
+
+def _has_weights(layer: Layer) -> bool:
+    """A file class with gates to learn (Linear/conv/recurrent layers inside); a weight-free
+    op called as ``x = self.cat(x, skip)`` in a loop is not a cell."""
+    if layer.type != "Custom" or layer.instance is None:
+        return False
+    return any(sub.type in _WEIGHTED for _, sub in layer.instance.walk())
+
+
+def _over_modules(node: ast.expr, inst: ModuleInstance) -> bool:
+    """The loop iterates over module containers (``self.blocks``, ``zip(self.a, self.b)``).
+    ``range(self.steps)`` counts time steps, not modules."""
+    if isinstance(node, ast.Call):
+        name = node.func.id if isinstance(node.func, ast.Name) else ""
+        if name not in ("zip", "enumerate", "reversed", "list"):
+            return False
+        return any(_over_modules(arg, inst) for arg in node.args)
+    for sub in ast.walk(node):
+        if (
+            isinstance(sub, ast.Attribute)
+            and isinstance(sub.value, ast.Name)
+            and sub.value.id == "self"
+        ):
+            value = inst.attrs.get(sub.attr)
+            if isinstance(value, Layer) and value.type in (
+                "ModuleList",
+                "Sequential",
+                "ModuleDict",
+            ):
+                return True
+            if not isinstance(value, Layer) and not isinstance(value, (int, list, tuple)):
+                return True  # an attribute the extractor could not build: assume modules
+    return False
+
+
+def _attr_layer(func: ast.expr, inst: ModuleInstance) -> Layer | None:
+    """The layer of ``self.x(...)`` or ``self.xs[0](...)``. ``self.blocks[i - 1](...)``
+    with a varying index is a different module each step (Res2Net's hierarchy): not a cell."""
+    if isinstance(func, ast.Subscript):
+        if not isinstance(func.slice, ast.Constant):
+            return None
+        func = func.value
+    if (
+        isinstance(func, ast.Attribute)
+        and isinstance(func.value, ast.Name)
+        and func.value.id == "self"
+    ):
+        value = inst.attrs.get(func.attr)
+        if isinstance(value, Layer):
+            if value.type in ("ModuleList", "Sequential") and value.children:
+                return value.children[0]  # self.cells[0](x, h)
+            return value
+    return None
+
+
+def _names(nodes: list[ast.expr]) -> set[str]:
+    return {n.id for a in nodes for n in ast.walk(a) if isinstance(n, ast.Name)}
+
+
+def _assigned_to(call: ast.Call, loop: ast.For | ast.While) -> set[str]:
+    """Names the result of ``call`` is assigned to inside the loop."""
+    for stmt in (n for s in loop.body for n in ast.walk(s)):
+        if isinstance(stmt, ast.Assign) and any(v is call for v in ast.walk(stmt.value)):
+            return _names(stmt.targets)
+    return set()
+
+
+def _fed_back(call: ast.Call, loop: ast.For | ast.While) -> set[str]:
+    """The names that the call's result is assigned to and that it also takes as argument
+    (its state fed back), else an empty set."""
+    args = _names([*call.args, *(k.value for k in call.keywords)])
+    return _assigned_to(call, loop) & args - {"self"}
+
+
+def _touches(call: ast.Call, loop: ast.For | ast.While, state: set[str]) -> bool:
+    """A norm call that reads or writes the state fed back."""
+    args = _names([*call.args, *(k.value for k in call.keywords)])
+    return bool((args | _assigned_to(call, loop)) & state)
+
+
+def stepped_classes(index: ModuleIndex) -> dict[str, str]:
+    """File classes stepped over time by plain code: ``rnn = RNN(...)`` and, in a loop of
+    any function or the module body, ``output, hidden = rnn(x[i], hidden)``. Class name ->
+    evidence. (A training script steps a hand-written cell outside any ``forward``.)"""
+    key = ("stepped-classes",)
+    if key in index.memo:
+        return index.memo[key]
+    instances: dict[str, str] = {}  # variable -> class name
+    for node in ast.walk(index.tree):
+        if isinstance(node, ast.Assign) and isinstance(node.value, ast.Call):
+            func = node.value.func
+            if isinstance(func, ast.Name) and func.id in index.classes:
+                for target in node.targets:
+                    if isinstance(target, ast.Name):
+                        instances[target.id] = func.id
+    found: dict[str, str] = {}
+    for loop in (n for n in ast.walk(index.tree) if isinstance(n, (ast.For, ast.While))):
+        for call in (n for s in loop.body for n in ast.walk(s) if isinstance(n, ast.Call)):
+            func = call.func
+            if isinstance(func, ast.Name) and func.id in instances and _fed_back(call, loop):
+                cls = instances[func.id]
+                found.setdefault(cls, f"{cls} stepped in a loop with its state fed back")
+    index.memo[key] = found
+    return found
+
+
+__all__ = ["Recurrence", "find_recurrence", "stepped_classes"]

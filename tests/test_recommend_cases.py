@@ -1,0 +1,490 @@
+"""`normsuite recommend` is right, or says it does not know: the analyzer cases of real code
+(copies in tests/fixtures/recommend/), each with the answer a reader of the code gives."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from normsuite.analysis.analyze import analyze_source
+from normsuite.analysis.types import AnalysisOptions, FileResult, ModelReport
+from normsuite.analysis.usage import hide_blocks
+
+CASES = Path(__file__).parent / "fixtures" / "recommend"
+
+
+def analyze(name: str, **options: int) -> FileResult:
+    path = CASES / name
+    return analyze_source(path.read_text(), str(path), AnalysisOptions(**options))
+
+
+def model(result: FileResult, name: str) -> ModelReport:
+    return next(m for m in result.models if m.name == name)
+
+
+def kept(report: ModelReport) -> bool:
+    assert report.recommendation is not None
+    return all(s.suggested == s.current for s in report.recommendation.layers)
+
+
+def kinds(report: ModelReport) -> dict[str, str]:
+    return {n.name: n.kind for n in report.norms_found}
+
+
+# ---------------------------------------------------------------- 1. abstain
+
+
+def test_activation_loss_and_norm_classes_get_no_recommendation() -> None:
+    result = analyze("a08_non_models.py")
+    for name in ("Mish", "FocalLoss", "RMSNorm2d"):
+        report = model(result, name)
+        assert report.recommendation is None, name
+        assert report.abstain
+    assert "norm layer" in model(result, "RMSNorm2d").abstain
+    assert "activation, loss" in model(result, "Mish").abstain
+
+
+def test_ffn_block_is_judged_in_its_transformer() -> None:
+    result = analyze("r09_ffn_submodule.py")
+    ffn = model(result, "FeedForward")
+    assert ffn.part_of == "Block"
+    assert ffn.architecture == "transformer"
+    assert ffn.recommendation is not None and ffn.recommendation.norm == "ln"
+    # By default only the top-level model is advised.
+    (shown,) = hide_blocks([result])
+    assert [m.name for m in shown.models] == ["Block"]
+
+
+def test_blocks_hidden_across_files_by_name() -> None:
+    block = FileResult("blocks.py", models=[ModelReport("Bottleneck", 1, "cnn2d")])
+    uses = ["blocks.Bottleneck"]  # from .blocks import Bottleneck
+    net = FileResult("net.py", models=[ModelReport("ResNet", 1, "cnn2d", uses=uses)])
+    shown = hide_blocks([block, net])
+    assert [m.name for r in shown for m in r.models] == ["ResNet"]
+    # A user that abstains (its blocks are elsewhere) hides nothing.
+    lit = ModelReport("Lit", 1, "unknown", uses=["net.Net"], abstain="x")
+    other = FileResult("net.py", models=[ModelReport("Net", 1, "cnn2d")])
+    lost = FileResult("lit.py", models=[lit])
+    assert [m.name for r in hide_blocks([lost, other]) for m in r.models] == ["Lit", "Net"]
+    # Same name from another module: not hidden.
+    tts = FileResult("tts.py", models=[ModelReport("TTS", 1, "rnn", uses=["layers.Encoder"])])
+    vae = FileResult("vae.py", models=[ModelReport("Encoder", 1, "cnn2d")])
+    assert [m.name for r in hide_blocks([tts, vae]) for m in r.models] == ["TTS", "Encoder"]
+
+
+# ---------------------------------------------------------------- 2. labels from structure
+
+
+def test_split_attention_conv_block_is_a_cnn() -> None:
+    report = model(analyze("c19_name_heuristic.py"), "SplitAttentionConv2d")
+    assert report.architecture == "cnn2d"
+    assert kinds(report) == {"bn": "bn"}  # build_norm_layer(dict(type="BN"), C)
+    assert report.recommendation is not None and report.recommendation.norm == "bn"
+    assert kept(report)
+
+
+def test_rnn_with_additive_attention_and_no_conv_is_a_sequence_model() -> None:
+    report = model(analyze("r25_rnn_attn_decoder.py"), "Decoder")
+    assert report.architecture == "rnn"
+    rec = report.recommendation
+    assert rec is not None and rec.norm == "ln" and "B6" in rec.rules
+    assert not any("convolutional" in r for r in rec.rationale)
+
+
+def test_pooled_attention_block_is_a_transformer_keeping_its_layernorms() -> None:
+    report = model(analyze("a11_pooled_attention.py"), "PooledBlock")
+    assert report.architecture == "transformer"
+    assert report.recommendation is not None and report.recommendation.norm == "ln"
+    assert kept(report)
+
+
+def test_class_attribute_activation_keeps_hybrid_and_bn() -> None:
+    report = model(analyze("a10_trace_fallback.py"), "TransformerBlock")
+    assert report.architecture == "hybrid"
+    assert kept(report)
+
+
+# ---------------------------------------------------------------- 3. norms by behaviour
+
+
+def test_channel_layernorm_module_is_an_ln_site_and_kept() -> None:
+    report = model(analyze("a09_custom_norm_ln.py"), "NeXtBlock")
+    assert kinds(report) == {"norm": "ln"}
+    assert report.recommendation is not None and report.recommendation.norm == "ln"
+    assert kept(report)
+
+
+def test_groupnorm_subclass_is_a_gn_site_and_kept() -> None:
+    report = model(analyze("a09b_gn_subclass.py"), "ResBlock")
+    assert kinds(report) == {"norm": "gn"}
+    assert report.recommendation is not None and report.recommendation.norm == "gn"
+    assert kept(report)
+
+
+def test_layernorm_subclass_on_conv_map_is_nrm002() -> None:
+    result = analyze("r05_layernorm_subclass.py")
+    assert kinds(model(result, "FrontEnd")) == {"norm": "ln"}
+    assert [f.code for f in result.findings] == ["NRM002"]
+
+
+BEHAVIOUR = """
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from detectron2.layers import get_norm
+from mmcv.cnn import build_norm_layer
+from torch.nn.utils import spectral_norm
+
+
+class ChanRMSNorm(nn.Module):
+    def __init__(self, dim):
+        super().__init__()
+        self.g = nn.Parameter(torch.ones(1, dim, 1, 1))
+
+    def forward(self, x):
+        return F.normalize(x, dim=1) * self.g * x.shape[1] ** 0.5
+
+
+class ConvNeXtLN(nn.Module):
+    def __init__(self, c, eps=1e-6, data_format="channels_last"):
+        super().__init__()
+        self.weight, self.bias = nn.Parameter(torch.ones(c)), nn.Parameter(torch.zeros(c))
+        self.eps, self.data_format, self.c = eps, data_format, (c,)
+
+    def forward(self, x):
+        if self.data_format == "channels_last":
+            return F.layer_norm(x, self.c, self.weight, self.bias, self.eps)
+        else:
+            u = x.mean(1, keepdim=True)
+            s = (x - u).pow(2).mean(1, keepdim=True)
+            x = (x - u) / torch.sqrt(s + self.eps)
+            return self.weight[:, None, None] * x + self.bias[:, None, None]
+
+
+class Net(nn.Module):
+    def __init__(self, norm_layer=nn.BatchNorm2d, norm_cfg=dict(type="GN", num_groups=8)):
+        super().__init__()
+        self.c1 = nn.Conv2d(3, 64, 3, bias=False)
+        self.n1 = norm_layer(64)
+        self.c2 = nn.Conv2d(64, 64, 3, bias=False)
+        self.n2 = get_norm("SyncBN", 64)
+        self.c3 = nn.Conv2d(64, 64, 3, bias=False)
+        self.n3_name, n3 = build_norm_layer(norm_cfg, 64)
+        self.add_module(self.n3_name, n3)
+        self.c4 = nn.Conv2d(64, 64, 3, bias=False)
+        self.n4 = ChanRMSNorm(64)
+        self.c5 = nn.Conv2d(64, 64, 3, bias=False)
+        self.n5 = ConvNeXtLN(64, data_format="channels_first")
+        self.disc = spectral_norm(nn.Conv2d(64, 1, 3))
+"""
+
+
+def test_norms_by_behaviour_factories_and_reparametrizations() -> None:
+    result = analyze_source(BEHAVIOUR, "m.py", AnalysisOptions())
+    net = model(result, "Net")
+    assert kinds(net) == {
+        "n1": "bn",
+        "n2": "syncbn",
+        "gn": "gn",
+        "n4": "rms",
+        "n5": "ln",
+        "disc": "spectral_norm",
+    }
+    sites = {n.name: n for n in net.norms_found}
+    assert sites["gn"].num_channels == 64
+    for name in ("ChanRMSNorm", "ConvNeXtLN"):
+        assert "norm layer" in (model(result, name).abstain or "")
+
+
+# ---------------------------------------------------------------- 4. recurrence by structure
+
+
+def test_hand_written_cell_in_a_loop_is_recurrent() -> None:
+    result = analyze("r01_custom_cell.py")
+    for name in ("BNCell", "Seq"):
+        report = model(result, name)
+        assert report.architecture == "rnn", name
+        assert report.recommendation is not None and report.recommendation.norm == "ln"
+    (nrm007,) = [f for f in result.findings if f.code == "NRM007"]
+    assert nrm007.line == 10
+    assert "nn.LayerNorm(128)" in nrm007.message  # 4 * n_hid with n_hid = 32
+    (site,) = model(result, "Seq").recommendation.layers
+    assert site.suggested == "nn.LayerNorm(128)"
+
+
+def test_bn_on_last_step_vector_is_silent() -> None:
+    result = analyze("r07_nrm007_last_step.py")
+    assert not [f for f in result.findings if f.code == "NRM007"]
+    assert kept(model(result, "Clf"))  # B11: BatchNorm1d on (N, C) features
+
+
+def test_bn_on_conv_map_of_a_vision_hybrid_is_kept_without_nrm007() -> None:
+    result = analyze("a06_bn_vision_hybrid.py")
+    assert not [f for f in result.findings if f.code == "NRM007"]
+    report = model(result, "HybridAttentionBlock")
+    assert report.architecture == "hybrid"
+    assert kept(report)
+
+
+LSTM_SUBCLASS = """
+import torch.nn as nn
+
+
+class ZoneoutCell(nn.LSTMCell):
+    pass
+
+
+class Tagger(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.cell = ZoneoutCell(32, 64)
+        self.bn = nn.BatchNorm1d(64)
+
+    def forward(self, xs, h, c):
+        for x in xs:
+            h, c = self.cell(x, (h, c))
+            h = self.bn(h)
+        return h
+"""
+
+
+def test_lstmcell_subclass_is_a_cell_and_bn_on_its_state_is_nrm007() -> None:
+    result = analyze_source(LSTM_SUBCLASS, "m.py", AnalysisOptions())
+    report = model(result, "Tagger")
+    assert report.architecture == "rnn"
+    (nrm007,) = [f for f in result.findings if f.code == "NRM007"]
+    assert "nn.LayerNorm(64)" in nrm007.message
+
+
+# ---------------------------------------------------------------- 5. domains
+
+
+def test_image_to_image_generator_keeps_instancenorm() -> None:
+    report = model(analyze("a16_i2i_generator.py", batch_size=1), "StyleGenerator")
+    assert report.domain is not None and report.domain.startswith("D1")
+    rec = report.recommendation
+    assert rec is not None and rec.norm == "in" and kept(report)
+    assert any("Ulyanov" in r and "Huang & Belongie" in r for r in rec.rationale)
+    assert rec.confidence == "medium"
+
+
+def test_wgan_gp_critic_gets_no_batchnorm() -> None:
+    report = model(analyze("a16b_wgan_gp_critic.py"), "Critic")
+    assert report.domain is not None and report.domain.startswith("D2")
+    rec = report.recommendation
+    assert rec is not None and rec.norm == "none" and "bn" not in rec.alternatives
+    assert any("Gulrajani" in r for r in rec.rationale)
+
+
+GP_CRITIC_WITH_BN = """
+import torch
+import torch.nn as nn
+
+
+class D(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.c1 = nn.Conv2d(3, 64, 4, 2, 1)
+        self.c2 = nn.Conv2d(64, 128, 4, 2, 1, bias=False)
+        self.bn = nn.BatchNorm2d(128)
+        self.out = nn.Conv2d(128, 1, 8)
+
+    def forward(self, x):
+        return self.out(self.bn(self.c2(self.c1(x).relu())).relu())
+
+
+def penalty(d, x):
+    x.requires_grad_(True)
+    g = torch.autograd.grad(d(x).sum(), x, create_graph=True)[0]
+    return ((g.flatten(1).norm(dim=1) - 1) ** 2).mean()
+"""
+
+
+def test_batchnorm_in_a_gradient_penalty_critic_becomes_a_valid_layernorm() -> None:
+    result = analyze_source(GP_CRITIC_WITH_BN, "m.py", AnalysisOptions(batch_size=64))
+    rec = model(result, "D").recommendation
+    assert rec is not None and rec.norm == "ln"
+    (site,) = rec.layers
+    assert site.suggested == 'normsuite.build_norm("ln", 128)'  # channel LN on the map
+
+
+DOMAIN_MODELS = """
+import math
+import torch
+import torch.nn as nn
+from torch.nn.utils import spectral_norm
+
+
+class UNet(nn.Module):
+    def __init__(self, c=64):
+        super().__init__()
+        self.inc = nn.Conv2d(3, c, 3, padding=1)
+        self.n1 = nn.GroupNorm(32, c)
+        self.down = nn.Conv2d(c, c, 3, 2, 1)
+        self.n2 = nn.GroupNorm(32, c)
+        self.up = nn.ConvTranspose2d(c, c, 4, 2, 1)
+        self.temb = nn.Linear(c, c)
+        self.out = nn.Conv2d(c, 3, 3, padding=1)
+
+    def forward(self, x, timesteps):
+        h = self.n1(self.inc(x)).relu()
+        h = self.n2(self.down(h)).relu()
+        return self.out(self.up(h))
+
+
+class SNN(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.net = nn.Sequential(nn.Linear(64, 256), nn.SELU(), nn.AlphaDropout(0.1),
+                                 nn.Linear(256, 256), nn.SELU(), nn.Linear(256, 10))
+
+    def forward(self, x):
+        return self.net(x)
+
+
+class SNDiscriminator(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.c1 = spectral_norm(nn.Conv2d(3, 64, 4, 2, 1))
+        self.c2 = spectral_norm(nn.Conv2d(64, 128, 4, 2, 1))
+        self.fc = spectral_norm(nn.Linear(128 * 8 * 8, 1))
+
+    def forward(self, x):
+        return self.fc(self.c2(self.c1(x).relu()).relu().flatten(1))
+"""
+
+
+@pytest.mark.parametrize(
+    ("name", "domain", "norm", "source"),
+    [
+        ("UNet", "D4", "gn", "Ho"),
+        ("SNN", "D5", "none", "Klambauer"),
+        ("SNDiscriminator", "D3", "none", "Miyato"),
+    ],
+)
+def test_domain_models_keep_their_published_choice(
+    name: str, domain: str, norm: str, source: str
+) -> None:
+    report = model(analyze_source(DOMAIN_MODELS, "m.py", AnalysisOptions(batch_size=8)), name)
+    assert report.domain is not None and report.domain.startswith(domain)
+    rec = report.recommendation
+    assert rec is not None and rec.norm == norm
+    assert all(s.suggested == s.current for s in rec.layers)
+    assert any(source in r for r in rec.rationale)
+
+
+def test_rule_domains_page_cites_every_domain() -> None:
+    from normsuite.cli.main import app
+    from typer.testing import CliRunner
+
+    from normsuite.advice import DOMAINS
+
+    out = CliRunner().invoke(app, ["rule", "domains"])
+    assert out.exit_code == 0
+    for d in DOMAINS.values():
+        assert d.id in out.output and d.sources.split(",")[0] in out.output
+
+
+# ---------------------------------------------------------------- 7. calibrated confidence
+
+SMALL_CNN = """
+import torch.nn as nn
+
+
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 64, 3, bias=False)
+        self.bn = nn.BatchNorm2d(64)
+        self.fc = nn.Linear(64, 10)
+
+    def forward(self, x):
+        return self.fc(self.bn(self.conv(x)).relu().mean((2, 3)))
+"""
+
+
+@pytest.mark.parametrize(
+    ("options", "confidence", "compare"),
+    [
+        ({}, "low", False),  # batch unknown
+        ({"batch_size": 8}, "medium", True),  # inside the crossover band
+        ({"batch_size": 16}, "medium", True),
+        ({"batch_size": 64}, "high", False),  # from the command line, far from 16
+    ],
+)
+def test_cnn_confidence_follows_the_evidence(options, confidence: str, compare: bool) -> None:
+    rec = model(analyze_source(SMALL_CNN, "m.py", AnalysisOptions(**options)), "Net")
+    rec = rec.recommendation
+    assert rec is not None and rec.confidence == confidence
+    assert any("normsuite compare" in w for w in rec.would_change) == compare
+
+
+def test_batch_of_a_script_that_does_not_train_is_not_direct_evidence() -> None:
+    src = SMALL_CNN + "\nfrom torch.utils.data import DataLoader\nDataLoader([], batch_size=64)\n"
+    rec = model(analyze_source(src, "m.py", AnalysisOptions()), "Net").recommendation
+    assert rec is not None and rec.norm == "bn" and rec.confidence == "medium"
+
+
+def test_cell_stepped_by_a_training_function_is_recurrent() -> None:
+    """char-rnn style: the file's own code steps the module with its hidden state."""
+    result = analyze("script_stepped_cell.py")
+    report = model(result, "RNN")
+    assert report.architecture == "rnn"
+    (site,) = report.recommendation.layers
+    assert site.suggested == "nn.LayerNorm(n_hid)"  # valid for every width
+    assert [f.code for f in result.findings if f.code == "NRM007"] == ["NRM007"]
+
+
+# ---------------------------------------------------------------- CLI
+
+
+def test_cli_advises_top_level_models_and_all_modules_shows_blocks() -> None:
+    from normsuite.cli.main import app
+    from typer.testing import CliRunner
+
+    path = str(CASES / "r09_ffn_submodule.py")
+    default = CliRunner().invoke(app, ["recommend", "--isolated", path])
+    assert default.exit_code == 0, default.output
+    assert "Block [transformer]" in default.output
+    assert "FeedForward" not in default.output
+    everything = CliRunner().invoke(app, ["recommend", "--isolated", "--all-modules", path])
+    assert "FeedForward [transformer]" in everything.output
+    assert "judged as part of Block" in everything.output
+    a08 = CliRunner().invoke(app, ["recommend", "--isolated", str(CASES / "a08_non_models.py")])
+    assert a08.exit_code == 0
+    assert a08.output.count("recommend: none (") == 3  # each with its reason
+    assert "not a model" in a08.output
+
+
+RES2NET_LOOP = '''
+import torch
+import torch.nn as nn
+
+
+class Res2Block(nn.Module):
+    """Res2Net hierarchy: a different conv each chunk, not a cell stepped over time."""
+
+    def __init__(self, c=64, scale=4):
+        super().__init__()
+        w = c // scale
+        self.blocks = nn.ModuleList(
+            [nn.Sequential(nn.Conv1d(w, w, 3, padding=1, bias=False), nn.BatchNorm1d(w))
+             for _ in range(scale - 1)]
+        )
+
+    def forward(self, x):
+        ys = []
+        for i, x_i in enumerate(torch.chunk(x, 4, dim=1)):
+            y = x_i if i == 0 else self.blocks[i - 1](x_i + (y if i > 1 else 0))
+            ys.append(y)
+        return torch.cat(ys, dim=1)
+'''
+
+
+def test_a_different_block_per_loop_step_is_not_recurrence() -> None:
+    result = analyze_source(RES2NET_LOOP, "m.py", AnalysisOptions(batch_size=64))
+    report = model(result, "Res2Block")
+    assert report.architecture == "cnn1d"
+    assert not [f for f in result.findings if f.code == "NRM007"]
+    assert kept(report)
