@@ -186,9 +186,11 @@ def exit_code(
     command: Literal["check", "recommend"],
     traces: dict[str, dict] | None = None,
 ) -> int:
-    """ruff's convention: 2 when a file could not be analyzed (or traced), else 1 when
-    ``check`` has findings, else 0."""
-    if any(r.error for r in results) or any(t.get("error") for t in (traces or {}).values()):
+    """ruff's convention: 2 when a file could not be analyzed (or traced) or only in part
+    (a cap was hit), else 1 when ``check`` has findings, else 0."""
+    if any(r.error or r.incomplete for r in results) or any(
+        t.get("error") for t in (traces or {}).values()
+    ):
         return 2
     if command == "check" and any(r.findings for r in results):
         return 1
@@ -208,6 +210,8 @@ def emit(
     for result in results:
         if result.error:
             typer.echo(report.error_line(result), err=True)
+        for notice in result.notices:
+            typer.echo(report.notice_line(result, notice), err=True)
     for path, trace in (traces or {}).items():
         if trace.get("error"):
             typer.echo(f"{path}: trace error: {trace['error']}", err=True)
@@ -264,7 +268,8 @@ def check(
 ) -> None:
     """Flag normalization mistakes (rules NRM001-NRM013) without running the code.
 
-    Exit code: 0 clean, 1 findings, 2 a file could not be analyzed or bad options.
+    Exit code: 0 clean, 1 findings, 2 a file could not be analyzed (or only in part: a cap
+    was hit) or bad options.
     Suppress a finding with `# noqa: NRM002` on its line; configure with \\[tool.normsuite]
     in pyproject.toml (select, ignore, batch-size, max-file-size).
     """

@@ -8,6 +8,7 @@ from normsuite import __version__
 
 from .check import check
 from .compare import compare
+from .errors import OneLineErrorGroup
 from .fit import fit
 from .plot_stats import plot_stats
 from .recommend import recommend
@@ -19,6 +20,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    cls=OneLineErrorGroup,  # usage errors of every command in one line, exit 2
 )
 
 

@@ -48,7 +48,7 @@ def recommend(
 
     Says the concrete layer for every norm site, the batch size it assumed and where that
     came from, and what would change the answer. Exit code 0, or 2 when a file could not
-    be analyzed.
+    be analyzed (or only in part: a cap was hit).
     """
     run_analysis(
         "recommend",

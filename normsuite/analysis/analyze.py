@@ -21,6 +21,7 @@ imports torch. ``# noqa`` and select/ignore are applied by the caller (the runne
 from __future__ import annotations
 
 import ast
+from dataclasses import replace
 
 from .context import FileContext, ModelContext, build_context
 from .extract import BudgetExceeded
@@ -39,7 +40,23 @@ def analyze_source(source: str, path: str, options: AnalysisOptions) -> FileResu
         findings = run_rules(ctx)
     except BudgetExceeded:  # a pathological file: report what the models already say
         findings = []
-    return FileResult(path=path, models=[_report(m) for m in ctx.models], findings=findings)
+    notices = ctx.index.limits.notices()  # a cap hit is reported, never silent
+    models = [_report(m) for m in ctx.models]
+    if notices:
+        models = [_partial(m) for m in models]
+    return FileResult(path=path, models=models, findings=findings, notices=notices)
+
+
+def _partial(model: ModelReport) -> ModelReport:
+    """A recommendation made from a partly analyzed file: low confidence, and it says so."""
+    rec = model.recommendation
+    if rec is None:
+        return model
+    note = "the analysis of this file was cut short by a cap (see the notice): layers may miss"
+    return replace(
+        model,
+        recommendation=replace(rec, confidence="low", assumptions=[*rec.assumptions, note]),
+    )
 
 
 def analyze_context(source: str, path: str, options: AnalysisOptions) -> FileContext:

@@ -31,10 +31,7 @@ from .ir import (
     LayerClass,
     ModuleInstance,
 )
-
-MAX_STEPS = 200_000  # evaluation budget per file: stops pathological files quickly
-MAX_DEPTH = 24  # call depth for helpers / nested instantiation
-MAX_LOOP = 512  # iterations of one statically unrolled loop
+from .limits import MAX_DEPTH, MAX_LOOP, MAX_STEPS, LimitLog  # caps hit are reported
 
 _MODULE_BASES = {
     "torch.nn.Module",
@@ -163,6 +160,8 @@ class ModuleIndex:
         self.flow_cache: dict[tuple[int, Any], Any] = {}
         self.memo: dict[Any, Any] = {}  # other per-file caches (context.py)
         self.exhausted = False  # the evaluation budget ran out during an instantiation
+        self.limits = LimitLog()  # every cap hit, with its line: never a silent limit
+        self.line: int | None = None  # line of the statement/expression being evaluated
         self._collect()
 
     def segment(self, node: ast.expr, limit: int = 200) -> str:
@@ -293,6 +292,7 @@ class ModuleIndex:
         owner: ClassInfo | None = None,
     ) -> Any:
         if self._depth >= MAX_DEPTH:
+            self.cap_hit("depth")
             return UNKNOWN
         env = self._bind(fn, args, kwargs)
         env["__class__"] = owner
@@ -337,13 +337,20 @@ class ModuleIndex:
         for stmt in body:
             self._exec_stmt(stmt, env, inst)
 
-    def _tick(self) -> None:
+    def _tick(self, node: ast.AST | None = None) -> None:
         self.steps += 1
+        if node is not None:
+            self.line = getattr(node, "lineno", self.line)
         if self.steps > MAX_STEPS:
+            self.limits.hit("steps", self.line)
             raise BudgetExceeded
 
+    def cap_hit(self, cap: str) -> None:
+        """Record that a cap ("depth", "loop") cut the evaluation at the current line."""
+        self.limits.hit(cap, self.line)
+
     def _exec_stmt(self, stmt: ast.stmt, env: dict[str, Any], inst: Any) -> None:
-        self._tick()
+        self._tick(stmt)
         if isinstance(stmt, ast.Assign):
             value = self.eval(stmt.value, env, inst)
             for target in stmt.targets:
@@ -425,14 +432,17 @@ class ModuleIndex:
             items = list(value.children)
         else:
             return None
-        return items if len(items) <= MAX_LOOP else None
+        if len(items) > MAX_LOOP:
+            self.cap_hit("loop")
+            return None
+        return items
 
     # ------------------------------------------------------------------ expressions
     def eval(self, node: ast.expr | None, env: dict[str, Any], inst: Any) -> Any:
         """Evaluate ``node``; anything not statically known is ``UNKNOWN``."""
         if node is None:
             return None
-        self._tick()
+        self._tick(node)
         try:
             return self._eval(node, env, inst)
         except (BudgetExceeded, _Return, RecursionError):
@@ -561,7 +571,10 @@ class ModuleIndex:
         def run(i: int, scope: dict[str, Any]) -> bool:
             if i == len(gens):
                 results.append([self.eval(e, scope, inst) for e in elts])
-                return len(results) <= MAX_LOOP
+                if len(results) > MAX_LOOP:
+                    self.cap_hit("loop")
+                    return False
+                return True
             items = self._iterate(self.eval(gens[i].iter, scope, inst))
             if items is None:
                 return False
@@ -648,6 +661,7 @@ class ModuleIndex:
             return self._make_layer(callee.type, (*callee.args, *args), merged, node)
         if isinstance(callee, ClassInfo):
             if self._depth >= MAX_DEPTH:
+                self.cap_hit("depth")
                 return self._layer("Custom", node)
             layer = self._layer("Custom", node, args, kwargs)
             layer.instance = self.instantiate(callee, args, kwargs)
@@ -677,7 +691,10 @@ class ModuleIndex:
             info = backbone_info(last, qual.split(".")[0], kwargs)
             if info is not None:
                 return self._layer("Backbone", node, args, kwargs, backbone=info)
-        return _builtin(last if "." not in qual else qual, args, kwargs)
+        value = _builtin(last if "." not in qual else qual, args, kwargs)
+        if value is UNKNOWN and _over_loop_cap(last, args):
+            self.cap_hit("loop")
+        return value
 
     def _norm_layer(self, value: Any) -> Any:
         """``norm_layer=lambda c: nn.GroupNorm(32, c)``: the layer class the lambda builds."""
@@ -960,6 +977,16 @@ def _binop(op: type, left: Any, right: Any) -> Any:
     if op is ast.Mult and isinstance(left, list) and isinstance(right, int) and right <= MAX_LOOP:
         return left * right
     return UNKNOWN
+
+
+def _over_loop_cap(name: str, args: tuple[Any, ...]) -> bool:
+    """Whether ``range(*args)`` was refused for being longer than :data:`MAX_LOOP`."""
+    if name != "range" or not args or not all(isinstance(a, int) for a in args):
+        return False
+    try:
+        return len(range(*args)) > MAX_LOOP
+    except (TypeError, ValueError):
+        return False
 
 
 def _builtin(name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:

@@ -28,7 +28,7 @@ from normsuite.analysis.files import (
     discover,
     read_source,
 )
-from normsuite.analysis.noqa import filter_findings
+from normsuite.analysis.noqa import filter_findings, unknown_noqa_codes
 from normsuite.analysis.types import AnalysisOptions, FileResult
 
 if TYPE_CHECKING:
@@ -115,7 +115,13 @@ def analyze_text(
     ]
     findings = filter_findings(findings, source)
     findings.sort(key=lambda f: (f.line, f.col, f.code))
-    return FileResult(path=path, models=result.models, findings=findings, error=result.error)
+    return FileResult(
+        path=path,
+        models=result.models,
+        findings=findings,
+        error=result.error,
+        notices=[*result.notices, *unknown_noqa_codes(source)],
+    )
 
 
 def _analyze_target(
