@@ -54,6 +54,22 @@ MAX_FILE_SIZE = typer.Option(
 )
 NO_CONFIG = typer.Option(False, "--isolated", help="Ignore \\[tool.normsuite] in pyproject.toml.")
 JOBS = typer.Option(None, "--jobs", "-j", help="Worker processes (default: by file count).")
+EXCLUDE = typer.Option(
+    None,
+    "--exclude",
+    help="Glob patterns to leave out, replacing the defaults and `exclude` of "
+    "\\[tool.normsuite] (comma-separated, repeatable).",
+)
+EXTEND_EXCLUDE = typer.Option(
+    None,
+    "--extend-exclude",
+    help="Glob patterns to leave out in addition to the defaults and the config.",
+)
+FORCE_EXCLUDE = typer.Option(
+    False,
+    "--force-exclude",
+    help="Apply the exclusions to paths given explicitly too (what pre-commit needs).",
+)
 TRACE = typer.Option(
     False,
     "--trace",
@@ -79,6 +95,11 @@ def _codes(values: list[str] | None, flag: str) -> tuple[str, ...]:
                     f"{closest_code(raw)!r}? (`normsuite rule` lists the codes)"
                 )
             codes.append(code)
+    if values is not None and values and not codes:  # `--select ''` would run every rule
+        raise UsageError(
+            f"{flag} {','.join(values)!r} names no rule code; pass codes or prefixes like "
+            f"NRM002 or NRM00, or leave {flag} out"
+        )
     return tuple(codes)
 
 
@@ -86,6 +107,16 @@ def _positive(value: int | None, flag: str) -> int | None:
     if value is not None and value < 1:
         raise UsageError(f"{flag} must be at least 1, got {value}")
     return value
+
+
+def _globs(values: list[str] | None, flag: str) -> tuple[str, ...] | None:
+    """``--exclude build,dist --exclude '*.pyi'`` -> ``("build", "dist", "*.pyi")``."""
+    if values is None:
+        return None
+    globs = tuple(g.strip() for value in values for g in value.split(",") if g.strip())
+    if values and not globs:
+        raise UsageError(f"{flag} {','.join(values)!r} names no pattern; pass globs like build")
+    return globs
 
 
 def parse_shape(text: str | None) -> tuple[int, ...] | None:
@@ -121,6 +152,9 @@ def run_analysis(
     trace: bool,
     model: str | None,
     input_shape: str | None,
+    exclude: list[str] | None = None,
+    extend_exclude: list[str] | None = None,
+    force_exclude: bool = False,
 ) -> None:
     """Parse the shared options, analyze, print, and exit with ruff's codes."""
     from normsuite.analysis.config import ConfigError
@@ -149,6 +183,9 @@ def run_analysis(
             max_file_size=_positive(max_file_size, "--max-file-size"),
             use_config=not isolated,
             strict_config=True,
+            exclude=_globs(exclude, "--exclude"),
+            extend_exclude=_globs(extend_exclude, "--extend-exclude") or (),
+            force_exclude=force_exclude,
         )
         _positive(jobs, "--jobs")
         results = analyze_paths(paths, options, settings=settings, jobs=jobs)
@@ -265,13 +302,16 @@ def check(
     trace: bool = TRACE,
     model: str | None = MODEL,
     input_shape: str | None = INPUT_SHAPE,
+    exclude: list[str] | None = EXCLUDE,
+    extend_exclude: list[str] | None = EXTEND_EXCLUDE,
+    force_exclude: bool = FORCE_EXCLUDE,
 ) -> None:
     """Flag normalization mistakes (rules NRM001-NRM013) without running the code.
 
     Exit code: 0 clean, 1 findings, 2 a file could not be analyzed (or only in part: a cap
     was hit) or bad options.
     Suppress a finding with `# noqa: NRM002` on its line; configure with \\[tool.normsuite]
-    in pyproject.toml (select, ignore, batch-size, max-file-size).
+    in pyproject.toml (select, ignore, batch-size, max-file-size, exclude, extend-exclude).
     """
     run_analysis(
         "check",
@@ -289,4 +329,7 @@ def check(
         trace=trace,
         model=model,
         input_shape=input_shape,
+        exclude=exclude,
+        extend_exclude=extend_exclude,
+        force_exclude=force_exclude,
     )

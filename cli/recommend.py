@@ -13,6 +13,9 @@ from .check import (
     BATCH_SIZE,
     CONFIG,
     DEVICES,
+    EXCLUDE,
+    EXTEND_EXCLUDE,
+    FORCE_EXCLUDE,
     FORMAT,
     IGNORE,
     INPUT_SHAPE,
@@ -43,6 +46,9 @@ def recommend(
     trace: bool = TRACE,
     model: str | None = MODEL,
     input_shape: str | None = INPUT_SHAPE,
+    exclude: list[str] | None = EXCLUDE,
+    extend_exclude: list[str] | None = EXTEND_EXCLUDE,
+    force_exclude: bool = FORCE_EXCLUDE,
 ) -> None:
     """Recommend BatchNorm, GroupNorm, LayerNorm, ... for each model, with cited reasons.
 
@@ -66,4 +72,7 @@ def recommend(
         trace=trace,
         model=model,
         input_shape=input_shape,
+        exclude=exclude,
+        extend_exclude=extend_exclude,
+        force_exclude=force_exclude,
     )

@@ -9,9 +9,13 @@ from __future__ import annotations
 import io
 import os
 import tokenize
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from normsuite.analysis.exclude import Excludes
 
 STDIN = "-"
 DEFAULT_MAX_FILE_SIZE = 2 * 1024 * 1024  # 2 MB: far above any hand-written model file
@@ -37,20 +41,35 @@ def _skipped(name: str) -> bool:
     return name.startswith(".") or name in SKIP_DIRS
 
 
-def _walk(root: Path) -> Iterator[Path]:
-    """Every ``*.py`` below ``root`` in sorted order, pruning skipped folders."""
+def _walk(root: Path, excludes: Excludes | None = None) -> Iterator[Path]:
+    """Every ``*.py`` below ``root`` in sorted order, pruning skipped (or excluded) folders."""
+    base = str(root)
     for dirpath, dirnames, filenames in os.walk(root):
-        dirnames[:] = sorted(d for d in dirnames if not _skipped(d))
+        if excludes is None:
+            dirnames[:] = sorted(d for d in dirnames if not _skipped(d))
+        else:
+            dirnames[:] = sorted(
+                d for d in dirnames if not excludes.excluded(os.path.join(dirpath, d), base)
+            )
         for name in sorted(filenames):
-            if name.endswith(".py"):
+            if name.endswith(".py") and not (
+                excludes is not None and excludes.excluded(os.path.join(dirpath, name), base)
+            ):
                 yield Path(dirpath) / name
 
 
-def discover(paths: Iterable[str]) -> list[Target]:
+def discover(
+    paths: Iterable[str],
+    excludes: Callable[[str], Excludes] | None = None,
+    *,
+    force_exclude: bool = False,
+) -> list[Target]:
     """Expand files, directories (recursively) and ``-`` into targets, in a stable order.
 
     A path given explicitly is always used, even a hidden folder or a file without
     ``.py``; only folders found *while walking* are skipped. Duplicates are dropped.
+    ``excludes(path)``: the exclusion patterns for a given path (default: hidden folders and
+    :data:`SKIP_DIRS`); ``force_exclude`` applies them to the given paths too.
 
     >>> [t.path for t in discover(["-"])]
     ['-']
@@ -70,8 +89,11 @@ def discover(paths: Iterable[str]) -> list[Target]:
             add(Target(STDIN))
             continue
         path = Path(raw)
+        rules = excludes(raw) if excludes is not None else None
+        if force_exclude and rules is not None and rules.excluded(raw):
+            continue
         if path.is_dir():
-            for file in _walk(path):
+            for file in _walk(path, rules):
                 add(Target(str(file)))
         elif path.exists():
             add(Target(raw))

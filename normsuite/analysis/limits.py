@@ -15,6 +15,7 @@ Example:
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass, field
 
 from normsuite.analysis.types import Notice
@@ -67,3 +68,70 @@ class LimitLog:
                 )
             )
         return out
+
+
+def _size_text(n: int) -> str:
+    if n >= 1024 * 1024:
+        return f"{n / (1024 * 1024):.1f} MB"
+    if n >= 1024:
+        return f"{n / 1024:.1f} kB"
+    return f"{n} bytes"
+
+
+def deepest_nesting(source: str) -> tuple[int, int]:
+    """(depth, line) of the deepest bracket nesting, counting ``([{`` (strings and comments
+    are not skipped: this only sizes an error message).
+
+    >>> deepest_nesting("x = [(1,\\n [2]), 3]")
+    (3, 2)
+    """
+    import re
+
+    depth = best = 0
+    best_at = 0
+    for match in re.finditer(r"[\[({]|[\])}]", source):
+        if match.group() in "([{":
+            depth += 1
+            if depth > best:
+                best, best_at = depth, match.start()
+        else:
+            depth = max(0, depth - 1)
+    return best, source.count("\n", 0, best_at) + 1
+
+
+def _longest_line(source: str) -> tuple[int, int]:
+    """(length, line number) of the longest line."""
+    best = (0, 1)
+    for number, text in enumerate(source.splitlines(), start=1):
+        if len(text) > best[0]:
+            best = (len(text), number)
+    return best
+
+
+def too_big(exc: BaseException, source: str) -> str:
+    """The one-line message for running out of memory or recursion depth on ``source``:
+    it says what was too big (the file's size, its nesting, its longest line) instead of
+    guessing."""
+    size = len(source.encode("utf-8", "surrogatepass"))
+    lines = source.count("\n") + 1
+    depth, depth_line = deepest_nesting(source)
+    width, width_line = _longest_line(source)
+    if isinstance(exc, RecursionError):
+        if depth > 50:
+            where = f"brackets nested {depth} deep at line {depth_line}"
+        else:
+            where = f"line {width_line} is one expression of {width:,} characters"
+        return (
+            f"expression nested too deeply to analyze: {where} (over Python's recursion "
+            f"limit of {sys.getrecursionlimit()}); split the expression or exclude the file"
+        )
+    shape = f"{_size_text(size)}, {lines:,} lines, longest line {width:,} characters"
+    if depth > 100:
+        return (
+            f"ran out of memory while parsing: brackets nested {depth} deep at line "
+            f"{depth_line} ({shape}); simplify that expression or exclude the file"
+        )
+    return (
+        f"ran out of memory while parsing a file this big ({shape}); exclude the file or "
+        "lower --max-file-size (default 2 MB) to skip such files"
+    )

@@ -16,9 +16,11 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
+from functools import partial
 from typing import TYPE_CHECKING
 
 from normsuite.analysis.config import ConfigError, FileConfig, find_config, rule_enabled
+from normsuite.analysis.exclude import Excludes
 from normsuite.analysis.files import (
     DEFAULT_MAX_FILE_SIZE,
     STDIN,
@@ -28,6 +30,7 @@ from normsuite.analysis.files import (
     discover,
     read_source,
 )
+from normsuite.analysis.limits import too_big
 from normsuite.analysis.noqa import filter_findings, unknown_noqa_codes
 from normsuite.analysis.types import AnalysisOptions, FileResult
 
@@ -52,6 +55,11 @@ class RunSettings:
     # True: a bad [tool.normsuite] raises ConfigError before any file is analyzed (the CLI:
     # one line, exit 2, like ruff); False: it becomes the error of each file it applies to
     strict_config: bool = False
+    # ruff's --exclude (replaces the defaults and the table's `exclude`), --extend-exclude
+    # and --force-exclude (apply them to paths given explicitly); see analysis/exclude.py
+    exclude: tuple[str, ...] | None = None
+    extend_exclude: tuple[str, ...] = ()
+    force_exclude: bool = False
 
 
 def _default_analyzer() -> Analyzer:
@@ -107,6 +115,8 @@ def analyze_text(
         result = analyze(source, path, options)
     except Exception as exc:  # per-file isolation: one file never stops the others
         line, col = _error_location(exc)
+        if isinstance(exc, (MemoryError, RecursionError)):  # say what was too big
+            return FileResult(path=path, error=too_big(exc, source))
         return FileResult(path=path, error=_error_for(exc), error_line=line, error_col=col)
     findings = [
         f
@@ -173,6 +183,24 @@ def default_jobs(n_files: int) -> int:
     return min(cpus, 8, n_files // (PARALLEL_MIN_FILES // 2))
 
 
+def _excludes(path: str, *, settings: RunSettings) -> Excludes:
+    """The exclusion patterns for one given path: the command line's and its config's."""
+    config = FileConfig()
+    if settings.use_config and path != STDIN:
+        try:
+            config = find_config(path if os.path.isfile(path) else os.path.join(path, "x.py"))
+        except ConfigError:
+            if settings.strict_config:
+                raise
+    return Excludes.build(
+        exclude=settings.exclude,
+        extend=settings.extend_exclude,
+        config_exclude=config.exclude,
+        config_extend=config.extend_exclude,
+        config_root=os.path.dirname(config.path) if config.path else ".",
+    )
+
+
 def analyze_paths(
     paths: Sequence[str],
     options: AnalysisOptions = AnalysisOptions(),
@@ -190,7 +218,9 @@ def analyze_paths(
     ``# noqa`` comments; errors never raise, except ConfigError with
     ``settings.strict_config``.
     """
-    targets = discover(paths)
+    targets = discover(
+        paths, partial(_excludes, settings=settings), force_exclude=settings.force_exclude
+    )
     if settings.use_config and settings.strict_config:
         for target in targets:  # cached per folder, so this is one read per pyproject.toml
             if not target.error:
