@@ -6,6 +6,7 @@ import typer
 
 from normsuite import __version__
 
+from .advise import advise
 from .check import check
 from .compare import compare
 from .errors import OneLineErrorGroup
@@ -44,6 +45,7 @@ def _root(
 
 
 app.command("recommend")(recommend)
+app.command("advise")(advise)
 app.command("check")(check)
 app.command("rule")(rule)
 app.command(
