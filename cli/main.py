@@ -58,7 +58,7 @@ app.command("plot-stats")(plot_stats)
 
 def main() -> None:
     """Console-script entry point."""
-    app()
+    app(prog_name="normsuite")  # the same name in errors whether run as a script or -m
 
 
 if __name__ == "__main__":  # pragma: no cover

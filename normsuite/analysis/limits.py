@@ -113,7 +113,7 @@ def too_big(exc: BaseException, source: str) -> str:
     it says what was too big (the file's size, its nesting, its longest line) instead of
     guessing."""
     size = len(source.encode("utf-8", "surrogatepass"))
-    lines = source.count("\n") + 1
+    lines = len(source.splitlines())
     depth, depth_line = deepest_nesting(source)
     width, width_line = _longest_line(source)
     if isinstance(exc, RecursionError):
