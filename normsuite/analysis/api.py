@@ -70,9 +70,7 @@ def _paths(paths: PathLike | Iterable[PathLike]) -> list[str]:
     if isinstance(paths, (str, os.PathLike)):
         return [os.fspath(paths)]
     if isinstance(paths, bytes) or not isinstance(paths, Iterable):
-        raise TypeError(
-            f"paths must be a path or an iterable of paths, got {type(paths).__name__}"
-        )
+        raise TypeError(f"paths must be a path or an iterable of paths, got {type(paths).__name__}")
     out = []
     for p in paths:
         if not isinstance(p, (str, os.PathLike)):
