@@ -25,7 +25,10 @@ from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from pathlib import PurePath
 
-DEFAULT_EXCLUDE = (".*", "venv", "site-packages", "__pycache__", "node_modules")
+from normsuite.analysis.files import SKIP_DIRS
+
+# what the walker skips without patterns: hidden folders and SKIP_DIRS (one source of truth)
+DEFAULT_EXCLUDE = (".*", *sorted(SKIP_DIRS))
 
 
 @dataclass(frozen=True)
@@ -79,6 +82,11 @@ class Excludes:
         extra = [Pattern(g, config_root) for g in config_extend]
         extra += [Pattern(g, root) for g in extend]
         return cls(tuple(base + extra))
+
+    @property
+    def is_default(self) -> bool:
+        """Only the default exclusions (the walker then uses its cheaper name check)."""
+        return self == Excludes()
 
     def excluded(self, path: str, base: str | None = None) -> bool:
         """Whether ``path`` (a file or a folder) is left out; name patterns look at the

@@ -161,7 +161,7 @@ class ModuleIndex:
         self.memo: dict[Any, Any] = {}  # other per-file caches (context.py)
         self.exhausted = False  # the evaluation budget ran out during an instantiation
         self.limits = LimitLog()  # every cap hit, with its line: never a silent limit
-        self.line: int | None = None  # line of the statement/expression being evaluated
+        self._node: ast.AST | None = None  # the statement/expression being evaluated
         self._collect()
 
     def segment(self, node: ast.expr, limit: int = 200) -> str:
@@ -340,14 +340,14 @@ class ModuleIndex:
     def _tick(self, node: ast.AST | None = None) -> None:
         self.steps += 1
         if node is not None:
-            self.line = getattr(node, "lineno", self.line)
+            self._node = node  # where a cap is hit (just a store: this runs per node)
         if self.steps > MAX_STEPS:
-            self.limits.hit("steps", self.line)
+            self.cap_hit("steps")
             raise BudgetExceeded
 
     def cap_hit(self, cap: str) -> None:
-        """Record that a cap ("depth", "loop") cut the evaluation at the current line."""
-        self.limits.hit(cap, self.line)
+        """Record that a cap ("steps", "depth", "loop") cut the evaluation at this line."""
+        self.limits.hit(cap, getattr(self._node, "lineno", None))
 
     def _exec_stmt(self, stmt: ast.stmt, env: dict[str, Any], inst: Any) -> None:
         self._tick(stmt)

@@ -93,7 +93,7 @@ def discover(
         if force_exclude and rules is not None and rules.excluded(raw):
             continue
         if path.is_dir():
-            for file in _walk(path, rules):
+            for file in _walk(path, None if rules is None or rules.is_default else rules):
                 add(Target(str(file)))
         elif path.exists():
             add(Target(raw))
