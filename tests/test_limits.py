@@ -92,6 +92,22 @@ def test_loop_cap_names_the_line(tmp_path: Path) -> None:
     assert not result.incomplete and result.notices == []
 
 
+@pytest.mark.parametrize(
+    "expression",
+    [f"[64] * {limits.MAX_LOOP + 1}", f"[c for c in range({limits.MAX_LOOP + 1})]"],
+)
+def test_long_values_are_a_loop_cap_at_their_line(expression: str) -> None:
+    source = (
+        f"import torch.nn as nn\nW = {expression}\n\n\nclass M(nn.Module):\n"
+        "    def __init__(self):\n        super().__init__()\n"
+        "        self.bn = nn.BatchNorm2d(W[0])\n"
+    )
+    result = runner.analyze_text(source, "m.py", AnalysisOptions())
+    assert [(n.cap, n.line) for n in result.notices] == [("loop", 2)]
+    short = source.replace(str(limits.MAX_LOOP + 1), str(limits.MAX_LOOP))
+    assert runner.analyze_text(short, "m.py", AnalysisOptions()).notices == []
+
+
 def test_depth_cap_is_reported(tmp_path: Path) -> None:
     chain = "".join(
         f"def f{i}(c):\n    return f{i + 1}(c)\n\n" for i in range(limits.MAX_DEPTH + 2)

@@ -345,6 +345,19 @@ class ModuleIndex:
             self.cap_hit("steps")
             raise BudgetExceeded
 
+    def _binop(self, op: type, left: Any, right: Any) -> Any:
+        """:func:`_binop`, recording a ``[x] * n`` refused for ``n`` over :data:`MAX_LOOP`."""
+        value = _binop(op, left, right)
+        if (
+            value is UNKNOWN
+            and op is ast.Mult
+            and isinstance(left, list)
+            and isinstance(right, int)
+            and right > MAX_LOOP
+        ):
+            self.cap_hit("loop")
+        return value
+
     def cap_hit(self, cap: str) -> None:
         """Record that a cap ("steps", "depth", "loop") cut the evaluation at this line."""
         self.limits.hit(cap, getattr(self._node, "lineno", None))
@@ -360,7 +373,7 @@ class ModuleIndex:
         elif isinstance(stmt, ast.AugAssign):
             cur = self.eval(stmt.target, env, inst)
             rhs = self.eval(stmt.value, env, inst)
-            self._assign(stmt.target, _binop(type(stmt.op), cur, rhs), env, inst)
+            self._assign(stmt.target, self._binop(type(stmt.op), cur, rhs), env, inst)
         elif isinstance(stmt, ast.Expr):
             if isinstance(stmt.value, ast.Call):
                 self.eval(stmt.value, env, inst)
@@ -471,7 +484,7 @@ class ModuleIndex:
                 return self._global(node)
             return UNKNOWN
         if isinstance(node, ast.BinOp):
-            return _binop(
+            return self._binop(
                 type(node.op), self.eval(node.left, env, inst), self.eval(node.right, env, inst)
             )
         if isinstance(node, ast.UnaryOp):

@@ -9,8 +9,8 @@ the cap's value, its result counts as *incomplete*, and ``check``/``recommend`` 
 Example:
     >>> hits = LimitLog()
     >>> hits.hit("loop", 12)
-    >>> [n.message for n in hits.notices()]  # doctest: +ELLIPSIS
-    ['analysis incomplete: a loop or sequence longer than 512 items ... (the cap)...']
+    >>> [(n.cap, n.line, n.cap_value, n.incomplete) for n in hits.notices()]
+    [('loop', 12, 512, True)]
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ _CONSEQUENCE = {
     "steps": "layers built after this point are not seen, so findings and "
     "recommendations for this file may be missing",
     "depth": "what the deeper calls build is not seen",
-    "loop": "the items past the cap are not seen",
+    "loop": "that value is treated as unknown, so layers built from it are not seen",
 }
 
 
