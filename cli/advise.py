@@ -7,7 +7,6 @@ architecture and batch given on the command line. Never imports torch or lightni
 
 from __future__ import annotations
 
-import inspect
 import json
 from dataclasses import asdict
 from enum import Enum
@@ -33,7 +32,10 @@ DEVICES = typer.Option(1, "--devices", help="Number of devices (GPUs x nodes).")
 ACCUMULATE = typer.Option(1, "--accumulate", help="Gradient accumulation steps.")
 CHANNELS = typer.Option(None, "--channels", help="Channels of the first norm (for GN groups).")
 TASK = typer.Option(
-    None, "--task", help="What the model is for, e.g. classification, detection, segmentation."
+    None,
+    "--task",
+    help="What the model is for: classification, detection, segmentation, or a domain with "
+    "its own norm practice (see `normsuite rule`), e.g. diffusion.",
 )
 FORMAT = typer.Option(AdviseFormat.text, "--format", help="Output format.")
 
@@ -43,21 +45,46 @@ def _fail(message: str) -> typer.Exit:
     return typer.Exit(2)
 
 
-def _advice(arch: str, batch: int | None, devices: int, accumulate: int, **more: Any) -> Any:
-    """:func:`normsuite.advice.advise`, passing ``task`` only where it takes one."""
-    from normsuite.advice import advise as advise_fn
+# The recognition rules B1-B11 are about these tasks (ImageNet classification, COCO
+# detection and segmentation in the GN and "Rethinking BatchNorm" papers): same advice.
+RECOGNITION_TASKS = ("classification", "detection", "segmentation", "recognition")
 
-    params = inspect.signature(advise_fn).parameters
-    task = more.pop("task", None)
-    if task is not None:
-        name = next((n for n in ("task", "domain") if n in params), None)
-        if name is None:
+
+def _domain(task: str) -> str | None:
+    """The id of the domain (``normsuite.advice.DOMAINS``, where this version has them) that
+    ``task`` names by id or by a word of its name: ``diffusion`` -> the diffusion U-Net one."""
+    import normsuite.advice as advice
+
+    key = task.strip().lower()
+    for domain_id, domain in getattr(advice, "DOMAINS", {}).items():
+        if key == domain_id.lower() or key in domain.name.lower():
+            return domain_id
+    return None
+
+
+def _known_tasks() -> list[str]:
+    import normsuite.advice as advice
+
+    domains = getattr(advice, "DOMAINS", {})
+    return [*RECOGNITION_TASKS, *(f"{i} ({d.name})" for i, d in domains.items())]
+
+
+def _advice(
+    arch: str, batch: int | None, devices: int, accumulate: int, channels: int | None, task: str
+) -> Any:
+    """What ``recommend`` asks for a model: :func:`normsuite.advice.advise`, or for a model
+    of a domain with its own norm practice, ``advise_domain`` (same functions, same text)."""
+    import normsuite.advice as advice
+
+    if task and task not in RECOGNITION_TASKS:
+        domain = _domain(task)
+        if domain is None or not hasattr(advice, "advise_domain"):
             raise ValueError(
-                "--task is not used by this version's advice rules; leave it out "
-                "(`normsuite recommend` on the model file sees the task from its code)"
+                f"unknown task {task!r}; use one of: {', '.join(_known_tasks())}, or leave "
+                "--task out"
             )
-        more[name] = task
-    return advise_fn(arch, batch, devices=devices, accumulate=accumulate, **more)
+        return advice.advise_domain(domain, batch)
+    return advice.advise(arch, batch, devices=devices, accumulate=accumulate, channels=channels)
 
 
 def render_text(arch: str, advice: Any, batch: int | None, devices: int, accumulate: int) -> str:
@@ -110,19 +137,21 @@ def advise(
             raise _fail(f"{flag} must be at least 1, got {value}")
     if task is not None and not task.strip():
         raise _fail("--task is empty; name the task, e.g. detection, or leave it out")
-    more: dict[str, Any] = {"channels": channels}
-    if task is not None:
-        more["task"] = task.strip()
+    task_key = task.strip().lower() if task is not None else ""
     try:
-        result = _advice(name, batch_size, devices, accumulate, **more)
+        result = _advice(name, batch_size, devices, accumulate, channels, task_key)
     except ValueError as exc:
         raise _fail(str(exc)) from None
     if output_format is AdviseFormat.json:
         doc = {
             "architecture": name,
             "batch_size": {"per_device": batch_size, "devices": devices, "accumulate": accumulate},
+            "task": task_key or None,
             "advice": asdict(result),
         }
         typer.echo(json.dumps(doc, indent=2))
     else:
-        typer.echo(render_text(name, result, batch_size, devices, accumulate))
+        text = render_text(name, result, batch_size, devices, accumulate)
+        if task_key in RECOGNITION_TASKS:
+            text += f"\n  task: {task_key} (the recognition rules B1-B11 apply as they are)"
+        typer.echo(text)

@@ -83,27 +83,51 @@ def test_text_output_names_the_norm_rules_and_reasons() -> None:
     assert "  also good: syncbn" in lines
 
 
-def test_task_is_passed_to_advice_that_takes_it(monkeypatch: pytest.MonkeyPatch) -> None:
-    seen = {}
-    real = normsuite.advice.advise
+def test_recognition_tasks_get_the_recognition_advice() -> None:
+    plain = _invoke("advise", "--arch", "cnn2d", "-b", "2", "--format", "json")
+    args = ["advise", "--arch", "cnn2d", "-b", "2", "--format", "json"]
+    task = _invoke(*args, "--task", "Detection")
+        "advise", "--arch", "cnn2d", "-b", "2", "--task", "Detection", "--format", "json"
+    )
+    assert task.exit_code == 0
+    assert json.loads(task.output)["advice"] == json.loads(plain.output)["advice"]
+    assert json.loads(task.output)["task"] == "detection"
+    text = _invoke("advise", "--arch", "cnn2d", "-b", "2", "--task", "detection").output
+    assert text.splitlines()[-1] == (
+        "  task: detection (the recognition rules B1-B11 apply as they are)"
+    )
 
-    def with_task(arch, batch, *, devices=1, accumulate=1, channels=None, task=None):
-        seen["task"] = task
-        return real(arch, batch, devices=devices, accumulate=accumulate, channels=channels)
 
-    monkeypatch.setattr(normsuite.advice, "advise", with_task)
-    res = _invoke("advise", "--arch", "cnn2d", "-b", "8", "--task", "detection")
-    assert res.exit_code == 0 and seen == {"task": "detection"}
+def test_a_domain_task_asks_advise_domain(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Where normsuite.advice has domains with their own norm practice, --task names one (by
+    id or a word of its name) and gets advise_domain's advice, as recommend does."""
+    from types import SimpleNamespace
 
+    calls = []
+    canned = normsuite.advice.advise("rnn", 4)
 
-def test_task_without_support_is_a_one_line_error(monkeypatch: pytest.MonkeyPatch) -> None:
-    real = normsuite.advice.advise
+    def advise_domain(domain_id: str, batch: int | None):
+        calls.append((domain_id, batch))
+        return canned
 
-    def no_task(arch, batch, *, devices=1, accumulate=1, channels=None):
-        return real(arch, batch, devices=devices, accumulate=accumulate, channels=channels)
-
-    monkeypatch.setattr(normsuite.advice, "advise", no_task)
-    res = _invoke("advise", "--arch", "cnn2d", "-b", "8", "--task", "detection")
+    domains = {"D4": SimpleNamespace(name="diffusion U-Net")}
+    monkeypatch.setattr(normsuite.advice, "DOMAINS", domains, raising=False)
+    monkeypatch.setattr(normsuite.advice, "advise_domain", advise_domain, raising=False)
+    for task in ("diffusion", "d4"):
+        res = _invoke("advise", "--arch", "cnn2d", "-b", "8", "--task", task, "--format", "json")
+        assert res.exit_code == 0, res.output
+        assert json.loads(res.output)["advice"]["norm"] == canned.norm
+    assert calls == [("D4", 8), ("D4", 8)]
+    res = _invoke("advise", "--arch", "cnn2d", "--task", "poetry")
     assert res.exit_code == 2
     (line,) = res.output.strip().splitlines()
-    assert line.startswith("normsuite advise: error: --task is not used")
+    assert line.startswith("normsuite advise: error: unknown task 'poetry'; use one of: ")
+    assert "D4 (diffusion U-Net)" in line
+
+
+def test_unknown_task_is_a_one_line_error() -> None:
+    res = _invoke("advise", "--arch", "cnn2d", "-b", "8", "--task", "zzz")
+    assert res.exit_code == 2
+    (line,) = res.output.strip().splitlines()
+    assert line.startswith("normsuite advise: error: unknown task 'zzz'; use one of: ")
+    assert "detection" in line
