@@ -87,8 +87,6 @@ def test_recognition_tasks_get_the_recognition_advice() -> None:
     plain = _invoke("advise", "--arch", "cnn2d", "-b", "2", "--format", "json")
     args = ["advise", "--arch", "cnn2d", "-b", "2", "--format", "json"]
     task = _invoke(*args, "--task", "Detection")
-        "advise", "--arch", "cnn2d", "-b", "2", "--task", "Detection", "--format", "json"
-    )
     assert task.exit_code == 0
     assert json.loads(task.output)["advice"] == json.loads(plain.output)["advice"]
     assert json.loads(task.output)["task"] == "detection"
