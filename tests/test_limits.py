@@ -7,12 +7,16 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import jsonschema
 import pytest
 from normsuite.cli.main import app
 from typer.testing import CliRunner
 
-from normsuite.analysis import limits, runner
+from normsuite.analysis import limits, report, runner
+from normsuite.analysis.sarif import to_sarif_dict
 from normsuite.analysis.types import AnalysisOptions
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def _sequential(pairs: int) -> str:
@@ -51,7 +55,9 @@ def test_huge_sequential_is_incomplete_never_all_checks_passed(tmp_path: Path) -
     assert 7 <= line_no <= 40_008  # a line inside the Sequential, where the budget ran out
     assert f"more than {limits.MAX_STEPS:,} evaluation steps (the cap)" in notice
 
-    doc = json.loads(_invoke("recommend", str(path), "--format", "json").stdout)
+    # the other formats, from one analysis (the 20,000 pairs take ~1.5 s per run)
+    results = runner.analyze_paths([str(path)], settings=runner.RunSettings(use_config=False))
+    doc = json.loads(report.render_json(results, command="recommend"))
     (n,) = doc["files"][0]["notices"]
     assert (n["kind"], n["cap"], n["cap_value"], n["incomplete"]) == (
         "limit",
@@ -63,12 +69,14 @@ def test_huge_sequential_is_incomplete_never_all_checks_passed(tmp_path: Path) -
     rec = doc["files"][0]["models"][0]["recommendation"]
     assert rec["confidence"] == "low" and "cut short by a cap" in rec["assumptions"][-1]
 
-    sarif = json.loads(_invoke("check", str(path), "--format", "sarif").stdout)
+    sarif = to_sarif_dict(results)
+    schema = json.loads((ROOT / "tests" / "fixtures" / "sarif-schema-2.1.0.json").read_text())
+    jsonschema.validate(sarif, schema)
     invocation = sarif["runs"][0]["invocations"][0]
     assert invocation["executionSuccessful"] is False
     assert invocation["toolExecutionNotifications"][0]["level"] == "warning"
 
-    github = _invoke("check", str(path), "--format", "github").stdout
+    github = report.render_github(results, command="check")
     assert f"::warning file={path},line={line_no},title=normsuite::analysis incomplete" in github
 
 
