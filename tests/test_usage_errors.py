@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from enum import Enum
 from pathlib import Path
 
 import pytest
@@ -105,3 +106,63 @@ def test_every_problem_of_a_config_table_at_once(tmp_path: Path) -> None:
     ):
         assert needle in line
     cfg.clear_cache()
+
+
+def _options() -> list[tuple[str, str, object]]:
+    """(command, long option, value type) for every option that takes a value, found from
+    the app itself so that a new option is covered without editing this test."""
+    import typer
+
+    group = typer.main.get_command(app)
+    found = []
+    for name, command in group.commands.items():
+        if name == "fit":  # its options belong to LightningCLI (tests/test_fit_cli.py)
+            continue
+        for param in command.params:
+            longs = [o for o in param.opts if o.startswith("--")]
+            if not longs or getattr(param, "is_flag", False) or param.name == "version":
+                continue
+            kind = getattr(param, "type", None)  # click < 8.2 / Typer < 0.24
+            if kind is None and hasattr(param, "get_runtime_param"):
+                kind = getattr(param.get_runtime_param(), "annotation", None)
+            found.append((name, longs[0], kind))
+    return found
+
+
+OPTIONS = _options()
+OPTION_IDS = [f"{c} {o}" for c, o, _ in OPTIONS]
+
+
+@pytest.mark.parametrize(("command", "option", "kind"), OPTIONS, ids=OPTION_IDS)
+def test_every_option_without_its_value_is_one_line(command: str, option: str, kind: object):
+    res = CliRunner().invoke(app, [command, option])
+    assert res.exit_code == 2, res.output
+    (line,) = res.output.strip().splitlines()
+    assert line.startswith(f"normsuite {command}: error: option '{option}' requires an argument")
+
+
+TYPED = [
+    (c, o, k)
+    for c, o, k in OPTIONS
+    if k in (int, float) or (isinstance(k, type) and issubclass(k, Enum))
+]
+
+
+@pytest.mark.parametrize(
+    ("command", "option", "kind"), TYPED, ids=[f"{c} {o}" for c, o, _ in TYPED]
+)
+def test_every_typed_option_with_a_bad_value_is_one_line(command: str, option: str, kind: object):
+    res = CliRunner().invoke(app, [command, option, "zz"])
+    assert res.exit_code == 2, res.output
+    (line,) = res.output.strip().splitlines()
+    assert line.startswith(f"normsuite {command}: error: invalid value for '{option}': 'zz' ")
+    want = {int: "is not an integer", float: "is not a number"}.get(kind, "is not one of")
+    assert want in line
+
+
+@pytest.mark.parametrize("command", sorted({c for c, _, _ in OPTIONS} | {"rule"}))
+def test_every_command_rejects_an_unknown_option_in_one_line(command: str) -> None:
+    res = CliRunner().invoke(app, [command, "--no-such-option"])
+    assert res.exit_code == 2, res.output
+    (line,) = res.output.strip().splitlines()
+    assert line.startswith(f"normsuite {command}: error: unknown option '--no-such-option'")
