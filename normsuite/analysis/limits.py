@@ -33,8 +33,8 @@ CAPS: dict[str, tuple[str, int]] = {
 
 # what a user reads after the reason: the cap is fixed, so say what the result means
 _CONSEQUENCE = {
-    "steps": "layers built after this point are not seen, so findings and "
-    "recommendations for this file may be missing",
+    "steps": "what comes after this line (layers, later models of the file) is not seen, "
+    "so findings and recommendations may be missing",
     "depth": "what the deeper calls build is not seen",
     "loop": "that value is treated as unknown, so layers built from it are not seen",
 }
