@@ -58,6 +58,22 @@ MAX_FILE_SIZE = typer.Option(
 )
 NO_CONFIG = typer.Option(False, "--isolated", help="Ignore \\[tool.normsuite] in pyproject.toml.")
 JOBS = typer.Option(None, "--jobs", "-j", help="Worker processes (default: by file count).")
+EXCLUDE = typer.Option(
+    None,
+    "--exclude",
+    help="Glob patterns to leave out, replacing the defaults and `exclude` of "
+    "\\[tool.normsuite] (comma-separated, repeatable).",
+)
+EXTEND_EXCLUDE = typer.Option(
+    None,
+    "--extend-exclude",
+    help="Glob patterns to leave out in addition to the defaults and the config.",
+)
+FORCE_EXCLUDE = typer.Option(
+    False,
+    "--force-exclude",
+    help="Apply the exclusions to paths given explicitly too (what pre-commit needs).",
+)
 TRACE = typer.Option(
     False,
     "--trace",
@@ -95,6 +111,11 @@ def _codes(values: list[str] | None, flag: str) -> tuple[str, ...]:
                     f"{closest_code(raw)!r}? (`normsuite rule` lists the codes)"
                 )
             codes.append(code)
+    if values is not None and values and not codes:  # `--select ''` would run every rule
+        raise UsageError(
+            f"{flag} {','.join(values)!r} names no rule code; pass codes or prefixes like "
+            f"NRM002 or NRM00, or leave {flag} out"
+        )
     return tuple(codes)
 
 
@@ -102,6 +123,16 @@ def _positive(value: int | None, flag: str) -> int | None:
     if value is not None and value < 1:
         raise UsageError(f"{flag} must be at least 1, got {value}")
     return value
+
+
+def _globs(values: list[str] | None, flag: str) -> tuple[str, ...] | None:
+    """``--exclude build,dist --exclude '*.pyi'`` -> ``("build", "dist", "*.pyi")``."""
+    if values is None:
+        return None
+    globs = tuple(g.strip() for value in values for g in value.split(",") if g.strip())
+    if values and not globs:
+        raise UsageError(f"{flag} {','.join(values)!r} names no pattern; pass globs like build")
+    return globs
 
 
 def parse_shape(text: str | None) -> tuple[int, ...] | None:
@@ -141,6 +172,9 @@ def run_analysis(
     diff: bool = False,
     unsafe_fixes: bool = False,
     all_modules: bool = False,
+    exclude: list[str] | None = None,
+    extend_exclude: list[str] | None = None,
+    force_exclude: bool = False,
 ) -> None:
     """Parse the shared options, analyze, print, and exit with ruff's codes."""
     from normsuite.analysis.config import ConfigError
@@ -172,6 +206,9 @@ def run_analysis(
             max_file_size=_positive(max_file_size, "--max-file-size"),
             use_config=not isolated,
             strict_config=True,
+            exclude=_globs(exclude, "--exclude"),
+            extend_exclude=_globs(extend_exclude, "--extend-exclude") or (),
+            force_exclude=force_exclude,
         )
         _positive(jobs, "--jobs")
         skipped: list[str] = []
@@ -312,9 +349,11 @@ def exit_code(
     command: Literal["check", "recommend"],
     traces: dict[str, dict] | None = None,
 ) -> int:
-    """ruff's convention: 2 when a file could not be analyzed (or traced), else 1 when
-    ``check`` has findings, else 0."""
-    if any(r.error for r in results) or any(t.get("error") for t in (traces or {}).values()):
+    """ruff's convention: 2 when a file could not be analyzed (or traced) or only in part
+    (a cap was hit), else 1 when ``check`` has findings, else 0."""
+    if any(r.error or r.incomplete for r in results) or any(
+        t.get("error") for t in (traces or {}).values()
+    ):
         return 2
     if command == "check" and any(r.findings for r in results):
         return 1
@@ -334,6 +373,8 @@ def emit(
     for result in results:
         if result.error:
             typer.echo(report.error_line(result), err=True)
+        for notice in result.notices:
+            typer.echo(report.notice_line(result, notice), err=True)
     for path, trace in (traces or {}).items():
         if trace.get("error"):
             typer.echo(f"{path}: trace error: {trace['error']}", err=True)
@@ -390,14 +431,18 @@ def check(
     fix: bool = FIX,
     diff: bool = DIFF,
     unsafe_fixes: bool = UNSAFE_FIXES,
+    exclude: list[str] | None = EXCLUDE,
+    extend_exclude: list[str] | None = EXTEND_EXCLUDE,
+    force_exclude: bool = FORCE_EXCLUDE,
 ) -> None:
     """Flag normalization mistakes (rules NRM001-NRM014) without running the code.
 
-    Exit code: 0 clean, 1 findings, 2 a file could not be analyzed or bad options.
-    --fix applies safe fixes (behaviour kept), --unsafe-fixes also those that change
-    numbers or checkpoint keys; --diff prints them (exit 1 when there is one).
+    Exit code: 0 clean, 1 findings, 2 a file could not be analyzed (or only in part: a cap
+    was hit) or bad options. --fix applies safe fixes (behaviour kept), --unsafe-fixes
+    also those that change numbers or checkpoint keys; --diff prints them (exit 1 when
+    there is one).
     Suppress a finding with `# noqa: NRM002` on its line; configure with \\[tool.normsuite]
-    in pyproject.toml (select, ignore, batch-size, max-file-size).
+    in pyproject.toml (select, ignore, batch-size, max-file-size, exclude, extend-exclude).
     """
     run_analysis(
         "check",
@@ -418,4 +463,7 @@ def check(
         fix=fix,
         diff=diff,
         unsafe_fixes=unsafe_fixes,
+        exclude=exclude,
+        extend_exclude=extend_exclude,
+        force_exclude=force_exclude,
     )

@@ -6,8 +6,10 @@ import typer
 
 from normsuite import __version__
 
+from .advise import advise
 from .check import check
 from .compare import compare
+from .errors import OneLineErrorGroup
 from .fit import fit
 from .help_format import apply_plain_flags
 from .plot_stats import plot_stats
@@ -20,6 +22,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    cls=OneLineErrorGroup,  # usage errors of every command in one line, exit 2
 )
 
 
@@ -43,6 +46,7 @@ def _root(
 
 
 app.command("recommend")(recommend)
+app.command("advise")(advise)
 app.command("check")(check)
 app.command("rule")(rule)
 app.command(
@@ -56,7 +60,7 @@ apply_plain_flags(app)  # flags show no `<bool>` type in --help; keep after the 
 
 def main() -> None:
     """Console-script entry point."""
-    app()
+    app(prog_name="normsuite")  # the same name in errors whether run as a script or -m
 
 
 if __name__ == "__main__":  # pragma: no cover

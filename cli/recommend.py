@@ -15,6 +15,9 @@ from .check import (
     BATCH_SIZE,
     CONFIG,
     DEVICES,
+    EXCLUDE,
+    EXTEND_EXCLUDE,
+    FORCE_EXCLUDE,
     FORMAT,
     IGNORE,
     INPUT_SHAPE,
@@ -51,12 +54,15 @@ def recommend(
         help="Show every module class, blocks included (by default only top-level models: "
         "classes no other analyzed class uses; blocks are judged in their model's context).",
     ),
+    exclude: list[str] | None = EXCLUDE,
+    extend_exclude: list[str] | None = EXTEND_EXCLUDE,
+    force_exclude: bool = FORCE_EXCLUDE,
 ) -> None:
     """Recommend BatchNorm, GroupNorm, LayerNorm, ... for each model, with cited reasons.
 
     Says the concrete layer for every norm site, the batch size it assumed and where that
     came from, and what would change the answer. Exit code 0, or 2 when a file could not
-    be analyzed.
+    be analyzed (or only in part: a cap was hit).
     """
     run_analysis(
         "recommend",
@@ -75,4 +81,7 @@ def recommend(
         model=model,
         input_shape=input_shape,
         all_modules=all_modules,
+        exclude=exclude,
+        extend_exclude=extend_exclude,
+        force_exclude=force_exclude,
     )

@@ -30,6 +30,8 @@ _LAZY: dict[str, str] = {
     "BatchSizeGuard": "normsuite.training.guardrails",
     "advise": "normsuite.advice",
     "Advice": "normsuite.advice",
+    "analyze": "normsuite.analysis.api",  # the static analyzer; never imports torch
+    "Analysis": "normsuite.analysis.api",
 }
 
 __all__ = ["__version__", *sorted(_LAZY)]

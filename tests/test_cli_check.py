@@ -203,7 +203,8 @@ def test_bad_option_values_from_click_exit_2_without_traceback() -> None:
     for args in (["x.py", "--format", "xml"], ["x.py", "--batch-size", "many"]):
         res = invoke("check", *args)
         assert res.exit_code == 2 and "Traceback" not in res.output
-        assert "Invalid value" in res.output
+        assert res.output.startswith("normsuite check: error: invalid value for")
+        assert len(res.output.strip().splitlines()) == 1
 
 
 def test_check_recommend_rule_never_import_torch_or_lightning() -> None:
@@ -250,3 +251,12 @@ def test_piped_recommend_skips_imports_it_does_not_need() -> None:
     ).stdout.splitlines()
     assert out[-2:] == ["exit 0", "loaded []"]
     assert any("recommend:" in line for line in out)  # it did print the plain report
+
+
+def test_nrm008_suggests_normsync_not_torch_syncbn(tmp_path: Path) -> None:
+    path = tmp_path / "m.py"
+    path.write_text(CLEAN.replace("nn.GroupNorm(32, 64)", "nn.BatchNorm2d(64)"))
+    doc = _json("check", str(path), "--batch-size", "4", "--devices", "4", "--isolated")
+    (message,) = [f["message"] for f in doc["files"][0]["findings"] if f["code"] == "NRM008"]
+    assert "normsuite.NormSync()" in message and 'norm="syncbn"' in message
+    assert "convert_sync_batchnorm" not in message and "sync_batchnorm=True" not in message

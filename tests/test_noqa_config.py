@@ -222,3 +222,18 @@ def test_cli_rejects_unknown_codes_in_select_and_ignore(tmp_path: Path) -> None:
         assert line.endswith("? (`normsuite rule` lists the codes)")
     res = CliRunner().invoke(app, ["check", str(tmp_path / "m.py"), "--ignore", "NMR002"])
     assert "did you mean 'NRM002'?" in res.output
+
+
+def test_unknown_noqa_codes_are_warned_others_left_alone(tmp_path: Path) -> None:
+    from normsuite.analysis.noqa import unknown_noqa_codes
+
+    source = "x = 1  # noqa: NMR999, E501, NPY002, NRM002\ny = 2  # normsuite: noqa: NRN002\n"
+    notices = unknown_noqa_codes(source)
+    assert [(n.line, n.kind) for n in notices] == [(1, "noqa"), (2, "noqa")]
+    assert notices[0].message.startswith("unknown rule code 'NMR999' in `# noqa`; did you mean")
+    assert "'NRN002'" in notices[1].message and not any(n.incomplete for n in notices)
+    path = tmp_path / "m.py"
+    path.write_text(source)
+    res = CliRunner().invoke(app, ["check", str(path), "--isolated"])
+    assert res.exit_code == 0  # a warning, not an error
+    assert f"{path}:1: warning: unknown rule code 'NMR999' in `# noqa`" in res.output

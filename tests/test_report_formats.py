@@ -102,6 +102,7 @@ def test_json_document_structure() -> None:
         "models": 1,
         "findings": 3,
         "errors": 1,
+        "incomplete": 0,
         "by_severity": {"error": 1, "info": 1, "warning": 1},
         "by_code": {"NRM001": 1, "NRM002": 1, "NRM013": 1},
     }

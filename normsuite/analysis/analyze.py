@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import ast
 import os
+from dataclasses import replace
 
 from normsuite.advice import DOMAINS
 
@@ -45,7 +46,11 @@ def analyze_source(source: str, path: str, options: AnalysisOptions) -> FileResu
         findings = run_rules(ctx)
     except BudgetExceeded:  # a pathological file: report what the models already say
         findings = []
-    return FileResult(path=path, models=[_report(m, ctx) for m in ctx.models], findings=findings)
+    notices = ctx.index.limits.notices()  # a cap hit is reported, never silent
+    models = [_report(m, ctx) for m in ctx.models]
+    if notices:
+        models = [_partial(m) for m in models]
+    return FileResult(path=path, models=models, findings=findings, notices=notices)
 
 
 def _parse(source: str, path: str) -> ast.Module:
@@ -53,6 +58,18 @@ def _parse(source: str, path: str) -> ast.Module:
     if path != "-" and os.path.isfile(path):
         return project_for(path).project.parse(path, source)
     return ast.parse(source, filename=path)
+
+
+def _partial(model: ModelReport) -> ModelReport:
+    """A recommendation made from a partly analyzed file: low confidence, and it says so."""
+    rec = model.recommendation
+    if rec is None:
+        return model
+    note = "the analysis of this file was cut short by a cap (see the notice): layers may miss"
+    return replace(
+        model,
+        recommendation=replace(rec, confidence="low", assumptions=[*rec.assumptions, note]),
+    )
 
 
 def analyze_context(source: str, path: str, options: AnalysisOptions) -> FileContext:

@@ -7,6 +7,7 @@ Example ``pyproject.toml``::
     ignore = ["NRM013"]
     batch-size = 8            # per-device batch assumed when the file does not say
     max-file-size = 2000000   # bytes
+    extend-exclude = ["legacy", "scripts/*.py"]  # globs; `exclude` replaces the defaults
 
 Precedence (like ruff): CLI flags win. ``--select`` replaces ``select`` and overrides an
 ``ignore`` entry for the codes it names; ``--ignore`` adds to ``ignore``; ``--batch-size``
@@ -27,11 +28,12 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - exercised on 3.10 only
     import tomli as tomllib
 
-KNOWN_KEYS = ("select", "ignore", "batch-size", "max-file-size")
+KNOWN_KEYS = ("select", "ignore", "batch-size", "max-file-size", "exclude", "extend-exclude")
 
 
 class ConfigError(Exception):
-    """An invalid ``[tool.normsuite]`` table; ``str()`` is one line saying what to fix."""
+    """An invalid ``[tool.normsuite]`` table; ``str()`` is one line saying what to fix:
+    every problem of the table at once, so one edit fixes them all."""
 
 
 @dataclass(frozen=True)
@@ -43,6 +45,10 @@ class FileConfig:
     ignore: tuple[str, ...] = ()
     batch_size: int | None = None
     max_file_size: int | None = None
+    # glob patterns, relative to this file's folder (see normsuite.analysis.exclude);
+    # None: the default exclusions. ``exclude`` replaces them, ``extend-exclude`` adds.
+    exclude: tuple[str, ...] | None = None
+    extend_exclude: tuple[str, ...] = ()
 
 
 def closest_code(code: str) -> str:
@@ -74,30 +80,43 @@ def known_code(code: str) -> str | None:
     return None
 
 
-def _codes(table: dict[str, Any], key: str, where: str) -> tuple[str, ...]:
+def _codes(table: dict[str, Any], key: str, problems: list[str]) -> tuple[str, ...]:
     value = table.get(key, [])
     if isinstance(value, str):
         value = [value]
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise ConfigError(f'{where}: `{key}` must be a list of rule codes, e.g. ["NRM002"]')
+        problems.append(f'`{key}` must be a list of rule codes, e.g. ["NRM002"]')
+        return ()
     codes = []
     for raw in value:
         code = known_code(raw)
         if code is None:  # a typo would otherwise silently turn every rule off
-            raise ConfigError(
-                f"{where}: unknown rule code {raw.strip()!r} in `{key}`; did you mean "
+            problems.append(
+                f"unknown rule code {raw.strip()!r} in `{key}`; did you mean "
                 f"{closest_code(raw)!r}? (`normsuite rule` lists the codes)"
             )
+            continue
         codes.append(code)
     return tuple(codes)
 
 
-def _positive_int(table: dict[str, Any], key: str, where: str) -> int | None:
+def _patterns(table: dict[str, Any], key: str, problems: list[str]) -> tuple[str, ...] | None:
+    value = table.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, list) or not all(isinstance(v, str) and v.strip() for v in value):
+        problems.append(f'`{key}` must be a list of glob patterns, e.g. ["build", "tests/*.py"]')
+        return None
+    return tuple(v.strip() for v in value)
+
+
+def _positive_int(table: dict[str, Any], key: str, problems: list[str]) -> int | None:
     value = table.get(key)
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ConfigError(f"{where}: `{key}` must be a positive integer, got {value!r}")
+        problems.append(f"`{key}` must be a positive integer, got {value!r}")
+        return None
     return value
 
 
@@ -119,18 +138,24 @@ def parse_config(text: str, path: str = "pyproject.toml") -> FileConfig:
         raise ConfigError(f"{where} must be a table")
     # accept snake_case too: people type both
     table = {k.replace("_", "-"): v for k, v in table.items()}
-    unknown = sorted(set(table) - set(KNOWN_KEYS))
-    if unknown:
-        raise ConfigError(
-            f"{where}: unknown key {unknown[0]!r}; known keys: {', '.join(KNOWN_KEYS)}"
-        )
-    return FileConfig(
+    problems: list[str] = []  # collected, not raised one at a time
+    for key in sorted(set(table) - set(KNOWN_KEYS)):
+        problems.append(f"unknown key {key!r}; known keys: {', '.join(KNOWN_KEYS)}")
+    config = FileConfig(
         path=path,
-        select=_codes(table, "select", where),
-        ignore=_codes(table, "ignore", where),
-        batch_size=_positive_int(table, "batch-size", where),
-        max_file_size=_positive_int(table, "max-file-size", where),
+        select=_codes(table, "select", problems),
+        ignore=_codes(table, "ignore", problems),
+        batch_size=_positive_int(table, "batch-size", problems),
+        max_file_size=_positive_int(table, "max-file-size", problems),
+        exclude=_patterns(table, "exclude", problems),
+        extend_exclude=_patterns(table, "extend-exclude", problems) or (),
     )
+    if len(problems) == 1:
+        raise ConfigError(f"{where}: {problems[0]}")
+    if problems:  # all at once, numbered, still one line
+        listed = " ".join(f"({i}) {p};" for i, p in enumerate(problems, start=1))
+        raise ConfigError(f"{where}: {len(problems)} problems: {listed.rstrip(';')}")
+    return config
 
 
 @lru_cache(maxsize=256)

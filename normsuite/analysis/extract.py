@@ -32,13 +32,11 @@ from .ir import (
     LayerClass,
     ModuleInstance,
 )
+from .limits import MAX_DEPTH, MAX_LOOP, MAX_STEPS, LimitLog  # caps hit are reported
 from .symbols import ExternalFunction, PlainClass, TorchSubclass, relocate
 from .torch_subclass import subclass_meaning
 from .undecided import DEFAULTED, UndecidedCode, defaulted_names
 
-MAX_STEPS = 200_000  # evaluation budget per file: stops pathological files quickly
-MAX_DEPTH = 24  # call depth for helpers / nested instantiation
-MAX_LOOP = 512  # iterations of one statically unrolled loop
 MAX_FOREIGN_STEPS = 20_000  # per analyzed file, in other files of the project (uncached)
 
 _MODULE_BASES = {
@@ -202,6 +200,8 @@ class ModuleIndex(UndecidedCode):
         self._rest: list[ast.stmt] = []  # statements after the if being run (_exec_body)
         self._alt: list[Layer] | None = None  # layers a skipped path would return (_shadow)
         self._fed: tuple[ast.Call, frozenset[str], int] | None = None  # see _call_function
+        self.limits = LimitLog()  # every cap hit, with its line: never a silent limit
+        self._node: ast.AST | None = None  # the statement/expression being evaluated
         self._collect()
 
     def segment(self, node: ast.expr, limit: int = 200) -> str:
@@ -390,6 +390,7 @@ class ModuleIndex(UndecidedCode):
     ) -> Any:
         fed, self._fed = self._fed, None  # consumed here, whatever happens next
         if self._depth >= MAX_DEPTH:
+            self.cap_hit("depth")
             return UNKNOWN
         if owner is not None and owner.home is not None and owner.home is not self:
             home = owner.home  # a method of a class of another file: run it there
@@ -504,13 +505,33 @@ class ModuleIndex(UndecidedCode):
                 self._rest = body[i + 1 :]  # what runs when the if does not return
             self._exec_stmt(stmt, env, inst)
 
-    def _tick(self) -> None:
+    def _tick(self, node: ast.AST | None = None) -> None:
         self.steps += 1
+        if node is not None:
+            self._node = node  # where a cap is hit (just a store: this runs per node)
         if self.steps > MAX_STEPS:
+            self.cap_hit("steps")
             raise BudgetExceeded
 
+    def _binop(self, op: type, left: Any, right: Any) -> Any:
+        """:func:`_binop`, recording a ``[x] * n`` refused for ``n`` over :data:`MAX_LOOP`."""
+        value = _binop(op, left, right)
+        if (
+            value is UNKNOWN
+            and op is ast.Mult
+            and isinstance(left, list)
+            and isinstance(right, int)
+            and right > MAX_LOOP
+        ):
+            self.cap_hit("loop")
+        return value
+
+    def cap_hit(self, cap: str) -> None:
+        """Record that a cap ("steps", "depth", "loop") cut the evaluation at this line."""
+        self.limits.hit(cap, getattr(self._node, "lineno", None))
+
     def _exec_stmt(self, stmt: ast.stmt, env: dict[str, Any], inst: Any) -> None:
-        self._tick()
+        self._tick(stmt)
         if isinstance(stmt, ast.Assign):
             attrs = [
                 t.attr
@@ -535,7 +556,7 @@ class ModuleIndex(UndecidedCode):
         elif isinstance(stmt, ast.AugAssign):
             cur = self.eval(stmt.target, env, inst)
             rhs = self.eval(stmt.value, env, inst)
-            self._assign(stmt.target, _binop(type(stmt.op), cur, rhs), env, inst)
+            self._assign(stmt.target, self._binop(type(stmt.op), cur, rhs), env, inst)
         elif isinstance(stmt, ast.Expr):
             if isinstance(stmt.value, ast.Call):
                 self.eval(stmt.value, env, inst)
@@ -601,14 +622,17 @@ class ModuleIndex(UndecidedCode):
             items = list(value.children)
         else:
             return None
-        return items if len(items) <= MAX_LOOP else None
+        if len(items) > MAX_LOOP:
+            self.cap_hit("loop")
+            return None
+        return items
 
     # ------------------------------------------------------------------ expressions
     def eval(self, node: ast.expr | None, env: dict[str, Any], inst: Any) -> Any:
         """Evaluate ``node``; anything not statically known is ``UNKNOWN``."""
         if node is None:
             return None
-        self._tick()
+        self._tick(node)
         try:
             return self._eval(node, env, inst)
         except (BudgetExceeded, _Return, RecursionError):
@@ -639,7 +663,7 @@ class ModuleIndex(UndecidedCode):
                 return self._global(node)
             return UNKNOWN
         if isinstance(node, ast.BinOp):
-            return _binop(
+            return self._binop(
                 type(node.op), self.eval(node.left, env, inst), self.eval(node.right, env, inst)
             )
         if isinstance(node, ast.UnaryOp):
@@ -739,7 +763,10 @@ class ModuleIndex(UndecidedCode):
         def run(i: int, scope: dict[str, Any]) -> bool:
             if i == len(gens):
                 results.append([self.eval(e, scope, inst) for e in elts])
-                return len(results) <= MAX_LOOP
+                if len(results) > MAX_LOOP:
+                    self.cap_hit("loop")
+                    return False
+                return True
             items = self._iterate(self.eval(gens[i].iter, scope, inst))
             if items is None:
                 return False
@@ -835,6 +862,7 @@ class ModuleIndex(UndecidedCode):
             return self._make_layer(callee.type, (*callee.args, *args), merged, node)
         if isinstance(callee, ClassInfo):
             if self._depth >= MAX_DEPTH:
+                self.cap_hit("depth")
                 return self._layer("Custom", node)
             layer = self._layer("Custom", node, args, kwargs)
             layer.instance = self.instantiate(callee, args, kwargs)
@@ -873,7 +901,10 @@ class ModuleIndex(UndecidedCode):
             info = backbone_info(last, qual.split(".")[0], kwargs)
             if info is not None:
                 return self._layer("Backbone", node, args, kwargs, backbone=info)
-        return _builtin(last if "." not in qual else qual, args, kwargs)
+        value = _builtin(last if "." not in qual else qual, args, kwargs)
+        if value is UNKNOWN and _over_loop_cap(last, args):
+            self.cap_hit("loop")
+        return value
 
     def _norm_layer(self, value: Any) -> Any:
         """``norm_layer=lambda c: nn.GroupNorm(32, c)``: the layer class the lambda builds."""
@@ -1307,6 +1338,16 @@ def _binop(op: type, left: Any, right: Any) -> Any:
     if op is ast.Mult and isinstance(left, list) and isinstance(right, int) and right <= MAX_LOOP:
         return left * right
     return UNKNOWN
+
+
+def _over_loop_cap(name: str, args: tuple[Any, ...]) -> bool:
+    """Whether ``range(*args)`` was refused for being longer than :data:`MAX_LOOP`."""
+    if name != "range" or not args or not all(isinstance(a, int) for a in args):
+        return False
+    try:
+        return len(range(*args)) > MAX_LOOP
+    except (TypeError, ValueError):
+        return False
 
 
 def _builtin(name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:

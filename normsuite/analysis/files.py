@@ -10,9 +10,13 @@ import io
 import os
 import stat
 import tokenize
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from normsuite.analysis.exclude import Excludes
 
 STDIN = "-"
 DEFAULT_MAX_FILE_SIZE = 2 * 1024 * 1024  # 2 MB: far above any hand-written model file
@@ -42,11 +46,20 @@ SOURCE_SUFFIXES = (".py", ".ipynb")
 NOT_REGULAR = "not a regular file (a fifo, device or socket); skipped"
 
 
-def _walk(root: Path, skipped: list[str] | None) -> Iterator[Path]:
-    """Every ``*.py`` / ``*.ipynb`` below ``root`` in sorted order, pruning skipped folders.
-    A fifo, device or socket with such a name is left out (reading it could block forever)
-    and reported in ``skipped``."""
-    stack = [str(root)]
+def _walk(
+    root: Path, skipped: list[str] | None, excludes: Excludes | None = None
+) -> Iterator[Path]:
+    """Every ``*.py`` / ``*.ipynb`` below ``root`` in sorted order, pruning skipped (or
+    excluded) folders. A fifo, device or socket with such a name is left out (reading it
+    could block forever) and reported in ``skipped``."""
+    base = str(root)
+
+    def left_out(entry: os.DirEntry[str]) -> bool:
+        if excludes is None:
+            return entry.is_dir() and _skipped(entry.name)
+        return excludes.excluded(entry.path, base)
+
+    stack = [base]
     while stack:
         folder = stack.pop()
         try:
@@ -57,9 +70,9 @@ def _walk(root: Path, skipped: list[str] | None) -> Iterator[Path]:
         for entry in entries:
             try:
                 if entry.is_dir():
-                    if not _skipped(entry.name):
+                    if not left_out(entry):
                         subdirs.append(entry.path)
-                elif entry.name.endswith(SOURCE_SUFFIXES):
+                elif entry.name.endswith(SOURCE_SUFFIXES) and not left_out(entry):
                     if entry.is_file():  # is_file() is S_ISREG: False for fifos and devices
                         yield Path(entry.path)
                     elif skipped is not None and os.path.exists(entry.path):
@@ -69,13 +82,21 @@ def _walk(root: Path, skipped: list[str] | None) -> Iterator[Path]:
         stack.extend(reversed(subdirs))
 
 
-def discover(paths: Iterable[str], skipped: list[str] | None = None) -> list[Target]:
+def discover(
+    paths: Iterable[str],
+    skipped: list[str] | None = None,
+    excludes: Callable[[str], Excludes] | None = None,
+    *,
+    force_exclude: bool = False,
+) -> list[Target]:
     """Expand files, directories (recursively) and ``-`` into targets, in a stable order.
 
     A path given explicitly is always used, even a hidden folder or a file without
     ``.py``; only folders found *while walking* are skipped. Duplicates are dropped.
     Fifos, devices and sockets are never opened: they go to ``skipped`` with the reason
     (without a ``skipped`` list, a fifo given by name is an error target).
+    ``excludes(path)``: the exclusion patterns for a given path (default: hidden folders and
+    :data:`SKIP_DIRS`); ``force_exclude`` applies them to the given paths too.
 
     >>> [t.path for t in discover(["-"])]
     ['-']
@@ -95,8 +116,12 @@ def discover(paths: Iterable[str], skipped: list[str] | None = None) -> list[Tar
             add(Target(STDIN))
             continue
         path = Path(raw)
+        rules = excludes(raw) if excludes is not None else None
+        if force_exclude and rules is not None and rules.excluded(raw):
+            continue
         if path.is_dir():
-            for file in _walk(path, skipped):
+            walk_rules = None if rules is None or rules.is_default else rules
+            for file in _walk(path, skipped, walk_rules):
                 add(Target(str(file)))
         elif path.exists() and not path.is_file():
             if skipped is not None:

@@ -16,7 +16,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from normsuite.analysis.types import Finding
+from normsuite.analysis.types import Finding, Notice
 
 _NOQA = re.compile(
     r"#\s*(?P<file>normsuite:\s*)?noqa(?::\s*(?P<codes>[A-Z]+[0-9]+(?:[,\s]+[A-Z]+[0-9]+)*))?",
@@ -92,3 +92,47 @@ def filter_findings(findings: Iterable[Finding], source: str) -> list[Finding]:
         return findings
     suppressions = parse_suppressions(source)
     return [f for f in findings if not suppressions.suppresses(f)]
+
+
+def _looks_like_ours(code: str) -> bool:
+    """``NRM999`` or a near-miss prefix (``NMR002``, ``NRN002``): a typo of one of our codes,
+    as opposed to another tool's code (``E501``, ``NPY002``) that suppresses nothing here."""
+    from difflib import SequenceMatcher
+
+    letters = code.rstrip("0123456789")
+    if letters == "NRM":
+        return True
+    return (
+        2 <= len(letters) <= 4
+        and letters.startswith("N")
+        and SequenceMatcher(None, letters, "NRM").ratio() >= 0.6
+    )
+
+
+def unknown_noqa_codes(source: str) -> list[Notice]:
+    """A warning per ``# noqa`` code that looks like ours but names no rule: such a typo
+    suppresses nothing while the comment says otherwise. Other tools' codes are left alone.
+
+    >>> [n.message for n in unknown_noqa_codes("x = 1  # noqa: NMR002, E501\\n")]
+    ["unknown rule code 'NMR002' in `# noqa`; did you mean 'NRM002'? (it suppresses nothing)"]
+    """
+    if "noqa" not in source.lower():
+        return []
+    from normsuite.analysis.catalog import RULES
+    from normsuite.analysis.config import closest_code
+
+    notices: list[Notice] = []
+    for line, comment in _comments(source):
+        for match in _NOQA.finditer(comment):
+            for raw in re.split(r"[,\s]+", match.group("codes") or ""):
+                code = raw.upper()
+                if code and code not in RULES and _looks_like_ours(code):
+                    notices.append(
+                        Notice(
+                            kind="noqa",
+                            message=f"unknown rule code {code!r} in `# noqa`; did you mean "
+                            f"{closest_code(code)!r}? (it suppresses nothing)",
+                            line=line,
+                        )
+                    )
+    return notices

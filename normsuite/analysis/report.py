@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from normsuite import __version__
-from normsuite.analysis.types import FileResult, Finding, ModelReport
+from normsuite.analysis.types import FileResult, Finding, ModelReport, Notice
 
 Command = Literal["check", "recommend"]
 JSON_SCHEMA_VERSION = 1
@@ -28,6 +28,7 @@ class Summary:
     errors: int  # files that could not be analyzed
     by_severity: dict[str, int]
     by_code: dict[str, int]
+    incomplete: int = 0  # files analyzed only in part: a cap was hit (see limits.py)
 
     @property
     def analyzed(self) -> int:
@@ -41,6 +42,7 @@ class Summary:
             "models": self.models,
             "findings": self.findings,
             "errors": self.errors,
+            "incomplete": self.incomplete,
             "by_severity": self.by_severity,
             "by_code": self.by_code,
         }
@@ -53,6 +55,7 @@ def summarize(results: Sequence[FileResult]) -> Summary:
         models=sum(len(r.models) for r in results),
         findings=len(findings),
         errors=sum(1 for r in results if r.error),
+        incomplete=sum(1 for r in results if r.incomplete and not r.error),
         by_severity=dict(sorted(Counter(f.severity for f in findings).items())),
         by_code=dict(sorted(Counter(f.code for f in findings).items())),
     )
@@ -75,6 +78,12 @@ def error_line(result: FileResult) -> str:
     if result.error.startswith("internal error"):
         return f"{result.path}: {result.error}"
     return f"{result.path}: error: {result.error}"
+
+
+def notice_line(result: FileResult, notice: Notice) -> str:
+    """``path:line: warning: message`` for a notice (a cap hit, a mistyped noqa code)."""
+    where = f"{result.path}:{notice.line}" if notice.line else result.path
+    return f"{where}: warning: {notice.message}"
 
 
 # --------------------------------------------------------------------------- JSON
@@ -155,6 +164,10 @@ def render_github(results: Sequence[FileResult], *, command: Command) -> str:
                 )
             )
             continue
+        for notice in result.notices:
+            lines.append(
+                _annotation("warning", result.path, notice.message, "normsuite", line=notice.line)
+            )
         if command == "recommend":
             for model in result.models:
                 if model.recommendation is not None:
@@ -219,7 +232,12 @@ def _summary_line(results: Sequence[FileResult], command: Command) -> str:
     actually analyzed (a missing path or a syntax error is not a file that "passed")."""
     s = summarize(results)
     analyzed = _plural(s.analyzed, "file")
-    failed = f"{_plural(s.errors, 'file')} could not be analyzed" if s.errors else ""
+    problems = []
+    if s.errors:
+        problems.append(f"{_plural(s.errors, 'file')} could not be analyzed")
+    if s.incomplete:  # a cap was hit: never "All checks passed"
+        problems.append(f"{_plural(s.incomplete, 'file')} analyzed only in part (a cap was hit)")
+    failed = "; ".join(problems)
     if command == "recommend":
         text = f"Analyzed {analyzed}: {_plural(s.models, 'model')}"
         if s.findings:
@@ -357,7 +375,7 @@ def render_rich(
                 console.print(Text(line))
     summary = _summary_line(results, command)
     s = summarize(results)
-    colour = "red" if s.errors or (command == "check" and s.findings) else "green"
+    colour = "red" if s.errors or s.incomplete or (command == "check" and s.findings) else "green"
     console.print(Text(summary, style=f"bold {colour}"))
 
 

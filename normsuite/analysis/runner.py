@@ -18,9 +18,11 @@ import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
+from functools import partial
 from typing import TYPE_CHECKING
 
 from normsuite.analysis.config import ConfigError, FileConfig, find_config, rule_enabled
+from normsuite.analysis.exclude import Excludes
 from normsuite.analysis.files import (
     DEFAULT_MAX_FILE_SIZE,
     STDIN,
@@ -30,7 +32,8 @@ from normsuite.analysis.files import (
     discover,
     read_source,
 )
-from normsuite.analysis.noqa import filter_findings
+from normsuite.analysis.limits import too_big
+from normsuite.analysis.noqa import filter_findings, unknown_noqa_codes
 from normsuite.analysis.types import AnalysisOptions, FileResult
 
 if TYPE_CHECKING:
@@ -54,6 +57,11 @@ class RunSettings:
     # True: a bad [tool.normsuite] raises ConfigError before any file is analyzed (the CLI:
     # one line, exit 2, like ruff); False: it becomes the error of each file it applies to
     strict_config: bool = False
+    # ruff's --exclude (replaces the defaults and the table's `exclude`), --extend-exclude
+    # and --force-exclude (apply them to paths given explicitly); see analysis/exclude.py
+    exclude: tuple[str, ...] | None = None
+    extend_exclude: tuple[str, ...] = ()
+    force_exclude: bool = False
 
 
 def _default_analyzer() -> Analyzer:
@@ -109,6 +117,8 @@ def analyze_text(
         result = analyze(source, path, options)
     except Exception as exc:  # per-file isolation: one file never stops the others
         line, col = _error_location(exc)
+        if isinstance(exc, (MemoryError, RecursionError)):  # say what was too big
+            return FileResult(path=path, error=too_big(exc, source))
         return FileResult(path=path, error=_error_for(exc), error_line=line, error_col=col)
     findings = [
         f
@@ -117,7 +127,13 @@ def analyze_text(
     ]
     findings = filter_findings(findings, source)
     findings.sort(key=lambda f: (f.line, f.col, f.code))
-    return FileResult(path=path, models=result.models, findings=findings, error=result.error)
+    return FileResult(
+        path=path,
+        models=result.models,
+        findings=findings,
+        error=result.error,
+        notices=[*result.notices, *unknown_noqa_codes(source)],
+    )
 
 
 def _analyze_target(
@@ -203,6 +219,24 @@ def _few_full_collections() -> Iterator[None]:
         gc.set_threshold(*old)
 
 
+def _excludes(path: str, *, settings: RunSettings) -> Excludes:
+    """The exclusion patterns for one given path: the command line's and its config's."""
+    config = FileConfig()
+    if settings.use_config and path != STDIN:
+        try:
+            config = find_config(path if os.path.isfile(path) else os.path.join(path, "x.py"))
+        except ConfigError:
+            if settings.strict_config:
+                raise
+    return Excludes.build(
+        exclude=settings.exclude,
+        extend=settings.extend_exclude,
+        config_exclude=config.exclude,
+        config_extend=config.extend_exclude,
+        config_root=os.path.dirname(config.path) if config.path else ".",
+    )
+
+
 def analyze_paths(
     paths: Sequence[str],
     options: AnalysisOptions = AnalysisOptions(),
@@ -235,7 +269,12 @@ def _analyze_paths(
     analyzer: Analyzer | None,
     skipped: list[str] | None,
 ) -> list[FileResult]:
-    targets = discover(paths, skipped)
+    targets = discover(
+        paths,
+        skipped,
+        partial(_excludes, settings=settings),
+        force_exclude=settings.force_exclude,
+    )
     if settings.use_config and settings.strict_config:
         for target in targets:  # cached per folder, so this is one read per pyproject.toml
             if not target.error:

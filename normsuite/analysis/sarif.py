@@ -2,7 +2,8 @@
 
 One run; ``tool.driver.rules`` lists every NRM rule with its doc page as ``help``;
 each finding is a ``result``; files that could not be analyzed become
-``toolExecutionNotifications`` of the invocation (``executionSuccessful`` false).
+``toolExecutionNotifications`` of the invocation (``executionSuccessful`` false), and so
+do notices (a cap hit makes ``executionSuccessful`` false too: the analysis is incomplete).
 """
 
 from __future__ import annotations
@@ -56,6 +57,7 @@ def to_sarif_dict(results: Sequence[FileResult]) -> dict[str, Any]:
     index = {code: i for i, code in enumerate(RULES)}
     sarif_results: list[dict[str, Any]] = []
     notifications: list[dict[str, Any]] = []
+    complete = True  # every file analyzed in full (no error, no cap hit)
     for result in results:
         uri = _uri(result.path)
         if result.error:
@@ -65,6 +67,7 @@ def to_sarif_dict(results: Sequence[FileResult]) -> dict[str, Any]:
                 if result.error_col is not None:
                     error_region["startColumn"] = max(1, result.error_col)
                 location["region"] = error_region
+            complete = False
             notifications.append(
                 {
                     "level": "error",
@@ -73,6 +76,18 @@ def to_sarif_dict(results: Sequence[FileResult]) -> dict[str, Any]:
                 }
             )
             continue
+        for notice in result.notices:
+            where: dict[str, Any] = {"artifactLocation": {"uri": uri}}
+            if notice.line is not None:
+                where["region"] = {"startLine": max(1, notice.line)}
+            notifications.append(
+                {
+                    "level": "warning",
+                    "message": {"text": notice.message},
+                    "locations": [{"physicalLocation": where}],
+                }
+            )
+            complete = complete and not notice.incomplete
         for f in result.findings:
             region: dict[str, int] = {"startLine": max(1, f.line), "startColumn": max(1, f.col)}
             if f.end_line is not None:
@@ -112,7 +127,7 @@ def to_sarif_dict(results: Sequence[FileResult]) -> dict[str, Any]:
                 },
                 "invocations": [
                     {
-                        "executionSuccessful": not notifications,
+                        "executionSuccessful": complete,
                         "toolExecutionNotifications": notifications,
                     }
                 ],

@@ -206,6 +206,8 @@ class FlowTracer:
     def run_instance(self, inst: ModuleInstance, x: T, prefix: str = "") -> Any:
         """Trace ``inst.forward(x)``; returns the abstract output (or UNKNOWN)."""
         if id(inst) in self._stack or len(self._stack) >= MAX_DEPTH:
+            if id(inst) not in self._stack:
+                self.index.cap_hit("depth")
             return UNKNOWN_T
         if id(inst) not in self._walked:  # paths once per instance, not on every call
             self._walked.add(id(inst))
@@ -568,6 +570,8 @@ class FlowTracer:
         self, fn: ast.FunctionDef, node: ast.Call, env: dict[str, Any], inst: ModuleInstance
     ) -> Any:
         if len(self._stack) >= MAX_DEPTH or fn.name in getattr(self, "_methods", ()):
+            if len(self._stack) >= MAX_DEPTH:
+                self.index.cap_hit("depth")
             return UNKNOWN
         params = [*fn.args.posonlyargs, *fn.args.args][1:]
         scope: dict[str, Any] = {p.arg: UNKNOWN for p in params}

@@ -95,6 +95,19 @@ class ModelReport:
     unresolved_bases: list[str] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class Notice:
+    """Something about a file that is not a finding: a cap the analyzer hit (``kind``
+    "limit": the result is incomplete) or a ``# noqa`` code no rule has (``kind`` "noqa")."""
+
+    kind: Literal["limit", "noqa"]
+    message: str  # one line
+    line: int | None = None  # 1-based, where it happened
+    incomplete: bool = False  # True: findings and recommendations of the file may be missing
+    cap: str | None = None  # kind "limit": "steps" | "depth" | "loop"
+    cap_value: int | None = None
+
+
 @dataclass
 class FileResult:
     path: str
@@ -104,6 +117,12 @@ class FileResult:
     # where the error is, when it has a place in the file (a syntax error); 1-based
     error_line: int | None = None
     error_col: int | None = None
+    notices: list[Notice] = field(default_factory=list)
+
+    @property
+    def incomplete(self) -> bool:
+        """True when a cap was hit: the file was analyzed only in part."""
+        return any(n.incomplete for n in self.notices)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -152,8 +152,9 @@ def batch_norm_without_sync(ctx: FileContext) -> Iterator[Finding]:
             "NRM008",
             layer,
             f"`{layer.code}` normalizes each device's {b.per_device} samples separately on "
-            f"{b.devices} devices ({b.source}): convert with nn.SyncBatchNorm."
-            f"convert_sync_batchnorm(model) or Trainer(sync_batchnorm=True) for the global "
-            f"batch of {b.per_device * b.devices}, or use {fix} (B3).",
+            f"{b.devices} devices ({b.source}): sync the statistics over the global batch "
+            f"of {b.per_device * b.devices} with Trainer(plugins=[normsuite.NormSync()]) or "
+            f'norm="syncbn" (both run on any backend, CPU/gloo included; torch\'s '
+            f"nn.SyncBatchNorm needs CUDA), or use {fix} (B3).",
             model.name,
         )
