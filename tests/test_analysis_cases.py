@@ -105,12 +105,15 @@ def test_nrm010_reads_a_sibling_model_file_when_the_model_is_imported(tmp_path: 
 
 
 def test_a18_nrm005_page_example_says_what_the_rule_needs() -> None:
-    # The old page example (no training in the file) stays silent: a DataLoader alone may
-    # be an inference script's. The page now shows the training and names --batch-size 1;
+    # The old page example triggers NRM005 now: its DataLoader is not an inference loader
+    # (no eval(), no no_grad), and BN in train mode fails at batch 1 whether this file trains
+    # or not. The page also shows the training and names --batch-size 1;
     # tests/test_rule_docs.py checks that its example triggers NRM005.
     from normsuite.analysis.report import rule_doc
 
-    assert codes(run("a18_rule_doc_example.py")) == []
+    assert codes(run("a18_rule_doc_example.py")) == [("NRM005", 4)]
+    inference = (CASES / "a18_rule_doc_example.py").read_text() + "model.eval()\n"
+    assert analyze_source(inference, "a18.py", AnalysisOptions()).findings == []
     page = rule_doc("NRM005")
     assert page is not None and "--batch-size 1" in page
     src = (CASES / "a18_rule_doc_example.py").read_text()

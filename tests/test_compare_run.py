@@ -233,6 +233,9 @@ def test_bn_at_batch_one_is_a_refused_row_and_the_other_cells_run(
     assert text.exit_code == 0, text.output
     assert "Traceback" not in text.output
     assert "refused: BN at batch 1, see NRM005" in text.stdout
+    # the memory meter's saved-tensor hook is process-global: a refused cell must not leave
+    # it installed (it broke every later torch.export in the process)
+    assert torch._C._autograd._top_saved_tensors_default_hooks(False) is None
     lines = {r["key"]: r for r in _lines(out)}
     assert set(lines) == {f"{n}|{b}|{s}" for n in ("bn", "gn") for b in (1, 4) for s in (0, 1)}
     for seed in (0, 1):

@@ -62,10 +62,11 @@ def _parse(source: str, path: str) -> ast.Module:
 
 def _partial(model: ModelReport) -> ModelReport:
     """A recommendation made from a partly analyzed file: low confidence, and it says so."""
+    note = "the analysis of this file was cut short by a cap (see the notice): layers may miss"
     rec = model.recommendation
     if rec is None:
-        return model
-    note = "the analysis of this file was cut short by a cap (see the notice): layers may miss"
+        # an abstention's reason ("no layers a norm would follow") may only be the cap's doing
+        return replace(model, abstain=note) if model.abstain is not None else model
     return replace(
         model,
         recommendation=replace(rec, confidence="low", assumptions=[*rec.assumptions, note]),

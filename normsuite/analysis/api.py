@@ -101,6 +101,7 @@ def analyze(
     select: Iterable[str] = (),
     ignore: Iterable[str] = (),
     project_config: bool = True,
+    all_modules: bool = False,
 ) -> Analysis:
     """Analyze files and folders (searched for ``*.py``) statically.
 
@@ -108,13 +109,16 @@ def analyze(
     ``--accumulate`` say (they win over the files); ``config``: a LightningCLI YAML to read
     them from, like ``--config``; ``select``/``ignore``: rule codes or prefixes;
     ``project_config``: read ``[tool.normsuite]`` from the nearest pyproject.toml
-    (``False`` is ``--isolated``). Bad arguments raise ``TypeError``/``ValueError``; a bad
+    (``False`` is ``--isolated``); ``all_modules``: report every module class, blocks
+    included (``--all-modules``; by default only top-level models, as ``recommend``
+    prints them). Bad arguments raise ``TypeError``/``ValueError``; a bad
     ``[tool.normsuite]`` raises :class:`~normsuite.analysis.config.ConfigError`; a file
     that cannot be analyzed never raises: see ``Analysis.errors``.
     """
     from normsuite.analysis.config import known_code
     from normsuite.analysis.runner import RunSettings, analyze_paths
     from normsuite.analysis.types import AnalysisOptions
+    from normsuite.analysis.usage import hide_blocks
 
     targets = _paths(paths)
     config_path = None
@@ -143,6 +147,8 @@ def analyze(
         config_path=config_path,
         select=codes(select, "select"),
         ignore=codes(ignore, "ignore"),
+        all_modules=bool(all_modules),
     )
     settings = RunSettings(use_config=project_config, strict_config=True)
-    return Analysis(tuple(analyze_paths(targets, options, settings=settings, jobs=1)))
+    results = analyze_paths(targets, options, settings=settings, jobs=1)
+    return Analysis(tuple(results if all_modules else hide_blocks(results)))

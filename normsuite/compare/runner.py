@@ -98,6 +98,14 @@ class CellMeter(L.Callback):
         if self.mem_kind == "cuda_max_allocated":
             self._cuda_peak = torch.cuda.max_memory_allocated(pl_module.device)
 
+    def on_exception(self, trainer, pl_module, exception: BaseException) -> None:
+        # a refused cell (BN at batch 1) raises inside the step, between batch start and
+        # backward: the saved-tensor hook is process-global and must not outlive the cell
+        self._close_hooks()
+
+    def teardown(self, trainer, pl_module, stage: str) -> None:
+        self._close_hooks()
+
     def _close_hooks(self) -> None:
         if self._hooks is not None:
             self._hooks.close()
