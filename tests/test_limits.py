@@ -153,3 +153,29 @@ def test_real_recursion_error_names_the_long_expression() -> None:
     error = runner.analyze_text(source, "chain.py", AnalysisOptions()).error
     assert error.startswith("expression nested too deeply to analyze: line 1 is one expression")
     assert "400,005 characters" in error
+
+
+def test_cross_file_budget_is_a_notice_not_silence(tmp_path: Path) -> None:
+    # blocks imported from another file are evaluated on a budget of their own; past it
+    # they are opaque (as when the file is analyzed alone), and the notice says so
+    (tmp_path / "pyproject.toml").write_text("")
+    (tmp_path / "blocks.py").write_text(
+        "import torch.nn as nn\n\n\nclass Busy(nn.Module):\n    def __init__(self):\n"
+        "        super().__init__()\n        total = 0\n        for i in range(150):\n"
+        "            for j in range(150):\n                total = total + i * j\n"
+        "        self.conv = nn.Conv2d(3, 8, 3)\n\n\n"
+        "class ConvBN(nn.Module):\n    def __init__(self, c):\n        super().__init__()\n"
+        "        self.conv = nn.Conv2d(c, c, 3)\n        self.bn = nn.BatchNorm2d(c)\n\n"
+        "    def forward(self, x):\n        return self.bn(self.conv(x))\n"
+    )
+    (tmp_path / "model.py").write_text(
+        "import torch.nn as nn\nfrom blocks import Busy, ConvBN\n\n\nclass Net(nn.Module):\n"
+        "    def __init__(self):\n        super().__init__()\n        self.busy = Busy()\n"
+        "        self.block = ConvBN(8)\n\n    def forward(self, x):\n"
+        "        return self.block(self.busy(x))\n"
+    )
+    (result,) = runner.analyze_paths([str(tmp_path / "model.py")])
+    (notice,) = result.notices
+    assert (notice.cap, notice.line, notice.incomplete) == ("foreign", 9, False)
+    assert "opaque" in notice.message and f"{limits.MAX_FOREIGN_STEPS:,}" in notice.message
+    assert not result.incomplete  # the fallback is the file-local analysis: not "in part"

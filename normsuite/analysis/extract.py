@@ -32,12 +32,16 @@ from .ir import (
     LayerClass,
     ModuleInstance,
 )
-from .limits import MAX_DEPTH, MAX_LOOP, MAX_STEPS, LimitLog  # caps hit are reported
+from .limits import (  # caps hit are reported
+    MAX_DEPTH,
+    MAX_FOREIGN_STEPS,
+    MAX_LOOP,
+    MAX_STEPS,
+    LimitLog,
+)
 from .symbols import ExternalFunction, PlainClass, TorchSubclass, relocate
 from .torch_subclass import subclass_meaning
 from .undecided import DEFAULTED, UndecidedCode, defaulted_names
-
-MAX_FOREIGN_STEPS = 20_000  # per analyzed file, in other files of the project (uncached)
 
 _MODULE_BASES = {
     "torch.nn.Module",
@@ -448,6 +452,7 @@ class ModuleIndex(UndecidedCode):
         cached in their file, so the next file that uses them gets them for free); past it,
         ``fallback`` (an opaque block, as without the project index)."""
         if self.foreign_steps > MAX_FOREIGN_STEPS:
+            self.cap_hit("foreign")  # never silent: said once per line, as a notice
             return fallback
         depth, start = home._depth, self.steps
         home._depth, home.steps = max(home._depth, self._depth + 1), self.steps
@@ -488,8 +493,12 @@ class ModuleIndex(UndecidedCode):
             if self._standalone and fn.name == "__init__":
                 env[a.kwarg.arg] = {UNKNOWN_KWARGS: UNKNOWN}
         self._standalone = False
-        if fn.name == "__init__":
-            # Parameters left at their default: an ``if`` they decide is read both ways.
+        if fn.name == "__init__" and self._depth == 0:
+            # Parameters of the analyzed model left at their default: an ``if`` they decide
+            # is read both ways (the analyzer made this call up; the configuration a user
+            # trains may pass others). A block its parent builds (``BasicBlock(64, 64)``) is
+            # configured by that call: its defaults are what runs (callers' own defaulted
+            # names still reach it through ``_fed``).
             given = {p.arg for p in params[: len(args)]} | set(kwargs)
             env[DEFAULTED] = frozenset(
                 p.arg

@@ -23,13 +23,18 @@ from normsuite.analysis.types import Notice
 MAX_STEPS = 200_000  # evaluation budget per file: stops pathological files quickly
 MAX_DEPTH = 24  # call depth for helpers / nested instantiation
 MAX_LOOP = 512  # iterations of one statically unrolled loop
+MAX_FOREIGN_STEPS = 20_000  # per analyzed file, in other files of the project (uncached)
 
 # cap name -> (what was too big, the cap's value)
 CAPS: dict[str, tuple[str, int]] = {
     "steps": ("the file needs more than {cap:,} evaluation steps", MAX_STEPS),
     "depth": ("calls or nested modules deeper than {cap} levels", MAX_DEPTH),
     "loop": ("a loop or sequence longer than {cap} items", MAX_LOOP),
+    "foreign": ("the project files it imports need more than {cap:,} steps", MAX_FOREIGN_STEPS),
 }
+# caps whose fallback is what analysing the file alone gives (opaque blocks, silent rules):
+# reported, but the result is not "incomplete"
+NOT_INCOMPLETE = frozenset({"foreign"})
 
 # what a user reads after the reason: the cap is fixed, so say what the result means
 _CONSEQUENCE = {
@@ -37,7 +42,12 @@ _CONSEQUENCE = {
     "so findings and recommendations may be missing",
     "depth": "what the deeper calls build is not seen",
     "loop": "that value is treated as unknown, so layers built from it are not seen",
+    "foreign": "blocks imported from them past this line are opaque, as when the file is "
+    "analyzed alone, and the rules stay silent about them",
 }
+
+
+_HEAD = {True: "analysis incomplete", False: "analysis partly file-local"}
 
 
 @dataclass
@@ -59,10 +69,11 @@ class LimitLog:
             out.append(
                 Notice(
                     kind="limit",
-                    message=f"analysis incomplete: {what.format(cap=value)} (the cap); "
-                    f"{_CONSEQUENCE[cap]}. Split the model or the file to analyze it in full",
+                    message=f"{_HEAD[cap not in NOT_INCOMPLETE]}: {what.format(cap=value)} "
+                    f"(the cap); {_CONSEQUENCE[cap]}. Split the model or the file to analyze "
+                    "it in full",
                     line=line,
-                    incomplete=True,
+                    incomplete=cap not in NOT_INCOMPLETE,
                     cap=cap,
                     cap_value=value,
                 )

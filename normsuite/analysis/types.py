@@ -104,7 +104,7 @@ class Notice:
     message: str  # one line
     line: int | None = None  # 1-based, where it happened
     incomplete: bool = False  # True: findings and recommendations of the file may be missing
-    cap: str | None = None  # kind "limit": "steps" | "depth" | "loop"
+    cap: str | None = None  # kind "limit": "steps" | "depth" | "loop" | "foreign"
     cap_value: int | None = None
 
 
