@@ -54,7 +54,7 @@ def detect(model: ModelContext, ctx: FileContext) -> str | None:
     calls = _forward_calls(model)
     if ("SELU" in types or "AlphaDropout" in types or "selu" in calls) and not kinds:
         return "D5"
-    image_out = "Tanh" in types or "tanh" in calls
+    image_out = _tanh_output(model)
     upsamples = bool(types & _UPSAMPLING_LAYERS or calls & _UPSAMPLING_CALLS)
     generator = image_out or upsamples
     if _gradient_penalty(ctx) and not generator and (convs or "Linear" in types):
@@ -164,10 +164,28 @@ def _takes_timestep(model: ModelContext) -> bool:
 
 
 def _generator_like(model: ModelContext) -> bool:
-    layers = _unique(model)
-    types = {layer.type for layer in layers}
-    calls = _forward_calls(model)
-    return "Tanh" in types or "tanh" in calls or bool(types & _UPSAMPLING_LAYERS)
+    types = {layer.type for layer in _unique(model)}
+    return _tanh_output(model) or bool(types & _UPSAMPLING_LAYERS)
+
+
+_SKIPPED_AT_END = frozenset({"Identity", "Dropout", "Flatten", "Unflatten"})
+
+
+def _tanh_output(model: ModelContext) -> bool:
+    """The model's output goes through tanh (an image in [-1, 1]): its last layer is
+    ``nn.Tanh``, or its own ``forward`` returns ``tanh(...)``. A tanh inside (a gate, a
+    TTS postnet's activation between convs) does not make a generator."""
+    last = [layer.type for _, layer in model.layers if layer.type not in _SKIPPED_AT_END]
+    if last and last[-1] == "Tanh":
+        return True
+    fn = model.root.instance.cls.method("forward") if model.root.instance is not None else None
+    for node in ast.walk(fn) if fn is not None else ():
+        if isinstance(node, ast.Return) and isinstance(node.value, ast.Call):
+            func = node.value.func
+            name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
+            if name == "tanh":
+                return True
+    return False
 
 
 def _gan_file(ctx: FileContext) -> bool:

@@ -139,9 +139,10 @@ def direct_evidence(model: ModelContext, arch: str) -> bool:
     if not any(word in e for e in model.evidence for word in _DIRECT_ARCH):
         return False
     source = model.batch.source
-    if arch in ("rnn", "transformer"):
-        return True  # LayerNorm there does not depend on the batch
     if model.batch.per_device is None:
+        # "high" needs the batch from training code or a config, even where the advice
+        # (LN in an RNN/Transformer) does not depend on it: an unknown batch means the
+        # training setup was not seen, so the model's use is inferred
         return False
     return source.startswith(("cli", "config:", "default")) or (
         source.startswith("file:") and model.trains
