@@ -1,4 +1,6 @@
-"""THE selection guidance of normsuite (DESIGN.md section 4). Pure Python: no torch import.
+"""THE selection guidance of normsuite (docs/design.md, "Selection rules").
+
+Pure Python: no torch import.
 
 Used by the analyzer, by ``build_module(norm="auto")``, by the fit-time guardrails and by
 ``normsuite compare``.
@@ -86,7 +88,7 @@ class Advice:
 
     norm: str  # a NormSpec string: "bn" | "syncbn" | "gn" | "ln" | "rms" | "frozenbn"
     rules: tuple[str, ...]  # rule ids, e.g. ("B2", "B4")
-    rationale: tuple[str, ...]  # sentences citing the numbers of DESIGN.md section 4
+    rationale: tuple[str, ...]  # sentences citing the numbers of docs/design.md, "Selection rules"
     assumptions: tuple[str, ...]
     would_change: tuple[str, ...]  # what input would change the answer
     confidence: str  # "high" | "medium" | "low"
@@ -168,7 +170,7 @@ def advise(
     channels: int | None = None,
     direct_evidence: bool = True,
 ) -> Advice:
-    """Pick a norm for a model (DESIGN.md section 4, rules B1-B11).
+    """Pick a norm for a model (docs/design.md, "Selection rules": B1-B11, domains D1-D9).
 
     ``per_device_batch`` is what one device's BatchNorm sees in one forward pass; ``None``
     means unknown (the advice then says what it assumed). ``direct_evidence`` says whether

@@ -1,8 +1,8 @@
 """`normsuite recommend` end to end: the article's networks, where the batch size comes from
 (CLI > file > --config > [tool.normsuite]), exit codes, formats and stdin.
 
-Expected norms follow DESIGN.md section 4: BN for a CNN at per-device batch >= 16 (B1),
-GroupNorm below (B2), SyncBN named as the alternative with several devices (B3).
+Expected norms follow docs/design.md, "Selection rules": BN for a CNN at per-device
+batch >= 16 (B1), GroupNorm below (B2), SyncBN named as the alternative with several devices (B3).
 """
 
 from __future__ import annotations

@@ -1,4 +1,6 @@
-"""The analyzer's rule catalogue (DESIGN.md section 5): codes, names, severities, summaries.
+"""The analyzer's rule catalogue: codes, names, severities, summaries.
+
+The catalogue is described in docs/design.md, "Rule catalogue".
 
 The long doc pages (``normsuite rule NRM002``) are written from this table; the checks
 themselves live in ``normsuite.analysis.rules``.

@@ -4,7 +4,7 @@
 * ``norm="ln"`` / ``"rms"``: the layer-normalized cell of Ba, Kiros & Hinton 2016
   (arXiv:1607.06450): the input-to-hidden and hidden-to-hidden pre-activations are each
   normalized over all gates (4H for LSTM, 3H for GRU), and the LSTM cell state is
-  normalized before its ``tanh``. This is the recommended choice (DESIGN.md rule B6).
+  normalized before its ``tanh``. This is the recommended choice (rule B6 of docs/design.md).
 * ``norm="bn"`` / ``"gn"`` / ...: ``nn.LSTM`` / ``nn.GRU`` layers with the norm applied to
   the features between layers. This is the weaker choice: batch statistics mix time steps
   and sequences (Laurent et al. 2016 found BN on recurrent transitions does not help).

@@ -1,8 +1,8 @@
 """The norm layer zoo: :func:`build_norm` turns a spec string into the right layer for a layout.
 
-Layouts (DESIGN.md section 3): ``ndim`` is the rank of the input in channels-first layout
-(2 = (N, C), 3 = (N, C, L), 4 = (N, C, H, W), 5 = (N, C, D, H, W)); ``channels_last=True``
-means the channels are the last dim, e.g. (N, L, C) tokens.
+Layouts (docs/design.md, "Norm spec grammar"): ``ndim`` is the rank of the input in
+channels-first layout (2 = (N, C), 3 = (N, C, L), 4 = (N, C, H, W), 5 = (N, C, D, H, W));
+``channels_last=True`` means the channels are the last dim, e.g. (N, L, C) tokens.
 
 Example:
     >>> build_norm("ln", 64)                       # (N, 64, H, W): LN over C at each pixel

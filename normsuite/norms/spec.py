@@ -1,7 +1,7 @@
 """Norm spec strings: ``"bn"``, ``"gn:16"``, ``"LayerNorm"`` -> :class:`NormSpec`.
 
 Pure Python (no torch import), so the static analyzer and the CLI can parse specs without
-paying for torch. The grammar is DESIGN.md section 3.
+paying for torch. The grammar is in docs/design.md, "Norm spec grammar".
 
 Example:
     >>> NormSpec.parse("GroupNorm:16")
