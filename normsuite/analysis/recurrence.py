@@ -185,9 +185,18 @@ def _assigned_to(call: ast.Call, loop: ast.For | ast.While) -> set[str]:
 
 def _fed_back(call: ast.Call, loop: ast.For | ast.While) -> set[str]:
     """The names that the call's result is assigned to and that it also takes as argument
-    (its state fed back), else an empty set."""
-    args = _names([*call.args, *(k.value for k in call.keywords)])
-    return _assigned_to(call, loop) & args - {"self"}
+    (its state fed back), else an empty set. A step of a recurrence also takes an input of
+    its own besides the state (``h = cell(x[t], h)``): ``x = block(x)`` alone chains layers
+    over depth (timm's ``for stage in stages: x = stage(x)``), it is not recurrent."""
+    values = [*call.args, *(k.value for k in call.keywords)]
+    fed = _assigned_to(call, loop) & _names(values) - {"self"}
+    if not fed or all(_names([v]) <= fed for v in values):
+        return set()
+    return fed
+
+
+def _loop_targets(loop: ast.For | ast.While) -> set[str]:
+    return _names([loop.target]) if isinstance(loop, ast.For) else set()
 
 
 def _touches(call: ast.Call, loop: ast.For | ast.While, state: set[str]) -> bool:
@@ -215,7 +224,12 @@ def stepped_classes(index: ModuleIndex) -> dict[str, str]:
     for loop in (n for n in ast.walk(index.tree) if isinstance(n, (ast.For, ast.While))):
         for call in (n for s in loop.body for n in ast.walk(s) if isinstance(n, ast.Call)):
             func = call.func
-            if isinstance(func, ast.Name) and func.id in instances and _fed_back(call, loop):
+            if (
+                isinstance(func, ast.Name)
+                and func.id in instances
+                and func.id not in _loop_targets(loop)  # for stage in stages: modules
+                and _fed_back(call, loop)
+            ):
                 cls = instances[func.id]
                 found.setdefault(cls, f"{cls} stepped in a loop with its state fed back")
     index.memo[key] = found

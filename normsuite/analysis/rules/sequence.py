@@ -4,7 +4,8 @@ fed back), or on the tokens inside a Transformer block.
 Not on the recurrent path, so silent: a BatchNorm on the last step's ``(N, C)`` vector
 (B11), on an ``nn.LSTM``'s outputs feeding the next layer (input-to-hidden, where BN can
 help: Laurent et al. 2016), on the conv maps of a vision model with an RNN or attention
-head, in the CNN encoder of an agent whose features feed an ``LSTMCell``, or a BatchNorm
+head, on the tokens of a conv + attention vision hybrid (BN chosen for export, D7), in the
+CNN encoder of an agent whose features feed an ``LSTMCell``, or a BatchNorm
 that is never used.
 """
 
@@ -38,7 +39,7 @@ def batch_norm_in_sequence_model(ctx: FileContext) -> Iterator[Finding]:
                     "(Ba et al. 2016)"
                 )
                 rule_id = "B6"
-            elif app.in_attention_block and _on_tokens(layer, app):
+            elif app.in_attention_block and _on_tokens(layer, app) and not _vision(model, ctx):
                 where = "on the tokens inside a Transformer block"
                 why = "batch statistics mix positions and sequences and differ at inference"
                 rule_id = "B7"
@@ -52,6 +53,18 @@ def batch_norm_in_sequence_model(ctx: FileContext) -> Iterator[Finding]:
                 model.name,
             )
         yield from _unapplied_cell_norms(model, flagged)
+
+
+def _vision(model: ModelContext, ctx: FileContext) -> bool:
+    """The model (or the model it is a block of) convolves 2D/3D maps: a vision hybrid,
+    whose BatchNorm on tokens is chosen on purpose (LeViT, NextViT, EfficientFormer: it folds
+    into the preceding linear layer at export, domain D7), not a Transformer mistake."""
+    owners = [model, *(m for m in ctx.models if m.name == model.part_of)]
+    return any(
+        layer.type in ("Conv2d", "Conv3d", "ConvTranspose2d", "ConvTranspose3d")
+        for owner in owners
+        for _, layer in owner.layers
+    )
 
 
 def _on_tokens(layer: Layer, app: Application) -> bool:
