@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 import re
 from collections.abc import Iterator
+from dataclasses import replace
 
 from normsuite.advice import MIN_CHANNELS_PER_GROUP, default_groups
 
@@ -339,13 +340,46 @@ def norm_channel_mismatch(ctx: FileContext) -> Iterator[Finding]:
             continue  # GroupNorm(C, G) swapped: NRM014 says so, with its own fix
         name = layer.type
         fixed = layer.code.replace(str(expected), str(received), 1)
-        yield finding(
-            "NRM011",
-            layer,
-            f"{name}({expected}) receives {received} channels from the previous layer; "
-            f"use {fixed if fixed != layer.code else f'{name}({received})'}.",
-            model.name,
+        use = fixed if fixed != layer.code else f"{name}({received})"
+        defaults = _defaulted_parameters(model)
+        if not defaults:
+            yield finding(
+                "NRM011",
+                layer,
+                f"{name}({expected}) receives {received} channels from the previous layer; "
+                f"use {use}.",
+                model.name,
+            )
+            continue
+        # The widths were computed from default arguments the analyzer filled in (the model
+        # is analyzed as ``Model()``): the user may always pass others, so this is no error
+        # from an assumed width, and the fix may belong in the defaults.
+        shown = ", ".join(defaults[:4]) + (", ..." if len(defaults) > 4 else "")
+        yield replace(
+            finding(
+                "NRM011",
+                layer,
+                f"built with its default arguments ({model.name}({shown})), {name}({expected}) "
+                f"receives {received} channels from the previous layer: use {use}, or make "
+                "the defaults agree if the model is always built with other arguments.",
+                model.name,
+            ),
+            severity="warning",
         )
+
+
+def _defaulted_parameters(model: ModelContext) -> list[str]:
+    """``name=default`` for each ``__init__`` parameter of the analyzed model that has a
+    default (the analyzer builds the model as ``Model()``)."""
+    inst = model.root.instance
+    init = inst.cls.method("__init__") if inst is not None else None
+    if init is None:
+        return []
+    a = init.args
+    positional = [*a.posonlyargs, *a.args]
+    pairs = list(zip(positional[len(positional) - len(a.defaults) :], a.defaults, strict=True))
+    pairs += [(p, d) for p, d in zip(a.kwonlyargs, a.kw_defaults, strict=True) if d is not None]
+    return [f"{p.arg}={ast.unparse(d)}" for p, d in pairs if p.arg != "self"]
 
 
 @rule("NRM012")
