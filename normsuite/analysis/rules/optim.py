@@ -158,9 +158,12 @@ def _constructed(tree: ast.Module, var: str) -> list[ast.expr]:
 
 
 def _imported_without_norms(ctx: FileContext, params: ast.expr, names: dict[str, ast.expr]) -> bool:
-    """Whether the optimized model is a class imported from a sibling file of this one
-    that builds no affine norm layer (``from model import RNNModel``): then there is no
-    norm weight to decay. Any doubt answers False (the finding states its assumption)."""
+    """Whether the optimized model may be a class imported from a sibling file of this one
+    that builds no affine norm layer (``from model import RNNModel``). One such candidate
+    is enough: a script that builds ``RNNModel`` or ``TransformerModel`` by a flag decays
+    norm weights only in one configuration, a run-time choice the finding cannot know.
+    Candidates that cannot be read leave the answer False (the finding states its
+    assumption)."""
     index = ctx.index
     var = _owner(params, names)
     calls = _constructed(index.tree, var) if var else []
@@ -170,11 +173,10 @@ def _imported_without_norms(ctx: FileContext, params: ast.expr, names: dict[str,
         qual = index.qualname(func) or ""
         module, _, cls = qual.rpartition(".")
         if not module or module.startswith(("torch", "torchvision", "timm")):
-            return False
-        has = _class_has_norms(Path(ctx.path).parent, module, cls)
-        if has is not False:
-            return False
-    return True
+            continue
+        if _class_has_norms(Path(ctx.path).parent, module, cls) is False:
+            return True
+    return False
 
 
 def _class_has_norms(folder: Path, module: str, cls: str) -> bool | None:

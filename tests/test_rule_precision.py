@@ -1,6 +1,7 @@
-"""NRM007 after the analyzer branches met: classes of false findings read on timm and
-transformers (EfficientFormer, FastViT, NextViT, SwiftFormer, TinyViT, LeViT), each with a
-control that must still fire."""
+"""Classes of false findings read on the corpus after the analyzer branches met, each with a
+control that must still fire: NRM007 on timm/transformers vision hybrids (EfficientFormer,
+FastViT, NextViT, SwiftFormer, TinyViT, LeViT), NRM010 on a script that may train a model
+without norms (word_language_model), NRM013 on MetaFormer-style pre-norms (LowFormer, SHViT)."""
 
 from __future__ import annotations
 
@@ -115,3 +116,60 @@ class Net(nn.Module):
 def test_bn_on_tokens_of_a_vision_hybrid_is_its_design() -> None:
     assert _nrm007(VISION_HYBRID) == []  # NextViT's E-MHSA: BN kept (D7)
     assert _nrm007(TOKEN_MODEL) == [12]  # the same block in a text model: BN on tokens
+
+
+def test_nrm010_silent_when_one_model_the_script_may_train_has_no_norms(tmp_path) -> None:
+    # word_language_model: RNNModel (no norms) or TransformerModel (LayerNorms) by a flag
+    from normsuite.analysis.runner import analyze_paths
+
+    models = "import torch.nn as nn\n\n\nclass RNNModel(nn.Module):\n    def __init__(self):\n"
+    models += "        super().__init__()\n        self.rnn = nn.LSTM(8, 8)\n\n\n"
+    models += "class TransformerModel(nn.Module):\n    def __init__(self):\n"
+    models += "        super().__init__()\n        self.norm = nn.LayerNorm(8)\n"
+    (tmp_path / "model.py").write_text(models)
+    train = "import sys\nimport torch\nimport model\n\n"
+    train += "if sys.argv[1] == 'Transformer':\n    net = model.TransformerModel()\n"
+    train += "else:\n    net = model.RNNModel()\n"
+    train += "opt = torch.optim.AdamW(net.parameters(), lr=1e-3)\n"
+    (tmp_path / "train.py").write_text(train)
+    (result,) = analyze_paths([str(tmp_path / "train.py")])
+    assert [f.code for f in result.findings] == []
+    # the control: the only model it can train has norms
+    only_transformer = train.replace("model.RNNModel()", "model.TransformerModel()")
+    (tmp_path / "train.py").write_text(only_transformer)
+    (result,) = analyze_paths([str(tmp_path / "train.py")])
+    assert [(f.code, f.line) for f in result.findings] == [("NRM010", 9)]
+
+
+PRE_NORM = """
+import torch.nn as nn
+
+
+class Block(nn.Module):
+    def __init__(self, c):
+        super().__init__()
+        self.mix = nn.Sequential(nn.GroupNorm(1, c), nn.Conv2d(c, c, 3, padding=1))
+        self.conv = nn.Conv2d(c, c, 3, padding=1, bias=False)
+        self.norm = nn.GroupNorm(1, c)
+
+    def forward(self, x):
+        x = x + self.mix(x)
+        return self.norm(self.conv(x))
+
+
+class Net(nn.Module):
+    def __init__(self, num_classes=10):
+        super().__init__()
+        self.stem = nn.Conv2d(3, 32, 3, bias=False)
+        self.block = Block(32)
+        self.head = nn.Linear(32, num_classes)
+
+    def forward(self, x):
+        return self.head(self.block(self.stem(x)).mean((2, 3)))
+"""
+
+
+def test_nrm013_not_on_a_pre_norm_at_the_head_of_a_block() -> None:
+    result = analyze_source(PRE_NORM, "m.py", AnalysisOptions())
+    # the GroupNorm(1, C) that opens `mix` is a MetaFormer pre-norm; the one after a conv is B5
+    assert [(f.code, f.line) for f in result.findings if f.code == "NRM013"] == [("NRM013", 10)]
