@@ -111,7 +111,7 @@ def test_config_flat_data_section_and_default(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     ("content", "message"),
-    [(None, "not found"), ("data: [unclosed\n", "not valid YAML")],
+    [(None, "not found"), ("data: [unclosed\n", "fix the YAML syntax")],
 )
 def test_bad_config_one_line_value_error(tmp_path: Path, content: str | None, message: str) -> None:
     cfg = tmp_path / "bad.yaml"

@@ -141,7 +141,8 @@ def test_cli_config_errors_and_note(tmp_path: Path) -> None:
     bad = tmp_path / "bad.yaml"
     bad.write_text("data: [\n")
     out = runner.invoke(app, ["check", str(model), "--config", str(bad)])
-    assert out.exit_code == 2 and "not valid YAML" in out.output
+    assert out.exit_code == 2 and "config bad.yaml" in out.output
+    assert "at line 2" in out.output and "fix the YAML syntax" in out.output
     assert "Traceback" not in out.output
     cfg = FIX / "c01_cli_config" / "cli.yaml"
     out = runner.invoke(
@@ -157,3 +158,18 @@ def test_fifo_config_does_not_hang(tmp_path: Path) -> None:
     code += f"    read_configs(({str(fifo)!r},))\nexcept ValueError as e:\n    print(e)\n"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert "not a regular file" in out.stdout
+
+
+def test_a_billion_laughs_config_is_refused_by_the_expanded_size_cap(tmp_path: Path) -> None:
+    # 90 aliases (under the alias cap) that expand to 10**9 nodes: the analyzer shares the
+    # fit command's loader (normsuite._yaml_limits), which counts nodes without expanding
+    levels = ['a0: &a0 ["x", "x", "x", "x", "x", "x", "x", "x", "x", "x"]']
+    for i in range(1, 10):
+        levels.append(f"a{i}: &a{i} [" + ", ".join([f"*a{i - 1}"] * 10) + "]")
+    bomb = tmp_path / "bomb.yaml"
+    bomb.write_text("\n".join(levels) + "\ndata:\n  batch_size: 4\n")
+    model = tmp_path / "m.py"
+    model.write_text("import torch.nn as nn\n")
+    out = CliRunner().invoke(app, ["check", str(model), "--config", str(bomb)])
+    assert out.exit_code == 2 and "Traceback" not in out.output
+    assert "expanded-size cap" in out.output and "NORMSUITE_MAX_YAML_NODES" in out.output

@@ -69,7 +69,7 @@ def test_pre_commit_hook_definition() -> None:
     (hook,) = yaml.safe_load((ROOT / ".pre-commit-hooks.yaml").read_text())
     assert hook["id"] == "normsuite-check"
     assert hook["entry"].split() == ["normsuite", "check", "--force-exclude"]
-    assert hook["language"] == "python" and hook["types"] == ["python"]
+    assert hook["language"] == "python" and hook["types_or"] == ["python", "jupyter"]
     # the entry is a valid command line: its options parse
     res = CliRunner().invoke(app, [*hook["entry"].split()[1:], "--help"])
     assert res.exit_code == 0

@@ -1,4 +1,5 @@
-"""Reading a YAML config without letting it take the machine: a size cap and an alias cap.
+"""Reading a config without letting it take the machine: a size cap, and for YAML the
+alias and expanded-size caps of :mod:`normsuite._yaml_limits`.
 
 YAML aliases (``*a``) let a few hundred bytes describe billions of nodes ("billion
 laughs"); PyYAML shares the objects, but anything that walks the result would not finish.
@@ -14,12 +15,10 @@ import os
 import stat
 from typing import Any
 
-import yaml
+from normsuite import _yaml_limits
 
 DEFAULT_MAX_SIZE = 2 * 1024 * 1024  # bytes; real training configs are a few kB
-DEFAULT_MAX_ALIASES = 1000
-SIZE_ENV = "NORMSUITE_MAX_CONFIG_SIZE"
-ALIAS_ENV = "NORMSUITE_MAX_YAML_ALIASES"
+SIZE_ENV = _yaml_limits.SIZE_ENV
 
 
 class ConfigReadError(ValueError):
@@ -31,36 +30,14 @@ def _cap(env: str, default: int) -> int:
     return int(raw) if raw.isdigit() and int(raw) > 0 else default
 
 
-def _loader(max_aliases: int, name: str) -> type[yaml.SafeLoader]:
-    class BoundedLoader(yaml.SafeLoader):
-        aliases = 0
-
-        def compose_node(self, parent: Any, index: Any) -> Any:  # type: ignore[override]
-            if self.check_event(yaml.AliasEvent):
-                BoundedLoader.aliases += 1
-                if BoundedLoader.aliases > max_aliases:
-                    raise ConfigReadError(
-                        f"config {name} uses more than {max_aliases} YAML aliases (the alias "
-                        f"cap; an alias bomb?); raise it with {ALIAS_ENV}=<count> if it is real"
-                    )
-            return super().compose_node(parent, index)
-
-    return BoundedLoader
-
-
 def load_yaml_text(text: str, name: str) -> Any:
-    """Parse YAML text under the alias cap; errors are one-line :class:`ConfigReadError`."""
-    loader = _loader(_cap(ALIAS_ENV, DEFAULT_MAX_ALIASES), name)
+    """Parse YAML text under the alias and expanded-size caps of
+    :mod:`normsuite._yaml_limits` (shared with ``normsuite fit``); errors are one-line
+    :class:`ConfigReadError`."""
     try:
-        return yaml.load(text, Loader=loader)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" line {mark.line + 1}" if mark is not None else ""
-        raise ConfigReadError(
-            f"config {name}{where} is not valid YAML; fix it or drop --config"
-        ) from None
-    except RecursionError:
-        raise ConfigReadError(f"config {name} is nested too deeply to read; simplify it") from None
+        return _yaml_limits.load_yaml_text(text, f"config {name}")
+    except _yaml_limits.YAMLLimitError as exc:
+        raise ConfigReadError(str(exc)) from None
 
 
 def read_text(path: str) -> str:
