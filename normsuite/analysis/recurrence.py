@@ -43,6 +43,7 @@ from dataclasses import dataclass, field
 
 from .extract import ModuleIndex
 from .ir import CONV_DIMS, NORM_KINDS, RNN_CELLS, RNN_TYPES, Layer, ModuleInstance
+from .usage import tree_nodes
 
 
 @dataclass
@@ -212,8 +213,9 @@ def stepped_classes(index: ModuleIndex) -> dict[str, str]:
     key = ("stepped-classes",)
     if key in index.memo:
         return index.memo[key]
+    nodes = tree_nodes(index)
     instances: dict[str, str] = {}  # variable -> class name
-    for node in ast.walk(index.tree):
+    for node in nodes.get(ast.Assign, []):
         if isinstance(node, ast.Assign) and isinstance(node.value, ast.Call):
             func = node.value.func
             if isinstance(func, ast.Name) and func.id in index.classes:
@@ -221,7 +223,11 @@ def stepped_classes(index: ModuleIndex) -> dict[str, str]:
                     if isinstance(target, ast.Name):
                         instances[target.id] = func.id
     found: dict[str, str] = {}
-    for loop in (n for n in ast.walk(index.tree) if isinstance(n, (ast.For, ast.While))):
+    if not instances:
+        index.memo[key] = {}
+        return {}  # no file class is ever assigned to a variable: nothing stepped by name
+    loops = [*nodes.get(ast.For, []), *nodes.get(ast.While, [])]
+    for loop in loops:  # type: ignore[assignment]
         for call in (n for s in loop.body for n in ast.walk(s) if isinstance(n, ast.Call)):
             func = call.func
             if (

@@ -45,9 +45,8 @@ def used_names(cls: ClassInfo, index: ModuleIndex) -> list[str]:
     imported = _imports(index)
     own = {cls.name, *(b.split(".")[-1] for b in cls.bases)}
     found: dict[str, None] = {}
-    for node in ast.walk(cls.node):
-        name = _name_of(node)
-        if name is None or name in own or name not in imported:
+    for name in _loaded_names(cls, index):
+        if name in own or name not in imported:
             continue
         module = imported[name]
         if not module.startswith(("torch", "typing", "collections", "dataclasses", "enum")):
@@ -59,11 +58,17 @@ def _local_names(cls: ClassInfo, index: ModuleIndex) -> set[str]:
     """Module classes of this file that ``cls``'s body refers to (other than itself and its
     bases)."""
     own = {cls.name, *(b.split(".")[-1] for b in cls.bases)}
-    return {
-        name
-        for node in ast.walk(cls.node)
-        if (name := _name_of(node)) is not None and name in index.classes and name not in own
-    }
+    return {n for n in _loaded_names(cls, index) if n in index.classes and n not in own}
+
+
+def _loaded_names(cls: ClassInfo, index: ModuleIndex) -> list[str]:
+    """Names read in ``cls``'s body, in order, from one walk per class (memoized)."""
+    key = ("loaded-names", id(cls.node))
+    if key not in index.memo:
+        index.memo[key] = list(
+            dict.fromkeys(n for node in ast.walk(cls.node) if (n := _name_of(node)) is not None)
+        )
+    return index.memo[key]
 
 
 def _imports(index: ModuleIndex) -> dict[str, str]:
@@ -87,6 +92,18 @@ def _name_of(node: ast.AST) -> str | None:
     return None
 
 
+def tree_nodes(index: ModuleIndex) -> dict[type, list[ast.AST]]:
+    """Every node of the file's tree by its type, from one walk (memoized per file): the
+    questions asked of a whole file (calls, assignments, loops) share it."""
+    key = ("tree-nodes",)
+    if key not in index.memo:
+        out: dict[type, list[ast.AST]] = {}
+        for node in ast.walk(index.tree):
+            out.setdefault(type(node), []).append(node)
+        index.memo[key] = out
+    return index.memo[key]
+
+
 def block_parents(index: ModuleIndex) -> dict[str, str]:
     """Module class name -> the module class of this file that uses it as a block."""
     parents: dict[str, str] = {}
@@ -94,9 +111,10 @@ def block_parents(index: ModuleIndex) -> dict[str, str]:
         for name in _local_names(cls, index):
             if name not in _ancestors(cls):
                 parents.setdefault(name, cls.name)
+    calls: list[ast.Call] = tree_nodes(index).get(ast.Call, [])  # type: ignore[assignment]
     # Blocks handed to a model class: ResNet(Bottleneck, ...), anywhere in the file.
-    for node in ast.walk(index.tree):
-        if not isinstance(node, ast.Call) or not isinstance(node.func, ast.Name):
+    for node in calls:
+        if not isinstance(node.func, ast.Name):
             continue
         parent = node.func.id
         if parent not in index.classes:
@@ -115,8 +133,8 @@ def block_parents(index: ModuleIndex) -> dict[str, str]:
                 if name in index.classes and name not in parents and _helper(fn, index):
                     parents[name] = fn.name
     # Blocks handed to a builder function: _swin_transformer(block=SwinTransformerBlockV2).
-    for node in ast.walk(index.tree):
-        if not isinstance(node, ast.Call) or _called(node.func) in _NOT_BUILDERS:
+    for node in calls:
+        if _called(node.func) in _NOT_BUILDERS:
             continue
         for kw in node.keywords:
             name = _name_of(kw.value)
@@ -156,11 +174,15 @@ def _called(func: ast.expr) -> str:
 def _helper(fn: ast.FunctionDef, index: ModuleIndex) -> bool:
     """A function whose result feeds a model class (it is called inside a class body), as
     opposed to a model constructor such as ``def resnet18(): return ResNet(...)``."""
-    return any(
-        isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == fn.name
-        for cls in index.classes.values()
-        for node in ast.walk(cls.node)
-    )
+    key = ("called-in-classes",)
+    if key not in index.memo:  # one walk of the class bodies per file, not one per question
+        index.memo[key] = {
+            node.func.id
+            for cls in index.classes.values()
+            for node in ast.walk(cls.node)
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
+        }
+    return fn.name in index.memo[key]
 
 
 def _ancestors(cls: ClassInfo) -> set[str]:
