@@ -173,3 +173,32 @@ def test_nrm013_not_on_a_pre_norm_at_the_head_of_a_block() -> None:
     result = analyze_source(PRE_NORM, "m.py", AnalysisOptions())
     # the GroupNorm(1, C) that opens `mix` is a MetaFormer pre-norm; the one after a conv is B5
     assert [(f.code, f.line) for f in result.findings if f.code == "NRM013"] == [("NRM013", 10)]
+
+
+DETECTOR = """
+import torch
+import torch.nn as nn
+from torchvision.models.detection import fasterrcnn_resnet50_fpn
+
+
+class Detector(nn.Module):
+    def __init__(self, backbone=None):
+        super().__init__()
+        if backbone is None:
+            self.model = fasterrcnn_resnet50_fpn()
+        else:
+            self.model = nn.Sequential(nn.Conv2d(3, 8, 3, bias=False), nn.BatchNorm2d(8))
+
+    def configure_optimizers(self):
+        return torch.optim.SGD(self.model.parameters(), lr=0.1, weight_decay=1e-4)
+"""
+
+
+def test_nrm010_counts_the_norms_of_the_configured_model_only() -> None:
+    # lightning-bolts' Faster R-CNN: the default builds torchvision's detector (FrozenBN
+    # buffers); a BN backbone exists only when a caller passes one
+    result = analyze_source(DETECTOR, "m.py", AnalysisOptions())
+    assert [f.code for f in result.findings if f.code == "NRM010"] == []
+    swapped = DETECTOR.replace("if backbone is None:", "if backbone is not None:")
+    result = analyze_source(swapped, "m.py", AnalysisOptions())
+    assert [(f.code, f.line) for f in result.findings if f.code == "NRM010"] == [("NRM010", 16)]

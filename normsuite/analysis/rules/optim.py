@@ -30,10 +30,30 @@ _OPTIMIZERS = {
 }
 
 
+def _configured(layer: Layer, seen: set[int]) -> Iterator[Layer]:
+    """The layers of the model as its defaults build it: the alternates of undecided
+    branches (a backbone only a caller-supplied argument would build) are left out."""
+    if id(layer) in seen:
+        return
+    seen.add(id(layer))
+    yield layer
+    inst = layer.instance
+    if inst is not None:
+        for value in [*inst.attrs.values(), *inst.seq_children]:
+            if isinstance(value, Layer):
+                yield from _configured(value, seen)
+    for child in layer.children:
+        yield from _configured(child, seen)
+
+
 def _affine_norms(ctx: FileContext) -> bool:
+    """Whether a model of the file, as configured, has norm weights that decay (frozen BN
+    keeps them as buffers; norms seen only in a branch the defaults do not take, such as
+    lightning-bolts' user-supplied detection backbone, are a configuration, not evidence)."""
     for model in ctx.models:
+        configured = {id(x) for x in _configured(model.root, set())}
         for _, layer in model.norm_layers():
-            if layer.norm_kind in ("frozenbn", "lrn"):
+            if layer.norm_kind in ("frozenbn", "lrn") or id(layer) not in configured:
                 continue
             if layer.arg("affine", True) is False or layer.arg("elementwise_affine", True) is False:
                 continue
