@@ -15,6 +15,7 @@ from typing import Any
 import typer
 
 from normsuite.advice import ARCHITECTURES
+from normsuite.analysis.report import advice_sections
 
 
 class AdviseFormat(str, Enum):
@@ -99,14 +100,7 @@ def render_text(arch: str, advice: Any, batch: int | None, devices: int, accumul
         f"{arch}, {setup} (cli)",
         f"  recommend: {advice.norm} (confidence {advice.confidence}{rules})",
     ]
-    for title, items in (
-        ("why", advice.rationale),
-        ("assumed", advice.assumptions),
-        ("would change it", advice.would_change),
-    ):
-        if items:
-            lines.append(f"  {title}:")
-            lines.extend(f"    - {item}" for item in items)
+    lines.extend(advice_sections(advice.rationale, advice.assumptions, advice.would_change))
     if advice.alternatives:
         lines.append(f"  also good: {', '.join(advice.alternatives)}")
     return "\n".join(lines)

@@ -279,10 +279,20 @@ def _plain_model(path: str, model: ModelReport) -> list[str]:
     for s in rec.layers:
         change = "keep" if s.current == s.suggested else f"-> {s.suggested}"
         lines.append(f"    line {s.line} {s.site}: {s.current} {change}")
+    lines.extend(advice_sections(rec.rationale, rec.assumptions, rec.would_change))
+    return lines
+
+
+def advice_sections(
+    rationale: Sequence[str], assumptions: Sequence[str], would_change: Sequence[str]
+) -> list[str]:
+    """The "why / assumed / would change it" lines of a recommendation, as `recommend`
+    prints them (`normsuite advise` prints the same)."""
+    lines: list[str] = []
     for title, items in (
-        ("why", rec.rationale),
-        ("assumed", rec.assumptions),
-        ("would change it", rec.would_change),
+        ("why", rationale),
+        ("assumed", assumptions),
+        ("would change it", would_change),
     ):
         if items:
             lines.append(f"  {title}:")
