@@ -17,6 +17,8 @@ from normsuite.analysis.runner import analyze_paths
 from normsuite.analysis.types import FileResult
 
 FIX = Path(__file__).parent / "fixtures" / "project"
+# single-file cases shared with tests/test_recommend_cases.py (one copy of each)
+CASES = Path(__file__).parent / "fixtures" / "recommend"
 
 
 def _by_name(results: list[FileResult]) -> dict[str, FileResult]:
@@ -59,14 +61,14 @@ def test_wrapper_from_another_file_feeds_the_norm() -> None:
 
 def test_layernorm_subclass_is_a_layernorm() -> None:
     """r05: FP32LayerNorm(nn.LayerNorm) on a conv map -> NRM002, as for nn.LayerNorm."""
-    (result,) = analyze_paths([str(FIX / "r05_layernorm_subclass.py")])
+    (result,) = analyze_paths([str(CASES / "r05_layernorm_subclass.py")])
     assert ("NRM002", 13) in _codes(result)
     assert [m.name for m in result.models] == ["FrontEnd"]  # the norm class is no model
 
 
 def test_groupnorm_subclass_is_a_gn_norm_site() -> None:
     """a09b: GroupNorm32(nn.GroupNorm) -> a norm site of kind gn with 128 channels."""
-    (result,) = analyze_paths([str(FIX / "a09b_gn_subclass.py")])
+    (result,) = analyze_paths([str(CASES / "a09b_gn_subclass.py")])
     (model,) = result.models
     assert [(s.kind, s.num_channels) for s in model.norms_found] == [("gn", 128)]
 
