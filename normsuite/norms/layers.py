@@ -348,6 +348,27 @@ class InstanceNormNd(nn.modules.instancenorm._InstanceNorm):
 
 
 # --------------------------------------------------------------------------- last-dim layers
+def batch_norm_factor(
+    training: bool,
+    track_running_stats: bool,
+    momentum: float | None,
+    num_batches_tracked: Tensor | None,
+) -> float:
+    """The exponential-average factor of one BatchNorm forward, counting the step in
+    ``num_batches_tracked`` as ``_BatchNorm.forward`` does (``momentum=None``: cumulative
+    average). Shared by the layers that write that forward out for TorchScript."""
+    factor = 0.0
+    if momentum is not None:
+        factor = momentum
+    if training and track_running_stats:  # noqa: SIM102
+        # A separate if, as in torch: TorchScript skips it when the buffer is None.
+        if num_batches_tracked is not None:
+            num_batches_tracked.add_(1)
+            if momentum is None:  # cumulative moving average
+                factor = 1.0 / float(num_batches_tracked)
+    return factor
+
+
 class BatchNormLastDim(nn.BatchNorm1d):
     """BatchNorm over the last dim of (N, *, C) input (e.g. (N, L, C) tokens).
 
@@ -367,15 +388,9 @@ class BatchNormLastDim(nn.BatchNorm1d):
         Written out, not ``super().forward()``: TorchScript compiles neither super() nor an
         unbound call of the base class's forward.
         """
-        factor = 0.0
-        if self.momentum is not None:
-            factor = self.momentum
-        if self.training and self.track_running_stats:  # noqa: SIM102
-            # A separate if, as in torch: TorchScript skips it when the buffer is None.
-            if self.num_batches_tracked is not None:
-                self.num_batches_tracked.add_(1)
-                if self.momentum is None:  # cumulative moving average
-                    factor = 1.0 / float(self.num_batches_tracked)
+        factor = batch_norm_factor(
+            self.training, self.track_running_stats, self.momentum, self.num_batches_tracked
+        )
         bn_training = self.training or (self.running_mean is None and self.running_var is None)
         track = not self.training or self.track_running_stats
         return F.batch_norm(

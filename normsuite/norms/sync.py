@@ -36,7 +36,7 @@ from torch import Tensor, nn
 from torch.autograd.function import FunctionCtx
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from normsuite.norms.layers import BatchNormLastDim, BatchNormNd
+from normsuite.norms.layers import BatchNormLastDim, BatchNormNd, batch_norm_factor
 
 __all__ = [
     "BatchNormXd",
@@ -316,15 +316,9 @@ class SyncBatchNorm(_BatchNorm):
     def _sync_batch_norm(self, input: Tensor) -> Tensor:
         """The forward pass on (N, C, *) input, without the input check."""
         # Same momentum / num_batches_tracked bookkeeping as _BatchNorm.forward.
-        factor = 0.0
-        if self.momentum is not None:
-            factor = self.momentum
-        if self.training and self.track_running_stats:  # noqa: SIM102
-            # A separate if, as in torch: TorchScript skips it when the buffer is None.
-            if self.num_batches_tracked is not None:
-                self.num_batches_tracked.add_(1)
-                if self.momentum is None:  # cumulative moving average
-                    factor = 1.0 / float(self.num_batches_tracked)
+        factor = batch_norm_factor(
+            self.training, self.track_running_stats, self.momentum, self.num_batches_tracked
+        )
         bn_training = self.training or (self.running_mean is None and self.running_var is None)
         track = not self.training or self.track_running_stats
         running_mean = self.running_mean if track else None
