@@ -402,6 +402,8 @@ _SEQUENCE_ARCHS = ("transformer", "rnn")
 def _judge_blocks_in_context(ctx: FileContext) -> None:
     """Blocks take their top-level model's context: a Transformer's FFN (Linear layers
     only, "mlp" on its own) is part of a transformer, a cell's gates part of an RNN."""
+    if not ctx.models:
+        return  # nothing to judge: skip the whole-file questions
     parents = block_parents(ctx.index)
     by_name = {m.name: m for m in ctx.models}
     for model in ctx.models:

@@ -26,7 +26,8 @@ import ast
 
 from .context import MAP_NORMS, FileContext, ModelContext
 from .factories import REPARAM
-from .ir import ATTENTION_TYPES, CONV_DIMS, Layer
+from .ir import ATTENTION_TYPES, CONV_DIMS, ClassInfo, Layer
+from .tree_facts import class_facts
 
 _UPSAMPLING_LAYERS = frozenset(
     {
@@ -126,29 +127,30 @@ def _unique(model: ModelContext) -> list[Layer]:
     return out
 
 
-def _classes(model: ModelContext) -> list[ast.ClassDef]:
-    out = []
+def _classes(model: ModelContext) -> list[ClassInfo]:
+    out: dict[int, ClassInfo] = {}
     if model.root.instance is not None:
-        out.append(model.root.instance.cls.node)
+        out[id(model.root.instance.cls.node)] = model.root.instance.cls
     for _, layer in model.layers:
-        if layer.instance is not None and layer.instance.cls.node not in out:
-            out.append(layer.instance.cls.node)
-    return out
+        if layer.instance is not None:
+            out.setdefault(id(layer.instance.cls.node), layer.instance.cls)
+    return list(out.values())
 
 
 def _forward_calls(model: ModelContext) -> set[str]:
     """Names called in the forward methods of the model's classes (``F.selu``, ``tanh``)."""
     names: set[str] = set()
-    for node in _classes(model):
-        for fn in node.body:
-            if isinstance(fn, ast.FunctionDef) and fn.name == "forward":
-                for call in ast.walk(fn):
-                    if isinstance(call, ast.Call):
-                        func = call.func
-                        if isinstance(func, ast.Attribute):
-                            names.add(func.attr)
-                        elif isinstance(func, ast.Name):
-                            names.add(func.id)
+    for cls in _classes(model):
+        facts = class_facts(cls)
+        for fn in cls.node.body:
+            if not (isinstance(fn, ast.FunctionDef) and fn.name == "forward"):
+                continue
+            for call in facts.nodes_in(fn, (ast.Call,)):
+                func = call.func
+                if isinstance(func, ast.Attribute):
+                    names.add(func.attr)
+                elif isinstance(func, ast.Name):
+                    names.add(func.id)
     return names
 
 
@@ -178,9 +180,11 @@ def _tanh_output(model: ModelContext) -> bool:
     last = [layer.type for _, layer in model.layers if layer.type not in _SKIPPED_AT_END]
     if last and last[-1] == "Tanh":
         return True
-    fn = model.root.instance.cls.method("forward") if model.root.instance is not None else None
-    for node in ast.walk(fn) if fn is not None else ():
-        if isinstance(node, ast.Return) and isinstance(node.value, ast.Call):
+    if model.root.instance is None or (fn := model.root.instance.cls.method("forward")) is None:
+        return False
+    facts = class_facts(model.root.instance.cls)
+    for node in facts.nodes_in(fn, (ast.Return,)):
+        if isinstance(node.value, ast.Call):
             func = node.value.func
             name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
             if name == "tanh":

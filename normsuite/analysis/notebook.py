@@ -9,7 +9,7 @@ Python: they become ``pass`` (the line numbers stay), and a cell magic drops its
 ...                 {"cell_type": "code", "source": ["!pip install x\\n", "a = 1\\n"]}]}
 >>> source = read_notebook(json.dumps(nb), "nb.ipynb")
 >>> source.text.splitlines(), source.place(2)
-(['pass', 'a = 1'], (2, 2))
+(['pass', 'a = 1', ''], (2, 2))
 """
 
 from __future__ import annotations

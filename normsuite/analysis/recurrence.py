@@ -43,6 +43,7 @@ from dataclasses import dataclass, field
 
 from .extract import ModuleIndex
 from .ir import CONV_DIMS, NORM_KINDS, RNN_CELLS, RNN_TYPES, Layer, ModuleInstance
+from .tree_facts import class_facts
 from .usage import tree_nodes
 
 
@@ -90,7 +91,8 @@ def _stepped(inst: ModuleInstance, index: ModuleIndex) -> list[tuple[Layer, list
     index.memo[key] = []
     fn = inst.cls.method("forward")
     found: list[tuple[Layer, list[Layer]]] = []
-    for loop in (n for n in ast.walk(fn) if isinstance(n, (ast.For, ast.While))) if fn else ():
+    loops = class_facts(inst.cls, index).nodes_in(fn, _LOOPS) if fn else []
+    for loop in loops:
         if isinstance(loop, ast.For) and _over_modules(loop.iter, inst):
             continue  # for block in self.blocks: depth, not time
         calls = [n for stmt in loop.body for n in ast.walk(stmt) if isinstance(n, ast.Call)]
@@ -115,6 +117,7 @@ def _stepped(inst: ModuleInstance, index: ModuleIndex) -> list[tuple[Layer, list
     return found
 
 
+_LOOPS = (ast.For, ast.While)
 _WEIGHTED = frozenset({"Linear", "LazyLinear", "Bilinear", *CONV_DIMS, *RNN_TYPES, *RNN_CELLS})
 
 
@@ -223,9 +226,10 @@ def stepped_classes(index: ModuleIndex) -> dict[str, str]:
                     if isinstance(target, ast.Name):
                         instances[target.id] = func.id
     found: dict[str, str] = {}
-    if not instances:
+    called = {c.func.id for c in nodes.get(ast.Call, []) if isinstance(c.func, ast.Name)}  # type: ignore[attr-defined]
+    if not instances.keys() & called:
         index.memo[key] = {}
-        return {}  # no file class is ever assigned to a variable: nothing stepped by name
+        return {}  # no instance of a file class is ever called by name: nothing stepped
     loops = [*nodes.get(ast.For, []), *nodes.get(ast.While, [])]
     for loop in loops:  # type: ignore[assignment]
         for call in (n for s in loop.body for n in ast.walk(s) if isinstance(n, ast.Call)):

@@ -35,6 +35,7 @@ from pathlib import PurePath
 
 from .extract import ModuleIndex
 from .ir import ClassInfo
+from .tree_facts import tree_facts
 from .types import FileResult
 
 
@@ -62,13 +63,8 @@ def _local_names(cls: ClassInfo, index: ModuleIndex) -> set[str]:
 
 
 def _loaded_names(cls: ClassInfo, index: ModuleIndex) -> list[str]:
-    """Names read in ``cls``'s body, in order, from one walk per class (memoized)."""
-    key = ("loaded-names", id(cls.node))
-    if key not in index.memo:
-        index.memo[key] = list(
-            dict.fromkeys(n for node in ast.walk(cls.node) if (n := _name_of(node)) is not None)
-        )
-    return index.memo[key]
+    """Names read in ``cls``'s body, in order (from the file's one walk)."""
+    return tree_facts(index).loads_in(cls.node)
 
 
 def _imports(index: ModuleIndex) -> dict[str, str]:
@@ -76,8 +72,8 @@ def _imports(index: ModuleIndex) -> dict[str, str]:
     key = ("imported-classes",)
     if key not in index.memo:
         out: dict[str, str] = {}
-        for node in ast.walk(index.tree):
-            if isinstance(node, ast.ImportFrom) and node.module:
+        for node in tree_facts(index).of(ast.ImportFrom):
+            if node.module:
                 for alias in node.names:
                     name = alias.asname or alias.name
                     if name.lstrip("_")[:1].isupper():
@@ -93,15 +89,9 @@ def _name_of(node: ast.AST) -> str | None:
 
 
 def tree_nodes(index: ModuleIndex) -> dict[type, list[ast.AST]]:
-    """Every node of the file's tree by its type, from one walk (memoized per file): the
-    questions asked of a whole file (calls, assignments, loops) share it."""
-    key = ("tree-nodes",)
-    if key not in index.memo:
-        out: dict[type, list[ast.AST]] = {}
-        for node in ast.walk(index.tree):
-            out.setdefault(type(node), []).append(node)
-        index.memo[key] = out
-    return index.memo[key]
+    """Every node of the file's tree by its type, from the file's one walk: the questions
+    asked of a whole file (calls, assignments, loops) share it."""
+    return tree_facts(index).by_type
 
 
 def block_parents(index: ModuleIndex) -> dict[str, str]:
@@ -111,7 +101,7 @@ def block_parents(index: ModuleIndex) -> dict[str, str]:
         for name in _local_names(cls, index):
             if name not in _ancestors(cls):
                 parents.setdefault(name, cls.name)
-    calls: list[ast.Call] = tree_nodes(index).get(ast.Call, [])  # type: ignore[assignment]
+    calls: list[ast.Call] = tree_facts(index).of(ast.Call)
     # Blocks handed to a model class: ResNet(Bottleneck, ...), anywhere in the file.
     for node in calls:
         if not isinstance(node.func, ast.Name):
@@ -126,12 +116,11 @@ def block_parents(index: ModuleIndex) -> dict[str, str]:
                     parents.setdefault(name, parent)
     # Blocks built by module-level helper functions (torchvision's _stack builds
     # _InvertedResidual for MNASNet): the helper is their parent.
+    facts = tree_facts(index)
     for fn in index.functions.values():
-        for node in ast.walk(fn):
-            if isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
-                name = node.func.id
-                if name in index.classes and name not in parents and _helper(fn, index):
-                    parents[name] = fn.name
+        for name in facts.calls_in(fn):
+            if name in index.classes and name not in parents and _helper(fn, index):
+                parents[name] = fn.name
     # Blocks handed to a builder function: _swin_transformer(block=SwinTransformerBlockV2).
     for node in calls:
         if _called(node.func) in _NOT_BUILDERS:
@@ -176,11 +165,9 @@ def _helper(fn: ast.FunctionDef, index: ModuleIndex) -> bool:
     opposed to a model constructor such as ``def resnet18(): return ResNet(...)``."""
     key = ("called-in-classes",)
     if key not in index.memo:  # one walk of the class bodies per file, not one per question
+        facts = tree_facts(index)
         index.memo[key] = {
-            node.func.id
-            for cls in index.classes.values()
-            for node in ast.walk(cls.node)
-            if isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
+            name for cls in index.classes.values() for name in facts.calls_in(cls.node)
         }
     return fn.name in index.memo[key]
 
