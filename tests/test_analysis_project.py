@@ -192,3 +192,69 @@ def test_installed_package_is_its_own_project(tmp_path: Path) -> None:
     (sub / "__init__.py").write_text("")
     assert project.find_root(str(sub)) == str(sub.parent)
     assert project.find_root(str(tmp_path)) == str(tmp_path)
+
+
+BASE_WITH_METHODS = '''
+import torch.nn as nn
+
+class Base(nn.Module):
+    def _stem(self, width, norm_layer):
+        self.stem = nn.Sequential(nn.Conv2d(3, width, 3), norm_layer(width))
+
+    def _build(self, width, norm_layer):
+        self._step_one(width, norm_layer)
+
+    def _step_one(self, width, norm_layer):
+        self._step_two(width, norm_layer)
+
+    def _step_two(self, width, norm_layer):
+        self._step_three(width, norm_layer)
+
+    def _step_three(self, width, norm_layer):
+        self._stem(width, norm_layer)  # four calls deep: still seen
+
+    def post_init(self):
+        self.ready = True
+        self.enable(); self.disable()  # a cycle that builds nothing
+
+    def enable(self):
+        if getattr(self.config, "on", False):
+            self.disable()
+        setattr(self.child, "flag", True)
+
+    def disable(self):
+        self.enable()
+'''
+
+
+def test_inherited_methods_of_another_file_run_only_when_they_may_build(tmp_path: Path) -> None:
+    """A base class method of another file that builds nothing (transformers' ``post_init``:
+    a cycle of gradient-checkpointing helpers, run for every model) is not run; one that
+    builds, through a parameter and four ``self.`` calls deep, is."""
+    from normsuite.analysis import extract
+
+    (tmp_path / "base.py").write_text(BASE_WITH_METHODS)
+    (tmp_path / "net.py").write_text(
+        "import torch.nn as nn\nfrom base import Base\n"
+        "class Net(Base):\n    def __init__(self):\n        super().__init__()\n"
+        "        self._build(32, nn.BatchNorm2d)\n        self.post_init()\n"
+        "        self.fc = nn.Linear(32, 10, bias=True)\n"
+    )
+    project.clear()
+    ran: list[str] = []
+    original = extract.ModuleIndex._call_function
+
+    def spy(self, fn, *args, **kwargs):  # type: ignore[no-untyped-def]
+        ran.append(fn.name)
+        return original(self, fn, *args, **kwargs)
+
+    extract.ModuleIndex._call_function = spy  # type: ignore[method-assign]
+    try:
+        (result,) = analyze_paths([str(tmp_path / "net.py")], jobs=1)
+    finally:
+        extract.ModuleIndex._call_function = original  # type: ignore[method-assign]
+    (model,) = result.models
+    assert [(s.kind, s.num_channels) for s in model.norms_found] == [("bn", 32)]
+    assert "_step_three" in ran and "_stem" in ran
+    assert not {"post_init", "enable", "disable"} & set(ran)
+    assert any(f.code == "NRM001" for f in result.findings)  # Conv2d(bias) -> BN, found

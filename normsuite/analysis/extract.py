@@ -16,6 +16,7 @@ model constructors. Whatever it cannot know becomes ``UNKNOWN``; it never guesse
 from __future__ import annotations
 
 import ast
+import builtins
 import operator
 import re
 from collections.abc import Iterable
@@ -955,6 +956,14 @@ class ModuleIndex(UndecidedCode):
                 if args is None:
                     return True, UNKNOWN
                 owner_cls = _owner_of(inst.cls, attr)
+                if (
+                    owner_cls is not None
+                    and owner_cls.home not in (None, self)
+                    and not _method_may_build(fn, inst.cls, owner_cls.home)
+                ):
+                    # inherited from another file and builds nothing (transformers'
+                    # post_init -> gradient checkpointing, run for every model): not run
+                    return True, UNKNOWN
                 self._fed = (node, env.get(DEFAULTED) or frozenset(), 1)
                 return True, self._call_function(fn, (inst, *args), kwargs, inst, owner_cls)
             return False, None
@@ -1134,28 +1143,91 @@ def _function_builds(fn: ast.FunctionDef, index: ModuleIndex, depth: int) -> boo
     if key in index.memo:
         return index.memo[key]
     index.memo[key] = False  # recursion guard
-    found = False
-    for sub in ast.walk(fn):
-        if found:
-            break
-        if not isinstance(sub, ast.Call):
-            continue
-        qual = index.qualname(sub.func) or ""
-        if not qual or qual in ("super", "isinstance"):
-            continue
-        local = qual in index.classes or qual in index.torch_subclasses
-        if local or (layer_type_of(qual) is not None and "." in qual):
-            found = True
-        elif qual in index.functions and depth < 3:
-            found = _function_builds(index.functions[qual], index, depth + 1)
-        elif index.project is not None and "." in qual:
-            value = index.project.lookup(qual, index)
-            if isinstance(value, (ClassInfo, TorchSubclass, LayerClass)):
-                found = True
-            elif isinstance(value, ExternalFunction) and depth < 3:
-                found = _function_builds(value.node, value.home, depth + 1)
+    found = any(
+        isinstance(sub, ast.Call) and _function_builds_call(sub, index, depth)
+        for sub in ast.walk(fn)
+    )
     index.memo[key] = found
     return found
+
+
+def _method_may_build(fn: ast.FunctionDef, cls: ClassInfo, home: ModuleIndex) -> bool:
+    """Whether a method (of ``cls``'s chain, defined in ``home``) may add a layer to the
+    instance. Conservative: it calls a layer, a module class, a norm/conv factory, a
+    capitalized name, a callable parameter (``norm_layer(dim)``), ``add_module``,
+    ``setattr(self, ...)``, a helper that builds, or a method of ``cls`` that may (searched
+    through every method it reaches, cycles included; past 8 calls deep, "yes")."""
+    key = ("method-builds", id(fn), id(cls))
+    if key not in home.memo:
+        home.memo[key] = _may_build(fn, cls, home, set(), 0)
+    return home.memo[key]
+
+
+def _may_build(
+    fn: ast.FunctionDef, cls: ClassInfo, home: ModuleIndex, seen: set[int], depth: int
+) -> bool:
+    """Depth-first search for a building call from ``fn``. ``seen`` holds the methods
+    already searched: a method met again adds no call that was not searched."""
+    if id(fn) in seen:
+        return False
+    if depth > 8:
+        return True
+    seen.add(id(fn))
+    params = {a.arg for a in (*fn.args.posonlyargs, *fn.args.args, *fn.args.kwonlyargs)}
+    for sub in ast.walk(fn):
+        if not isinstance(sub, ast.Call):
+            continue
+        func = sub.func
+        name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
+        if isinstance(func, ast.Attribute) and _is_self(func.value):
+            method = cls.method(name)
+            if method is not None:
+                owner = _owner_of(cls, name)
+                where = owner.home if owner is not None and owner.home is not None else home
+                found = _may_build(method, cls, where, seen, depth + 1)
+            else:
+                found = name in _REGISTERS
+        elif isinstance(func, ast.Name) and name in params:
+            found = True
+        elif name in ("setattr", "__setattr__"):
+            found = bool(sub.args) and _is_self(sub.args[0])  # setattr(child, ...): its own
+        elif name in FACTORY_NAMES or name in _REGISTERS:
+            found = True
+        elif name[:1].isupper():
+            found = name not in _BUILTINS and not name.endswith(("Error", "Warning", "Exception"))
+        else:
+            found = bool(name) and _function_builds_call(sub, home, 0)
+        if found:
+            return True
+    return False
+
+
+_REGISTERS = frozenset({"add_module", "register_module"})
+_BUILTINS = frozenset(dir(builtins))
+
+
+def _is_self(node: ast.expr) -> bool:
+    return isinstance(node, ast.Name) and node.id == "self"
+
+
+def _function_builds_call(call: ast.Call, index: ModuleIndex, depth: int) -> bool:
+    """A call of ``index``'s code that builds a layer (see :func:`_function_builds`)."""
+    qual = index.qualname(call.func) or ""
+    if not qual or qual in ("super", "isinstance"):
+        return False
+    if qual in index.classes or qual in index.torch_subclasses:
+        return True
+    if layer_type_of(qual) is not None and "." in qual:
+        return True
+    if qual in index.functions:
+        return depth < 3 and _function_builds(index.functions[qual], index, depth + 1)
+    if index.project is not None and "." in qual:
+        value = index.project.lookup(qual, index)
+        if isinstance(value, (ClassInfo, TorchSubclass, LayerClass)):
+            return True
+        if isinstance(value, ExternalFunction):
+            return depth < 3 and _function_builds(value.node, value.home, depth + 1)
+    return False
 
 
 _AXIS_MOVES = frozenset(

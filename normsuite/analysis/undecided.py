@@ -260,10 +260,18 @@ def nonempty(value: Any) -> bool:
 
 
 def stored_names(node: ast.AST) -> set[str]:
-    """Names a statement assigns anywhere inside (loop targets included)."""
-    return {
-        n.id for n in ast.walk(node) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)
-    }
+    """Names a statement assigns anywhere inside (loop targets included). Kept on the node:
+    a loop inside a block is run again for every instance of the block."""
+    names = getattr(node, _STORED, None)
+    if names is None:
+        names = frozenset(
+            n.id for n in ast.walk(node) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)
+        )
+        setattr(node, _STORED, names)
+    return set(names)
+
+
+_STORED = "_normsuite_stored_names"  # an attribute of our own on the (never shared) tree
 
 
 def defaulted_names(test: ast.expr, env: dict[str, Any]) -> set[str]:
