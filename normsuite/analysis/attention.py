@@ -48,12 +48,23 @@ def attention_name(name: str, has_conv: bool) -> bool:
 def forward_attends(cls: ClassInfo, index: ModuleIndex) -> bool:
     """``forward`` calls an attention kernel, or multiplies tensors (``@``, matmul, bmm,
     einsum) and applies a softmax after that: the attention pattern. Memoized per class."""
-    key = ("forward-attends", id(cls))
-    if key not in index.memo:
+    # Kept in the file that defines the forward (a block of another file is asked about by
+    # every file that uses it); the text filter reads that file.
+    owner: ClassInfo | None = cls
+    for _ in range(32):  # as ClassInfo.method: a bounded walk up the bases
+        if owner is None or "forward" in owner.methods:
+            break
+        owner = owner.parent
+    if owner is None or "forward" not in owner.methods:
+        return False
+    home = owner.home if owner.home is not None else index
+    key = ("forward-attends", id(owner))
+    if key not in home.memo:
         # Most files have no softmax or attention call at all: no tree walk for them.
         words = ("softmax", *_ATTENTION_CALLS)
-        index.memo[key] = any(w in index.source for w in words) and _attends(cls.method("forward"))
-    return index.memo[key]
+        fn = owner.methods["forward"]
+        home.memo[key] = any(w in home.source for w in words) and _attends(fn)
+    return home.memo[key]
 
 
 def _attends(fn: ast.FunctionDef | None) -> bool:

@@ -13,6 +13,7 @@ architecture with evidence and the batch; per file the models and file-wide fact
 from __future__ import annotations
 
 import ast
+import functools
 import os
 from collections import Counter
 from dataclasses import dataclass, field
@@ -107,7 +108,7 @@ class FileContext:
     models: list[ModelContext] = field(default_factory=list)
     partial: bool = False  # the evaluation budget ran out: some facts are missing
 
-    @property
+    @functools.cached_property  # asked for every model of the file
     def trains(self) -> bool:
         """Whether the file shows training (a batch size found in an inference-only script
         says nothing about the batch BatchNorm trains with)."""

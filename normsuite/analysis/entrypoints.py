@@ -16,12 +16,14 @@ profiling, and a bare argparse ``--batch-size`` of a script that never trains.
 from __future__ import annotations
 
 import ast
+import functools
 import os
 import re
 from typing import Any
 
 from .ir import UNKNOWN
 from .project import display_path
+from .tree_facts import tree_facts
 
 # Text that shows a file trains something (a plain scan: cheap, and only a filter).
 TRAINING_WORDS = (
@@ -42,6 +44,7 @@ MAX_SCRIPT_SIZE = 512 * 1024
 _SKIP_DIRS = frozenset({"venv", "site-packages", "__pycache__", "node_modules", "build", "dist"})
 
 
+@functools.lru_cache(maxsize=512)  # asked once per model of a file, and of its scripts
 def trains(source: str) -> bool:
     """Whether a source text shows training (backward, an optimizer step, a fit, a CLI)."""
     return any(word in source for word in TRAINING_WORDS)
@@ -200,9 +203,7 @@ def project_batches(project: Any, model_path: str, class_name: str) -> list[tupl
 
 def _builds(index: Any, model_path: str, class_name: str) -> bool:
     """Whether the script constructs (or hands to LightningCLI) that class of that file."""
-    for node in ast.walk(index.tree):
-        if not isinstance(node, ast.Call):
-            continue
+    for node in tree_facts(index).of(ast.Call):
         for expr in (node.func, *node.args):
             if not isinstance(expr, (ast.Name, ast.Attribute)):
                 continue

@@ -42,6 +42,7 @@ from .limits import (  # caps hit are reported
 )
 from .symbols import ExternalFunction, PlainClass, TorchSubclass, relocate
 from .torch_subclass import subclass_meaning
+from .tree_facts import tree_facts
 from .undecided import DEFAULTED, UndecidedCode, defaulted_names
 
 _MODULE_BASES = {
@@ -1173,33 +1174,49 @@ def _may_build(
     if depth > 8:
         return True
     seen.add(id(fn))
-    params = {a.arg for a in (*fn.args.posonlyargs, *fn.args.args, *fn.args.kwonlyargs)}
-    for sub in ast.walk(fn):
-        if not isinstance(sub, ast.Call):
+    builds, self_calls = _method_calls(fn, home)
+    if builds:
+        return True
+    for name in self_calls:  # self.<name>(...): the instance's class decides which method
+        method = cls.method(name)
+        if method is None:
+            if name in _REGISTERS:
+                return True
             continue
+        owner = _owner_of(cls, name)
+        where = owner.home if owner is not None and owner.home is not None else home
+        if _may_build(method, cls, where, seen, depth + 1):
+            return True
+    return False
+
+
+def _method_calls(fn: ast.FunctionDef, home: ModuleIndex) -> tuple[bool, list[str]]:
+    """(whether a call of ``fn`` other than ``self.<name>(...)`` may build a layer, the
+    names it calls on ``self``), once per function."""
+    key = ("method-calls", id(fn))
+    if key in home.memo:
+        return home.memo[key]
+    params = {a.arg for a in (*fn.args.posonlyargs, *fn.args.args, *fn.args.kwonlyargs)}
+    builds, self_calls = False, {}
+    for sub in tree_facts(home).nodes_in(fn, (ast.Call,)):
         func = sub.func
         name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
         if isinstance(func, ast.Attribute) and _is_self(func.value):
-            method = cls.method(name)
-            if method is not None:
-                owner = _owner_of(cls, name)
-                where = owner.home if owner is not None and owner.home is not None else home
-                found = _may_build(method, cls, where, seen, depth + 1)
-            else:
-                found = name in _REGISTERS
+            self_calls[name] = None
         elif isinstance(func, ast.Name) and name in params:
-            found = True
+            builds = True
         elif name in ("setattr", "__setattr__"):
-            found = bool(sub.args) and _is_self(sub.args[0])  # setattr(child, ...): its own
+            builds = bool(sub.args) and _is_self(sub.args[0])  # setattr(child, ...): its own
         elif name in FACTORY_NAMES or name in _REGISTERS:
-            found = True
+            builds = True
         elif name[:1].isupper():
-            found = name not in _BUILTINS and not name.endswith(("Error", "Warning", "Exception"))
+            builds = name not in _BUILTINS and not name.endswith(("Error", "Warning", "Exception"))
         else:
-            found = bool(name) and _function_builds_call(sub, home, 0)
-        if found:
-            return True
-    return False
+            builds = bool(name) and _function_builds_call(sub, home, 0)
+        if builds:
+            break
+    home.memo[key] = (builds, list(self_calls))
+    return home.memo[key]
 
 
 _REGISTERS = frozenset({"add_module", "register_module"})

@@ -95,7 +95,7 @@ def _stepped(inst: ModuleInstance, index: ModuleIndex) -> list[tuple[Layer, list
     for loop in loops:
         if isinstance(loop, ast.For) and _over_modules(loop.iter, inst):
             continue  # for block in self.blocks: depth, not time
-        calls = [n for stmt in loop.body for n in ast.walk(stmt) if isinstance(n, ast.Call)]
+        calls = _loop_calls(loop)
         cells: list[Layer] = []
         state: set[str] = set()  # names fed back into a cell
         for call in calls:
@@ -180,11 +180,39 @@ def _names(nodes: list[ast.expr]) -> set[str]:
 
 
 def _assigned_to(call: ast.Call, loop: ast.For | ast.While) -> set[str]:
-    """Names the result of ``call`` is assigned to inside the loop."""
-    for stmt in (n for s in loop.body for n in ast.walk(s)):
-        if isinstance(stmt, ast.Assign) and any(v is call for v in ast.walk(stmt.value)):
-            return _names(stmt.targets)
-    return set()
+    """Names the result of ``call`` is assigned to inside the loop (by the first assignment
+    whose value holds the call)."""
+    return set(_loop_facts(loop)[1].get(id(call), ()))
+
+
+def _loop_calls(loop: ast.For | ast.While) -> list[ast.Call]:
+    """Every call in the loop's body, in ``ast.walk`` order per statement."""
+    return _loop_facts(loop)[0]
+
+
+_LOOP_FACTS = "_normsuite_loop_facts"  # kept on the loop node: a block's forward is asked
+# about once per instance of the block
+
+
+def _loop_facts(loop: ast.For | ast.While) -> tuple[list[ast.Call], dict[int, frozenset[str]]]:
+    """(the calls of the loop body, id(call) -> the names the first assignment holding it
+    assigns), from one walk of the body."""
+    facts = getattr(loop, _LOOP_FACTS, None)
+    if facts is None:
+        calls: list[ast.Call] = []
+        assigned: dict[int, frozenset[str]] = {}
+        for stmt in loop.body:
+            for node in ast.walk(stmt):
+                if isinstance(node, ast.Call):
+                    calls.append(node)
+                elif isinstance(node, ast.Assign):
+                    targets = frozenset(_names(node.targets))
+                    for sub in ast.walk(node.value):
+                        if isinstance(sub, ast.Call):
+                            assigned.setdefault(id(sub), targets)
+        facts = (calls, assigned)
+        setattr(loop, _LOOP_FACTS, facts)
+    return facts
 
 
 def _fed_back(call: ast.Call, loop: ast.For | ast.While) -> set[str]:
@@ -232,7 +260,7 @@ def stepped_classes(index: ModuleIndex) -> dict[str, str]:
         return {}  # no instance of a file class is ever called by name: nothing stepped
     loops = [*nodes.get(ast.For, []), *nodes.get(ast.While, [])]
     for loop in loops:  # type: ignore[assignment]
-        for call in (n for s in loop.body for n in ast.walk(s) if isinstance(n, ast.Call)):
+        for call in _loop_calls(loop):
             func = call.func
             if (
                 isinstance(func, ast.Name)
