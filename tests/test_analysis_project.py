@@ -194,7 +194,7 @@ def test_installed_package_is_its_own_project(tmp_path: Path) -> None:
     assert project.find_root(str(tmp_path)) == str(tmp_path)
 
 
-BASE_WITH_METHODS = '''
+BASE_WITH_METHODS = """
 import torch.nn as nn
 
 class Base(nn.Module):
@@ -224,7 +224,7 @@ class Base(nn.Module):
 
     def disable(self):
         self.enable()
-'''
+"""
 
 
 def test_inherited_methods_of_another_file_run_only_when_they_may_build(tmp_path: Path) -> None:

@@ -23,7 +23,9 @@ class Cell(nn.Module):
 """
 
 # timm's forward_intermediates: a loop over stages chains them over depth
-DEPTH_CHAIN = CELL + """
+DEPTH_CHAIN = (
+    CELL
+    + """
 
 class Net(nn.Module):
     def __init__(self):
@@ -43,9 +45,12 @@ def run(x):
         x = stage(x)
     return x
 """
+)
 
 # the control: a cell stepped over time with its state fed back
-STEPPED = CELL + """
+STEPPED = (
+    CELL
+    + """
 
 def run(xs, h):
     cell = Cell()
@@ -53,6 +58,7 @@ def run(xs, h):
         h = cell(xs[t], h)
     return h
 """
+)
 
 
 def _nrm007(source: str) -> list[int]:
@@ -86,7 +92,9 @@ class PooledAttention(nn.Module):
         return attn @ v
 """
 
-VISION_HYBRID = HYBRID_BLOCK + """
+VISION_HYBRID = (
+    HYBRID_BLOCK
+    + """
 
 class Net(nn.Module):
     def __init__(self):
@@ -99,8 +107,11 @@ class Net(nn.Module):
         x = self.bn(self.stem(x)).flatten(2).transpose(1, 2)
         return self.attn(x)
 """
+)
 
-TOKEN_MODEL = HYBRID_BLOCK + """
+TOKEN_MODEL = (
+    HYBRID_BLOCK
+    + """
 
 class Net(nn.Module):
     def __init__(self):
@@ -111,6 +122,7 @@ class Net(nn.Module):
     def forward(self, ids):
         return self.attn(self.embed(ids))
 """
+)
 
 
 def test_bn_on_tokens_of_a_vision_hybrid_is_its_design() -> None:

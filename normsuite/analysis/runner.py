@@ -42,10 +42,10 @@ if TYPE_CHECKING:
 Analyzer = Callable[[str, str, AnalysisOptions], FileResult]
 
 # Below this many files a process pool costs more than it saves. bench/analyzer_speed.py
-# measures the crossover; on the 2-core shared CI box the pool (jobs=2) was 7.4x / 2.4x /
-# 1.6x slower at 8 / 32 / 64 files and only broke even at 185 (the torchvision tree): one
-# file takes ~5-15 ms, a fork-started worker pool ~0.2 s. More free cores move this down.
-PARALLEL_MIN_FILES = 200
+# measures the crossover; on the 2-core shared CI box the pool (jobs=2) took 2.9x / 2.3x /
+# 1.7x the serial time at 16 / 32 / 64 files and 0.95x / 0.83x at 128 / 185 (the torchvision
+# tree): one file takes ~2-10 ms, a fork-started worker pool ~0.2 s. More cores move it down.
+PARALLEL_MIN_FILES = 120
 
 
 @dataclass(frozen=True)
