@@ -258,3 +258,28 @@ def test_inherited_methods_of_another_file_run_only_when_they_may_build(tmp_path
     assert "_step_three" in ran and "_stem" in ran
     assert not {"post_init", "enable", "disable"} & set(ran)
     assert any(f.code == "NRM001" for f in result.findings)  # Conv2d(bias) -> BN, found
+
+
+def test_finding_in_inherited_code_is_reported_where_the_code_is(tmp_path: Path) -> None:
+    """``class V6(V5): pass`` (transformers' modular files) inherits a Conv-with-bias -> BN
+    of another file: the finding is that file's (once, where the fix goes), not repeated at
+    each subclass's class statement; a call in the subclass's own file still gets its own."""
+    (tmp_path / "v5.py").write_text(
+        "import torch.nn as nn\nclass V5(nn.Module):\n    def __init__(self):\n"
+        "        super().__init__()\n        self.conv = nn.Conv2d(3, 8, 3)\n"
+        "        self.bn = nn.BatchNorm2d(8)\n"
+        "    def forward(self, x):\n        return self.bn(self.conv(x))\n"
+    )
+    (tmp_path / "v6.py").write_text(
+        "import torch.nn as nn\nfrom v5 import V5\nclass V6(V5):\n    pass\n"
+        "class V6Head(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
+        "        self.body = V5()\n        self.proj = nn.Linear(8, 8)\n"
+        "        self.norm = nn.BatchNorm1d(8)\n"
+        "    def forward(self, x):\n        return self.norm(self.proj(self.body(x).mean((2, 3))))\n"
+    )
+    project.clear()
+    results = {Path(r.path).name: r for r in analyze_paths([str(tmp_path)], jobs=1)}
+    assert _codes(results["v5.py"]) == [("NRM001", 5)]
+    # V6 adds nothing: silent. V6Head's `V5()` call is in this file: reported there, and its
+    # own Linear -> BatchNorm1d too.
+    assert _codes(results["v6.py"]) == [("NRM001", 8), ("NRM001", 9)]

@@ -33,12 +33,15 @@ def rule(code: str) -> Callable[[Check], Check]:
     return register
 
 
+_ELSEWHERE = " (the layer is `"  # how finding() names a layer built in another file
+
+
 def finding(code: str, layer: Layer, message: str, model: str | None = None) -> Finding:
     """A finding at ``layer``'s constructor call (1-based column, like ruff); for a layer
     built in another file, at the call in this file that builds it, naming the other place."""
     where = layer.anchor if layer.file is not None and layer.anchor is not None else layer
     if where is not layer:
-        message = f"{message} (the layer is `{layer.code}` at {layer.file}:{layer.line})"
+        message = f"{message}{_ELSEWHERE}{layer.code}` at {layer.file}:{layer.line})"
     return Finding(
         code=code,
         message=message,
@@ -120,4 +123,21 @@ def run_rules(ctx: FileContext, codes: Iterable[str] | None = None) -> list[Find
                 # One constructor call that builds several layers, e.g.
                 # [nn.GroupNorm(g, 30) for g in (4, 7)]: one finding, every message.
                 merged[key] = replace(first, message=merge_messages(first.message, f.message))
-    return sorted(merged.values(), key=lambda f: (f.line, f.col, f.code))
+    inherited = _inherited_only(ctx)
+    kept = [
+        f for f in merged.values() if not (_ELSEWHERE in f.message and (f.line, f.col) in inherited)
+    ]
+    return sorted(kept, key=lambda f: (f.line, f.col, f.code))
+
+
+def _inherited_only(ctx: FileContext) -> set[tuple[int, int]]:
+    """The class statements of the file's models: a finding about another file's layer that
+    lands on one (no call of this file builds the layer: ``class V6(V5Model): pass``) is
+    about that file's code only. It is reported there, once, where the fix goes, and not in
+    every subclass (transformers' modular files inherit whole models)."""
+    out = set()
+    for model in ctx.models:
+        inst = model.root.instance
+        if inst is not None:
+            out.add((inst.cls.node.lineno, inst.cls.node.col_offset + 1))
+    return out
