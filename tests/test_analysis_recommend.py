@@ -542,3 +542,26 @@ def test_feature_sites_of_a_cnn_get_the_feature_advice() -> None:
     rec = report(src, "PreAct", batch_size=4).recommendation
     assert rec.norm == "gn" and "B11" in rec.rules
     assert "Sites on (N, C) features take ln (B11): ln." in rec.rationale
+
+
+def test_nrm013_needs_a_layer_built_for_the_classes() -> None:
+    """A ``num_classes`` the model only stores (CPC v2's self-supervised encoder keeps it for
+    an online evaluator; its LayerNorm is a deliberate choice) is not a classifier; the same
+    encoder with a head built from ``num_classes`` is."""
+    encoder = """
+    import torch.nn as nn
+    class CPC(nn.Module):
+        def __init__(self, num_classes: int = 10):
+            super().__init__()
+            self.num_classes = num_classes
+            self.conv = nn.Conv2d(3, 64, 3, bias=False)
+            self.ln = nn.LayerNorm([64, 30, 30])
+            self.conv2 = nn.Conv2d(64, 64, 3)
+        def forward(self, x):
+            return self.conv2(self.ln(self.conv(x)).relu())
+    """
+    assert codes(encoder, batch_size=32) == []
+    classifier = encoder.replace(
+        "self.conv2 = nn.Conv2d(64, 64, 3)", "self.conv2 = nn.Conv2d(64, num_classes, 1)"
+    )
+    assert codes(classifier, batch_size=32) == ["NRM013"]

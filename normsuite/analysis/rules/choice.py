@@ -55,13 +55,16 @@ def _pre_norm(model: ModelContext, path: str) -> bool:
 
 def _classifies(model: ModelContext) -> bool:
     """Evidence of a classifier, not just a Linear somewhere (a regression head of a dense
-    prediction model has Linears too): a ``num_classes``-like parameter or Linear
-    argument, or a forward that ends in a Linear with a constant width above 1."""
+    prediction model has Linears too): a layer built from a ``num_classes``-like parameter
+    or name, or a forward that ends in a Linear with a constant width above 1. A
+    ``num_classes`` the model only stores (CPC v2 keeps it for an online evaluator outside
+    the model, a self-supervised encoder) is not evidence."""
     root = model.root.instance
     init = root.cls.method("__init__") if root is not None else None
     if init is not None:
         names = [a.arg for a in [*init.args.args, *init.args.kwonlyargs]]
-        if any("class" in n or n == "num_labels" for n in names):
+        wanted = [n for n in names if "class" in n or n == "num_labels"]
+        if wanted and any(n in layer.code for _, layer in model.layers for n in wanted):
             return True
     for _, layer in model.layers:
         if layer.type in ("Linear", "LazyLinear") and "class" in layer.code:
