@@ -275,7 +275,8 @@ def test_finding_in_inherited_code_is_reported_where_the_code_is(tmp_path: Path)
         "class V6Head(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
         "        self.body = V5()\n        self.proj = nn.Linear(8, 8)\n"
         "        self.norm = nn.BatchNorm1d(8)\n"
-        "    def forward(self, x):\n        return self.norm(self.proj(self.body(x).mean((2, 3))))\n"
+        "    def forward(self, x):\n"
+        "        return self.norm(self.proj(self.body(x).mean((2, 3))))\n"
     )
     project.clear()
     results = {Path(r.path).name: r for r in analyze_paths([str(tmp_path)], jobs=1)}
