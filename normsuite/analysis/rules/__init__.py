@@ -131,13 +131,15 @@ def run_rules(ctx: FileContext, codes: Iterable[str] | None = None) -> list[Find
 
 
 def _inherited_only(ctx: FileContext) -> set[tuple[int, int]]:
-    """The class statements of the file's models: a finding about another file's layer that
-    lands on one (no call of this file builds the layer: ``class V6(V5Model): pass``) is
-    about that file's code only. It is reported there, once, where the fix goes, and not in
-    every subclass (transformers' modular files inherit whole models)."""
+    """The class statements of the file's models that inherit their ``__init__``: a finding
+    about another file's layer that lands on one (``class V6(V5Model): pass``) is about that
+    file's code only, built with that file's defaults. It is reported there, once, where the
+    fix goes, and not at every subclass (transformers' modular files inherit whole models).
+    A subclass with its own ``__init__`` (``self._make_layers(64, nn.BatchNorm2d)``) chose
+    what the inherited code builds: its findings stay."""
     out = set()
     for model in ctx.models:
         inst = model.root.instance
-        if inst is not None:
+        if inst is not None and "__init__" not in inst.cls.methods:
             out.add((inst.cls.node.lineno, inst.cls.node.col_offset + 1))
     return out
