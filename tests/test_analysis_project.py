@@ -114,6 +114,14 @@ def test_third_party_base_building_layers_is_analyzed(src_layout: dict[str, File
     assert [m.name for m in result.models] == ["Head"]
     assert result.models[0].unresolved_bases == ["some_lib.models.BaseModel"]
     assert result.to_dict()["models"][0]["unresolved_bases"] == ["some_lib.models.BaseModel"]
+    # ... and in recommend's text output
+    from typer.testing import CliRunner
+
+    from normsuite.cli.main import app
+
+    path = str(FIX / "src_layout" / "scripts" / "third_party.py")
+    out = CliRunner().invoke(app, ["recommend", path, "--isolated"]).output
+    assert "  bases not read: some_lib.models.BaseModel (outside the project" in out
 
 
 def test_import_cycle_terminates(tmp_path: Path) -> None:

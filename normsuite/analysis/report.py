@@ -266,6 +266,9 @@ def _plain_model(path: str, model: ModelReport) -> list[str]:
         lines.append(f"  norms found: {found}")
     else:
         lines.append("  norms found: none")
+    if model.unresolved_bases:
+        bases = ", ".join(model.unresolved_bases)
+        lines.append(f"  bases not read: {bases} (outside the project: judged by what it builds)")
     if model.part_of:
         lines.append(f"  judged as part of {model.part_of}")
     if model.domain:
