@@ -115,9 +115,8 @@ def test_third_party_base_building_layers_is_analyzed(src_layout: dict[str, File
     assert result.models[0].unresolved_bases == ["some_lib.models.BaseModel"]
     assert result.to_dict()["models"][0]["unresolved_bases"] == ["some_lib.models.BaseModel"]
     # ... and in recommend's text output
-    from typer.testing import CliRunner
-
     from normsuite.cli.main import app
+    from typer.testing import CliRunner
 
     path = str(FIX / "src_layout" / "scripts" / "third_party.py")
     out = CliRunner().invoke(app, ["recommend", path, "--isolated"]).output
