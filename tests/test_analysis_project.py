@@ -291,3 +291,45 @@ def test_finding_in_inherited_code_is_reported_where_the_code_is(tmp_path: Path)
     # V6 adds nothing: silent. V6Head's `V5()` call is in this file: reported there, and its
     # own Linear -> BatchNorm1d too.
     assert _codes(results["v6.py"]) == [("NRM001", 8), ("NRM001", 9)]
+
+
+def test_inherited_helpers_that_set_up_the_model_still_run() -> None:
+    """Inherited methods of another file that build nothing themselves but register a layer
+    (``self.norm = m``), fill a container (``self.blocks.append``), return a layer class
+    (``return nn.BatchNorm2d``, ``partial(nn.BatchNorm2d, ...)``), call a callable
+    attribute (``self.norm_layer(c)``) or set a width the model reads (``self.width =
+    cfg * 2``) are run: every finding below is lost when they are skipped."""
+    project.clear()
+    results = _by_name(analyze_paths([str(FIX / "inherited_helpers")], jobs=1))
+    net = results["inherited_helpers/net.py"]
+    assert _codes(net) == [
+        ("NRM001", 7),  # A: self._register(nn.BatchNorm2d(8))
+        ("NRM001", 16),  # B: self._add(...) twice
+        ("NRM001", 27),  # C: norm = self.get_norm()
+        ("NRM001", 36),  # D: self._make_norm(8) -> self.norm_layer(c)
+        ("NRM003", 46),  # E: self._dims(8) -> GroupNorm(32, 16)
+    ]
+    # Mid.norm() returns functools.partial(nn.BatchNorm2d, ...): run, NRM001 at P (line 13).
+    # (N's self.build() -> super().build() in a third file is not followed by the evaluator,
+    # with or without the skip: no finding at N either way.)
+    results = _by_name(analyze_paths([str(FIX / "inherited_helpers_mro")], jobs=1))
+    assert _codes(results["inherited_helpers_mro/net.py"]) == [("NRM001", 13)]
+
+
+@pytest.mark.parametrize(
+    ("case", "expected"),
+    [
+        ("class_attr", [("NRM006", 5)]),  # norm_cls = nn.BatchNorm2d, trained at batch 2
+        ("hook", [("NRM001", 3)]),  # overrides the norm_cls() its base's __init__ calls
+        ("forward", [("NRM001", 2), ("NRM011", 2)]),  # its own forward: BN(3) sees 8 channels
+    ],
+)
+def test_subclass_with_anything_of_its_own_keeps_its_findings(
+    case: str, expected: list[tuple[str, int]]
+) -> None:
+    """Only a subclass that renames its base (``pass``) hands its findings to the base's
+    file; one with a class attribute, a hook or a forward of its own changes what is built
+    or how it is used, and the findings stay at it."""
+    project.clear()
+    results = _by_name(analyze_paths([str(FIX / "subclass_own" / case)], jobs=1))
+    assert _codes(results[f"subclass_own/{case}/v6.py"]) == expected

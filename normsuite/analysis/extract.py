@@ -20,7 +20,7 @@ import builtins
 import operator
 import re
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, NamedTuple
 
 from .factories import FACTORY_NAMES, call_factory
 from .ir import (
@@ -42,7 +42,6 @@ from .limits import (  # caps hit are reported
 )
 from .symbols import ExternalFunction, PlainClass, TorchSubclass, relocate
 from .torch_subclass import subclass_meaning
-from .tree_facts import tree_facts
 from .undecided import DEFAULTED, UndecidedCode, defaulted_names
 
 _MODULE_BASES = {
@@ -208,6 +207,7 @@ class ModuleIndex(UndecidedCode):
         self._fed: tuple[ast.Call, frozenset[str], int] | None = None  # see _call_function
         self.limits = LimitLog()  # every cap hit, with its line: never a silent limit
         self._node: ast.AST | None = None  # the statement/expression being evaluated
+        self._bare_call: ast.Call | None = None  # the call of the running ``f(...)`` statement
         self._collect()
 
     def segment(self, node: ast.expr, limit: int = 200) -> str:
@@ -570,6 +570,7 @@ class ModuleIndex(UndecidedCode):
             self._assign(stmt.target, self._binop(type(stmt.op), cur, rhs), env, inst)
         elif isinstance(stmt, ast.Expr):
             if isinstance(stmt.value, ast.Call):
+                self._bare_call = stmt.value  # its result is dropped (see _method_call)
                 self.eval(stmt.value, env, inst)
         elif isinstance(stmt, ast.Return):
             raise _Return(self.eval(stmt.value, env, inst) if stmt.value else None)
@@ -958,12 +959,14 @@ class ModuleIndex(UndecidedCode):
                     return True, UNKNOWN
                 owner_cls = _owner_of(inst.cls, attr)
                 if (
-                    owner_cls is not None
+                    node is self._bare_call
+                    and owner_cls is not None
                     and owner_cls.home not in (None, self)
                     and not _method_may_build(fn, inst.cls, owner_cls.home)
                 ):
-                    # inherited from another file and builds nothing (transformers'
-                    # post_init -> gradient checkpointing, run for every model): not run
+                    # inherited from another file, its result dropped, and it can neither
+                    # build a layer nor set what the model reads (transformers' post_init
+                    # -> gradient checkpointing, run for every model): not run
                     return True, UNKNOWN
                 self._fed = (node, env.get(DEFAULTED) or frozenset(), 1)
                 return True, self._call_function(fn, (inst, *args), kwargs, inst, owner_cls)
@@ -1153,10 +1156,14 @@ def _function_builds(fn: ast.FunctionDef, index: ModuleIndex, depth: int) -> boo
 
 
 def _method_may_build(fn: ast.FunctionDef, cls: ClassInfo, home: ModuleIndex) -> bool:
-    """Whether a method (of ``cls``'s chain, defined in ``home``) may add a layer to the
-    instance. Conservative: it calls a layer, a module class, a norm/conv factory, a
-    capitalized name, a callable parameter (``norm_layer(dim)``), ``add_module``,
-    ``setattr(self, ...)``, a helper that builds, or a method of ``cls`` that may (searched
+    """Whether a method (of ``cls``'s chain, defined in ``home``) may change what the
+    analysis sees of an instance of ``cls``. Conservative: "yes" when it refers to a layer,
+    a module class or a norm/conv factory (called or not: ``return nn.BatchNorm2d``,
+    ``partial(nn.BatchNorm2d, ...)``), calls a capitalized name, a parameter, a local or
+    computed callable (``n = self._norm; n(c)``, ``getattr(nn, t)(c)``) or a callable
+    attribute (``self.norm_layer(c)``), calls ``add_module``/``setattr(self, ...)``, stores
+    or mutates an attribute that an ``__init__`` or ``forward`` of the chain reads
+    (``self.width = ...``, ``self.blocks.append(b)``), or calls a method that may (searched
     through every method it reaches, cycles included; past 8 calls deep, "yes")."""
     key = ("method-builds", id(fn), id(cls))
     if key not in home.memo:
@@ -1167,20 +1174,25 @@ def _method_may_build(fn: ast.FunctionDef, cls: ClassInfo, home: ModuleIndex) ->
 def _may_build(
     fn: ast.FunctionDef, cls: ClassInfo, home: ModuleIndex, seen: set[int], depth: int
 ) -> bool:
-    """Depth-first search for a building call from ``fn``. ``seen`` holds the methods
-    already searched: a method met again adds no call that was not searched."""
+    """Depth-first search from ``fn``. ``seen`` holds the methods already searched: a
+    method met again adds nothing that was not searched."""
     if id(fn) in seen:
         return False
     if depth > 8:
         return True
     seen.add(id(fn))
-    builds, self_calls = _method_calls(fn, home)
-    if builds:
+    facts = _method_facts(fn, home)
+    if facts.builds:
         return True
-    for name in self_calls:  # self.<name>(...): the instance's class decides which method
+    stored, read = _chain_attributes(cls)
+    if facts.touched & read:
+        return True
+    for name in facts.self_calls:  # self.<name>(...): the instance's class decides
         method = cls.method(name)
         if method is None:
-            if name in _REGISTERS:
+            # add_module, or an attribute holding a callable (self.norm_layer(c)); a
+            # method of nn.Module itself (self.named_children()) builds nothing
+            if name in _REGISTERS or name in stored:
                 return True
             continue
         owner = _owner_of(cls, name)
@@ -1190,33 +1202,157 @@ def _may_build(
     return False
 
 
-def _method_calls(fn: ast.FunctionDef, home: ModuleIndex) -> tuple[bool, list[str]]:
-    """(whether a call of ``fn`` other than ``self.<name>(...)`` may build a layer, the
-    names it calls on ``self``), once per function."""
-    key = ("method-calls", id(fn))
+class _MethodFacts(NamedTuple):
+    builds: bool  # a call or reference that may build a layer, other than self.<m>(...)
+    self_calls: list[str]  # names called as self.<name>(...)
+    touched: frozenset[str]  # self attributes stored or mutated
+
+
+_MUTATORS = frozenset({"append", "extend", "insert", "update", "setdefault", "add"})
+
+
+def _method_facts(fn: ast.FunctionDef, home: ModuleIndex) -> _MethodFacts:
+    """What one method does that may matter (see :func:`_method_may_build`), once per
+    method."""
+    key = ("method-facts", id(fn))
     if key in home.memo:
         return home.memo[key]
     params = {a.arg for a in (*fn.args.posonlyargs, *fn.args.args, *fn.args.kwonlyargs)}
-    builds, self_calls = False, {}
-    for sub in tree_facts(home).nodes_in(fn, (ast.Call,)):
-        func = sub.func
+    origins = _local_origins(fn)
+    builds, self_calls, touched = False, {}, set()
+    passive: set[int] = set()  # isinstance(m, nn.Conv2d), Base.method: names not built
+    for node in ast.walk(fn):
+        if isinstance(node, ast.Attribute):
+            passive.add(id(node.value))
+            if _is_self(node.value) and isinstance(node.ctx, ast.Store):
+                touched.add(node.attr)
+        if isinstance(node, ast.Call) and getattr(node.func, "id", "") in _INSPECTORS:
+            passive.update(id(a) for a in node.args)
+            passive.update(id(e) for a in node.args if isinstance(a, ast.Tuple) for e in a.elts)
+        if (
+            isinstance(node, (ast.Name, ast.Attribute))
+            and isinstance(node.ctx, ast.Load)
+            and id(node) not in passive
+        ):
+            qual = home.qualname(node) or ""
+            builds = qual in home.classes or (layer_type_of(qual) is not None and "." in qual)
+        elif (
+            isinstance(node, ast.Subscript)
+            and isinstance(node.ctx, ast.Store)
+            and isinstance(node.value, ast.Attribute)
+            and _is_self(node.value.value)
+        ):
+            touched.add(node.value.attr)  # self.layers[k] = ...
+        if builds or not isinstance(node, ast.Call):
+            if builds:
+                break
+            continue
+        func = node.func
         name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
         if isinstance(func, ast.Attribute) and _is_self(func.value):
             self_calls[name] = None
+        elif isinstance(func, ast.Attribute) and name in _MUTATORS:
+            target = func.value  # self.blocks.append(b)
+            if isinstance(target, ast.Attribute) and _is_self(target.value):
+                touched.add(target.attr)
+        elif not isinstance(func, (ast.Name, ast.Attribute)):
+            builds = True  # getattr(nn, kind)(c), self.norms[0](c): a computed callable
+        elif (
+            isinstance(func, ast.Attribute)
+            and isinstance(func.value, ast.Call)
+            and getattr(func.value.func, "id", "") == "super"
+        ):
+            builds = True  # super().build(): a method of a base, maybe of another file
         elif isinstance(func, ast.Name) and name in params:
-            builds = True
+            builds = True  # norm_layer(dim)
+        elif isinstance(func, ast.Name) and name in origins:
+            # a local callable: n = self._norm / getattr(self, "_norm") is self._norm(...)
+            attr = origins[name]
+            if attr is None:
+                builds = True  # anything else it may hold
+            else:
+                self_calls[attr] = None
         elif name in ("setattr", "__setattr__"):
-            builds = bool(sub.args) and _is_self(sub.args[0])  # setattr(child, ...): its own
+            builds = bool(node.args) and _is_self(node.args[0])  # setattr(child, ...): its own
         elif name in FACTORY_NAMES or name in _REGISTERS:
             builds = True
         elif name[:1].isupper():
             builds = name not in _BUILTINS and not name.endswith(("Error", "Warning", "Exception"))
         else:
-            builds = bool(name) and _function_builds_call(sub, home, 0)
+            builds = bool(name) and _function_builds_call(node, home, 0)
         if builds:
             break
-    home.memo[key] = (builds, list(self_calls))
+    home.memo[key] = _MethodFacts(builds, list(self_calls), frozenset(touched))
     return home.memo[key]
+
+
+# Calls that look at a class without building it.
+_INSPECTORS = frozenset({"isinstance", "issubclass", "getattr", "hasattr", "type", "id"})
+
+
+def _local_origins(fn: ast.FunctionDef) -> dict[str, str | None]:
+    """Local names of ``fn`` -> the ``self`` attribute they are bound to (``n = self._norm``,
+    ``n = getattr(self, "_norm")``), or None when bound to anything else."""
+    out: dict[str, str | None] = {}
+    for node in ast.walk(fn):
+        targets: list[ast.expr] = []
+        value: ast.expr | None = None
+        if isinstance(node, ast.Assign):
+            targets, value = node.targets, node.value
+        elif isinstance(node, (ast.AnnAssign, ast.AugAssign, ast.NamedExpr)):
+            targets, value = [node.target], node.value
+        elif isinstance(node, (ast.For, ast.AsyncFor, ast.comprehension)):
+            targets = [node.target]
+        elif isinstance(node, (ast.With, ast.AsyncWith)):
+            targets = [i.optional_vars for i in node.items if i.optional_vars is not None]
+        for target in targets:
+            for name in (n.id for n in ast.walk(target) if isinstance(n, ast.Name)):
+                attr = _self_attribute(value) if isinstance(target, ast.Name) else None
+                out[name] = attr if name not in out or out[name] == attr else None
+    return out
+
+
+def _self_attribute(value: ast.expr | None) -> str | None:
+    """``self.X`` or ``getattr(self, "X")`` -> ``"X"``."""
+    if isinstance(value, ast.Attribute) and _is_self(value.value):
+        return value.attr
+    if (
+        isinstance(value, ast.Call)
+        and getattr(value.func, "id", "") == "getattr"
+        and len(value.args) >= 2
+        and _is_self(value.args[0])
+        and isinstance(value.args[1], ast.Constant)
+        and isinstance(value.args[1].value, str)
+    ):
+        return value.args[1].value
+    return None
+
+
+def _chain_attributes(cls: ClassInfo) -> tuple[frozenset[str], frozenset[str]]:
+    """(the attributes any method of ``cls``'s chain stores on ``self``, the attributes its
+    ``__init__`` and ``forward`` methods read from ``self``), once per class."""
+    memo = cls.home.memo if cls.home is not None else None
+    key = ("chain-attributes", id(cls))
+    if memo is not None and key in memo:
+        return memo[key]
+    stored: set[str] = set()
+    read: set[str] = set()
+    chain: ClassInfo | None = cls
+    for _ in range(32):  # as ClassInfo.method: a bounded walk up the bases
+        if chain is None:
+            break
+        for name, method in chain.methods.items():
+            for node in ast.walk(method):
+                if isinstance(node, ast.Attribute) and _is_self(node.value):
+                    if isinstance(node.ctx, ast.Store):
+                        stored.add(node.attr)
+                    elif name in ("__init__", "forward"):
+                        read.add(node.attr)
+        chain = chain.parent
+    out = (frozenset(stored), frozenset(read))
+    if memo is not None:
+        memo[key] = out
+    return out
 
 
 _REGISTERS = frozenset({"add_module", "register_module"})
