@@ -8,6 +8,7 @@ one constructor call that builds several layers, and sorts them.
 
 from __future__ import annotations
 
+import ast
 from collections.abc import Callable, Iterable
 from dataclasses import replace
 from difflib import SequenceMatcher
@@ -125,21 +126,37 @@ def run_rules(ctx: FileContext, codes: Iterable[str] | None = None) -> list[Find
                 merged[key] = replace(first, message=merge_messages(first.message, f.message))
     inherited = _inherited_only(ctx)
     kept = [
-        f for f in merged.values() if not (_ELSEWHERE in f.message and (f.line, f.col) in inherited)
+        f
+        for f in merged.values()
+        if not (f.code in _STRUCTURAL and _ELSEWHERE in f.message and (f.line, f.col) in inherited)
     ]
     return sorted(kept, key=lambda f: (f.line, f.col, f.code))
 
 
+# Rules whose finding depends only on the layers as built, not on the batch, the devices,
+# the training script or how the model is used: the base's own file reports the same.
+_STRUCTURAL = frozenset(
+    {"NRM001", "NRM002", "NRM003", "NRM004", "NRM009", "NRM011", "NRM012", "NRM014"}
+)
+
+
 def _inherited_only(ctx: FileContext) -> set[tuple[int, int]]:
-    """The class statements of the file's models that inherit their ``__init__``: a finding
-    about another file's layer that lands on one (``class V6(V5Model): pass``) is about that
-    file's code only, built with that file's defaults. It is reported there, once, where the
-    fix goes, and not at every subclass (transformers' modular files inherit whole models).
-    A subclass with its own ``__init__`` (``self._make_layers(64, nn.BatchNorm2d)``) chose
-    what the inherited code builds: its findings stay."""
+    """The class statements of the file's models that only rename another class
+    (``class V6(V5Model): pass``, a docstring at most): a structural finding about another
+    file's layer that lands on one is about that file's code, built with that file's
+    defaults, and that file reports it, once, where the fix goes (transformers' modular
+    files inherit whole models). A subclass with anything of its own (an ``__init__``, a
+    ``forward``, a hook its base calls, a class attribute) keeps its findings."""
     out = set()
     for model in ctx.models:
         inst = model.root.instance
-        if inst is not None and "__init__" not in inst.cls.methods:
+        if inst is not None and all(_inert(stmt) for stmt in inst.cls.node.body):
             out.add((inst.cls.node.lineno, inst.cls.node.col_offset + 1))
     return out
+
+
+def _inert(stmt: ast.stmt) -> bool:
+    """``pass``, ``...`` or a docstring."""
+    return isinstance(stmt, ast.Pass) or (
+        isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Constant)
+    )
