@@ -187,13 +187,26 @@ def _run_all(commands: list[Command], logs: Path) -> str | None:
     return failures[0] if failures else None
 
 
+# What a launch that failed in the network set-up prints (gloo aborting its connect on a
+# loaded host, a port taken between our pick and torch's bind), never a bug of ours.
+LAUNCH_FAULTS = (
+    "terminate called",
+    "Connection refused",
+    "Connection reset by peer",
+    "Address already in use",
+    "DistNetworkError",
+    "RendezvousConnectionError",
+)
+
+
 def _launch(tmp_path: Path, commands_for: Callable[[Path], list[Command]]) -> Path:
     """Run ``commands_for(work)`` in a fresh ``work`` folder; return the folder of the run.
 
-    A launch that fails before every process has its process group (the rendezvous or gloo's
-    TCP set-up, e.g. a port another process took between our pick and torch's bind, or gloo
-    aborting its connect on a loaded 2-core CI host) is tried once more, in a new folder with
-    new ports. A failure after that point is never retried: that is what these tests check.
+    A launch that dies in the network set-up (no process reached ``LaunchProbe.setup``,
+    which Lightning calls once the process group is up, and the log shows one of
+    :data:`LAUNCH_FAULTS`) is tried once more, in a new folder with new ports. Any other
+    failure, or one after any process got that far, fails at once: that is what these tests
+    check.
     """
     for attempt in (1, 2):
         work = tmp_path / f"attempt{attempt}"
@@ -201,10 +214,9 @@ def _launch(tmp_path: Path, commands_for: Callable[[Path], list[Command]]) -> Pa
         if failure is None:
             return work
         started = list((work / "probe").glob("started*"))
-        if attempt == 2 or len(started) == 2:
+        if attempt == 2 or started or not any(f in failure for f in LAUNCH_FAULTS):
             pytest.fail(failure)
-        print(f"launch attempt {attempt} failed before the process group was up; again:")
-        print(failure)
+        print(f"launch attempt {attempt} failed in the network set-up; again:\n{failure}")
     raise AssertionError("unreachable")
 
 
@@ -358,29 +370,41 @@ def test_slurm_two_nodes_one_task_each(tmp_path: Path) -> None:
     assert all(rec["main_address"] == (nodes[0], str(ports[-1])) for rec in records)
 
 
-def _fake_node(work: Path, rank: int, started: bool, code: int) -> Command:
-    """A "node" that marks its process group as up (or not) and exits with ``code``."""
+def _fake_node(work: Path, rank: int, started: bool, code: int, says: str = "") -> Command:
+    """A "node" that marks its process group as up (or not), prints ``says`` and exits with
+    ``code``."""
     mark = f"open({str(work / 'probe' / f'started{rank}')!r}, 'w')" if started else "None"
     script = f"import os, sys; os.makedirs({str(work / 'probe')!r}, exist_ok=True); {mark}"
-    return ([sys.executable, "-c", f"{script}; sys.exit({code})"], dict(os.environ))
+    return (
+        [sys.executable, "-c", f"{script}; print({says!r}); sys.exit({code})"],
+        dict(os.environ),
+    )
 
 
-def test_launch_retries_only_a_failure_before_the_process_group_is_up(tmp_path: Path) -> None:
+def test_launch_retries_only_a_network_fault_before_the_process_group_is_up(
+    tmp_path: Path,
+) -> None:
     calls: list[Path] = []
 
     def fails_at_start_once(work: Path) -> list[Command]:
         calls.append(work)
         first = len(calls) == 1
-        return [_fake_node(work, r, started=not first, code=1 if first else 0) for r in (0, 1)]
+        says = "terminate called without an active exception" if first else ""
+        return [_fake_node(work, r, not first, 1 if first else 0, says) for r in (0, 1)]
 
     assert _launch(tmp_path / "a", fails_at_start_once) == tmp_path / "a" / "attempt2"
     assert len(calls) == 2
 
-    def fails_after_start(work: Path) -> list[Command]:
-        calls.append(work)
-        return [_fake_node(work, r, started=True, code=7 * r) for r in (0, 1)]
+    def fails_after_one_started(work: Path) -> list[Command]:
+        calls.append(work)  # rank 0 got its process group, rank 1 died: not the network
+        return [_fake_node(work, r, r == 0, 7 * r, "Connection refused") for r in (0, 1)]
 
-    calls.clear()
-    with pytest.raises(pytest.fail.Exception, match="node 1 exited with 7"):
-        _launch(tmp_path / "b", fails_after_start)
-    assert len(calls) == 1  # a failure after the start is the test's to report, never retried
+    def fails_at_start_without_a_network_fault(work: Path) -> list[Command]:
+        calls.append(work)  # e.g. the data module's setup raised before the marker
+        return [_fake_node(work, r, False, 7 * r, "ValueError: bad split") for r in (0, 1)]
+
+    for case in (fails_after_one_started, fails_at_start_without_a_network_fault):
+        calls.clear()
+        with pytest.raises(pytest.fail.Exception, match="node 1 exited with 7"):
+            _launch(tmp_path / case.__name__, case)
+        assert len(calls) == 1  # the test's to report, never retried
