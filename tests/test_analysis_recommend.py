@@ -565,3 +565,8 @@ def test_nrm013_needs_a_layer_built_for_the_classes() -> None:
         "self.conv2 = nn.Conv2d(64, 64, 3)", "self.conv2 = nn.Conv2d(64, num_classes, 1)"
     )
     assert codes(classifier, batch_size=32) == ["NRM013"]
+    aliased = encoder.replace(
+        "self.conv2 = nn.Conv2d(64, 64, 3)",
+        "out = num_classes\n            self.conv2 = nn.Conv2d(64, out, 1)",
+    )
+    assert codes(aliased, batch_size=32) == ["NRM013"]

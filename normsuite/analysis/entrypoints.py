@@ -44,7 +44,7 @@ MAX_SCRIPT_SIZE = 512 * 1024
 _SKIP_DIRS = frozenset({"venv", "site-packages", "__pycache__", "node_modules", "build", "dist"})
 
 
-@functools.lru_cache(maxsize=512)  # asked once per model of a file, and of its scripts
+@functools.lru_cache(maxsize=64)  # asked once per model of a file, and of its scripts
 def trains(source: str) -> bool:
     """Whether a source text shows training (backward, an optimizer step, a fit, a CLI)."""
     return any(word in source for word in TRAINING_WORDS)

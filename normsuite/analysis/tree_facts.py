@@ -73,8 +73,13 @@ class TreeFacts:
     def _walk(self, tree: ast.AST) -> None:
         by_type, loads, calls, inner = self.by_type, self._loads, self._calls, self._inner
         name_kind, call_kind, load_kind = ast.Name, ast.Call, ast.Load
-        # (node, the ids of the definitions around it): breadth first, as ast.walk
-        todo: deque[tuple[ast.AST, tuple[int, ...]]] = deque([(tree, ())])
+        # (node, the ids of the definitions around it): breadth first, as ast.walk. A tree
+        # that is a part of a file (a lambda, a statement) is a scope of its own.
+        root: tuple[int, ...] = ()
+        if not isinstance(tree, ast.Module) and tree.__class__ not in _DEFS:
+            root = (id(tree),)
+            loads[id(tree)], calls[id(tree)], inner[id(tree)] = {}, {}, []
+        todo: deque[tuple[ast.AST, tuple[int, ...]]] = deque([(tree, root)])
         pop, push = todo.popleft, todo.append
         while todo:
             node, owners = pop()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ast
+import re
 from collections.abc import Iterator
 
 from normsuite.advice import default_groups
@@ -53,6 +55,17 @@ def _pre_norm(model: ModelContext, path: str) -> bool:
     return first == path
 
 
+def _aliases(init: ast.FunctionDef, names: set[str]) -> set[str]:
+    """``names`` and the locals of ``init`` computed from them (``out = num_classes``)."""
+    out = set(names)
+    for node in ast.walk(init):
+        if isinstance(node, ast.Assign) and any(
+            isinstance(n, ast.Name) and n.id in out for n in ast.walk(node.value)
+        ):
+            out |= {t.id for t in node.targets if isinstance(t, ast.Name)}
+    return out
+
+
 def _classifies(model: ModelContext) -> bool:
     """Evidence of a classifier, not just a Linear somewhere (a regression head of a dense
     prediction model has Linears too): a layer built from a ``num_classes``-like parameter
@@ -63,9 +76,11 @@ def _classifies(model: ModelContext) -> bool:
     init = root.cls.method("__init__") if root is not None else None
     if init is not None:
         names = [a.arg for a in [*init.args.args, *init.args.kwonlyargs]]
-        wanted = [n for n in names if "class" in n or n == "num_labels"]
-        if wanted and any(n in layer.code for _, layer in model.layers for n in wanted):
-            return True
+        wanted = _aliases(init, {n for n in names if "class" in n or n == "num_labels"})
+        if wanted:
+            used = re.compile(r"\b(" + "|".join(map(re.escape, sorted(wanted))) + r")\b")
+            if any(used.search(layer.code) for _, layer in model.layers):
+                return True
     for _, layer in model.layers:
         if layer.type in ("Linear", "LazyLinear") and "class" in layer.code:
             return True
