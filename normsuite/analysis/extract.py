@@ -1330,29 +1330,37 @@ def _self_attribute(value: ast.expr | None) -> str | None:
 
 def _chain_attributes(cls: ClassInfo) -> tuple[frozenset[str], frozenset[str]]:
     """(the attributes any method of ``cls``'s chain stores on ``self``, the attributes its
-    ``__init__`` and ``forward`` methods read from ``self``), once per class."""
-    memo = cls.home.memo if cls.home is not None else None
-    key = ("chain-attributes", id(cls))
-    if memo is not None and key in memo:
-        return memo[key]
+    ``__init__`` and ``forward`` methods read from ``self``)."""
     stored: set[str] = set()
     read: set[str] = set()
     chain: ClassInfo | None = cls
     for _ in range(32):  # as ClassInfo.method: a bounded walk up the bases
         if chain is None:
             break
-        for name, method in chain.methods.items():
+        own_stored, own_read = _own_attributes(chain)
+        stored |= own_stored
+        read |= own_read
+        chain = chain.parent
+    return frozenset(stored), frozenset(read)
+
+
+def _own_attributes(cls: ClassInfo) -> tuple[frozenset[str], frozenset[str]]:
+    """:func:`_chain_attributes` of the class's own methods, once per class (a base such as
+    transformers' PreTrainedModel, with hundreds of methods, is shared by every model)."""
+    memo = cls.home.memo if cls.home is not None else {}
+    key = ("own-attributes", id(cls))
+    if key not in memo:
+        stored: set[str] = set()
+        read: set[str] = set()
+        for name, method in cls.methods.items():
             for node in ast.walk(method):
                 if isinstance(node, ast.Attribute) and _is_self(node.value):
                     if isinstance(node.ctx, ast.Store):
                         stored.add(node.attr)
                     elif name in ("__init__", "forward"):
                         read.add(node.attr)
-        chain = chain.parent
-    out = (frozenset(stored), frozenset(read))
-    if memo is not None:
-        memo[key] = out
-    return out
+        memo[key] = (frozenset(stored), frozenset(read))
+    return memo[key]
 
 
 _REGISTERS = frozenset({"add_module", "register_module"})
