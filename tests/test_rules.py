@@ -200,3 +200,13 @@ def test_nrm011_severity_follows_where_the_widths_came_from() -> None:
     assert (f.code, f.severity) == ("NRM011", "warning")
     assert "Net(hidden=64, heads=4, head_dim=8)" in f.message
     assert "BatchNorm2d(32) receives 64 channels" in f.message and "defaults agree" in f.message
+
+
+def test_nrm004_is_silent_when_no_grouping_is_better() -> None:
+    """3 channels cannot have 4 per group: GroupNorm(1, 3) is already the best GN (NRM004
+    used to tell it to use nn.GroupNorm(1, 3), and fired on recommend's own suggestion)."""
+    head = "import torch.nn as nn\nclass M(nn.Module):\n    def __init__(self):\n"
+    head += "        super().__init__()\n"
+    assert _messages(head + "        self.n = nn.GroupNorm(1, 3)\n", "NRM004") == []
+    (two,) = _messages(head + "        self.n = nn.GroupNorm(3, 6)\n", "NRM004")
+    assert "nn.GroupNorm(1, 6)" in two  # 2 per group -> 6 per group: still said

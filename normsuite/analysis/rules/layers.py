@@ -296,6 +296,8 @@ def group_norm_too_few_channels(ctx: FileContext) -> Iterator[Finding]:
         if per_group >= MIN_CHANNELS_PER_GROUP or g == 32 or g == c:
             continue
         better = default_groups(c)
+        if better == g:
+            continue  # too few channels for any better grouping: GroupNorm(1, 3) stays
         # G=32 is named only where default_groups picks it (C >= 64): on 32 channels it
         # would be InstanceNorm.
         paper = ", the paper's G=32" if better == 32 else ""
