@@ -1167,15 +1167,21 @@ def _method_may_build(fn: ast.FunctionDef, cls: ClassInfo, home: ModuleIndex) ->
     through every method it reaches, cycles included; past 8 calls deep, "yes")."""
     key = ("method-builds", id(fn), id(cls))
     if key not in home.memo:
-        home.memo[key] = _may_build(fn, cls, home, set(), 0)
+        home.memo[key] = _may_build(fn, cls, _chain_attributes(cls), home, set(), 0)
     return home.memo[key]
 
 
 def _may_build(
-    fn: ast.FunctionDef, cls: ClassInfo, home: ModuleIndex, seen: set[int], depth: int
+    fn: ast.FunctionDef,
+    cls: ClassInfo,
+    attributes: tuple[frozenset[str], frozenset[str]],
+    home: ModuleIndex,
+    seen: set[int],
+    depth: int,
 ) -> bool:
-    """Depth-first search from ``fn``. ``seen`` holds the methods already searched: a
-    method met again adds nothing that was not searched."""
+    """Depth-first search from ``fn``. ``attributes``: :func:`_chain_attributes` of
+    ``cls``. ``seen`` holds the methods already searched: a method met again adds nothing
+    that was not searched."""
     if id(fn) in seen:
         return False
     if depth > 8:
@@ -1184,7 +1190,7 @@ def _may_build(
     facts = _method_facts(fn, home)
     if facts.builds:
         return True
-    stored, read = _chain_attributes(cls)
+    stored, read = attributes
     if facts.touched & read:
         return True
     for name in facts.self_calls:  # self.<name>(...): the instance's class decides
@@ -1197,7 +1203,7 @@ def _may_build(
             continue
         owner = _owner_of(cls, name)
         where = owner.home if owner is not None and owner.home is not None else home
-        if _may_build(method, cls, where, seen, depth + 1):
+        if _may_build(method, cls, attributes, where, seen, depth + 1):
             return True
     return False
 
