@@ -237,3 +237,21 @@ def test_unknown_noqa_codes_are_warned_others_left_alone(tmp_path: Path) -> None
     res = CliRunner().invoke(app, ["check", str(path), "--isolated"])
     assert res.exit_code == 0  # a warning, not an error
     assert f"{path}:1: warning: unknown rule code 'NMR999' in `# noqa`" in res.output
+
+
+def test_unknown_noqa_codes_read_only_real_comments(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A typo inside a string is no comment; a file whose noqa comments are all bare or
+    other tools' is not tokenized at all (the raw-text pre-scan)."""
+    from normsuite.analysis import noqa
+
+    in_string = 's = "# noqa: NMR002"\nx = 1  # noqa: NMR003\n'
+    assert [(n.line, "'NMR003'" in n.message) for n in noqa.unknown_noqa_codes(in_string)] == [
+        (2, True)
+    ]
+
+    def no_tokenizing(source: str) -> list[tuple[int, str]]:
+        raise AssertionError("tokenized a file without a code of ours")
+
+    monkeypatch.setattr(noqa, "_comments", no_tokenizing)
+    others = "import os  # noqa: F401\nx = 1  # noqa\ny = 2  # noqa: E501, NRM002\n"
+    assert noqa.unknown_noqa_codes(others) == []
