@@ -21,7 +21,10 @@ from typing import Any
 
 from .entrypoints import field_default, inference_only, not_training, project_batches, trains
 from .extract import ModuleIndex
-from .ir import UNKNOWN
+from .ir import UNKNOWN, ClassInfo
+from .project import display_path
+from .symbols import PlainClass
+from .tree_facts import tree_facts
 from .types import AnalysisOptions, BatchInfo
 
 Sourced = tuple[int, str]  # (value, where it came from)
@@ -80,9 +83,12 @@ class _Scanner(ast.NodeVisitor):
         self.index = index
         self.funcs: list[ast.FunctionDef] = []
         self.classes: list[ast.ClassDef] = []
-        self.loaders: list[tuple[int, int, int, int | None]] = []  # score, line, value, origin
+        # score, line, value, origin (a default's line), passed_at (a constructor call's)
+        self.loaders: list[tuple[int, int, int, int | None, int | None]] = []
         self.argparse: dict[str, tuple[int, int]] = {}  # dest -> (value, line)
-        self.datamodule_batch: Sourced | None = None
+        # DataModules defined here, or of other files and built or handed to LightningCLI
+        # here: (class, its file's index, the call building it, functions, classes around)
+        self._datamodules: list[tuple[ast.ClassDef, Any, ast.Call | None, list, list]] = []
         self.trainer: dict[str, Sourced] = {}
         self.sync = False
         self._pending: list[tuple[ast.expr, ast.Call, str, list, list]] = []
@@ -90,6 +96,7 @@ class _Scanner(ast.NodeVisitor):
         self._targets: list[str] = []  # names the current statement assigns
         self._excluded: set[int] = set()  # DataLoader calls that are not training loaders
         self.origin: int | None = None  # line of the default the last resolve() used
+        self.passed_at: int | None = None  # line of the call whose argument it used instead
 
     def visit_With(self, node: ast.With) -> None:
         quals = [
@@ -114,16 +121,7 @@ class _Scanner(ast.NodeVisitor):
         self.classes.append(node)
         bases = [self.index.qualname(b) or "" for b in node.bases]
         if any(b.split(".")[-1] == "LightningDataModule" for b in bases):
-            init = next(
-                (n for n in node.body if isinstance(n, ast.FunctionDef) and n.name == "__init__"),
-                None,
-            )
-            value = _param_default(init, "batch_size", self.index) if init else None
-            if value is not None and self.datamodule_batch is None:
-                self.datamodule_batch = (
-                    value,
-                    f"file:{init.lineno} {node.name}(batch_size={value})",
-                )  # type: ignore[union-attr]
+            self._datamodules.append((node, self.index, None, [], [node]))
         self.generic_visit(node)
         self.classes.pop()
 
@@ -141,6 +139,8 @@ class _Scanner(ast.NodeVisitor):
             self.sync = True
         elif last == "add_argument":
             self._argparse(node)
+        elif self._other_datamodules(node):
+            pass
         elif last in ("DataLoader", "Trainer"):
             if last == "DataLoader" and not_training(
                 node, self._no_grad > 0, [f.name for f in self.funcs], self._targets, self.index
@@ -149,6 +149,53 @@ class _Scanner(ast.NodeVisitor):
             # Resolved after the walk: argparse defaults may come later in the file.
             self._pending.append((node.func, node, last, list(self.funcs), list(self.classes)))
         self.generic_visit(node)
+
+    def _other_datamodules(self, node: ast.Call) -> bool:
+        """Note a LightningDataModule of another file of the project that this call builds
+        (``dm = RandomDataModule(batch_size=1)``) or is handed (``LightningCLI(Model,
+        RandomDataModule)``): its batch is read in :meth:`finish`."""
+        found = False
+        for expr in (node.func, *node.args):
+            if not isinstance(expr, (ast.Name, ast.Attribute)):
+                continue
+            cls = self.index.eval(expr, {}, None)
+            if not isinstance(cls, (ClassInfo, PlainClass)) or cls.home in (None, self.index):
+                continue
+            if _is_datamodule(cls.node, cls.home):
+                built = node if expr is node.func else None
+                self._datamodules.append(
+                    (cls.node, cls.home, built, list(self.funcs), list(self.classes))
+                )
+                found = True
+        return found
+
+    def datamodule_batches(self) -> list[tuple[int | None, str, bool]]:
+        """(batch or None when unreadable, where, weak) of each DataModule of another file."""
+        out: list[tuple[int | None, str, bool]] = []
+        for cls, home, call, funcs, classes in self._datamodules:
+            init = _init_of(cls)
+            param = next((p for p in _BATCH_PARAMS if _param_names(init).count(p)), None)
+            if init is None or param is None:
+                continue
+            if home is self.index:  # defined here: the calls of this file that build it
+                passed = self._passed(cls.name, init, param)
+                if passed is UNKNOWN:
+                    out.append((None, f"file:{init.lineno}", False))
+                    continue
+                if passed is not None:
+                    where = f"file:{self.passed_at} {cls.name}({param}={passed})"
+                    out.append((passed, where, self.origin is not None))
+                    continue
+            expr = _argument(call, init, param) if call is not None else None
+            if expr is None:  # the signature default, read in the DataModule's file
+                value = _int(_param_default(init, param, home))
+                where = f"file:{init.lineno}" if home is self.index else _where(home, init.lineno)
+                out.append((value, f"{where} {cls.name}({param}={value})", True))
+                continue
+            value = _int(self.resolve(expr, funcs, classes)) if expr is not _OPAQUE else None
+            where = f"file:{call.lineno} {cls.name}({param}={value})"
+            out.append((value, where, self.origin is not None))
+        return out
 
     def _argparse(self, node: ast.Call) -> None:
         flags = [
@@ -175,7 +222,7 @@ class _Scanner(ast.NodeVisitor):
         """A constant for ``expr``: literal, module constant, parameter default, argparse
         default (``args.batch_size``) or the enclosing class's ``__init__`` default
         (``self.batch_size``, ``self.hparams.batch_size``)."""
-        self.origin = None
+        self.origin = self.passed_at = None
         value = self.index.eval(expr, {}, None)
         if value is not UNKNOWN:
             return value
@@ -196,6 +243,9 @@ class _Scanner(ast.NodeVisitor):
                 found = _param_default(init, attr, self.index)
                 if found is None or init is None:
                     return UNKNOWN
+                passed = self._passed(classes[-1].name, init, attr)
+                if passed is not None:
+                    return passed  # RandomDataModule(batch_size=1) beats its default 32
                 self.origin = init.lineno  # a signature default: a config may override it
                 return found
             if attr in self.argparse:
@@ -206,6 +256,33 @@ class _Scanner(ast.NodeVisitor):
                 self.origin = found[1]
                 return found[0]
         return UNKNOWN
+
+    def _passed(self, cls_name: str, init: ast.FunctionDef, param: str) -> Any:
+        """What the file's constructions of ``cls_name`` pass for ``param`` of its
+        ``__init__``: the smallest such value (``self.passed_at`` its line), UNKNOWN when a
+        call passes something unreadable (``**cfg``, a runtime value), None when no call
+        passes it (the default holds)."""
+        values: list[tuple[int, int, int | None]] = []  # value, call line, argparse line
+        for call in tree_facts(self.index).of(ast.Call):
+            if not (isinstance(call.func, ast.Name) and call.func.id == cls_name):
+                continue
+            expr = _argument(call, init, param)
+            if expr is None:
+                continue
+            value = _int(self.index.eval(expr, {}, None)) if expr is not _OPAQUE else None
+            default_line = None
+            if value is None and isinstance(expr, ast.Attribute) and expr.attr in self.argparse:
+                # RandomDataModule(args.batch_size): an argparse default, which a config or
+                # the command line may override
+                value, default_line = self.argparse[expr.attr]
+                value = _int(value)
+            if value is None:
+                return UNKNOWN  # a caller passes what this reading cannot know: silent
+            values.append((value, call.lineno, default_line))
+        if not values:
+            return None
+        value, self.passed_at, self.origin = min(values)
+        return value
 
     def finish(self) -> None:
         for _func, node, last, funcs, classes in self._pending:
@@ -223,7 +300,7 @@ class _Scanner(ast.NodeVisitor):
                 segment = self.index.segment(node, limit=10_000)
                 score = 2 * (isinstance(shuffle, ast.Constant) and shuffle.value is True)
                 score += "train" in segment.lower()
-                self.loaders.append((score, node.lineno, value, self.origin))
+                self.loaders.append((score, node.lineno, value, self.origin, self.passed_at))
             else:
                 for key in ("devices", "gpus", "num_nodes", "accumulate_grad_batches"):
                     if key in kw:
@@ -235,6 +312,58 @@ class _Scanner(ast.NodeVisitor):
                 sync = kw.get("sync_batchnorm")
                 if isinstance(sync, ast.Constant) and sync.value is True:
                     self.sync = True
+
+
+_BATCH_PARAMS = ("batch_size", "train_batch_size", "batch_size_train", "train_bs", "bs")
+
+
+def _is_datamodule(node: ast.ClassDef, home: Any) -> bool:
+    """A LightningDataModule subclass, directly or through a class of the project."""
+    for _ in range(8):
+        quals = [home.qualname(b) or "" for b in node.bases]
+        if any(q.split(".")[-1] == "LightningDataModule" for q in quals):
+            return True
+        parent = home.eval(node.bases[0], {}, None) if node.bases else None
+        if not isinstance(parent, (ClassInfo, PlainClass)) or parent.home is None:
+            return False
+        node, home = parent.node, parent.home
+    return False
+
+
+def _param_names(fn: ast.FunctionDef | None) -> list[str]:
+    if fn is None:
+        return []
+    return [p.arg for p in (*fn.args.posonlyargs, *fn.args.args, *fn.args.kwonlyargs)]
+
+
+def _where(home: Any, line: int) -> str:
+    """``file:N`` for a line of the scanned file; ``data/module.py:N`` in another file."""
+    view = getattr(home, "project", None)
+    if view is None:
+        return f"file:{line}"
+    return f"{display_path(view.path, view.project.root)}:{line}"
+
+
+_OPAQUE = ast.Constant(value=None)  # an argument hidden in ``*args`` / ``**kwargs``
+
+
+def _argument(call: ast.Call, init: ast.FunctionDef, param: str) -> ast.expr | None:
+    """The expression ``call`` passes for ``param`` of ``init`` (a method: ``self`` is not
+    passed); ``_OPAQUE`` when a ``*args`` / ``**kwargs`` may hold it; None when not passed."""
+    for kw in call.keywords:
+        if kw.arg == param:
+            return kw.value
+    params = [p.arg for p in (*init.args.posonlyargs, *init.args.args)][1:]
+    if param in params:
+        i = params.index(param)
+        positional = [a for a in call.args if not isinstance(a, ast.Starred)]
+        if len(positional) == len(call.args) and i < len(positional):
+            return positional[i]
+    if any(isinstance(a, ast.Starred) for a in call.args) or any(
+        kw.arg is None for kw in call.keywords
+    ):
+        return _OPAQUE
+    return None
 
 
 def _init_of(cls: ast.ClassDef) -> ast.FunctionDef | None:
@@ -274,9 +403,13 @@ def scan_file(index: ModuleIndex) -> BatchScan:
     if s.loaders:
         # the best-scored loaders (shuffled / named train); of those, the smallest batch
         best = max(t[0] for t in s.loaders)
-        _, line, value, origin = min((t for t in s.loaders if t[0] == best), key=lambda t: t[2])
+        _, line, value, origin, passed_at = min(
+            (t for t in s.loaders if t[0] == best), key=lambda t: t[2]
+        )
         out.weak = origin is not None
-        if origin is not None and origin != line:  # say where the number is written
+        if passed_at is not None:  # the constructor call that sets it
+            out.batch = (value, f"file:{passed_at} passes {value} -> DataLoader at line {line}")
+        elif origin is not None and origin != line:  # say where the number is written
             out.batch = (value, f"file:{origin} default {value} -> DataLoader at line {line}")
         else:
             out.batch = (value, f"file:{line} DataLoader(batch_size={value})")
@@ -284,8 +417,11 @@ def scan_file(index: ModuleIndex) -> BatchScan:
         if others:
             listed = ", ".join(f"{v} at line {n}" for v, n in others[:4])
             out.batch = (value, f"{out.batch[1]} (other loaders: {listed})")
-    elif s.datamodule_batch is not None and _int(s.datamodule_batch[0]):
-        out.batch, out.weak = s.datamodule_batch, True
+    elif (dms := s.datamodule_batches()) and all(value for value, _, _ in dms):
+        # the smallest of the DataModules defined or built here; one that cannot be read
+        # (``RandomDataModule(**cfg)``): silent
+        value, where, weak = min(dms, key=lambda t: t[0] or 0)
+        out.batch, out.weak = (value, where), weak  # type: ignore[assignment]
     elif "__batch" in s.argparse and _int(s.argparse["__batch"][0]) and trains(index.source):
         # an argparse default alone counts only in a script that trains (a profiling
         # block's --batch-size 1 is not the training batch)
