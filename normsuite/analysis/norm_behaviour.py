@@ -2,7 +2,8 @@
 
 A class is a norm when it builds no layers of its own (only parameters and buffers) and
 its ``forward`` either calls a functional norm (``F.layer_norm``, ``F.group_norm``,
-``F.batch_norm``, ``F.instance_norm``, ``F.rms_norm``) or computes statistics over a dim
+``F.batch_norm``, ``F.instance_norm``, ``F.rms_norm``), rescales by stored
+``running_mean``/``running_var`` (a FrozenBatchNorm2d), or computes statistics over a dim
 (``mean``/``var``/``std``, ``F.normalize``) and rescales by them (``rsqrt``, ``sqrt``,
 a division). The dim says the layout: dim 1 of an (N, C, ...) map is a channel norm
 (ConvNeXt's channels-first LayerNorm, ChanRMSNorm), the last dim a per-position one.
@@ -70,8 +71,14 @@ def behaves_as(inst: ModuleInstance, index: ModuleIndex) -> str | None:
             if kind == "BatchNorm2d" and set(names) & {"view", "reshape", "contiguous"}:
                 return "InstanceNorm2d"  # batch_norm on (1, N*C, H, W): AdaIN's instance norm
             return kind
+    rescales = bool(set(names) & _RESCALE) or _divides(body)
+    read = _self_attributes(body)
+    if {"running_mean", "running_var"} <= read and rescales:
+        # Scaled by stored statistics (torchvision's FrozenBatchNorm2d). With a branch on
+        # self.training it is a hand-written BatchNorm that updates them.
+        return "BatchNorm2d" if "training" in read else "FrozenBatchNorm2d"
     stats = [(c, n) for c, n in zip(calls, names, strict=True) if n in _STATS]
-    if not stats or not (set(names) & _RESCALE or _divides(body)):
+    if not stats or not rescales:
         return None
     dim = _dim(stats[0][0])
     centred = any(n in ("var", "std", "var_mean", "std_mean") for _, n in stats) or _subtracts(body)
@@ -126,6 +133,16 @@ def _const(node: ast.expr) -> Any:
         inner = _const(node.operand)
         return -inner if isinstance(inner, int) else None
     return None
+
+
+def _self_attributes(body: list[ast.stmt]) -> set[str]:
+    """The ``self.<name>`` attributes a body reads."""
+    return {
+        n.attr
+        for stmt in body
+        for n in ast.walk(stmt)
+        if isinstance(n, ast.Attribute) and isinstance(n.value, ast.Name) and n.value.id == "self"
+    }
 
 
 def _divides(body: list[ast.stmt]) -> bool:

@@ -468,6 +468,10 @@ def recommend(model: ModelContext, domain: str | None = None) -> Recommendation:
             # Changing a batch-independent norm to BatchNorm needs the batch as evidence
             # (and the model may need batch independence: CPC, detection heads, GANs).
             good.add(kind)
+        if kind == "frozenbn" and headline_arch in _CNN:
+            # Stored statistics: the batch rules do not apply (B10, a pretrained backbone
+            # fine-tuned at a small batch, e.g. detection); replacing it loses them.
+            good.add(kind)
         if kind in good and kind != adv.norm:
             norm = kind
             if model.batch.per_device is None and kind in _BATCH_FREE and kind != "gn":
@@ -481,6 +485,9 @@ def recommend(model: ModelContext, domain: str | None = None) -> Recommendation:
                 would_change.append(f"a per-device batch of {BN_MIN_BATCH} or more: bn (B5)")
             else:
                 rationale.insert(0, _keep_note(kind, adv))
+            if kind == "frozenbn":
+                rules.insert(0, "B10")
+                would_change.append(f"training from scratch (no pretrained statistics): {adv.norm}")
             if kind == "gn" and adv.norm == "bn":
                 rules.append("B2")
                 would_change = ["needing the last ~0.5 points at this batch size: bn"]
@@ -619,6 +626,13 @@ def _keep_note(kind: str, adv: Advice) -> str:
         )
     if kind == "syncbn":
         return "Kept syncbn: SyncBatchNorm over all devices is the alternative to GN here (B3)."
+    if kind == "frozenbn":
+        return (
+            "Kept frozenbn: a frozen BatchNorm normalizes with stored (pretrained) statistics, "
+            "so it does not depend on the batch size; it is the B10 choice for fine-tuning a "
+            f"pretrained backbone at a small batch. Trained from scratch it learns no "
+            f"statistics: then {adv.norm}."
+        )
     if kind == "ln" and adv.norm == "bn":
         return "Kept ln: at batch >= 16 BatchNorm1d is the B11 choice for (N, C) features."
     return f"Kept {kind}: it is one of the good choices here ({adv.norm} is the default)."
