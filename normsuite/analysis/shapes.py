@@ -123,6 +123,9 @@ class T:
     kind: str | None = None
     producer: Layer | None = None  # the layer that produced it with nothing in between
     rnn: bool = False  # derived from an RNN's output / hidden state
+    # An RNN's output with time first (no batch_first=True): (T, N, C), so out[-1] is the
+    # last step's (N, C). kind "stack" is an RNN's final hidden state (layers x dirs, N, H).
+    time_first: bool = False
     pooled: bool = False  # spatial dims are all 1 (after AdaptiveAvgPool(1))
     # The call of a file's module (``PadConv(3, 32, 9)``) whose output ``producer`` is
     # (the outermost one): where a fix goes when that module is shared.
@@ -314,8 +317,12 @@ class FlowTracer:
             producer = layer if layer.has_bias else None
             return T(t.rank, cdim, layer.out_channels, k, producer, t.rnn)
         if kind in RNN_TYPES:
-            seq = T(rank=3, cdim=2, channels=layer.out_channels, kind="seq", rnn=True)
-            return (seq, T(rnn=True))
+            time_first = layer.arg("batch_first", False) is not True
+            seq = T(3, 2, layer.out_channels, "seq", rnn=True, time_first=time_first)
+            hidden = layer.arg("hidden_size")
+            width = hidden if isinstance(hidden, int) and not isinstance(hidden, bool) else None
+            stack = T(rank=3, cdim=2, channels=width, kind="stack", rnn=True)
+            return (seq, (stack, stack) if kind == "LSTM" else stack)
         if kind in RNN_CELLS:
             h = T(rank=2, cdim=1, channels=layer.out_channels, kind="feat", rnn=True)
             return (h, h) if kind == "LSTMCell" else h
@@ -508,6 +515,10 @@ class FlowTracer:
                 if base.rank == 3 and base.last and _picks_one_step(node.slice):
                     # out[:, -1] / x[:, 0]: one step's (N, C) vector (not the sequence)
                     return T(2, 1, base.channels, "feat")
+                if (base.kind == "stack" or base.time_first) and _constant_int(node.slice):
+                    # h_n[-1] (the last layer's final state) / out[-1] with time first:
+                    # one (N, C) vector per sequence
+                    return T(2, 1, base.channels, "feat")
                 # Indexing: the shape depends on the index, the origin does not.
                 return T(rnn=True) if base.rnn else UNKNOWN_T
             return UNKNOWN
@@ -655,6 +666,9 @@ class FlowTracer:
             return _reduce(x, dims, keep)
         if name in ("size", "dim", "numel"):
             return UNKNOWN
+        one_step = len(consts) == 2 and consts[0] == (0 if x.time_first else 1)
+        if name == "select" and x.rank == 3 and x.kind == "seq" and one_step:
+            return T(2, 1, x.channels, "feat")  # out.select(1, -1): one step (dim 0: time first)
         return UNKNOWN_T
 
 
@@ -683,6 +697,17 @@ class _Consts(dict):
 
     def __setitem__(self, key: str, value: Any) -> None:
         pass  # the constant evaluator must not write into the flow's locals
+
+
+def _constant_int(index: ast.expr) -> bool:
+    """``[-1]`` / ``[0]``: one constant integer index."""
+    if isinstance(index, ast.UnaryOp) and isinstance(index.op, ast.USub):
+        index = index.operand
+    return (
+        isinstance(index, ast.Constant)
+        and isinstance(index.value, int)
+        and not isinstance(index.value, bool)
+    )
 
 
 def _picks_one_step(index: ast.expr) -> bool:
