@@ -214,3 +214,39 @@ def test_nrm010_counts_the_norms_of_the_configured_model_only() -> None:
     swapped = DETECTOR.replace("if backbone is None:", "if backbone is not None:")
     result = analyze_source(swapped, "m.py", AnalysisOptions())
     assert [(f.code, f.line) for f in result.findings if f.code == "NRM010"] == [("NRM010", 16)]
+
+
+GAN_PAIR = """
+import torch
+import torch.nn as nn
+
+
+class G(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.net = nn.Sequential(nn.ConvTranspose2d(100, 64, 4, bias=False), nn.BatchNorm2d(64))
+
+    def forward(self, z):
+        return self.net(z)
+
+
+class D(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.net = nn.Sequential(nn.Conv2d(3, 64, 4, 2, 1), nn.LeakyReLU(0.2))
+
+    def forward(self, x):
+        return self.net(x)
+
+
+netG = G().to("cuda")
+netD = D().to("cuda")
+optG = torch.optim.Adam(netG.parameters(), lr=2e-4, weight_decay=1e-5)
+optD = torch.optim.Adam(netD.parameters(), lr=2e-4, weight_decay=1e-5)
+"""
+
+
+def test_nrm010_only_on_the_optimizer_of_the_model_with_norms() -> None:
+    """Each model of the file has its own optimizer: the norm-free critic's is silent."""
+    result = analyze_source(GAN_PAIR, "gan.py", AnalysisOptions())
+    assert [(f.code, f.line) for f in result.findings if f.code == "NRM010"] == [("NRM010", 27)]

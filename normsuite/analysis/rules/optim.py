@@ -6,6 +6,7 @@ import ast
 import re
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from ..context import FileContext
 from ..ir import UNKNOWN, Layer
@@ -50,17 +51,33 @@ def _affine_norms(ctx: FileContext) -> bool:
     """Whether a model of the file, as configured, has norm weights that decay (frozen BN
     keeps them as buffers; norms seen only in a branch the defaults do not take, such as
     lightning-bolts' user-supplied detection backbone, are a configuration, not evidence)."""
-    for model in ctx.models:
-        configured = {id(x) for x in _configured(model.root, set())}
-        for _, layer in model.norm_layers():
-            if layer.norm_kind in ("frozenbn", "lrn") or id(layer) not in configured:
-                continue
-            if layer.arg("affine", True) is False or layer.arg("elementwise_affine", True) is False:
-                continue
-            if layer.norm_kind == "in" and layer.arg("affine", False) is not True:
-                continue  # InstanceNorm has no affine parameters by default
-            return True
+    return any(_model_affine_norms(model) for model in ctx.models)
+
+
+def _model_affine_norms(model: Any) -> bool:  # a ModelContext
+    """Whether one model, as configured, has norm weights that decay."""
+    configured = {id(x) for x in _configured(model.root, set())}
+    for _, layer in model.norm_layers():
+        if layer.norm_kind in ("frozenbn", "lrn") or id(layer) not in configured:
+            continue
+        if layer.arg("affine", True) is False or layer.arg("elementwise_affine", True) is False:
+            continue
+        if layer.norm_kind == "in" and layer.arg("affine", False) is not True:
+            continue  # InstanceNorm has no affine parameters by default
+        return True
     return False
+
+
+def _file_models_without_norms(
+    ctx: FileContext, params: ast.expr, names: dict[str, ast.expr]
+) -> bool:
+    """Whether the optimized model is built from classes of this file that have no affine
+    norm (a GAN's norm-free critic with its own optimizer, beside a generator with BN)."""
+    var = _owner(params, names)
+    calls = _constructed(ctx.index.tree, var) if var else []
+    by_name = {model.name: model for model in ctx.models}
+    built = [by_name.get(func.id) if isinstance(func, ast.Name) else None for func in calls]
+    return bool(built) and all(m is not None and not _model_affine_norms(m) for m in built)
 
 
 # Where a positional weight_decay would sit; a call with that many positional arguments is
@@ -266,6 +283,8 @@ def weight_decay_on_norm(ctx: FileContext) -> Iterator[Finding]:
         if not _all_parameters(params, names) and not _groups_decay_everything(params, names):
             continue
         if not ctx.models and _imported_without_norms(ctx, params, names):
+            continue
+        if ctx.models and _file_models_without_norms(ctx, params, names):
             continue
         kw = {k.arg: k.value for k in node.keywords if k.arg}
         opaque = any(k.arg is None for k in node.keywords)  # **opt_kwargs may set it
