@@ -253,3 +253,28 @@ def test_nrm010_only_on_the_optimizer_of_the_model_with_norms() -> None:
     assert [(f.code, f.line) for f in result.findings if f.code == "NRM010"] == [
         ("NRM010", opt_g + 1)
     ]
+
+
+FLAG_BLOCK = """
+import torch.nn as nn
+
+
+class ConvBlock(nn.Module):
+    def __init__(self, cin, cout, use_bn=False):
+        super().__init__()
+        self.conv = nn.Conv2d(cin, cout, 3, padding=1, bias={bias})
+        self.norm = nn.BatchNorm2d(cout) if use_bn else nn.Identity()
+
+    def forward(self, x):
+        return self.norm(self.conv(x)).relu()
+"""
+
+
+def test_nrm001_silent_when_the_bias_already_follows_the_norm_flag() -> None:
+    """bias=not use_bn is the fix NRM001 asks for; bias=True is not, and the message
+    names the file's own flag (not a made-up use_norm)."""
+    fixed = analyze_source(FLAG_BLOCK.format(bias="not use_bn"), "b.py", AnalysisOptions())
+    assert [f.code for f in fixed.findings] == []
+    wrong = analyze_source(FLAG_BLOCK.format(bias="True"), "b.py", AnalysisOptions())
+    (nrm001,) = [f for f in wrong.findings if f.code == "NRM001"]
+    assert "(bias=not use_bn)" in nrm001.message

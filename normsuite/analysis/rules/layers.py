@@ -65,18 +65,40 @@ def _shared_wrapper(ctx: FileContext, via: Layer, feeding: set[int]) -> Layer | 
 def _condition(ctx: FileContext, line: int) -> str | None:
     """The flag of the innermost ``if flag:`` whose body holds ``line`` (``if
     normalize: layers.append(nn.BatchNorm2d(c))``), for a message; None if there is none."""
-    best: ast.If | None = None
+    best: ast.If | ast.IfExp | None = None
     for node in ast.walk(ctx.index.tree):
-        if not isinstance(node, ast.If) or not node.body:
+        if isinstance(node, ast.IfExp):  # nn.BatchNorm2d(c) if use_bn else nn.Identity()
+            inside = node.body.lineno <= line <= (node.body.end_lineno or 0)
+        elif isinstance(node, ast.If) and node.body:
+            inside = node.body[0].lineno <= line <= (node.body[-1].end_lineno or 0)
+        else:
             continue
-        inside = node.body[0].lineno <= line <= (node.body[-1].end_lineno or 0)
-        if inside and (best is None or node.lineno > best.lineno):
+        if inside and (best is None or node.lineno >= best.lineno):
             best = node
     if best is not None and isinstance(best.test, ast.Name):
         return best.test.id
     if best is not None and isinstance(best.test, ast.Attribute):
         return ast.unparse(best.test)
     return None
+
+
+def _bias_names(layer: Layer) -> set[str]:
+    """The names (and dotted attributes) read by the ``bias=`` argument of a layer's call."""
+    try:
+        call = ast.parse(layer.code.strip(), mode="eval").body
+    except SyntaxError:
+        return set()
+    if not isinstance(call, ast.Call):
+        return set()
+    names: set[str] = set()
+    for kw in call.keywords:
+        if kw.arg == "bias":
+            for n in ast.walk(kw.value):
+                if isinstance(n, ast.Name):
+                    names.add(n.id)
+                elif isinstance(n, ast.Attribute):
+                    names.add(ast.unparse(n))
+    return names
 
 
 def _bias_call_site(model: ModelContext, producer: Layer) -> tuple[Layer, str] | None:
@@ -175,7 +197,10 @@ def bias_before_batch_norm(ctx: FileContext) -> Iterator[Finding]:
                 continue
             also = plain_use.get((producer.line, producer.col))
             if also is not None and app.inp.via is None:
-                flag = _condition(ctx, app.layer.line) or "use_norm"
+                flag = _condition(ctx, app.layer.line)
+                if flag is not None and flag in _bias_names(producer):
+                    continue  # bias=not use_bn: already the fix this finding asks for
+                flag = flag or "use_norm"
                 yield finding(
                     "NRM001",
                     producer,
