@@ -87,6 +87,40 @@ def test_hydra_primary_config_overrides_its_defaults(tmp_path: Path) -> None:
     assert read_configs((str(tmp_path / "config.yaml"),)).batch[0] == 6
 
 
+def test_config_keys_train_batch_size_and_fit_subcommand(tmp_path: Path) -> None:
+    """train_batch_size beside eval_batch_size; a LightningCLI config keyed by ``fit:``."""
+    hydra = tmp_path / "h.yaml"
+    hydra.write_text("datamodule:\n  train_batch_size: 2\n  eval_batch_size: 64\n")
+    assert read_configs((str(hydra),)).batch == (
+        2,
+        "config:h.yaml datamodule.train_batch_size=2",
+    )
+    fit = tmp_path / "fit.yaml"
+    fit.write_text(
+        "fit:\n  trainer:\n    devices: 2\n  data:\n    init_args:\n      batch_size: 3\n"
+    )
+    scan = read_configs((str(fit),))
+    assert scan.batch[0] == 3 and scan.devices[0] == 2
+
+
+def test_a_batch_set_at_run_time_overrides_the_default_with_unknown(tmp_path: Path) -> None:
+    """data.batch_size: ${oc.env:BATCH_SIZE} beats the signature default 64 of the code:
+    the batch is unknown (no NRM00x at 64), and the CLI says why in one note."""
+    config = tmp_path / "env.yaml"
+    config.write_text("data:\n  batch_size: ${oc.env:BATCH_SIZE}\n")
+    scan = read_configs((str(config),))
+    assert scan.batch is None and "set at run time" in scan.notes[0]
+    result = _batch(FIX / "c01_cli_config" / "model.py", config)
+    b = result.models[0].batch_size
+    assert b.per_device is None and "${oc.env:BATCH_SIZE}" in b.source
+    assert [f.code for f in result.findings if f.code.startswith("NRM00")] == []
+    res = runner.invoke(
+        app, ["check", str(FIX / "c01_cli_config" / "model.py"), "--config", str(config)]
+    )
+    assert "is set at run time; the batch is unknown" in res.output
+    assert "no batch size or devices key" not in res.output
+
+
 def test_openmmlab_python_config_with_bases(tmp_path: Path) -> None:
     (tmp_path / "_base_").mkdir()
     (tmp_path / "_base_" / "default.py").write_text(

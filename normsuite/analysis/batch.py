@@ -472,7 +472,11 @@ def resolve(options: AnalysisOptions, file: BatchScan, config: Any) -> BatchInfo
         return None, "unknown"
 
     strong, weak = (None, file.batch) if file.weak else (file.batch, None)
+    if getattr(cfg, "batch_unreadable", None) and cfg.batch is None:
+        weak = None  # the config overrides the code's default with a run-time value
     batch, source = pick(options.batch_size, strong, cfg.batch, weak)
+    if batch is None and weak is None and getattr(cfg, "batch_unreadable", None):
+        source = f"unknown: {cfg.batch_unreadable}"
     if batch is None and options.default_batch_size is not None:
         batch, source = options.default_batch_size, "default"
     devices, dev_source = pick(options.devices, file.devices, cfg.devices)

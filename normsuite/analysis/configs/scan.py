@@ -18,10 +18,15 @@ class ConfigScan:
     accumulate: Sourced | None = None
     sync: bool = False
     notes: list[str] = field(default_factory=list)  # e.g. "trainer.devices=-1: count unknown"
+    # The config sets the batch to what cannot be read statically (``${oc.env:BS}``): it
+    # still overrides the code's defaults, so the batch is unknown. Where, for the source.
+    batch_unreadable: str | None = None
 
     def merge(self, later: ConfigScan) -> ConfigScan:
+        later_sets = later.batch is not None or later.batch_unreadable is not None
         return ConfigScan(
-            batch=later.batch or self.batch,
+            batch=later.batch if later_sets else self.batch,
+            batch_unreadable=later.batch_unreadable if later_sets else self.batch_unreadable,
             devices=later.devices or self.devices,
             accumulate=later.accumulate or self.accumulate,
             sync=self.sync or later.sync,
@@ -30,7 +35,12 @@ class ConfigScan:
 
     @property
     def empty(self) -> bool:
-        return self.batch is None and self.devices is None and self.accumulate is None
+        return (
+            self.batch is None
+            and self.batch_unreadable is None
+            and self.devices is None
+            and self.accumulate is None
+        )
 
 
 def positive_int(value: Any) -> int | None:

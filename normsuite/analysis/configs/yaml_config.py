@@ -30,12 +30,23 @@ _DATA_KEYS = ("data", "datamodule", "data_module", "loader", "loaders", "dataloa
 _INTERP = re.compile(r"^\$\{([A-Za-z_][\w.]*)\}$")
 
 
+_SUBCOMMANDS = ("fit", "validate", "test", "predict")
+# Keys that hold the training batch (``train_batch_size: 2`` beside ``eval_batch_size``).
+BATCH_KEYS = ("batch_size", "train_batch_size", "batch_size_train", "per_device_train_batch_size")
+
+
 def read_yaml_config(path: str) -> ConfigScan:
     data = load_yaml(path)
     if isinstance(data, dict) and isinstance(data.get("defaults"), list):
         data = compose(path, data, 0)
     if not isinstance(data, dict):
         return ConfigScan()
+    fit = data.get("fit")
+    if isinstance(fit, dict) and fit.keys() & {"trainer", "data", "model"}:
+        # LightningCLI keyed by subcommand (``fit: {trainer: ..., data: ...}``): the
+        # training run reads the fit section over the shared keys
+        shared = {k: v for k, v in data.items() if k not in _SUBCOMMANDS}
+        data = merge(shared, fit)
     return facts(resolve_interpolations(data), os.path.basename(path))
 
 
@@ -149,7 +160,14 @@ def facts(data: dict[str, Any], name: str) -> ConfigScan:
     found = _batch_size(data)
     if found is not None:
         key, value = found
-        out.batch = (value, f"config:{name} {key}={value}")
+        if isinstance(value, int):
+            out.batch = (value, f"config:{name} {key}={value}")
+        else:
+            out.batch_unreadable = f"config:{name} {key}={value}"
+            out.notes.append(
+                f"{name}: {key}={value} is set at run time; the batch is unknown (pass "
+                "--batch-size)"
+            )
     trainer = data.get("trainer")
     if isinstance(trainer, dict):
         trainer = trainer.get("init_args", trainer) if "class_path" in trainer else trainer
@@ -172,9 +190,12 @@ def facts(data: dict[str, Any], name: str) -> ConfigScan:
     return out
 
 
-def _batch_size(data: dict[str, Any]) -> tuple[str, int] | None:
-    """``batch_size`` under a data/datamodule/loader section, training entries first."""
-    hits: list[tuple[int, str, int]] = []  # (rank, dotted key, value)
+def _batch_size(data: dict[str, Any]) -> tuple[str, int | str] | None:
+    """``batch_size`` (or ``train_batch_size``...) under a data/datamodule/loader section,
+    training entries first. A value that is no literal (``${oc.env:BS}``, an interpolation
+    that leads nowhere) is returned as its text: it overrides the code, with a value
+    unknown here."""
+    hits: list[tuple[int, str, int | str]] = []  # (rank, dotted key, value)
     budget = [MAX_NODES]
 
     def walk(node: Any, path: list[str]) -> None:
@@ -183,11 +204,12 @@ def _batch_size(data: dict[str, Any]) -> tuple[str, int] | None:
             return
         for key, value in node.items():
             key = str(key)
-            if key == "batch_size" and positive_int(value) is not None:
+            readable = positive_int(value) is not None
+            if key in BATCH_KEYS and (readable or _runtime_value(value)):
                 words = [p for p in path if p != "init_args"]
                 if any(eval_name(p) for p in words):
                     continue  # val/test/predict loaders
-                rank = 0 if any("train" in p for p in words) else 1
+                rank = 0 if any("train" in p for p in [*words, key]) else 1
                 hits.append((rank, ".".join([*path, key]), value))
             elif isinstance(value, dict):
                 walk(value, [*path, key])
@@ -199,3 +221,9 @@ def _batch_size(data: dict[str, Any]) -> tuple[str, int] | None:
         return None
     _, key, value = min(hits, key=lambda h: (h[0], len(h[1])))
     return key, value
+
+
+def _runtime_value(value: Any) -> bool:
+    """A ``${...}`` the composition could not turn into a literal (an environment variable,
+    a resolver, a key of another config)."""
+    return isinstance(value, str) and value.strip().startswith("${")
