@@ -333,3 +333,84 @@ def test_subclass_with_anything_of_its_own_keeps_its_findings(
     project.clear()
     results = _by_name(analyze_paths([str(FIX / "subclass_own" / case)], jobs=1))
     assert _codes(results[f"subclass_own/{case}/v6.py"]) == expected
+
+
+STAR_COMMON = """\
+import torch.nn as nn
+
+
+class Conv(nn.Module):
+    def __init__(self, c1, c2, k=1):
+        super().__init__()
+        self.conv = nn.Conv2d(c1, c2, k, 1, k // 2)
+
+    def forward(self, x):
+        return self.conv(x)
+
+
+class Base(nn.Module):
+    pass
+
+
+class _Hidden(nn.Module):
+    pass
+"""
+
+STAR_MODEL = """\
+import torch.nn as nn
+
+{imports}
+
+
+class Focus(nn.Module):
+    def __init__(self, c1=3, c2=32):
+        super().__init__()
+        self.conv = Conv(c1 * 4, c2, 3)
+        self.bn = nn.BatchNorm2d(c2)
+
+    def forward(self, x):
+        return self.bn(self.conv(x))
+
+
+class Head(Base):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(64, 32)
+        self.bn = nn.BatchNorm1d(32)
+
+    def forward(self, x):
+        return self.bn(self.fc(x))
+"""
+
+
+@pytest.mark.parametrize(
+    "layout",
+    ["direct", "reexported by the package"],
+)
+def test_star_imports_resolve_like_named_imports(tmp_path: Path, layout: str) -> None:
+    """YOLOv5's ``from models.common import *``: a wrapper and a base class taken by a star
+    import are read as with ``from common import Conv, Base``."""
+    if layout == "direct":
+        folder, imports = tmp_path, "from common import *  # noqa: F403"
+    else:
+        folder = tmp_path / "pkg"
+        folder.mkdir()
+        (folder / "__init__.py").write_text("from .common import *  # noqa: F403\n")
+        imports = "from pkg import Base, Conv"
+    (folder / "common.py").write_text(STAR_COMMON)
+    (folder / "yolo.py").write_text(STAR_MODEL.format(imports=imports))
+    project.clear()
+    (result,) = [r for r in analyze_paths([str(tmp_path)]) if r.path.endswith("yolo.py")]
+    assert sorted(m.name for m in result.models) == ["Focus", "Head"]
+    assert [(f.code, f.line) for f in result.findings] == [("NRM001", 9), ("NRM001", 19)]
+
+
+def test_star_import_skips_private_names(tmp_path: Path) -> None:
+    (tmp_path / "common.py").write_text(STAR_COMMON)
+    (tmp_path / "m.py").write_text(
+        "import torch.nn as nn\nfrom common import *\n\n\nclass H(_Hidden):\n"
+        "    def __init__(self):\n        super().__init__()\n"
+    )
+    project.clear()
+    (result,) = analyze_paths([str(tmp_path / "m.py")])
+    assert result.models == [] and result.error is None

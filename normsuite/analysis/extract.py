@@ -188,6 +188,8 @@ class ModuleIndex(UndecidedCode):
         self.lazy: dict[str, ast.stmt] = {}  # module-level assignments not yet evaluated
         self.foreign_steps = 0  # evaluation spent in other files for this one
         self.imports: dict[str, str] = {}  # local name -> dotted origin
+        self.star_modules: list[str] = []  # ``from common import *`` (YOLOv5's models)
+        self._star_names: dict[str, str | None] = {}
         self.functions: dict[str, ast.FunctionDef] = {}
         self.class_nodes: dict[str, ast.ClassDef] = {}
         self.classes: dict[str, ClassInfo] = {}  # nn.Module subclasses only
@@ -243,6 +245,9 @@ class ModuleIndex(UndecidedCode):
                 module = "." * node.level + (node.module or "")
                 sep = "" if module.endswith(".") else "."
                 for alias in node.names:
+                    if alias.name == "*":
+                        self.star_modules.append(module)
+                        continue
                     self.imports[alias.asname or alias.name] = f"{module}{sep}{alias.name}"
         for node in self.tree.body:
             if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
@@ -281,11 +286,52 @@ class ModuleIndex(UndecidedCode):
     def qualname(self, node: ast.AST) -> str | None:
         """Dotted name of ``node`` with import aliases resolved (``nn.Conv2d`` -> torch.nn...)."""
         if isinstance(node, ast.Name):
-            return self.imports.get(node.id, node.id)
+            found = self.imports.get(node.id)
+            if found is None and self.star_modules:
+                found = self.star_origin(node.id)
+            return found or node.id
         if isinstance(node, ast.Attribute):
             base = self.qualname(node.value)
             return f"{base}.{node.attr}" if base else None
         return None
+
+    def star_origin(self, name: str) -> str | None:
+        """``module.name`` for a name this file takes from ``from module import *``: a torch
+        layer of ``torch.nn``, or a name a project module defines or re-exports. None for
+        the file's own names and names no star module has."""
+        if name in self._star_names:
+            return self._star_names[name]
+        self._star_names[name] = None  # a cycle of star imports ends here
+        found = None
+        if not self._defines(name):
+            for module in self.star_modules:
+                sep = "" if module.endswith(".") else "."
+                candidate = f"{module}{sep}{name}"
+                if module.split(".")[0] == "torch":
+                    if layer_type_of(candidate) is not None:
+                        found = candidate
+                        break
+                elif self.project is not None and self.project.exports(module, name):
+                    found = candidate
+                    break
+        self._star_names[name] = found
+        return found
+
+    def _defines(self, name: str) -> bool:
+        """A name bound at the top of this file (not by a star import)."""
+        return (
+            name in self.imports
+            or name in self.class_nodes
+            or name in self.functions
+            or name in self.lazy
+            or name in self.env
+            or any(
+                isinstance(t, ast.Name) and t.id == name
+                for node in self.tree.body
+                if isinstance(node, ast.Assign)
+                for t in node.targets
+            )
+        )
 
     def _class_info(self, name: str, seen: set[str]) -> ClassInfo | None:
         if name in self.classes:

@@ -251,7 +251,22 @@ class Project:
             return dep.materialize(name)
         if name in dep.imports:  # a re-export: ``from .base import Backbone`` in __init__.py
             return self.lookup(dep.imports[name], path, depth + 1)
+        origin = dep.star_origin(name) if dep.star_modules else None
+        if origin is not None:  # ``from .common import *`` in __init__.py
+            return self.lookup(origin, path, depth + 1)
         return UNKNOWN
+
+    def exports(self, module: str, importer: str, name: str) -> bool:
+        """Whether ``from module import *`` (as ``importer`` imports it) brings ``name``: the
+        module defines it at top level or re-exports it (not ``_private`` names, which a
+        star import skips without ``__all__``)."""
+        path = self.module_file(module, importer)
+        dep = self.index(path) if path is not None else None
+        if dep is None:
+            return False
+        if name.startswith("_") and "__all__" not in dep.lazy and "__all__" not in dep.env:
+            return False
+        return dep._defines(name) or (bool(dep.star_modules) and dep.star_origin(name) is not None)
 
 
 class ProjectView:
@@ -263,6 +278,9 @@ class ProjectView:
 
     def lookup(self, qual: str, index: Any = None) -> Any:
         return self.project.lookup(qual, self.path)
+
+    def exports(self, module: str, name: str) -> bool:
+        return self.project.exports(module, self.path, name)
 
     def plain_class(self, qual: str) -> tuple[ast.ClassDef, Any] | None:
         """A class that is not a module (a ``@dataclass`` config), with its file's index."""
