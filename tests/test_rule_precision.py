@@ -278,3 +278,29 @@ def test_nrm001_silent_when_the_bias_already_follows_the_norm_flag() -> None:
     wrong = analyze_source(FLAG_BLOCK.format(bias="True"), "b.py", AnalysisOptions())
     (nrm001,) = [f for f in wrong.findings if f.code == "NRM001"]
     assert "(bias=not use_bn)" in nrm001.message
+
+
+SR_GENERATOR = """
+import torch.nn as nn
+
+
+class SRNet(nn.Module):
+    def __init__(self, c=64):
+        super().__init__()
+        self.head = nn.Conv2d(3, c, 3, padding=1)
+        self.body = nn.Sequential(nn.Conv2d(c, c, 3, padding=1), nn.ReLU(), nn.Conv2d(c, c, 3))
+        self.up = nn.Sequential(nn.Conv2d(c, c * 4, 3, padding=1), nn.PixelShuffle(2))
+        self.tail = nn.Conv2d(c, 3, 3, padding=1)
+
+    def forward(self, x):
+        return self.tail(self.up(self.body(self.head(x))))
+"""
+
+
+def test_pixel_shuffle_is_a_layer_and_a_norm_free_sr_net_stays_norm_free() -> None:
+    """EDSR/ESRGAN-style super-resolution: sub-pixel upsampling is seen (D8), so a small
+    batch does not turn into 'add GroupNorm' for a network built without norms."""
+    result = analyze_source(SR_GENERATOR, "sr.py", AnalysisOptions(batch_size=4))
+    (model,) = result.models
+    assert model.domain is not None and model.domain.startswith("D8")
+    assert model.recommendation is None or model.recommendation.norm == "none"

@@ -76,6 +76,8 @@ SIGNATURES: dict[str, tuple[str, ...]] = {
     "GRUCell": ("input_size", "hidden_size", "bias"),
     "RNNCell": ("input_size", "hidden_size", "bias", "nonlinearity"),
     "Embedding": ("num_embeddings", "embedding_dim", "padding_idx"),
+    "PixelShuffle": ("upscale_factor",),  # sub-pixel upsampling (super-resolution)
+    "PixelUnshuffle": ("downscale_factor",),
     "EmbeddingBag": ("num_embeddings", "embedding_dim"),
     "MultiheadAttention": ("embed_dim", "num_heads", "dropout", "bias"),
     "TransformerEncoderLayer": (*_TLAYER, "batch_first", "norm_first"),

@@ -360,6 +360,8 @@ class FlowTracer:
             return replace(t.plain(), pooled=bool(ones))
         if kind in SHAPE_KEEPING:
             return t if kind == "Identity" else t.plain()
+        if kind in ("PixelShuffle", "PixelUnshuffle"):
+            return replace(t.plain(), channels=None)  # C / r^2 (C * r^2): same layout
         return UNKNOWN_T
 
     # ------------------------------------------------------------------ statements
