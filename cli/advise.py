@@ -15,7 +15,7 @@ from typing import Any
 import typer
 
 from normsuite.advice import ARCHITECTURES
-from normsuite.analysis.report import advice_sections
+from normsuite.analysis.report import advice_sections, headline
 
 
 class AdviseFormat(str, Enum):
@@ -98,7 +98,7 @@ def render_text(arch: str, advice: Any, batch: int | None, devices: int, accumul
     rules = f"; rules {', '.join(advice.rules)}" if advice.rules else ""
     lines = [
         f"{arch}, {setup} (cli)",
-        f"  recommend: {advice.norm} (confidence {advice.confidence}{rules})",
+        f"  recommend: {headline(advice)} (confidence {advice.confidence}{rules})",
     ]
     lines.extend(advice_sections(advice.rationale, advice.assumptions, advice.would_change))
     if advice.alternatives:

@@ -93,6 +93,9 @@ class Advice:
     would_change: tuple[str, ...]  # what input would change the answer
     confidence: str  # "high" | "medium" | "low"
     alternatives: tuple[str, ...] = ()
+    # Batch unknown: ``norm`` is the answer at a per-device batch >= 16, this one below
+    # (the advice states both and assumes neither).
+    below_bn_batch: str | None = None
 
 
 def default_groups(num_channels: int) -> int:
@@ -148,7 +151,13 @@ class _Builder:
     def note(self, sentence: str) -> None:
         self.rationale.append(sentence)
 
-    def build(self, norm: str, confidence: str, alternatives: tuple[str, ...] = ()) -> Advice:
+    def build(
+        self,
+        norm: str,
+        confidence: str,
+        alternatives: tuple[str, ...] = (),
+        below_bn_batch: str | None = None,
+    ) -> Advice:
         return Advice(
             norm=norm,
             rules=tuple(self.rules),
@@ -157,6 +166,7 @@ class _Builder:
             would_change=tuple(self.would_change),
             confidence=confidence,
             alternatives=alternatives,
+            below_bn_batch=below_bn_batch,
         )
 
 
@@ -187,7 +197,7 @@ def advise(
     b = _Builder()
     batch = per_device_batch
     if batch is None:
-        b.assumptions.append("per-device batch size unknown")
+        b.assumptions.append(_UNKNOWN_BATCH)
     else:
         b.assumptions.append(
             f"per-device batch {batch}, {devices} device(s), accumulation {accumulate}"
@@ -260,12 +270,23 @@ def calibrate(adv: Advice, architecture: str, batch: int | None, direct: bool) -
     return replace(adv, confidence=confidence, would_change=tuple(would_change))
 
 
+_UNKNOWN_BATCH = "per-device batch size unknown"
+
+
+def _depends_on_batch(large: str, small: str) -> str:
+    """The assumption line of an unknown batch: both answers, neither assumed."""
+    return (
+        f"per-device batch unknown, so no batch is assumed: {large} at >= {BN_MIN_BATCH} per "
+        f"device, {small} below"
+    )
+
+
 def _advise_mlp(b: _Builder, batch: int | None) -> Advice:
     b.cite("B11")
     if batch is None:
-        b.assumptions.append(f"assumed per-device batch >= {BN_MIN_BATCH}")
-        b.would_change.append(f"a per-device batch below {BN_MIN_BATCH}: ln")
-        return b.build("bn", "low", alternatives=("ln",))
+        b.assumptions[b.assumptions.index(_UNKNOWN_BATCH)] = _depends_on_batch("bn", "ln")
+        b.would_change.append(f"the batch size (pass --batch-size): below {BN_MIN_BATCH}, ln")
+        return b.build("bn", "low", alternatives=("ln",), below_bn_batch="ln")
     if batch >= BN_MIN_BATCH:
         b.would_change.append(f"a per-device batch below {BN_MIN_BATCH}: ln")
         return b.build("bn", "high", alternatives=("ln",))
@@ -303,12 +324,10 @@ def _advise_cnn(
         # The pretrained BN stays; whether to freeze it depends on the batch.
         b.would_change.append(f"fine-tuning at a per-device batch below {BN_MIN_BATCH}: frozenbn")
     if batch is None:
-        b.cite("B1", "B5")
-        b.assumptions.append(f"assumed per-device batch >= {BN_MIN_BATCH}")
-        b.would_change.append(
-            f"a per-device batch below {BN_MIN_BATCH}: gn (pass --batch-size to be sure)"
-        )
-        return b.build("bn", "low", alternatives=("gn",))
+        b.cite("B1", "B5", "B2")
+        b.assumptions[b.assumptions.index(_UNKNOWN_BATCH)] = _depends_on_batch("bn", "gn")
+        b.would_change.append(f"the batch size (pass --batch-size): below {BN_MIN_BATCH}, gn")
+        return b.build("bn", "low", alternatives=("gn",), below_bn_batch="gn")
     if batch >= BN_MIN_BATCH:
         b.cite("B1", "B5")
         b.would_change.append(f"a per-device batch below {BN_MIN_BATCH}: gn")

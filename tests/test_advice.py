@@ -130,6 +130,18 @@ def test_unknown_batch_says_what_it_assumed_and_what_would_change() -> None:
     assert any("treated as a CNN" in s for s in unknown_arch.assumptions)
 
 
+def test_unknown_batch_assumes_no_batch_and_states_both_answers() -> None:
+    """Issue 11: never assume >= 16 when the batch is unknown; say what it is at a small
+    and at a large batch (CNN: bn / gn, MLP: bn / ln)."""
+    for arch, small in (("cnn2d", "gn"), ("mlp", "ln")):
+        a = advise(arch, None)
+        assert a.below_bn_batch == small
+        assert not any("assumed per-device batch" in s for s in a.assumptions)
+        assert any(f"bn at >= 16 per device, {small} below" in s for s in a.assumptions)
+    assert advise("cnn2d", 32).below_bn_batch is None
+    assert advise("rnn", None).below_bn_batch is None  # LN whatever the batch
+
+
 def test_hybrid_is_cnn_advice_with_a_note() -> None:
     a = advise("hybrid", 8)
     assert a.norm == "gn" and any("Hybrid" in r for r in a.rationale)

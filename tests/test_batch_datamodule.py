@@ -136,3 +136,19 @@ def test_datamodule_of_another_file_handed_to_lightningcli(tmp_path: Path) -> No
     # the signature default, where it is written; a --config may override it (weak)
     assert batch.per_device == 2
     assert "datamodule.py:7 RandomDataModule(batch_size=2)" in batch.source
+
+
+def test_unknown_batch_recommendation_names_both_answers(tmp_path: Path) -> None:
+    """A model nothing trains: 'bn at a per-device batch >= 16, gn below', no assumption."""
+    from typer.testing import CliRunner
+
+    from cli.main import app
+
+    (tmp_path / "model.py").write_text(MODEL)
+    project.clear()
+    (model,) = [m for r in analyze_paths([str(tmp_path)]) for m in r.models]
+    rec = model.recommendation
+    assert model.batch_size.per_device is None and rec is not None
+    assert (rec.norm, rec.below_bn_batch) == ("bn", "gn")
+    res = CliRunner().invoke(app, ["recommend", str(tmp_path / "model.py"), "--isolated"])
+    assert "recommend: bn at a per-device batch >= 16, gn below (confidence low" in res.output

@@ -555,6 +555,7 @@ def recommend(model: ModelContext, domain: str | None = None) -> Recommendation:
         would_change=would_change,
         confidence=_kept_confidence(adv, norm, model),  # type: ignore[arg-type]
         alternatives=[n for n in (adv.norm, *adv.alternatives) if n != norm],
+        below_bn_batch=adv.below_bn_batch if norm == adv.norm else None,
     )
 
 

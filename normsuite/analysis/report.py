@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from normsuite import __version__
-from normsuite.analysis.types import FileResult, Finding, ModelReport, Notice
+from normsuite.advice import BN_MIN_BATCH
+from normsuite.analysis.types import FileResult, Finding, ModelReport, Notice, Recommendation
 
 Command = Literal["check", "recommend"]
 JSON_SCHEMA_VERSION = 1
@@ -216,7 +217,7 @@ def _recommendation_sentence(model: ModelReport) -> str:
     if rec is None:
         return f"{model.name}: no recommendation"
     rules = f" [{', '.join(rec.rules)}]" if rec.rules else ""
-    text = f"{model.name} ({model.architecture}, {_batch_text(model)}): use {rec.norm}{rules}"
+    text = f"{model.name} ({model.architecture}, {_batch_text(model)}): use {headline(rec)}{rules}"
     if rec.rationale:
         text += f". {rec.rationale[0]}"
     return text
@@ -278,12 +279,20 @@ def _plain_model(path: str, model: ModelReport) -> list[str]:
         lines.append(f"  recommend: none ({model.abstain or 'nothing to recommend'})")
         return lines
     rules = f"; rules {', '.join(rec.rules)}" if rec.rules else ""
-    lines.append(f"  recommend: {rec.norm} (confidence {rec.confidence}{rules})")
+    lines.append(f"  recommend: {headline(rec)} (confidence {rec.confidence}{rules})")
     for s in rec.layers:
         change = "keep" if s.current == s.suggested else f"-> {s.suggested}"
         lines.append(f"    line {s.line} {s.site}: {s.current} {change}")
     lines.extend(advice_sections(rec.rationale, rec.assumptions, rec.would_change))
     return lines
+
+
+def headline(rec: Recommendation | Any) -> str:
+    """``bn``, or ``bn at batch >= 16, gn below`` when the batch is unknown (a
+    Recommendation, or an ``Advice``)."""
+    if getattr(rec, "below_bn_batch", None) is None:
+        return rec.norm
+    return f"{rec.norm} at a per-device batch >= {BN_MIN_BATCH}, {rec.below_bn_batch} below"
 
 
 def advice_sections(
@@ -424,7 +433,8 @@ def _rich_model(console: Any, path: str, model: ModelReport) -> None:
         return
     rules = f"; rules {', '.join(rec.rules)}" if rec.rules else ""
     console.print(
-        f"  recommend [bold green]{rec.norm}[/bold green] (confidence {rec.confidence}{rules})"
+        f"  recommend [bold green]{escape(headline(rec))}[/bold green] "
+        f"(confidence {rec.confidence}{rules})"
     )
     for title, items in (
         ("why", rec.rationale),

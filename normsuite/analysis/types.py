@@ -73,6 +73,8 @@ class Recommendation:
     would_change: list[str] = field(default_factory=list)
     confidence: Literal["high", "medium", "low"] = "medium"
     alternatives: list[str] = field(default_factory=list)  # other good norms, e.g. ["syncbn"]
+    # Batch unknown: ``norm`` holds at a per-device batch >= 16, this norm below it.
+    below_bn_batch: str | None = None
 
 
 @dataclass(frozen=True)
