@@ -67,6 +67,50 @@ def test_cells_together_in_order_magics_and_shell_skipped(tmp_path: Path) -> Non
     assert [(f.code, f.line) for f in result.findings] == [("NRM001", 4)]
 
 
+def test_notebook_json_under_a_python_name_is_an_error_not_a_pass(tmp_path: Path) -> None:
+    """A notebook saved as train.py parses as a dict literal: it was 'All checks passed'."""
+    nb = _notebook(
+        tmp_path / "train.py",
+        ("code", "import torch.nn as nn\nbn = nn.GroupNorm(3, 10)\n"),
+    )
+    out = runner.invoke(app, ["check", str(nb)])
+    assert out.exit_code == 2 and "Traceback" not in out.output
+    assert "a Jupyter notebook's JSON, not Python: name it .ipynb" in out.output
+    # a Python file holding a dict literal is Python
+    data = tmp_path / "data.py"
+    data.write_text('{"cells": [], "meta": 1}\n')
+    assert runner.invoke(app, ["check", str(data)]).exit_code == 0
+
+
+def test_batch_source_is_a_cell_position(tmp_path: Path) -> None:
+    nb = _notebook(
+        tmp_path / "nb.ipynb",
+        ("code", "import torch.nn as nn\nfrom torch.utils.data import DataLoader\n"),
+        (
+            "code",
+            "class Net(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
+            "        self.conv = nn.Conv2d(3, 8, 3, bias=False)\n"
+            "        self.bn = nn.BatchNorm2d(8)\n"
+            "    def forward(self, x):\n        return self.bn(self.conv(x))\n",
+        ),
+        ("code", "model = Net()\nloader = DataLoader(ds, batch_size=1, shuffle=True)\n"),
+    )
+    (result,) = analyze_paths([str(nb)])
+    (nrm005,) = [f for f in result.findings if f.code == "NRM005"]
+    assert "(cell 3:line 2 DataLoader(batch_size=1))" in nrm005.message
+    assert result.models[0].batch_size.source == "cell 3:line 2 DataLoader(batch_size=1)"
+
+
+def test_help_lines_are_skipped(tmp_path: Path) -> None:
+    nb = _notebook(
+        tmp_path / "nb.ipynb",
+        ("code", "import torch.nn as nn\n??nn.BatchNorm2d\nnn.GroupNorm?\n"),
+        ("code", "m = nn.Sequential(nn.Linear(10, 32), nn.BatchNorm1d(32))\n"),
+    )
+    (result,) = analyze_paths([str(nb)])
+    assert result.error is None and [f.code for f in result.findings] == ["NRM001"]
+
+
 def test_not_python_nor_notebook_is_one_line_exit_2(tmp_path: Path) -> None:
     bad = tmp_path / "bad.ipynb"
     bad.write_text("{not json")

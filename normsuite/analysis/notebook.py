@@ -52,11 +52,24 @@ def _lines(source: Any) -> list[str]:
 
 def _python(line: str) -> str:
     stripped = line.lstrip()
-    if stripped.startswith(("%", "!")) or (stripped.endswith("?") and " " not in stripped):
+    help_line = (stripped.endswith("?") or stripped.startswith("?")) and " " not in stripped
+    if stripped.startswith(("%", "!")) or help_line:  # magics, shell, ``x?`` / ``??x`` help
         indent = line[: len(line) - len(stripped)]
         return indent + "pass"  # keeps an indented block valid and the line numbers
     m = _SHELL_ASSIGN.match(line)  # files = !ls
     return f"{m.group(1)}None" if m else line
+
+
+def is_notebook_json(text: str) -> bool:
+    """A Jupyter notebook's JSON (saved under another name: ``train.py``): it parses as a
+    Python dict literal, so without this check it would pass every rule unread."""
+    if not text.lstrip().startswith("{") or '"cells"' not in text:
+        return False
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return False
+    return isinstance(data, dict) and isinstance(data.get("cells"), list) and "nbformat" in data
 
 
 def read_notebook(text: str, path: str) -> NotebookSource:
@@ -116,16 +129,40 @@ def split_result(result: FileResult, nb: NotebookSource) -> list[FileResult]:
     return [per_cell[c] for c in sorted(per_cell)]
 
 
+_FILE_LINE = re.compile(r"\bfile:(\d+)")
+
+
+def _cell_places(text: str, nb: NotebookSource) -> str:
+    """``file:23`` (a line of the joined cells, in batch sources) as ``cell 6:line 4``."""
+
+    def place(m: re.Match[str]) -> str:
+        cell, inner = nb.place(int(m.group(1)))
+        return f"cell {cell}:line {inner}"
+
+    return _FILE_LINE.sub(place, text)
+
+
 def _finding_in_cell(f: Finding, line: int, nb: NotebookSource) -> Finding:
     end = None
     if f.end_line is not None:
         end = nb.place(f.end_line)[1] if nb.place(f.end_line)[0] == nb.place(f.line)[0] else None
-    return replace(f, line=line, end_line=end, end_col=f.end_col if end else None)
+    return replace(
+        f,
+        line=line,
+        end_line=end,
+        end_col=f.end_col if end else None,
+        message=_cell_places(f.message, nb),
+    )
 
 
 def _model_in_cell(model: ModelReport, line: int, nb: NotebookSource) -> ModelReport:
     sites = [replace(s, line=nb.place(s.line)[1]) for s in model.norms_found]
     rec = model.recommendation
     if rec is not None:
-        rec = replace(rec, layers=[replace(s, line=nb.place(s.line)[1]) for s in rec.layers])
-    return replace(model, line=line, norms_found=sites, recommendation=rec)
+        rec = replace(
+            rec,
+            layers=[replace(s, line=nb.place(s.line)[1]) for s in rec.layers],
+            assumptions=[_cell_places(a, nb) for a in rec.assumptions],
+        )
+    batch = replace(model.batch_size, source=_cell_places(model.batch_size.source, nb))
+    return replace(model, line=line, norms_found=sites, recommendation=rec, batch_size=batch)

@@ -179,6 +179,15 @@ def _analyze_one(
             source = read_source(target.path, max_size=max_size)
     except SourceError as exc:
         return FileResult(path=target.path, error=str(exc))
+    if source[:1] in ("{", " ", "\n", "\ufeff") and not target.path.endswith(".ipynb"):
+        from normsuite.analysis.notebook import is_notebook_json
+
+        if is_notebook_json(source):
+            return FileResult(
+                path=target.path,
+                error="a Jupyter notebook's JSON, not Python: name it .ipynb to have its "
+                "code cells analyzed",
+            )
     return analyze_text(source, target.path, options, config=config, analyzer=analyzer)
 
 
