@@ -304,3 +304,46 @@ def test_pixel_shuffle_is_a_layer_and_a_norm_free_sr_net_stays_norm_free() -> No
     (model,) = result.models
     assert model.domain is not None and model.domain.startswith("D8")
     assert model.recommendation is None or model.recommendation.norm == "none"
+
+
+KWARGS_BLOCK = """
+import torch.nn as nn
+
+
+class ConvBN(nn.Module):
+    def __init__(self, cin, cout, k, **kwargs):
+        super().__init__()
+        {setdefault}
+        self.conv = nn.Conv2d(cin, cout, k, **kwargs)
+        self.bn = nn.BatchNorm2d(cout)
+
+    def forward(self, x):
+        return self.bn(self.conv(x)).relu()
+
+
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.a = ConvBN(3, 32, 3, padding=1, bias=False)
+        self.b = ConvBN(32, 64, 3, padding=1)
+
+    def forward(self, x):
+        return self.b(self.a(x))
+"""
+
+
+def test_nrm001_through_kwargs_points_at_the_call_that_leaves_the_bias_on() -> None:
+    """One caller passes bias=False through **kwargs, the other does not: the finding is
+    at that other call ('pass bias=False here'), not inside the shared block."""
+    result = analyze_source(KWARGS_BLOCK.format(setdefault="pass"), "k.py", AnalysisOptions())
+    (nrm001,) = [f for f in result.findings if f.code == "NRM001"]
+    assert nrm001.line == 20
+    assert "ConvBN takes it from its **kwargs, so pass bias=False here" in nrm001.message
+
+
+def test_nrm001_silent_when_the_block_defaults_the_bias_off() -> None:
+    """kwargs.setdefault("bias", False): every caller that does not say otherwise gets no
+    bias."""
+    source = KWARGS_BLOCK.format(setdefault='kwargs.setdefault("bias", False)')
+    result = analyze_source(source, "k.py", AnalysisOptions())
+    assert [f.code for f in result.findings if f.code == "NRM001"] == []

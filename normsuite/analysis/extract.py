@@ -1026,7 +1026,9 @@ class ModuleIndex(UndecidedCode):
                     target.children.append(args[1])
                     target.child_names.append(str(args[0]))
                 return True, None
-        if attr in ("append", "extend", "insert", "update") and not _looks_global(owner, self):
+        if attr in ("append", "extend", "insert", "update", "setdefault") and not _looks_global(
+            owner, self
+        ):
             target = self.eval(owner, env, inst)
             args, kwargs = self._args(node, env, inst)
             if args is None:
@@ -1043,6 +1045,11 @@ class ModuleIndex(UndecidedCode):
             elif isinstance(target, dict) and attr == "update" and args:
                 if isinstance(args[0], dict):
                     target.update(args[0])
+            elif isinstance(target, dict) and attr == "setdefault" and len(args) == 2:
+                # kwargs.setdefault("bias", False): the default only when no caller set it
+                # (an opaque **kwargs may have: then it stays unknown)
+                if args[0] not in target and UNKNOWN_KWARGS not in target:
+                    target[args[0]] = args[1]
             elif isinstance(target, Layer) and target.type in ("ModuleList", "Sequential"):
                 new = [args[0]] if attr == "append" and args else self._iterate(args[0])
                 if new is None:

@@ -57,9 +57,18 @@ def _shared_wrapper(ctx: FileContext, via: Layer, feeding: set[int]) -> Layer | 
         for _, layer in model.layers:
             if layer is via or layer.instance is None or layer.instance.cls is not cls:
                 continue
-            if id(layer) not in feeding and layer.line != via.line:
+            if id(layer) not in feeding and layer.line != via.line and _biased(layer):
                 return layer
     return None
+
+
+def _biased(wrapper: Layer) -> bool:
+    """Whether a call of a wrapper builds a layer with a bias (``ConvKw(64, 64,
+    bias=False)`` builds none: that use does not need one)."""
+    if wrapper.instance is None:
+        return True
+    known = [sub.has_bias for _, sub in wrapper.instance.walk() if sub.has_bias is not None]
+    return not known or any(known)
 
 
 def _condition(ctx: FileContext, line: int) -> str | None:
@@ -108,6 +117,10 @@ def _bias_call_site(model: ModelContext, producer: Layer) -> tuple[Layer, str] |
     chain of such arguments up (``ConvLayer(use_bias=use_bias[0])`` inside a block whose
     caller passes ``use_bias=(True, False)``)."""
     m = re.search(r"\bbias=(\w+)", producer.code)
+    if m is None and "**" in producer.code:
+        # nn.Conv2d(cin, cout, k, **kwargs) inside a block: the caller decides, by keyword
+        caller = _owner_call(model, producer, None)
+        return (caller, "bias") if caller is not None else None
     if m is None or m.group(1) in ("True", "False"):
         return None
     current, param = producer, m.group(1)
@@ -124,11 +137,27 @@ def _bias_call_site(model: ModelContext, producer: Layer) -> tuple[Layer, str] |
     return found
 
 
-def _owner_call(model: ModelContext, child: Layer, param: str) -> Layer | None:
-    """The call of a file module whose direct child is ``child`` and that passes ``param``."""
+def _carrier(cls: ClassInfo, param: str) -> str:
+    """How a module class receives ``param``: "`bias` argument" or "**kwargs"."""
+    init = cls.method("__init__")
+    named = init is not None and any(
+        p.arg == param for p in [*init.args.posonlyargs, *init.args.args, *init.args.kwonlyargs]
+    )
+    return f"`{param}` argument" if named else "**kwargs"
+
+
+def _owner_call(model: ModelContext, child: Layer, param: str | None) -> Layer | None:
+    """The call of a file module whose direct child is ``child`` and that passes ``param``
+    (None: a module whose ``__init__`` takes ``**kwargs``, whatever the call passes)."""
     for _, layer in model.layers:
         inst = layer.instance
-        if inst is None or param not in layer.kwargs or not _has_parameter(inst.cls, param):
+        if inst is None:
+            continue
+        if param is None:
+            init = inst.cls.method("__init__")
+            if init is None or init.args.kwarg is None:
+                continue
+        elif param not in layer.kwargs or not _has_parameter(inst.cls, param):
             continue
         if any(c is child for _, c in inst.layers()) or any(
             c is child for _, sub in inst.layers() for c in sub.children
@@ -138,11 +167,14 @@ def _owner_call(model: ModelContext, child: Layer, param: str) -> Layer | None:
 
 
 def _has_parameter(cls: ClassInfo, name: str) -> bool:
+    """``name`` is a parameter of the class's ``__init__``, or ``**kwargs`` may carry it."""
     init = cls.method("__init__")
     if init is None:
         return False
     a = init.args
-    return any(p.arg == name for p in [*a.posonlyargs, *a.args, *a.kwonlyargs])
+    return a.kwarg is not None or any(
+        p.arg == name for p in [*a.posonlyargs, *a.args, *a.kwonlyargs]
+    )
 
 
 @rule("NRM001")
@@ -182,7 +214,7 @@ def bias_before_batch_norm(ctx: FileContext) -> Iterator[Finding]:
                 value = caller.kwargs.get(param)
                 fix = (
                     f"pass {param}=False here"
-                    if isinstance(value, bool)
+                    if isinstance(value, bool) or param not in caller.kwargs
                     else f"pass a `{param}` here that turns that bias off"
                 )
                 yield finding(
@@ -191,7 +223,7 @@ def bias_before_batch_norm(ctx: FileContext) -> Iterator[Finding]:
                     f"`{short(caller.code)}` builds `{short(producer.code)}` (line "
                     f"{producer.line}) with a bias that `{short(app.layer.code)}` cancels "
                     f"(BN paper s3.2): {caller.instance.cls.name} takes it from its "
-                    f"`{param}` argument, so {fix}.",
+                    f"{_carrier(caller.instance.cls, param)}, so {fix}.",
                     model.name,
                 )
                 continue
