@@ -86,8 +86,11 @@ def test_src_layout_relative_imports_and_constants(src_layout: dict[str, FileRes
     model = next(m for m in net.models if m.name == "Net")
     sites = {s.name: (s.kind, s.num_channels) for s in model.norms_found}
     assert sites == {"stem.bn": ("bn", 48), "extra.1": ("bn", 96), "norm": ("ln", 48)}
-    # the helper-made and wrapper-made convs keep their bias: NRM001 at the calls in net.py
-    assert _codes(net) == [("NRM001", 11), ("NRM001", 12)]
+    # the helper-made and wrapper-made convs keep their bias: NRM001 at the helper's call
+    # in net.py; the wrapper ConvBN reports its own conv in layers.py, once (not again at
+    # its call in net.py, line 11)
+    assert _codes(net) == [("NRM001", 12)]
+    assert _codes(src_layout["src_layout/src/netpkg/layers.py"]) == [("NRM001", 18)]
 
 
 def test_subclass_with_own_init_passes_its_super_arguments(
@@ -288,9 +291,13 @@ def test_finding_in_inherited_code_is_reported_where_the_code_is(tmp_path: Path)
     project.clear()
     results = {Path(r.path).name: r for r in analyze_paths([str(tmp_path)], jobs=1)}
     assert _codes(results["v5.py"]) == [("NRM001", 5)]
-    # V6 adds nothing: silent. V6Head's `V5()` call is in this file: reported there, and its
-    # own Linear -> BatchNorm1d too.
-    assert _codes(results["v6.py"]) == [("NRM001", 8), ("NRM001", 9)]
+    # V6 adds nothing: silent. V6Head's `V5()` call repeats v5.py's finding: dropped when
+    # v5.py is in the run (one finding, as in one file), kept when v6.py is checked alone.
+    # Its own Linear -> BatchNorm1d is its own.
+    assert _codes(results["v6.py"]) == [("NRM001", 9)]
+    project.clear()
+    (alone,) = analyze_paths([str(tmp_path / "v6.py")], jobs=1)
+    assert _codes(alone) == [("NRM001", 8), ("NRM001", 9)]
 
 
 def test_inherited_helpers_that_set_up_the_model_still_run() -> None:
@@ -414,3 +421,28 @@ def test_star_import_skips_private_names(tmp_path: Path) -> None:
     project.clear()
     (result,) = analyze_paths([str(tmp_path / "m.py")])
     assert result.models == [] and result.error is None
+
+
+def test_finding_in_a_block_of_another_file_is_reported_once(tmp_path: Path) -> None:
+    """blocks.py reports its own biased conv; model.py, which builds the block, repeats it
+    only when blocks.py is not part of the run."""
+    (tmp_path / "blocks.py").write_text(
+        "import torch.nn as nn\n\n\nclass Block(nn.Module):\n"
+        "    def __init__(self, c, norm_layer=nn.BatchNorm2d):\n        super().__init__()\n"
+        "        self.conv = nn.Conv2d(c, c, 1)\n        self.bn = norm_layer(c)\n\n"
+        "    def forward(self, x):\n        return self.bn(self.conv(x))\n"
+    )
+    (tmp_path / "model.py").write_text(
+        "import torch.nn as nn\nfrom blocks import Block\n\n\nclass Net(nn.Module):\n"
+        "    def __init__(self):\n        super().__init__()\n        self.layer = Block(16)\n\n"
+        "    def forward(self, x):\n        return self.layer(x)\n"
+    )
+    project.clear()
+    both = {os.path.basename(r.path): _codes(r) for r in analyze_paths([str(tmp_path)])}
+    assert both == {"blocks.py": [("NRM001", 7)], "model.py": []}
+    project.clear()
+    (alone,) = analyze_paths([str(tmp_path / "model.py")])
+    (nrm001,) = alone.findings
+    assert (nrm001.line, nrm001.layer_at) == (8, nrm001.layer_at) and nrm001.layer_at.endswith(
+        "blocks.py:7"
+    )

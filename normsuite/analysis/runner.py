@@ -266,7 +266,36 @@ def analyze_paths(
     sockets, which are never opened (without it they are error results).
     """
     with _few_full_collections():
-        return _analyze_paths(paths, options, settings, stdin, jobs, analyzer, skipped)
+        results = _analyze_paths(paths, options, settings, stdin, jobs, analyzer, skipped)
+    return drop_repeats(results)
+
+
+def drop_repeats(results: list[FileResult]) -> list[FileResult]:
+    """A finding about a layer of another file (``layer_at``), made again at the call that
+    builds it, is dropped when that file is in the same run and reports it itself: one
+    finding, as when both were one file. Analysing ``model.py`` alone keeps it."""
+    own: dict[str, set[tuple[str, int]]] = {}
+    for r in results:
+        if r.findings and not r.error:
+            own[os.path.abspath(r.path)] = {(f.code, f.line) for f in r.findings if not f.layer_at}
+
+    def reported(layer_at: str, code: str) -> bool:
+        label, _, line = layer_at.rpartition(":")
+        if not line.isdigit():
+            return False
+        suffix = os.sep + os.path.normpath(label)
+        return any(
+            (path == os.path.abspath(label) or path.endswith(suffix)) and (code, int(line)) in seen
+            for path, seen in own.items()
+        )
+
+    out = []
+    for r in results:
+        repeats = [f for f in r.findings if f.layer_at and reported(f.layer_at, f.code)]
+        if repeats:
+            r = replace(r, findings=[f for f in r.findings if f not in repeats])
+        out.append(r)
+    return out
 
 
 def _analyze_paths(

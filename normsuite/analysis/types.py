@@ -24,6 +24,9 @@ class Finding:
     end_line: int | None = None
     end_col: int | None = None
     model: str | None = None  # the class the finding belongs to, if any
+    # "blocks.py:13": the layer it is about is built in another file (the finding is at the
+    # call of this file that builds it)
+    layer_at: str | None = None
 
 
 @dataclass(frozen=True)

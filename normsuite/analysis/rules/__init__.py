@@ -41,8 +41,10 @@ def finding(code: str, layer: Layer, message: str, model: str | None = None) -> 
     """A finding at ``layer``'s constructor call (1-based column, like ruff); for a layer
     built in another file, at the call in this file that builds it, naming the other place."""
     where = layer.anchor if layer.file is not None and layer.anchor is not None else layer
+    layer_at = None
     if where is not layer:
-        message = f"{message}{_ELSEWHERE}{layer.code}` at {layer.file}:{layer.line})"
+        layer_at = f"{layer.file}:{layer.line}"
+        message = f"{message}{_ELSEWHERE}{layer.code}` at {layer_at})"
     return Finding(
         code=code,
         message=message,
@@ -52,6 +54,7 @@ def finding(code: str, layer: Layer, message: str, model: str | None = None) -> 
         end_line=where.end_line,
         end_col=None if where.end_col is None else where.end_col + 1,
         model=model,
+        layer_at=layer_at,
     )
 
 
@@ -128,7 +131,7 @@ def run_rules(ctx: FileContext, codes: Iterable[str] | None = None) -> list[Find
     kept = [
         f
         for f in merged.values()
-        if not (f.code in _STRUCTURAL and _ELSEWHERE in f.message and (f.line, f.col) in inherited)
+        if not (f.code in _STRUCTURAL and f.layer_at and (f.line, f.col) in inherited)
     ]
     return sorted(kept, key=lambda f: (f.line, f.col, f.code))
 
