@@ -347,3 +347,39 @@ def test_nrm001_silent_when_the_block_defaults_the_bias_off() -> None:
     source = KWARGS_BLOCK.format(setdefault='kwargs.setdefault("bias", False)')
     result = analyze_source(source, "k.py", AnalysisOptions())
     assert [f.code for f in result.findings if f.code == "NRM001"] == []
+
+
+HELPER_FN = """
+import torch.nn as nn
+
+
+def conv3x3(cin, cout, stride=1):
+    return nn.Conv2d(cin, cout, 3, stride, 1)
+
+
+class SegNet(nn.Module):
+    def __init__(self, n_cls=21):
+        super().__init__()
+        self.c1 = conv3x3(3, 64)
+        self.b1 = nn.BatchNorm2d(64)
+        self.classifier = {head}
+
+    def forward(self, x):
+        return self.classifier(self.b1(self.c1(x)).relu())
+"""
+
+
+def test_nrm001_in_a_helper_that_also_builds_the_output_layer_is_not_auto_fixed() -> None:
+    """conv3x3() builds a conv before BN and the classifier: bias=False in the helper would
+    take the classifier's bias, so the finding asks for a parameter and no fix is offered."""
+    from normsuite.analysis.fixes import fixes_for
+
+    shared = HELPER_FN.format(head="conv3x3(64, n_cls)")
+    (f,) = analyze_source(shared, "s.py", AnalysisOptions()).findings
+    assert f.line == 6 and "also builds `classifier`" in f.message
+    assert "give conv3x3 a `bias` parameter" in f.message
+    assert fixes_for(shared, [f], unsafe=True) == []
+    alone = HELPER_FN.format(head="nn.Conv2d(64, n_cls, 1)")
+    (f,) = analyze_source(alone, "s.py", AnalysisOptions()).findings
+    assert f.message.endswith("pass bias=False to the Conv2d.")
+    assert len(fixes_for(alone, [f], unsafe=True)) == 1

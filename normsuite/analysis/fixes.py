@@ -230,7 +230,7 @@ def fixes_for(source: str, findings: Iterable[Finding], unsafe: bool) -> list[Fi
             options = _eps_fixes(call, off) or _group_norm_fix(call, off)
         elif f.code == "NRM009":
             options = _momentum_fix(call, off)
-        elif f.code == "NRM001" and "pass bias=False" in f.message:
+        elif f.code == "NRM001" and re.search(r"pass bias=False (to the \w+|here)\.", f.message):
             # Not where the message asks for a conditional bias or a new parameter.
             options = _bias_fix(call, off, tree)
         else:

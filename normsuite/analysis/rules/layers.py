@@ -91,6 +91,14 @@ def _condition(ctx: FileContext, line: int) -> str | None:
     return None
 
 
+def _enclosing_function(ctx: FileContext, line: int) -> str | None:
+    """The module-level function of the file whose body holds ``line`` (a layer helper)."""
+    for name, fn in ctx.index.functions.items():
+        if fn.lineno <= line <= (fn.end_lineno or fn.lineno):
+            return name
+    return None
+
+
 def _bias_names(layer: Layer) -> set[str]:
     """The names (and dotted attributes) read by the ``bias=`` argument of a layer's call."""
     try:
@@ -200,6 +208,15 @@ def bias_before_batch_norm(ctx: FileContext) -> Iterator[Finding]:
             for a in model.apps
             if a.inp.producer is not None and a.layer.norm_kind not in ("bn", "syncbn", "in")
         }
+        # Layers applied whose output feeds no such norm: an output layer built by the same
+        # helper (``conv3x3(64, n_cls)``) needs the bias the others do not.
+        normed = {id(a.inp.producer) for a in norm_apps if a.inp.producer is not None}
+        unnormed = {
+            (a.layer.line, a.layer.col): a.layer
+            for a in model.apps
+            if a.layer.has_bias is True and id(a.layer) not in normed
+        }
+        paths = {id(layer): path for path, layer in model.layers}
         for app in norm_apps:
             producer = app.inp.producer
             if producer is None or producer.has_bias is not True:
@@ -240,6 +257,21 @@ def bias_before_batch_norm(ctx: FileContext) -> Iterator[Finding]:
                     f"subtraction cancels the bias (BN paper s3.2), but it also feeds "
                     f"`{short(also.code)}` (line {also.line}), which keeps it: pass a bias "
                     f"that depends on whether the norm follows (bias=not {flag}).",
+                    model.name,
+                )
+                continue
+            twin = unnormed.get((producer.line, producer.col))
+            if twin is not None and twin is not producer and via is None and producer.file is None:
+                helper = _enclosing_function(ctx, producer.line)
+                where = f"{helper}()" if helper else "the same constructor call"
+                fix = f"give {helper} a `bias` parameter" if helper else "make the bias a parameter"
+                yield finding(
+                    "NRM001",
+                    producer,
+                    f"`{short(producer.code)}` feeds `{short(app.layer.code)}`, whose mean "
+                    f"subtraction cancels the bias (BN paper s3.2), but {where} also builds "
+                    f"`{paths.get(id(twin), short(twin.code))}`, which feeds no norm and "
+                    f"needs its bias: {fix} and pass bias=False where a norm follows.",
                     model.name,
                 )
                 continue
