@@ -383,3 +383,35 @@ def test_nrm001_in_a_helper_that_also_builds_the_output_layer_is_not_auto_fixed(
     (f,) = analyze_source(alone, "s.py", AnalysisOptions()).findings
     assert f.message.endswith("pass bias=False to the Conv2d.")
     assert len(fixes_for(alone, [f], unsafe=True)) == 1
+
+
+SECOND_CONSUMER = """
+import torch.nn as nn
+
+
+class Head(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc1 = nn.Linear(64, 32)
+        self.bn = nn.BatchNorm1d(32)
+        self.fc2 = nn.Linear(32, 8)
+
+    def forward(self, x):
+        h = self.fc1(x)
+{use}
+"""
+
+
+def test_nrm001_silent_when_the_pre_norm_output_is_also_kept() -> None:
+    """The biased output reaches another consumer through a dict or a list: its bias is
+    not cancelled there (a05)."""
+    uses = {
+        "dict": '        return {"z": self.fc2(self.bn(h)), "hidden": h}',
+        "list": "        feats = []\n        feats.append(h)\n"
+        "        return self.fc2(self.bn(h)), feats",
+    }
+    for name, use in uses.items():
+        result = analyze_source(SECOND_CONSUMER.format(use=use), "h.py", AnalysisOptions())
+        assert [f.code for f in result.findings] == [], name
+    only = SECOND_CONSUMER.format(use="        return self.fc2(self.bn(h))")
+    assert [f.code for f in analyze_source(only, "h.py", AnalysisOptions()).findings] == ["NRM001"]

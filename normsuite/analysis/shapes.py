@@ -497,6 +497,11 @@ class FlowTracer:
             return _merge_binop(node.op, left, right)
         if isinstance(node, ast.Tuple):
             return tuple(self._eval(e, env, inst) for e in node.elts)
+        if isinstance(node, ast.Dict):  # {"hidden": h}: returned, a consumer of h
+            return {
+                key.value if isinstance(key, ast.Constant) else i: self._eval(value, env, inst)
+                for i, (key, value) in enumerate(zip(node.keys, node.values, strict=True))
+            }
         if isinstance(node, ast.List):
             return [self._eval(e, env, inst) for e in node.elts]
         if isinstance(node, ast.Subscript):
@@ -557,6 +562,7 @@ class FlowTracer:
             base = self._eval(func.value, env, inst)
             if isinstance(base, T):
                 return self._tensor_method(base, func.attr, node, env, inst)
+            self._read_arguments(node, env, inst)  # feats.append(x): x has another consumer
             return UNKNOWN
         if isinstance(func, ast.Name):
             qual = self.index.qualname(func) or func.id
@@ -564,6 +570,13 @@ class FlowTracer:
                 return UNKNOWN  # a same-file helper on tensors: opaque (no guessing)
             return self._function(qual.split(".")[-1], node, env, inst)
         return UNKNOWN
+
+    def _read_arguments(self, node: ast.Call, env: dict[str, Any], inst: ModuleInstance) -> None:
+        """Evaluate a call's arguments only to count the reads of the tensors passed."""
+        for arg in node.args:
+            self._eval(arg.value if isinstance(arg, ast.Starred) else arg, env, inst)
+        for kw in node.keywords:
+            self._eval(kw.value, env, inst)
 
     def _apply_alternates(self, func: ast.expr, x: Any, inst: ModuleInstance) -> None:
         """``self.head(x)``: the head a non-default configuration builds instead (an
@@ -728,6 +741,8 @@ def _picks_one_step(index: ast.expr) -> bool:
 
 
 def _abstract(value: Any) -> bool:
+    if isinstance(value, dict):
+        return any(_abstract(v) for v in value.values())
     return isinstance(value, (T, Layer)) or (
         isinstance(value, (tuple, list)) and any(_abstract(v) for v in value)
     )
