@@ -326,7 +326,9 @@ def test_inherited_helpers_that_set_up_the_model_still_run() -> None:
 @pytest.mark.parametrize(
     ("case", "expected"),
     [
-        ("class_attr", [("NRM006", 5)]),  # norm_cls = nn.BatchNorm2d, trained at batch 2
+        # norm_cls = nn.BatchNorm2d (read since class attributes are): BN after V5's biased
+        # conv2 (NRM001), trained at batch 2 (NRM006)
+        ("class_attr", [("NRM001", 5), ("NRM006", 5)]),
         ("hook", [("NRM001", 3)]),  # overrides the norm_cls() its base's __init__ calls
         ("forward", [("NRM001", 2), ("NRM011", 2)]),  # its own forward: BN(3) sees 8 channels
     ],

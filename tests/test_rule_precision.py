@@ -415,3 +415,39 @@ def test_nrm001_silent_when_the_pre_norm_output_is_also_kept() -> None:
         assert [f.code for f in result.findings] == [], name
     only = SECOND_CONSUMER.format(use="        return self.fc2(self.bn(h))")
     assert [f.code for f in analyze_source(only, "h.py", AnalysisOptions()).findings] == ["NRM001"]
+
+
+CLASS_ATTR = """
+import torch.nn as nn
+
+
+class ConvNormAct(nn.Module):
+    norm_cls = nn.BatchNorm2d
+    expansion = 2
+
+    def __init__(self, cin, cout):
+        super().__init__()
+        self.conv = nn.Conv2d(cin, cout * self.expansion, 3, padding=1, bias=False)
+        self.norm = self.norm_cls(cout * self.expansion)
+
+    def forward(self, x):
+        return self.norm(self.conv(x)).relu()
+
+
+class Backbone(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.layers = nn.Sequential(ConvNormAct(3, 16), ConvNormAct(32, 32))
+
+    def forward(self, x):
+        return self.layers(x)
+"""
+
+
+def test_class_attributes_hold_layer_classes_and_constants() -> None:
+    """``norm_cls = nn.BatchNorm2d`` and ``expansion = 2`` at class level, read through
+    self: the norm sites are BN with their widths (they were 'norms found: none')."""
+    result = analyze_source(CLASS_ATTR, "c.py", AnalysisOptions(batch_size=4))
+    (model,) = [m for m in result.models if m.name == "Backbone"]
+    assert [(s.kind, s.num_channels) for s in model.norms_found] == [("bn", 32), ("bn", 64)]
+    assert {f.code for f in result.findings} == {"NRM006"}

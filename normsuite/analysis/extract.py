@@ -698,6 +698,29 @@ class ModuleIndex(UndecidedCode):
         except Exception:
             return UNKNOWN
 
+    def _class_attribute(self, cls: ClassInfo, attr: str) -> Any:
+        """``self.norm_cls`` read from a class-level ``norm_cls = nn.BatchNorm2d`` (or
+        ``expansion = 4``) of the class or a base, evaluated in its file: a layer class or
+        a constant; anything else (a module instance shared by every object) is unknown."""
+        seen: ClassInfo | None = cls
+        for _ in range(16):
+            if seen is None:
+                return UNKNOWN
+            for stmt in seen.node.body:
+                target = stmt.target if isinstance(stmt, ast.AnnAssign) else None
+                if isinstance(stmt, ast.Assign) and len(stmt.targets) == 1:
+                    target = stmt.targets[0]
+                if isinstance(target, ast.Name) and target.id == attr:
+                    value = getattr(stmt, "value", None)
+                    if value is None or (isinstance(value, ast.Call) and not _is_partial(value)):
+                        return UNKNOWN
+                    home = seen.home if seen.home is not None else self
+                    found = home.eval(value, {}, None)
+                    static = isinstance(found, (LayerClass, int, float, str, bool, tuple))
+                    return found if static else UNKNOWN
+            seen = seen.parent
+        return UNKNOWN
+
     def _eval(self, node: ast.expr, env: dict[str, Any], inst: Any) -> Any:
         if isinstance(node, ast.Constant):
             return node.value
@@ -712,7 +735,9 @@ class ModuleIndex(UndecidedCode):
         if isinstance(node, ast.Attribute):
             if isinstance(node.value, ast.Name) and node.value.id == "self":
                 if isinstance(inst, ModuleInstance):
-                    return inst.attrs.get(node.attr, UNKNOWN)
+                    if node.attr in inst.attrs:
+                        return inst.attrs[node.attr]
+                    return self._class_attribute(inst.cls, node.attr)
                 return UNKNOWN
             base = self.eval(node.value, env, inst)
             if isinstance(base, Layer) and base.instance is not None:
@@ -1555,6 +1580,12 @@ def _is_torchish(qual: str) -> bool:
 
 def _looks_global(owner: ast.expr, index: ModuleIndex) -> bool:
     return isinstance(owner, ast.Name) and owner.id in index.imports
+
+
+def _is_partial(call: ast.Call) -> bool:
+    func = call.func
+    name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
+    return name == "partial"
 
 
 def layer_type_of(qual: str) -> str | None:
