@@ -451,3 +451,33 @@ def test_class_attributes_hold_layer_classes_and_constants() -> None:
     (model,) = [m for m in result.models if m.name == "Backbone"]
     assert [(s.kind, s.num_channels) for s in model.norms_found] == [("bn", 32), ("bn", 64)]
     assert {f.code for f in result.findings} == {"NRM006"}
+
+
+ADD_MODULE_LOOP = """
+import torch.nn as nn
+
+
+class PlainNet(nn.Module):
+    def __init__(self, plan):
+        super().__init__()
+        c = 3
+        for i, w in enumerate(plan):
+            self.add_module(f"conv{i}", nn.Conv2d(c, w, 3, padding=1))
+            self.add_module(f"bn{i}", nn.BatchNorm2d(w))
+            c = w
+
+    def forward(self, x):
+        for name, m in self.named_children():
+            x = m(x)
+        return x
+"""
+
+
+def test_add_module_with_unknown_names_keeps_every_layer() -> None:
+    """add_module(f"conv{i}", ...) in a loop over an unknown plan: the conv and the BN
+    are both seen (they overwrote each other under one 'UNKNOWN' name: architecture
+    unknown), and self.named_children() applies them in order: NRM001."""
+    result = analyze_source(ADD_MODULE_LOOP, "p.py", AnalysisOptions())
+    (model,) = result.models
+    assert model.architecture == "cnn2d"
+    assert [(f.code, f.line) for f in result.findings] == [("NRM001", 10)]

@@ -1021,7 +1021,8 @@ class ModuleIndex(UndecidedCode):
             if attr in ("add_module", "register_module"):
                 args, _ = self._args(node, env, inst)
                 if args and len(args) == 2 and isinstance(args[1], Layer):
-                    inst.attrs[str(args[0])] = _named(args[1], str(args[0]))
+                    name = args[0] if isinstance(args[0], str) else _unknown_name(node)
+                    inst.attrs[name] = _named(args[1], name)
                 return True, None
             fn = inst.cls.method(attr)
             if fn is not None:
@@ -1580,6 +1581,20 @@ def _is_torchish(qual: str) -> bool:
 
 def _looks_global(owner: ast.expr, index: ModuleIndex) -> bool:
     return isinstance(owner, ast.Name) and owner.id in index.imports
+
+
+def _unknown_name(call: ast.Call) -> str:
+    """A name for ``add_module(f"conv{i}", ...)`` with ``i`` unknown: the f-string's text
+    with ``*`` for the unknown parts (``conv*``), distinct per call so the layers of one
+    loop body do not overwrite each other."""
+    arg = call.args[0] if call.args else None
+    if isinstance(arg, ast.JoinedStr):
+        parts = [
+            v.value if isinstance(v, ast.Constant) and isinstance(v.value, str) else "*"
+            for v in arg.values
+        ]
+        return "".join(parts)
+    return f"module@{call.lineno}"
 
 
 def _is_partial(call: ast.Call) -> bool:

@@ -448,6 +448,19 @@ class FlowTracer:
             if func.id == "reversed":
                 return list(reversed(seqs[0]))  # type: ignore[arg-type]
             return [tuple(t) for t in zip(*seqs, strict=False)]  # type: ignore[misc]
+        own = (
+            isinstance(func, ast.Attribute)
+            and func.attr in ("children", "named_children")
+            and isinstance(func.value, ast.Name)
+            and func.value.id == "self"
+            and call is not None
+            and not call.args
+        )
+        if own:  # self.children(): the submodules in the order __init__ registered them
+            named = [(k, v) for k, v in inst.attrs.items() if isinstance(v, Layer)]
+            if func.attr == "children":  # type: ignore[union-attr]
+                return [v for _, v in named]
+            return named
         is_view = isinstance(func, ast.Attribute) and func.attr in ("values", "children", "items")
         if call is not None and is_view and not call.args:
             assert isinstance(func, ast.Attribute)
