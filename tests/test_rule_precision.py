@@ -481,3 +481,39 @@ def test_add_module_with_unknown_names_keeps_every_layer() -> None:
     (model,) = result.models
     assert model.architecture == "cnn2d"
     assert [(f.code, f.line) for f in result.findings] == [("NRM001", 10)]
+
+
+CONDITIONAL_NORMS = """
+import torch.nn as nn
+
+
+class AdaLayerNorm(nn.Module):
+    def __init__(self, dim, cond_dim):
+        super().__init__()
+        self.norm = nn.LayerNorm(dim, elementwise_affine=False)
+        self.to_ss = nn.Linear(cond_dim, 2 * dim)
+
+    def forward(self, x, c):
+        scale, shift = self.to_ss(c).unsqueeze(1).chunk(2, -1)
+        return self.norm(x) * (1 + scale) + shift
+
+
+class ConditionalBatchNorm2d(nn.Module):
+    def __init__(self, num_features, num_classes):
+        super().__init__()
+        self.bn = nn.BatchNorm2d(num_features, affine=False)
+        self.embed = nn.Embedding(num_classes, num_features * 2)
+
+    def forward(self, x, y):
+        gamma, beta = self.embed(y).chunk(2, 1)
+        return self.bn(x) * (1 + gamma[:, :, None, None]) + beta[:, :, None, None]
+"""
+
+
+def test_conditional_norm_classes_are_norms_not_models() -> None:
+    """adaLN / conditional BN: no advice of their own (AdaLayerNorm was told 'ln, B11' at
+    any batch, which contradicts B11)."""
+    result = analyze_source(CONDITIONAL_NORMS, "n.py", AnalysisOptions(batch_size=64))
+    for model in result.models:
+        assert model.recommendation is None
+        assert model.abstain is not None and "a conditional norm layer" in model.abstain

@@ -21,7 +21,7 @@ from normsuite.advice import (
 )
 
 from .context import MAP_NORMS, ModelContext
-from .ir import ATTENTION_TYPES, CONV_DIMS, RNN_CELLS, RNN_TYPES, Layer
+from .ir import ATTENTION_TYPES, CONV_DIMS, RNN_CELLS, RNN_TYPES, SHAPE_KEEPING, Layer
 from .shapes import UNKNOWN_T
 from .sites import cnn_classifier_misfit, normalizes_length, received_channels
 from .types import LayerSuggestion, Recommendation
@@ -340,6 +340,12 @@ def structural_abstain(model: ModelContext) -> str | None:
     if model.norm_class:
         return f"a norm layer (behaves as {model.norm_class}), not a model"
     inner = [layer for path, layer in model.layers if path]
+    conditional = _conditional_norm(model, inner)
+    if conditional is not None:
+        return (
+            f"a conditional norm layer ({conditional} without its own affine, scaled and "
+            "shifted by a second input: AdaLN / conditional BN), not a model"
+        )
     has_sites = bool(model.norm_layers())
     normable = [layer for layer in inner if layer.type in _NORMABLE]
     if not has_sites and not normable:
@@ -362,6 +368,26 @@ def structural_abstain(model: ModelContext) -> str | None:
     if model.architecture == "mlp" and not has_sites and linears < 2:
         return "a single Linear layer: no hidden layer for a norm to follow"
     return None
+
+
+def _conditional_norm(model: ModelContext, inner: list[Layer]) -> str | None:
+    """The norm type of a conditional norm module (DiT's adaLN, BigGAN's conditional BN,
+    FiLM): one norm without affine parameters, other layers only Linear/Embedding (the
+    scale/shift predictor), and a forward that takes the condition as a second input."""
+    norms = [layer for _, layer in model.norm_layers()]
+    if len(norms) != 1 or model.root.instance is None:
+        return None
+    norm = norms[0]
+    if norm.arg("affine", True) is not False and norm.arg("elementwise_affine", True) is not False:
+        return None
+    others = [layer for layer in inner if layer is not norm and layer.type not in SHAPE_KEEPING]
+    if not others or any(
+        layer.type not in ("Linear", "LazyLinear", "Embedding") for layer in others
+    ):
+        return None
+    forward = model.root.instance.cls.method("forward")
+    params = [*forward.args.posonlyargs, *forward.args.args][1:] if forward else []
+    return norm.type if len(params) >= 2 else None
 
 
 def _untraced_sequence_norm(model: ModelContext, layer: Layer, norm: str) -> bool:
