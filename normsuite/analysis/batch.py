@@ -233,6 +233,13 @@ class _Scanner(ast.NodeVisitor):
                     self.origin = fn.lineno
                     return found
             return UNKNOWN
+        if (
+            isinstance(expr, ast.Subscript)
+            and isinstance(expr.slice, ast.Constant)
+            and expr.slice.value in self.argparse
+        ):  # opt = vars(parser.parse_args()); opt["bs"]
+            self.origin = self.argparse[expr.slice.value][1]
+            return self.argparse[expr.slice.value][0]
         if isinstance(expr, ast.Attribute):
             attr = expr.attr
             root = expr.value
@@ -251,7 +258,7 @@ class _Scanner(ast.NodeVisitor):
             if attr in self.argparse:
                 self.origin = self.argparse[attr][1]
                 return self.argparse[attr][0]
-            found = field_default(expr, self.index)  # a @dataclass / NamedTuple default
+            found = field_default(expr, self.index, funcs)  # a @dataclass / NamedTuple default
             if found is not None:
                 self.origin = found[1]
                 return found[0]

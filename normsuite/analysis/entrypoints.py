@@ -19,6 +19,7 @@ import ast
 import functools
 import os
 import re
+from collections.abc import Sequence
 from typing import Any
 
 from .ir import UNKNOWN
@@ -82,14 +83,17 @@ def not_training(
     return bool(text and eval_name(text.split(".")[-1]))
 
 
-def field_default(expr: ast.Attribute, index: Any) -> tuple[Any, int] | None:
+def field_default(
+    expr: ast.Attribute, index: Any, funcs: Sequence[ast.FunctionDef] = ()
+) -> tuple[Any, int] | None:
     """``config.batch_size`` where ``config = Config()`` (a ``@dataclass``, ``NamedTuple`` or
-    plain class with class-level defaults, in this file or another of the project), or
+    plain class with class-level defaults, in this file or another of the project), or a
+    parameter ``def main(hp=HParams())`` of an enclosing function (``funcs``), or
     ``Config.batch_size``: (value, line of the default), unless the call overrides it."""
     root = expr.value
     call: ast.Call | None = None
     if isinstance(root, ast.Name) and root.id not in index.class_nodes:
-        call = _module_assignment(root.id, index)
+        call = _parameter_default_call(root.id, funcs) or _module_assignment(root.id, index)
         if call is None:
             return None
         cls_expr: ast.expr = call.func
@@ -110,8 +114,34 @@ def field_default(expr: ast.Attribute, index: Any) -> tuple[Any, int] | None:
         if isinstance(stmt, ast.Assign) and len(stmt.targets) == 1:
             target = stmt.targets[0]
         if isinstance(target, ast.Name) and target.id == expr.attr and stmt.value is not None:
-            value = home.eval(stmt.value, {}, None)
+            value = home.eval(_field_default_expr(stmt.value), {}, None)
             return None if value is UNKNOWN else (value, stmt.lineno)
+    return None
+
+
+def _field_default_expr(value: ast.expr) -> ast.expr:
+    """``field(default=4)`` -> ``4`` (a dataclass field); anything else as it is."""
+    if isinstance(value, ast.Call):
+        func = value.func
+        name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
+        if name == "field":
+            for kw in value.keywords:
+                if kw.arg == "default":
+                    return kw.value
+    return value
+
+
+def _parameter_default_call(name: str, funcs: Sequence[ast.FunctionDef]) -> ast.Call | None:
+    """The ``HParams()`` default of a parameter ``name`` of the innermost enclosing
+    function that has one (``def main(hp=HParams())``)."""
+    for fn in reversed(funcs):
+        a = fn.args
+        params = [*a.posonlyargs, *a.args]
+        pairs = list(zip(params[len(params) - len(a.defaults) :], a.defaults, strict=True))
+        pairs += [(p, d) for p, d in zip(a.kwonlyargs, a.kw_defaults, strict=True) if d]
+        for param, default in pairs:
+            if param.arg == name:
+                return default if isinstance(default, ast.Call) else None
     return None
 
 

@@ -1,0 +1,74 @@
+"""Batch sizes written the ways real scripts write them (c13 and its neighbours): a
+dataclass ``field(default=N)``, a config object that is a function's parameter default,
+argparse's ``dest=`` read through ``vars(args)["bs"]``."""
+
+from __future__ import annotations
+
+import pytest
+
+from normsuite.analysis.analyze import analyze_source
+from normsuite.analysis.types import AnalysisOptions
+
+MODEL = """
+import torch
+import torch.nn as nn
+from torch.utils.data import DataLoader
+
+
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.f = nn.Sequential(nn.Conv2d(3, 32, 3, bias=False), nn.BatchNorm2d(32), nn.ReLU())
+
+    def forward(self, x):
+        return self.f(x)
+"""
+
+LOOP = """
+    model = Net()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    for x in DataLoader(ds, batch_size={expr}, shuffle=True):
+        opt.zero_grad()
+        model(x).mean().backward()
+        opt.step()
+"""
+
+CASES = {
+    "dataclass field(default=4)": (
+        "from dataclasses import dataclass, field\n\n@dataclass\nclass Cfg:\n"
+        "    batch_size: int = field(default=4)\n    tags: list = field(default_factory=list)\n"
+        "\ncfg = Cfg()\n\ndef main(ds):" + LOOP.format(expr="cfg.batch_size"),
+        4,
+    ),
+    "NamedTuple as a parameter default": (
+        "from typing import NamedTuple\n\nclass HParams(NamedTuple):\n    batch_size: int = 2\n"
+        "\ndef main(ds, hp=HParams()):" + LOOP.format(expr="hp.batch_size"),
+        2,
+    ),
+    "argparse dest read through vars()": (
+        "import argparse\n\ndef main(ds):\n    parser = argparse.ArgumentParser()\n"
+        '    parser.add_argument("-b", "--train-batch", dest="bs", type=int, default=4)\n'
+        "    opt_ = vars(parser.parse_args())" + LOOP.format(expr='opt_["bs"]'),
+        4,
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_batch_written_as_real_scripts_write_it(case: str) -> None:
+    source, expected = CASES[case]
+    result = analyze_source(MODEL + source, "train.py", AnalysisOptions())
+    (model,) = result.models
+    assert model.batch_size.per_device == expected
+    assert [f.code for f in result.findings] == ["NRM006"]
+
+
+def test_a_parameter_default_call_with_its_own_argument() -> None:
+    """def main(hp=HParams(batch_size=64)): the argument of the default's call wins over the
+    field's default 2."""
+    source = MODEL + (
+        "from typing import NamedTuple\n\nclass HParams(NamedTuple):\n    batch_size: int = 2\n"
+        "\ndef main(ds, hp=HParams(batch_size=64)):" + LOOP.format(expr="hp.batch_size")
+    )
+    (model,) = analyze_source(source, "train.py", AnalysisOptions()).models
+    assert model.batch_size.per_device == 64
