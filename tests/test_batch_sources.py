@@ -72,3 +72,32 @@ def test_a_parameter_default_call_with_its_own_argument() -> None:
     )
     (model,) = analyze_source(source, "train.py", AnalysisOptions()).models
     assert model.batch_size.per_device == 64
+
+
+def test_training_loop_in_a_helper_of_another_file(tmp_path) -> None:
+    """torchvision's references: main.py builds the loader, engine.py's train_one_epoch
+    steps the optimizer. main.py trains (its loader's batch counts); engine.py's benchmark
+    loader (batch 1) does not."""
+    from normsuite.analysis import project
+    from normsuite.analysis.runner import analyze_paths
+
+    (tmp_path / "model.py").write_text(MODEL)  # a DataLoader import, no loader: no batch
+    (tmp_path / "engine.py").write_text(
+        "import torch\nfrom torch.utils.data import DataLoader\n\n\n"
+        "def train_one_epoch(model, loader, optimizer):\n    for x in loader:\n"
+        "        optimizer.zero_grad()\n        model(x).mean().backward()\n"
+        "        optimizer.step()\n\n\ndef benchmark(model):\n"
+        "    for x in DataLoader(torch.randn(8, 3, 8, 8), batch_size=1):\n        model(x)\n"
+    )
+    (tmp_path / "main.py").write_text(
+        "import argparse\nimport torch\nfrom torch.utils.data import DataLoader\n"
+        "from engine import train_one_epoch\nfrom model import Net\n\n"
+        'if __name__ == "__main__":\n    ap = argparse.ArgumentParser()\n'
+        '    ap.add_argument("--batch-size", type=int, default=4)\n    args = ap.parse_args()\n'
+        "    net = Net()\n    opt = torch.optim.SGD(net.parameters(), lr=0.1)\n"
+        "    loader = DataLoader(ds, batch_size=args.batch_size, shuffle=True)\n"
+        "    train_one_epoch(net, loader, opt)\n"
+    )
+    project.clear()
+    (model,) = [m for r in analyze_paths([str(tmp_path)]) for m in r.models]
+    assert model.batch_size.per_device == 4 and "main.py:9" in model.batch_size.source

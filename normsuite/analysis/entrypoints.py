@@ -20,7 +20,7 @@ import functools
 import os
 import re
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 from .ir import UNKNOWN
 from .project import display_path
@@ -175,6 +175,8 @@ def training_scripts(project: Any) -> list[tuple[str, frozenset[str]]]:
     if cached is not None:
         return cached
     found: list[tuple[str, frozenset[str]]] = []
+    train_functions: set[str] = set()
+    loaders: list[tuple[str, _LinkFacts]] = []  # files with a loader that do not train here
     seen = 0
     # without a project marker the root is just the file's folder (say /tmp): its own
     # scripts and one level down, not everything below it
@@ -197,10 +199,61 @@ def training_scripts(project: Any) -> list[tuple[str, frozenset[str]]]:
                 continue
             if trains(text):
                 found.append((path, frozenset(_IDENTIFIER.findall(text))))
+                train_functions.update(_training_functions(text))
+            elif "DataLoader" in text:
+                loaders.append((path, _LinkFacts.of(text)))
         if seen > MAX_WALK:
             break
+    # A script whose loop is a helper of another file (torchvision's references:
+    # ``train_one_epoch(model, loader, optimizer)`` imported from engine.py) trains too.
+    for path, facts in loaders:
+        if any(facts.imports_and_calls(name) for name in train_functions):
+            found.append((path, facts.identifiers))
     project._scripts = found
     return found
+
+
+_TOP_DEF = re.compile(r"^def (\w+)\(", re.MULTILINE)
+_TOP_LEVEL = re.compile(r"^\S", re.MULTILINE)
+_GENERIC = frozenset({"main", "run", "train", "fit"})  # too common to link two files by
+
+
+def _training_functions(text: str) -> set[str]:
+    """Top-level functions of a file whose own body trains (``train_one_epoch``)."""
+    out: set[str] = set()
+    for m in _TOP_DEF.finditer(text):
+        end = _TOP_LEVEL.search(text, m.end())
+        body = text[m.end() : end.start() if end else len(text)]
+        if m.group(1) not in _GENERIC and trains(body):
+            out.add(m.group(1))
+    return out
+
+
+_CALLED = re.compile(r"(\.?)([A-Za-z_]\w*)\s*\(")
+
+
+class _LinkFacts(NamedTuple):
+    """What a file that builds a loader imports and calls (kept instead of its text)."""
+
+    identifiers: frozenset[str]
+    imported: frozenset[str]  # names on its import lines
+    called: frozenset[str]  # name( calls
+    called_attr: frozenset[str]  # .name( calls
+
+    @classmethod
+    def of(cls, text: str) -> _LinkFacts:
+        lines = [x for x in text.splitlines() if x.lstrip().startswith(("import ", "from "))]
+        calls = _CALLED.findall(text)
+        return cls(
+            frozenset(_IDENTIFIER.findall(text)),
+            frozenset(_IDENTIFIER.findall(" ".join(lines))),
+            frozenset(n for dot, n in calls if not dot),
+            frozenset(n for dot, n in calls if dot),
+        )
+
+    def imports_and_calls(self, name: str) -> bool:
+        """``from engine import train_one_epoch`` and a call of it, or ``engine.name(``."""
+        return (name in self.imported and name in self.called) or name in self.called_attr
 
 
 def project_batches(project: Any, model_path: str, class_name: str) -> list[tuple[int, str]]:
