@@ -101,3 +101,27 @@ def test_training_loop_in_a_helper_of_another_file(tmp_path) -> None:
     project.clear()
     (model,) = [m for r in analyze_paths([str(tmp_path)]) for m in r.models]
     assert model.batch_size.per_device == 4 and "main.py:9" in model.batch_size.source
+
+
+def test_config_instance_imported_from_another_file(tmp_path) -> None:
+    """``from config import config`` (``config = Config()`` there): its train_batch_size
+    default, named where it is written; the eval loader's 16 is not a training batch."""
+    from normsuite.analysis import project
+    from normsuite.analysis.runner import analyze_paths
+
+    (tmp_path / "config.py").write_text(
+        "from dataclasses import dataclass\n\n\n@dataclass(frozen=True)\nclass Config:\n"
+        "    train_batch_size: int = 1\n    eval_batch_size: int = 16\n\n\nconfig = Config()\n"
+    )
+    (tmp_path / "model.py").write_text(MODEL)
+    (tmp_path / "train.py").write_text(
+        "import torch\nfrom torch.utils.data import DataLoader\nfrom config import config\n"
+        "from model import Net\n\nnet = Net()\nopt = torch.optim.Adam(net.parameters())\n"
+        "train_dl = DataLoader(ds, batch_size=config.train_batch_size, shuffle=True)\n"
+        "eval_dl = DataLoader(ds, batch_size=config.eval_batch_size)\n"
+        "for x in train_dl:\n    net(x).mean().backward()\n    opt.step()\n"
+    )
+    project.clear()
+    (model,) = [m for r in analyze_paths([str(tmp_path)]) for m in r.models]
+    assert model.batch_size.per_device == 1
+    assert model.batch_size.source.startswith("config.py:6 default 1 -> DataLoader at train.py:8")

@@ -84,7 +84,7 @@ class _Scanner(ast.NodeVisitor):
         self.funcs: list[ast.FunctionDef] = []
         self.classes: list[ast.ClassDef] = []
         # score, line, value, origin (a default's line), passed_at (a constructor call's)
-        self.loaders: list[tuple[int, int, int, int | None, int | None]] = []
+        self.loaders: list[tuple[int, int, int, int | str | None, int | None]] = []
         self.argparse: dict[str, tuple[int, int]] = {}  # dest -> (value, line)
         # DataModules defined here, or of other files and built or handed to LightningCLI
         # here: (class, its file's index, the call building it, functions, classes around)
@@ -95,7 +95,8 @@ class _Scanner(ast.NodeVisitor):
         self._no_grad = 0  # inside ``with torch.no_grad()`` / ``inference_mode()``
         self._targets: list[str] = []  # names the current statement assigns
         self._excluded: set[int] = set()  # DataLoader calls that are not training loaders
-        self.origin: int | None = None  # line of the default the last resolve() used
+        # line of the default the last resolve() used ("config.py:7" in another file)
+        self.origin: int | str | None = None
         self.passed_at: int | None = None  # line of the call whose argument it used instead
 
     def visit_With(self, node: ast.With) -> None:
@@ -417,7 +418,10 @@ def scan_file(index: ModuleIndex) -> BatchScan:
         if passed_at is not None:  # the constructor call that sets it
             out.batch = (value, f"file:{passed_at} passes {value} -> DataLoader at line {line}")
         elif origin is not None and origin != line:  # say where the number is written
-            out.batch = (value, f"file:{origin} default {value} -> DataLoader at line {line}")
+            if isinstance(origin, str):  # config.py:7, a default in another file
+                out.batch = (value, f"{origin} default {value} -> DataLoader at file:{line}")
+            else:
+                out.batch = (value, f"file:{origin} default {value} -> DataLoader at line {line}")
         else:
             out.batch = (value, f"file:{line} DataLoader(batch_size={value})")
         others = sorted({(t[2], t[1]) for t in s.loaders} - {(value, line)})

@@ -85,15 +85,19 @@ def not_training(
 
 def field_default(
     expr: ast.Attribute, index: Any, funcs: Sequence[ast.FunctionDef] = ()
-) -> tuple[Any, int] | None:
+) -> tuple[Any, int | str] | None:
     """``config.batch_size`` where ``config = Config()`` (a ``@dataclass``, ``NamedTuple`` or
     plain class with class-level defaults, in this file or another of the project), or a
     parameter ``def main(hp=HParams())`` of an enclosing function (``funcs``), or
     ``Config.batch_size``: (value, line of the default), unless the call overrides it."""
+    asked = index
     root = expr.value
     call: ast.Call | None = None
     if isinstance(root, ast.Name) and root.id not in index.class_nodes:
         call = _parameter_default_call(root.id, funcs) or _module_assignment(root.id, index)
+        if call is None and root.id in index.imports:
+            # ``from config import config``: the instance another file of the project made
+            call, index = _imported_assignment(index.imports[root.id], index)
         if call is None:
             return None
         cls_expr: ast.expr = call.func
@@ -103,7 +107,9 @@ def field_default(
         for kw in call.keywords:
             if kw.arg == expr.attr:
                 value = index.eval(kw.value, {}, None)
-                return None if value is UNKNOWN else (value, kw.value.lineno)
+                return (
+                    None if value is UNKNOWN else (value, _line_in(index, kw.value.lineno, asked))
+                )
         if call.args:
             return None  # positional fields: not worth guessing the order
     node, home = _class_node(cls_expr, index)
@@ -115,8 +121,16 @@ def field_default(
             target = stmt.targets[0]
         if isinstance(target, ast.Name) and target.id == expr.attr and stmt.value is not None:
             value = home.eval(_field_default_expr(stmt.value), {}, None)
-            return None if value is UNKNOWN else (value, stmt.lineno)
+            return None if value is UNKNOWN else (value, _line_in(home, stmt.lineno, asked))
     return None
+
+
+def _line_in(home: Any, line: int, asked: Any) -> int | str:
+    """A line of the asking file, or ``config.py:7`` when the default is in another."""
+    view = getattr(home, "project", None)
+    if home is asked or view is None:
+        return line
+    return f"{display_path(view.path, view.project.root)}:{line}"
 
 
 def _field_default_expr(value: ast.expr) -> ast.expr:
@@ -143,6 +157,19 @@ def _parameter_default_call(name: str, funcs: Sequence[ast.FunctionDef]) -> ast.
             if param.arg == name:
                 return default if isinstance(default, ast.Call) else None
     return None
+
+
+def _imported_assignment(qual: str, index: Any) -> tuple[ast.Call | None, Any]:
+    """(``Config()`` of ``config = Config()`` in the project module ``qual`` names, that
+    module's index), or (None, index)."""
+    view = getattr(index, "project", None)
+    module, _, name = qual.rpartition(".")
+    if view is None or not module:
+        return None, index
+    path = view.project.module_file(module, view.path)
+    dep = view.project.index(path) if path is not None else None
+    call = _module_assignment(name, dep) if dep is not None else None
+    return (call, dep) if call is not None else (None, index)
 
 
 def _module_assignment(name: str, index: Any) -> ast.Call | None:
