@@ -517,3 +517,60 @@ def test_conditional_norm_classes_are_norms_not_models() -> None:
     for model in result.models:
         assert model.recommendation is None
         assert model.abstain is not None and "a conditional norm layer" in model.abstain
+
+
+INLINE_LSTM = """
+import torch
+import torch.nn as nn
+
+
+class BNLSTM(nn.Module):
+    def __init__(self, n_in=32, n_hid=64):
+        super().__init__()
+        self.n_hid = n_hid
+        self.wx = nn.Linear(n_in, 4 * n_hid)
+        self.wh = nn.Linear(n_hid, 4 * n_hid, bias=False)
+        self.bn_hh = nn.BatchNorm1d(4 * n_hid)
+        self.fc = nn.Linear(n_hid, 10)
+
+    def forward(self, seq):
+        h = seq.new_zeros(seq.size(1), self.n_hid)
+        c = seq.new_zeros(seq.size(1), self.n_hid)
+        for x_t in seq.unbind(0):
+            gates = self.wx(x_t) + self.bn_hh(self.wh(h))
+            i, f, g, o = gates.chunk(4, 1)
+            c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
+            h = torch.sigmoid(o) * torch.tanh(c)
+        return self.fc(h)
+"""
+
+SHARED_CONV = """
+import torch.nn as nn
+
+
+class Refine(nn.Module):
+    def __init__(self, c=16, steps=3):
+        super().__init__()
+        self.steps = steps
+        self.conv = nn.Conv2d(c, c, 3, padding=1, bias=False)
+        self.bn = nn.BatchNorm2d(c)
+
+    def forward(self, x):
+        for _ in range(self.steps):
+            x = self.bn(self.conv(x)).relu()
+        return x
+"""
+
+
+def test_lstm_written_inline_in_forward_is_a_recurrence() -> None:
+    """A Linear on the state the loop carries (h), with an input per step (x_t): rnn, and
+    the BN on that path is NRM007 (Cooijmans' BN-LSTM); a conv reused over depth with no
+    per-step input is not a recurrence."""
+    result = analyze_source(INLINE_LSTM, "l.py", AnalysisOptions())
+    (model,) = result.models
+    assert model.architecture == "rnn"
+    assert [(f.code, f.line) for f in result.findings] == [("NRM007", 12)]
+    assert model.recommendation is not None and model.recommendation.norm == "ln"
+    result = analyze_source(SHARED_CONV, "r.py", AnalysisOptions(batch_size=32))
+    (model,) = result.models
+    assert model.architecture == "cnn2d" and not result.findings

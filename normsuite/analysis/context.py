@@ -131,7 +131,8 @@ def infer_architecture(
     map_norms = 0
     if recurrence is not None and recurrence.cells:
         # Hand-written cells stepped over time (RNN_CELLS are counted below).
-        custom = [c for c in recurrence.cells if c.type == "Custom"]
+        # (and a Linear of an LSTM written inline in forward: Cooijmans' BN-LSTM)
+        custom = [c for c in recurrence.cells if c.type not in RNN_TYPES | RNN_CELLS]
         kinds["rnn"] += len(custom)
         evidence.extend(
             e for c, e in zip(recurrence.cells, recurrence.evidence, strict=True) if c in custom

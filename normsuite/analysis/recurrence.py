@@ -105,6 +105,19 @@ def _stepped(inst: ModuleInstance, index: ModuleIndex) -> list[tuple[Layer, list
                 if fed:
                     cells.append(layer)
                     state |= fed
+        if not cells and _reads_step_input(loop):
+            # An LSTM written inline (Cooijmans' BN-LSTM): a Linear applied to state the
+            # loop carries over (h read before this step reassigns it) is the recurrence.
+            # A loop that takes no input per step (``for _ in range(n): x = self.conv(x)``)
+            # reuses a layer over depth: not a recurrence.
+            carried = _carried_state(loop)
+            for call in calls:
+                layer = _attr_layer(call.func, inst)
+                if layer is None or layer.type not in _INLINE_WEIGHTED:
+                    continue
+                if _names([*call.args, *(k.value for k in call.keywords)]) & carried:
+                    cells.append(layer)
+                    state |= carried
         norms = [
             layer
             for call in calls
@@ -127,6 +140,42 @@ def _has_weights(layer: Layer) -> bool:
     if layer.type != "Custom" or layer.instance is None:
         return False
     return any(sub.type in _WEIGHTED for _, sub in layer.instance.walk())
+
+
+_INLINE_WEIGHTED = frozenset({"Linear", "LazyLinear", "Bilinear", *CONV_DIMS})
+
+
+def _reads_step_input(loop: ast.For | ast.While) -> bool:
+    """The body reads the loop variable (``x_t``, or ``x[t]``): an input per time step."""
+    targets = _loop_targets(loop)
+    return bool(targets) and any(
+        isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load) and n.id in targets
+        for stmt in loop.body
+        for n in ast.walk(stmt)
+    )
+
+
+def _carried_state(loop: ast.For | ast.While) -> set[str]:
+    """Names the loop body reads before it reassigns them: the state one step hands to
+    the next (``h``, ``c``), not the loop variable nor step-local temporaries."""
+    stored = {
+        n.id
+        for stmt in loop.body
+        for n in ast.walk(stmt)
+        if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)
+    }
+    stored -= _loop_targets(loop)
+    carried: set[str] = set()
+    assigned: set[str] = set()
+    for stmt in loop.body:
+        names = [n for n in ast.walk(stmt) if isinstance(n, ast.Name)]
+        carried |= {
+            n.id
+            for n in names
+            if isinstance(n.ctx, ast.Load) and n.id in stored and n.id not in assigned
+        }
+        assigned |= {n.id for n in names if isinstance(n.ctx, ast.Store)}
+    return carried
 
 
 def _over_modules(node: ast.expr, inst: ModuleInstance) -> bool:
