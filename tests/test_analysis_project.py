@@ -448,3 +448,26 @@ def test_finding_in_a_block_of_another_file_is_reported_once(tmp_path: Path) -> 
     assert (nrm001.line, nrm001.layer_at) == (8, nrm001.layer_at) and nrm001.layer_at.endswith(
         "blocks.py:7"
     )
+
+
+def test_star_import_facade_is_not_searched_module_by_module(tmp_path: Path) -> None:
+    """A package __init__ that star-imports many modules (transformers' lazy facade) is not
+    searched for every unknown name: the budget gives up (silent), and nothing hangs."""
+    from normsuite.analysis.extract import MAX_STAR_MODULES
+
+    pkg = tmp_path / "pkg"
+    pkg.mkdir()
+    n = MAX_STAR_MODULES + 4
+    (pkg / "__init__.py").write_text("".join(f"from .m{i} import *\n" for i in range(n)))
+    for i in range(n):
+        (pkg / f"m{i}.py").write_text(f"X{i} = {i}\n")
+    (tmp_path / "use.py").write_text(
+        "import torch.nn as nn\nfrom pkg import X3\n\n\nclass M(nn.Module):\n"
+        "    def __init__(self):\n        super().__init__()\n        self.fc = nn.Linear(4, X3)\n"
+    )
+    project.clear()
+    (result,) = analyze_paths([str(tmp_path / "use.py")])
+    assert result.error is None
+    view = project.project_for(str(tmp_path / "use.py"))
+    read = {os.path.basename(p) for p, index in view.project._indexes.items() if index}
+    assert read == {"__init__.py"}  # the facade itself, none of its star modules

@@ -574,3 +574,44 @@ def test_lstm_written_inline_in_forward_is_a_recurrence() -> None:
     result = analyze_source(SHARED_CONV, "r.py", AnalysisOptions(batch_size=32))
     (model,) = result.models
     assert model.architecture == "cnn2d" and not result.findings
+
+
+STACKED_CELLS = """
+import torch
+import torch.nn as nn
+
+
+class CellBN(nn.Module):
+    def __init__(self, n_in, n_hid):
+        super().__init__()
+        self.ih = nn.Linear(n_in, n_hid, bias=False)
+        self.hh = nn.Linear(n_hid, n_hid, bias=False)
+        self.bn = nn.BatchNorm1d(n_hid)
+
+    def forward(self, x, h):
+        return torch.tanh(self.bn(self.ih(x) + self.hh(h)))
+
+
+class StackedRNN(nn.Module):
+    def __init__(self, n_in=40, n_hid=128, layers=2):
+        super().__init__()
+        self.cells = nn.ModuleList([CellBN(n_hid if i else n_in, n_hid) for i in range(layers)])
+        self.n_hid = n_hid
+
+    def forward(self, x):
+        h = [x.new_zeros(x.size(1), self.n_hid) for _ in self.cells]
+        for t in range(x.size(0)):
+            inp = x[t]
+            for l, cell in enumerate(self.cells):
+                h[l] = cell(inp, h[l])
+                inp = h[l]
+        return h[-1]
+"""
+
+
+def test_stacked_cells_with_per_layer_state_are_recurrent() -> None:
+    """``for l, cell in enumerate(self.cells): h[l] = cell(inp, h[l])`` in the time loop."""
+    result = analyze_source(STACKED_CELLS, "s.py", AnalysisOptions())
+    (model,) = [m for m in result.models if m.name == "StackedRNN"]
+    assert model.architecture == "rnn"
+    assert [(f.code, f.line) for f in result.findings] == [("NRM007", 11)]

@@ -172,6 +172,12 @@ def backbone_info(name: str, library: str, kwargs: dict[str, Any]) -> BackboneIn
     return BackboneInfo(short, library, family, arch, norm, pretrained)
 
 
+# Star imports followed: modules per file and files deep (YOLOv5's models.common is one
+# module one step away; transformers' lazy __init__ chain star-imports every model).
+MAX_STAR_MODULES = 8
+MAX_STAR_DEPTH = 2
+
+
 class ModuleIndex(UndecidedCode):
     """Everything the file defines at module level, and the evaluator over it."""
 
@@ -295,12 +301,16 @@ class ModuleIndex(UndecidedCode):
             return f"{base}.{node.attr}" if base else None
         return None
 
-    def star_origin(self, name: str) -> str | None:
+    def star_origin(self, name: str, depth: int = 0) -> str | None:
         """``module.name`` for a name this file takes from ``from module import *``: a torch
         layer of ``torch.nn``, or a name a project module defines or re-exports. None for
-        the file's own names and names no star module has."""
+        the file's own names and names no star module has, and past the star budget: a
+        package facade that star-imports hundreds of modules (transformers' ``__init__``
+        chain) is not searched."""
         if name in self._star_names:
             return self._star_names[name]
+        if depth > MAX_STAR_DEPTH or len(self.star_modules) > MAX_STAR_MODULES:
+            return None
         self._star_names[name] = None  # a cycle of star imports ends here
         found = None
         if not self._defines(name):
@@ -311,7 +321,7 @@ class ModuleIndex(UndecidedCode):
                     if layer_type_of(candidate) is not None:
                         found = candidate
                         break
-                elif self.project is not None and self.project.exports(module, name):
+                elif self.project is not None and self.project.exports(module, name, depth):
                     found = candidate
                     break
         self._star_names[name] = found

@@ -256,7 +256,7 @@ class Project:
             return self.lookup(origin, path, depth + 1)
         return UNKNOWN
 
-    def exports(self, module: str, importer: str, name: str) -> bool:
+    def exports(self, module: str, importer: str, name: str, depth: int = 0) -> bool:
         """Whether ``from module import *`` (as ``importer`` imports it) brings ``name``: the
         module defines it at top level or re-exports it (not ``_private`` names, which a
         star import skips without ``__all__``)."""
@@ -266,7 +266,9 @@ class Project:
             return False
         if name.startswith("_") and "__all__" not in dep.lazy and "__all__" not in dep.env:
             return False
-        return dep._defines(name) or (bool(dep.star_modules) and dep.star_origin(name) is not None)
+        return dep._defines(name) or (
+            bool(dep.star_modules) and dep.star_origin(name, depth + 1) is not None
+        )
 
 
 class ProjectView:
@@ -279,8 +281,8 @@ class ProjectView:
     def lookup(self, qual: str, index: Any = None) -> Any:
         return self.project.lookup(qual, self.path)
 
-    def exports(self, module: str, name: str) -> bool:
-        return self.project.exports(module, self.path, name)
+    def exports(self, module: str, name: str, depth: int = 0) -> bool:
+        return self.project.exports(module, self.path, name, depth)
 
     def plain_class(self, qual: str) -> tuple[ast.ClassDef, Any] | None:
         """A class that is not a module (a ``@dataclass`` config), with its file's index."""

@@ -99,7 +99,7 @@ def _stepped(inst: ModuleInstance, index: ModuleIndex) -> list[tuple[Layer, list
         cells: list[Layer] = []
         state: set[str] = set()  # names fed back into a cell
         for call in calls:
-            layer = _attr_layer(call.func, inst)
+            layer = _attr_layer(call.func, inst) or _module_of_inner_loop(call.func, loop, inst)
             if layer is not None and (layer.type in RNN_CELLS or _has_weights(layer)):
                 fed = _fed_back(call, loop)
                 if fed:
@@ -143,6 +143,33 @@ def _has_weights(layer: Layer) -> bool:
 
 
 _INLINE_WEIGHTED = frozenset({"Linear", "LazyLinear", "Bilinear", *CONV_DIMS})
+
+
+def _module_of_inner_loop(func: ast.expr, loop: ast.For | ast.While, inst: ModuleInstance):
+    """``cell`` in ``for l, cell in enumerate(self.cells): h[l] = cell(inp, h[l])`` nested in
+    the time loop: the first module of that ModuleList (stacked cells share their class)."""
+    if not isinstance(func, ast.Name):
+        return None
+    for inner in ast.walk(loop):
+        if inner is loop or not isinstance(inner, ast.For):
+            continue
+        target = inner.target
+        bound = target.elts[-1] if isinstance(target, ast.Tuple) and target.elts else target
+        if not (isinstance(bound, ast.Name) and bound.id == func.id):
+            continue
+        source = inner.iter
+        wrapped = isinstance(source, ast.Call) and isinstance(source.func, ast.Name)
+        if wrapped and source.args and source.func.id in ("enumerate", "reversed"):  # type: ignore[union-attr]
+            source = source.args[0]  # type: ignore[union-attr]
+        if (
+            isinstance(source, ast.Attribute)
+            and isinstance(source.value, ast.Name)
+            and source.value.id == "self"
+        ):
+            value = inst.attrs.get(source.attr)
+            if isinstance(value, Layer) and value.type in ("ModuleList", "Sequential"):
+                return value.children[0] if value.children else None
+    return None
 
 
 def _reads_step_input(loop: ast.For | ast.While) -> bool:

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from normsuite.advice import BN_MIN_BATCH
 
 from ..context import FileContext, ModelContext
+from ..domains import detect
 from ..ir import Layer
 from ..recommend import advice_for, site_architecture, suggest_layer
 from ..types import Finding
@@ -103,6 +104,10 @@ def batch_norm_small_batch(ctx: FileContext) -> Iterator[Finding]:
         b = model.batch
         if not _small(model) or (b.devices > 1 and b.per_device * b.devices >= BN_MIN_BATCH):
             continue  # several devices with a large global batch: NRM008 says SyncBN
+        if detect(model, ctx) is not None:
+            # GANs, style transfer, super-resolution, diffusion...: the BN-vs-GN numbers
+            # are ImageNet classification's; recommend keeps the domain's norms (D1-D9)
+            continue
         accum = (
             f"; accumulation ({b.accumulate}) does not enlarge the batch BN sees"
             if b.accumulate > 1

@@ -145,6 +145,11 @@ def _bias_call_site(model: ModelContext, producer: Layer) -> tuple[Layer, str] |
     return found
 
 
+def _at(layer: Layer) -> str:
+    """``line 9``, or ``layers.py:9`` for a layer another file builds."""
+    return f"{layer.file}:{layer.line}" if layer.file else f"line {layer.line}"
+
+
 def _carrier(cls: ClassInfo, param: str) -> str:
     """How a module class receives ``param``: "`bias` argument" or "**kwargs"."""
     init = cls.method("__init__")
@@ -155,8 +160,8 @@ def _carrier(cls: ClassInfo, param: str) -> str:
 
 
 def _owner_call(model: ModelContext, child: Layer, param: str | None) -> Layer | None:
-    """The call of a file module whose direct child is ``child`` and that passes ``param``
-    (None: a module whose ``__init__`` takes ``**kwargs``, whatever the call passes)."""
+    """The call of a file module whose direct child is ``child`` and whose ``__init__``
+    takes ``param`` (None: takes ``**kwargs``), whatever the call passes for it."""
     for _, layer in model.layers:
         inst = layer.instance
         if inst is None:
@@ -165,8 +170,8 @@ def _owner_call(model: ModelContext, child: Layer, param: str | None) -> Layer |
             init = inst.cls.method("__init__")
             if init is None or init.args.kwarg is None:
                 continue
-        elif param not in layer.kwargs or not _has_parameter(inst.cls, param):
-            continue
+        elif not _has_parameter(inst.cls, param):
+            continue  # (passed or left at its default: the call decides either way)
         if any(c is child for _, c in inst.layers()) or any(
             c is child for _, sub in inst.layers() for c in sub.children
         ):
@@ -237,8 +242,8 @@ def bias_before_batch_norm(ctx: FileContext) -> Iterator[Finding]:
                 yield finding(
                     "NRM001",
                     caller,
-                    f"`{short(caller.code)}` builds `{short(producer.code)}` (line "
-                    f"{producer.line}) with a bias that `{short(app.layer.code)}` cancels "
+                    f"`{short(caller.code)}` builds `{short(producer.code)}` ({_at(producer)}) "
+                    f"with a bias that `{short(app.layer.code)}` cancels "
                     f"(BN paper s3.2): {caller.instance.cls.name} takes it from its "
                     f"{_carrier(caller.instance.cls, param)}, so {fix}.",
                     model.name,
@@ -288,8 +293,8 @@ def bias_before_batch_norm(ctx: FileContext) -> Iterator[Finding]:
                     "NRM001",
                     via,
                     f"`{short(via.code)}` feeds `{short(app.layer.code)}`, whose mean "
-                    f"subtraction cancels the bias of its `{short(producer.code)}` (line "
-                    f"{producer.line}, BN paper s3.2); {name} is also used without a norm "
+                    f"subtraction cancels the bias of its `{short(producer.code)}` "
+                    f"({_at(producer)}, BN paper s3.2); {name} is also used without a norm "
                     f"after it (line {other.line}), which needs the bias: {fix}.",
                     model.name,
                 )
