@@ -101,6 +101,37 @@ def test_batch_source_is_a_cell_position(tmp_path: Path) -> None:
     assert result.models[0].batch_size.source == "cell 3:line 2 DataLoader(batch_size=1)"
 
 
+def test_notebook_that_trains_a_model_of_the_package(tmp_path: Path) -> None:
+    """train.ipynb imports Net from model.py and trains it at batch 2: model.py's BN gets
+    that batch, with the notebook cell as its source."""
+    (tmp_path / "pyproject.toml").write_text("[project]\nname = 'x'\n")
+    (tmp_path / "model.py").write_text(
+        "import torch.nn as nn\n\n\nclass Net(nn.Module):\n    def __init__(self):\n"
+        "        super().__init__()\n        self.conv = nn.Conv2d(3, 32, 3, bias=False)\n"
+        "        self.bn = nn.BatchNorm2d(32)\n\n    def forward(self, x):\n"
+        "        return self.bn(self.conv(x))\n"
+    )
+    _notebook(
+        tmp_path / "train.ipynb",
+        ("code", "import torch\nfrom torch.utils.data import DataLoader\nfrom model import Net\n"),
+        ("markdown", "# Train"),
+        (
+            "code",
+            "net = Net()\nopt = torch.optim.SGD(net.parameters(), lr=0.1)\n"
+            "for x in DataLoader(ds, batch_size=2, shuffle=True):\n"
+            "    net(x).mean().backward()\n    opt.step()\n",
+        ),
+    )
+    from normsuite.analysis import project
+
+    project.clear()
+    (result,) = analyze_paths([str(tmp_path / "model.py")])
+    (model,) = result.models
+    assert model.batch_size.per_device == 2
+    assert model.batch_size.source.startswith("train.ipynb:cell 3:line 3")
+    assert [f.code for f in result.findings] == ["NRM006"]
+
+
 def test_help_lines_are_skipped(tmp_path: Path) -> None:
     nb = _notebook(
         tmp_path / "nb.ipynb",

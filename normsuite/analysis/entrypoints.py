@@ -213,7 +213,7 @@ def training_scripts(project: Any) -> list[tuple[str, frozenset[str]]]:
         if not deep and dirpath != project.root:
             dirnames[:] = []
         for name in sorted(filenames):
-            if not name.endswith(".py"):
+            if not name.endswith((".py", ".ipynb")):
                 continue
             seen += 1
             path = os.path.join(dirpath, name)
@@ -224,6 +224,8 @@ def training_scripts(project: Any) -> list[tuple[str, frozenset[str]]]:
                     text = handle.read()
             except OSError:
                 continue
+            if name.endswith(".ipynb"):  # a notebook that trains: its code cells
+                text = _notebook_code(text)
             if trains(text):
                 found.append((path, frozenset(_IDENTIFIER.findall(text))))
                 train_functions.update(_training_functions(text))
@@ -238,6 +240,16 @@ def training_scripts(project: Any) -> list[tuple[str, frozenset[str]]]:
             found.append((path, facts.identifiers))
     project._scripts = found
     return found
+
+
+def _notebook_code(text: str) -> str:
+    """The code cells of a notebook as one program ("" when it is no notebook)."""
+    from .notebook import NotebookError, read_notebook
+
+    try:
+        return read_notebook(text, "").text
+    except NotebookError:
+        return ""
 
 
 _TOP_DEF = re.compile(r"^def (\w+)\(", re.MULTILINE)
@@ -307,8 +319,27 @@ def project_batches(project: Any, model_path: str, class_name: str) -> list[tupl
         if scan.batch is not None:
             label = display_path(path, project.root)
             value, where = scan.batch
+            if path.endswith(".ipynb"):  # lines of the joined cells -> cell positions
+                where = _cell_places(where, path)
             out.append((value, where.replace("file:", f"{label}:", 1)))
     return out
+
+
+def _cell_places(where: str, path: str) -> str:
+    """``file:23 ...`` of a notebook's joined code as ``file:cell 6:line 4 ...``."""
+    from .files import read_source
+    from .notebook import NotebookError, read_notebook
+
+    try:
+        nb = read_notebook(read_source(path), path)
+    except (NotebookError, OSError, ValueError):
+        return where
+
+    def place(m: re.Match[str]) -> str:
+        cell, inner = nb.place(int(m.group(1)))
+        return f"file:cell {cell}:line {inner}"
+
+    return re.sub(r"\bfile:(\d+)", place, where)
 
 
 def _builds(index: Any, model_path: str, class_name: str) -> bool:

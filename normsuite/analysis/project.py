@@ -172,6 +172,13 @@ class Project:
         self._building.add(path)
         try:
             source = read_source(path)
+            if path.endswith(".ipynb"):  # a training notebook: its code cells, in order
+                from .notebook import NotebookError, read_notebook
+
+                try:
+                    source = read_notebook(source, path).text
+                except NotebookError:
+                    source = ""
             tree = self.parse(path, source)
             label = display_path(path, self.root)
             index = ModuleIndex(tree, source, project=ProjectView(self, path), label=label)
