@@ -99,6 +99,25 @@ def test_batch_source_is_a_cell_position(tmp_path: Path) -> None:
     (nrm005,) = [f for f in result.findings if f.code == "NRM005"]
     assert "(cell 3:line 2 DataLoader(batch_size=1))" in nrm005.message
     assert result.models[0].batch_size.source == "cell 3:line 2 DataLoader(batch_size=1)"
+    # a default in one cell, the loader a line further: both places are cell positions
+    nb = _notebook(
+        tmp_path / "nb2.ipynb",
+        ("code", "import torch.nn as nn\nfrom torch.utils.data import DataLoader\nBS = 8\n"),
+        (
+            "code",
+            "class Net(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
+            "        self.bn = nn.BatchNorm2d(8)\n    def forward(self, x):\n"
+            "        return self.bn(x)\n",
+        ),
+        (
+            "code",
+            "def main(bs=BS):\n    net = Net()\n"
+            "    loader = DataLoader(ds, batch_size=bs, shuffle=True)\n",
+        ),
+    )
+    (result,) = analyze_paths([str(nb)])
+    source = result.models[0].batch_size.source
+    assert source == "cell 3:line 1 default 8 -> DataLoader at cell 3:line 3", source
 
 
 def test_notebook_that_trains_a_model_of_the_package(tmp_path: Path) -> None:

@@ -152,3 +152,20 @@ def test_unknown_batch_recommendation_names_both_answers(tmp_path: Path) -> None
     assert (rec.norm, rec.below_bn_batch) == ("bn", "gn")
     res = CliRunner().invoke(app, ["recommend", str(tmp_path / "model.py"), "--isolated"])
     assert "recommend: bn at a per-device batch >= 16, gn below (confidence low" in res.output
+
+
+def test_two_constructions_on_one_line_with_the_same_value(tmp_path: Path) -> None:
+    """DM(4) if ... else DM(args.batch_size) with --batch-size default 4: one line, one value,
+    a literal and an argparse default (it crashed comparing None with an int)."""
+    path = _one_file(
+        tmp_path,
+        '\nimport argparse\n\nif __name__ == "__main__":\n'
+        "    ap = argparse.ArgumentParser()\n"
+        '    ap.add_argument("--batch-size", type=int, default=4)\n'
+        '    ap.add_argument("--x", action="store_true")\n    args = ap.parse_args()\n'
+        "    dm = RandomDataModule(batch_size=4) if args.x else "
+        "RandomDataModule(batch_size=args.batch_size)\n"
+        "    pl.Trainer(max_epochs=1).fit(LitClassifier(), datamodule=dm)\n",
+    )
+    (result,) = analyze_paths([str(path)])
+    assert result.error is None and _batch([result]).per_device == 4

@@ -84,7 +84,8 @@ def test_training_loop_in_a_helper_of_another_file(tmp_path) -> None:
     (tmp_path / "model.py").write_text(MODEL)  # a DataLoader import, no loader: no batch
     (tmp_path / "engine.py").write_text(
         "import torch\nfrom torch.utils.data import DataLoader\n\n\n"
-        "def train_one_epoch(model, loader, optimizer):\n    for x in loader:\n"
+        "def train_one_epoch(\n    model, loader, optimizer\n):  # a signature over lines\n"
+        "# a comment in column 0\n    for x in loader:\n"
         "        optimizer.zero_grad()\n        model(x).mean().backward()\n"
         "        optimizer.step()\n\n\ndef benchmark(model):\n"
         "    for x in DataLoader(torch.randn(8, 3, 8, 8), batch_size=1):\n        model(x)\n"

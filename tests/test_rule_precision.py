@@ -615,3 +615,26 @@ def test_stacked_cells_with_per_layer_state_are_recurrent() -> None:
     (model,) = [m for m in result.models if m.name == "StackedRNN"]
     assert model.architecture == "rnn"
     assert [(f.code, f.line) for f in result.findings] == [("NRM007", 11)]
+
+
+def test_a_model_with_a_labels_argument_is_not_a_conditional_norm() -> None:
+    """forward(x, labels=None) and a LayerNorm without affine: the labels feed a loss, not a
+    scale/shift predictor, so it is an MLP with advice (review finding)."""
+    source = """
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+class Classifier(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc1 = nn.Linear(784, 256)
+        self.norm = nn.LayerNorm(256, elementwise_affine=False)
+        self.fc2 = nn.Linear(256, 10)
+
+    def forward(self, x, labels=None):
+        out = self.fc2(self.norm(self.fc1(x)).relu())
+        return out if labels is None else F.cross_entropy(out, labels)
+"""
+    (model,) = analyze_source(source, "m.py", AnalysisOptions()).models
+    assert model.abstain is None and model.recommendation is not None

@@ -289,7 +289,7 @@ class _Scanner(ast.NodeVisitor):
             values.append((value, call.lineno, default_line))
         if not values:
             return None
-        value, self.passed_at, self.origin = min(values)
+        value, self.passed_at, self.origin = min(values, key=lambda t: (t[0], t[1]))
         return value
 
     def finish(self) -> None:

@@ -253,7 +253,12 @@ def _notebook_code(text: str) -> str:
 
 
 _TOP_DEF = re.compile(r"^def (\w+)\(", re.MULTILINE)
-_TOP_LEVEL = re.compile(r"^\S", re.MULTILINE)
+# Where a top-level function's body ends: the next top-level statement (not the `):` of a
+# signature split over lines, nor a comment in column 0).
+_TOP_LEVEL = re.compile(
+    r"^(?:async def |def |class |@|if |for |while |with |try:|[A-Za-z_][\w.]*\s*[=(])",
+    re.MULTILINE,
+)
 _GENERIC = frozenset({"main", "run", "train", "fit"})  # too common to link two files by
 
 
@@ -336,10 +341,11 @@ def _cell_places(where: str, path: str) -> str:
         return where
 
     def place(m: re.Match[str]) -> str:
-        cell, inner = nb.place(int(m.group(1)))
-        return f"file:cell {cell}:line {inner}"
+        line = m.group(1) or m.group(2)
+        cell, inner = nb.place(int(line))
+        return f"{'file:' if m.group(1) else ''}cell {cell}:line {inner}"
 
-    return re.sub(r"\bfile:(\d+)", place, where)
+    return re.sub(r"\bfile:(\d+)|\bline (\d+)", place, where)
 
 
 def _builds(index: Any, model_path: str, class_name: str) -> bool:

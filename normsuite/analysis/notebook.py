@@ -129,14 +129,15 @@ def split_result(result: FileResult, nb: NotebookSource) -> list[FileResult]:
     return [per_cell[c] for c in sorted(per_cell)]
 
 
-_FILE_LINE = re.compile(r"\bfile:(\d+)")
+_FILE_LINE = re.compile(r"\bfile:(\d+)|\bline (\d+)")
 
 
 def _cell_places(text: str, nb: NotebookSource) -> str:
-    """``file:23`` (a line of the joined cells, in batch sources) as ``cell 6:line 4``."""
+    """``file:23`` and ``line 23`` (lines of the joined cells, in batch sources and
+    messages) as ``cell 6:line 4``."""
 
     def place(m: re.Match[str]) -> str:
-        cell, inner = nb.place(int(m.group(1)))
+        cell, inner = nb.place(int(m.group(1) or m.group(2)))
         return f"cell {cell}:line {inner}"
 
     return _FILE_LINE.sub(place, text)

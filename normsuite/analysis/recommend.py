@@ -386,8 +386,22 @@ def _conditional_norm(model: ModelContext, inner: list[Layer]) -> str | None:
     ):
         return None
     forward = model.root.instance.cls.method("forward")
-    params = [*forward.args.posonlyargs, *forward.args.args][1:] if forward else []
-    return norm.type if len(params) >= 2 else None
+    params = [p.arg for p in [*forward.args.posonlyargs, *forward.args.args][1:]] if forward else []
+    if forward is None or len(params) < 2:
+        return None
+    # the condition (a later input) goes into one of the Linear/Embedding predictors
+    predictors = {
+        name for name, value in model.root.instance.attrs.items() if any(value is o for o in others)
+    }
+    for call in ast.walk(forward):
+        if not (isinstance(call, ast.Call) and isinstance(call.func, ast.Attribute)):
+            continue
+        owner = call.func.value
+        if isinstance(owner, ast.Name) and owner.id == "self" and call.func.attr in predictors:
+            read = {n.id for a in call.args for n in ast.walk(a) if isinstance(n, ast.Name)}
+            if read & set(params[1:]):
+                return norm.type
+    return None
 
 
 def _untraced_sequence_norm(model: ModelContext, layer: Layer, norm: str) -> bool:

@@ -170,6 +170,8 @@ def _owner_call(model: ModelContext, child: Layer, param: str | None) -> Layer |
             init = inst.cls.method("__init__")
             if init is None or init.args.kwarg is None:
                 continue
+            if f"**{init.args.kwarg.arg}" not in child.code:
+                continue  # the conv takes another dict (**conv_cfg): the call cannot set it
         elif not _has_parameter(inst.cls, param):
             continue  # (passed or left at its default: the call decides either way)
         if any(c is child for _, c in inst.layers()) or any(
