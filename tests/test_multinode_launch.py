@@ -202,9 +202,10 @@ LAUNCH_FAULTS = (
 def _launch(tmp_path: Path, commands_for: Callable[[Path], list[Command]]) -> Path:
     """Run ``commands_for(work)`` in a fresh ``work`` folder; return the folder of the run.
 
-    A launch that dies in the network set-up (no process reached ``LaunchProbe.setup``,
-    which Lightning calls once the process group is up, and the log shows one of
-    :data:`LAUNCH_FAULTS`) is tried once more, in a new folder with new ports; so is one
+    A launch whose failing process died in its network set-up (it never reached
+    ``LaunchProbe.setup``, which Lightning calls once the process group is up, and its log
+    shows one of :data:`LAUNCH_FAULTS`) is tried once more, in a new folder with new ports;
+    so is one
     whose run completed (rank 0 printed its best checkpoint) and then died in the teardown,
     killed by a signal (gloo aborting at exit on a loaded CI host; seen once, node 0 -9 after
     the test pass). Any other failure, or one in training, fails at once: that is what these
@@ -215,9 +216,14 @@ def _launch(tmp_path: Path, commands_for: Callable[[Path], list[Command]]) -> Pa
         failure = _run_all(commands_for(work), logs=work / "logs")
         if failure is None:
             return work
-        started = list((work / "probe").glob("started*"))
+        # The node that failed first: did it die in its own network set-up (no mark of its
+        # own, a gloo/rendezvous fault in its log)? Rank 0 may have its process group up
+        # while rank 1's connect aborts ("terminate called", seen in CI).
+        node = failure.split()[1]
+        own_log = (work / "logs" / f"node{node}.log").read_text(errors="replace")
+        own_mark = (work / "probe" / f"started{node}").exists()
+        in_setup = not own_mark and any(f in own_log for f in LAUNCH_FAULTS)
         logs = "\n".join(p.read_text(errors="replace") for p in (work / "logs").glob("*.log"))
-        in_setup = not started and any(f in logs for f in LAUNCH_FAULTS)
         completed = "normsuite fit: best checkpoint" in logs
         in_teardown = completed and failure.split(":", 1)[0].split()[-1].startswith("-")
         if attempt == 2 or not (in_setup or in_teardown):
@@ -402,15 +408,24 @@ def test_launch_retries_only_a_network_fault_before_the_process_group_is_up(
     assert _launch(tmp_path / "a", fails_at_start_once) == tmp_path / "a" / "attempt2"
     assert len(calls) == 2
 
-    def fails_after_one_started(work: Path) -> list[Command]:
-        calls.append(work)  # rank 0 got its process group, rank 1 died: not the network
-        return [_fake_node(work, r, r == 0, 7 * r, "Connection refused") for r in (0, 1)]
+    def rank1_connect_aborts_once(work: Path) -> list[Command]:
+        calls.append(work)  # rank 0 got its process group, rank 1's gloo connect aborted
+        first = len(calls) == 1
+        says = "terminate called without an active exception" if first else ""
+        return [_fake_node(work, r, r == 0 or not first, 7 * r * first, says) for r in (0, 1)]
+
+    calls.clear()
+    assert _launch(tmp_path / "b", rank1_connect_aborts_once) == tmp_path / "b" / "attempt2"
+
+    def fails_after_it_started(work: Path) -> list[Command]:
+        calls.append(work)  # rank 1 had its process group up, then failed: not the network
+        return [_fake_node(work, r, True, 7 * r, "Connection refused") for r in (0, 1)]
 
     def fails_at_start_without_a_network_fault(work: Path) -> list[Command]:
         calls.append(work)  # e.g. the data module's setup raised before the marker
         return [_fake_node(work, r, False, 7 * r, "ValueError: bad split") for r in (0, 1)]
 
-    for case in (fails_after_one_started, fails_at_start_without_a_network_fault):
+    for case in (fails_after_it_started, fails_at_start_without_a_network_fault):
         calls.clear()
         with pytest.raises(pytest.fail.Exception, match="node 1 exited with 7"):
             _launch(tmp_path / case.__name__, case)
