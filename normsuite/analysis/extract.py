@@ -196,6 +196,7 @@ class ModuleIndex(UndecidedCode):
         self.imports: dict[str, str] = {}  # local name -> dotted origin
         self.star_modules: list[str] = []  # ``from common import *`` (YOLOv5's models)
         self._star_names: dict[str, str | None] = {}
+        self._class_attrs: dict[tuple[int, str], Any] = {}  # see _class_attribute
         self.functions: dict[str, ast.FunctionDef] = {}
         self.class_nodes: dict[str, ast.ClassDef] = {}
         self.classes: dict[str, ClassInfo] = {}  # nn.Module subclasses only
@@ -711,7 +712,14 @@ class ModuleIndex(UndecidedCode):
     def _class_attribute(self, cls: ClassInfo, attr: str) -> Any:
         """``self.norm_cls`` read from a class-level ``norm_cls = nn.BatchNorm2d`` (or
         ``expansion = 4``) of the class or a base, evaluated in its file: a layer class or
-        a constant; anything else (a module instance shared by every object) is unknown."""
+        a constant; anything else (a module instance shared by every object) is unknown.
+        Asked on every read of an attribute ``__init__`` did not set: kept per class."""
+        key = (id(cls.node), attr)
+        if key not in self._class_attrs:
+            self._class_attrs[key] = self._read_class_attribute(cls, attr)
+        return self._class_attrs[key]
+
+    def _read_class_attribute(self, cls: ClassInfo, attr: str) -> Any:
         seen: ClassInfo | None = cls
         for _ in range(16):
             if seen is None:
