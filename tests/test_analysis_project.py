@@ -471,3 +471,36 @@ def test_star_import_facade_is_not_searched_module_by_module(tmp_path: Path) -> 
     view = project.project_for(str(tmp_path / "use.py"))
     read = {os.path.basename(p) for p, index in view.project._indexes.items() if index}
     assert read == {"__init__.py"}  # the facade itself, none of its star modules
+
+
+def test_a_dependency_analyzed_later_is_parsed_and_walked_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """base.py is read as fpn_head.py's dependency, then analyzed itself: one parse and one
+    walk of its tree serve both (each cost ~1/2 of the analysis of a file; timm re-parsed
+    44 of its 304 files before the tree was shared)."""
+    import ast
+
+    from normsuite.analysis import tree_facts
+
+    project.clear()
+    parsed: list[str] = []
+    walked: list[int] = []
+    real_parse, real_walk = ast.parse, tree_facts.TreeFacts._walk
+
+    def counting_parse(source: str, filename: str = "<unknown>", *args, **kwargs):  # type: ignore[no-untyped-def]
+        parsed.append(os.path.basename(filename))
+        return real_parse(source, filename, *args, **kwargs)
+
+    def counting_walk(self, tree):  # type: ignore[no-untyped-def]
+        walked.append(id(tree))
+        return real_walk(self, tree)
+
+    monkeypatch.setattr(ast, "parse", counting_parse)
+    monkeypatch.setattr(tree_facts.TreeFacts, "_walk", counting_walk)
+    monkeypatch.setattr(project, "MAX_TREES", 0)  # as after 32 other files in a big run
+    pkg = FIX / "a02_pkg"
+    results = _by_name(analyze_paths([str(pkg / "fpn_head.py"), str(pkg / "base.py")], jobs=1))
+    assert [m.name for m in results["a02_pkg/base.py"].models] == ["Backbone"]
+    assert parsed.count("base.py") == 1
+    assert len(walked) == len(set(walked))  # no tree walked twice

@@ -201,6 +201,9 @@ class Project:
         if cached is not None and cached[0] == source:
             self._trees.move_to_end(path)
             return cached[1]
+        dep = self._indexes.get(path)  # read as a dependency: its index keeps the tree
+        if dep is not None and dep.source == source:
+            return dep.tree
         tree = ast.parse(source, filename=path)
         self._trees[path] = (source, tree)
         if len(self._trees) > MAX_TREES:

@@ -125,10 +125,13 @@ def _fields(kind: type) -> tuple[str, ...]:
 
 def tree_facts(index: _Indexed) -> TreeFacts:
     """The facts of ``index.tree``, walked on first use and kept in ``index.memo``."""
-    key = ("tree-facts",)
-    if key not in index.memo:
-        index.memo[key] = TreeFacts(index.tree)
-    return index.memo[key]
+    # Kept on the tree, not the index: a file read as a dependency and then analyzed has
+    # two indexes over one tree (project.Project.parse), and one walk serves both.
+    facts = getattr(index.tree, "_normsuite_facts", None)
+    if facts is None:
+        facts = TreeFacts(index.tree)
+        index.tree._normsuite_facts = facts  # type: ignore[attr-defined]
+    return facts
 
 
 def class_facts(cls: Any, index: _Indexed | None = None) -> TreeFacts:
