@@ -570,3 +570,34 @@ def test_nrm013_needs_a_layer_built_for_the_classes() -> None:
         "out = num_classes\n            self.conv2 = nn.Conv2d(64, out, 1)",
     )
     assert codes(aliased, batch_size=32) == ["NRM013"]
+
+
+STARRED_RESHAPE = """
+import torch.nn as nn
+
+
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(32, 32)
+        self.norm_star = nn.LayerNorm(32)
+        self.norm_tuple = nn.LayerNorm(32)
+        self.norm_flat = nn.LayerNorm(32)
+
+    def forward(self, x):
+        shape = x.shape[:-1]
+        a = self.norm_star(self.fc(x).reshape(*shape, -1))
+        b = self.norm_tuple(self.fc(x).view((*shape, -1)))
+        c = self.norm_flat(self.fc(x).view(x.size(0), -1))
+        return a, b, c
+"""
+
+
+def test_a_starred_shape_leaves_the_rank_unknown() -> None:
+    """``reshape(*shape, -1)`` is not a 2-d ``view(n, -1)``: the star may spread any number
+    of dims (tokens in HF attention), so it must not read as (N, C) features."""
+    ctx = analyze_context(textwrap.dedent(STARRED_RESHAPE), "m.py", AnalysisOptions())
+    (net,) = ctx.models
+    kinds = {path: net.first_app(layer).inp.kind for path, layer in net.norm_layers()}
+    assert kinds["norm_flat"] == "feat"  # the one that is (N, C)
+    assert kinds["norm_star"] != "feat" and kinds["norm_tuple"] != "feat"

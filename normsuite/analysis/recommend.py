@@ -514,7 +514,8 @@ def recommend(model: ModelContext, domain: str | None = None) -> Recommendation:
             good.add(kind)
         if kind in good and kind != adv.norm:
             norm = kind
-            if model.batch.per_device is None and kind in _BATCH_FREE and kind != "gn":
+            cnn_without_batch = model.batch.per_device is None and headline_arch in _CNN
+            if cnn_without_batch and kind in _BATCH_FREE and kind != "gn":
                 keep_sites = True
                 rationale.insert(
                     0,

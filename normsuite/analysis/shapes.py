@@ -656,6 +656,8 @@ class FlowTracer:
             end = self._const(node.args[2], env) if len(node.args) > 2 else -1
             return _flatten(x, 0 if start is None else start, end)
         if name in ("permute", "transpose", "swapaxes", "movedim", "unsqueeze", "squeeze"):
+            if isinstance(x, T) and _starred(node.args[1:]):
+                return UNKNOWN_T
             if isinstance(x, T):
                 consts = [self._const(a, env) for a in node.args[1:]]
                 return _reshape_op(x, name, consts)
@@ -674,6 +676,11 @@ class FlowTracer:
     ) -> Any:
         if name in _PASSTHROUGH:
             return x.plain()
+        if name in _SHAPE_ARGS and _starred(node.args):
+            # x.reshape(*input_shape, -1): how many dims the star spreads is unknown, so the
+            # rank is (HF attention: read as (N, C) features, it turned a Transformer's norm
+            # into a BatchNorm site)
+            return UNKNOWN_T
         consts = [self._const(a, env) for a in node.args]
         kw = {k.arg: self._const(k.value, env) for k in node.keywords if k.arg}
         if name in ("permute", "transpose", "swapaxes", "movedim", "unsqueeze", "squeeze"):
@@ -725,6 +732,23 @@ class _Consts(dict):
 
     def __setitem__(self, key: str, value: Any) -> None:
         pass  # the constant evaluator must not write into the flow's locals
+
+
+_SHAPE_ARGS = frozenset(
+    {"view", "reshape", "permute", "transpose", "swapaxes", "movedim", "unsqueeze", "squeeze"}
+)
+
+
+def _starred(args: list[ast.expr]) -> bool:
+    """Shape arguments with a star (``*shape, -1`` or ``(*shape, -1)``): their count is
+    not the rank."""
+    return any(
+        isinstance(a, ast.Starred)
+        or (
+            isinstance(a, (ast.Tuple, ast.List)) and any(isinstance(e, ast.Starred) for e in a.elts)
+        )
+        for a in args
+    )
 
 
 def _constant_int(index: ast.expr) -> bool:
