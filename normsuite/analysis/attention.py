@@ -28,6 +28,7 @@ import ast
 
 from .extract import ModuleIndex
 from .ir import ATTENTION_TYPES, CONV_DIMS, ClassInfo, Layer, ModuleInstance
+from .symbols import ExternalFunction
 
 # Class names that say "attention block". Plain "Attention" also names CNN blocks (CBAM's
 # ChannelAttention, SE): those count only when they hold no convolution.
@@ -61,9 +62,44 @@ def forward_attends(cls: ClassInfo, index: ModuleIndex) -> bool:
     key = ("forward-attends", id(owner))
     if key not in home.memo:
         # Most files have no softmax or attention call at all: no tree walk for them.
-        words = ("softmax", *_ATTENTION_CALLS)
         fn = owner.methods["forward"]
-        home.memo[key] = any(w in home.source for w in words) and _attends(fn)
+        home.memo[key] = (_mentions_attention(home.source) and _attends(fn)) or _calls_attending(
+            fn, home
+        )
+    return home.memo[key]
+
+
+def _mentions_attention(source: str) -> bool:
+    return any(w in source for w in ("softmax", *_ATTENTION_CALLS))
+
+
+def _calls_attending(fn: ast.FunctionDef, home: ModuleIndex) -> bool:
+    """``forward`` hands its projections to a module-level function that attends, called by
+    name or through a variable (transformers: ``attention_interface =
+    ALL_ATTENTION_FUNCTIONS.get_interface(impl, eager_attention_forward)``, then
+    ``attention_interface(self, q, k, v, ...)``). The function is judged by its body, in
+    this file or another file of the project; never by its name."""
+    for name in {n.id for n in ast.walk(fn) if isinstance(n, ast.Name)}:
+        found = _function_of(name, home)
+        if found is not None and _function_attends(*found):
+            return True
+    return False
+
+
+def _function_of(name: str, home: ModuleIndex) -> tuple[ast.FunctionDef, ModuleIndex] | None:
+    if name in home.functions:
+        return home.functions[name], home
+    if name in home.imports and home.project is not None:
+        found = home.project.lookup(home.imports[name])
+        if isinstance(found, ExternalFunction):
+            return found.node, found.home
+    return None
+
+
+def _function_attends(node: ast.FunctionDef, home: ModuleIndex) -> bool:
+    key = ("function-attends", id(node))
+    if key not in home.memo:
+        home.memo[key] = _mentions_attention(home.source) and _attends(node)
     return home.memo[key]
 
 

@@ -97,6 +97,15 @@ def tree_nodes(index: ModuleIndex) -> dict[type, list[ast.AST]]:
 def block_parents(index: ModuleIndex) -> dict[str, str]:
     """Module class name -> the module class of this file that uses it as a block."""
     parents: dict[str, str] = {}
+    facts = tree_facts(index)
+    # A class that builds the block (``LlamaDecoderLayer(config, i)``) is its parent before
+    # one that only names it (transformers' PreTrainedModel lists its blocks in
+    # ``_can_record_outputs`` and ``isinstance`` checks, and comes first in the file).
+    for cls in index.classes.values():
+        own = {cls.name, *(b.split(".")[-1] for b in cls.bases)} | _ancestors(cls)
+        for name in facts.calls_in(cls.node):
+            if name in index.classes and name not in own:
+                parents.setdefault(name, cls.name)
     for cls in index.classes.values():
         for name in _local_names(cls, index):
             if name not in _ancestors(cls):
@@ -116,7 +125,6 @@ def block_parents(index: ModuleIndex) -> dict[str, str]:
                     parents.setdefault(name, parent)
     # Blocks built by module-level helper functions (torchvision's _stack builds
     # _InvertedResidual for MNASNet): the helper is their parent.
-    facts = tree_facts(index)
     for fn in index.functions.values():
         for name in facts.calls_in(fn):
             if name in index.classes and name not in parents and _helper(fn, index):
