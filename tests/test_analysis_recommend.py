@@ -601,3 +601,66 @@ def test_a_starred_shape_leaves_the_rank_unknown() -> None:
     kinds = {path: net.first_app(layer).inp.kind for path, layer in net.norm_layers()}
     assert kinds["norm_flat"] == "feat"  # the one that is (N, C)
     assert kinds["norm_star"] != "feat" and kinds["norm_tuple"] != "feat"
+
+
+MIXED_SEQUENCE_NORMS = """
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+class RMSNorm(nn.Module):
+    def __init__(self, d, eps=1e-6):
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(d))
+        self.eps = eps
+
+    def forward(self, x):
+        return self.weight * x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.eps)
+
+
+class Layer(nn.Module):
+    def __init__(self, d=64):
+        super().__init__()
+        self.qkv = nn.Linear(d, 3 * d)
+        self.attn_norm = RMSNorm(d)
+        self.mlp_norm = nn.LayerNorm(d)
+        self.fc = nn.Linear(d, d)
+
+    def forward(self, x):
+        q, k, v = self.qkv(self.attn_norm(x)).chunk(3, dim=-1)
+        x = x + F.scaled_dot_product_attention(q, k, v)
+        return x + self.fc(self.mlp_norm(x))
+"""
+
+
+def test_a_transformer_mixing_layernorm_and_rmsnorm_keeps_both() -> None:
+    """B7 names both: "RMSNorm -> LayerNorm" (TimesFM) is churn, not advice."""
+    assert report(MIXED_SEQUENCE_NORMS, "Layer").architecture == "transformer"
+    assert set(suggestions(MIXED_SEQUENCE_NORMS, "Layer").values()) == {"keep"}
+
+
+GN_CNN = """
+import torch.nn as nn
+
+
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 64, 3, bias=False)
+        self.gn = nn.GroupNorm(32, 64)
+        self.conv2 = nn.Conv2d(64, 64, 3, bias=False)
+        self.gn2 = nn.GroupNorm(32, 64)
+
+    def forward(self, x):
+        return self.gn2(self.conv2(self.gn(self.conv(x))))
+"""
+
+
+def test_kept_groupnorm_at_an_unknown_batch_does_not_speak_of_this_batch() -> None:
+    unknown = report(GN_CNN, "Net").recommendation
+    assert unknown.norm == "gn" and unknown.rules.count("B2") == 1
+    assert "this batch" not in " ".join([*unknown.rationale, *unknown.would_change])
+    assert any("16 or more" in w for w in unknown.would_change)
+    known = report(GN_CNN, "Net", batch_size=32).recommendation
+    assert known.would_change == ["needing the last ~0.5 points at this batch size: bn"]
