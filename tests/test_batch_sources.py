@@ -51,6 +51,26 @@ CASES = {
         "    opt_ = vars(parser.parse_args())" + LOOP.format(expr='opt_["bs"]'),
         4,
     ),
+    "parser.set_defaults beats the argument's default (in either order)": (
+        "import argparse\n\ndef main(ds):\n    parser = argparse.ArgumentParser()\n"
+        "    parser.set_defaults(batch_size=2)\n"
+        '    parser.add_argument("--batch_size", type=int, default=64)\n'
+        "    args = parser.parse_args()" + LOOP.format(expr="args.batch_size"),
+        2,
+    ),
+    "parse_args with a literal list (a notebook)": (
+        "import argparse\n\ndef main(ds):\n    parser = argparse.ArgumentParser()\n"
+        '    parser.add_argument("--batch-size", type=int, default=64)\n'
+        '    args = parser.parse_args(["--lr", "0.1", "--batch-size", "2"])'
+        + LOOP.format(expr="args.batch_size"),
+        2,
+    ),
+    "parse_args with --flag=value": (
+        "import argparse\n\ndef main(ds):\n    parser = argparse.ArgumentParser()\n"
+        '    parser.add_argument("--batch-size", type=int, default=64)\n'
+        '    args = parser.parse_args(["--batch-size=4"])' + LOOP.format(expr="args.batch_size"),
+        4,
+    ),
 }
 
 
@@ -126,3 +146,21 @@ def test_config_instance_imported_from_another_file(tmp_path) -> None:
     (model,) = [m for r in analyze_paths([str(tmp_path)]) for m in r.models]
     assert model.batch_size.per_device == 1
     assert model.batch_size.source.startswith("config.py:6 default 1 -> DataLoader at train.py:8")
+
+
+def test_a_loader_fed_from_a_runtime_config_ignores_an_unrelated_batch_flag() -> None:
+    """The DataLoader reads ``cfg["train"]["batch_size"]`` from a YAML loaded at run time;
+    ``--batch-size`` (default 1, for a demo) never reaches it and a key of the same name is
+    no argparse read: the batch is unknown, not 1 (which made NRM005 an error)."""
+    source = MODEL + (
+        "import argparse\nimport yaml\n\nparser = argparse.ArgumentParser()\n"
+        'parser.add_argument("--batch-size", type=int, default=1)\n'
+        "args = parser.parse_args()\ncfg = yaml.safe_load(open('train.yaml'))\n"
+        "model = Net()\nopt = torch.optim.SGD(model.parameters(), lr=0.1)\n"
+        'for x in DataLoader(ds, batch_size=cfg["train"]["batch_size"], shuffle=True):\n'
+        "    opt.zero_grad()\n    model(x).mean().backward()\n    opt.step()\n"
+    )
+    result = analyze_source(source, "train.py", AnalysisOptions())
+    (model,) = result.models
+    assert model.batch_size.per_device is None
+    assert result.findings == []

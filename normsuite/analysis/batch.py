@@ -98,6 +98,16 @@ class _Scanner(ast.NodeVisitor):
         # line of the default the last resolve() used ("config.py:7" in another file)
         self.origin: int | str | None = None
         self.passed_at: int | None = None  # line of the call whose argument it used instead
+        # argparse beyond add_argument: dest -> the "__batch"-style keys its flags fill,
+        # flag -> dest, parser.set_defaults(...) (they beat argument defaults in any order),
+        # the literal lists of parse_args([...]) (notebooks), names bound to vars(args)
+        self._dest_keys: dict[str, list[str]] = {}
+        self._flag_dest: dict[str, str] = {}
+        self._parser_defaults: dict[str, tuple[Any, int]] = {}
+        self._argv: list[tuple[list[Any], int]] = []
+        self._vars_names: set[str] = set()
+        # training DataLoaders whose batch_size could not be read (cfg["train"]["bs"])
+        self.unread_loaders: list[int] = []
 
     def visit_With(self, node: ast.With) -> None:
         quals = [
@@ -113,6 +123,13 @@ class _Scanner(ast.NodeVisitor):
 
     def visit_Assign(self, node: ast.Assign) -> None:
         names = [t.id for t in node.targets if isinstance(t, ast.Name)]
+        value = node.value
+        if (
+            isinstance(value, ast.Call)
+            and isinstance(value.func, ast.Name)
+            and value.func.id == "vars"
+        ):  # opt = vars(parser.parse_args()): opt["bs"] reads an argparse dest
+            self._vars_names.update(names)
         names += [t.attr for t in node.targets if isinstance(t, ast.Attribute)]
         self._targets.extend(names)
         self.generic_visit(node)
@@ -140,6 +157,14 @@ class _Scanner(ast.NodeVisitor):
             self.sync = True
         elif last == "add_argument":
             self._argparse(node)
+        elif last == "set_defaults":
+            for k in node.keywords:
+                value = self.index.eval(k.value, {}, None) if k.arg else UNKNOWN
+                if k.arg and isinstance(value, (int, str, list)):
+                    self._parser_defaults[k.arg] = (value, node.lineno)
+        elif last == "parse_args" and node.args and isinstance(node.args[0], (ast.List, ast.Tuple)):
+            argv = [e.value if isinstance(e, ast.Constant) else UNKNOWN for e in node.args[0].elts]
+            self._argv.append((argv, node.lineno))
         elif self._other_datamodules(node):
             pass
         elif last in ("DataLoader", "Trainer"):
@@ -211,13 +236,40 @@ class _Scanner(ast.NodeVisitor):
         long = next((f for f in flags if f.startswith("--")), flags[0])
         dest = kw.get("dest")
         name = dest.value if isinstance(dest, ast.Constant) else long.lstrip("-").replace("-", "_")
-        self.argparse[str(name)] = (value, node.lineno)  # type: ignore[assignment]
+        name = str(name)
+        keys = [name]
         for flag in flags:
+            self._flag_dest[flag] = name
             for group, key in ((_BATCH_FLAGS, "batch"), (_DEVICE_FLAGS, "devices")):
                 if flag in group:
-                    self.argparse[f"__{key}"] = (value, node.lineno)  # type: ignore[assignment]
+                    keys.append(f"__{key}")
             if flag in _ACCUM_FLAGS:
-                self.argparse["__accumulate"] = (value, node.lineno)  # type: ignore[assignment]
+                keys.append("__accumulate")
+        self._dest_keys[name] = keys
+        for key in keys:
+            self.argparse[key] = (value, node.lineno)  # type: ignore[assignment]
+
+    def _argparse_overrides(self) -> None:
+        """parser.set_defaults(batch_size=2) beats ``default=64`` (argparse: parser-level
+        defaults always win), and ``parse_args(["--batch-size", "2"])`` beats both."""
+        for dest, (value, line) in self._parser_defaults.items():
+            for key in self._dest_keys.get(dest, [dest]):
+                self.argparse[key] = (value, line)
+        for argv, line in self._argv:
+            for i, item in enumerate(argv):
+                if not isinstance(item, str) or not item.startswith("-"):
+                    continue
+                flag, eq, text = item.partition("=")
+                if not eq:
+                    nxt = argv[i + 1] if i + 1 < len(argv) else None
+                    text = nxt if isinstance(nxt, str) and not nxt.startswith("-") else ""
+                dest = self._flag_dest.get(flag)
+                if dest is None:
+                    continue
+                value: Any = int(text) if text.isdigit() else UNKNOWN
+                for key in self._dest_keys.get(dest, [dest]):
+                    # a value the list does not spell out (a variable) is unknown, never the default
+                    self.argparse[key] = (value, line)
 
     def resolve(self, expr: ast.expr, funcs: list[ast.FunctionDef], classes: list) -> Any:
         """A constant for ``expr``: literal, module constant, parameter default, argparse
@@ -236,9 +288,11 @@ class _Scanner(ast.NodeVisitor):
             return UNKNOWN
         if (
             isinstance(expr, ast.Subscript)
+            and isinstance(expr.value, ast.Name)
+            and expr.value.id in self._vars_names
             and isinstance(expr.slice, ast.Constant)
             and expr.slice.value in self.argparse
-        ):  # opt = vars(parser.parse_args()); opt["bs"]
+        ):  # opt = vars(parser.parse_args()); opt["bs"] (not cfg["train"]["batch_size"])
             self.origin = self.argparse[expr.slice.value][1]
             return self.argparse[expr.slice.value][0]
         if isinstance(expr, ast.Attribute):
@@ -293,6 +347,7 @@ class _Scanner(ast.NodeVisitor):
         return value
 
     def finish(self) -> None:
+        self._argparse_overrides()
         for _func, node, last, funcs, classes in self._pending:
             kw = {k.arg: k.value for k in node.keywords if k.arg}
             if last == "DataLoader":
@@ -303,6 +358,7 @@ class _Scanner(ast.NodeVisitor):
                     continue
                 value = _int(self.resolve(expr, funcs, classes))
                 if value is None:
+                    self.unread_loaders.append(node.lineno)
                     continue
                 shuffle = kw.get("shuffle")
                 segment = self.index.segment(node, limit=10_000)
@@ -433,9 +489,15 @@ def scan_file(index: ModuleIndex) -> BatchScan:
         # (``RandomDataModule(**cfg)``): silent
         value, where, weak = min(dms, key=lambda t: t[0] or 0)
         out.batch, out.weak = (value, where), weak  # type: ignore[assignment]
-    elif "__batch" in s.argparse and _int(s.argparse["__batch"][0]) and trains(index.source):
+    elif (
+        "__batch" in s.argparse
+        and _int(s.argparse["__batch"][0])
+        and not s.unread_loaders
+        and trains(index.source)
+    ):
         # an argparse default alone counts only in a script that trains (a profiling
-        # block's --batch-size 1 is not the training batch)
+        # block's --batch-size 1 is not the training batch), and not when the training
+        # loader takes its batch from elsewhere (a YAML read at run time)
         value, line = s.argparse["__batch"]
         out.batch, out.weak = (value, f"file:{line} argparse default {value}"), True
     devices = s.trainer.get("devices") or s.trainer.get("gpus")
