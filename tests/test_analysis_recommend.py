@@ -664,3 +664,91 @@ def test_kept_groupnorm_at_an_unknown_batch_does_not_speak_of_this_batch() -> No
     assert any("16 or more" in w for w in unknown.would_change)
     known = report(GN_CNN, "Net", batch_size=32).recommendation
     assert known.would_change == ["needing the last ~0.5 points at this batch size: bn"]
+
+
+GN_HEAD_ON_BN_BACKBONE = """
+import torch.nn as nn
+
+
+class Head(nn.Module):
+    def __init__(self, ch=256):
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(3, ch, 3, bias=False), nn.BatchNorm2d(ch), nn.ReLU())
+        self.tower = nn.Sequential(nn.Conv2d(ch, ch, 3, bias=False), nn.GroupNorm(32, ch))
+        self.sync = nn.SyncBatchNorm(ch)
+
+    def forward(self, x):
+        return self.sync(self.tower(self.stem(x)))
+"""
+
+
+def test_batch_independent_sites_are_not_made_bn_without_the_batch() -> None:
+    """An FCOS-style GN tower on a BN backbone, and a SyncBatchNorm, at an unknown batch:
+    each stays (README: never switched to BN without the batch as evidence)."""
+    assert set(suggestions(GN_HEAD_ON_BN_BACKBONE, "Head").values()) == {"keep"}
+    at_64 = suggestions(GN_HEAD_ON_BN_BACKBONE, "Head", batch_size=64)
+    assert at_64["tower.1"] == "nn.BatchNorm2d(256)"  # with the batch as evidence: B1
+
+
+LN_ON_MAP = """
+import torch.nn as nn
+
+
+class Stem(nn.Module):
+    def __init__(self, width=256):
+        super().__init__()
+        self.conv = nn.Conv2d(3, width, 16, 16, bias=False)
+        self.ln = nn.LayerNorm(width)
+
+    def forward(self, x):
+        return self.ln(self.conv(x))
+"""
+
+
+def test_a_kept_norm_is_never_one_a_rule_flags() -> None:
+    """LayerNorm(C) on an (N, C, H, W) map is NRM002; keeping LN at an unknown batch
+    means a LayerNorm over the channels, not the flagged layer."""
+    assert "NRM002" in codes(LN_ON_MAP)
+    assert suggestions(LN_ON_MAP, "Stem") == {"ln": 'normsuite.build_norm("ln", 256)'}
+
+
+RNN_WITH_BN_OUTSIDE = """
+import torch.nn as nn
+
+
+class SensorLSTM(nn.Module):
+    def __init__(self, c=9, hidden=64):
+        super().__init__()
+        self.input_bn = nn.BatchNorm1d(c)
+        self.lstm = nn.LSTM(c, hidden, batch_first=True)
+        self.fc = nn.Linear(hidden, 6)
+
+    def forward(self, x):
+        x = self.input_bn(x.transpose(1, 2)).transpose(1, 2)
+        out, _ = self.lstm(x)
+        return self.fc(out[:, -1])
+
+
+class GRUTagger(nn.Module):
+    def __init__(self, hidden=64):
+        super().__init__()
+        self.cell = nn.GRUCell(32, hidden)
+        self.hidden = hidden
+        self.bn = nn.BatchNorm1d(hidden)
+
+    def forward(self, x):
+        h = x.new_zeros(x.size(0), self.hidden)
+        for t in range(x.size(1)):
+            h = self.cell(x[:, t], h)
+        return self.bn(h)
+"""
+
+
+def test_bn_outside_the_recurrence_is_kept() -> None:
+    """B6 is LN inside the cell; NRM007 is silent on a BN on the inputs or the last state,
+    and recommend agrees (it said "-> nn.LayerNorm(9)" on an (N, 9, T) input: an error)."""
+    assert "NRM007" not in codes(RNN_WITH_BN_OUTSIDE, batch_size=32)
+    for name in ("SensorLSTM", "GRUTagger"):
+        rec = report(RNN_WITH_BN_OUTSIDE, name, batch_size=32).recommendation
+        assert rec.norm == "bn" and rec.confidence == "medium", name
+        assert set(suggestions(RNN_WITH_BN_OUTSIDE, name, batch_size=32).values()) == {"keep"}

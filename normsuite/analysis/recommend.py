@@ -554,6 +554,13 @@ def recommend(model: ModelContext, domain: str | None = None) -> Recommendation:
     suggestions: list[LayerSuggestion] = []
     others: dict[str, list[str]] = {}
     untraced: list[str] = []
+    batch_free: list[str] = []
+    off_path: list[str] = []
+    # Recurrence by nn.LSTM/GRU/RNN only: a norm cannot be inside those cells. (A model that
+    # steps its cells itself knows its recurrent-path norms; a cell judged alone does not.)
+    library_rnn = not model.recurrence.cells and any(
+        layer.type in RNN_TYPES for _, layer in model.layers
+    )
     for path, layer, site_arch in sites:
         if _untraced_sequence_norm(model, layer, norm):
             # A LayerNorm whose input was not traced may see tokens (a Transformer stage the
@@ -577,14 +584,56 @@ def recommend(model: ModelContext, domain: str | None = None) -> Recommendation:
             and site_norm in _SEQUENCE_NORMS
             and _site_kind(model, layer) in _SEQUENCE_NORMS
         )
+        kind = _site_kind(model, layer)
+        if (
+            not kept_here
+            and site_norm == "bn"
+            and model.batch.per_device is None
+            and kind in (*_BATCH_FREE, "syncbn", "frozenbn")
+        ):
+            # Never BN in place of a batch-independent (or synced, or frozen) norm without
+            # the batch as evidence: an FCOS-style GN head on a BN backbone keeps its GN.
+            kept_here = True
+            batch_free.append(path or layer.code)
+        if (
+            not kept_here
+            and model.architecture == "rnn"
+            and site_norm in _SEQUENCE_NORMS
+            and kind in ("bn", "syncbn")
+            and (library_rnn or (model.recurrence.cells and not model.recurrence.on_path(layer)))
+            and not any(app.in_attention_block for app in model.apps if app.layer is layer)
+        ):
+            # B6 is LN *inside the cell*: a BN on the RNN's inputs or on the last step's
+            # features is not on the recurrent path (NRM007 is silent there), and BN on the
+            # input-to-hidden side can help (Laurent et al. 2016)
+            kept_here = True
+            off_path.append(path or layer.code)
+        suggested = suggest_layer(site_norm, layer, model)
+        if kept_here:
+            # kept, but never as a layer a rule flags (a LayerNorm over W of an (N, C, H, W)
+            # map is NRM002): then the same norm over the channels
+            rank, last = site_shape(model, layer)
+            broken = layer.type in ("LayerNorm", "RMSNorm") and not (last or rank == 2)
+            suggested = suggest_layer(kind, layer, model) if broken else layer.code
         suggestions.append(
-            LayerSuggestion(
-                site=path,
-                line=layer.line,
-                current=layer.code,
-                suggested=layer.code if kept_here else suggest_layer(site_norm, layer, model),
-            )
+            LayerSuggestion(site=path, line=layer.line, current=layer.code, suggested=suggested)
         )
+    if off_path and len(off_path) == len(sites):
+        norm = "bn"  # every site is outside the recurrence: the headline says what is kept
+    if off_path:
+        rationale.insert(
+            0,
+            "Kept as they are (BatchNorm outside the recurrence, on the RNN's inputs or "
+            "outputs; B6 is about the recurrent state, and BN on the input-to-hidden side can "
+            f"help, Laurent et al. 2016): {', '.join(off_path)}.",
+        )
+        would_change.append("a BatchNorm moved onto the recurrent state: ln (B6)")
+    if batch_free:
+        rationale.append(
+            "Kept as they are (batch-independent, synced or frozen norms; switching them to "
+            f"BN needs the batch as evidence): {', '.join(batch_free)}."
+        )
+        would_change.append(f"a per-device batch of {BN_MIN_BATCH} or more: bn at these sites too")
     if untraced:
         rationale.append(
             f"Kept as they are (input not traced, may be tokens): {', '.join(untraced)}."
@@ -609,7 +658,7 @@ def recommend(model: ModelContext, domain: str | None = None) -> Recommendation:
         would_change=would_change,
         confidence=_kept_confidence(adv, norm, model),  # type: ignore[arg-type]
         alternatives=[n for n in (adv.norm, *adv.alternatives) if n != norm],
-        below_bn_batch=adv.below_bn_batch if norm == adv.norm else None,
+        below_bn_batch=adv.below_bn_batch if norm == adv.norm and not off_path else None,
     )
 
 
