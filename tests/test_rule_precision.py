@@ -638,3 +638,50 @@ class Classifier(nn.Module):
 """
     (model,) = analyze_source(source, "m.py", AnalysisOptions()).models
     assert model.abstain is None and model.recommendation is not None
+
+
+def _codes(source: str) -> list[str]:
+    return [f.code for f in analyze_source(source, "m.py", AnalysisOptions()).findings]
+
+
+LINEAR_PROBE = """
+import torch
+import torchvision
+
+model = torchvision.models.resnet50(weights="IMAGENET1K_V2")
+model.fc = torch.nn.Linear(2048, 100)
+optimizer = torch.optim.SGD({params}, lr=0.1, momentum=0.9, weight_decay=1e-4)
+"""
+
+
+def test_nrm010_silent_for_a_linear_probe() -> None:
+    """Only the new Linear head is optimized: no norm parameter is decayed. The control
+    (every parameter) still fires."""
+    assert "NRM010" not in _codes(LINEAR_PROBE.format(params="model.fc.parameters()"))
+    assert "NRM010" in _codes(LINEAR_PROBE.format(params="model.parameters()"))
+
+
+PRE_NORM_HIDDEN_STATES = """
+import torch.nn as nn
+
+
+class PatchEmbeddings(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.projection = nn.Conv2d(3, 96, 4, stride=4)
+        self.norm = nn.BatchNorm2d(96)
+
+    def forward(self, pixel_values, output_hidden_states=False):
+        embeddings = self.projection(pixel_values)
+        hidden = self.norm(embeddings)
+        all_hidden_states = {use} if output_hidden_states else None
+        return hidden, all_hidden_states
+"""
+
+
+def test_nrm001_silent_when_a_conditional_expression_returns_the_pre_norm_output() -> None:
+    """``(embeddings,) if output_hidden_states else None``: the conv's output (bias included)
+    is a second consumer's, as in the ``if`` statement form."""
+    assert "NRM001" not in _codes(PRE_NORM_HIDDEN_STATES.format(use="(embeddings,)"))
+    assert "NRM001" not in _codes(PRE_NORM_HIDDEN_STATES.format(use="[e for e in [embeddings]]"))
+    assert "NRM001" in _codes(PRE_NORM_HIDDEN_STATES.format(use="(hidden,)"))  # control

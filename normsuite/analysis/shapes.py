@@ -547,6 +547,18 @@ class FlowTracer:
         if isinstance(node, ast.UnaryOp):
             v = self._eval(node.operand, env, inst)
             return v if isinstance(v, T) else UNKNOWN
+        if isinstance(node, ast.IfExp):  # (h,) if output_hidden_states else None
+            self._eval(node.test, env, inst)
+            body = self._eval(node.body, env, inst)
+            orelse = self._eval(node.orelse, env, inst)
+            return orelse if body is None else body
+        # Any other use (a comprehension, a boolean operator, an f-string) still reads the
+        # values it names: each is a consumer (NRM001 must not miss a second one).
+        for sub in ast.walk(node):
+            if isinstance(sub, ast.Name) and sub.id in env:
+                value = env[sub.id]
+                if isinstance(value, T) and value.producer is not None:
+                    self.reads[id(value)] = self.reads.get(id(value), 0) + 1
         return UNKNOWN
 
     def _call(self, node: ast.Call, env: dict[str, Any], inst: ModuleInstance) -> Any:

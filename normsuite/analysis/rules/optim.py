@@ -10,6 +10,7 @@ from typing import Any
 
 from ..context import FileContext
 from ..ir import UNKNOWN, Layer
+from ..tree_facts import tree_facts
 from ..types import Finding
 from . import finding, rule
 
@@ -107,6 +108,42 @@ def _all_parameters(node: ast.expr, names: dict[str, ast.expr], depth: int = 0) 
         if name == "chain" and node.args:  # itertools.chain(g.parameters(), d.parameters())
             return all(_all_parameters(a, names, depth + 1) for a in node.args)
     return False
+
+
+_NORM_FREE_LAYERS = frozenset(
+    {"Linear", "LazyLinear", "Bilinear", "Embedding", "Conv1d", "Conv2d", "Conv3d"}
+)
+
+
+def _norm_free_submodule(params: ast.expr, names: dict[str, ast.expr], index: Any) -> bool:
+    """``model.fc.parameters()`` where the file sets ``model.fc = nn.Linear(...)``: the
+    parameters of a submodule that the file builds as one norm-free layer."""
+    node: ast.expr | None = params
+    for _ in range(5):
+        if isinstance(node, ast.Name) and node.id in names:
+            node = names[node.id]
+        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.args:
+            node = node.args[-1]  # filter(...) / list(...)
+        else:
+            break
+    if not (
+        isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Attribute)
+        and node.func.attr == "parameters"
+        and isinstance(node.func.value, ast.Attribute)
+    ):
+        return False
+    target = ast.dump(node.func.value)
+    built = [
+        stmt.value
+        for stmt in tree_facts(index).of(ast.Assign)
+        if any(ast.dump(t).replace("Store()", "Load()") == target for t in stmt.targets)
+    ]
+    return bool(built) and all(
+        isinstance(v, ast.Call)
+        and (index.qualname(v.func) or "").split(".")[-1] in _NORM_FREE_LAYERS
+        for v in built
+    )
 
 
 def _groups_decay_everything(node: ast.expr, names: dict[str, ast.expr]) -> bool | None:
@@ -284,6 +321,8 @@ def weight_decay_on_norm(ctx: FileContext) -> Iterator[Finding]:
             continue
         if not ctx.models and _imported_without_norms(ctx, params, names):
             continue
+        if _norm_free_submodule(params, names, index):
+            continue  # a linear probe: SGD(model.fc.parameters()) after model.fc = Linear(...)
         if ctx.models and _file_models_without_norms(ctx, params, names):
             continue
         kw = {k.arg: k.value for k in node.keywords if k.arg}
