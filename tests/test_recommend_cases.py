@@ -524,3 +524,33 @@ def test_attention_kernel_imported_from_another_file() -> None:
     assert block.architecture == "transformer"
     assert block.recommendation is not None and block.recommendation.norm == "ln" and kept(block)
     assert block.recommendation.rules == ["B7"]
+
+
+def test_gradient_penalty_through_an_imported_alias() -> None:
+    """``from torch.autograd import grad as torch_grad`` (EmilienDupont/wgan-gp): the
+    critic is D2's, whatever name the penalty's function has."""
+    critic = model(analyze("a16b_wgan_gp_grad_alias.py"), "Discriminator")
+    assert critic.domain is not None and critic.domain.startswith("D2")
+    assert critic.recommendation is not None and critic.recommendation.norm == "ln"
+
+
+def test_a_module_holding_a_generator_and_a_critic_is_not_one_cnn() -> None:
+    """A Lightning GAN module holds both networks: no recognition advice ("bn, high",
+    every BN kept) over a critic whose BN D2 removes; each network is advised on its own."""
+    result = analyze("a16b_lightning_gan_module.py")
+    container = model(result, "WGANGP")
+    assert container.recommendation is None
+    assert "Critic (D2)" in container.abstain and "--all-modules" in container.abstain
+    assert model(result, "Critic").domain.startswith("D2")
+    generator = model(result, "Generator")
+    assert generator.domain.startswith("D9") and generator.recommendation.confidence != "high"
+
+
+def test_blocks_of_a_gan_generator_take_its_domain() -> None:
+    """SRGAN at batch 4: the generator keeps BN (D9), so its ResidualBlock does too, and
+    NRM006 is silent for it as for the generator (the rule page says so)."""
+    result = analyze("a16_srgan_batch4.py")
+    block = model(result, "ResidualBlock")
+    assert block.domain is not None and block.domain.startswith("D9")
+    assert kept(block)
+    assert not [f for f in result.findings if f.code == "NRM006"]

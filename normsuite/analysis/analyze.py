@@ -47,7 +47,9 @@ def analyze_source(source: str, path: str, options: AnalysisOptions) -> FileResu
     except BudgetExceeded:  # a pathological file: report what the models already say
         findings = []
     notices = ctx.index.limits.notices()  # a cap hit is reported, never silent
-    models = [_report(m, ctx) for m in ctx.models]
+    domains = {id(m): detect(m, ctx) if structural_abstain(m) is None else None for m in ctx.models}
+    _inherit_domains(ctx, domains)
+    models = [_report(m, ctx, domains) for m in ctx.models]
     if notices:
         models = [_partial(m) for m in models]
     return FileResult(path=path, models=models, findings=findings, notices=notices)
@@ -78,7 +80,47 @@ def analyze_context(source: str, path: str, options: AnalysisOptions) -> FileCon
     return build_context(ast.parse(source, filename=path), source, path, options)
 
 
-def _report(model: ModelContext, ctx: FileContext) -> ModelReport:
+def _inherit_domains(ctx: FileContext, domains: dict[int, str | None]) -> None:
+    """A block takes the domain of the model it is part of (SRGAN's ResidualBlock keeps its
+    generator's BN: D9), as NRM006 does; a block with a domain of its own keeps it."""
+    by_name = {m.name: m for m in ctx.models}
+    for model in ctx.models:
+        if domains[id(model)] is not None or structural_abstain(model) is not None:
+            continue
+        seen = {model.name}
+        parent = by_name.get(model.part_of) if model.part_of else None
+        while parent is not None and parent.name not in seen:
+            seen.add(parent.name)
+            if domains.get(id(parent)):
+                domains[id(model)] = domains[id(parent)]
+                break
+            parent = by_name.get(parent.part_of) if parent.part_of else None
+
+
+def _networks_with_own_domains(
+    model: ModelContext, ctx: FileContext, domains: dict[int, str | None]
+) -> list[str]:
+    """The networks ``model`` holds directly (attributes that are models of this file) when
+    they are several and one has a norm practice of its own: a Lightning GAN module holding
+    a generator and a WGAN-GP critic is not one CNN to advise (its critic's BN is D2's)."""
+    if model.root.instance is None:
+        return []
+    by_name = {m.name: m for m in ctx.models}
+    held: list[ModelContext] = []
+    for value in model.root.instance.attrs.values():
+        inst = getattr(value, "instance", None)
+        other = by_name.get(inst.cls.name) if inst is not None else None
+        if other is not None and other is not model and other not in held:
+            held.append(other)
+    own = domains.get(id(model))
+    if len(held) < 2 or not any(domains.get(id(m)) not in (None, own) for m in held):
+        return []
+    return [f"{m.name} ({domains[id(m)]})" if domains.get(id(m)) else m.name for m in held]
+
+
+def _report(
+    model: ModelContext, ctx: FileContext, domains: dict[int, str | None] | None = None
+) -> ModelReport:
     sites = []
     for path, layer in model.norm_layers():
         kind = layer.norm_kind or (layer.backbone.norm if layer.backbone else "none")
@@ -91,8 +133,16 @@ def _report(model: ModelContext, ctx: FileContext) -> ModelReport:
             seen.add(id(layer))
             wrapper = reparam[id(layer)][0]
             sites.append(NormSite(path, wrapper, layer.line, layer.code, layer.out_channels))
-    domain = detect(model, ctx) if structural_abstain(model) is None else None
+    if domains is None:
+        domains = {id(model): detect(model, ctx) if structural_abstain(model) is None else None}
+    domain = domains[id(model)]
     reason = abstain_reason(model, domain)
+    networks = _networks_with_own_domains(model, ctx, domains) if reason is None else []
+    if networks:
+        reason = (
+            f"holds several networks trained together ({', '.join(networks)}), each with its "
+            "own norm practice: each is advised on its own (--all-modules)"
+        )
     return ModelReport(
         name=model.name,
         line=model.line,

@@ -27,7 +27,7 @@ import ast
 from .context import MAP_NORMS, FileContext, ModelContext
 from .factories import REPARAM
 from .ir import ATTENTION_TYPES, CONV_DIMS, ClassInfo, Layer
-from .tree_facts import class_facts
+from .tree_facts import class_facts, tree_facts
 
 _UPSAMPLING_LAYERS = frozenset(
     {
@@ -72,7 +72,7 @@ def detect(model: ModelContext, ctx: FileContext) -> str | None:
         return "D9"  # the discriminator of a GAN file
     if convs and "in" in kinds and (generator or not model.classifier or gan_file):
         return "D1"
-    if gan_file and model.part_of is None:
+    if gan_file and (model.part_of is None or generator):
         return "D9"  # a GAN's generator, or its other networks (encoder, classifier)
     subpixel = "PixelShuffle" in types or "pixel_shuffle" in calls
     n_convs = sum(1 for layer in layers if layer.type in CONV_DIMS)
@@ -199,8 +199,13 @@ def _gan_file(ctx: FileContext) -> bool:
     memo = ctx.index.memo
     if key not in memo:
         top = [m for m in ctx.models if m.part_of is None]
-        memo[key] = any(_generator_like(m) for m in top) and any(
-            _single_output(m) and not _generator_like(m) for m in top
+        memo[key] = (
+            any(_generator_like(m) for m in top)
+            and any(_single_output(m) and not _generator_like(m) for m in top)
+        ) or (
+            # a Lightning GAN module holds both networks (blocks of it), trained with a
+            # gradient penalty: the penalty says GAN
+            _gradient_penalty(ctx) and any(_generator_like(m) for m in ctx.models)
         )
     return memo[key]
 
@@ -220,16 +225,12 @@ def _gradient_penalty(ctx: FileContext) -> bool:
     key = ("gradient-penalty",)
     memo = ctx.index.memo
     if key not in memo:
-        memo[key] = (
-            "create_graph" in ctx.source
-            and "grad(" in ctx.source
-            and any(
-                isinstance(n, ast.Call)
-                and isinstance(n.func, ast.Attribute)
-                and n.func.attr == "grad"
-                and any(k.arg == "create_graph" for k in n.keywords)
-                for n in ast.walk(ctx.index.tree)
-            )
+        # autograd.grad(...), torch.autograd.grad(...), or the function imported under any
+        # name (``from torch.autograd import grad as torch_grad``, EmilienDupont/wgan-gp)
+        memo[key] = "create_graph" in ctx.source and any(
+            (ctx.index.qualname(n.func) or "").split(".")[-1] == "grad"
+            and any(k.arg == "create_graph" for k in n.keywords)
+            for n in tree_facts(ctx.index).of(ast.Call)
         )
     return memo[key]
 

@@ -98,13 +98,27 @@ def _small(model: ModelContext) -> bool:
     return b is not None and 1 < b < BN_MIN_BATCH
 
 
+def _in_domain(model: ModelContext, ctx: FileContext) -> bool:
+    """The model, or a model it is a block of (SRGAN's ResidualBlock in its generator), has
+    a norm practice of its own (a domain, D1-D9)."""
+    by_name = {m.name: m for m in ctx.models}
+    seen: set[str] = set()
+    current: ModelContext | None = model
+    while current is not None and current.name not in seen:
+        seen.add(current.name)
+        if detect(current, ctx) is not None:
+            return True
+        current = by_name.get(current.part_of) if current.part_of else None
+    return False
+
+
 @rule("NRM006")
 def batch_norm_small_batch(ctx: FileContext) -> Iterator[Finding]:
     for model, layer, fix in _bn_sites(ctx):
         b = model.batch
         if not _small(model) or (b.devices > 1 and b.per_device * b.devices >= BN_MIN_BATCH):
             continue  # several devices with a large global batch: NRM008 says SyncBN
-        if detect(model, ctx) is not None:
+        if _in_domain(model, ctx):
             # GANs, style transfer, super-resolution, diffusion...: the BN-vs-GN numbers
             # are ImageNet classification's; recommend keeps the domain's norms (D1-D9)
             continue
