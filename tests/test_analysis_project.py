@@ -504,3 +504,35 @@ def test_a_dependency_analyzed_later_is_parsed_and_walked_once(
     assert [m.name for m in results["a02_pkg/base.py"].models] == ["Backbone"]
     assert parsed.count("base.py") == 1
     assert len(walked) == len(set(walked))  # no tree walked twice
+
+
+def test_a_plain_base_over_a_third_party_module_base() -> None:
+    """mmpose's HeatmapHead(BaseHead), BaseHead(BaseModule) with BaseModule from mmengine:
+    the chain reaches a third-party base, and HeatmapHead builds nn layers, so it is a
+    module (it was "no nn.Module subclass found" in every file, even in one file)."""
+    project.clear()
+    pkg = FIX / "mm_chain"
+    results = _by_name(analyze_paths([str(pkg)]))
+    head = results["mm_chain/mmpose_lite/models/heads/heatmap_head.py"]
+    (model,) = head.models
+    assert model.name == "HeatmapHead"
+    assert model.unresolved_bases == ["mmengine.model.BaseModule"]
+    assert _codes(head) == [("NRM001", 14)]
+    assert not results["mm_chain/mmpose_lite/models/heads/base_head.py"].models
+
+
+def test_a_plain_base_over_a_third_party_base_in_one_file() -> None:
+    from normsuite.analysis.analyze import analyze_source
+    from normsuite.analysis.types import AnalysisOptions
+
+    source = (
+        "import torch.nn as nn\nfrom mmengine.model import BaseModule\n\n\n"
+        "class BaseHead(BaseModule):\n    def predict(self, x):\n        return self(x)\n\n\n"
+        "class Head(BaseHead):\n    def __init__(self):\n        super().__init__()\n"
+        "        self.conv = nn.Conv2d(8, 8, 3)\n        self.bn = nn.BatchNorm2d(8)\n\n"
+        "    def forward(self, x):\n        return self.bn(self.conv(x))\n\n\n"
+        "class Helper:\n    def __init__(self):\n        self.table = {}\n"
+    )
+    result = analyze_source(source, "-", AnalysisOptions())
+    assert [m.name for m in result.models] == ["Head"]
+    assert [f.code for f in result.findings] == ["NRM001"]

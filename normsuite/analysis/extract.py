@@ -367,6 +367,10 @@ class ModuleIndex(UndecidedCode):
                     parent, is_module = info, True
                     lightning = lightning or info.lightning
                     base_type = base_type or info.base_type
+                elif base not in self.torch_subclasses:
+                    # a plain base of this file over a third-party one (mmpose's BaseHead
+                    # over mmengine's BaseModule): judged by what __init__ builds
+                    unresolved += self.third_party_bases(base, {name})
             elif layer_type_of(base) not in (None, *_CONTAINER_BASES):
                 self._torch_subclass(name, layer_type_of(base))  # type: ignore[arg-type]
             elif base in _MODULE_BASES or (
@@ -383,7 +387,9 @@ class ModuleIndex(UndecidedCode):
                     base_type = base_type or found.base_type
                 elif isinstance(found, (TorchSubclass, LayerClass)):
                     self._torch_subclass(name, found.type)
-                elif not isinstance(found, PlainClass):
+                elif isinstance(found, PlainClass):
+                    unresolved += found.home.third_party_bases(found.node.name, {name})
+                else:
                     unresolved.append(base)
             elif "." in base and base.split(".")[0] not in _KNOWN_LIBRARIES:
                 unresolved.append(base)  # third-party: judged by what __init__ builds
@@ -399,6 +405,25 @@ class ModuleIndex(UndecidedCode):
         info.unresolved_bases = unresolved
         self.classes[name] = info
         return info
+
+    def third_party_bases(self, name: str, seen: set[str], depth: int = 0) -> list[str]:
+        """The third-party classes (``mmengine.model.BaseModule``) at the root of the plain
+        class ``name``'s bases, through this file and the project (bounded)."""
+        node = self.class_nodes.get(name)
+        if node is None or name in seen or depth > 8:
+            return []
+        seen = seen | {name}
+        out: list[str] = []
+        for base in (q for q in (self.qualname(b) for b in node.bases) if q):
+            if base in self.class_nodes:
+                out += self.third_party_bases(base, seen, depth + 1)
+            elif "." in base and base.split(".")[0] not in _KNOWN_LIBRARIES:
+                found = self.project.lookup(base, self) if self.project is not None else None
+                if isinstance(found, PlainClass):
+                    out += found.home.third_party_bases(found.node.name, seen, depth + 1)
+                elif found is None or found is UNKNOWN:
+                    out.append(base)
+        return out
 
     def _torch_subclass(self, name: str, type_: str) -> None:
         node = self.class_nodes[name]
