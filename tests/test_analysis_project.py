@@ -536,3 +536,29 @@ def test_a_plain_base_over_a_third_party_base_in_one_file() -> None:
     result = analyze_source(source, "-", AnalysisOptions())
     assert [m.name for m in result.models] == ["Head"]
     assert [f.code for f in result.findings] == ["NRM001"]
+
+
+def test_a_frozen_teacher_is_not_trained_by_the_distillation_script(tmp_path) -> None:
+    """distill.py runs Teacher under eval()/no_grad with requires_grad_(False) and trains
+    Student at batch 4: NRM006 for Student only; the Teacher's batch is unknown. Once the
+    script hands the teacher's parameters to the optimizer too, it trains both."""
+    import shutil
+
+    project.clear()
+    results = _by_name(analyze_paths([str(FIX / "distill")]))
+    nets = results["distill/nets.py"]
+    batches = {m.name: m.batch_size.per_device for m in nets.models}
+    assert batches == {"Teacher": None, "Student": 4}
+    assert [(f.code, f.model) for f in nets.findings] == [("NRM006", "Student")]
+
+    copy = tmp_path / "distill"
+    shutil.copytree(FIX / "distill", copy)
+    script = copy / "distill.py"
+    script.write_text(
+        script.read_text().replace(
+            "SGD(student.parameters()", "SGD([*student.parameters(), *teacher.parameters()]"
+        )
+    )
+    project.clear()
+    both = {os.path.basename(r.path): r for r in analyze_paths([str(copy)])}["nets.py"]
+    assert {m.name: m.batch_size.per_device for m in both.models} == {"Teacher": 4, "Student": 4}

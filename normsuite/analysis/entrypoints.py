@@ -361,5 +361,55 @@ def _builds(index: Any, model_path: str, class_name: str) -> bool:
             home = getattr(value, "home", None)
             view = getattr(home, "project", None)
             if view is not None and os.path.abspath(view.path) == model_path:
+                if _frozen(index, node):
+                    continue  # a distillation teacher: eval(), no gradients, no optimizer
+                return True
+    return False
+
+
+def _frozen(index: Any, call: ast.Call) -> bool:
+    """The model built by ``call`` is bound to a name that the script puts in eval mode or
+    freezes (``teacher.eval()``, ``requires_grad_(False)``), never back in train mode, and
+    whose parameters no optimizer receives: it is run, not trained."""
+    facts = tree_facts(index)
+    name = next(
+        (
+            stmt.targets[0].id
+            for stmt in facts.of(ast.Assign)
+            if len(stmt.targets) == 1
+            and isinstance(stmt.targets[0], ast.Name)
+            and any(sub is call for sub in ast.walk(stmt.value))
+        ),
+        None,
+    )
+    if name is None:
+        return False
+    frozen = False
+    for node in facts.of(ast.Call):
+        func = node.func
+        if not isinstance(func, ast.Attribute):
+            continue
+        owner = func.value.id if isinstance(func.value, ast.Name) else None
+        if owner == name and func.attr == "train":
+            return False
+        if owner == name and (func.attr == "eval" or func.attr == "requires_grad_"):
+            frozen = True
+        if func.attr == "parameters" and owner == name and _in_optimizer(node, facts):
+            return False
+    return frozen
+
+
+def _in_optimizer(params: ast.Call, facts: Any) -> bool:
+    """``name.parameters()`` handed to a call other than a loop or a list (an optimizer,
+    ``chain(...)``, parameter groups)."""
+    for node in facts.of(ast.Call):
+        if node is params:
+            continue
+        if any(sub is params for arg in node.args for sub in ast.walk(arg)) or any(
+            sub is params for k in node.keywords for sub in ast.walk(k.value)
+        ):
+            callee = node.func.attr if isinstance(node.func, ast.Attribute) else ""
+            callee = callee or (node.func.id if isinstance(node.func, ast.Name) else "")
+            if callee not in ("list", "sum", "len", "enumerate", "filter", "map"):
                 return True
     return False
