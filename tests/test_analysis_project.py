@@ -562,3 +562,23 @@ def test_a_frozen_teacher_is_not_trained_by_the_distillation_script(tmp_path) ->
     project.clear()
     both = {os.path.basename(r.path): r for r in analyze_paths([str(copy)])}["nets.py"]
     assert {m.name: m.batch_size.per_device for m in both.models} == {"Teacher": 4, "Student": 4}
+
+
+def test_a_training_script_beats_the_model_files_smoke_test_loader(tmp_path) -> None:
+    """resnet_cifar.py's __main__ runs one DataLoader(batch_size=1) without training;
+    main.py trains the model at 128: the batch is 128 (it was 1: NRM005 and "gn")."""
+    project.clear()
+    results = _by_name(analyze_paths([str(FIX / "smoke_test")]))
+    model_file = results["smoke_test/resnet_cifar.py"]
+    (model,) = model_file.models
+    assert model.batch_size.per_device == 128
+    assert "main.py:16" in model.batch_size.source
+    assert not model_file.findings
+    # without a training script the file's own loader is all there is (c13): it counts
+    import shutil
+
+    shutil.copy(FIX / "smoke_test" / "resnet_cifar.py", tmp_path / "resnet_cifar.py")
+    (tmp_path / "pyproject.toml").write_text("[project]\nname = 'x'\n")
+    project.clear()
+    (alone,) = analyze_paths([str(tmp_path / "resnet_cifar.py")], jobs=1)
+    assert alone.models[0].batch_size.per_device == 1

@@ -355,6 +355,7 @@ def build_context(
     project = index.project.project if index.project is not None else None
     sync = file_scan.sync or bool(config and config.sync)
     ctx = FileContext(path, source, index, options, batch)
+    weak_own_batch = batch.per_device is not None and options.batch_size is None and not ctx.trains
     index.steps = 0
     for cls in index.classes.values():
         if cls.lightning and cls.method("forward") is None and not cls.method("__init__"):
@@ -365,10 +366,12 @@ def build_context(
                 index.steps = 0  # trace the partial model with a fresh budget, then stop
             root = Layer("Custom", cls.node.lineno, cls.node.col_offset, cls.name, instance=inst)
             model_batch = batch
-            if batch.per_device is None and project is not None:  # trained from another file?
-                model_batch = batch_from_scripts(
-                    options, file_scan, config, project, path, cls.name
-                )
+            if project is not None and (batch.per_device is None or weak_own_batch):
+                # trained from another file? A script that trains the class beats a loader
+                # of this file that trains nothing (a __main__ smoke test's batch 1)
+                scripts = batch_from_scripts(options, file_scan, config, project, path, cls.name)
+                if batch.per_device is None or scripts.per_device is not None:
+                    model_batch = scripts
             ctx.models.append(_model(cls.name, cls.node.lineno, root, index, model_batch, sync))
         except BudgetExceeded:
             ctx.partial = True
