@@ -164,3 +164,19 @@ def test_a_loader_fed_from_a_runtime_config_ignores_an_unrelated_batch_flag() ->
     (model,) = result.models
     assert model.batch_size.per_device is None
     assert result.findings == []
+
+
+def test_an_unresolved_name_still_takes_the_flag_default() -> None:
+    """``batch_size = args.batch_size`` at module level, then ``DataLoader(batch_size=
+    batch_size)`` (PyTorch-GAN): the flag's default is the batch; only a read from a
+    structure (``cfg["train"]["batch_size"]``) makes it unknown."""
+    source = MODEL + (
+        "import argparse\n\nparser = argparse.ArgumentParser()\n"
+        'parser.add_argument("-b", "--batch_size", dest="batch_size", default=4, type=int)\n'
+        "args = parser.parse_args()\nbatch_size = args.batch_size\n"
+        "model = Net()\nopt = torch.optim.SGD(model.parameters(), lr=0.1)\n"
+        "for x in DataLoader(ds, batch_size=batch_size, shuffle=True):\n"
+        "    opt.zero_grad()\n    model(x).mean().backward()\n    opt.step()\n"
+    )
+    (model,) = analyze_source(source, "train.py", AnalysisOptions()).models
+    assert model.batch_size.per_device == 4

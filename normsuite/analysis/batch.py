@@ -358,7 +358,11 @@ class _Scanner(ast.NodeVisitor):
                     continue
                 value = _int(self.resolve(expr, funcs, classes))
                 if value is None:
-                    self.unread_loaders.append(node.lineno)
+                    if any(isinstance(n, (ast.Subscript, ast.Call)) for n in ast.walk(expr)):
+                        # cfg["train"]["batch_size"], cfg.get("bs"): read from a structure
+                        # filled at run time, not from a flag (a bare name or self.attr
+                        # that is not resolved may still be the flag's value)
+                        self.unread_loaders.append(node.lineno)
                     continue
                 shuffle = kw.get("shuffle")
                 segment = self.index.segment(node, limit=10_000)
