@@ -582,3 +582,24 @@ def test_a_training_script_beats_the_model_files_smoke_test_loader(tmp_path) -> 
     project.clear()
     (alone,) = analyze_paths([str(tmp_path / "resnet_cifar.py")], jobs=1)
     assert alone.models[0].batch_size.per_device == 1
+
+
+def test_devices_and_sync_come_with_the_scripts_batch(tmp_path) -> None:
+    """train.py runs Trainer(devices=8, sync_batchnorm=True) at 4 per device: BN sees 32,
+    so no NRM006/NRM008, as when the training code is in model.py. Without the sync the
+    8 devices still come along: NRM008 (sync the statistics), not "1 device"."""
+    import shutil
+
+    project.clear()
+    results = _by_name(analyze_paths([str(FIX / "script_trainer")]))
+    (model,) = results["script_trainer/model.py"].models
+    assert (model.batch_size.per_device, model.batch_size.devices) == (4, 8)
+    assert not results["script_trainer/model.py"].findings
+
+    copy = tmp_path / "script_trainer"
+    shutil.copytree(FIX / "script_trainer", copy)
+    train = copy / "train.py"
+    train.write_text(train.read_text().replace("sync_batchnorm=True", "sync_batchnorm=False"))
+    project.clear()
+    unsynced = {os.path.basename(r.path): r for r in analyze_paths([str(copy)])}["model.py"]
+    assert {f.code for f in unsynced.findings} == {"NRM008"}

@@ -19,7 +19,7 @@ import ast
 from dataclasses import dataclass, replace
 from typing import Any
 
-from .entrypoints import field_default, inference_only, not_training, project_batches, trains
+from .entrypoints import field_default, inference_only, not_training, project_scans, trains
 from .extract import ModuleIndex
 from .ir import UNKNOWN, ClassInfo
 from .project import display_path
@@ -574,13 +574,21 @@ def batch_from_scripts(
     project: Any,
     path: str,
     class_name: str,
-) -> BatchInfo:
+) -> tuple[BatchInfo, bool]:
     """The batch of a model trained by other scripts of its project (``train.py`` builds
-    ``TinySegNet`` from ``model.py``): the smallest training batch, every source listed."""
-    found = sorted(project_batches(project, path, class_name))
+    ``TinySegNet`` from ``model.py``): the smallest training batch, every source listed,
+    with that script's devices and accumulation; and whether that script syncs BN."""
+    found = sorted(project_scans(project, path, class_name), key=lambda t: (t[0], t[1]))
     if not found:
-        return resolve(options, file, config)
-    value, where = found[0]
+        return resolve(options, file, config), False
+    value, where, scan = found[0]
     if len(found) > 1:
-        where += " (also: " + ", ".join(f"{v} from {w}" for v, w in found[1:4]) + ")"
-    return resolve(options, replace(file, batch=(value, where)), config)
+        where += " (also: " + ", ".join(f"{v} from {w}" for v, w, _ in found[1:4]) + ")"
+    merged = replace(
+        file,
+        batch=(value, where),
+        devices=file.devices or scan.devices,
+        accumulate=file.accumulate or scan.accumulate,
+        sync=file.sync or scan.sync,
+    )
+    return resolve(options, merged, config), scan.sync

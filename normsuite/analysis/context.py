@@ -365,14 +365,18 @@ def build_context(
             if index.exhausted:
                 index.steps = 0  # trace the partial model with a fresh budget, then stop
             root = Layer("Custom", cls.node.lineno, cls.node.col_offset, cls.name, instance=inst)
-            model_batch = batch
+            model_batch, model_sync = batch, sync
             if project is not None and (batch.per_device is None or weak_own_batch):
                 # trained from another file? A script that trains the class beats a loader
                 # of this file that trains nothing (a __main__ smoke test's batch 1)
-                scripts = batch_from_scripts(options, file_scan, config, project, path, cls.name)
+                scripts, script_sync = batch_from_scripts(
+                    options, file_scan, config, project, path, cls.name
+                )
                 if batch.per_device is None or scripts.per_device is not None:
-                    model_batch = scripts
-            ctx.models.append(_model(cls.name, cls.node.lineno, root, index, model_batch, sync))
+                    model_batch, model_sync = scripts, sync or script_sync
+            ctx.models.append(
+                _model(cls.name, cls.node.lineno, root, index, model_batch, model_sync)
+            )
         except BudgetExceeded:
             ctx.partial = True
             break

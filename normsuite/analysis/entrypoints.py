@@ -20,6 +20,7 @@ import functools
 import os
 import re
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any, NamedTuple
 
 from .ir import UNKNOWN
@@ -301,12 +302,18 @@ class _LinkFacts(NamedTuple):
 
 
 def project_batches(project: Any, model_path: str, class_name: str) -> list[tuple[int, str]]:
+    """(per-device batch, where) of each training script of ``class_name`` (see
+    :func:`project_scans`)."""
+    return [(value, where) for value, where, _ in project_scans(project, model_path, class_name)]
+
+
+def project_scans(project: Any, model_path: str, class_name: str) -> list[tuple[int, str, Any]]:
     """Training batches of the scripts of the project that build ``class_name`` from
     ``model_path``: (per-device batch, "train.py:9 ..."), one per script that says."""
     from .batch import scan_file  # batch.py imports this module
 
     model_path = os.path.abspath(model_path)
-    out: list[tuple[int, str]] = []
+    out: list[tuple[int, str, Any]] = []
     for path, words in training_scripts(project):
         if os.path.abspath(path) == model_path or class_name not in words:
             continue
@@ -326,8 +333,22 @@ def project_batches(project: Any, model_path: str, class_name: str) -> list[tupl
             value, where = scan.batch
             if path.endswith(".ipynb"):  # lines of the joined cells -> cell positions
                 where = _cell_places(where, path)
-            out.append((value, where.replace("file:", f"{label}:", 1)))
+            # the script's devices/accumulation come with its batch (train.py runs
+            # Trainer(devices=8, sync_batchnorm=True)), their sources named like the batch
+            scan = replace(
+                scan,
+                devices=_relabel(scan.devices, label),
+                accumulate=_relabel(scan.accumulate, label),
+            )
+            out.append((value, where.replace("file:", f"{label}:", 1), scan))
     return out
+
+
+def _relabel(sourced: Any, label: str) -> Any:
+    if sourced is None:
+        return None
+    value, where = sourced
+    return value, where.replace("file:", f"{label}:", 1)
 
 
 def _cell_places(where: str, path: str) -> str:
