@@ -207,3 +207,33 @@ def test_a_billion_laughs_config_is_refused_by_the_expanded_size_cap(tmp_path: P
     out = CliRunner().invoke(app, ["check", str(model), "--config", str(bomb)])
     assert out.exit_code == 2 and "Traceback" not in out.output
     assert "expanded-size cap" in out.output and "NORMSUITE_MAX_YAML_NODES" in out.output
+
+
+def test_repeated_configs_merge_key_by_key(tmp_path: Path) -> None:
+    """LightningCLI merges ``--config`` files key by key: ``trainer.num_nodes`` of one file
+    stays when a later one sets only ``trainer.devices`` (4 processes, not 1)."""
+    files = {
+        "base.yaml": "trainer:\n  devices: 4\n  num_nodes: 2\ndata:\n  batch_size: 32\n",
+        "nodes.yaml": "trainer:\n  num_nodes: 4\n",
+        "onegpu.yaml": "trainer:\n  devices: 1\ndata:\n  batch_size: 4\n",
+    }
+    for name, text in files.items():
+        (tmp_path / name).write_text(text)
+    scan = read_configs(tuple(str(tmp_path / n) for n in files))
+    assert scan.batch is not None and scan.batch[0] == 4
+    assert scan.devices is not None and scan.devices[0] == 4  # 1 device x 4 nodes
+    assert "num_nodes=4" in scan.devices[1]
+    backwards = read_configs((str(tmp_path / "onegpu.yaml"), str(tmp_path / "base.yaml")))
+    assert (backwards.batch[0], backwards.devices[0]) == (32, 8)
+
+
+def test_model_init_args_batch_of_a_module_that_owns_its_loaders(tmp_path: Path) -> None:
+    """A Lightning template whose module builds its own DataLoader from
+    ``self.hparams.batch_size``: ``model.batch_size`` in the CLI config is the batch; a data
+    section, when there is one, still wins."""
+    (tmp_path / "a.yaml").write_text("model:\n  batch_size: 2\n  lr: 0.001\n")
+    (tmp_path / "b.yaml").write_text("model:\n  init_args:\n    batch_size: 3\n")
+    (tmp_path / "c.yaml").write_text("model:\n  batch_size: 2\ndata:\n  batch_size: 16\n")
+    assert read_configs((str(tmp_path / "a.yaml"),)).batch[0] == 2
+    assert read_configs((str(tmp_path / "b.yaml"),)).batch[0] == 3
+    assert read_configs((str(tmp_path / "c.yaml"),)).batch[0] == 16

@@ -33,9 +33,24 @@ def _mtime(path: str) -> float:
 @lru_cache(maxsize=32)
 def _cached(stamp: tuple[tuple[str, float], ...]) -> ConfigScan:
     out = ConfigScan()
+    yamls: list[str] = []  # consecutive YAML files merge key by key (LightningCLI)
     for path, _ in stamp:
-        out = out.merge(read_one(path))
-    return out
+        if path.endswith(".py"):
+            out = out.merge(_read_yamls(yamls)).merge(read_one(path))
+            yamls = []
+        else:
+            yamls.append(path)
+    return out.merge(_read_yamls(yamls))
+
+
+def _read_yamls(paths: list[str]) -> ConfigScan:
+    if not paths:
+        return ConfigScan()
+    if len(paths) == 1:
+        return read_one(paths[0])
+    from .yaml_config import read_yaml_configs
+
+    return read_yaml_configs(paths)
 
 
 def read_one(path: str) -> ConfigScan:

@@ -36,18 +36,50 @@ BATCH_KEYS = ("batch_size", "train_batch_size", "batch_size_train", "per_device_
 
 
 def read_yaml_config(path: str) -> ConfigScan:
+    data = yaml_mapping(path)
+    if data is None:
+        return ConfigScan()
+    return facts(resolve_interpolations(data), os.path.basename(path))
+
+
+def read_yaml_configs(paths: list[str]) -> ConfigScan:
+    """Several ``--config`` files, merged key by key before reading them, as LightningCLI
+    does (``trainer.num_nodes`` of one file and ``trainer.devices`` of a later one)."""
+    merged: dict[str, Any] = {}
+    for path in paths:
+        data = yaml_mapping(path)
+        if data is not None:
+            merged = merge(merged, _flat_init_args(data))
+    name = ", ".join(os.path.basename(p) for p in paths)
+    return facts(resolve_interpolations(merged), name)
+
+
+def _flat_init_args(data: dict[str, Any]) -> dict[str, Any]:
+    """``data: {init_args: {batch_size: 3}}`` and ``data: {batch_size: 3}`` are one
+    argument to LightningCLI: one key, so that the later file's wins when they merge."""
+    out = dict(data)
+    for key, section in data.items():
+        if isinstance(section, dict) and isinstance(section.get("init_args"), dict):
+            rest = {k: v for k, v in section.items() if k != "init_args"}
+            out[key] = {**rest, **section["init_args"]}
+    return out
+
+
+def yaml_mapping(path: str) -> dict[str, Any] | None:
+    """The mapping a YAML config stands for: Hydra defaults composed, a LightningCLI
+    ``fit:`` section over the shared keys."""
     data = load_yaml(path)
     if isinstance(data, dict) and isinstance(data.get("defaults"), list):
         data = compose(path, data, 0)
     if not isinstance(data, dict):
-        return ConfigScan()
+        return None
     fit = data.get("fit")
     if isinstance(fit, dict) and fit.keys() & {"trainer", "data", "model"}:
         # LightningCLI keyed by subcommand (``fit: {trainer: ..., data: ...}``): the
         # training run reads the fit section over the shared keys
         shared = {k: v for k, v in data.items() if k not in _SUBCOMMANDS}
         data = merge(shared, fit)
-    return facts(resolve_interpolations(data), os.path.basename(path))
+    return data
 
 
 # ---------------------------------------------------------------------- Hydra
@@ -217,6 +249,18 @@ def _batch_size(data: dict[str, Any]) -> tuple[str, int | str] | None:
     for key in _DATA_KEYS:
         if isinstance(data.get(key), dict):
             walk(data[key], [key])
+    if not hits and isinstance(data.get("model"), dict):
+        # LightningCLI: a LightningModule that builds its own loaders takes its batch as an
+        # init argument (``model.batch_size`` / ``model.init_args.batch_size``); read only
+        # when no data section says it
+        model = data["model"]
+        for section in (model, model.get("init_args")):
+            if isinstance(section, dict):
+                for key in BATCH_KEYS:
+                    value = section.get(key)
+                    if positive_int(value) is not None or _runtime_value(value):
+                        prefix = "model.init_args." if section is not model else "model."
+                        hits.append((2, prefix + key, value))
     if not hits:
         return None
     _, key, value = min(hits, key=lambda h: (h[0], len(h[1])))
