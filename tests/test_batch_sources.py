@@ -65,6 +65,11 @@ CASES = {
         + LOOP.format(expr="args.batch_size"),
         2,
     ),
+    "a config attribute set after the instance is built": (
+        "from dataclasses import dataclass\n\n@dataclass\nclass Cfg:\n    batch_size: int = 64\n"
+        "\ncfg = Cfg()\ncfg.batch_size = 2\n\ndef main(ds):" + LOOP.format(expr="cfg.batch_size"),
+        2,
+    ),
     "parse_args with --flag=value": (
         "import argparse\n\ndef main(ds):\n    parser = argparse.ArgumentParser()\n"
         '    parser.add_argument("--batch-size", type=int, default=64)\n'

@@ -106,6 +106,9 @@ class _Scanner(ast.NodeVisitor):
         self._parser_defaults: dict[str, tuple[Any, int]] = {}
         self._argv: list[tuple[list[Any], int]] = []
         self._vars_names: set[str] = set()
+        # obj.attr = value statements, by (obj, attr): (line, value)
+        self._attr_sets: dict[tuple[str, str], list[tuple[int, ast.expr]]] = {}
+        self._line: int | None = None  # the line of the call whose arguments are resolved
         # training DataLoaders whose batch_size could not be read (cfg["train"]["bs"])
         self.unread_loaders: list[int] = []
 
@@ -131,6 +134,11 @@ class _Scanner(ast.NodeVisitor):
         ):  # opt = vars(parser.parse_args()): opt["bs"] reads an argparse dest
             self._vars_names.update(names)
         names += [t.attr for t in node.targets if isinstance(t, ast.Attribute)]
+        for t in node.targets:  # cfg.batch_size = 2 after cfg = TrainConfig()
+            owner = t.value if isinstance(t, ast.Attribute) else None
+            if isinstance(owner, ast.Name) and owner.id != "self":
+                key = (owner.id, t.attr)  # type: ignore[union-attr]
+                self._attr_sets.setdefault(key, []).append((node.lineno, node.value))
         self._targets.extend(names)
         self.generic_visit(node)
         del self._targets[len(self._targets) - len(names) :]
@@ -276,6 +284,14 @@ class _Scanner(ast.NodeVisitor):
         default (``args.batch_size``) or the enclosing class's ``__init__`` default
         (``self.batch_size``, ``self.hparams.batch_size``)."""
         self.origin = self.passed_at = None
+        if isinstance(expr, ast.Attribute) and isinstance(expr.value, ast.Name):
+            sets = self._attr_sets.get((expr.value.id, expr.attr), [])
+            before = [(n, v) for n, v in sets if self._line is None or n < self._line]
+            if before:  # the last assignment before the call wins over a class default
+                line, node = before[-1]
+                value = self.index.eval(node, {}, None)
+                self.origin = line
+                return value  # UNKNOWN when set from something not readable here
         value = self.index.eval(expr, {}, None)
         if value is not UNKNOWN:
             return value
@@ -349,6 +365,7 @@ class _Scanner(ast.NodeVisitor):
     def finish(self) -> None:
         self._argparse_overrides()
         for _func, node, last, funcs, classes in self._pending:
+            self._line = node.lineno
             kw = {k.arg: k.value for k in node.keywords if k.arg}
             if last == "DataLoader":
                 if id(node) in self._excluded:
