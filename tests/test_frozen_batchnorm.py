@@ -69,3 +69,46 @@ def test_hand_written_bn_that_updates_its_statistics_is_a_batchnorm() -> None:
     (stem,) = [m for m in result.models if m.name == "Stem"]
     assert [s.kind for s in stem.norms_found] == ["bn"]
     assert stem.recommendation is not None and stem.recommendation.norm == "gn"
+
+
+NEW_NECK_ON_PRETRAINED = """
+import timm
+import torch
+import torch.nn as nn
+from torch.utils.data import DataLoader
+
+
+class SegModel(nn.Module):
+    def __init__(self, num_classes=19):
+        super().__init__()
+        self.encoder = timm.create_model("resnet18", features_only=True, pretrained=True)
+        self.neck = nn.Sequential(nn.Conv2d(512, 256, 1, bias=False), nn.BatchNorm2d(256))
+        self.head = nn.Conv2d(256, num_classes, 1)
+
+    def forward(self, x):
+        return self.head(self.neck(self.encoder(x)[-1]))
+
+
+model = SegModel()
+opt = torch.optim.AdamW(model.parameters(), lr=1e-4, weight_decay=0.0)
+for x, y in DataLoader(ds, batch_size=4):
+    opt.zero_grad()
+    nn.functional.cross_entropy(model(x), y).backward()
+    opt.step()
+"""
+
+
+def test_a_new_bn_beside_a_pretrained_backbone_is_not_frozen() -> None:
+    """B10 freezes pretrained statistics; a freshly initialized neck BN has none (a frozen
+    new BN is a fixed identity that never learns): GN at batch 4, in recommend and NRM006."""
+    from normsuite.analysis.analyze import analyze_source
+    from normsuite.analysis.types import AnalysisOptions
+
+    result = analyze_source(NEW_NECK_ON_PRETRAINED, "m.py", AnalysisOptions())
+    rec = result.models[0].recommendation
+    assert rec.norm == "frozenbn"
+    by_site = {s.site: s.suggested for s in rec.layers}
+    assert "frozenbn" in by_site["encoder"]
+    assert by_site["neck.1"] == "nn.GroupNorm(32, 256)"
+    (neck,) = [f for f in result.findings if f.code == "NRM006" and f.line == 12]
+    assert "GroupNorm(32, 256)" in neck.message and "Frozen" not in neck.message

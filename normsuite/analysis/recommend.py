@@ -556,6 +556,7 @@ def recommend(model: ModelContext, domain: str | None = None) -> Recommendation:
     untraced: list[str] = []
     batch_free: list[str] = []
     off_path: list[str] = []
+    new_layers: list[str] = []
     # Recurrence by nn.LSTM/GRU/RNN only: a norm cannot be inside those cells. (A model that
     # steps its cells itself knows its recurrent-path norms; a cell judged alone does not.)
     library_rnn = not model.recurrence.cells and any(
@@ -576,6 +577,11 @@ def recommend(model: ModelContext, domain: str | None = None) -> Recommendation:
             key = f"{_SITE_WORDS.get(site_arch, site_arch)} take {site_norm} ({cited})"
             others.setdefault(key, []).append(path or layer.code)
             rules.extend(r for r in site_adv.rules if r not in rules)
+        if site_norm == "frozenbn" and layer.backbone is None and _site_kind(model, layer) == "bn":
+            # B10 freezes the *pretrained* statistics; a BN the model adds beside the
+            # backbone (a new neck or head) has none: the small-batch advice, GN (B2)
+            site_norm = "gn"
+            new_layers.append(path or layer.code)
         kept_here = keep_sites and _site_kind(model, layer) == site_norm
         # B7 names LN and RMSNorm both: a Transformer that mixes them (TimesFM's LN in the
         # MLP, RMSNorm before attention) keeps each; "RMSNorm -> LayerNorm" is no advice.
@@ -618,6 +624,13 @@ def recommend(model: ModelContext, domain: str | None = None) -> Recommendation:
         suggestions.append(
             LayerSuggestion(site=path, line=layer.line, current=layer.code, suggested=suggested)
         )
+    if new_layers:
+        rationale.append(
+            "New BatchNorm layers beside the pretrained backbone have no pretrained "
+            f"statistics to freeze: GroupNorm at this batch (B2): {', '.join(new_layers)}."
+        )
+        if "B2" not in rules:
+            rules.append("B2")
     if off_path and len(off_path) == len(sites):
         norm = "bn"  # every site is outside the recurrence: the headline says what is kept
     if off_path:

@@ -40,6 +40,8 @@ def _bn_sites(ctx: FileContext) -> Iterator[tuple[ModelContext, Layer, str]]:
 def _fix(model: ModelContext, layer: Layer) -> str:
     advice = advice_for(model, site_architecture(model, layer), layer.num_channels)
     norm = advice.norm if advice.norm not in ("bn", "syncbn") else "gn"
+    if norm == "frozenbn" and layer.backbone is None:
+        norm = "gn"  # a new layer beside the pretrained backbone: no statistics to freeze
     return suggest_layer(norm, layer, model)
 
 
@@ -129,7 +131,7 @@ def batch_norm_small_batch(ctx: FileContext) -> Iterator[Finding]:
         )
         frozen = (
             " (fine-tuning a pretrained backbone: FrozenBatchNorm, B10)"
-            if (model.fine_tuning)
+            if model.fine_tuning and layer.backbone is not None
             else ""
         )
         yield finding(
