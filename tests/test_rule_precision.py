@@ -685,3 +685,37 @@ def test_nrm001_silent_when_a_conditional_expression_returns_the_pre_norm_output
     assert "NRM001" not in _codes(PRE_NORM_HIDDEN_STATES.format(use="(embeddings,)"))
     assert "NRM001" not in _codes(PRE_NORM_HIDDEN_STATES.format(use="[e for e in [embeddings]]"))
     assert "NRM001" in _codes(PRE_NORM_HIDDEN_STATES.format(use="(hidden,)"))  # control
+
+
+POOLED_THEN_1X1 = """
+import torch
+import torch.nn as nn
+from torch.utils.data import DataLoader
+
+
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 32, 3, bias=False)
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.proj = nn.Conv2d(32, 64, {kernel}, bias=False)
+        self.bn = nn.BatchNorm2d(64)
+
+    def forward(self, x):
+        return self.bn(self.proj(self.pool(self.conv(x))))
+
+
+model = Net()
+optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+for x in DataLoader(ds, batch_size=1):
+    optimizer.zero_grad()
+    model(x).sum().backward()
+    optimizer.step()
+"""
+
+
+def test_nrm005_says_a_bn_on_a_1x1_conv_of_a_pooled_map_raises() -> None:
+    """(1, 64, 1, 1) after a 1x1 conv of a pooled map: one value per channel, so PyTorch
+    raises "Expected more than 1 value per channel" (the message said "it runs")."""
+    (one,) = analyze_source(POOLED_THEN_1X1.format(kernel=1), "m.py", AnalysisOptions()).findings
+    assert one.code == "NRM005" and "raises" in one.message

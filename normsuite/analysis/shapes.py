@@ -308,7 +308,18 @@ class FlowTracer:
         if kind in CONV_DIMS:
             d = CONV_DIMS[kind]
             producer = layer if layer.has_bias else None
-            return T(rank=d + 2, cdim=1, channels=layer.out_channels, kind="map", producer=producer)
+            # a 1x1 conv (no padding) of a pooled (N, C, 1, 1) map is still 1x1 (SE, heads)
+            k, pad = layer.arg("kernel_size"), layer.arg("padding", 0)
+            ones = k == 1 or (isinstance(k, (tuple, list)) and all(v == 1 for v in k))
+            pooled = t.pooled and ones and pad in (0, (0, 0), "valid") and "Transpose" not in kind
+            return T(
+                rank=d + 2,
+                cdim=1,
+                channels=layer.out_channels,
+                kind="map",
+                producer=producer,
+                pooled=pooled,
+            )
         if kind in NORM_KINDS:
             return t.plain()
         if kind in ("Linear", "LazyLinear"):
