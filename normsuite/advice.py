@@ -546,7 +546,8 @@ DOMAINS: dict[str, Domain] = {
             "Radford, Metz & Chintala 2016, arXiv:1511.06434 (DCGAN); Kurach et al. 2019, "
             "arXiv:1807.04720; Miyato et al. 2018, arXiv:1802.05957",
             "a file with an image generator (tanh output or upsampling decoder) and a model "
-            "with a single output score",
+            "with a single output score; or an upsampling decoder to a tanh image on its own "
+            "(a generator whose discriminator is in another file)",
         ),
     )
 }

@@ -554,3 +554,16 @@ def test_blocks_of_a_gan_generator_take_its_domain() -> None:
     assert block.domain is not None and block.domain.startswith("D9")
     assert kept(block)
     assert not [f for f in result.findings if f.code == "NRM006"]
+
+
+@pytest.mark.parametrize("batch", [None, 1, 64])
+def test_an_image_generator_with_a_norm_flag_keeps_its_norms(batch: int | None) -> None:
+    """pix2pixHD's GlobalGenerator(norm_layer=nn.BatchNorm2d), built with InstanceNorm by
+    define_G: a decoder to a tanh image is a GAN generator (D9), whatever norm the flag
+    picks; never "gn, high" (B8/B9 are recognition rules) nor a switch by the default."""
+    options = {} if batch is None else {"batch_size": batch}
+    result = analyze("a16_pix2pixhd_norm_flag.py", **options)
+    generator = model(result, "GlobalGenerator")
+    assert generator.domain is not None and generator.domain.startswith("D9")
+    assert kept(generator)
+    assert not [f for f in result.findings if f.code in ("NRM005", "NRM006")]

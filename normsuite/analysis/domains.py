@@ -72,6 +72,11 @@ def detect(model: ModelContext, ctx: FileContext) -> str | None:
         return "D9"  # the discriminator of a GAN file
     if convs and "in" in kinds and (generator or not model.classifier or gan_file):
         return "D1"
+    if convs and image_out and upsamples and kinds and not model.classifier:
+        # a decoder to a tanh image is a GAN generator (DCGAN, pix2pix(HD), whose norm is
+        # BN or IN by a flag) even when its discriminator is in another file: its norms
+        # are the architecture's choice, kept (D9); the recognition rules say nothing here
+        return "D9"
     if gan_file and (model.part_of is None or generator):
         return "D9"  # a GAN's generator, or its other networks (encoder, classifier)
     subpixel = "PixelShuffle" in types or "pixel_shuffle" in calls

@@ -79,6 +79,12 @@ def batch_norm_batch_one(ctx: FileContext) -> Iterator[Finding]:
         b = model.batch
         if b.per_device != 1:
             continue
+        effect = _batch_one_effect(model, layer)
+        if effect == _NOISY and _in_domain(model, ctx):
+            # pix2pix trains its generator's BN at batch 1 on purpose (per-image statistics,
+            # as InstanceNorm): the domain's practice, kept by recommend. A BN that raises
+            # at batch 1 is still reported.
+            continue
         sync = (
             f", or nn.SyncBatchNorm.convert_sync_batchnorm(model) for the global batch of "
             f"{b.per_device * b.devices} over {b.devices} devices (B3)"
@@ -89,7 +95,7 @@ def batch_norm_batch_one(ctx: FileContext) -> Iterator[Finding]:
             "NRM005",
             layer,
             f"`{layer.code}` is trained with {_batch_text(model)}: "
-            f"{_batch_one_effect(model, layer)} (B8). Use {fix}, with weight standardization "
+            f"{effect} (B8). Use {fix}, with weight standardization "
             f"for micro-batches (B9){sync}.",
             model.name,
         )
