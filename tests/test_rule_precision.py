@@ -719,3 +719,38 @@ def test_nrm005_says_a_bn_on_a_1x1_conv_of_a_pooled_map_raises() -> None:
     raises "Expected more than 1 value per channel" (the message said "it runs")."""
     (one,) = analyze_source(POOLED_THEN_1X1.format(kernel=1), "m.py", AnalysisOptions()).findings
     assert one.code == "NRM005" and "raises" in one.message
+
+
+ESPNET_LAYERNORM = """
+import torch
+
+
+class LayerNorm(torch.nn.LayerNorm):
+    def __init__(self, nout, dim=-1):
+        super(LayerNorm, self).__init__(nout, eps=1e-12)
+        self.dim = dim
+
+    def forward(self, x):
+        if self.dim == -1:
+            return super(LayerNorm, self).forward(x)
+        return super(LayerNorm, self).forward(x.transpose(self.dim, -1)).transpose(self.dim, -1)
+
+
+class Postnet(torch.nn.Module):
+    def __init__(self, odim=80, n_chans=512):
+        super().__init__()
+        self.conv = torch.nn.Conv1d(odim, n_chans, 5, padding=2, bias=False)
+        self.norm = LayerNorm(n_chans{dim})
+
+    def forward(self, xs):
+        return torch.tanh(self.norm(self.conv(xs)))
+"""
+
+
+def test_espnet_layernorm_is_channel_ln_only_when_built_with_a_dim() -> None:
+    """ESPnet's LayerNorm moves the channels last only when ``dim != -1``: with the default
+    it is nn.LayerNorm over L of a (B, C, T) conv output (NRM002); with dim=1 a channel LN
+    (silent); with a dim the analyzer cannot read, silent."""
+    assert _codes(ESPNET_LAYERNORM.format(dim="")) == ["NRM002"]
+    assert _codes(ESPNET_LAYERNORM.format(dim=", dim=1")) == []
+    assert _codes(ESPNET_LAYERNORM.format(dim=", dim=self.unknown_dim")) == []

@@ -998,8 +998,11 @@ class ModuleIndex(UndecidedCode):
         if isinstance(callee, _LocalFunction):
             return self._call_function(callee.node, args, kwargs, inst)
         if isinstance(callee, TorchSubclass):
+            type_ = callee.type_for(args, kwargs)
             args, kwargs = callee.parent_args(args, kwargs)
-            return self._make_layer(callee.type, args, kwargs, node)
+            if type_ == "Custom":  # which dim it normalizes is not known here: opaque
+                return self._opaque(node)
+            return self._make_layer(type_, args, kwargs, node)
         if isinstance(callee, ExternalFunction):
             out = self._external_call(callee, args, kwargs)
             return relocate(out, self.label, self.segment(node), node)

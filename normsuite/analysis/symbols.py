@@ -44,6 +44,27 @@ class TorchSubclass:
                 return stmt
         return None
 
+    def type_for(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
+        """The layer type of one construction: ESPnet's ``LayerNorm(nout, dim=-1)`` moves
+        the channels last only when ``self.dim != -1`` (``if self.dim == -1: return
+        super().forward(x)``), so with the default it is a plain LayerNorm over the last
+        dim (NRM002 on a conv output); with ``dim=1`` a channel LayerNorm."""
+        if self.type not in ("LayerNorm2d", "RMSNorm2d"):
+            return self.type
+        guard = _plain_when(self.node)
+        init = self.init()
+        if guard is None or init is None or self.home is None:
+            return self.type
+        attr, plain_value = guard
+        param = _param_stored_as(init, attr)
+        if param is None:
+            return self.type
+        env = self.home._bind(init, (UNKNOWN, *args), kwargs)
+        value = env.get(param, UNKNOWN)
+        if value == plain_value and not isinstance(value, bool):
+            return "LayerNorm" if self.type == "LayerNorm2d" else "RMSNorm"
+        return self.type if isinstance(value, int) else "Custom"
+
     def parent_args(
         self, args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> tuple[tuple[Any, ...], dict[str, Any]]:
@@ -62,6 +83,60 @@ class TorchSubclass:
         if out_args is None:
             return (), {UNKNOWN_KWARGS: UNKNOWN}
         return out_args, out_kwargs
+
+
+def _plain_when(node: ast.ClassDef) -> tuple[str, Any] | None:
+    """``forward`` starts with ``if self.<attr> == <const>: return super().forward(x)``:
+    (attr, const), the value for which the subclass is its plain parent."""
+    forward = next(
+        (n for n in node.body if isinstance(n, ast.FunctionDef) and n.name == "forward"), None
+    )
+    if forward is None or not forward.body or not isinstance(forward.body[0], ast.If):
+        return None
+    test = forward.body[0].test
+    if not (
+        isinstance(test, ast.Compare)
+        and len(test.ops) == 1
+        and isinstance(test.ops[0], ast.Eq)
+        and isinstance(test.left, ast.Attribute)
+        and isinstance(test.left.value, ast.Name)
+        and test.left.value.id == "self"
+    ):
+        return None
+    right = test.comparators[0]
+    if isinstance(right, ast.UnaryOp) and isinstance(right.op, ast.USub):
+        right = right.operand
+        negate = True
+    else:
+        negate = False
+    if not isinstance(right, ast.Constant):
+        return None
+    body = forward.body[0].body
+    plain = (
+        len(body) == 1
+        and isinstance(body[0], ast.Return)
+        and "transpose" not in ast.dump(body[0])
+        and "permute" not in ast.dump(body[0])
+    )
+    if not plain:
+        return None
+    return test.left.attr, -right.value if negate else right.value
+
+
+def _param_stored_as(init: ast.FunctionDef, attr: str) -> str | None:
+    """The ``__init__`` parameter stored as ``self.<attr> = <param>``."""
+    params = {a.arg for a in [*init.args.args, *init.args.kwonlyargs]}
+    for stmt in ast.walk(init):
+        if (
+            isinstance(stmt, ast.Assign)
+            and len(stmt.targets) == 1
+            and isinstance(stmt.targets[0], ast.Attribute)
+            and stmt.targets[0].attr == attr
+            and isinstance(stmt.value, ast.Name)
+            and stmt.value.id in params
+        ):
+            return stmt.value.id
+    return None
 
 
 def _super_init(fn: ast.FunctionDef) -> ast.Call | None:
