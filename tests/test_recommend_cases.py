@@ -567,3 +567,22 @@ def test_an_image_generator_with_a_norm_flag_keeps_its_norms(batch: int | None) 
     assert generator.domain is not None and generator.domain.startswith("D9")
     assert kept(generator)
     assert not [f for f in result.findings if f.code in ("NRM005", "NRM006")]
+
+
+@pytest.mark.parametrize(
+    "name, model_name",
+    [
+        # Cooijmans' BN-LSTM: state fed back through a copy (hx = (h, c)), per-step running
+        # statistics registered in a 784-step loop (no layer there: no cap)
+        ("r01_bn_lstm_separated_stats.py", "LSTM"),
+        # PyTorch's custom_lstms: gates as nn.Parameter + torch.mm, the cell class passed in
+        ("r01_custom_lstms_parameters.py", "SequenceClassifier"),
+    ],
+)
+def test_hand_written_lstm_cells_as_real_code_writes_them(name: str, model_name: str) -> None:
+    result = analyze(name)
+    report = model(result, model_name)
+    assert report.architecture == "rnn"
+    assert report.recommendation is not None and report.recommendation.norm == "ln"
+    assert not result.notices  # nothing cut short
+    assert len([f for f in result.findings if f.code == "NRM007"]) == 3

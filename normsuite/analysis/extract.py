@@ -178,6 +178,18 @@ MAX_STAR_MODULES = 8
 MAX_STAR_DEPTH = 2
 
 
+def _buffers_only(body: list[ast.stmt]) -> bool:
+    """A loop body that only registers buffers or parameters (Cooijmans' per-time-step
+    running statistics): nothing in it builds a layer, however long the loop."""
+    return bool(body) and all(
+        isinstance(stmt, ast.Expr)
+        and isinstance(stmt.value, ast.Call)
+        and isinstance(stmt.value.func, ast.Attribute)
+        and stmt.value.func.attr in ("register_buffer", "register_parameter")
+        for stmt in body
+    )
+
+
 class ModuleIndex(UndecidedCode):
     """Everything the file defines at module level, and the evaluator over it."""
 
@@ -669,6 +681,8 @@ class ModuleIndex(UndecidedCode):
             else:
                 self._exec_body(stmt.orelse, env, inst)
         elif isinstance(stmt, (ast.For, ast.AsyncFor)):
+            if _buffers_only(stmt.body):
+                return  # for i in range(784): self.register_buffer(...): no layer to see
             items = self._iterate(self.eval(stmt.iter, env, inst))
             if items is None:
                 self._exec_unknown_loop(stmt, env, inst)

@@ -139,7 +139,19 @@ def _has_weights(layer: Layer) -> bool:
     op called as ``x = self.cat(x, skip)`` in a loop is not a cell."""
     if layer.type != "Custom" or layer.instance is None:
         return False
-    return any(sub.type in _WEIGHTED for _, sub in layer.instance.walk())
+    if any(sub.type in _WEIGHTED for _, sub in layer.instance.walk()):
+        return True
+    # gates as raw parameters (PyTorch's custom_lstms: nn.Parameter + torch.mm)
+    cls = layer.instance.cls
+    init = cls.method("__init__")
+    if init is None:
+        return False
+    calls = class_facts(cls).nodes_in(init, (ast.Call,))
+    return any(
+        (c.func.attr if isinstance(c.func, ast.Attribute) else getattr(c.func, "id", ""))
+        == "Parameter"
+        for c in calls
+    )
 
 
 _INLINE_WEIGHTED = frozenset({"Linear", "LazyLinear", "Bilinear", *CONV_DIMS})
@@ -277,18 +289,36 @@ def _loop_facts(loop: ast.For | ast.While) -> tuple[list[ast.Call], dict[int, fr
     if facts is None:
         calls: list[ast.Call] = []
         assigned: dict[int, frozenset[str]] = {}
+        copies: list[tuple[frozenset[str], set[str]]] = []  # hx = (h_next, c_next)
         for stmt in loop.body:
             for node in ast.walk(stmt):
                 if isinstance(node, ast.Call):
                     calls.append(node)
                 elif isinstance(node, ast.Assign):
                     targets = frozenset(_names(node.targets))
+                    if _plain_copy(node.value):
+                        copies.append((targets, _names([node.value])))
                     for sub in ast.walk(node.value):
                         if isinstance(sub, ast.Call):
                             assigned.setdefault(id(sub), targets)
+        # the state may come back through a copy: ``h, c = cell(x, hx)`` then
+        # ``hx = (h, c)`` (Cooijmans' BN-LSTM): the copy's names are the call's too
+        for key, names in list(assigned.items()):
+            grown = set(names)
+            for targets, read in copies:
+                if read & grown and not targets <= grown:
+                    grown |= targets
+            assigned[key] = frozenset(grown)
         facts = (calls, assigned)
         setattr(loop, _LOOP_FACTS, facts)
     return facts
+
+
+def _plain_copy(value: ast.expr) -> bool:
+    """``(h, c)`` / ``h``: names only, no computation (a call's result is its own value)."""
+    if isinstance(value, (ast.Tuple, ast.List)):
+        return all(isinstance(e, ast.Name) for e in value.elts)
+    return isinstance(value, ast.Name)
 
 
 def _fed_back(call: ast.Call, loop: ast.For | ast.While) -> set[str]:
