@@ -586,3 +586,14 @@ def test_hand_written_lstm_cells_as_real_code_writes_them(name: str, model_name:
     assert report.recommendation is not None and report.recommendation.norm == "ln"
     assert not result.notices  # nothing cut short
     assert len([f for f in result.findings if f.code == "NRM007"]) == 3
+
+
+def test_an_attention_instance_handed_to_its_decoder_is_the_decoders_block() -> None:
+    """attn = Attention(...); Decoder(..., attn): the attention is a block of the RNN
+    decoder (it was advised alone: "mlp", "bn" (B11) at batch 64). The Seq2Seq on top is
+    unknown (its parts are arguments), so the decoder's context applies."""
+    result = analyze("r09_bahdanau_attention_instance.py", batch_size=64)
+    attention = model(result, "Attention")
+    assert attention.part_of is not None
+    assert attention.architecture == "rnn"
+    assert attention.recommendation is None or attention.recommendation.norm == "ln"

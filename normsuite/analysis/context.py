@@ -425,11 +425,24 @@ def _judge_blocks_in_context(ctx: FileContext) -> None:
         if top is model:
             continue
         model.part_of = top.name
+        # the context: the top model's, or, when it is unknown (a Seq2Seq handed its
+        # encoder and decoder), the nearest parent whose architecture is known
+        context = top
+        parent = by_name.get(parents.get(model.name, ""))
+        seen = {model.name}
+        while context.architecture == "unknown" and parent is not None:
+            if parent.name in seen:
+                break
+            seen.add(parent.name)
+            if parent.architecture != "unknown":
+                context = parent
+                break
+            parent = by_name.get(parents.get(parent.name, ""))
         conv = model.architecture.startswith("cnn") or model.architecture == "hybrid"
         if (
             not conv
-            and model.architecture != top.architecture
-            and top.architecture in _SEQUENCE_ARCHS
+            and model.architecture != context.architecture
+            and context.architecture in _SEQUENCE_ARCHS
         ):
-            model.evidence.append(f"part of {top.name} ({top.architecture})")
-            model.architecture = top.architecture
+            model.evidence.append(f"part of {context.name} ({context.architecture})")
+            model.architecture = context.architecture

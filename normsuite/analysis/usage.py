@@ -111,7 +111,20 @@ def block_parents(index: ModuleIndex) -> dict[str, str]:
             if name not in _ancestors(cls):
                 parents.setdefault(name, cls.name)
     calls: list[ast.Call] = tree_facts(index).of(ast.Call)
-    # Blocks handed to a model class: ResNet(Bottleneck, ...), anywhere in the file.
+    # Instances bound to a name (attn = Attention(512, 512)), handed on below.
+    built: dict[str, str] = {}
+    for stmt in tree_facts(index).of(ast.Assign):
+        value = stmt.value
+        if (
+            len(stmt.targets) == 1
+            and isinstance(stmt.targets[0], ast.Name)
+            and isinstance(value, ast.Call)
+            and isinstance(value.func, ast.Name)
+            and value.func.id in index.classes
+        ):
+            built[stmt.targets[0].id] = value.func.id
+    # Blocks handed to a model class: ResNet(Bottleneck, ...), or an instance of one
+    # (Decoder(..., attn) with attn = Attention(...): Bahdanau seq2seq), anywhere in the file.
     for node in calls:
         if not isinstance(node.func, ast.Name):
             continue
@@ -121,6 +134,7 @@ def block_parents(index: ModuleIndex) -> dict[str, str]:
         for arg in [*node.args, *(k.value for k in node.keywords)]:
             for sub in ast.walk(arg):
                 name = _name_of(sub)
+                name = built.get(name, name) if name not in index.classes else name
                 if name and name != parent and name in index.classes:
                     parents.setdefault(name, parent)
     # Blocks built by module-level helper functions (torchvision's _stack builds
