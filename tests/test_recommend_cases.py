@@ -597,3 +597,16 @@ def test_an_attention_instance_handed_to_its_decoder_is_the_decoders_block() -> 
     assert attention.part_of is not None
     assert attention.architecture == "rnn"
     assert attention.recommendation is None or attention.recommendation.norm == "ln"
+
+
+def test_a_norm_factory_line_shared_by_widths_keeps_its_channel_expression() -> None:
+    """``self.norm_layer(out_channels)`` (a class attribute) builds 32, 64, 96... channels
+    on one line: one suggestion per line must fit every width (it offered GroupNorm(8, 32)
+    and GroupNorm(32, 64) for the same line), so the argument stays symbolic."""
+    result = analyze("a10_norm_layer_class_attribute.py")
+    rec = model(result, "TinyEfficientNet").recommendation
+    by_line: dict[int, set[str]] = {}
+    for site in rec.layers:
+        by_line.setdefault(site.line, set()).add(site.suggested)
+    assert by_line[33] == {'normsuite.build_norm("gn", out_channels)'}
+    assert by_line[48] == {'normsuite.build_norm("gn", cout)'}

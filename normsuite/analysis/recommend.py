@@ -168,6 +168,8 @@ def suggest_layer(norm: str, layer: Layer, model: ModelContext) -> str:
     app = model.first_app(layer)
     received = received_channels(model, layer, app.inp) if app is not None else None
     expr = _channel_expr(layer)
+    if expr is None and _shared(model, layer):
+        expr = _factory_channel_expr(layer)
     if received is None and expr is not None and _shared(model, layer):
         # The call is shared by every instance (BatchNorm2d(cout) in a block class): keep
         # its channel expression so that the suggestion is right for each of them.
@@ -189,6 +191,22 @@ def _shared(model: ModelContext, layer: Layer) -> bool:
     """The same constructor call builds layers of different widths in the file's models."""
     widths = model.site_widths.get((layer.line, layer.col), set()) - {None}
     return len(widths) > 1
+
+
+def _factory_channel_expr(layer: Layer) -> str | None:
+    """``self.norm_layer(out_channels)`` / ``NormLayer(cout)`` (a class attribute or a
+    partial of a norm): the first argument's source when it evaluated to the channel count
+    of this instance, so that one suggestion stays right for every width it builds."""
+    try:
+        call = ast.parse(layer.code, mode="eval").body
+    except SyntaxError:
+        return None
+    if not isinstance(call, ast.Call) or not call.args or isinstance(call.args[0], ast.Starred):
+        return None
+    first = call.args[0]
+    if isinstance(first, ast.Constant) or not layer.args or layer.num_channels is None:
+        return None
+    return ast.unparse(first) if layer.args[0] == layer.num_channels else None
 
 
 def _channel_expr(layer: Layer) -> str | None:
