@@ -754,3 +754,30 @@ def test_espnet_layernorm_is_channel_ln_only_when_built_with_a_dim() -> None:
     assert _codes(ESPNET_LAYERNORM.format(dim="")) == ["NRM002"]
     assert _codes(ESPNET_LAYERNORM.format(dim=", dim=1")) == []
     assert _codes(ESPNET_LAYERNORM.format(dim=", dim=self.unknown_dim")) == []
+
+
+CONV_NORM_ACTIVATION = """
+import torch.nn as nn
+
+
+class ConvNormActivation(nn.Sequential):
+    def __init__(self, cin, cout, norm_layer=nn.BatchNorm2d):
+        layers = [nn.Conv2d(cin, cout, 3, padding=1)]
+        if norm_layer is not None:
+            layers.append(norm_layer(cout))
+        super().__init__(*layers)
+"""
+
+
+def test_nrm001_on_an_optional_norm_asks_for_a_bias_that_follows_it() -> None:
+    """torchvision's ConvNormActivation builds its norm only ``if norm_layer is not None``
+    (a classifier head passes None and needs the bias): the fix is bias=norm_layer is
+    None, and --unsafe-fixes must not write an unconditional bias=False."""
+    from normsuite.analysis.fixes import fixes_for
+
+    findings = analyze_source(CONV_NORM_ACTIVATION, "m.py", AnalysisOptions()).findings
+    (finding,) = findings
+    assert finding.code == "NRM001"
+    assert "bias=norm_layer is None" in finding.message
+    assert "pass bias=False" not in finding.message
+    assert fixes_for(CONV_NORM_ACTIVATION, findings, unsafe=True) == []

@@ -13,6 +13,7 @@ from ..context import FileContext, ModelContext
 from ..ir import ClassInfo, Layer
 from ..shapes import Application
 from ..sites import normalizes_length, received_channels
+from ..tree_facts import tree_facts
 from ..types import Finding
 from . import finding, rule, short
 from .arguments import received_channel_count, swapped_group_norm
@@ -88,6 +89,33 @@ def _condition(ctx: FileContext, line: int) -> str | None:
         return best.test.id
     if best is not None and isinstance(best.test, ast.Attribute):
         return ast.unparse(best.test)
+    return None
+
+
+def _bias_follows(ctx: FileContext, line: int, producer: Layer) -> str | None:
+    """The negation of the condition that makes the norm at ``line`` optional (``if
+    norm_layer is not None:`` -> ``norm_layer is None``; ``if use_bn:`` -> ``not use_bn``),
+    when the conv is built outside that condition in this file; None otherwise."""
+    if producer.file is not None:
+        return None
+    best: ast.If | None = None
+    for node in tree_facts(ctx.index).of(ast.If):
+        holds = node.body and node.body[0].lineno <= line <= (node.body[-1].end_lineno or 0)
+        if holds and (best is None or node.lineno >= best.lineno):
+            best = node
+    if best is None or best.body[0].lineno <= producer.line <= (best.end_lineno or 0):
+        return None  # the conv is inside the same branch: no caller gets one without the other
+    test = best.test
+    if (
+        isinstance(test, ast.Compare)
+        and len(test.ops) == 1
+        and isinstance(test.ops[0], ast.IsNot)
+        and isinstance(test.comparators[0], ast.Constant)
+        and test.comparators[0].value is None
+    ):
+        return f"{ast.unparse(test.left)} is None"
+    if isinstance(test, (ast.Name, ast.Attribute)):
+        return f"not {ast.unparse(test)}"
     return None
 
 
@@ -298,6 +326,19 @@ def bias_before_batch_norm(ctx: FileContext) -> Iterator[Finding]:
                     f"subtraction cancels the bias of its `{short(producer.code)}` "
                     f"({_at(producer)}, BN paper s3.2); {name} is also used without a norm "
                     f"after it (line {other.line}), which needs the bias: {fix}.",
+                    model.name,
+                )
+                continue
+            negated = _bias_follows(ctx, app.layer.line, producer)
+            if negated is not None:
+                # the norm is optional (torchvision's ConvNormActivation: ``if norm_layer
+                # is not None``): a caller without it needs the bias, so no bias=False
+                yield finding(
+                    "NRM001",
+                    producer,
+                    f"`{short(producer.code)}` feeds `{short(app.layer.code)}`, whose mean "
+                    f"subtraction cancels the bias (BN paper s3.2); the norm is optional "
+                    f"here, so make the bias follow it: bias={negated}.",
                     model.name,
                 )
                 continue
