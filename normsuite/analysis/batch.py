@@ -207,6 +207,7 @@ class _Scanner(ast.NodeVisitor):
         """(batch or None when unreadable, where, weak) of each DataModule of another file."""
         out: list[tuple[int | None, str, bool]] = []
         for cls, home, call, funcs, classes in self._datamodules:
+            self._line = call.lineno if call is not None else 0  # no line: no later set
             init = _init_of(cls)
             param = next((p for p in _BATCH_PARAMS if _param_names(init).count(p)), None)
             if init is None or param is None:
@@ -286,7 +287,7 @@ class _Scanner(ast.NodeVisitor):
         self.origin = self.passed_at = None
         if isinstance(expr, ast.Attribute) and isinstance(expr.value, ast.Name):
             sets = self._attr_sets.get((expr.value.id, expr.attr), [])
-            before = [(n, v) for n, v in sets if self._line is None or n < self._line]
+            before = [(n, v) for n, v in sets if self._line is not None and n < self._line]
             if before:  # the last assignment before the call wins over a class default
                 line, node = before[-1]
                 value = self.index.eval(node, {}, None)
