@@ -610,3 +610,47 @@ def test_a_norm_factory_line_shared_by_widths_keeps_its_channel_expression() -> 
         by_line.setdefault(site.line, set()).add(site.suggested)
     assert by_line[33] == {'normsuite.build_norm("gn", out_channels)'}
     assert by_line[48] == {'normsuite.build_norm("gn", cout)'}
+
+
+def test_a_direct_block_of_an_abstaining_model_is_shown() -> None:
+    """DeepLabV3(backbone, classifier) is handed its head: it abstains (its parts are
+    arguments), so its direct block DeepLabHead is shown by default (the file's only advice
+    for those layers); the head's own blocks stay hidden."""
+    source = """
+import torch.nn as nn
+
+
+class ASPP(nn.Module):
+    def __init__(self, c):
+        super().__init__()
+        self.conv = nn.Conv2d(c, 64, 1, bias=False)
+        self.bn = nn.BatchNorm2d(64)
+
+    def forward(self, x):
+        return self.bn(self.conv(x))
+
+
+class Head(nn.Sequential):
+    def __init__(self, c, n):
+        super().__init__(ASPP(c), nn.Conv2d(64, n, 1))
+
+
+class SegModel(nn.Module):
+    def __init__(self, backbone, classifier):
+        super().__init__()
+        self.backbone = backbone
+        self.classifier = classifier
+
+    def forward(self, x):
+        return self.classifier(self.backbone(x))
+
+
+def build(backbone, n):
+    head = Head(2048, n)
+    return SegModel(backbone, head)
+"""
+    result = analyze_source(source, "m.py", AnalysisOptions())
+    assert model(result, "Head").part_of == "SegModel"
+    assert model(result, "SegModel").abstain is not None
+    (shown,) = hide_blocks([result])
+    assert [m.name for m in shown.models] == ["Head", "SegModel"]

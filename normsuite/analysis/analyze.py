@@ -97,6 +97,9 @@ def _inherit_domains(ctx: FileContext, domains: dict[int, str | None]) -> None:
             parent = by_name.get(parent.part_of) if parent.part_of else None
 
 
+_ADVERSARIAL = frozenset({"D2", "D3", "D9"})  # critics, spectral-norm discriminators, GANs
+
+
 def _networks_with_own_domains(
     model: ModelContext, ctx: FileContext, domains: dict[int, str | None]
 ) -> list[str]:
@@ -113,8 +116,9 @@ def _networks_with_own_domains(
         if other is not None and other is not model and other not in held:
             held.append(other)
     own = domains.get(id(model))
-    if len(held) < 2 or not any(domains.get(id(m)) not in (None, own) for m in held):
-        return []
+    adversarial = [m for m in held if domains.get(id(m)) in _ADVERSARIAL and domains[id(m)] != own]
+    if len(held) < 2 or not adversarial:
+        return []  # one network made of parts (FastSpeech2's PostNet is D6: still one)
     return [f"{m.name} ({domains[id(m)]})" if domains.get(id(m)) else m.name for m in held]
 
 
@@ -153,6 +157,7 @@ def _report(
         recommendation=None if reason else recommend(model, domain),
         abstain=reason,
         part_of=model.part_of,
+        block_of=model.block_of,
         uses=list(model.uses),
         domain=f"{domain}: {DOMAINS[domain].name}" if domain else None,
         unresolved_bases=list(model.root.instance.cls.unresolved_bases)

@@ -74,6 +74,7 @@ class ModelContext:
     recurrence: Recurrence = field(default_factory=Recurrence)  # cells stepped over time
     norm_class: str | None = None  # the class itself is a norm (behaves as this torch type)
     part_of: str | None = None  # the top-level model class of the file it is a block of
+    block_of: str | None = None  # the class (or builder function) that uses it directly
     uses: list[str] = field(default_factory=list)  # class names it builds (usage.py)
     trains: bool = False  # the file shows training code (its batch size is the training one)
     # (line, col) of a norm constructor call -> the widths it builds across the file's models
@@ -418,6 +419,7 @@ def _judge_blocks_in_context(ctx: FileContext) -> None:
     for model in ctx.models:
         if model.name not in parents:
             continue
+        model.block_of = parents[model.name]
         top = by_name.get(top_parent(model.name, parents))
         if top is None:
             model.part_of = parents[model.name]  # handed to a builder function

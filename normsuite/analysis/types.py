@@ -93,6 +93,8 @@ class ModelReport:
     abstain: str | None = None
     # The model class of the same file this class is a block of (judged in its context).
     part_of: str | None = None
+    # The class that uses it directly (part_of is the top of that chain).
+    block_of: str | None = None
     # Class names this class builds or is given as blocks (hides them across files).
     uses: list[str] = field(default_factory=list)
     domain: str | None = None  # a domain with its own norm practice (advice.DOMAINS)

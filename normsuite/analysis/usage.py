@@ -220,7 +220,15 @@ def hide_blocks(results: Sequence[FileResult]) -> list[FileResult]:
     out = []
     for result in results:
         stem = PurePath(result.path).stem
-        models = [m for m in result.models if m.part_of is None and f"{stem}.{m.name}" not in used]
+        # a direct block of a model that abstains (DeepLabV3, handed its head as an
+        # argument) is shown: its advice is the only one the file has for those layers
+        silent = {m.name for m in result.models if m.abstain is not None}
+        models = [
+            m
+            for m in result.models
+            if (m.part_of is None or (m.part_of in silent and m.block_of == m.part_of))
+            and f"{stem}.{m.name}" not in used
+        ]
         out.append(replace(result, models=models) if len(models) != len(result.models) else result)
     return out
 
