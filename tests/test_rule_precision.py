@@ -781,3 +781,30 @@ def test_nrm001_on_an_optional_norm_asks_for_a_bias_that_follows_it() -> None:
     assert "bias=norm_layer is None" in finding.message
     assert "pass bias=False" not in finding.message
     assert fixes_for(CONV_NORM_ACTIVATION, findings, unsafe=True) == []
+
+
+WHILE_PYRAMID = """
+import torch.nn as nn
+
+
+class Pyramid(nn.Module):
+    def __init__(self, base=32, max_ch=256):
+        super().__init__()
+        layers, ch = [], base
+        while ch < max_ch:
+            layers += [nn.Conv2d(ch, ch * 2, 3, 2, 1), nn.BatchNorm2d(ch * 2), nn.ReLU()]
+            ch *= 2
+        layers += [nn.Conv2d(ch, 1, 4)]
+        self.body = nn.Sequential(*layers)
+
+    def forward(self, x):
+        return self.body(x)
+"""
+
+
+def test_layers_built_in_a_while_loop_are_seen() -> None:
+    """DCGAN_D (the WGAN repo) builds its pyramid in ``while ch < max_ch``: the body's
+    layers are seen as in a loop over an unknown iterable (no count or width guessed)."""
+    result = analyze_source(WHILE_PYRAMID, "m.py", AnalysisOptions())
+    assert [f.code for f in result.findings] == ["NRM001"]
+    assert [s.kind for s in result.models[0].norms_found] == ["bn"]

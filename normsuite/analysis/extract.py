@@ -690,6 +690,10 @@ class ModuleIndex(UndecidedCode):
             for item in items:
                 self._assign(stmt.target, item, env, inst)
                 self._exec_body(stmt.body, env, inst)
+        elif isinstance(stmt, ast.While):
+            # while ch < max_ch: (DCGAN_D of the WGAN repo): how often is not known, what
+            # the body builds is seen, as for a loop over an unknown iterable
+            self._exec_unknown_loop(stmt, env, inst)
         elif isinstance(stmt, (ast.With, ast.AsyncWith, ast.Try)):
             self._exec_body(stmt.body, env, inst)
         elif isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef)):

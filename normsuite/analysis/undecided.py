@@ -42,7 +42,9 @@ class UndecidedCode:
     def _opaque(self, node: ast.AST) -> Layer:
         return Layer(OPAQUE, getattr(node, "lineno", 0), getattr(node, "col_offset", 0), "")
 
-    def _exec_unknown_loop(self, stmt: ast.For | ast.AsyncFor, env: dict[str, Any], inst: Any):
+    def _exec_unknown_loop(
+        self, stmt: ast.For | ast.AsyncFor | ast.While, env: dict[str, Any], inst: Any
+    ):
         """A loop over an iterable the evaluator cannot list (a config list, ``zip(cfg)``):
         its body runs once with the loop variable and every name the body reassigns unknown,
         so the layers it builds are seen but no count, width or order is guessed. Layers it
@@ -59,7 +61,8 @@ class UndecidedCode:
         for name in stored:
             if name in env and not isinstance(env[name], list):
                 env[name] = UNKNOWN  # loop-carried: the first iteration's value is a guess
-        self._assign(stmt.target, UNKNOWN, env, inst)
+        if not isinstance(stmt, ast.While):  # a while loop has no loop variable
+            self._assign(stmt.target, UNKNOWN, env, inst)
         try:
             self._exec_body(stmt.body, env, inst)
         finally:
