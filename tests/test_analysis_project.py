@@ -603,3 +603,21 @@ def test_devices_and_sync_come_with_the_scripts_batch(tmp_path) -> None:
     project.clear()
     unsynced = {os.path.basename(r.path): r for r in analyze_paths([str(copy)])}["model.py"]
     assert {f.code for f in unsynced.findings} == {"NRM008"}
+
+
+def test_a_model_built_through_a_factory_function_gets_the_scripts_batch() -> None:
+    """train.py calls models.build_model(), whose body returns UNetSmall(...): the script
+    trains UNetSmall at batch 2 (the class name never appears in the script)."""
+    project.clear()
+    results = _by_name(analyze_paths([str(FIX / "factory")]))
+    unet = results["factory/models/unet_small.py"]
+    assert {m.name: m.batch_size.per_device for m in unet.models}["UNetSmall"] == 2
+    assert {f.code for f in unet.findings} == {"NRM006"}
+
+
+def test_a_model_built_by_a_function_of_its_own_file() -> None:
+    """``from net import resnet_tiny``; ``model = resnet_tiny()`` where net.py has
+    ``def resnet_tiny(): return ResNet(16)`` (torchvision's style): trained at batch 4."""
+    project.clear()
+    results = _by_name(analyze_paths([str(FIX / "factory_own")]))
+    assert results["factory_own/net.py"].models[0].batch_size.per_device == 4

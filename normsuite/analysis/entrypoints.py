@@ -315,7 +315,9 @@ def project_scans(project: Any, model_path: str, class_name: str) -> list[tuple[
     model_path = os.path.abspath(model_path)
     out: list[tuple[int, str, Any]] = []
     for path, words in training_scripts(project):
-        if os.path.abspath(path) == model_path or class_name not in words:
+        if os.path.abspath(path) == model_path:
+            continue
+        if class_name not in words and not words & _factory_names(project, model_path, class_name):
             continue
         index = project.index(path)
         if index is None or not _builds(index, model_path, class_name):
@@ -370,8 +372,14 @@ def _cell_places(where: str, path: str) -> str:
 
 
 def _builds(index: Any, model_path: str, class_name: str) -> bool:
-    """Whether the script constructs (or hands to LightningCLI) that class of that file."""
+    """Whether the script constructs (or hands to LightningCLI) that class of that file,
+    directly or through a factory function of the project that returns it
+    (``build_model(...)`` whose body is ``return UNetSmall(...)``)."""
     for node in tree_facts(index).of(ast.Call):
+        if _factory_of(index, node, model_path, class_name):
+            if _frozen(index, node):
+                continue
+            return True
         for expr in (node.func, *node.args):
             if not isinstance(expr, (ast.Name, ast.Attribute)):
                 continue
@@ -386,6 +394,69 @@ def _builds(index: Any, model_path: str, class_name: str) -> bool:
                     continue  # a distillation teacher: eval(), no gradients, no optimizer
                 return True
     return False
+
+
+def _factory_names(project: Any, model_path: str, class_name: str) -> frozenset[str]:
+    """Names of the module-level functions of the model's file and of its package's
+    ``__init__.py`` that return the class (``def resnet18(): return ResNet(...)``,
+    ``build_model`` in ``models/__init__.py``): a script that calls one of them trains the
+    class without naming it. Read from the parsed trees only (no index is built)."""
+    key = ("factory-names", model_path, class_name)
+    if key not in project.memo:
+        from .files import SourceError, read_source
+
+        names: set[str] = set()
+        package = os.path.join(os.path.dirname(model_path), "__init__.py")
+        for path in (model_path, package):
+            try:
+                tree = project.parse(path, read_source(path)) if os.path.isfile(path) else None
+            except (SourceError, SyntaxError, ValueError, RecursionError, MemoryError):
+                tree = None
+            for fn in tree.body if tree is not None else ():
+                if isinstance(fn, (ast.FunctionDef, ast.AsyncFunctionDef)) and _returns_class(
+                    fn, class_name
+                ):
+                    names.add(fn.name)
+        project.memo[key] = frozenset(names)
+    return project.memo[key]
+
+
+def _returns_class(fn: ast.FunctionDef | ast.AsyncFunctionDef, class_name: str) -> bool:
+    for node in ast.walk(fn):
+        if isinstance(node, ast.Return) and isinstance(node.value, ast.Call):
+            func = node.value.func
+            called = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
+            if called == class_name:
+                return True
+    return False
+
+
+def _factory_of(index: Any, call: ast.Call, model_path: str, class_name: str) -> bool:
+    """``call`` calls a factory of the project that returns ``class_name`` of ``model_path``."""
+    return (model_path, class_name) in _factory_returns(index, call)
+
+
+def _factory_returns(index: Any, call: ast.Call) -> set[tuple[str, str]]:
+    """(file, class) of the model classes that the module-level function of another file of
+    the project called by ``call`` builds in a ``return`` (one level, branches not read)."""
+    if not isinstance(call.func, (ast.Name, ast.Attribute)) or index.project is None:
+        return set()
+    qual = index.qualname(call.func) or ""
+    if not qual or ("." not in qual and qual not in index.imports):
+        return set()  # a name of this file or a builtin: not another file's factory
+    fn = index.project.lookup(index.imports.get(qual, qual))
+    node, home = getattr(fn, "node", None), getattr(fn, "home", None)
+    if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) or home is None:
+        return set()
+    out: set[tuple[str, str]] = set()
+    for ret in ast.walk(node):
+        if isinstance(ret, ast.Return) and isinstance(ret.value, ast.Call):
+            value = home.eval(ret.value.func, {}, None)
+            view = getattr(getattr(value, "home", None), "project", None)
+            name = getattr(value, "name", None)
+            if view is not None and isinstance(name, str):
+                out.add((os.path.abspath(view.path), name))
+    return out
 
 
 def _frozen(index: Any, call: ast.Call) -> bool:
