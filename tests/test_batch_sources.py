@@ -185,3 +185,24 @@ def test_an_unresolved_name_still_takes_the_flag_default() -> None:
     )
     (model,) = analyze_source(source, "train.py", AnalysisOptions()).models
     assert model.batch_size.per_device == 4
+
+
+def test_an_attribute_set_in_another_branch_does_not_hold() -> None:
+    """``if dataset == "imagenet": args.gpus = 8`` before a Trainer built after the chain:
+    the 8 holds in one branch only, so the flag's default (1) is what the code shows for
+    sure; a set in the branch that builds the loader holds for it."""
+    source = MODEL + (
+        "import argparse\nimport lightning as L\n\nparser = argparse.ArgumentParser()\n"
+        'parser.add_argument("--batch_size", type=int, default=128)\n'
+        'parser.add_argument("--gpus", type=int, default=1)\n'
+        'parser.add_argument("--dataset", default="cifar10")\n'
+        "args = parser.parse_args()\n"
+        'if args.dataset == "cifar10":\n    args.batch_size = 4\n'
+        "    loader = DataLoader(ds, batch_size=args.batch_size, shuffle=True)\n"
+        "else:\n    args.gpus = 8\n"
+        "    loader = DataLoader(ds, batch_size=args.batch_size, shuffle=True)\n"
+        "trainer = L.Trainer(devices=args.gpus)\ntrainer.fit(Net(), loader)\n"
+    )
+    (model,) = analyze_source(source, "train.py", AnalysisOptions()).models
+    assert model.batch_size.per_device == 4  # the smallest training batch: cifar10's
+    assert model.batch_size.devices == 1

@@ -106,9 +106,13 @@ class _Scanner(ast.NodeVisitor):
         self._parser_defaults: dict[str, tuple[Any, int]] = {}
         self._argv: list[tuple[list[Any], int]] = []
         self._vars_names: set[str] = set()
-        # obj.attr = value statements, by (obj, attr): (line, value)
-        self._attr_sets: dict[tuple[str, str], list[tuple[int, ast.expr]]] = {}
+        # obj.attr = value statements, by (obj, attr): (line, value, block)
+        self._attr_sets: dict[tuple[str, str], list[tuple[int, ast.expr, tuple]]] = {}
         self._line: int | None = None  # the line of the call whose arguments are resolved
+        self._call: ast.Call | None = None  # that call
+        # the branches (statement, field) around the node being visited, and around calls
+        self._block: tuple[tuple[int, str], ...] = ()
+        self._call_blocks: dict[int, tuple[tuple[int, str], ...]] = {}
         # training DataLoaders whose batch_size could not be read (cfg["train"]["bs"])
         self.unread_loaders: list[int] = []
 
@@ -138,10 +142,39 @@ class _Scanner(ast.NodeVisitor):
             owner = t.value if isinstance(t, ast.Attribute) else None
             if isinstance(owner, ast.Name) and owner.id != "self":
                 key = (owner.id, t.attr)  # type: ignore[union-attr]
-                self._attr_sets.setdefault(key, []).append((node.lineno, node.value))
+                self._attr_sets.setdefault(key, []).append((node.lineno, node.value, self._block))
         self._targets.extend(names)
         self.generic_visit(node)
         del self._targets[len(self._targets) - len(names) :]
+
+    def _branches(self, node: ast.stmt, fields: tuple[str, ...]) -> None:
+        """Visit each branch of ``node`` under its own block (an assignment in one branch
+        does not hold in the other, nor after the statement for sure)."""
+        for name in node._fields:
+            value = getattr(node, name)
+            if name in fields:
+                self._block = (*self._block, (id(node), name))
+                for item in value:
+                    self.visit(item)
+                self._block = self._block[:-1]
+            elif isinstance(value, list):
+                for item in value:
+                    if isinstance(item, ast.AST):
+                        self.visit(item)
+            elif isinstance(value, ast.AST):
+                self.visit(value)
+
+    def visit_If(self, node: ast.If) -> None:
+        self._branches(node, ("body", "orelse"))
+
+    def visit_For(self, node: ast.For) -> None:
+        self._branches(node, ("body", "orelse"))
+
+    visit_AsyncFor = visit_For  # type: ignore[assignment]
+    visit_While = visit_For  # type: ignore[assignment]
+
+    def visit_Try(self, node: ast.Try) -> None:
+        self._branches(node, ("body", "handlers", "orelse", "finalbody"))
 
     def visit_ClassDef(self, node: ast.ClassDef) -> None:
         self.classes.append(node)
@@ -159,6 +192,7 @@ class _Scanner(ast.NodeVisitor):
     visit_AsyncFunctionDef = visit_FunctionDef  # type: ignore[assignment]
 
     def visit_Call(self, node: ast.Call) -> None:
+        self._call_blocks[id(node)] = self._block
         qual = self.index.qualname(node.func) or ""
         last = qual.split(".")[-1]
         if last == "convert_sync_batchnorm":
@@ -208,6 +242,7 @@ class _Scanner(ast.NodeVisitor):
         out: list[tuple[int | None, str, bool]] = []
         for cls, home, call, funcs, classes in self._datamodules:
             self._line = call.lineno if call is not None else 0  # no line: no later set
+            self._call = call
             init = _init_of(cls)
             param = next((p for p in _BATCH_PARAMS if _param_names(init).count(p)), None)
             if init is None or param is None:
@@ -287,7 +322,12 @@ class _Scanner(ast.NodeVisitor):
         self.origin = self.passed_at = None
         if isinstance(expr, ast.Attribute) and isinstance(expr.value, ast.Name):
             sets = self._attr_sets.get((expr.value.id, expr.attr), [])
-            before = [(n, v) for n, v in sets if self._line is not None and n < self._line]
+            around = self._call_blocks.get(id(self._call), ()) if self._call is not None else ()
+            before = [
+                (n, v)
+                for n, v, block in sets
+                if self._line is not None and n < self._line and around[: len(block)] == block
+            ]
             if before:  # the last assignment before the call wins over a class default
                 line, node = before[-1]
                 value = self.index.eval(node, {}, None)
@@ -366,7 +406,7 @@ class _Scanner(ast.NodeVisitor):
     def finish(self) -> None:
         self._argparse_overrides()
         for _func, node, last, funcs, classes in self._pending:
-            self._line = node.lineno
+            self._line, self._call = node.lineno, node
             kw = {k.arg: k.value for k in node.keywords if k.arg}
             if last == "DataLoader":
                 if id(node) in self._excluded:
