@@ -752,3 +752,36 @@ def test_bn_outside_the_recurrence_is_kept() -> None:
         rec = report(RNN_WITH_BN_OUTSIDE, name, batch_size=32).recommendation
         assert rec.norm == "bn" and rec.confidence == "medium", name
         assert set(suggestions(RNN_WITH_BN_OUTSIDE, name, batch_size=32).values()) == {"keep"}
+
+
+SYNCED_BN = """
+import lightning as L
+import torch.nn as nn
+from torch.utils.data import DataLoader
+
+
+class Net(L.LightningModule):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 64, 3, bias=False)
+        self.bn = nn.BatchNorm2d(64)
+
+    def forward(self, x):
+        return self.bn(self.conv(x))
+
+
+trainer = L.Trainer(devices=8, strategy="ddp", sync_batchnorm={sync})
+trainer.fit(Net(), DataLoader(ds, batch_size=4, shuffle=True))
+"""
+
+
+def test_synced_bn_over_a_large_global_batch_is_kept() -> None:
+    """4 per device on 8 synced devices: BN normalizes 32 samples (B3 is what the code
+    already does), so no 'gn' and no 'SyncBN would restore...'; unsynced, gn or syncbn."""
+    synced = report(SYNCED_BN.format(sync="True"), "Net").recommendation
+    assert synced.norm == "bn" and set(
+        suggestions(SYNCED_BN.format(sync="True"), "Net").values()
+    ) == {"keep"}
+    assert "global batch of 32" in synced.rationale[0]
+    plain = report(SYNCED_BN.format(sync="False"), "Net").recommendation
+    assert plain.norm == "gn" and "syncbn" in plain.alternatives

@@ -526,6 +526,11 @@ def recommend(model: ModelContext, domain: str | None = None) -> Recommendation:
             # Changing a batch-independent norm to BatchNorm needs the batch as evidence
             # (and the model may need batch independence: CPC, detection heads, GANs).
             good.add(kind)
+        synced = model.sync and kind == "bn" and "syncbn" in (adv.norm, *adv.alternatives)
+        if synced:
+            # Trainer(sync_batchnorm=True) / convert_sync_batchnorm: these BNs already see
+            # the global batch, which is what B3's SyncBN alternative asks for
+            good.add(kind)
         if kind == "frozenbn" and headline_arch in _CNN:
             # Stored statistics: the batch rules do not apply (B10, a pretrained backbone
             # fine-tuned at a small batch, e.g. detection); replacing it loses them.
@@ -542,6 +547,14 @@ def recommend(model: ModelContext, domain: str | None = None) -> Recommendation:
                     "needs the batch as evidence, and some models need batch independence.",
                 )
                 would_change.append(f"a per-device batch of {BN_MIN_BATCH} or more: bn (B5)")
+            elif synced:
+                b = model.batch
+                rationale.insert(
+                    0,
+                    f"Kept bn: it is synced over the {b.devices} devices (sync_batchnorm), so "
+                    f"it normalizes the global batch of {(b.per_device or 0) * b.devices} (B3).",
+                )
+                would_change = ["turning the BatchNorm sync off: " + adv.norm]
             else:
                 rationale.insert(0, _keep_note(kind, adv, model.batch.per_device is not None))
             if kind == "frozenbn":
