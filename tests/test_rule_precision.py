@@ -808,3 +808,24 @@ def test_layers_built_in_a_while_loop_are_seen() -> None:
     result = analyze_source(WHILE_PYRAMID, "m.py", AnalysisOptions())
     assert [f.code for f in result.findings] == ["NRM001"]
     assert [s.kind for s in result.models[0].norms_found] == ["bn"]
+
+
+BACKBONE_HEAD_GROUPS = """
+import torch
+import torchvision
+
+model = torchvision.models.resnet18(weights=None)
+model.fc = torch.nn.Linear(512, 5)
+backbone = [p for n, p in model.named_parameters() if {cond}]
+optimizer = torch.optim.SGD(
+    [{{"params": backbone, "lr": 1e-3}}, {{"params": model.fc.parameters()}}],
+    lr=1e-2, momentum=0.9, weight_decay=1e-4,
+)
+"""
+
+
+def test_nrm010_on_parameter_groups_filtered_by_name() -> None:
+    """The backbone group (every parameter but the head's) holds the BN weights and gets
+    the optimizer's decay; a filter that splits off norms and biases is the fix (silent)."""
+    assert "NRM010" in _codes(BACKBONE_HEAD_GROUPS.format(cond='not n.startswith("fc.")'))
+    assert "NRM010" not in _codes(BACKBONE_HEAD_GROUPS.format(cond="p.ndim > 1"))

@@ -107,7 +107,25 @@ def _all_parameters(node: ast.expr, names: dict[str, ast.expr], depth: int = 0) 
             return _all_parameters(node.args[-1], names, depth + 1)
         if name == "chain" and node.args:  # itertools.chain(g.parameters(), d.parameters())
             return all(_all_parameters(a, names, depth + 1) for a in node.args)
+    if isinstance(node, (ast.ListComp, ast.GeneratorExp)) and len(node.generators) == 1:
+        # [p for n, p in model.named_parameters() if not n.startswith("fc.")]: a filter
+        # that does not single out norms or biases keeps them
+        gen = node.generators[0]
+        source = gen.iter
+        named = (
+            isinstance(source, ast.Call)
+            and isinstance(source.func, ast.Attribute)
+            and source.func.attr in ("parameters", "named_parameters")
+            and not source.args
+        )
+        conditions = " ".join(ast.unparse(c) for c in gen.ifs).lower()
+        return named and not any(w in conditions for w in _NORM_WORDS)
     return False
+
+
+# words of a parameter filter that separates norm or bias parameters (``"bn" in n``,
+# ``p.ndim == 1``, ``"bias" not in n``): such a split is the fix NRM010 asks for
+_NORM_WORDS = ("norm", "bn", "bias", "ndim", "shape", "dim()", "gamma", "beta", "ln", "no_decay")
 
 
 _NORM_FREE_LAYERS = frozenset(
