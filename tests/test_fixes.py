@@ -221,3 +221,13 @@ def test_cli_fix_leaves_unsafe_findings_reported_with_exit_1(tmp_path: Path) -> 
     assert res.exit_code == 0 and "bias=False" in target.read_text()
     again = CliRunner().invoke(app, ["check", "--fix", "--unsafe-fixes", "--isolated", str(target)])
     assert again.exit_code == 0 and "Fixed 0 findings." in again.stderr  # idempotent
+
+
+def test_a_swapped_groupnorm_with_a_variable_is_swapped_back() -> None:
+    """``GroupNorm(c, 32)`` with c = 128 (NRM014's page example): the rule worked the swap
+    out from the values, so the unsafe fix swaps the texts back, and nothing is left."""
+    src = body("c = 128", "self.gn = nn.GroupNorm(c, 32)")
+    assert "NRM014" in [f.code for f in findings(src)]
+    out = fixed(src, unsafe=True)
+    assert "nn.GroupNorm(32, c)" in out and findings(out) == []
+    assert fixed(src, unsafe=False) == src

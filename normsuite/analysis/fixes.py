@@ -152,13 +152,16 @@ def _eps_fixes(call: ast.Call, off: _Offsets) -> list[Fix]:
     return fixes
 
 
-def _group_norm_fix(call: ast.Call, off: _Offsets) -> list[Fix]:
+def _group_norm_fix(call: ast.Call, off: _Offsets, swapped: bool = False) -> list[Fix]:
+    """Swap ``GroupNorm(C, G)``: when both are literals and G divides C the other way
+    round, or when the finding already worked out, from the values the arguments take
+    (``GroupNorm(c, 32)`` with c = 128), that they are swapped."""
     if _name(call) != "GroupNorm" or len(call.args) < 2 or not _plain(call):
         return []
     a, b = call.args[0], call.args[1]
     na, nb = _number(a), _number(b)
-    # Only GroupNorm(C, G) with both literal: G divides C the other way round.
-    if not isinstance(na, int) or not isinstance(nb, int) or not na > nb > 0 or na % nb:
+    literal = isinstance(na, int) and isinstance(nb, int) and na > nb > 0 and not na % nb
+    if not literal and not swapped:
         return []
     ta, tb = off.text(a), off.text(b)
     sa, ea = off.span(a)
@@ -227,7 +230,8 @@ def fixes_for(source: str, findings: Iterable[Finding], unsafe: bool) -> list[Fi
         if call is None:
             continue
         if f.code == "NRM014":
-            options = _eps_fixes(call, off) or _group_norm_fix(call, off)
+            swapped = "look swapped" in f.message
+            options = _eps_fixes(call, off) or _group_norm_fix(call, off, swapped)
         elif f.code == "NRM009":
             options = _momentum_fix(call, off)
         elif f.code == "NRM001" and re.search(r"pass bias=False (to the \w+|here)\.", f.message):
