@@ -654,3 +654,11 @@ def build(backbone, n):
     assert model(result, "SegModel").abstain is not None
     (shown,) = hide_blocks([result])
     assert [m.name for m in shown.models] == ["Head", "SegModel"]
+
+
+def test_spade_is_a_conditional_norm_not_a_model() -> None:
+    """SPADE: InstanceNorm without affine, scaled and shifted by convs over a segmentation
+    map (the second input): a norm, with no advice of its own (it was "D1, in, keep")."""
+    spade = model(analyze("a08_spade_norm.py"), "SPADE")
+    assert spade.recommendation is None
+    assert "conditional norm" in spade.abstain

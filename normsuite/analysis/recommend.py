@@ -362,7 +362,7 @@ def structural_abstain(model: ModelContext) -> str | None:
     if conditional is not None:
         return (
             f"a conditional norm layer ({conditional} without its own affine, scaled and "
-            "shifted by a second input: AdaLN / conditional BN), not a model"
+            "shifted by a second input: AdaLN / conditional BN / SPADE), not a model"
         )
     has_sites = bool(model.norm_layers())
     normable = [layer for layer in inner if layer.type in _NORMABLE]
@@ -398,9 +398,16 @@ def _conditional_norm(model: ModelContext, inner: list[Layer]) -> str | None:
     norm = norms[0]
     if norm.arg("affine", True) is not False and norm.arg("elementwise_affine", True) is not False:
         return None
-    others = [layer for layer in inner if layer is not norm and layer.type not in SHAPE_KEEPING]
+    containers = ("Sequential", "ModuleList")
+    others = [
+        layer
+        for layer in inner
+        if layer is not norm and layer.type not in SHAPE_KEEPING and layer.type not in containers
+    ]
+    # the predictors: Linear/Embedding (adaLN, conditional BN) or convs on a map (SPADE's
+    # mlp_gamma / mlp_beta over the segmentation map)
     if not others or any(
-        layer.type not in ("Linear", "LazyLinear", "Embedding") for layer in others
+        layer.type not in ("Linear", "LazyLinear", "Embedding", *CONV_DIMS) for layer in others
     ):
         return None
     forward = model.root.instance.cls.method("forward")
@@ -409,7 +416,10 @@ def _conditional_norm(model: ModelContext, inner: list[Layer]) -> str | None:
         return None
     # the condition (a later input) goes into one of the Linear/Embedding predictors
     predictors = {
-        name for name, value in model.root.instance.attrs.items() if any(value is o for o in others)
+        name
+        for name, value in model.root.instance.attrs.items()
+        if any(value is o for o in others)
+        or (isinstance(value, Layer) and value.type in containers)  # SPADE's mlp_shared
     }
     for call in ast.walk(forward):
         if not (isinstance(call, ast.Call) and isinstance(call.func, ast.Attribute)):
