@@ -112,3 +112,77 @@ def test_a_new_bn_beside_a_pretrained_backbone_is_not_frozen() -> None:
     assert by_site["neck.1"] == "nn.GroupNorm(32, 256)"
     (neck,) = [f for f in result.findings if f.code == "NRM006" and f.line == 12]
     assert "GroupNorm(32, 256)" in neck.message and "Frozen" not in neck.message
+
+
+NORM_EVAL_BACKBONE = """
+import torch.nn as nn
+from torch.nn.modules.batchnorm import _BatchNorm
+
+
+class Backbone(nn.Module):
+    def __init__(self, norm_eval={norm_eval}):
+        super().__init__()
+        self.norm_eval = norm_eval
+        self.conv = nn.Conv2d(3, 64, 3, bias=False)
+        self.bn = nn.BatchNorm2d(64)
+
+    def forward(self, x):
+        return self.bn(self.conv(x))
+
+    def train(self, mode=True):
+        super().train(mode)
+        if mode and self.norm_eval:
+            for m in self.modules():
+                if isinstance(m, _BatchNorm):
+                    m.eval()
+        return self
+"""
+
+
+@pytest.mark.parametrize("norm_eval, kind", [("True", "frozenbn"), ("False", "bn")])
+def test_norm_eval_backbones_keep_bn_frozen(norm_eval: str, kind: str) -> None:
+    """OpenMMLab's norm_eval=True: train() puts every BN back in eval mode, so BN never
+    sees the batch (B10): a frozen BN, no NRM006, kept. norm_eval=False: a plain BN."""
+    source = NORM_EVAL_BACKBONE.format(norm_eval=norm_eval)
+    result = analyze_source(source, "m.py", AnalysisOptions(batch_size=2))
+    assert [s.kind for s in result.models[0].norms_found] == [kind]
+    assert ("NRM006" in [f.code for f in result.findings]) == (kind == "bn")
+
+
+BN_EVAL_SCRIPT = """
+import torch
+import torch.nn as nn
+from torch.utils.data import DataLoader
+
+
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 64, 3, bias=False)
+        self.bn = nn.BatchNorm2d(64)
+
+    def forward(self, x):
+        return self.bn(self.conv(x)).mean()
+
+
+model = Net()
+model.train()
+for m in model.modules():
+    if isinstance(m, nn.BatchNorm2d):
+        m.eval()
+opt = torch.optim.SGD(model.parameters(), lr=0.01)
+for x in DataLoader(ds, batch_size=2):
+    opt.zero_grad()
+    model(x).backward()
+    opt.step()
+"""
+
+
+def test_a_script_that_trains_with_bn_in_eval_mode() -> None:
+    """Fine-tuning at batch 2 after putting every BN in eval mode: frozen statistics, kept
+    (it was NRM006 and "gn, high", which would throw the pretrained statistics away)."""
+    result = analyze_source(BN_EVAL_SCRIPT, "m.py", AnalysisOptions())
+    (model,) = result.models
+    assert model.batch_size.per_device == 2
+    assert [s.kind for s in model.norms_found] == ["frozenbn"]
+    assert result.findings == [] and model.recommendation.norm == "frozenbn"

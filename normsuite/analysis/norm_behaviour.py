@@ -178,4 +178,115 @@ def retype_norms(layers: list[tuple[str, Layer]], index: ModuleIndex) -> None:
                 layer.args, layer.kwargs = (), {UNKNOWN_KWARGS: UNKNOWN}
 
 
-__all__ = ["behaves_as", "retype_norms"]
+_BN_TYPES = frozenset({"BatchNorm1d", "BatchNorm2d", "BatchNorm3d", "SyncBatchNorm"})
+
+
+def freeze_bn_kept_in_eval(layers: list[tuple[str, Layer]], root: Any, index: ModuleIndex) -> None:
+    """BatchNorm that training keeps in eval mode normalizes with its stored statistics:
+    a frozen BN (B10), whatever its class. Two ways real code does it: a module whose
+    ``train()`` puts its BNs back in eval (OpenMMLab's ``norm_eval=True`` backbones), and a
+    script that trains the model after ``for m in model.modules(): if isinstance(m,
+    nn.BatchNorm2d): m.eval()``. Their BN layers take the FrozenBatchNorm2d type."""
+    owners = [root] if root is not None else []
+    owners += [layer.instance for _, layer in layers if layer.instance is not None]
+    frozen_by_script = root is not None and root.cls.name in frozen_classes(index)
+    seen: set[int] = set()
+    for inst in owners:
+        if inst is None or id(inst) in seen:
+            continue
+        seen.add(id(inst))
+        if not (frozen_by_script and inst is root) and not _train_keeps_bn_eval(inst, index):
+            continue
+        for _, sub in inst.walk():
+            if sub.type in _BN_TYPES:
+                sub.type = "FrozenBatchNorm2d"
+
+
+def _train_keeps_bn_eval(inst: Any, index: ModuleIndex) -> bool:
+    """The class (or a base) overrides ``train`` with a BN eval loop whose guard, if any,
+    holds for this instance (``if mode and self.norm_eval:`` with ``norm_eval=True``)."""
+    fn = inst.cls.method("train")
+    if fn is None:
+        return False
+    for loop in (n for n in ast.walk(fn) if isinstance(n, ast.For)):
+        if not _bn_eval_loop(loop):
+            continue
+        for guard in (n for n in ast.walk(fn) if isinstance(n, ast.If)):
+            if any(sub is loop for sub in ast.walk(guard)):
+                for attr in _self_attrs(guard.test):
+                    if inst.attrs.get(attr, True) is not True:
+                        return False  # norm_eval=False (or unknown): BN trains
+        return True
+    return False
+
+
+def _self_attrs(node: ast.expr) -> set[str]:
+    return {
+        n.attr
+        for n in ast.walk(node)
+        if isinstance(n, ast.Attribute) and isinstance(n.value, ast.Name) and n.value.id == "self"
+    }
+
+
+def _bn_eval_loop(loop: ast.For) -> bool:
+    """``for m in X.modules(): if isinstance(m, <...BatchNorm/_BatchNorm/BN...>): m.eval()``."""
+    it = loop.iter
+    if not (
+        isinstance(it, ast.Call)
+        and isinstance(it.func, ast.Attribute)
+        and it.func.attr in ("modules", "children")
+        and isinstance(loop.target, ast.Name)
+    ):
+        return False
+    var = loop.target.id
+    checks_bn = any(
+        isinstance(n, ast.Call)
+        and getattr(n.func, "id", "") == "isinstance"
+        and len(n.args) == 2
+        and any(w in ast.unparse(n.args[1]) for w in ("BatchNorm", "_BatchNorm", "BN"))
+        for n in ast.walk(loop)
+    )
+    evals = any(
+        isinstance(n, ast.Call)
+        and isinstance(n.func, ast.Attribute)
+        and n.func.attr == "eval"
+        and isinstance(n.func.value, ast.Name)
+        and n.func.value.id == var
+        for n in ast.walk(loop)
+    )
+    return checks_bn and evals
+
+
+def frozen_classes(index: ModuleIndex) -> set[str]:
+    """Classes of this file that its training code runs with BN in eval mode: a BN eval
+    loop over ``model.modules()`` at module level or in a function that also trains
+    (``backward()`` / an optimizer ``step()``), with ``model = Net(...)`` in that scope."""
+    key = ("bn-frozen-classes",)
+    if key in index.memo:
+        return index.memo[key]
+    out: set[str] = set()
+    scopes: list[list[ast.stmt]] = [index.tree.body]
+    scopes += [fn.body for fn in index.functions.values()]
+    for body in scopes:
+        module = ast.Module(body=body, type_ignores=[])
+        text = ast.unparse(module) if any(isinstance(s, ast.For) for s in body) else ""
+        if not text or (".backward(" not in text and ".step(" not in text):
+            continue
+        bound = {
+            s.targets[0].id: s.value.func.id
+            for s in body
+            if isinstance(s, ast.Assign)
+            and len(s.targets) == 1
+            and isinstance(s.targets[0], ast.Name)
+            and isinstance(s.value, ast.Call)
+            and isinstance(s.value.func, ast.Name)
+        }
+        for loop in (s for s in body if isinstance(s, ast.For) and _bn_eval_loop(s)):
+            owner = loop.iter.func.value  # type: ignore[attr-defined]
+            if isinstance(owner, ast.Name) and owner.id in bound:
+                out.add(bound[owner.id])
+    index.memo[key] = out
+    return out
+
+
+__all__ = ["behaves_as", "freeze_bn_kept_in_eval", "frozen_classes", "retype_norms"]
