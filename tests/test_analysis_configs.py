@@ -237,3 +237,40 @@ def test_model_init_args_batch_of_a_module_that_owns_its_loaders(tmp_path: Path)
     assert read_configs((str(tmp_path / "a.yaml"),)).batch[0] == 2
     assert read_configs((str(tmp_path / "b.yaml"),)).batch[0] == 3
     assert read_configs((str(tmp_path / "c.yaml"),)).batch[0] == 16
+
+
+def test_a_batch_divided_by_the_device_count_is_unknown_per_device() -> None:
+    """lightning-hydra-template: data.batch_size=32 goes to a DataModule whose setup()
+    hands each device batch_size // trainer.world_size. The per-device batch depends on
+    the machine: unknown (it was "32/device x 4 devices, bn, high"), and the source says
+    where the division is."""
+    from normsuite.analysis import project
+
+    project.clear()
+    root = FIX / "hydra_per_device"
+    options = AnalysisOptions(config_paths=(str(root / "configs" / "train.yaml"),))
+    (result,) = [r for r in analyze_paths([str(root)], options) if r.models]
+    (model,) = result.models
+    assert model.batch_size.per_device is None
+    assert "cifar_datamodule.py" in model.batch_size.source
+    assert "divides the batch by the device count" in model.batch_size.source
+
+
+def test_a_script_that_divides_the_batch_by_the_world_size(tmp_path: Path) -> None:
+    script = (
+        "import argparse\nimport torch\nimport torch.nn as nn\n"
+        "from torch.utils.data import DataLoader\n\n\nclass Net(nn.Module):\n"
+        "    def __init__(self):\n        super().__init__()\n"
+        "        self.conv = nn.Conv2d(3, 8, 3, bias=False)\n"
+        "        self.bn = nn.BatchNorm2d(8)\n\n"
+        "    def forward(self, x):\n        return self.bn(self.conv(x))\n\n\n"
+        "p = argparse.ArgumentParser()\np.add_argument('--batch-size', type=int, default=64)\n"
+        "p.add_argument('--world-size', type=int, default=8)\nargs = p.parse_args()\n"
+        "model = Net()\nopt = torch.optim.SGD(model.parameters(), lr=0.1)\n"
+        "for x in DataLoader(ds, batch_size=args.batch_size // args.world_size):\n"
+        "    opt.zero_grad()\n    model(x).mean().backward()\n    opt.step()\n"
+    )
+    (tmp_path / "train.py").write_text(script)
+    (result,) = analyze_paths([str(tmp_path / "train.py")])
+    assert result.models[0].batch_size.per_device is None
+    assert result.findings == []

@@ -55,6 +55,9 @@ class BatchScan:
     # the batch is a default (a signature, argparse or dataclass default) that a config
     # given with --config overrides, as LightningCLI does; a literal in the code is not
     weak: bool = False
+    # where the code divides the batch by the device count (batch_size // world_size):
+    # the per-device batch then depends on the machine, so it is unknown
+    divided: str | None = None
 
 
 def _int(value: Any) -> int | None:
@@ -516,6 +519,24 @@ def _param_default(fn: ast.FunctionDef | None, name: str, index: ModuleIndex) ->
     return None
 
 
+_DEVICE_WORDS = ("world", "gpu", "device", "nproc", "num_proc", "replica", "node", "rank")
+
+
+def divided_by_devices(index: ModuleIndex) -> str | None:
+    """``file:LINE`` of the first ``<...batch...> // <device count>`` (or ``/``) in the file:
+    the lightning-hydra-template's ``batch_size // trainer.world_size``, pytorch/examples'
+    ``int(args.batch_size / ngpus_per_node)``."""
+    if "batch" not in index.source:
+        return None
+    for node in tree_facts(index).of(ast.BinOp):
+        if not isinstance(node.op, (ast.Div, ast.FloorDiv)):
+            continue
+        left, right = ast.unparse(node.left).lower(), ast.unparse(node.right).lower()
+        if "batch" in left and any(w in right for w in _DEVICE_WORDS):
+            return f"file:{node.lineno}"
+    return None
+
+
 def scan_file(index: ModuleIndex) -> BatchScan:
     """Batch size, devices, accumulation and SyncBN use, as the analyzed file states them."""
     s = _Scanner(index)
@@ -523,7 +544,7 @@ def scan_file(index: ModuleIndex) -> BatchScan:
         return BatchScan()
     s.visit(index.tree)
     s.finish()
-    out = BatchScan(sync=s.sync)
+    out = BatchScan(sync=s.sync, divided=divided_by_devices(index))
     if inference_only(index.source):
         s.loaders, s.argparse = [], {}  # a script that only evaluates: no training batch
     if s.loaders:
@@ -610,6 +631,10 @@ def resolve(options: AnalysisOptions, file: BatchScan, config: Any) -> BatchInfo
     if getattr(cfg, "batch_unreadable", None) and cfg.batch is None:
         weak = None  # the config overrides the code's default with a run-time value
     batch, source = pick(options.batch_size, strong, cfg.batch, weak)
+    if file.divided and source != "cli":
+        # the code hands each device batch_size // world_size: a count of the machine
+        batch = None
+        source = f"unknown: {file.divided} divides the batch by the device count"
     if batch is None and weak is None and getattr(cfg, "batch_unreadable", None):
         source = f"unknown: {cfg.batch_unreadable}"
     if batch is None and options.default_batch_size is not None:
@@ -648,5 +673,6 @@ def batch_from_scripts(
         devices=file.devices or scan.devices,
         accumulate=file.accumulate or scan.accumulate,
         sync=file.sync or scan.sync,
+        divided=file.divided or scan.divided,
     )
     return resolve(options, merged, config), scan.sync

@@ -16,10 +16,17 @@ import ast
 import functools
 import os
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from .attention import forward_attends, is_attention_instance
-from .batch import BatchScan, batch_from_scripts, resolve, scan_config, scan_file
+from .batch import (
+    BatchScan,
+    batch_from_scripts,
+    divided_by_devices,
+    resolve,
+    scan_config,
+    scan_file,
+)
 from .extract import BudgetExceeded, ModuleIndex
 from .ir import ATTENTION_TYPES, CONV_DIMS, RNN_CELLS, RNN_TYPES, ClassInfo, Layer
 from .norm_behaviour import behaves_as, freeze_bn_kept_in_eval, retype_norms
@@ -336,6 +343,21 @@ def _project(path: str) -> ProjectView | None:
     return project_for(path)
 
 
+def _target_divides(target: str, path: str) -> str | None:
+    """Where the config's data class (``src.data.cifar_datamodule.CIFARDataModule``)
+    divides the batch by the device count, read from its file in the project."""
+    view = _project(path)
+    if view is None:
+        return None
+    found = view.lookup(target)
+    home = getattr(found, "home", None)
+    if home is None:
+        return None
+    where = divided_by_devices(home)
+    label = getattr(home, "label", None)
+    return where.replace("file:", f"{label}:", 1) if where and label else where
+
+
 def build_context(
     tree: ast.Module, source: str, path: str, options: AnalysisOptions
 ) -> FileContext:
@@ -353,6 +375,9 @@ def build_context(
             file_scan = scan_file(index)
         except BudgetExceeded:
             file_scan = BatchScan()
+    if config is not None and getattr(config, "data_target", None) and not file_scan.divided:
+        # the configured batch goes to a DataModule that may hand each device a share
+        file_scan = replace(file_scan, divided=_target_divides(config.data_target, path))
     batch = resolve(options, file_scan, config)
     project = index.project.project if index.project is not None else None
     sync = file_scan.sync or bool(config and config.sync)

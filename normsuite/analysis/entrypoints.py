@@ -341,6 +341,7 @@ def project_scans(project: Any, model_path: str, class_name: str) -> list[tuple[
                 scan,
                 devices=_relabel(scan.devices, label),
                 accumulate=_relabel(scan.accumulate, label),
+                divided=scan.divided.replace("file:", f"{label}:", 1) if scan.divided else None,
             )
             out.append((value, where.replace("file:", f"{label}:", 1), scan))
     return out

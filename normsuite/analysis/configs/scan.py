@@ -18,6 +18,9 @@ class ConfigScan:
     accumulate: Sourced | None = None
     sync: bool = False
     notes: list[str] = field(default_factory=list)  # e.g. "trainer.devices=-1: count unknown"
+    # the class the batch is handed to (``_target_`` / ``class_path`` of its section): its
+    # code may divide it by the device count
+    data_target: str | None = None
     # The config sets the batch to what cannot be read statically (``${oc.env:BS}``): it
     # still overrides the code's defaults, so the batch is unknown. Where, for the source.
     batch_unreadable: str | None = None
@@ -31,6 +34,7 @@ class ConfigScan:
             accumulate=later.accumulate or self.accumulate,
             sync=self.sync or later.sync,
             notes=[*self.notes, *later.notes],
+            data_target=later.data_target if later_sets else self.data_target,
         )
 
     @property

@@ -192,6 +192,10 @@ def facts(data: dict[str, Any], name: str) -> ConfigScan:
     found = _batch_size(data)
     if found is not None:
         key, value = found
+        section = data.get(key.split(".")[0])
+        if isinstance(section, dict):
+            target = section.get("_target_") or section.get("class_path")
+            out.data_target = target if isinstance(target, str) else None
         if isinstance(value, int):
             out.batch = (value, f"config:{name} {key}={value}")
         else:
