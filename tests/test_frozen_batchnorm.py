@@ -186,3 +186,30 @@ def test_a_script_that_trains_with_bn_in_eval_mode() -> None:
     assert model.batch_size.per_device == 2
     assert [s.kind for s in model.norms_found] == ["frozenbn"]
     assert result.findings == [] and model.recommendation.norm == "frozenbn"
+
+
+FROZEN_BACKBONE_GN_HEAD = """
+import torch.nn as nn
+from torchvision.ops import FrozenBatchNorm2d
+
+
+class Detector(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(3, 64, 7, 2, 3, bias=False), FrozenBatchNorm2d(64))
+        self.head = nn.Sequential(nn.Conv2d(64, 256, 3, padding=1), nn.GroupNorm(32, 256))
+
+    def forward(self, x):
+        return self.head(self.stem(x))
+"""
+
+
+@pytest.mark.parametrize("batch", [2, 32])
+def test_frozen_bn_beside_another_norm_kind_is_kept(batch: int) -> None:
+    """torchvision's FCOS/RetinaNet: a FrozenBN backbone and a GN head. The frozen sites
+    stay at any batch (they became GroupNorm at 2 and BatchNorm2d at 32)."""
+    result = analyze_source(FROZEN_BACKBONE_GN_HEAD, "m.py", AnalysisOptions(batch_size=batch))
+    rec = result.models[0].recommendation
+    stem = next(s for s in rec.layers if s.site == "stem.1")
+    assert stem.suggested == stem.current
+    assert "B10" in rec.rules

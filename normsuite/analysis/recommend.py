@@ -598,6 +598,7 @@ def recommend(model: ModelContext, domain: str | None = None) -> Recommendation:
     batch_free: list[str] = []
     off_path: list[str] = []
     new_layers: list[str] = []
+    frozen_kept: list[str] = []
     # Recurrence by nn.LSTM/GRU/RNN only: a norm cannot be inside those cells. (A model that
     # steps its cells itself knows its recurrent-path norms; a cell judged alone does not.)
     library_rnn = not model.recurrence.cells and any(
@@ -632,6 +633,11 @@ def recommend(model: ModelContext, domain: str | None = None) -> Recommendation:
             and _site_kind(model, layer) in _SEQUENCE_NORMS
         )
         kind = _site_kind(model, layer)
+        if not kept_here and kind == "frozenbn" and site_norm != "frozenbn":
+            # stored statistics: kept at any batch (B10), also beside another norm kind
+            # (torchvision's FCOS: a FrozenBN backbone and a GN head)
+            kept_here = True
+            frozen_kept.append(path or layer.code)
         if (
             not kept_here
             and site_norm == "bn"
@@ -665,6 +671,13 @@ def recommend(model: ModelContext, domain: str | None = None) -> Recommendation:
         suggestions.append(
             LayerSuggestion(site=path, line=layer.line, current=layer.code, suggested=suggested)
         )
+    if frozen_kept:
+        rationale.append(
+            "Kept as they are (frozen BatchNorm: stored pretrained statistics, which do not "
+            f"depend on the batch; B10): {', '.join(frozen_kept)}."
+        )
+        if "B10" not in rules:
+            rules.append("B10")
     if new_layers:
         rationale.append(
             "New BatchNorm layers beside the pretrained backbone have no pretrained "
