@@ -662,3 +662,13 @@ def test_spade_is_a_conditional_norm_not_a_model() -> None:
     spade = model(analyze("a08_spade_norm.py"), "SPADE")
     assert spade.recommendation is None
     assert "conditional norm" in spade.abstain
+
+
+def test_the_norm_inside_a_conditional_norm_is_kept() -> None:
+    """NCSN's ConditionalInstanceNorm2dPlus (IN without affine, scaled through an Embedding
+    of the noise level) inside a score network at batch 128: its IN is part of that norm,
+    kept; no "bn, high" (batch statistics would mix noise levels)."""
+    rec = model(analyze("a08_ncsn_conditional_in.py"), "CondRefineNet").recommendation
+    assert rec is not None and kept(model(analyze("a08_ncsn_conditional_in.py"), "CondRefineNet"))
+    assert rec.norm == "in" and rec.confidence != "high"
+    assert "B1" not in rec.rules

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ast
 from collections import Counter
+from typing import Any
 
 from normsuite.advice import (
     BN_MIN_BATCH,
@@ -390,10 +391,18 @@ def structural_abstain(model: ModelContext) -> str | None:
 
 def _conditional_norm(model: ModelContext, inner: list[Layer]) -> str | None:
     """The norm type of a conditional norm module (DiT's adaLN, BigGAN's conditional BN,
-    FiLM): one norm without affine parameters, other layers only Linear/Embedding (the
-    scale/shift predictor), and a forward that takes the condition as a second input."""
+    FiLM, SPADE): one norm without affine parameters, other layers only Linear/Embedding
+    or convs (the scale/shift predictor), and a forward that takes the condition as a
+    second input."""
+    if model.root.instance is None:
+        return None
     norms = [layer for _, layer in model.norm_layers()]
-    if len(norms) != 1 or model.root.instance is None:
+    return conditional_norm_instance(model.root.instance, norms, inner)
+
+
+def conditional_norm_instance(inst: Any, norms: list[Layer], inner: list[Layer]) -> str | None:
+    """:func:`_conditional_norm` for one module instance, its norm layers and its layers."""
+    if len(norms) != 1:
         return None
     norm = norms[0]
     if norm.arg("affine", True) is not False and norm.arg("elementwise_affine", True) is not False:
@@ -410,14 +419,14 @@ def _conditional_norm(model: ModelContext, inner: list[Layer]) -> str | None:
         layer.type not in ("Linear", "LazyLinear", "Embedding", *CONV_DIMS) for layer in others
     ):
         return None
-    forward = model.root.instance.cls.method("forward")
+    forward = inst.cls.method("forward")
     params = [p.arg for p in [*forward.args.posonlyargs, *forward.args.args][1:]] if forward else []
     if forward is None or len(params) < 2:
         return None
     # the condition (a later input) goes into one of the Linear/Embedding predictors
     predictors = {
         name
-        for name, value in model.root.instance.attrs.items()
+        for name, value in inst.attrs.items()
         if any(value is o for o in others)
         or (isinstance(value, Layer) and value.type in containers)  # SPADE's mlp_shared
     }
@@ -430,6 +439,32 @@ def _conditional_norm(model: ModelContext, inner: list[Layer]) -> str | None:
             if read & set(params[1:]):
                 return norm.type
     return None
+
+
+def _inside_conditional_norm(model: ModelContext, path: str) -> bool:
+    """The site at ``path`` is the norm of a conditional norm module the model holds (the
+    InstanceNorm inside NCSN's ConditionalInstanceNorm2dPlus): part of that norm, kept."""
+    by_path = dict(model.layers)
+    parts = path.split(".")
+    for cut in range(len(parts) - 1, 0, -1):
+        owner = by_path.get(".".join(parts[:cut]))
+        inst = getattr(owner, "instance", None)
+        if inst is None:
+            continue
+        key = ("conditional-norm", id(inst))
+        memo = model.root.instance.cls.home.memo if _has_home(model) else {}
+        if key not in memo:
+            subs = [sub for _, sub in inst.walk()]
+            memo[key] = conditional_norm_instance(
+                inst, [sub for sub in subs if sub.norm_kind], subs
+            )
+        if memo[key] is not None:
+            return True
+    return False
+
+
+def _has_home(model: ModelContext) -> bool:
+    return model.root.instance is not None and model.root.instance.cls.home is not None
 
 
 def _untraced_sequence_norm(model: ModelContext, layer: Layer, norm: str) -> bool:
@@ -599,6 +634,7 @@ def recommend(model: ModelContext, domain: str | None = None) -> Recommendation:
     off_path: list[str] = []
     new_layers: list[str] = []
     frozen_kept: list[str] = []
+    conditional: list[str] = []
     # Recurrence by nn.LSTM/GRU/RNN only: a norm cannot be inside those cells. (A model that
     # steps its cells itself knows its recurrent-path norms; a cell judged alone does not.)
     library_rnn = not model.recurrence.cells and any(
@@ -633,6 +669,9 @@ def recommend(model: ModelContext, domain: str | None = None) -> Recommendation:
             and _site_kind(model, layer) in _SEQUENCE_NORMS
         )
         kind = _site_kind(model, layer)
+        if not kept_here and path and _inside_conditional_norm(model, path):
+            kept_here = True
+            conditional.append(path)
         if not kept_here and kind == "frozenbn" and site_norm != "frozenbn":
             # stored statistics: kept at any batch (B10), also beside another norm kind
             # (torchvision's FCOS: a FrozenBN backbone and a GN head)
@@ -670,6 +709,16 @@ def recommend(model: ModelContext, domain: str | None = None) -> Recommendation:
             suggested = suggest_layer(kind, layer, model) if broken else layer.code
         suggestions.append(
             LayerSuggestion(site=path, line=layer.line, current=layer.code, suggested=suggested)
+        )
+    if conditional and len(conditional) == len(sites):
+        # every norm is inside a conditional norm (NCSN's noise-conditional IN): what the
+        # model uses is kept, and the recognition rules' batch advice does not reach it
+        norm = _site_kind(model, sites[0][1])
+        would_change, rules, rationale = [], [], []
+    if conditional:
+        rationale.append(
+            "Kept as they are (the norm inside a conditional norm module, scaled and shifted "
+            f"by the condition: part of that norm): {', '.join(conditional)}."
         )
     if frozen_kept:
         rationale.append(
@@ -723,7 +772,11 @@ def recommend(model: ModelContext, domain: str | None = None) -> Recommendation:
         rules=rules,
         assumptions=assumptions,
         would_change=would_change,
-        confidence=_kept_confidence(adv, norm, model),  # type: ignore[arg-type]
+        confidence=(
+            "medium"
+            if conditional and len(conditional) == len(sites)
+            else _kept_confidence(adv, norm, model)
+        ),  # type: ignore[arg-type]
         alternatives=[n for n in (adv.norm, *adv.alternatives) if n != norm],
         below_bn_batch=adv.below_bn_batch if norm == adv.norm and not off_path else None,
     )
