@@ -785,3 +785,30 @@ def test_synced_bn_over_a_large_global_batch_is_kept() -> None:
     assert "global batch of 32" in synced.rationale[0]
     plain = report(SYNCED_BN.format(sync="False"), "Net").recommendation
     assert plain.norm == "gn" and "syncbn" in plain.alternatives
+
+
+D6_WITH_A_FLAGGED_LN = """
+import torch.nn as nn
+
+
+class Encoder(nn.Module):
+    def __init__(self, dim=64):
+        super().__init__()
+        self.conv = nn.Conv1d(80, dim, 3, padding=1)
+        self.norm = nn.LayerNorm(dim)
+        self.conv2 = nn.Conv1d(dim, dim, 3, padding=1)
+        self.ln_tokens = nn.LayerNorm(dim)
+
+    def forward(self, x):
+        x = self.norm(self.conv(x))
+        x = self.conv2(x)
+        return self.ln_tokens(x.transpose(1, 2))
+"""
+
+
+def test_a_domain_that_keeps_ln_never_keeps_one_nrm002_flags() -> None:
+    """D6 (channel LN by design) keeps its LNs, but the one over L of an (N, C, L) conv
+    output is NRM002's error: it becomes the channel LN, not "keep"."""
+    assert "NRM002" in codes(D6_WITH_A_FLAGGED_LN)
+    advice = suggestions(D6_WITH_A_FLAGGED_LN, "Encoder")
+    assert advice["norm"] != "keep" and advice["ln_tokens"] == "keep"

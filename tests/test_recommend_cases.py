@@ -672,3 +672,20 @@ def test_the_norm_inside_a_conditional_norm_is_kept() -> None:
     assert rec is not None and kept(model(analyze("a08_ncsn_conditional_in.py"), "CondRefineNet"))
     assert rec.norm == "in" and rec.confidence != "high"
     assert "B1" not in rec.rules
+
+
+def test_an_ibn_block_is_not_an_image_generator() -> None:
+    """IBN-Net's block mixes InstanceNorm and BatchNorm by design and has no image output:
+    no D1 "image generator" (which turned its BNs into InstanceNorm)."""
+    block = model(analyze("a16_ibn_block_not_a_generator.py"), "BottleneckIBN")
+    assert block.domain is None
+    assert block.recommendation is None or block.recommendation.norm != "in"
+
+
+def test_layernorm_over_c_h_w_is_valid_as_it_is() -> None:
+    """nn.LayerNorm([dim, size, size]) normalizes (C, H, W), channels included: kept, never
+    rebuilt as build_norm("ln", [dim, size, size]) (which raises)."""
+    result = analyze("r05_layernorm_full_shape.py")
+    for report in result.models:
+        for site in report.recommendation.layers if report.recommendation else []:
+            assert 'build_norm("ln", [' not in site.suggested

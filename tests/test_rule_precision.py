@@ -829,3 +829,78 @@ def test_nrm010_on_parameter_groups_filtered_by_name() -> None:
     the optimizer's decay; a filter that splits off norms and biases is the fix (silent)."""
     assert "NRM010" in _codes(BACKBONE_HEAD_GROUPS.format(cond='not n.startswith("fc.")'))
     assert "NRM010" not in _codes(BACKBONE_HEAD_GROUPS.format(cond="p.ndim > 1"))
+
+
+MOMENTUM_WITHOUT_RUNNING_STATS = """
+import torch.nn as nn
+
+
+class Net(nn.Module):
+    def __init__(self, c=16):
+        super().__init__()
+        self.bn = nn.BatchNorm2d(c, momentum=0.9, track_running_stats={track})
+        self.inorm = nn.InstanceNorm2d(c, affine=True, momentum=0.9)
+"""
+
+
+def test_nrm009_needs_running_statistics() -> None:
+    """momentum only moves running statistics: a BN without them, and an InstanceNorm
+    (no running statistics by default), are silent; the tracked BN still fires."""
+    assert _codes(MOMENTUM_WITHOUT_RUNNING_STATS.format(track="False")) == []
+    assert _codes(MOMENTUM_WITHOUT_RUNNING_STATS.format(track="True")) == ["NRM009"]
+
+
+REQUIRES_GRAD_FILTER = """
+import torch
+import torch.nn as nn
+
+
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 8, 3, bias=False)
+        self.bn = nn.BatchNorm2d(8)
+
+
+model = Net()
+for m in model.modules():
+    if isinstance(m, nn.BatchNorm2d):
+        for p in m.parameters():
+            p.requires_grad = False
+opt = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.1,
+                      weight_decay=1e-4)
+"""
+
+
+def test_nrm010_silent_on_parameters_filtered_by_requires_grad() -> None:
+    """freeze_bn() then ``if p.requires_grad``: which parameters are left is the code's
+    freezing, which may (here does) take every norm parameter out: no claim."""
+    assert "NRM010" not in _codes(REQUIRES_GRAD_FILTER)
+
+
+STRING_NORM_FLAG = """
+import torch.nn as nn
+
+
+def make_norm(kind, c):
+    return nn.BatchNorm2d(c) if kind == "bn" else nn.Identity()
+
+
+class Head(nn.Module):
+    def __init__(self, norm="none"):
+        super().__init__()
+        self.conv = nn.Conv2d(8, 8, 3)
+        self.norm = make_norm(norm, 8)
+        self.norm_bn = make_norm("bn", 8)
+
+    def forward(self, x):
+        return self.norm_bn(self.conv(x)) + self.norm(self.conv(x))
+"""
+
+
+def test_nrm001_names_no_flag_the_code_does_not_have() -> None:
+    """A norm chosen by a string: the message must not invent ``use_norm``."""
+    messages = [
+        f.message for f in analyze_source(STRING_NORM_FLAG, "m.py", AnalysisOptions()).findings
+    ]
+    assert not any("use_norm" in m for m in messages)

@@ -70,7 +70,11 @@ def detect(model: ModelContext, ctx: FileContext) -> str | None:
     gan_file = _gan_file(ctx)
     if gan_file and not generator and _single_output(model):
         return "D9"  # the discriminator of a GAN file
-    if convs and "in" in kinds and (generator or not model.classifier or gan_file):
+    # an IN-only conv module without a head (CycleGAN's ResnetBlock), or IN with an image
+    # output; IN beside BN in a head-less block is a recognition design (IBN-Net, RAFT's
+    # encoders), not an image generator
+    in_only = kinds <= {"in", "none"}
+    if convs and "in" in kinds and (generator or gan_file or (in_only and not model.classifier)):
         return "D1"
     if convs and image_out and upsamples and kinds and not model.classifier:
         # a decoder to a tanh image is a GAN generator (DCGAN, pix2pix(HD), whose norm is

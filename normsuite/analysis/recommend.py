@@ -250,6 +250,18 @@ def _symbolic_code(norm: str, expr: str, rank: int, last: bool) -> str:
     return f'normsuite.build_norm("{spec}", {expr}{layout})'
 
 
+def _ln_flagged(model: ModelContext, layer: Layer) -> bool:
+    """A LayerNorm/RMSNorm over the last dim of a channels-first map (NRM002's case); one
+    over several trailing dims (``LayerNorm([C, H, W])``) includes the channels: fine."""
+    if layer.type not in ("LayerNorm", "RMSNorm"):
+        return False
+    shape = layer.arg("normalized_shape")
+    if isinstance(shape, (list, tuple)) and len(shape) > 1:
+        return False
+    rank, last = site_shape(model, layer)
+    return not (last or rank == 2)
+
+
 def _valid_as_is(model: ModelContext, layer: Layer, rank: int, last: bool) -> bool:
     """Whether the current layer is fine as it is: never a layer a rule flags."""
     app = model.first_app(layer)
@@ -267,7 +279,7 @@ def _valid_as_is(model: ModelContext, layer: Layer, rank: int, last: bool) -> bo
             return False
         return g in (32, c) or c // g >= 4
     if layer.type in ("LayerNorm", "RMSNorm"):
-        return last or rank == 2
+        return not _ln_flagged(model, layer)
     return True
 
 
@@ -704,9 +716,9 @@ def recommend(model: ModelContext, domain: str | None = None) -> Recommendation:
         if kept_here:
             # kept, but never as a layer a rule flags (a LayerNorm over W of an (N, C, H, W)
             # map is NRM002): then the same norm over the channels
-            rank, last = site_shape(model, layer)
-            broken = layer.type in ("LayerNorm", "RMSNorm") and not (last or rank == 2)
-            suggested = suggest_layer(kind, layer, model) if broken else layer.code
+            suggested = (
+                suggest_layer(kind, layer, model) if _ln_flagged(model, layer) else layer.code
+            )
         suggestions.append(
             LayerSuggestion(site=path, line=layer.line, current=layer.code, suggested=suggested)
         )
@@ -791,6 +803,8 @@ def _recommend_domain(model: ModelContext, domain: str) -> Recommendation:
         kind = _site_kind(model, layer)
         if kind in d.keep or kind == d.norm:
             suggested = layer.code
+            if _ln_flagged(model, layer):  # kept, but never as a layer NRM002 flags
+                suggested = suggest_layer(kind, layer, model)
         elif d.norm == "none":
             suggested = "nn.Identity()"
         else:

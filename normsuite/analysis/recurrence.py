@@ -121,7 +121,7 @@ def _stepped(inst: ModuleInstance, index: ModuleIndex) -> list[tuple[Layer, list
         norms = [
             layer
             for call in calls
-            if (layer := _attr_layer(call.func, inst)) is not None
+            if (layer := _attr_layer(call.func, inst, any_index=True)) is not None
             and layer.type in NORM_KINDS
             and _touches(call, loop, state)
         ]
@@ -243,11 +243,13 @@ def _over_modules(node: ast.expr, inst: ModuleInstance) -> bool:
     return False
 
 
-def _attr_layer(func: ast.expr, inst: ModuleInstance) -> Layer | None:
+def _attr_layer(func: ast.expr, inst: ModuleInstance, any_index: bool = False) -> Layer | None:
     """The layer of ``self.x(...)`` or ``self.xs[0](...)``. ``self.blocks[i - 1](...)``
-    with a varying index is a different module each step (Res2Net's hierarchy): not a cell."""
+    with a varying index is a different module each step (Res2Net's hierarchy): not a cell;
+    ``any_index`` takes it anyway (the per-step norms of Cooijmans' BN-LSTM, ``self.bn[t]``,
+    are all on the path)."""
     if isinstance(func, ast.Subscript):
-        if not isinstance(func.slice, ast.Constant):
+        if not isinstance(func.slice, ast.Constant) and not any_index:
             return None
         func = func.value
     if (

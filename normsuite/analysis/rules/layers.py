@@ -284,14 +284,14 @@ def bias_before_batch_norm(ctx: FileContext) -> Iterator[Finding]:
                 flag = _condition(ctx, app.layer.line)
                 if flag is not None and flag in _bias_names(producer):
                     continue  # bias=not use_bn: already the fix this finding asks for
-                flag = flag or "use_norm"
+                follows = f" (bias=not {flag})" if flag else ""
                 yield finding(
                     "NRM001",
                     producer,
                     f"`{short(producer.code)}` feeds `{short(app.layer.code)}`, whose mean "
                     f"subtraction cancels the bias (BN paper s3.2), but it also feeds "
                     f"`{short(also.code)}` (line {also.line}), which keeps it: pass a bias "
-                    f"that depends on whether the norm follows (bias=not {flag}).",
+                    f"that depends on whether the norm follows{follows}.",
                     model.name,
                 )
                 continue
@@ -457,6 +457,9 @@ def batch_norm_momentum_inverted(ctx: FileContext) -> Iterator[Finding]:
         m = layer.arg("momentum")
         if isinstance(m, bool) or not isinstance(m, (int, float)) or m <= 0.5:
             continue
+        tracks = layer.arg("track_running_stats", layer.norm_kind != "in")
+        if tracks is not True:
+            continue  # no running statistics (InstanceNorm's default): momentum is unused
         yield finding(
             "NRM009",
             layer,

@@ -126,6 +126,9 @@ def _all_parameters(node: ast.expr, names: dict[str, ast.expr], depth: int = 0) 
 # words of a parameter filter that separates norm or bias parameters (``"bn" in n``,
 # ``p.ndim == 1``, ``"bias" not in n``): such a split is the fix NRM010 asks for
 _NORM_WORDS = ("norm", "bn", "bias", "ndim", "shape", "dim()", "gamma", "beta", "ln", "no_decay")
+# (``if p.requires_grad`` keeps what the code did not freeze, which may be every norm:
+# a filter by it is not read as "every parameter")
+_NORM_WORDS += ("requires_grad",)
 
 
 _NORM_FREE_LAYERS = frozenset(
