@@ -812,3 +812,46 @@ def test_a_domain_that_keeps_ln_never_keeps_one_nrm002_flags() -> None:
     assert "NRM002" in codes(D6_WITH_A_FLAGGED_LN)
     advice = suggestions(D6_WITH_A_FLAGGED_LN, "Encoder")
     assert advice["norm"] != "keep" and advice["ln_tokens"] == "keep"
+
+
+LN_CNN_TRAINED = """
+import argparse
+import torch
+import torch.nn as nn
+from torch.utils.data import DataLoader
+
+
+class Encoder(nn.Module):
+    def __init__(self, num_classes=10):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 64, 3, bias=False)
+        self.norm = nn.InstanceNorm2d(64, affine=True)
+        self.fc = nn.Linear(64, num_classes)
+
+    def forward(self, x):
+        return self.fc(self.norm(self.conv(x)).mean((2, 3)))
+
+
+p = argparse.ArgumentParser()
+p.add_argument("--batch-size", type=int, default=32)
+args = p.parse_args()
+model = Encoder()
+opt = torch.optim.SGD(model.parameters(), lr=0.1)
+for x in DataLoader(ds, batch_size={batch}, shuffle=True):
+    opt.zero_grad()
+    model(x).mean().backward()
+    opt.step()
+"""
+
+
+def test_a_default_batch_does_not_switch_a_batch_free_norm_to_bn() -> None:
+    """CPC-style: a batch-independent norm chosen by the code, and a batch that is only a
+    default (argparse, a DataModule signature): kept, saying so. The batch the loop itself
+    sets (a literal) is evidence: B1."""
+    weak = report(LN_CNN_TRAINED.format(batch="args.batch_size"), "Encoder")
+    assert weak.batch_size.weak and weak.batch_size.per_device == 32
+    assert set(suggestions(LN_CNN_TRAINED.format(batch="args.batch_size"), "Encoder").values()) == {
+        "keep"
+    }
+    strong = report(LN_CNN_TRAINED.format(batch="32"), "Encoder")
+    assert not strong.batch_size.weak and strong.recommendation.norm == "bn"

@@ -63,7 +63,13 @@ def test_article_networks() -> None:
 def test_cli_batch_size_wins_over_the_file() -> None:
     _, doc = recommend(str(ARTICLE), "--batch-size", "4")
     bn = _model(doc, "BNNet")
-    assert bn["batch_size"] == {"per_device": 4, "devices": 1, "accumulate": 1, "source": "cli"}
+    assert bn["batch_size"] == {
+        "per_device": 4,
+        "devices": 1,
+        "accumulate": 1,
+        "source": "cli",
+        "weak": False,
+    }
     assert bn["recommendation"]["norm"] == "gn" and "B2" in bn["recommendation"]["rules"]
     assert bn["recommendation"]["layers"][0]["suggested"] == "nn.GroupNorm(32, 64)"
 

@@ -646,7 +646,11 @@ def resolve(options: AnalysisOptions, file: BatchScan, config: Any) -> BatchInfo
     if accumulate is not None and acc_source != source:
         source += f"; accumulate={accumulate} from {acc_source}"
     return BatchInfo(
-        per_device=batch, devices=devices or 1, accumulate=accumulate or 1, source=source
+        per_device=batch,
+        devices=devices or 1,
+        accumulate=accumulate or 1,
+        source=source,
+        weak=batch is not None and weak is not None and source == weak[1],
     )
 
 
@@ -670,6 +674,7 @@ def batch_from_scripts(
     merged = replace(
         file,
         batch=(value, where),
+        weak=scan.weak,  # the script's batch may be a default it states
         devices=file.devices or scan.devices,
         accumulate=file.accumulate or scan.accumulate,
         sync=file.sync or scan.sync,

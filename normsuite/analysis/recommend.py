@@ -256,8 +256,10 @@ def _ln_flagged(model: ModelContext, layer: Layer) -> bool:
     if layer.type not in ("LayerNorm", "RMSNorm"):
         return False
     shape = layer.arg("normalized_shape")
-    if isinstance(shape, (list, tuple)) and len(shape) > 1:
-        return False
+    if isinstance(shape, (list, tuple)) and len(shape) == 1:
+        shape = shape[0]
+    if not isinstance(shape, int) or isinstance(shape, bool):
+        return False  # over several dims, or a shape read at run time (x.size()[1:])
     rank, last = site_shape(model, layer)
     return not (last or rank == 2)
 
@@ -579,7 +581,8 @@ def recommend(model: ModelContext, domain: str | None = None) -> Recommendation:
     if len(current) == 1:
         (kind,) = current
         good = {adv.norm, *adv.alternatives}
-        if model.batch.per_device is None and kind in _BATCH_FREE and headline_arch in _CNN:
+        no_batch = model.batch.per_device is None or model.batch.weak
+        if no_batch and kind in _BATCH_FREE and headline_arch in _CNN:
             # Changing a batch-independent norm to BatchNorm needs the batch as evidence
             # (and the model may need batch independence: CPC, detection heads, GANs).
             good.add(kind)
@@ -594,16 +597,26 @@ def recommend(model: ModelContext, domain: str | None = None) -> Recommendation:
             good.add(kind)
         if kind in good and kind != adv.norm:
             norm = kind
-            cnn_without_batch = model.batch.per_device is None and headline_arch in _CNN
+            cnn_without_batch = no_batch and headline_arch in _CNN
             if cnn_without_batch and kind in _BATCH_FREE and kind != "gn":
                 keep_sites = True
+                known = (
+                    f"the batch ({model.batch.per_device}) is a default the code states, not "
+                    "what it trains with"
+                    if model.batch.weak
+                    else "the batch size is unknown"
+                )
                 rationale.insert(
                     0,
-                    f"Kept {kind}: the batch size is unknown. For a ResNet-style CNN "
+                    f"Kept {kind}: {known}. For a ResNet-style CNN "
                     "classifier BN at >= 16 per device is the B1/B5 choice, but a change "
                     "needs the batch as evidence, and some models need batch independence.",
                 )
-                would_change.append(f"a per-device batch of {BN_MIN_BATCH} or more: bn (B5)")
+                would_change.append(
+                    f"training code that sets a per-device batch of {BN_MIN_BATCH} or more: bn (B5)"
+                    if model.batch.weak
+                    else f"a per-device batch of {BN_MIN_BATCH} or more: bn (B5)"
+                )
             elif synced:
                 b = model.batch
                 rationale.insert(
@@ -692,7 +705,7 @@ def recommend(model: ModelContext, domain: str | None = None) -> Recommendation:
         if (
             not kept_here
             and site_norm == "bn"
-            and model.batch.per_device is None
+            and (model.batch.per_device is None or model.batch.weak)
             and kind in (*_BATCH_FREE, "syncbn", "frozenbn")
         ):
             # Never BN in place of a batch-independent (or synced, or frozen) norm without

@@ -37,6 +37,9 @@ class BatchInfo:
     devices: int = 1
     accumulate: int = 1
     source: str = "unknown"  # "cli", "file:12 DataLoader(batch_size=32)", "config:...", "default"
+    # the batch is a default the code states (a signature, argparse or DataModule default),
+    # not a value the training code or a config sets
+    weak: bool = False
 
     @property
     def global_batch(self) -> int | None:
