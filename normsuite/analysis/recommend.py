@@ -854,7 +854,7 @@ def _kept_confidence(adv: Advice, norm: str, model: ModelContext) -> str:
     """A kept alternative is "medium" at most, "low" when the batch is unknown."""
     if norm == adv.norm:
         return adv.confidence
-    return "low" if model.batch.per_device is None else "medium"
+    return "low" if model.batch.per_device is None or model.batch.weak else "medium"
 
 
 _BATCH_FREE = frozenset({"gn", "ln", "in", "rms"})
