@@ -855,3 +855,37 @@ def test_a_default_batch_does_not_switch_a_batch_free_norm_to_bn() -> None:
     }
     strong = report(LN_CNN_TRAINED.format(batch="32"), "Encoder")
     assert not strong.batch_size.weak and strong.recommendation.norm == "bn"
+
+
+METAFORMER_PRE_NORM = """
+import torch.nn as nn
+
+
+class Block(nn.Module):
+    def __init__(self, dim=64):
+        super().__init__()
+        self.mixer = nn.Sequential(nn.GroupNorm(1, dim), nn.Conv2d(dim, dim, 3, padding=1))
+        self.mlp = nn.Sequential(nn.GroupNorm(1, dim), nn.Conv2d(dim, dim, 1))
+
+    def forward(self, x):
+        x = x + self.mixer(x)
+        return x + self.mlp(x)
+
+
+class Net(nn.Module):
+    def __init__(self, num_classes=10):
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(3, 64, 4, 4, bias=False), nn.BatchNorm2d(64))
+        self.blocks = nn.Sequential(Block(), Block())
+        self.head = nn.Linear(64, num_classes)
+
+    def forward(self, x):
+        return self.head(self.blocks(self.stem(x)).mean((2, 3)))
+"""
+
+
+def test_metaformer_pre_norms_are_kept_at_a_large_batch() -> None:
+    """GroupNorm(1, C) first in its block (PoolFormer, MobileViTv2): a design choice, kept
+    as NRM013 leaves it; it was "bn, high" turning every pre-norm into BatchNorm2d."""
+    advice = suggestions(METAFORMER_PRE_NORM, "Net", batch_size=64)
+    assert {site for site, s in advice.items() if s != "keep"} == set()

@@ -24,7 +24,7 @@ from normsuite.advice import (
 from .context import MAP_NORMS, ModelContext
 from .ir import ATTENTION_TYPES, CONV_DIMS, RNN_CELLS, RNN_TYPES, SHAPE_KEEPING, Layer
 from .shapes import UNKNOWN_T
-from .sites import cnn_classifier_misfit, normalizes_length, received_channels
+from .sites import cnn_classifier_misfit, normalizes_length, pre_norm, received_channels
 from .types import LayerSuggestion, Recommendation
 
 _CNN = ("cnn1d", "cnn2d", "cnn3d")
@@ -660,6 +660,7 @@ def recommend(model: ModelContext, domain: str | None = None) -> Recommendation:
     new_layers: list[str] = []
     frozen_kept: list[str] = []
     conditional: list[str] = []
+    pre_norms: list[str] = []
     # Recurrence by nn.LSTM/GRU/RNN only: a norm cannot be inside those cells. (A model that
     # steps its cells itself knows its recurrent-path norms; a cell judged alone does not.)
     library_rnn = not model.recurrence.cells and any(
@@ -694,6 +695,18 @@ def recommend(model: ModelContext, domain: str | None = None) -> Recommendation:
             and _site_kind(model, layer) in _SEQUENCE_NORMS
         )
         kind = _site_kind(model, layer)
+        if (
+            not kept_here
+            and path
+            and site_arch in _CNN
+            and cnn_classifier_misfit(model, layer) is not None
+            and kind in ("ln", "gn")
+            and pre_norm(model, path)
+        ):
+            # GroupNorm(1, C) / LN over (C, H, W) first in its block: a MetaFormer-style
+            # pre-norm chosen on purpose (PoolFormer, MobileViTv2), as NRM013 reads it
+            kept_here = True
+            pre_norms.append(path)
         if not kept_here and path and _inside_conditional_norm(model, path):
             kept_here = True
             conditional.append(path)
@@ -734,6 +747,11 @@ def recommend(model: ModelContext, domain: str | None = None) -> Recommendation:
             )
         suggestions.append(
             LayerSuggestion(site=path, line=layer.line, current=layer.code, suggested=suggested)
+        )
+    if pre_norms:
+        rationale.append(
+            "Kept as they are (pre-norms first in their block, MetaFormer-style: a design "
+            f"choice; B5's numbers are about norms after a conv): {', '.join(pre_norms)}."
         )
     if conditional and len(conditional) == len(sites):
         # every norm is inside a conditional norm (NCSN's noise-conditional IN): what the

@@ -91,4 +91,16 @@ def cnn_classifier_misfit(model: ModelContext, layer: Layer) -> str | None:
     return None
 
 
-__all__ = ["cnn_classifier_misfit", "normalizes_length", "received_channels"]
+def pre_norm(model: ModelContext, path: str) -> bool:
+    """The norm is the first layer of its block (``Sequential(GroupNorm(1, C), mixer)``, a
+    ``pre_norm`` applied before the block's convs): a MetaFormer / Transformer-style
+    pre-norm, chosen on purpose (PoolFormer, LowFormer, SHViT, MobileViTv2). B5's ResNet
+    numbers are about norms that follow a conv."""
+    if "." not in path:
+        return False
+    parent = path.rsplit(".", 1)[0] + "."
+    first = next((p for p, _ in model.layers if p.startswith(parent)), None)
+    return first == path
+
+
+__all__ = ["cnn_classifier_misfit", "normalizes_length", "pre_norm", "received_channels"]

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from normsuite.advice import default_groups
 
 from ..context import FileContext, ModelContext
-from ..sites import cnn_classifier_misfit
+from ..sites import cnn_classifier_misfit, pre_norm
 from ..types import Finding
 from . import finding, rule
 
@@ -30,7 +30,7 @@ def ln_or_in_in_cnn_classifier(ctx: FileContext) -> Iterator[Finding]:
             seen.add(id(layer))
             c = layer.num_channels
             what = cnn_classifier_misfit(model, layer)
-            if what is None or _pre_norm(model, path):
+            if what is None or pre_norm(model, path):
                 continue
             alt = f"nn.GroupNorm({default_groups(c)}, {c})" if c else "GroupNorm(32, C)"
             yield finding(
@@ -41,18 +41,6 @@ def ln_or_in_in_cnn_classifier(ctx: FileContext) -> Iterator[Finding]:
                 f"per-device batch >= 16, else {alt} (B5).",
                 model.name,
             )
-
-
-def _pre_norm(model: ModelContext, path: str) -> bool:
-    """The norm is the first layer of its block (``Sequential(GroupNorm(1, C), mixer)``, a
-    ``pre_norm`` applied before the block's convs): a MetaFormer / Transformer-style
-    pre-norm, chosen on purpose (PoolFormer, LowFormer, SHViT). B5's ResNet numbers are
-    about norms that follow a conv."""
-    if "." not in path:
-        return False
-    parent = path.rsplit(".", 1)[0] + "."
-    first = next((p for p, _ in model.layers if p.startswith(parent)), None)
-    return first == path
 
 
 def _aliases(init: ast.FunctionDef, names: set[str]) -> set[str]:
