@@ -253,7 +253,7 @@ def test_a_batch_divided_by_the_device_count_is_unknown_per_device() -> None:
     (model,) = result.models
     assert model.batch_size.per_device is None
     assert "cifar_datamodule.py" in model.batch_size.source
-    assert "divides the batch by the device count" in model.batch_size.source
+    assert "divides the batch by a count" in model.batch_size.source
 
 
 def test_a_script_that_divides_the_batch_by_the_world_size(tmp_path: Path) -> None:

@@ -206,3 +206,16 @@ def test_an_attribute_set_in_another_branch_does_not_hold() -> None:
     (model,) = analyze_source(source, "train.py", AnalysisOptions()).models
     assert model.batch_size.per_device == 4  # the smallest training batch: cifar10's
     assert model.batch_size.devices == 1
+
+
+def test_a_batch_divided_in_a_config_post_init_is_unknown() -> None:
+    """``__post_init__``: ``self.batch_size = self.batch_size // self.grad_accum_steps``:
+    the loader gets 64 // 16, not the field's 64 (which said "bn, high")."""
+    source = MODEL + (
+        "from dataclasses import dataclass\n\n@dataclass\nclass Cfg:\n    batch_size: int = 64\n"
+        "    grad_accum_steps: int = 16\n\n    def __post_init__(self):\n"
+        "        self.batch_size = self.batch_size // self.grad_accum_steps\n\n"
+        "cfg = Cfg()\n\ndef main(ds):" + LOOP.format(expr="cfg.batch_size")
+    )
+    (model,) = analyze_source(source, "train.py", AnalysisOptions()).models
+    assert model.batch_size.per_device is None

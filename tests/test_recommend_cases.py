@@ -689,3 +689,35 @@ def test_layernorm_over_c_h_w_is_valid_as_it_is() -> None:
     for report in result.models:
         for site in report.recommendation.layers if report.recommendation else []:
             assert 'build_norm("ln", [' not in site.suggested
+
+
+def test_norm_free_image_decoders_get_no_norm_added() -> None:
+    """ESRGAN's RRDBNet upsamples with F.interpolate and has no norm on purpose: a GAN
+    generator (D9, none kept), never "bn" or "gn"; its discriminator keeps its own."""
+    result = analyze("a16_esrgan_no_norms.py", batch_size=8)
+    net = model(result, "RRDBNet")
+    assert net.domain is not None and net.domain.startswith("D9")
+    assert net.recommendation is None or net.recommendation.norm == "none"
+    assert all(
+        m.recommendation is None or m.recommendation.norm in ("none", "bn") for m in result.models
+    )
+
+
+def test_a_norm_free_upsampling_decoder_alone_abstains() -> None:
+    source = """
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+class Decoder(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv1 = nn.Conv2d(512, 256, 3, padding=1)
+        self.conv2 = nn.Conv2d(256, 3, 3, padding=1)
+
+    def forward(self, x):
+        x = F.interpolate(self.conv1(x).relu(), scale_factor=2)
+        return self.conv2(x)
+"""
+    (decoder,) = analyze_source(source, "m.py", AnalysisOptions(batch_size=8)).models
+    assert decoder.recommendation is None and "image decoder" in decoder.abstain

@@ -519,20 +519,19 @@ def _param_default(fn: ast.FunctionDef | None, name: str, index: ModuleIndex) ->
     return None
 
 
-_DEVICE_WORDS = ("world", "gpu", "device", "nproc", "num_proc", "replica", "node", "rank")
-
-
 def divided_by_devices(index: ModuleIndex) -> str | None:
-    """``file:LINE`` of the first ``<...batch...> // <device count>`` (or ``/``) in the file:
-    the lightning-hydra-template's ``batch_size // trainer.world_size``, pytorch/examples'
-    ``int(args.batch_size / ngpus_per_node)``."""
+    """``file:LINE`` of the first ``<...batch...> // <a count>`` (or ``/``) in the file: the
+    lightning-hydra-template's ``batch_size // trainer.world_size``, pytorch/examples'
+    ``int(args.batch_size / ngpus_per_node)``, a config's ``batch_size // grad_accum``."""
     if "batch" not in index.source:
         return None
     for node in tree_facts(index).of(ast.BinOp):
         if not isinstance(node.op, (ast.Div, ast.FloorDiv)):
             continue
-        left, right = ast.unparse(node.left).lower(), ast.unparse(node.right).lower()
-        if "batch" in left and any(w in right for w in _DEVICE_WORDS):
+        left = ast.unparse(node.left).lower()
+        # by the device count, or by any count the code reads (a dataclass's
+        # __post_init__: batch_size // grad_accum_steps): the batch BN sees is derived
+        if "batch" in left and not isinstance(node.right, ast.Constant):
             return f"file:{node.lineno}"
     return None
 
@@ -632,9 +631,9 @@ def resolve(options: AnalysisOptions, file: BatchScan, config: Any) -> BatchInfo
         weak = None  # the config overrides the code's default with a run-time value
     batch, source = pick(options.batch_size, strong, cfg.batch, weak)
     if file.divided and source != "cli":
-        # the code hands each device batch_size // world_size: a count of the machine
+        # the code hands each device (or step) batch_size // world_size: a count it reads
         batch = None
-        source = f"unknown: {file.divided} divides the batch by the device count"
+        source = f"unknown: {file.divided} divides the batch by a count read at run time"
     if batch is None and weak is None and getattr(cfg, "batch_unreadable", None):
         source = f"unknown: {cfg.batch_unreadable}"
     if batch is None and options.default_batch_size is not None:

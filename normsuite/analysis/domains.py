@@ -105,6 +105,19 @@ def detect(model: ModelContext, ctx: FileContext) -> str | None:
     return None
 
 
+def image_decoder(model: ModelContext) -> bool:
+    """Convs that upsample (a transposed conv, ``nn.Upsample``, ``F.interpolate``,
+    ``pixel_shuffle``) or end in a tanh image, and no classification head: a generator, a
+    super-resolution net or a style decoder, where the recognition rules do not say to add
+    a norm."""
+    layers = _unique(model)
+    types = {layer.type for layer in layers}
+    if not types & set(CONV_DIMS) or model.classifier:
+        return False
+    upsamples = bool(types & _UPSAMPLING_LAYERS or _forward_calls(model) & _UPSAMPLING_CALLS)
+    return upsamples or _tanh_output(model)
+
+
 def channel_layernorm(model: ModelContext, layer: Layer) -> bool:
     """LayerNorm over the channels of a conv map on purpose (permuted, or channels-first)."""
     if layer.type in ("LayerNorm2d",) or (layer.backbone and layer.backbone.norm == "ln"):
@@ -176,7 +189,14 @@ def _takes_timestep(model: ModelContext) -> bool:
 
 def _generator_like(model: ModelContext) -> bool:
     types = {layer.type for layer in _unique(model)}
-    return _tanh_output(model) or bool(types & _UPSAMPLING_LAYERS)
+    if _tanh_output(model) or bool(types & _UPSAMPLING_LAYERS):
+        return True
+    # upsampling by F.interpolate in forward (ESRGAN's RRDBNet), with convs and no head
+    return (
+        bool(types & set(CONV_DIMS))
+        and not model.classifier
+        and bool(_forward_calls(model) & _UPSAMPLING_CALLS)
+    )
 
 
 _SKIPPED_AT_END = frozenset({"Identity", "Dropout", "Flatten", "Unflatten"})
@@ -244,4 +264,4 @@ def _gradient_penalty(ctx: FileContext) -> bool:
     return memo[key]
 
 
-__all__ = ["channel_layernorm", "detect"]
+__all__ = ["channel_layernorm", "detect", "image_decoder"]

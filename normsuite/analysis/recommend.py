@@ -22,6 +22,7 @@ from normsuite.advice import (
 )
 
 from .context import MAP_NORMS, ModelContext
+from .domains import image_decoder
 from .ir import ATTENTION_TYPES, CONV_DIMS, RNN_CELLS, RNN_TYPES, SHAPE_KEEPING, Layer
 from .shapes import UNKNOWN_T
 from .sites import cnn_classifier_misfit, normalizes_length, pre_norm, received_channels
@@ -530,6 +531,12 @@ def abstain_reason(model: ModelContext, domain: str | None = None) -> str | None
         return (
             "a generative model that samples in its forward (VAE-style) and has no norm "
             "layers: the recognition rules B1-B11 do not say to add one"
+        )
+    if not has_sites and domain is None and image_decoder(model):
+        return (
+            "an image decoder without norm layers (upsampling convs or a tanh image, no "
+            "classifier: a generator, super-resolution net or style decoder, which often drop "
+            "norms on purpose): the recognition rules B1-B11 do not say to add one"
         )
     batch_dependent = model.architecture in ("mlp", *_CNN)
     if batch_dependent and not has_sites and domain is None and model.batch.per_device is None:
