@@ -29,6 +29,7 @@ import ast
 from .extract import ModuleIndex
 from .ir import ATTENTION_TYPES, CONV_DIMS, ClassInfo, Layer, ModuleInstance
 from .symbols import ExternalFunction
+from .tree_facts import tree_facts
 
 # Class names that say "attention block". Plain "Attention" also names CNN blocks (CBAM's
 # ChannelAttention, SE): those count only when they hold no convolution.
@@ -79,7 +80,7 @@ def _calls_attending(fn: ast.FunctionDef, home: ModuleIndex) -> bool:
     ALL_ATTENTION_FUNCTIONS.get_interface(impl, eager_attention_forward)``, then
     ``attention_interface(self, q, k, v, ...)``). The function is judged by its body, in
     this file or another file of the project; never by its name."""
-    for name in {n.id for n in ast.walk(fn) if isinstance(n, ast.Name)}:
+    for name in tree_facts(home).loads_in(fn):  # the file's one walk, not another
         found = _function_of(name, home)
         if found is not None and _function_attends(*found):
             return True

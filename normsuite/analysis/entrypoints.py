@@ -317,10 +317,11 @@ def project_scans(project: Any, model_path: str, class_name: str) -> list[tuple[
     for path, words in training_scripts(project):
         if os.path.abspath(path) == model_path:
             continue
-        if class_name not in words and not words & _factory_names(project, model_path, class_name):
+        factories = _factory_names(project, model_path, class_name)
+        if class_name not in words and not words & factories:
             continue
         index = project.index(path)
-        if index is None or not _builds(index, model_path, class_name):
+        if index is None or not _builds(index, model_path, class_name, factories):
             continue
         key = ("batch-scan", path)
         scan = project.memo.get(key)
@@ -372,12 +373,16 @@ def _cell_places(where: str, path: str) -> str:
     return re.sub(r"\bfile:(\d+)|\bline (\d+)", place, where)
 
 
-def _builds(index: Any, model_path: str, class_name: str) -> bool:
+def _builds(
+    index: Any, model_path: str, class_name: str, factories: frozenset[str] = frozenset()
+) -> bool:
     """Whether the script constructs (or hands to LightningCLI) that class of that file,
     directly or through a factory function of the project that returns it
     (``build_model(...)`` whose body is ``return UNetSmall(...)``)."""
     for node in tree_facts(index).of(ast.Call):
-        if _factory_of(index, node, model_path, class_name):
+        func = node.func
+        called = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
+        if called in factories and _factory_of(index, node, model_path, class_name):
             if _frozen(index, node):
                 continue
             return True
@@ -404,32 +409,44 @@ def _factory_names(project: Any, model_path: str, class_name: str) -> frozenset[
     class without naming it. Read from the parsed trees only (no index is built)."""
     key = ("factory-names", model_path, class_name)
     if key not in project.memo:
-        from .files import SourceError, read_source
-
-        names: set[str] = set()
         package = os.path.join(os.path.dirname(model_path), "__init__.py")
+        names: set[str] = set()
         for path in (model_path, package):
-            try:
-                tree = project.parse(path, read_source(path)) if os.path.isfile(path) else None
-            except (SourceError, SyntaxError, ValueError, RecursionError, MemoryError):
-                tree = None
-            for fn in tree.body if tree is not None else ():
-                if isinstance(fn, (ast.FunctionDef, ast.AsyncFunctionDef)) and _returns_class(
-                    fn, class_name
-                ):
-                    names.add(fn.name)
+            names |= _returned_classes(project, path).get(class_name, set())
         project.memo[key] = frozenset(names)
     return project.memo[key]
 
 
-def _returns_class(fn: ast.FunctionDef | ast.AsyncFunctionDef, class_name: str) -> bool:
+def _returned_classes(project: Any, path: str) -> dict[str, set[str]]:
+    """Class name -> the module-level functions of ``path`` that return an instance of it
+    (``return ResNet(...)``), once per file."""
+    key = ("returned-classes", path)
+    if key not in project.memo:
+        from .files import SourceError, read_source
+
+        out: dict[str, set[str]] = {}
+        try:
+            tree = project.parse(path, read_source(path)) if os.path.isfile(path) else None
+        except (SourceError, SyntaxError, ValueError, RecursionError, MemoryError):
+            tree = None
+        for fn in tree.body if tree is not None else ():
+            if isinstance(fn, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                for name in _returned_names(fn):
+                    out.setdefault(name, set()).add(fn.name)
+        project.memo[key] = out
+    return project.memo[key]
+
+
+def _returned_names(fn: ast.FunctionDef | ast.AsyncFunctionDef) -> set[str]:
+    """The names called in ``return Name(...)`` / ``return mod.Name(...)`` of ``fn``."""
+    out: set[str] = set()
     for node in ast.walk(fn):
         if isinstance(node, ast.Return) and isinstance(node.value, ast.Call):
             func = node.value.func
             called = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
-            if called == class_name:
-                return True
-    return False
+            if called:
+                out.add(called)
+    return out
 
 
 def _factory_of(index: Any, call: ast.Call, model_path: str, class_name: str) -> bool:

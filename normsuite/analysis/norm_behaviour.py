@@ -208,9 +208,10 @@ def _train_keeps_bn_eval(inst: Any, index: ModuleIndex) -> bool:
     fn = inst.cls.method("train")
     if fn is None:
         return False
-    for loop in (n for n in ast.walk(fn) if isinstance(n, ast.For)):
-        if not _bn_eval_loop(loop):
-            continue
+    key = ("bn-eval-loops", id(fn))
+    if key not in index.memo:
+        index.memo[key] = [n for n in ast.walk(fn) if isinstance(n, ast.For) and _bn_eval_loop(n)]
+    for loop in index.memo[key]:
         for guard in (n for n in ast.walk(fn) if isinstance(n, ast.If)):
             if any(sub is loop for sub in ast.walk(guard)):
                 for attr in _self_attrs(guard.test):
