@@ -219,3 +219,14 @@ def test_a_batch_divided_in_a_config_post_init_is_unknown() -> None:
     )
     (model,) = analyze_source(source, "train.py", AnalysisOptions()).models
     assert model.batch_size.per_device is None
+
+
+def test_dividing_a_count_of_batches_keeps_the_batch() -> None:
+    """``steps = num_batches // accumulate`` counts optimizer steps: the loader's batch 4
+    still holds (only a divided batch *size* makes it unknown)."""
+    source = MODEL + (
+        "def main(ds, num_batches, accumulate):\n    steps = num_batches // accumulate\n"
+        + LOOP.format(expr="4")
+    )
+    (model,) = analyze_source(source, "train.py", AnalysisOptions()).models
+    assert model.batch_size.per_device == 4

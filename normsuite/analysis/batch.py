@@ -530,8 +530,9 @@ def divided_by_devices(index: ModuleIndex) -> str | None:
             continue
         left = ast.unparse(node.left).lower()
         # by the device count, or by any count the code reads (a dataclass's
-        # __post_init__: batch_size // grad_accum_steps): the batch BN sees is derived
-        if "batch" in left and not isinstance(node.right, ast.Constant):
+        # __post_init__: batch_size // grad_accum_steps): the batch BN sees is derived.
+        # A batch *size*: ``num_batches // accumulate`` counts steps, not samples.
+        if "batch_size" in left and not isinstance(node.right, ast.Constant):
             return f"file:{node.lineno}"
     return None
 

@@ -266,6 +266,9 @@ def frozen_classes(index: ModuleIndex) -> set[str]:
     if key in index.memo:
         return index.memo[key]
     out: set[str] = set()
+    if ".eval()" not in index.source or "isinstance" not in index.source:
+        index.memo[key] = out  # no BN eval loop can be written without both
+        return out
     scopes: list[list[ast.stmt]] = [index.tree.body]
     scopes += [fn.body for fn in index.functions.values()]
     for body in scopes:

@@ -456,30 +456,24 @@ def conditional_norm_instance(inst: Any, norms: list[Layer], inner: list[Layer])
     return None
 
 
-def _inside_conditional_norm(model: ModelContext, path: str) -> bool:
+def _inside_conditional_norm(
+    model: ModelContext, path: str, by_path: dict[str, Layer], memo: dict[int, bool]
+) -> bool:
     """The site at ``path`` is the norm of a conditional norm module the model holds (the
-    InstanceNorm inside NCSN's ConditionalInstanceNorm2dPlus): part of that norm, kept."""
-    by_path = dict(model.layers)
+    InstanceNorm inside NCSN's ConditionalInstanceNorm2dPlus): part of that norm, kept.
+    ``by_path``: the model's layers by path; ``memo``: per instance, for this model."""
     parts = path.split(".")
     for cut in range(len(parts) - 1, 0, -1):
-        owner = by_path.get(".".join(parts[:cut]))
-        inst = getattr(owner, "instance", None)
+        inst = getattr(by_path.get(".".join(parts[:cut])), "instance", None)
         if inst is None:
             continue
-        key = ("conditional-norm", id(inst))
-        memo = model.root.instance.cls.home.memo if _has_home(model) else {}
-        if key not in memo:
+        if id(inst) not in memo:
             subs = [sub for _, sub in inst.walk()]
-            memo[key] = conditional_norm_instance(
-                inst, [sub for sub in subs if sub.norm_kind], subs
-            )
-        if memo[key] is not None:
+            norms = [sub for sub in subs if sub.norm_kind]
+            memo[id(inst)] = conditional_norm_instance(inst, norms, subs) is not None
+        if memo[id(inst)]:
             return True
     return False
-
-
-def _has_home(model: ModelContext) -> bool:
-    return model.root.instance is not None and model.root.instance.cls.home is not None
 
 
 def _untraced_sequence_norm(model: ModelContext, layer: Layer, norm: str) -> bool:
@@ -668,6 +662,7 @@ def recommend(model: ModelContext, domain: str | None = None) -> Recommendation:
     frozen_kept: list[str] = []
     conditional: list[str] = []
     pre_norms: list[str] = []
+    by_path, seen_cn = dict(model.layers), {}  # for the conditional-norm check, once a model
     # Recurrence by nn.LSTM/GRU/RNN only: a norm cannot be inside those cells. (A model that
     # steps its cells itself knows its recurrent-path norms; a cell judged alone does not.)
     library_rnn = not model.recurrence.cells and any(
@@ -714,7 +709,7 @@ def recommend(model: ModelContext, domain: str | None = None) -> Recommendation:
             # pre-norm chosen on purpose (PoolFormer, MobileViTv2), as NRM013 reads it
             kept_here = True
             pre_norms.append(path)
-        if not kept_here and path and _inside_conditional_norm(model, path):
+        if not kept_here and path and _inside_conditional_norm(model, path, by_path, seen_cn):
             kept_here = True
             conditional.append(path)
         if not kept_here and kind == "frozenbn" and site_norm != "frozenbn":
