@@ -21,7 +21,7 @@ from normsuite.analysis.runner import analyze_paths
 def where(source: str) -> str:
     """The kind of place a batch came from, from ``BatchInfo.source``."""
     head = source.split(";")[0]
-    if head == "unknown":
+    if head.startswith("unknown"):  # also "unknown: <why>" (a batch set at run time...)
         return "unknown"
     if head.startswith("file:"):
         return "same file"
