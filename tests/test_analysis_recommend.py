@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import textwrap
 
+import pytest
+
 from normsuite.analysis.analyze import analyze_context, analyze_source
 from normsuite.analysis.types import AnalysisOptions
 
@@ -889,3 +891,21 @@ def test_metaformer_pre_norms_are_kept_at_a_large_batch() -> None:
     as NRM013 leaves it; it was "bn, high" turning every pre-norm into BatchNorm2d."""
     advice = suggestions(METAFORMER_PRE_NORM, "Net", batch_size=64)
     assert {site for site, s in advice.items() if s != "keep"} == set()
+
+
+@pytest.mark.parametrize(
+    "stack",
+    [
+        "nn.Sequential(Block(), Block(), nn.GroupNorm(1, 64))",
+        "nn.Sequential(*[Block() for _ in range(2)], nn.GroupNorm(1, 64))",
+    ],
+)
+def test_the_norm_closing_a_stack_of_pre_norm_blocks_is_kept(stack: str) -> None:
+    """MobileViTv2's ``Sequential(*blocks, GroupNorm(1, C))``: the stack's final norm is the
+    same design as its pre-norms (it was "GroupNorm(1, dim) -> nn.BatchNorm2d(128)" at batch
+    64, and NRM013 fired on it alone)."""
+    source = METAFORMER_PRE_NORM.replace("nn.Sequential(Block(), Block())", stack)
+    advice = suggestions(source, "Net", batch_size=64)
+    assert advice["blocks.2"] == "keep"
+    result = analyze_source(source, "m.py", AnalysisOptions())
+    assert [f.code for f in result.findings if f.code == "NRM013"] == []

@@ -25,7 +25,7 @@ from .context import MAP_NORMS, ModelContext
 from .domains import image_decoder
 from .ir import ATTENTION_TYPES, CONV_DIMS, RNN_CELLS, RNN_TYPES, SHAPE_KEEPING, Layer
 from .shapes import UNKNOWN_T
-from .sites import cnn_classifier_misfit, normalizes_length, pre_norm, received_channels
+from .sites import cnn_classifier_misfit, metaformer_norm, normalizes_length, received_channels
 from .types import LayerSuggestion, Recommendation
 
 _CNN = ("cnn1d", "cnn2d", "cnn3d")
@@ -703,7 +703,7 @@ def recommend(model: ModelContext, domain: str | None = None) -> Recommendation:
             and site_arch in _CNN
             and cnn_classifier_misfit(model, layer) is not None
             and kind in ("ln", "gn")
-            and pre_norm(model, path)
+            and metaformer_norm(model, path)
         ):
             # GroupNorm(1, C) / LN over (C, H, W) first in its block: a MetaFormer-style
             # pre-norm chosen on purpose (PoolFormer, MobileViTv2), as NRM013 reads it
@@ -752,7 +752,8 @@ def recommend(model: ModelContext, domain: str | None = None) -> Recommendation:
         )
     if pre_norms:
         rationale.append(
-            "Kept as they are (pre-norms first in their block, MetaFormer-style: a design "
+            "Kept as they are (pre-norms first in their block, or the norm closing a stack of "
+            "them, MetaFormer-style: a design "
             f"choice; B5's numbers are about norms after a conv): {', '.join(pre_norms)}."
         )
     if conditional and len(conditional) == len(sites):

@@ -103,4 +103,47 @@ def pre_norm(model: ModelContext, path: str) -> bool:
     return first == path
 
 
-__all__ = ["cnn_classifier_misfit", "normalizes_length", "pre_norm", "received_channels"]
+def metaformer_norm(model: ModelContext, path: str) -> bool:
+    """A pre-norm (:func:`pre_norm`), or the norm that closes a stack of such blocks, as
+    MobileViTv2's ``Sequential(*blocks, GroupNorm(1, C))`` and PoolFormer's final
+    ``self.norm`` do: it comes right after a block that holds a pre-norm, and every other
+    norm of its type in its scope is a pre-norm. One design; switching only the closing
+    norm would mix two norms in one stack. A norm right after a conv of its own scope
+    is not one (B5's case)."""
+    if pre_norm(model, path):
+        return True
+    paths = [p for p, _ in model.layers]
+    if path not in paths or paths.index(path) == 0:
+        return False
+    layer = model.layers[paths.index(path)][1]
+    scope = path.rsplit(".", 1)[0] + "." if "." in path else ""
+    previous, before = model.layers[paths.index(path) - 1]
+    peers = [
+        p
+        for p, other in model.layers
+        if p != path and p.startswith(scope) and _same_norm(other, layer)
+    ]
+    if not peers or not all(pre_norm(model, p) for p in peers):
+        return False
+    rest = previous[len(scope) :] if previous.startswith(scope) else ""
+    if "." in rest:  # the layer before it is inside a block of this scope: a peer's?
+        block = scope + rest.split(".", 1)[0] + "."
+        return any(p.startswith(block) for p in peers)
+    # a repeated block listed once (``[Block(d) for _ in range(n)]``): one holding a peer
+    inner = before.instance.walk() if before.instance is not None else []
+    return bool(rest) and any(_same_norm(sub, layer) for _, sub in inner)
+
+
+def _same_norm(a: Layer, b: Layer) -> bool:
+    if a.type != b.type:
+        return False
+    return a.type != "GroupNorm" or a.arg("num_groups") == b.arg("num_groups")
+
+
+__all__ = [
+    "cnn_classifier_misfit",
+    "metaformer_norm",
+    "normalizes_length",
+    "pre_norm",
+    "received_channels",
+]

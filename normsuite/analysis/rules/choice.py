@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from normsuite.advice import default_groups
 
 from ..context import FileContext, ModelContext
-from ..sites import cnn_classifier_misfit, pre_norm
+from ..sites import cnn_classifier_misfit, metaformer_norm
 from ..types import Finding
 from . import finding, rule
 
@@ -30,7 +30,7 @@ def ln_or_in_in_cnn_classifier(ctx: FileContext) -> Iterator[Finding]:
             seen.add(id(layer))
             c = layer.num_channels
             what = cnn_classifier_misfit(model, layer)
-            if what is None or pre_norm(model, path):
+            if what is None or metaformer_norm(model, path):
                 continue
             alt = f"nn.GroupNorm({default_groups(c)}, {c})" if c else "GroupNorm(32, C)"
             yield finding(
