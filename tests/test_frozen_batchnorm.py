@@ -4,9 +4,12 @@ batch statistics (B10), and replacing it would throw the pretrained ones away.""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from normsuite.analysis.analyze import analyze_source
+from normsuite.analysis.runner import analyze_paths
 from normsuite.analysis.types import AnalysisOptions
 
 HAND_WRITTEN = """\
@@ -213,3 +216,84 @@ def test_frozen_bn_beside_another_norm_kind_is_kept(batch: int) -> None:
     stem = next(s for s in rec.layers if s.site == "stem.1")
     assert stem.suggested == stem.current
     assert "B10" in rec.rules
+
+
+SEGMENTER = """
+import torch.nn as nn
+
+
+class Backbone(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.body = nn.Sequential(nn.Conv2d(3, 64, 3, bias=False), nn.BatchNorm2d(64))
+
+    def forward(self, x):
+        return self.body(x)
+
+
+class Segmenter(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.backbone = Backbone()
+        self.head = nn.Sequential(nn.Conv2d(64, 64, 3, bias=False), nn.BatchNorm2d(64))
+
+    def forward(self, x):
+        return self.head(self.backbone(x))
+"""
+
+FINETUNE = """
+import torch
+from torch.utils.data import DataLoader
+
+from model import Segmenter
+from engine import train_one_epoch
+
+model = Segmenter()
+loader = DataLoader(dataset, batch_size=2, shuffle=True)
+opt = torch.optim.SGD(model.head.parameters(), lr=0.01)
+for epoch in range(20):
+    model.train()
+    model.backbone.eval()
+    for x, y in loader:
+        loss = model(x).mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+"""
+
+
+@pytest.mark.parametrize(
+    ("script", "flagged"),
+    [
+        # the backbone stays in eval mode while the head trains at batch 2: its BN is frozen
+        (FINETUNE, [18]),
+        # train() after eval() puts the backbone back in train mode every epoch
+        (
+            FINETUNE.replace(
+                "    model.train()\n    model.backbone.eval()\n",
+                "    model.backbone.eval()\n    model.train()\n",
+            ),
+            [8, 18],
+        ),
+        # a helper handed the model after the eval() may call model.train()
+        (
+            FINETUNE.replace(
+                "    for x, y in loader:",
+                "    train_one_epoch(model, loader)\n    for x, y in loader:",
+            ),
+            [8, 18],
+        ),
+    ],
+)
+def test_a_submodule_the_script_keeps_in_eval_mode_has_frozen_bn(
+    tmp_path: Path, script: str, flagged: list[int]
+) -> None:
+    """Fine-tuning a head on a frozen backbone (``model.train(); model.backbone.eval()``):
+    only the head's BN sees the batch of 2 (NRM006 fired on the backbone too, and
+    recommend turned the backbone's BN into GroupNorm)."""
+    (tmp_path / "pyproject.toml").write_text("")
+    (tmp_path / "model.py").write_text(SEGMENTER)
+    (tmp_path / "finetune.py").write_text(script)
+    results = analyze_paths([str(tmp_path)], jobs=1)
+    lines = [f.line for r in results for f in r.findings if f.code == "NRM006"]
+    assert sorted(lines) == flagged

@@ -58,6 +58,8 @@ class BatchScan:
     # where the code divides the batch by the device count (batch_size // world_size):
     # the per-device batch then depends on the machine, so it is unknown
     divided: str | None = None
+    # submodules of the model the script trains that it keeps in eval mode (BatchInfo)
+    frozen_parts: tuple[str, ...] = ()
 
 
 def _int(value: Any) -> int | None:
@@ -651,6 +653,7 @@ def resolve(options: AnalysisOptions, file: BatchScan, config: Any) -> BatchInfo
         accumulate=accumulate or 1,
         source=source,
         weak=batch is not None and weak is not None and source == weak[1],
+        frozen_parts=file.frozen_parts,
     )
 
 
@@ -679,5 +682,6 @@ def batch_from_scripts(
         accumulate=file.accumulate or scan.accumulate,
         sync=file.sync or scan.sync,
         divided=file.divided or scan.divided,
+        frozen_parts=scan.frozen_parts,
     )
     return resolve(options, merged, config), scan.sync

@@ -29,7 +29,7 @@ from .batch import (
 )
 from .extract import BudgetExceeded, ModuleIndex
 from .ir import ATTENTION_TYPES, CONV_DIMS, RNN_CELLS, RNN_TYPES, ClassInfo, Layer
-from .norm_behaviour import behaves_as, freeze_bn_kept_in_eval, retype_norms
+from .norm_behaviour import behaves_as, freeze_bn_kept_in_eval, freeze_parts, retype_norms
 from .project import ProjectView, project_for
 from .recurrence import Recurrence, find_recurrence, stepped_classes
 from .shapes import INPUT_T, Application, FlowTracer
@@ -286,6 +286,7 @@ def _model(
     layers = root.instance.walk() if root.instance is not None else root.walk(name)
     retype_norms(layers, index)  # norms by behaviour are norms before anything is traced
     freeze_bn_kept_in_eval(layers, root.instance, index)  # BN that training keeps in eval
+    freeze_parts(layers, batch.frozen_parts)  # ... or the script (model.backbone.eval())
     recurrence = find_recurrence(layers, root.instance, index)
     stepped = root.instance is not None and root.instance.cls.name in stepped_classes(index)
     # The class itself is a cell that the file's code steps over time (with gates to learn).

@@ -321,7 +321,8 @@ def project_scans(project: Any, model_path: str, class_name: str) -> list[tuple[
         if class_name not in words and not words & factories:
             continue
         index = project.index(path)
-        if index is None or not _builds(index, model_path, class_name, factories):
+        built = _builds(index, model_path, class_name, factories) if index is not None else None
+        if built is None:
             continue
         key = ("batch-scan", path)
         scan = project.memo.get(key)
@@ -343,6 +344,7 @@ def project_scans(project: Any, model_path: str, class_name: str) -> list[tuple[
                 devices=_relabel(scan.devices, label),
                 accumulate=_relabel(scan.accumulate, label),
                 divided=scan.divided.replace("file:", f"{label}:", 1) if scan.divided else None,
+                frozen_parts=frozen_parts(index, built),
             )
             out.append((value, where.replace("file:", f"{label}:", 1), scan))
     return out
@@ -375,17 +377,17 @@ def _cell_places(where: str, path: str) -> str:
 
 def _builds(
     index: Any, model_path: str, class_name: str, factories: frozenset[str] = frozenset()
-) -> bool:
-    """Whether the script constructs (or hands to LightningCLI) that class of that file,
-    directly or through a factory function of the project that returns it
-    (``build_model(...)`` whose body is ``return UNetSmall(...)``)."""
+) -> ast.Call | None:
+    """The call by which the script constructs (or hands to LightningCLI) that class of that
+    file, directly or through a factory function of the project that returns it
+    (``build_model(...)`` whose body is ``return UNetSmall(...)``); None if it does not."""
     for node in tree_facts(index).of(ast.Call):
         func = node.func
         called = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
         if called in factories and _factory_of(index, node, model_path, class_name):
             if _frozen(index, node):
                 continue
-            return True
+            return node
         for expr in (node.func, *node.args):
             if not isinstance(expr, (ast.Name, ast.Attribute)):
                 continue
@@ -398,8 +400,8 @@ def _builds(
             if view is not None and os.path.abspath(view.path) == model_path:
                 if _frozen(index, node):
                     continue  # a distillation teacher: eval(), no gradients, no optimizer
-                return True
-    return False
+                return node
+    return None
 
 
 def _factory_names(project: Any, model_path: str, class_name: str) -> frozenset[str]:
@@ -482,16 +484,7 @@ def _frozen(index: Any, call: ast.Call) -> bool:
     freezes (``teacher.eval()``, ``requires_grad_(False)``), never back in train mode, and
     whose parameters no optimizer receives: it is run, not trained."""
     facts = tree_facts(index)
-    name = next(
-        (
-            stmt.targets[0].id
-            for stmt in facts.of(ast.Assign)
-            if len(stmt.targets) == 1
-            and isinstance(stmt.targets[0], ast.Name)
-            and any(sub is call for sub in ast.walk(stmt.value))
-        ),
-        None,
-    )
+    name = _bound_name(facts, call)
     if name is None:
         return False
     frozen = False
@@ -507,6 +500,106 @@ def _frozen(index: Any, call: ast.Call) -> bool:
         if func.attr == "parameters" and owner == name and _in_optimizer(node, facts):
             return False
     return frozen
+
+
+def _bound_name(facts: Any, call: ast.Call) -> str | None:
+    """The name ``call``'s result is assigned to (``model = Segmenter()``), if one."""
+    return next(
+        (
+            stmt.targets[0].id
+            for stmt in facts.of(ast.Assign)
+            if len(stmt.targets) == 1
+            and isinstance(stmt.targets[0], ast.Name)
+            and any(sub is call for sub in ast.walk(stmt.value))
+        ),
+        None,
+    )
+
+
+def frozen_parts(index: Any, call: ast.Call) -> tuple[str, ...]:
+    """Submodules of the model built by ``call`` that the training code keeps in eval mode
+    (``model.train(); model.backbone.eval()`` before the batches): their BatchNorm layers
+    normalize with stored statistics, whatever the batch (B10). Only where nothing can put
+    them back in train mode: the ``eval()`` comes in a scope that trains (``backward()`` or
+    ``step()``), after every ``train()`` of that scope; no other scope calls ``train()`` on
+    that name, and the scope hands the model to no function after it (a
+    ``train_one_epoch(model, ...)`` may call ``model.train()``).
+
+    >>> from types import SimpleNamespace
+    >>> src = "model = Net()\\nfor e in range(3):\\n    model.train()\\n"
+    >>> src += "    model.backbone.eval()\\n    model(x).sum().backward()\\n"
+    >>> tree = ast.parse(src)
+    >>> frozen_parts(SimpleNamespace(tree=tree, memo={}), tree.body[0].value)
+    ('backbone',)
+    """
+    name = _bound_name(tree_facts(index), call)
+    if name is None:
+        return ()
+    out: set[str] = set()
+    for scope in [index.tree, *tree_facts(index).of(ast.FunctionDef)]:
+        calls = _own_calls(scope)
+        if not any(_attr_name(c) in ("backward", "step") for c in calls):
+            continue
+        evals: dict[str, int] = {}
+        for c in calls:
+            chain = _chain(c.func.value) if isinstance(c.func, ast.Attribute) else None
+            if chain and chain[0] == name and len(chain) > 1 and _attr_name(c) == "eval":
+                evals[".".join(chain[1:])] = c.lineno
+        for part, line in evals.items():
+            later_train = any(
+                _attr_name(c) == "train" and c.lineno > line and _called_on(c, name) for c in calls
+            )
+            handed_on = any(
+                c.lineno > line and any(isinstance(a, ast.Name) and a.id == name for a in c.args)
+                for c in calls
+            )
+            if not (later_train or handed_on or _trained_elsewhere(index, calls, name)):
+                out.add(part)
+    return tuple(sorted(out))
+
+
+def _own_calls(scope: ast.AST) -> list[ast.Call]:
+    """The calls of a module or function body, nested functions and classes left out."""
+    out: list[ast.Call] = []
+    todo = list(ast.iter_child_nodes(scope))
+    while todo:
+        node = todo.pop()
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda)):
+            continue
+        if isinstance(node, ast.Call):
+            out.append(node)
+        todo.extend(ast.iter_child_nodes(node))
+    return out
+
+
+def _trained_elsewhere(index: Any, own: list[ast.Call], name: str) -> bool:
+    """A scope other than the one whose calls are ``own`` calls ``<name>...train()``."""
+    mine = {id(c) for c in own}
+    return any(
+        _attr_name(c) == "train" and _called_on(c, name) and id(c) not in mine
+        for c in tree_facts(index).of(ast.Call)
+    )
+
+
+def _called_on(call: ast.Call, name: str) -> bool:
+    """``name.x.y.method(...)``: a method of ``name`` or of one of its submodules."""
+    chain = _chain(call.func.value) if isinstance(call.func, ast.Attribute) else None
+    return bool(chain) and chain[0] == name  # type: ignore[index]
+
+
+def _attr_name(call: ast.Call) -> str:
+    return call.func.attr if isinstance(call.func, ast.Attribute) else ""
+
+
+def _chain(expr: ast.expr) -> list[str] | None:
+    """``model.backbone.body`` -> ["model", "backbone", "body"]; None for anything else."""
+    parts: list[str] = []
+    while isinstance(expr, ast.Attribute):
+        parts.append(expr.attr)
+        expr = expr.value
+    if not isinstance(expr, ast.Name):
+        return None
+    return [expr.id, *reversed(parts)]
 
 
 def _in_optimizer(params: ast.Call, facts: Any) -> bool:

@@ -202,6 +202,15 @@ def freeze_bn_kept_in_eval(layers: list[tuple[str, Layer]], root: Any, index: Mo
                 sub.type = "FrozenBatchNorm2d"
 
 
+def freeze_parts(layers: list[tuple[str, Layer]], parts: tuple[str, ...]) -> None:
+    """BatchNorm inside the submodules a training script keeps in eval mode
+    (``model.backbone.eval()``, see ``entrypoints.frozen_parts``) takes the
+    FrozenBatchNorm2d type: it normalizes with stored statistics at any batch."""
+    for path, layer in layers:
+        if layer.type in _BN_TYPES and any(path.startswith(part + ".") for part in parts):
+            layer.type = "FrozenBatchNorm2d"
+
+
 def _train_keeps_bn_eval(inst: Any, index: ModuleIndex) -> bool:
     """The class (or a base) overrides ``train`` with a BN eval loop whose guard, if any,
     holds for this instance (``if mode and self.norm_eval:`` with ``norm_eval=True``)."""
@@ -293,4 +302,10 @@ def frozen_classes(index: ModuleIndex) -> set[str]:
     return out
 
 
-__all__ = ["behaves_as", "freeze_bn_kept_in_eval", "frozen_classes", "retype_norms"]
+__all__ = [
+    "behaves_as",
+    "freeze_bn_kept_in_eval",
+    "freeze_parts",
+    "frozen_classes",
+    "retype_norms",
+]

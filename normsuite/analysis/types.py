@@ -40,6 +40,9 @@ class BatchInfo:
     # the batch is a default the code states (a signature, argparse or DataModule default),
     # not a value the training code or a config sets
     weak: bool = False
+    # submodules (attribute paths of the model) that the training script keeps in eval
+    # mode (``model.backbone.eval()`` after ``model.train()``): their BN statistics are frozen
+    frozen_parts: tuple[str, ...] = ()
 
     @property
     def global_batch(self) -> int | None:
