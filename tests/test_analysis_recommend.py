@@ -909,3 +909,53 @@ def test_the_norm_closing_a_stack_of_pre_norm_blocks_is_kept(stack: str) -> None
     assert advice["blocks.2"] == "keep"
     result = analyze_source(source, "m.py", AnalysisOptions())
     assert [f.code for f in result.findings if f.code == "NRM013"] == []
+
+
+CONV_LSTM = """
+import torch
+import torch.nn as nn
+
+
+class ConvLSTMCell(nn.Module):
+    def __init__(self, cin, hidden):
+        super().__init__()
+        self.hidden = hidden
+        self.conv = nn.Conv2d(cin + hidden, 4 * hidden, 3, padding=1, bias=False)
+        self.bn = nn.BatchNorm2d(4 * hidden)
+
+    def forward(self, x, state):
+        h, c = state
+        i, f, o, g = torch.split(self.bn(self.conv(torch.cat([x, h], 1))), self.hidden, 1)
+        c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
+        return torch.sigmoid(o) * torch.tanh(c), c
+
+
+class Forecaster(nn.Module):
+    def __init__(self, hidden=64):
+        super().__init__()
+        self.hidden = hidden
+        self.enc = nn.Sequential(nn.Conv2d(1, 32, 3, padding=1, bias=False), nn.BatchNorm2d(32))
+        self.cell = ConvLSTMCell(32, hidden)
+
+    def forward(self, frames):
+        h = torch.zeros(frames.shape[0], self.hidden, 8, 8)
+        c = torch.zeros_like(h)
+        for t in range(frames.shape[1]):
+            h, c = self.cell(self.enc(frames[:, t]), (h, c))
+        return h
+"""
+
+
+def test_a_block_never_contradicts_its_parents_advice_for_the_same_layer() -> None:
+    """A ConvLSTM cell judged alone keeps its gate BN; its forecaster steps it over time and
+    turns it into LayerNorm (NRM007). The cell (shown with --all-modules) said "keep" for
+    the layer its parent and NRM007 change; now it defers to its parent."""
+    result = analyze_source(CONV_LSTM, "m.py", AnalysisOptions())
+    cell = next(m for m in result.models if m.name == "ConvLSTMCell")
+    parent = next(m for m in result.models if m.name == "Forecaster")
+    assert cell.part_of == "Forecaster"
+    (gate,) = [s for s in parent.recommendation.layers if s.site == "cell.bn"]
+    assert "ln" in gate.suggested and gate.suggested != gate.current
+    assert cell.recommendation is None
+    assert cell.abstain is not None and "judged in Forecaster's context" in cell.abstain
+    assert any(f.code == "NRM007" and f.line == 11 for f in result.findings)

@@ -69,6 +69,7 @@ def test_cli_batch_size_wins_over_the_file() -> None:
         "accumulate": 1,
         "source": "cli",
         "weak": False,
+        "frozen_parts": [],
     }
     assert bn["recommendation"]["norm"] == "gn" and "B2" in bn["recommendation"]["rules"]
     assert bn["recommendation"]["layers"][0]["suggested"] == "nn.GroupNorm(32, 64)"

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import ast
 import os
+import re
 from dataclasses import replace
 
 from normsuite.advice import DOMAINS
@@ -33,7 +34,7 @@ from .factories import REPARAM
 from .project import project_for
 from .recommend import abstain_reason, recommend, structural_abstain
 from .rules import run_rules
-from .types import AnalysisOptions, FileResult, ModelReport, NormSite
+from .types import AnalysisOptions, FileResult, LayerSuggestion, ModelReport, NormSite
 
 
 def analyze_source(source: str, path: str, options: AnalysisOptions) -> FileResult:
@@ -49,7 +50,7 @@ def analyze_source(source: str, path: str, options: AnalysisOptions) -> FileResu
     notices = ctx.index.limits.notices()  # a cap hit is reported, never silent
     domains = {id(m): detect(m, ctx) if structural_abstain(m) is None else None for m in ctx.models}
     _inherit_domains(ctx, domains)
-    models = [_report(m, ctx, domains) for m in ctx.models]
+    models = _agree_with_parents([_report(m, ctx, domains) for m in ctx.models])
     if notices:
         models = [_partial(m) for m in models]
     return FileResult(path=path, models=models, findings=findings, notices=notices)
@@ -60,6 +61,66 @@ def _parse(source: str, path: str) -> ast.Module:
     if path != "-" and os.path.isfile(path):
         return project_for(path).project.parse(path, source)
     return ast.parse(source, filename=path)
+
+
+def _agree_with_parents(models: list[ModelReport]) -> list[ModelReport]:
+    """A block judged as part of a model of this file never contradicts that model's
+    advice for the same layer (a ConvLSTM cell alone keeps its gate BN, which its
+    forecaster, stepping it over time, turns into LayerNorm as NRM007 says): where they
+    differ, the block defers to its parent's advice."""
+    by_name = {m.name: m for m in models}
+    out = []
+    for model in models:
+        parent = by_name.get(model.part_of or "")
+        if parent is None or model.recommendation is None or parent.recommendation is None:
+            out.append(model)
+            continue
+        advice = {(s.line, s.current): _target(s) for s in parent.recommendation.layers}
+        differ = [
+            s.site or s.current
+            for s in model.recommendation.layers
+            if advice.get((s.line, s.current), _target(s)) != _target(s)
+        ]
+        if differ:
+            reason = (
+                f"judged in {parent.name}'s context, whose advice for {', '.join(differ)} "
+                f"differs from this class's alone: see {parent.name}"
+            )
+            model = replace(model, recommendation=None, abstain=reason)
+        out.append(model)
+    return out
+
+
+_LAYER_FAMILY = re.compile(
+    r'^(\w+) \(channels unknown|build_norm\("(\w+)'
+    r"|(FrozenBatchNorm|SyncBatchNorm|BatchNorm|GroupNorm|LayerNorm|InstanceNorm|RMSNorm)"
+)
+_SPEC_OF = {
+    "FrozenBatchNorm": "frozenbn",
+    "SyncBatchNorm": "syncbn",
+    "BatchNorm": "bn",
+    "GroupNorm": "gn",
+    "LayerNorm": "ln",
+    "InstanceNorm": "in",
+    "RMSNorm": "rms",
+}
+
+
+def _target(site: LayerSuggestion) -> str:
+    """What a suggestion does to its layer: "keep", or the norm family it puts there (the
+    same advice may be written with the channel expression, its value, or neither).
+
+    >>> _target(LayerSuggestion("bn", 3, "nn.BatchNorm1d(c)", "ln (channels unknown: ...)"))
+    'ln'
+    >>> _target(LayerSuggestion("bn", 3, "nn.BatchNorm1d(c)", "nn.LayerNorm(128)"))
+    'ln'
+    """
+    if site.suggested == site.current:
+        return "keep"
+    found = _LAYER_FAMILY.search(site.suggested)
+    if found is None:
+        return site.suggested
+    return found.group(1) or found.group(2) or _SPEC_OF[found.group(3)]
 
 
 def _partial(model: ModelReport) -> ModelReport:

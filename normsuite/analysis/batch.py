@@ -653,7 +653,7 @@ def resolve(options: AnalysisOptions, file: BatchScan, config: Any) -> BatchInfo
         accumulate=accumulate or 1,
         source=source,
         weak=batch is not None and weak is not None and source == weak[1],
-        frozen_parts=file.frozen_parts,
+        frozen_parts=list(file.frozen_parts),
     )
 
 

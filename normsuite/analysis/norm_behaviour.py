@@ -202,7 +202,7 @@ def freeze_bn_kept_in_eval(layers: list[tuple[str, Layer]], root: Any, index: Mo
                 sub.type = "FrozenBatchNorm2d"
 
 
-def freeze_parts(layers: list[tuple[str, Layer]], parts: tuple[str, ...]) -> None:
+def freeze_parts(layers: list[tuple[str, Layer]], parts: list[str]) -> None:
     """BatchNorm inside the submodules a training script keeps in eval mode
     (``model.backbone.eval()``, see ``entrypoints.frozen_parts``) takes the
     FrozenBatchNorm2d type: it normalizes with stored statistics at any batch."""

@@ -42,7 +42,7 @@ class BatchInfo:
     weak: bool = False
     # submodules (attribute paths of the model) that the training script keeps in eval
     # mode (``model.backbone.eval()`` after ``model.train()``): their BN statistics are frozen
-    frozen_parts: tuple[str, ...] = ()
+    frozen_parts: list[str] = field(default_factory=list)
 
     @property
     def global_batch(self) -> int | None:
