@@ -4,9 +4,12 @@ argparse's ``dest=`` read through ``vars(args)["bs"]``."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from normsuite.analysis.analyze import analyze_source
+from normsuite.analysis.runner import analyze_paths
 from normsuite.analysis.types import AnalysisOptions
 
 MODEL = """
@@ -230,3 +233,48 @@ def test_dividing_a_count_of_batches_keeps_the_batch() -> None:
     )
     (model,) = analyze_source(source, "train.py", AnalysisOptions()).models
     assert model.batch_size.per_device == 4
+
+
+BENCH_MODEL = """
+import torch.nn as nn
+
+
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 16, 3, bias=False)
+        self.bn = nn.BatchNorm2d(16)
+
+    def forward(self, x):
+        return self.bn(self.conv(x))
+"""
+
+BENCH_SCRIPT = """
+import torch
+from model import Net
+
+model = Net()
+model.train()
+opt = torch.optim.SGD(model.parameters(), lr=0.1)
+x = torch.randn({batch}, 3, 32, 32)
+loader = torch.utils.data.DataLoader(data, batch_size={batch})
+for _ in range(20):
+    model(x).mean().backward()
+    opt.step()
+"""
+
+
+def test_benchmark_and_test_scripts_do_not_give_the_training_batch(tmp_path: Path) -> None:
+    """timm's ``benchmark.py`` times a train step at ``-b 1``, a smoke test trains at 2:
+    neither is the training batch (NRM005 errored at batch 1 and recommend said gn)."""
+    (tmp_path / "pyproject.toml").write_text("")
+    (tmp_path / "model.py").write_text(BENCH_MODEL)
+    (tmp_path / "train.py").write_text(BENCH_SCRIPT.format(batch=128))
+    (tmp_path / "benchmark.py").write_text(BENCH_SCRIPT.format(batch=1))
+    (tmp_path / "tests").mkdir()
+    (tmp_path / "tests" / "test_model.py").write_text(BENCH_SCRIPT.format(batch=2))
+    (result,) = analyze_paths([str(tmp_path / "model.py")], jobs=1)
+    (net,) = result.models
+    assert net.batch_size.per_device == 128
+    assert "train.py" in net.batch_size.source and "benchmark" not in net.batch_size.source
+    assert not [f for f in result.findings if f.code in ("NRM005", "NRM006")]

@@ -68,6 +68,25 @@ def eval_name(name: str) -> bool:
     return any(w.startswith(_NOT_TRAINING) for w in _WORD_SPLIT.split(name.lower()) if w)
 
 
+def not_a_training_script(relpath: str) -> bool:
+    """A file whose name or folder says benchmark, profiling, test or evaluation
+    (``benchmark.py``, ``tests/test_model.py``, ``profile_step.py``) and never training:
+    its batch (timm's ``benchmark.py -b 1``, a smoke test's 2) is not the training batch.
+
+    >>> [not_a_training_script(p) for p in ("benchmark.py", "tests/test_net.py", "train.py")]
+    [True, True, False]
+    >>> not_a_training_script("train_eval.py"), not_a_training_script("bench/finetune.py")
+    (False, False)
+    """
+    words = [w for w in _WORD_SPLIT.split(relpath.lower().removesuffix(".py")) if w]
+    if any(w.startswith(_TRAINING_NAMES) for w in words):
+        return False
+    return any(w.startswith(_NOT_TRAINING) for w in words)
+
+
+_TRAINING_NAMES = ("train", "fit", "finetun", "pretrain")
+
+
 def not_training(
     node: ast.Call, no_grad: bool, functions: list[str], targets: list[str], index: Any
 ) -> bool:
@@ -218,6 +237,8 @@ def training_scripts(project: Any) -> list[tuple[str, frozenset[str]]]:
                 continue
             seen += 1
             path = os.path.join(dirpath, name)
+            if not_a_training_script(os.path.relpath(path, project.root)):
+                continue
             try:
                 if os.path.getsize(path) > MAX_SCRIPT_SIZE or not os.path.isfile(path):
                     continue
