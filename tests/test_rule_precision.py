@@ -5,6 +5,8 @@ without norms (word_language_model), NRM013 on MetaFormer-style pre-norms (LowFo
 
 from __future__ import annotations
 
+import pytest
+
 from normsuite.analysis.analyze import analyze_source
 from normsuite.analysis.types import AnalysisOptions
 
@@ -904,3 +906,75 @@ def test_nrm001_names_no_flag_the_code_does_not_have() -> None:
         f.message for f in analyze_source(STRING_NORM_FLAG, "m.py", AnalysisOptions()).findings
     ]
     assert not any("use_norm" in m for m in messages)
+
+
+DENSE = """
+import torch
+import torch.nn as nn
+
+
+class Layer(nn.Module):
+    def __init__(self, cin, growth):
+        super().__init__()
+        self.norm = nn.BatchNorm2d(cin)
+        self.conv = nn.Conv2d(cin, growth, 3, padding=1, bias=False)
+
+    def forward(self, feats):
+        return self.conv(torch.relu(self.norm(torch.cat(feats, 1))))
+
+
+class Block(nn.ModuleDict):
+    def __init__(self, n, cin, growth):
+        super().__init__()
+        for i in range(n):
+            self.add_module("l%d" % i, Layer(cin + i * growth, growth))
+
+    def forward(self, x):
+        features = [x]
+        for name, layer in self.items():
+            features.append(layer(features))
+        return torch.cat(features, 1)
+
+
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.stem = nn.Conv2d(3, 64, 3, padding=1, bias=False)
+        self.block = Block(4, 64, 32)
+        self.norm5 = nn.BatchNorm2d(WIDTH)
+
+    def forward(self, x):
+        return self.norm5(self.block(self.stem(x)))
+"""
+
+DENSE_LIST = """
+import torch
+import torch.nn as nn
+
+
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.stem = nn.Conv2d(3, 64, 3, padding=1, bias=False)
+        self.layers = nn.ModuleList(nn.Conv2d(64 + i * 32, 32, 3, padding=1) for i in range(4))
+        self.norm5 = nn.BatchNorm2d(WIDTH)
+
+    def forward(self, x):
+        features = [self.stem(x)]
+        for layer in self.layers:
+            features.append(layer(torch.cat(features, 1)))
+        return self.norm5(torch.cat(features, 1))
+"""
+
+
+@pytest.mark.parametrize("source", [DENSE, DENSE_LIST])
+def test_nrm011_counts_the_features_a_dense_block_appends(source: str) -> None:
+    """torchvision's DenseNet: ``features.append(layer(features))`` then ``torch.cat``.
+    NRM011 read the list as [x] (64 channels) and called the right BatchNorm2d(192) an
+    error; over a loop it cannot list the width is unknown, over a known one it is summed."""
+    right = analyze_source(source.replace("WIDTH", "64 + 4 * 32"), "m.py", AnalysisOptions())
+    assert [f.code for f in right.findings if f.code == "NRM011"] == []
+    wrong = analyze_source(source.replace("WIDTH", "64"), "m.py", AnalysisOptions())
+    flagged = [f.message for f in wrong.findings if f.code == "NRM011"]
+    if source is DENSE_LIST:  # a known loop: the sum is known, and 64 is wrong
+        assert flagged and "receives 192 channels" in flagged[0]

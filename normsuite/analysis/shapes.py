@@ -108,6 +108,7 @@ _ADAPTIVE_POOL = frozenset(
 )
 _REDUCE = frozenset({"mean", "sum", "amax", "amin", "max", "min", "std", "var", "logsumexp"})
 # Attributes and methods that read a tensor's metadata, not its values.
+_LIST_MUTATORS = ("extend", "insert", "pop", "remove", "clear", "reverse", "sort")
 _METADATA = frozenset({"shape", "size", "dim", "ndim", "dtype", "device", "numel", "is_cuda"})
 
 
@@ -436,10 +437,18 @@ class FlowTracer:
     def _exec_for(self, stmt: ast.For | ast.AsyncFor, env: dict[str, Any], inst: Any) -> None:
         items = self._iter(stmt.iter, env, inst)
         if items is None:
-            # An unknown loop may change anything it assigns: forget those names.
+            # An unknown loop may change anything it assigns or grows: forget those names
+            # (DenseNet's ``features.append(layer(features))`` over ``self.items()``).
             for node in ast.walk(stmt):
                 if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
                     env[node.id] = UNKNOWN_T
+                elif (
+                    isinstance(node, ast.Call)
+                    and isinstance(node.func, ast.Attribute)
+                    and node.func.attr in ("append", *_LIST_MUTATORS)
+                    and isinstance(node.func.value, ast.Name)
+                ):
+                    env[node.func.value.id] = UNKNOWN
             return
         for item in items:
             _bind(stmt.target, item, env)
@@ -598,6 +607,13 @@ class FlowTracer:
             base = self._eval(func.value, env, inst)
             if isinstance(base, T):
                 return self._tensor_method(base, func.attr, node, env, inst)
+            if isinstance(base, list) and isinstance(func.value, ast.Name):
+                # feats.append(y) grows the list a later torch.cat(feats) reads
+                if func.attr == "append" and len(node.args) == 1 and not node.keywords:
+                    env[func.value.id] = [*base, self._eval(node.args[0], env, inst)]
+                    return UNKNOWN
+                if func.attr in _LIST_MUTATORS:
+                    env[func.value.id] = UNKNOWN
             self._read_arguments(node, env, inst)  # feats.append(x): x has another consumer
             return UNKNOWN
         if isinstance(func, ast.Name):
