@@ -959,3 +959,38 @@ def test_a_block_never_contradicts_its_parents_advice_for_the_same_layer() -> No
     assert cell.recommendation is None
     assert cell.abstain is not None and "judged in Forecaster's context" in cell.abstain
     assert any(f.code == "NRM007" and f.line == 11 for f in result.findings)
+
+
+CONTEXT_BLOCK = """
+import torch
+import torch.nn as nn
+
+
+class Net(nn.Module):
+    def __init__(self, c=64, planes=16):
+        super().__init__()
+        self.conv = nn.Conv2d(3, c, 3, padding=1, bias=False)
+        self.bn = nn.BatchNorm2d(c)
+        self.add = nn.Sequential(
+            nn.Conv2d(c, planes, 1), nn.LayerNorm([planes, SIZE]), nn.ReLU(), nn.Conv2d(planes, c, 1)
+        )
+        self.fc = nn.Linear(c, 10)
+
+    def forward(self, x):
+        x = torch.relu(self.bn(self.conv(x)))
+        x = x + self.add(POOL)
+        return self.fc(x.mean((2, 3)))
+"""
+
+
+def test_layernorm_over_a_pooled_context_is_kept_and_a_chw_one_gets_a_valid_layer() -> None:
+    """GCNet's context block: ``LayerNorm([planes, 1, 1])`` on the pooled (N, C, 1, 1)
+    context is no feature-map norm: kept, no NRM013 (it was "-> nn.BatchNorm2d([planes, 1,
+    1])", which raises). A LayerNorm over (C, H, W) maps that B5 does switch gets
+    BatchNorm2d(planes), the channels being the shape's first entry."""
+    pooled = CONTEXT_BLOCK.replace("SIZE", "1, 1").replace("POOL", "x.mean((2, 3), keepdim=True)")
+    assert suggestions(pooled, "Net", batch_size=32)["add.1"] == "keep"
+    result = analyze_source(pooled, "m.py", AnalysisOptions())
+    assert [f.code for f in result.findings if f.code == "NRM013"] == []
+    maps = CONTEXT_BLOCK.replace("SIZE", "8, 8").replace("POOL", "x")
+    assert suggestions(maps, "Net", batch_size=32)["add.1"] == "nn.BatchNorm2d(planes)"

@@ -25,7 +25,13 @@ from .context import MAP_NORMS, ModelContext
 from .domains import image_decoder
 from .ir import ATTENTION_TYPES, CONV_DIMS, RNN_CELLS, RNN_TYPES, SHAPE_KEEPING, Layer
 from .shapes import UNKNOWN_T
-from .sites import cnn_classifier_misfit, metaformer_norm, normalizes_length, received_channels
+from .sites import (
+    cnn_classifier_misfit,
+    metaformer_norm,
+    normalizes_length,
+    pooled_vector_norm,
+    received_channels,
+)
 from .types import LayerSuggestion, Recommendation
 
 _CNN = ("cnn1d", "cnn2d", "cnn3d")
@@ -226,6 +232,10 @@ def _channel_expr(layer: Layer) -> str | None:
     i = _CHANNEL_ARG.get(layer.type, 0)
     if node is None and len(call.args) > i and not isinstance(call.args[i], ast.Starred):
         node = call.args[i]
+    if isinstance(node, (ast.List, ast.Tuple)) and node.elts:
+        # LayerNorm([C, H, W]): the channels are the first entry (its suggestion must never
+        # be BatchNorm2d([C, H, W]), which raises)
+        node = node.elts[0] if not isinstance(node.elts[0], ast.Starred) else None
     if node is None or isinstance(node, ast.Constant):
         return None
     return ast.unparse(node)
@@ -662,6 +672,7 @@ def recommend(model: ModelContext, domain: str | None = None) -> Recommendation:
     frozen_kept: list[str] = []
     conditional: list[str] = []
     pre_norms: list[str] = []
+    pooled: list[str] = []
     by_path, seen_cn = dict(model.layers), {}  # for the conditional-norm check, once a model
     # Recurrence by nn.LSTM/GRU/RNN only: a norm cannot be inside those cells. (A model that
     # steps its cells itself knows its recurrent-path norms; a cell judged alone does not.)
@@ -709,6 +720,11 @@ def recommend(model: ModelContext, domain: str | None = None) -> Recommendation:
             # pre-norm chosen on purpose (PoolFormer, MobileViTv2), as NRM013 reads it
             kept_here = True
             pre_norms.append(path)
+        if not kept_here and pooled_vector_norm(layer):
+            # LayerNorm([C, 1, 1]) on a pooled context vector (GCNet): not a feature-map
+            # norm, and the recognition numbers are about feature maps
+            kept_here = True
+            pooled.append(path or layer.code)
         if not kept_here and path and _inside_conditional_norm(model, path, by_path, seen_cn):
             kept_here = True
             conditional.append(path)
@@ -755,6 +771,11 @@ def recommend(model: ModelContext, domain: str | None = None) -> Recommendation:
             "Kept as they are (pre-norms first in their block, or the norm closing a stack of "
             "them, MetaFormer-style: a design "
             f"choice; B5's numbers are about norms after a conv): {', '.join(pre_norms)}."
+        )
+    if pooled:
+        rationale.append(
+            "Kept as they are (LayerNorm over the channels of a pooled (N, C, 1, 1) context, "
+            f"as GCNet's context block: not a norm of feature maps): {', '.join(pooled)}."
         )
     if conditional and len(conditional) == len(sites):
         # every norm is inside a conditional norm (NCSN's noise-conditional IN): what the

@@ -86,9 +86,22 @@ def cnn_classifier_misfit(model: ModelContext, layer: Layer) -> str | None:
         app = model.first_app(layer)
         shape = layer.arg("normalized_shape")
         multi = isinstance(shape, (list, tuple)) and len(shape) > 1
-        if app is not None and app.inp.kind == "map" and app.inp.cdim == 1 and multi:
+        on_map = app is not None and app.inp.kind == "map" and app.inp.cdim == 1
+        if on_map and multi and not pooled_vector_norm(layer):
             return "LayerNorm over (C, H, W)"
     return None
+
+
+def pooled_vector_norm(layer: Layer) -> bool:
+    """``LayerNorm([C, 1, 1])``: a LayerNorm over the channels of a pooled (N, C, 1, 1)
+    context vector (GCNet's context block transform), not a norm of feature maps: B5's
+    numbers do not reach it, and a BatchNorm2d there normalizes over the batch alone."""
+    shape = layer.arg("normalized_shape") if layer.type in ("LayerNorm", "RMSNorm") else None
+    return (
+        isinstance(shape, (list, tuple))
+        and len(shape) > 1
+        and all(isinstance(d, int) and d == 1 for d in shape[1:])
+    )
 
 
 def pre_norm(model: ModelContext, path: str) -> bool:
@@ -144,6 +157,7 @@ __all__ = [
     "cnn_classifier_misfit",
     "metaformer_norm",
     "normalizes_length",
+    "pooled_vector_norm",
     "pre_norm",
     "received_channels",
 ]
