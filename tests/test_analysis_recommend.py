@@ -994,3 +994,49 @@ def test_layernorm_over_a_pooled_context_is_kept_and_a_chw_one_gets_a_valid_laye
     assert [f.code for f in result.findings if f.code == "NRM013"] == []
     maps = CONTEXT_BLOCK.replace("SIZE", "8, 8").replace("POOL", "x")
     assert suggestions(maps, "Net", batch_size=32)["add.1"] == "nn.BatchNorm2d(planes)"
+
+
+GRU_TAGGER = """
+import torch.nn as nn
+
+
+class Tagger(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.rnn = nn.GRU(16, 64, batch_first=True)
+        self.bn = nn.BatchNorm1d(64)
+
+    def forward(self, x):
+        out, _ = self.rnn(x)
+        return self.bn(out)
+"""
+
+TOKENS_BN = """
+import torch.nn as nn
+
+
+class Block(nn.Module):
+    def __init__(self, d=64):
+        super().__init__()
+        self.attn = nn.MultiheadAttention(d, 4, batch_first=True)
+        self.bn = nn.BatchNorm1d(d)
+
+    def forward(self, x):
+        x = x + self.attn(x, x, x)[0]
+        return self.bn(x.transpose(1, 2)).transpose(1, 2)
+"""
+
+
+def test_a_kept_bn_that_nrm012_flags_becomes_a_valid_layernorm() -> None:
+    """NRM012's own example (BatchNorm1d on a GRU's (N, L, C) output) was "keep" as BN
+    outside the recurrence, while check calls it an error (it raises in PyTorch)."""
+    assert suggestions(GRU_TAGGER, "Tagger")["bn"] == "nn.LayerNorm(64)"
+    rec = report(GRU_TAGGER, "Tagger").recommendation
+    assert not any("Kept as they are" in line for line in rec.rationale)
+    assert "NRM012" in codes(GRU_TAGGER)
+
+
+def test_bn_on_transposed_tokens_gets_a_channel_layernorm_on_n_c_l() -> None:
+    """``self.bn(x.transpose(1, 2))`` after attention sees (N, C, L): nn.LayerNorm(64)
+    there raises; the channel LayerNorm for (N, C, L) is what NRM007 names too."""
+    assert suggestions(TOKENS_BN, "Block")["bn"] == 'normsuite.build_norm("ln", 64, ndim=3)'

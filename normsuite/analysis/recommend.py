@@ -673,6 +673,7 @@ def recommend(model: ModelContext, domain: str | None = None) -> Recommendation:
     conditional: list[str] = []
     pre_norms: list[str] = []
     pooled: list[str] = []
+    repaired: list[str] = []  # kept kinds whose layer a rule flags (NRM012): made valid
     by_path, seen_cn = dict(model.layers), {}  # for the conditional-norm check, once a model
     # Recurrence by nn.LSTM/GRU/RNN only: a norm cannot be inside those cells. (A model that
     # steps its cells itself knows its recurrent-path norms; a cell judged alone does not.)
@@ -758,11 +759,23 @@ def recommend(model: ModelContext, domain: str | None = None) -> Recommendation:
             off_path.append(path or layer.code)
         suggested = suggest_layer(site_norm, layer, model)
         if kept_here:
-            # kept, but never as a layer a rule flags (a LayerNorm over W of an (N, C, H, W)
-            # map is NRM002): then the same norm over the channels
-            suggested = (
-                suggest_layer(kind, layer, model) if _ln_flagged(model, layer) else layer.code
-            )
+            # kept, but never as a layer a rule flags: a LayerNorm over W of an (N, C, H, W)
+            # map (NRM002) or a norm built for other channels (NRM011) becomes the same norm
+            # over the channels it receives; a BatchNorm1d over the length of an (N, L, C)
+            # sequence (NRM012, it raises) the LayerNorm over C that the rule names
+            app = model.first_app(layer)
+            if app is not None and normalizes_length(layer, app.inp):
+                suggested = suggest_layer("ln", layer, model)
+                repaired.append(path or layer.code)
+                for kept_list in (off_path, batch_free, frozen_kept, pre_norms, pooled):
+                    if (path or layer.code) in kept_list:
+                        kept_list.remove(path or layer.code)
+            elif _ln_flagged(model, layer) or (
+                app is not None and received_channels(model, layer, app.inp) is not None
+            ):
+                suggested = suggest_layer(kind, layer, model)
+            else:
+                suggested = layer.code
         suggestions.append(
             LayerSuggestion(site=path, line=layer.line, current=layer.code, suggested=suggested)
         )
@@ -771,6 +784,11 @@ def recommend(model: ModelContext, domain: str | None = None) -> Recommendation:
             "Kept as they are (pre-norms first in their block, or the norm closing a stack of "
             "them, MetaFormer-style: a design "
             f"choice; B5's numbers are about norms after a conv): {', '.join(pre_norms)}."
+        )
+    if repaired:
+        rationale.append(
+            "BatchNorm1d over the length of an (N, L, C) sequence raises or normalizes the "
+            f"wrong dim (NRM012): a LayerNorm over C instead: {', '.join(repaired)}."
         )
     if pooled:
         rationale.append(

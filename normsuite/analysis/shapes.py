@@ -874,6 +874,8 @@ def _merge_binop(op: ast.operator, left: Any, right: Any) -> Any:
             return UNKNOWN_T
         if left.rank is not None and left.cdim is not None:
             return left.plain()
+        if left.kind == "input" and left.cdim is None and right.cdim is not None:
+            return right.plain()  # x + self.attn(x): the block's output has the known layout
         if right.rank is None and (right.cdim is None or left.kind is not None):
             return left.plain()  # tok(idx) + pos(arange(L)): the token side knows more
         return right.plain()
@@ -911,7 +913,7 @@ def _flatten(t: T, start: Any, end: Any) -> T:
 
 def _reshape_op(t: T, name: str, consts: list[Any]) -> T:
     if t.rank is None:
-        return UNKNOWN_T
+        return _swap_tokens(t, name, consts)
     c = _cdim(t)
     base = t.plain()
     if name == "permute":
@@ -942,6 +944,22 @@ def _reshape_op(t: T, name: str, consts: list[Any]) -> T:
         if not dims or c is None or dims[0] == c:
             return UNKNOWN_T
         return replace(base, rank=t.rank - 1, cdim=c - (dims[0] < c))
+    return UNKNOWN_T
+
+
+def _swap_tokens(t: T, name: str, consts: list[Any]) -> T:
+    """``x.transpose(1, 2)`` of a token sequence of unknown rank with channels last (the
+    output of attention or of an embedding): channels first, (N, C, L), the layout
+    ``BatchNorm1d`` / ``Conv1d`` take after it (they accept nothing else of rank >= 3)."""
+    pair = consts[:2]
+    swaps = (
+        name in ("transpose", "swapaxes")
+        and len(pair) == 2
+        and all(isinstance(d, int) and not isinstance(d, bool) for d in pair)
+        and {*pair} in ({1, 2}, {1, -1}, {-2, -1})
+    )
+    if swaps and t.kind == "seq" and t.cdim == -1:
+        return replace(t.plain(), rank=3, cdim=1)
     return UNKNOWN_T
 
 
