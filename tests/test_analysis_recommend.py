@@ -1040,3 +1040,44 @@ def test_bn_on_transposed_tokens_gets_a_channel_layernorm_on_n_c_l() -> None:
     """``self.bn(x.transpose(1, 2))`` after attention sees (N, C, L): nn.LayerNorm(64)
     there raises; the channel LayerNorm for (N, C, L) is what NRM007 names too."""
     assert suggestions(TOKENS_BN, "Block")["bn"] == 'normsuite.build_norm("ln", 64, ndim=3)'
+
+
+SOFTMAX_MODULE = """
+import torch.nn as nn
+
+
+class Attention(nn.Module):
+    def __init__(self, dim=128, heads=4):
+        super().__init__()
+        self.heads = heads
+        self.norm = nn.LayerNorm(dim)
+        self.attend = nn.Softmax(dim=-1)
+        self.to_qkv = nn.Linear(dim, dim * 3, bias=False)
+        self.to_out = nn.Linear(dim, dim)
+
+    def forward(self, x):
+        B, N, C = x.shape
+        q, k, v = self.to_qkv(self.norm(x)).reshape(B, N, 3, self.heads, -1).permute(2, 0, 3, 1, 4)
+        attn = self.attend(q @ k.transpose(-1, -2))
+        return self.to_out((attn @ v).transpose(1, 2).reshape(B, N, C))
+
+
+class Classifier(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(16, 4)
+        self.norm = nn.BatchNorm1d(16)
+        self.out = nn.Softmax(dim=1)
+
+    def forward(self, x):
+        return self.out(self.fc(self.norm(x)))
+"""
+
+
+def test_an_nn_softmax_attribute_is_the_attention_softmax() -> None:
+    """lucidrains' ViT / CoAtNet: ``self.attend = nn.Softmax(dim=-1)`` over ``q @ k^T``.
+    The block was "mlp" ("Kept ln: at batch >= 16 BatchNorm1d is the B11 choice"); an
+    nn.Softmax after a Linear with no product is still a classifier's output."""
+    attention = report(SOFTMAX_MODULE, "Attention")
+    assert attention.architecture == "transformer"
+    assert report(SOFTMAX_MODULE, "Classifier").architecture == "mlp"

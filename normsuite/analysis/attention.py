@@ -25,6 +25,7 @@ True
 from __future__ import annotations
 
 import ast
+import re
 
 from .extract import ModuleIndex
 from .ir import ATTENTION_TYPES, CONV_DIMS, ClassInfo, Layer, ModuleInstance
@@ -64,14 +65,24 @@ def forward_attends(cls: ClassInfo, index: ModuleIndex) -> bool:
     if key not in home.memo:
         # Most files have no softmax or attention call at all: no tree walk for them.
         fn = owner.methods["forward"]
-        home.memo[key] = (_mentions_attention(home.source) and _attends(fn)) or _calls_attending(
-            fn, home
-        )
+        softmaxes = _softmax_attributes(home.source)
+        home.memo[key] = (
+            _mentions_attention(home.source) and _attends(fn, softmaxes)
+        ) or _calls_attending(fn, home)
     return home.memo[key]
 
 
 def _mentions_attention(source: str) -> bool:
-    return any(w in source for w in ("softmax", *_ATTENTION_CALLS))
+    return any(w in source for w in ("softmax", "Softmax", *_ATTENTION_CALLS))
+
+
+_SOFTMAX_ATTRIBUTE = re.compile(r"self\.(\w+)\s*=\s*(?:\w+\.)*Softmax\(")
+
+
+def _softmax_attributes(source: str) -> frozenset[str]:
+    """``self.attend = nn.Softmax(dim=-1)`` (lucidrains' ViT, CoAtNet): ``self.attend(...)``
+    is a softmax. Read from the file's text (a module attribute holds no other meaning)."""
+    return frozenset(_SOFTMAX_ATTRIBUTE.findall(source)) if "Softmax" in source else frozenset()
 
 
 def _calls_attending(fn: ast.FunctionDef, home: ModuleIndex) -> bool:
@@ -104,7 +115,9 @@ def _function_attends(node: ast.FunctionDef, home: ModuleIndex) -> bool:
     return home.memo[key]
 
 
-def _attends(fn: ast.FunctionDef | None) -> bool:
+def _attends(fn: ast.FunctionDef | None, softmaxes: frozenset[str] = frozenset()) -> bool:
+    """Products then a softmax (or softmax weights multiplying values) in ``fn``;
+    ``softmaxes`` are ``self`` attributes that hold an ``nn.Softmax``."""
     if fn is None:
         return False
     product_line: int | None = None
@@ -122,9 +135,9 @@ def _attends(fn: ast.FunctionDef | None) -> bool:
             if name in _PRODUCTS:
                 product_line = min(product_line or node.lineno, node.lineno)
                 products.append(node)
-            elif name == "softmax":
+            elif name == "softmax" or _self_attribute(node.func) in softmaxes:
                 softmax_lines.append(node.lineno)
-        elif isinstance(node, ast.Assign) and _has_softmax(node.value):
+        elif isinstance(node, ast.Assign) and _has_softmax(node.value, softmaxes):
             weights.update(t.id for t in node.targets if isinstance(t, ast.Name))
     # The softmax of the scores comes on or after the line of the first product ...
     if product_line is not None and any(line >= product_line for line in softmax_lines):
@@ -137,10 +150,19 @@ def _attends(fn: ast.FunctionDef | None) -> bool:
     )
 
 
-def _has_softmax(node: ast.AST) -> bool:
+def _has_softmax(node: ast.AST, softmaxes: frozenset[str] = frozenset()) -> bool:
     return any(
-        isinstance(n, ast.Call) and _called_name(n.func) == "softmax" for n in ast.walk(node)
+        isinstance(n, ast.Call)
+        and (_called_name(n.func) == "softmax" or _self_attribute(n.func) in softmaxes)
+        for n in ast.walk(node)
     )
+
+
+def _self_attribute(func: ast.expr) -> str | None:
+    """``self.attend`` -> "attend"."""
+    if isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name):
+        return func.attr if func.value.id == "self" else None
+    return None
 
 
 def _called_name(func: ast.expr) -> str:
