@@ -297,3 +297,67 @@ def test_a_submodule_the_script_keeps_in_eval_mode_has_frozen_bn(
     results = analyze_paths([str(tmp_path)], jobs=1)
     lines = [f.line for r in results for f in r.findings if f.code == "NRM006"]
     assert sorted(lines) == flagged
+
+
+SET_BN_EVAL = """
+import torch
+import torch.nn as nn
+from torch.utils.data import DataLoader
+
+
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 64, 3, bias=False)
+        self.bn = nn.BatchNorm2d(64)
+
+    def forward(self, x):
+        return self.bn(self.conv(x)).mean()
+
+
+def set_bn_eval(m):
+    if m.__class__.__name__.find("BatchNorm") != -1:
+        m.eval()
+
+
+net = Net()
+opt = torch.optim.SGD(net.parameters(), lr=0.01)
+for x in DataLoader(data, batch_size=2):
+    FREEZE
+    net(x).backward()
+    opt.step()
+"""
+
+LOOP = "for m in net.modules():\n        if isinstance(m, nn.BatchNorm2d):\n            m.eval()"
+
+
+@pytest.mark.parametrize(
+    ("freeze", "frozen"),
+    [
+        ("net.train()\n    net.apply(set_bn_eval)", True),  # Faster R-CNN's set_bn_eval
+        (f"net.train()\n    {LOOP}", True),  # the isinstance loop inside the training loop
+        ("net.apply(set_bn_eval)\n    net.train()", False),  # train() undoes it every step
+    ],
+)
+def test_bn_put_in_eval_inside_the_training_loop_is_frozen(freeze: str, frozen: bool) -> None:
+    """``net.train(); net.apply(set_bn_eval)`` every step keeps BN on stored statistics:
+    NRM006 and "gn, high" at batch 2 were wrong; only a freeze before the loop was seen."""
+    source = SET_BN_EVAL.replace("FREEZE", freeze)
+    result = analyze_source(source, "m.py", AnalysisOptions())
+    assert bool([f for f in result.findings if f.code == "NRM006"]) is not frozen
+    (net,) = result.models
+    assert [s.kind for s in net.norms_found] == ["frozenbn" if frozen else "bn"]
+
+
+def test_a_training_script_of_another_file_that_applies_set_bn_eval(tmp_path: Path) -> None:
+    model, _, script = SET_BN_EVAL.partition("\n\ndef set_bn_eval")
+    (tmp_path / "pyproject.toml").write_text("")
+    (tmp_path / "model.py").write_text(model)
+    script = "from model import Net\n" + "\n\ndef set_bn_eval" + script
+    script = "import torch\nfrom torch.utils.data import DataLoader\n" + script
+    (tmp_path / "train.py").write_text(
+        script.replace("FREEZE", "net.train()\n    net.apply(set_bn_eval)")
+    )
+    (result,) = analyze_paths([str(tmp_path / "model.py")], jobs=1)
+    assert result.models[0].batch_size.per_device == 2
+    assert [f.code for f in result.findings if f.code == "NRM006"] == []

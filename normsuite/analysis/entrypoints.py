@@ -24,6 +24,7 @@ from dataclasses import replace
 from typing import Any, NamedTuple
 
 from .ir import UNKNOWN
+from .norm_behaviour import attribute_chain, bn_freezes, own_nodes, train_after
 from .project import display_path
 from .tree_facts import tree_facts
 
@@ -539,18 +540,19 @@ def _bound_name(facts: Any, call: ast.Call) -> str | None:
 
 def frozen_parts(index: Any, call: ast.Call) -> tuple[str, ...]:
     """Submodules of the model built by ``call`` that the training code keeps in eval mode
-    (``model.train(); model.backbone.eval()`` before the batches): their BatchNorm layers
-    normalize with stored statistics, whatever the batch (B10). Only where nothing can put
-    them back in train mode: the ``eval()`` comes in a scope that trains (``backward()`` or
-    ``step()``), after every ``train()`` of that scope; no other scope calls ``train()`` on
-    that name, and the scope hands the model to no function after it (a
-    ``train_one_epoch(model, ...)`` may call ``model.train()``).
+    (``model.train(); model.backbone.eval()`` before the batches; ``""``: the whole model's
+    BatchNorm, by a BN eval loop or ``model.apply(set_bn_eval)``): they normalize with
+    stored statistics, whatever the batch (B10). Only where nothing can put them back in
+    train mode: in a scope that trains (``backward()`` or ``step()``), after every
+    ``train()`` of that scope; no other scope calls ``train()`` on that name, and the scope
+    hands the model to no function after it (``train_one_epoch(model, ...)`` may call
+    ``model.train()``).
 
     >>> from types import SimpleNamespace
     >>> src = "model = Net()\\nfor e in range(3):\\n    model.train()\\n"
     >>> src += "    model.backbone.eval()\\n    model(x).sum().backward()\\n"
     >>> tree = ast.parse(src)
-    >>> frozen_parts(SimpleNamespace(tree=tree, memo={}), tree.body[0].value)
+    >>> frozen_parts(SimpleNamespace(tree=tree, memo={}, functions={}), tree.body[0].value)
     ('backbone',)
     """
     name = _bound_name(tree_facts(index), call)
@@ -558,69 +560,45 @@ def frozen_parts(index: Any, call: ast.Call) -> tuple[str, ...]:
         return ()
     out: set[str] = set()
     for scope in [index.tree, *tree_facts(index).of(ast.FunctionDef)]:
-        calls = _own_calls(scope)
+        nodes = own_nodes(scope)
+        calls = [n for n in nodes if isinstance(n, ast.Call)]
         if not any(_attr_name(c) in ("backward", "step") for c in calls):
             continue
-        evals: dict[str, int] = {}
+        frozen: dict[str, int] = {}
         for c in calls:
-            chain = _chain(c.func.value) if isinstance(c.func, ast.Attribute) else None
+            chain = attribute_chain(c.func.value) if isinstance(c.func, ast.Attribute) else None
             if chain and chain[0] == name and len(chain) > 1 and _attr_name(c) == "eval":
-                evals[".".join(chain[1:])] = c.lineno
-        for part, line in evals.items():
-            later_train = any(
-                _attr_name(c) == "train" and c.lineno > line and _called_on(c, name) for c in calls
-            )
+                frozen[".".join(chain[1:])] = c.lineno
+        for chain, line in bn_freezes(nodes, getattr(index, "functions", {})):
+            if chain[0] == name:
+                frozen[".".join(chain[1:])] = line
+        for part, line in frozen.items():
             handed_on = any(
                 c.lineno > line and any(isinstance(a, ast.Name) and a.id == name for a in c.args)
                 for c in calls
             )
-            if not (later_train or handed_on or _trained_elsewhere(index, calls, name)):
+            if not (
+                train_after(calls, name, line)
+                or handed_on
+                or _trained_elsewhere(index, calls, name)
+            ):
                 out.add(part)
     return tuple(sorted(out))
-
-
-def _own_calls(scope: ast.AST) -> list[ast.Call]:
-    """The calls of a module or function body, nested functions and classes left out."""
-    out: list[ast.Call] = []
-    todo = list(ast.iter_child_nodes(scope))
-    while todo:
-        node = todo.pop()
-        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda)):
-            continue
-        if isinstance(node, ast.Call):
-            out.append(node)
-        todo.extend(ast.iter_child_nodes(node))
-    return out
 
 
 def _trained_elsewhere(index: Any, own: list[ast.Call], name: str) -> bool:
     """A scope other than the one whose calls are ``own`` calls ``<name>...train()``."""
     mine = {id(c) for c in own}
     return any(
-        _attr_name(c) == "train" and _called_on(c, name) and id(c) not in mine
+        _attr_name(c) == "train"
+        and (attribute_chain(c.func.value) or [""])[0] == name  # type: ignore[attr-defined]
+        and id(c) not in mine
         for c in tree_facts(index).of(ast.Call)
     )
 
 
-def _called_on(call: ast.Call, name: str) -> bool:
-    """``name.x.y.method(...)``: a method of ``name`` or of one of its submodules."""
-    chain = _chain(call.func.value) if isinstance(call.func, ast.Attribute) else None
-    return bool(chain) and chain[0] == name  # type: ignore[index]
-
-
 def _attr_name(call: ast.Call) -> str:
     return call.func.attr if isinstance(call.func, ast.Attribute) else ""
-
-
-def _chain(expr: ast.expr) -> list[str] | None:
-    """``model.backbone.body`` -> ["model", "backbone", "body"]; None for anything else."""
-    parts: list[str] = []
-    while isinstance(expr, ast.Attribute):
-        parts.append(expr.attr)
-        expr = expr.value
-    if not isinstance(expr, ast.Name):
-        return None
-    return [expr.id, *reversed(parts)]
 
 
 def _in_optimizer(params: ast.Call, facts: Any) -> bool:

@@ -207,7 +207,8 @@ def freeze_parts(layers: list[tuple[str, Layer]], parts: list[str]) -> None:
     (``model.backbone.eval()``, see ``entrypoints.frozen_parts``) takes the
     FrozenBatchNorm2d type: it normalizes with stored statistics at any batch."""
     for path, layer in layers:
-        if layer.type in _BN_TYPES and any(path.startswith(part + ".") for part in parts):
+        inside = any(not part or path.startswith(part + ".") for part in parts)
+        if layer.type in _BN_TYPES and inside:
             layer.type = "FrozenBatchNorm2d"
 
 
@@ -268,44 +269,130 @@ def _bn_eval_loop(loop: ast.For) -> bool:
 
 
 def frozen_classes(index: ModuleIndex) -> set[str]:
-    """Classes of this file that its training code runs with BN in eval mode: a BN eval
-    loop over ``model.modules()`` at module level or in a function that also trains
-    (``backward()`` / an optimizer ``step()``), with ``model = Net(...)`` in that scope."""
+    """Classes of this file that its training code runs with BN in eval mode: at module
+    level or in a function that also trains (``backward()`` / an optimizer ``step()``),
+    ``model = Net(...)`` in that scope, then a BN eval loop over ``model.modules()`` or a
+    ``model.apply(set_bn_eval)`` (see :func:`bn_freezes`) that no later ``model.train()``
+    of the scope undoes: before the batches or inside the training loop after ``train()``."""
     key = ("bn-frozen-classes",)
     if key in index.memo:
         return index.memo[key]
     out: set[str] = set()
-    if ".eval()" not in index.source or "isinstance" not in index.source:
-        index.memo[key] = out  # no BN eval loop can be written without both
+    text = index.source
+    if ".eval()" not in text or (".backward(" not in text and ".step(" not in text):
+        index.memo[key] = out  # no BN put in eval mode, or no training here
         return out
-    scopes: list[list[ast.stmt]] = [index.tree.body]
-    scopes += [fn.body for fn in index.functions.values()]
-    for body in scopes:
-        module = ast.Module(body=body, type_ignores=[])
-        text = ast.unparse(module) if any(isinstance(s, ast.For) for s in body) else ""
-        if not text or (".backward(" not in text and ".step(" not in text):
+    for scope in [index.tree, *index.functions.values()]:
+        nodes = own_nodes(scope)
+        calls = [n for n in nodes if isinstance(n, ast.Call)]
+        if not any(_method(c) in ("backward", "step") for c in calls):
             continue
         bound = {
             s.targets[0].id: s.value.func.id
-            for s in body
+            for s in nodes
             if isinstance(s, ast.Assign)
             and len(s.targets) == 1
             and isinstance(s.targets[0], ast.Name)
             and isinstance(s.value, ast.Call)
             and isinstance(s.value.func, ast.Name)
         }
-        for loop in (s for s in body if isinstance(s, ast.For) and _bn_eval_loop(s)):
-            owner = loop.iter.func.value  # type: ignore[attr-defined]
-            if isinstance(owner, ast.Name) and owner.id in bound:
-                out.add(bound[owner.id])
+        for chain, line in bn_freezes(nodes, index.functions):
+            if len(chain) != 1 or chain[0] not in bound:
+                continue
+            if not train_after(calls, chain[0], line):
+                out.add(bound[chain[0]])
     index.memo[key] = out
     return out
 
 
+def own_nodes(scope: ast.AST) -> list[ast.AST]:
+    """The nodes of a module or function body, nested functions and classes left out."""
+    out: list[ast.AST] = []
+    todo = list(ast.iter_child_nodes(scope))
+    while todo:
+        node = todo.pop()
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda)):
+            continue
+        out.append(node)
+        todo.extend(ast.iter_child_nodes(node))
+    return out
+
+
+def bn_freezes(nodes: list[ast.AST], functions: dict[str, Any]) -> list[tuple[list[str], int]]:
+    """(owner as ``["model", "backbone"]``, line) of each statement among ``nodes`` that puts
+    the BatchNorm layers of the owner in eval mode: ``for m in model.modules(): if
+    isinstance(m, nn.BatchNorm2d): m.eval()``, or ``model.apply(set_bn_eval)`` with a
+    function of the file that calls ``.eval()`` on BatchNorm modules (Faster R-CNN's
+    ``set_bn_eval``)."""
+    out: list[tuple[list[str], int]] = []
+    for node in nodes:
+        owner: ast.expr | None = None
+        if isinstance(node, ast.For) and _bn_eval_loop(node):
+            owner = node.iter.func.value  # type: ignore[attr-defined]
+        elif (
+            isinstance(node, ast.Call)
+            and _method(node) == "apply"
+            and len(node.args) == 1
+            and isinstance(node.args[0], ast.Name)
+            and _bn_eval_function(functions.get(node.args[0].id))
+        ):
+            owner = node.func.value  # type: ignore[attr-defined]
+        chain = attribute_chain(owner) if owner is not None else None
+        if chain:
+            out.append((chain, node.lineno))  # type: ignore[attr-defined]
+    return out
+
+
+def train_after(calls: list[ast.Call], name: str, line: int) -> bool:
+    """A ``name.train()`` (or ``name.part.train()``) among ``calls`` after ``line``: it puts
+    what an earlier ``eval()`` froze back in train mode."""
+    return any(
+        _method(c) == "train"
+        and c.lineno > line
+        and (attribute_chain(c.func.value) or [""])[0] == name  # type: ignore[attr-defined]
+        for c in calls
+    )
+
+
+def _bn_eval_function(fn: Any) -> bool:
+    """``def set_bn_eval(m): if m.__class__.__name__.find("BatchNorm") != -1: m.eval()`` (or
+    an ``isinstance`` check): a function ``apply`` runs on every module."""
+    if not isinstance(fn, (ast.FunctionDef, ast.AsyncFunctionDef)) or not fn.args.args:
+        return False
+    param = fn.args.args[0].arg
+    evals = any(
+        isinstance(n, ast.Call)
+        and _method(n) == "eval"
+        and isinstance(n.func.value, ast.Name)  # type: ignore[attr-defined]
+        and n.func.value.id == param  # type: ignore[attr-defined]
+        for n in ast.walk(fn)
+    )
+    return evals and any(w in ast.unparse(fn) for w in ("BatchNorm", "_BatchNorm", "BN"))
+
+
+def _method(call: ast.Call) -> str:
+    return call.func.attr if isinstance(call.func, ast.Attribute) else ""
+
+
+def attribute_chain(expr: ast.expr) -> list[str] | None:
+    """``model.backbone.body`` -> ["model", "backbone", "body"]; None for anything else."""
+    parts: list[str] = []
+    while isinstance(expr, ast.Attribute):
+        parts.append(expr.attr)
+        expr = expr.value
+    if not isinstance(expr, ast.Name):
+        return None
+    return [expr.id, *reversed(parts)]
+
+
 __all__ = [
+    "attribute_chain",
     "behaves_as",
+    "bn_freezes",
     "freeze_bn_kept_in_eval",
     "freeze_parts",
     "frozen_classes",
+    "own_nodes",
     "retype_norms",
+    "train_after",
 ]
