@@ -1081,3 +1081,48 @@ def test_an_nn_softmax_attribute_is_the_attention_softmax() -> None:
     attention = report(SOFTMAX_MODULE, "Attention")
     assert attention.architecture == "transformer"
     assert report(SOFTMAX_MODULE, "Classifier").architecture == "mlp"
+
+
+LOSS_NETWORK = """
+import torch
+import torch.nn as nn
+
+
+class LossNet(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.f = nn.Sequential(nn.Conv2d(3, 64, 3, padding=1), nn.ReLU(), nn.Conv2d(64, 64, 3))
+        FREEZE_INIT
+
+    def forward(self, x):
+        return self.f(x)
+
+
+lossnet = LossNet()
+FREEZE_SCRIPT
+"""
+
+
+@pytest.mark.parametrize(
+    ("init", "script", "frozen"),
+    [
+        ("for p in self.parameters():\n            p.requires_grad = False", "", True),
+        ("pass", "lossnet.requires_grad_(False)", True),
+        ("pass", "", False),
+        # a schedule that unfreezes later: the network is trained after all
+        ("self.requires_grad_(False)", "lossnet.requires_grad_(True)", False),
+        # frozen only by a flag (FLAVA's codebook), or before a module that trains (P-tuning)
+        ("if FREEZE:\n            self.requires_grad_(False)", "", False),
+        ("self.requires_grad_(False)\n        self.prefix = nn.Linear(64, 64)", "", False),
+    ],
+)
+def test_a_network_with_frozen_weights_gets_no_norm_added(
+    init: str, script: str, frozen: bool
+) -> None:
+    """fast-neural-style's Vgg16 loss network (``requires_grad = False``) got "gn, medium
+    (B2, B4)": advice to add GroupNorm to a network that is not trained."""
+    source = LOSS_NETWORK.replace("FREEZE_INIT", init).replace("FREEZE_SCRIPT", script)
+    loss_net = report(source, "LossNet", batch_size=4)
+    assert (loss_net.recommendation is None) is frozen
+    if frozen:
+        assert loss_net.abstain is not None and "not trained here" in loss_net.abstain

@@ -28,6 +28,7 @@ from .batch import (
     scan_file,
 )
 from .extract import BudgetExceeded, ModuleIndex
+from .frozen import frozen_reason
 from .ir import ATTENTION_TYPES, CONV_DIMS, RNN_CELLS, RNN_TYPES, ClassInfo, Layer
 from .norm_behaviour import behaves_as, freeze_bn_kept_in_eval, freeze_parts, retype_norms
 from .project import ProjectView, project_for
@@ -84,6 +85,7 @@ class ModelContext:
     block_of: str | None = None  # the class (or builder function) that uses it directly
     uses: list[str] = field(default_factory=list)  # class names it builds (usage.py)
     trains: bool = False  # the file shows training code (its batch size is the training one)
+    frozen: str | None = None  # why every parameter is frozen (not trained here), if so
     # (line, col) of a norm constructor call -> the widths it builds across the file's models
     site_widths: dict[tuple[int, int], set[int | None]] = field(default_factory=dict)
 
@@ -402,9 +404,9 @@ def build_context(
                 )
                 if batch.per_device is None or scripts.per_device is not None:
                     model_batch, model_sync = scripts, sync or script_sync
-            ctx.models.append(
-                _model(cls.name, cls.node.lineno, root, index, model_batch, model_sync)
-            )
+            model = _model(cls.name, cls.node.lineno, root, index, model_batch, model_sync)
+            model.frozen = frozen_reason(cls.node, index)
+            ctx.models.append(model)
         except BudgetExceeded:
             ctx.partial = True
             break

@@ -536,6 +536,11 @@ def abstain_reason(model: ModelContext, domain: str | None = None) -> str | None
             "a generative model that samples in its forward (VAE-style) and has no norm "
             "layers: the recognition rules B1-B11 do not say to add one"
         )
+    if not has_sites and model.frozen:
+        return (
+            f"not trained here: {model.frozen}; a network with fixed weights (a loss "
+            "network, a frozen feature extractor) gets no norm layer added"
+        )
     if not has_sites and domain is None and image_decoder(model):
         return (
             "an image decoder without norm layers (upsampling convs or a tanh image, no "
