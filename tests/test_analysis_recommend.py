@@ -1126,3 +1126,40 @@ def test_a_network_with_frozen_weights_gets_no_norm_added(
     assert (loss_net.recommendation is None) is frozen
     if frozen:
         assert loss_net.abstain is not None and "not trained here" in loss_net.abstain
+
+
+PARTIAL_BLOCK = """
+from functools import partial
+
+import torch.nn as nn
+
+
+class ConvBlock(nn.Module):
+    def __init__(self, cin, cout, k=3):
+        super().__init__()
+        self.conv = nn.Conv1d(cin, cout, k, padding=k // 2, bias=False)
+        self.bn = nn.BatchNorm1d(cout)
+
+    def forward(self, x):
+        return self.bn(self.conv(x)).relu()
+
+
+class Net(nn.Module):
+    def __init__(self, block_fn=partial(ConvBlock, k=5), width=64):
+        super().__init__()
+        self.body = block_fn(12, width)
+        self.final_bn = nn.BatchNorm1d(width)
+        self.head = nn.Linear(width, 5)
+
+    def forward(self, x):
+        return self.head(self.final_bn(self.body(x)).mean(-1))
+"""
+
+
+def test_a_block_built_through_functools_partial_is_read() -> None:
+    """``block_fn=partial(ConvBlock, k=5)``: the Conv1d block was opaque, the model "mlp",
+    and final_bn's advice nn.LayerNorm(64) on an (N, 64, L) map, which raises."""
+    net = report(PARTIAL_BLOCK, "Net", batch_size=4)
+    assert net.architecture == "cnn1d"
+    advice = suggestions(PARTIAL_BLOCK, "Net", batch_size=4)
+    assert advice == {"body.bn": "nn.GroupNorm(32, 64)", "final_bn": "nn.GroupNorm(32, 64)"}

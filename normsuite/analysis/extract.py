@@ -1004,6 +1004,9 @@ class ModuleIndex(UndecidedCode):
         if isinstance(callee, LayerClass):
             merged = {**dict(callee.kwargs), **kwargs}
             return self._make_layer(callee.type, (*callee.args, *args), merged, node)
+        if isinstance(callee, _Partial):
+            merged = {**callee.kwargs, **kwargs}
+            return self._apply(callee.callee, "", (*callee.args, *args), merged, node, inst)
         if isinstance(callee, ClassInfo):
             if self._depth >= MAX_DEPTH:
                 self.cap_hit("depth")
@@ -1035,6 +1038,8 @@ class ModuleIndex(UndecidedCode):
             return LayerClass(
                 base.type, (*base.args, *args[1:]), (*base.kwargs, *sorted(kwargs.items()))
             )
+        if last == "partial" and args and isinstance(args[0], (ClassInfo, ast.FunctionDef)):
+            return _Partial(args[0], args[1:], kwargs)
         if last in FACTORY_NAMES:  # build_norm_layer, get_norm, spectral_norm, ...
             make = lambda t, a, k: self._make_layer(t, a, k, node)  # noqa: E731
             return call_factory(last, args, kwargs, make, self.memo)
@@ -1270,6 +1275,16 @@ class _BoundMethod:
     def __init__(self, inst: ModuleInstance, node: ast.FunctionDef) -> None:
         self.inst = inst
         self.node = node
+
+
+class _Partial:
+    """``functools.partial(ResBlock1d, expand=2)`` of a file's class or function: calling it
+    builds the class with the bound arguments first (a block passed as ``block_fn``)."""
+
+    def __init__(self, callee: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        self.callee = callee
+        self.args = args
+        self.kwargs = kwargs
 
 
 def _owner_of(cls: ClassInfo, method: str) -> ClassInfo | None:
@@ -1621,6 +1636,8 @@ def _callable(callee: Any, qual: str) -> bool:
     if qual.split(".")[-1] in FACTORY_NAMES:
         return True
     if isinstance(callee, (_LocalFunction, _BoundMethod, TorchSubclass, ExternalFunction)):
+        return True
+    if isinstance(callee, _Partial):
         return True
     return (
         qual in _BUILTIN_NAMES
