@@ -972,7 +972,8 @@ class Net(nn.Module):
         self.conv = nn.Conv2d(3, c, 3, padding=1, bias=False)
         self.bn = nn.BatchNorm2d(c)
         self.add = nn.Sequential(
-            nn.Conv2d(c, planes, 1), nn.LayerNorm([planes, SIZE]), nn.ReLU(), nn.Conv2d(planes, c, 1)
+            nn.Conv2d(c, planes, 1), nn.LayerNorm([planes, SIZE]), nn.ReLU(),
+            nn.Conv2d(planes, c, 1)
         )
         self.fc = nn.Linear(c, 10)
 
@@ -1163,3 +1164,53 @@ def test_a_block_built_through_functools_partial_is_read() -> None:
     assert net.architecture == "cnn1d"
     advice = suggestions(PARTIAL_BLOCK, "Net", batch_size=4)
     assert advice == {"body.bn": "nn.GroupNorm(32, 64)", "final_bn": "nn.GroupNorm(32, 64)"}
+
+
+TTS = """
+import torch
+import torch.nn as nn
+
+
+class Decoder(nn.Module):  # GRUCell + additive attention, no conv, no norm
+    def __init__(self, d=128):
+        super().__init__()
+        self.q = nn.Linear(d, d, bias=False)
+        self.v = nn.Linear(d, 1, bias=False)
+        self.cell = nn.GRUCell(2 * d, d)
+        self.out = nn.Linear(d, 80)
+
+    def forward(self, mem, steps):
+        h = mem.new_zeros(mem.size(0), mem.size(2))
+        ctx = mem.new_zeros(mem.size(0), mem.size(2))
+        outs = []
+        for _ in range(steps):
+            h = self.cell(torch.cat([ctx, h], -1), h)
+            a = self.v(torch.tanh(self.q(h)[:, None] + mem)).squeeze(-1).softmax(-1)
+            ctx = torch.bmm(a[:, None], mem).squeeze(1)
+            outs.append(self.out(h))
+        return torch.stack(outs, 1)
+
+
+class TTS(nn.Module):
+    def __init__(self, d=128):
+        super().__init__()
+        self.emb = nn.Embedding(100, d)
+        self.conv = nn.Conv1d(d, d, 5, padding=2, bias=False)
+        self.bn = nn.BatchNorm1d(d)
+        self.decoder = Decoder(d)
+
+    def forward(self, text, steps):
+        x = self.bn(self.conv(self.emb(text).transpose(1, 2))).relu().transpose(1, 2)
+        return self.decoder(x, steps)
+"""
+
+
+def test_a_speech_model_with_a_recurrent_attention_decoder_is_no_vision_hybrid() -> None:
+    """Tacotron-style: a Conv1d+BN text encoder and a GRUCell attention decoder. It was
+    "domain D7: mobile vision hybrid", and its decoder block "bn (D7)"; r25 says an RNN
+    attention decoder never gets CNN/BN advice."""
+    result = analyze_source(TTS, "m.py", AnalysisOptions())
+    for model in result.models:
+        assert model.domain is None or not model.domain.startswith("D7"), model.name
+    decoder = next(m for m in result.models if m.name == "Decoder")
+    assert decoder.recommendation is None or decoder.recommendation.norm == "ln"

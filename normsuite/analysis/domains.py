@@ -26,7 +26,7 @@ import ast
 
 from .context import MAP_NORMS, FileContext, ModelContext
 from .factories import REPARAM
-from .ir import ATTENTION_TYPES, CONV_DIMS, ClassInfo, Layer
+from .ir import ATTENTION_TYPES, CONV_DIMS, RNN_CELLS, RNN_TYPES, ClassInfo, Layer
 from .tree_facts import class_facts, tree_facts
 
 _UPSAMPLING_LAYERS = frozenset(
@@ -97,7 +97,11 @@ def detect(model: ModelContext, ctx: FileContext) -> str | None:
         # over the wrong dim of a channels-first map (that is NRM002, not a design).
         if channel and all(layer in channel or not _on_map(model, layer) for layer in ln):
             return "D6"
-    if model.architecture == "hybrid" and (types & ATTENTION_TYPES or _attention_blocks(model)):
+    # a *vision* hybrid: 2-d conv maps, no recurrence (Tacotron's Conv1d+BN encoder with a
+    # GRU attention decoder is a speech model, not MobileViT)
+    vision = "Conv2d" in types and not types & {*RNN_TYPES, *RNN_CELLS}
+    attends = types & ATTENTION_TYPES or _attention_blocks(model)
+    if model.architecture == "hybrid" and vision and attends:
         bns = [layer for layer in layers if layer.norm_kind in ("bn", "syncbn", "frozenbn")]
         only_bn = bool(bns) and kinds <= {"bn", "syncbn", "frozenbn"}
         if bns and (all(_on_map(model, layer) for layer in bns) or only_bn):
