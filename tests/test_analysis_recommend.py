@@ -949,15 +949,17 @@ class Forecaster(nn.Module):
 def test_a_block_never_contradicts_its_parents_advice_for_the_same_layer() -> None:
     """A ConvLSTM cell judged alone keeps its gate BN; its forecaster steps it over time and
     turns it into LayerNorm (NRM007). The cell (shown with --all-modules) said "keep" for
-    the layer its parent and NRM007 change; now it defers to its parent."""
+    the layer its parent and NRM007 change; now a block its parent steps is a cell (and a
+    block that still disagrees defers to its parent, see the next test)."""
     result = analyze_source(CONV_LSTM, "m.py", AnalysisOptions())
     cell = next(m for m in result.models if m.name == "ConvLSTMCell")
     parent = next(m for m in result.models if m.name == "Forecaster")
     assert cell.part_of == "Forecaster"
     (gate,) = [s for s in parent.recommendation.layers if s.site == "cell.bn"]
     assert "ln" in gate.suggested and gate.suggested != gate.current
-    assert cell.recommendation is None
-    assert cell.abstain is not None and "judged in Forecaster's context" in cell.abstain
+    # the cell its forecaster steps is a cell: its own advice is the LayerNorm too
+    (own,) = cell.recommendation.layers
+    assert own.suggested != own.current and "ln" in own.suggested
     assert any(f.code == "NRM007" and f.line == 11 for f in result.findings)
 
 
@@ -1214,3 +1216,95 @@ def test_a_speech_model_with_a_recurrent_attention_decoder_is_no_vision_hybrid()
         assert model.domain is None or not model.domain.startswith("D7"), model.name
     decoder = next(m for m in result.models if m.name == "Decoder")
     assert decoder.recommendation is None or decoder.recommendation.norm == "ln"
+
+
+HELPER_LOOP = """
+import torch
+import torch.nn as nn
+
+
+class Cell(nn.Module):
+    def __init__(self, n_in=16, n_hid=32):
+        super().__init__()
+        self.x2h = nn.Linear(n_in, n_hid, bias=False)
+        self.h2h = nn.Linear(n_hid, n_hid, bias=False)
+        self.bn = nn.BatchNorm1d(n_hid)
+
+    def forward(self, x, h):
+        return torch.tanh(self.x2h(x) + self.bn(self.h2h(h)))
+
+
+class Seq(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.cell = Cell()
+
+    def _unroll(self, xs, h):
+        for t in range(xs.size(0)):
+            h = self.cell(xs[t], h)
+        return h
+
+    def forward(self, xs, h):
+        return self._unroll(xs, h)
+"""
+
+
+def test_a_time_loop_in_a_helper_method_is_a_recurrence() -> None:
+    """``forward`` returns ``self._unroll(xs, h)``, whose loop steps the cell with h fed
+    back: the model was "mlp", its hidden-path BN kept ("bn, medium" at batch 64), no
+    NRM007; the same loop written in forward was handled."""
+    seq = report(HELPER_LOOP, "Seq", batch_size=64)
+    assert seq.architecture == "rnn"
+    assert suggestions(HELPER_LOOP, "Seq", batch_size=64)["cell.bn"] == "nn.LayerNorm(32)"
+    assert "NRM007" in codes(HELPER_LOOP)
+
+
+def test_a_block_that_disagrees_with_its_parent_defers() -> None:
+    from normsuite.analysis.analyze import _agree_with_parents
+    from normsuite.analysis.types import LayerSuggestion, ModelReport, Recommendation
+
+    def model(name: str, suggested: str, part_of: str | None = None) -> ModelReport:
+        site = LayerSuggestion("bn", 3, "nn.BatchNorm2d(c)", suggested)
+        return ModelReport(
+            name, 1, "cnn2d", recommendation=Recommendation("bn", [site]), part_of=part_of
+        )
+
+    parent = model("Net", "nn.GroupNorm(32, 64)")
+    agrees = model("Block", "nn.GroupNorm(32, c)", part_of="Net")
+    differs = model("Other", "nn.BatchNorm2d(c)", part_of="Net")
+    out = {m.name: m for m in _agree_with_parents([parent, agrees, differs])}
+    assert out["Block"].recommendation is not None  # same advice, written per block
+    assert out["Other"].recommendation is None and "judged in Net's context" in out["Other"].abstain
+
+
+TILED = """
+import torch
+import torch.nn as nn
+
+
+class Tiler(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 8, 3, padding=1, bias=False)
+        self.bn = nn.BatchNorm2d(8)
+
+    def forward(self, x):
+        rows = []
+        for i in range(0, x.shape[2], 64):
+            row = []
+            for j in range(0, x.shape[3], 64):
+                tile = x[:, :, i : i + 64, j : j + 64]
+                tile = self.bn(self.conv(tile))
+                row.append(tile)
+            rows.append(torch.cat(row, 3))
+        return torch.cat(rows, 2)
+"""
+
+
+def test_a_tile_loop_is_no_recurrence() -> None:
+    """diffusers' tiled VAE encoding: ``tile`` is set at the top of the inner loop, then
+    convolved; read as state carried over by the outer loop, the model was "hybrid" with
+    a "Conv2d stepped in a loop with its state fed back"."""
+    tiler = report(TILED, "Tiler")
+    assert tiler.architecture == "cnn2d"
+    assert "NRM007" not in codes(TILED)

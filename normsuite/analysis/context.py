@@ -438,6 +438,26 @@ def build_context(
 _SEQUENCE_ARCHS = ("transformer", "rnn")
 
 
+def _stepped_by(block: ModelContext, top: ModelContext) -> None:
+    """A block its top model steps over time (``h = self.cell(x, h)`` in a loop) is a cell
+    there: its norms on the top model's recurrent path are on its own (a cell judged
+    alone shows no loop)."""
+    if block.recurrence.cells or block.root.instance is None:
+        return
+    name = block.root.instance.cls.name
+    if not any(
+        cell.instance is not None and cell.instance.cls.name == name
+        for cell in top.recurrence.cells
+    ):
+        return
+    on_path = {(layer.line, layer.col) for layer in top.recurrence.norms}
+    block.recurrence.cells.append(block.root)
+    block.recurrence.evidence.append(f"stepped over time by {top.name}")
+    block.recurrence.norms.extend(
+        layer for _, layer in block.layers if layer.norm_kind and (layer.line, layer.col) in on_path
+    )
+
+
 def _judge_blocks_in_context(ctx: FileContext) -> None:
     """Blocks take their top-level model's context: a Transformer's FFN (Linear layers
     only, "mlp" on its own) is part of a transformer, a cell's gates part of an RNN."""
@@ -456,6 +476,7 @@ def _judge_blocks_in_context(ctx: FileContext) -> None:
         if top is model:
             continue
         model.part_of = top.name
+        _stepped_by(model, top)
         # the context: the top model's, or, when it is unknown (a Seq2Seq handed its
         # encoder and decoder), the nearest parent whose architecture is known
         context = top

@@ -754,7 +754,14 @@ def recommend(model: ModelContext, domain: str | None = None) -> Recommendation:
             and model.architecture == "rnn"
             and site_norm in _SEQUENCE_NORMS
             and kind in ("bn", "syncbn")
-            and (library_rnn or (model.recurrence.cells and not model.recurrence.on_path(layer)))
+            and (
+                library_rnn
+                or (model.recurrence.cells and not model.recurrence.on_path(layer))
+                # a block of an RNN model that is no cell (speechbrain's DNN_Block after
+                # the RNN): its BN is not on a recurrent path; a cell its parent steps
+                # has its own recurrence (the parent's advice wins, see analyze.py)
+                or (not model.recurrence.cells and model.part_of is not None)
+            )
             and not any(app.in_attention_block for app in model.apps if app.layer is layer)
         ):
             # B6 is LN *inside the cell*: a BN on the RNN's inputs or on the last step's

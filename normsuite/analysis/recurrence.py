@@ -43,7 +43,7 @@ from dataclasses import dataclass, field
 
 from .extract import ModuleIndex
 from .ir import CONV_DIMS, NORM_KINDS, RNN_CELLS, RNN_TYPES, Layer, ModuleInstance
-from .tree_facts import class_facts
+from .tree_facts import TreeFacts, class_facts
 from .usage import tree_nodes
 
 
@@ -89,9 +89,9 @@ def _stepped(inst: ModuleInstance, index: ModuleIndex) -> list[tuple[Layer, list
     if key in index.memo:
         return index.memo[key]
     index.memo[key] = []
-    fn = inst.cls.method("forward")
     found: list[tuple[Layer, list[Layer]]] = []
-    loops = class_facts(inst.cls, index).nodes_in(fn, _LOOPS) if fn else []
+    facts = class_facts(inst.cls, index)
+    loops = [loop for fn in _forward_methods(inst, facts) for loop in facts.nodes_in(fn, _LOOPS)]
     for loop in loops:
         if isinstance(loop, ast.For) and _over_modules(loop.iter, inst):
             continue  # for block in self.blocks: depth, not time
@@ -128,6 +128,31 @@ def _stepped(inst: ModuleInstance, index: ModuleIndex) -> list[tuple[Layer, list
         found.extend((cell, norms) for cell in cells)
     index.memo[key] = found
     return found
+
+
+def _forward_methods(inst: ModuleInstance, facts: TreeFacts) -> list[ast.FunctionDef]:
+    """``forward`` and the methods of the class it calls as ``self.name(...)``, two levels
+    deep (a time loop in a helper: ``return self._unroll(xs, h)``)."""
+    fn = inst.cls.method("forward")
+    out: list[ast.FunctionDef] = [fn] if fn is not None else []
+    callers = list(out)
+    for _ in range(2):
+        called = []
+        for caller in callers:
+            for node in facts.nodes_in(caller, (ast.Call,)):
+                func = node.func
+                if (
+                    isinstance(func, ast.Attribute)
+                    and isinstance(func.value, ast.Name)
+                    and func.value.id == "self"
+                    and func.attr != "forward"
+                ):
+                    method = inst.cls.method(func.attr)
+                    if method is not None and all(method is not m for m in out):
+                        out.append(method)
+                        called.append(method)
+        callers = called
+    return out
 
 
 _LOOPS = (ast.For, ast.While)
@@ -206,7 +231,7 @@ def _carried_state(loop: ast.For | ast.While) -> set[str]:
     stored -= _loop_targets(loop)
     carried: set[str] = set()
     assigned: set[str] = set()
-    for stmt in loop.body:
+    for stmt in _in_order(loop.body):
         names = [n for n in ast.walk(stmt) if isinstance(n, ast.Name)]
         carried |= {
             n.id
@@ -215,6 +240,23 @@ def _carried_state(loop: ast.For | ast.While) -> set[str]:
         }
         assigned |= {n.id for n in names if isinstance(n.ctx, ast.Store)}
     return carried
+
+
+def _in_order(body: list[ast.stmt]) -> list[ast.AST]:
+    """The simple statements of a body in the order they run, nested blocks opened (a tile
+    assigned at the top of an inner loop and then used is not state carried over), and
+    each block's header (a loop's iterable, an ``if`` test) before its body."""
+    out: list[ast.AST] = []
+    for stmt in body:
+        if isinstance(stmt, (ast.For, ast.AsyncFor)):
+            out += [stmt.iter, stmt.target, *_in_order(stmt.body), *_in_order(stmt.orelse)]
+        elif isinstance(stmt, (ast.While, ast.If)):
+            out += [stmt.test, *_in_order(stmt.body), *_in_order(stmt.orelse)]
+        elif isinstance(stmt, (ast.With, ast.AsyncWith)):
+            out += [*(item.context_expr for item in stmt.items), *_in_order(stmt.body)]
+        else:
+            out.append(stmt)
+    return out
 
 
 def _over_modules(node: ast.expr, inst: ModuleInstance) -> bool:

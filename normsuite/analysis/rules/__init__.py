@@ -107,6 +107,9 @@ def merge_messages(a: str, b: str) -> str:
     return f"{a} Also: {b}"
 
 
+_UNKNOWN_WIDTH = "(channels unknown)"
+
+
 def _load() -> None:
     # Imported for their @rule registrations.
     from . import arguments, batch, choice, layers, optim, sequence  # noqa: F401
@@ -123,6 +126,10 @@ def run_rules(ctx: FileContext, codes: Iterable[str] | None = None) -> list[Find
             first = merged.get(key)
             if first is None:
                 merged[key] = f
+            elif _UNKNOWN_WIDTH in first.message and _UNKNOWN_WIDTH not in f.message:
+                merged[key] = f  # a cell judged alone: its parent knows the width
+            elif _UNKNOWN_WIDTH in f.message and _UNKNOWN_WIDTH not in first.message:
+                continue
             elif f.message not in first.message:
                 # One constructor call that builds several layers, e.g.
                 # [nn.GroupNorm(g, 30) for g in (4, 7)]: one finding, every message.
