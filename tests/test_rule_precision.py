@@ -785,6 +785,50 @@ def test_nrm001_on_an_optional_norm_asks_for_a_bias_that_follows_it() -> None:
     assert fixes_for(CONV_NORM_ACTIVATION, findings, unsafe=True) == []
 
 
+FLAG_CHOSEN_NORM = """
+import torch.nn as nn
+
+
+class Block(nn.Module):
+    def __init__(self, c=32, batch_norm=True):
+        super().__init__()
+        CHOICE
+        self.conv = nn.Conv2d(c, c, 3, padding=1)
+        self.norm = NORM
+
+    def forward(self, x):
+        return self.norm(self.conv(x))
+"""
+
+
+@pytest.mark.parametrize(
+    ("choice", "norm"),
+    [
+        ("pass", "nn.BatchNorm2d(c) if batch_norm else nn.Identity()"),
+        ("norm = nn.BatchNorm2d if batch_norm else nn.Identity", "norm(c)"),
+        (
+            "if batch_norm:\n            norm = nn.BatchNorm2d\n        else:\n"
+            "            norm = nn.Identity",
+            "norm(c)",
+        ),
+    ],
+)
+def test_nrm001_on_a_norm_chosen_by_a_flag_asks_for_a_bias_that_follows_it(
+    choice: str, norm: str
+) -> None:
+    """torchvision's ``make_layers(batch_norm=...)`` idiom: the norm or an Identity by a
+    flag. NRM001 said "pass bias=False" and --unsafe-fixes wrote it unconditionally,
+    dropping the bias that the batch_norm=False configuration needs."""
+    from normsuite.analysis.fixes import fixes_for
+
+    source = FLAG_CHOSEN_NORM.replace("CHOICE", choice).replace("NORM", norm)
+    findings = analyze_source(source, "m.py", AnalysisOptions()).findings
+    (finding,) = findings
+    assert finding.code == "NRM001"
+    assert "bias=not batch_norm" in finding.message
+    assert fixes_for(source, findings, unsafe=True) == []
+
+
 WHILE_PYRAMID = """
 import torch.nn as nn
 

@@ -92,12 +92,17 @@ def _condition(ctx: FileContext, line: int) -> str | None:
     return None
 
 
-def _bias_follows(ctx: FileContext, line: int, producer: Layer) -> str | None:
-    """The negation of the condition that makes the norm at ``line`` optional (``if
-    norm_layer is not None:`` -> ``norm_layer is None``; ``if use_bn:`` -> ``not use_bn``),
-    when the conv is built outside that condition in this file; None otherwise."""
+def _bias_follows(ctx: FileContext, norm: Layer, producer: Layer) -> str | None:
+    """The negation of the condition that makes the norm optional (``if norm_layer is not
+    None:`` -> ``norm_layer is None``; ``if use_bn:`` -> ``not use_bn``; ``nn.BatchNorm2d(c)
+    if bn else nn.Identity()`` and ``norm = nn.BatchNorm2d if bn else nn.Identity`` ->
+    ``not bn``), when the conv is built outside that condition in this file; else None."""
     if producer.file is not None:
         return None
+    line = norm.line
+    chosen = _chosen_by_flag(ctx, norm, producer)
+    if chosen is not None:
+        return chosen
     best: ast.If | None = None
     for node in tree_facts(ctx.index).of(ast.If):
         holds = node.body and node.body[0].lineno <= line <= (node.body[-1].end_lineno or 0)
@@ -117,6 +122,73 @@ def _bias_follows(ctx: FileContext, line: int, producer: Layer) -> str | None:
     if isinstance(test, (ast.Name, ast.Attribute)):
         return f"not {ast.unparse(test)}"
     return None
+
+
+def _chosen_by_flag(ctx: FileContext, norm: Layer, producer: Layer) -> str | None:
+    """A norm picked by a ternary against an identity (torchvision's ``make_layers``
+    idiom): ``nn.BatchNorm2d(c) if bn else nn.Identity()`` at the norm's call, or
+    ``norm = nn.BatchNorm2d if bn else nn.Identity`` (or the same ``if``/``else``
+    statement) for a norm built as ``norm(c)``: the bias must follow ``bn``."""
+    facts = tree_facts(ctx.index)
+    for node in facts.of(ast.IfExp):
+        if not _spans(node, norm.line, norm.col) or _spans(node, producer.line, producer.col):
+            continue
+        in_body = _spans(node.body, norm.line, norm.col)
+        other = node.orelse if in_body else node.body
+        if _identity(other) and isinstance(node.test, (ast.Name, ast.Attribute)):
+            flag = ast.unparse(node.test)
+            return f"not {flag}" if in_body else flag
+    called = norm.code.split("(", 1)[0].strip()
+    if not called.isidentifier():
+        return None
+    for node in facts.of(ast.Assign):
+        target = node.targets[0] if len(node.targets) == 1 else None
+        if not (isinstance(target, ast.Name) and target.id == called):
+            continue
+        value = node.value
+        if (
+            isinstance(value, ast.IfExp)
+            and isinstance(value.test, (ast.Name, ast.Attribute))
+            and node.lineno < norm.line
+        ):
+            if _identity(value.orelse):
+                return f"not {ast.unparse(value.test)}"
+            if _identity(value.body):
+                return ast.unparse(value.test)
+    for node in facts.of(ast.If):
+        if not isinstance(node.test, (ast.Name, ast.Attribute)) or node.lineno > norm.line:
+            continue
+        sides = [(node.body, True), (node.orelse, False)]
+        assigned = {
+            taken: stmt.value
+            for body, taken in sides
+            for stmt in body
+            if isinstance(stmt, ast.Assign)
+            and len(stmt.targets) == 1
+            and isinstance(stmt.targets[0], ast.Name)
+            and stmt.targets[0].id == called
+        }
+        if len(assigned) == 2 and _identity(assigned[False]):
+            return f"not {ast.unparse(node.test)}"
+        if len(assigned) == 2 and _identity(assigned[True]):
+            return ast.unparse(node.test)
+    return None
+
+
+def _spans(node: ast.AST, line: int, col: int) -> bool:
+    start = (node.lineno, node.col_offset)  # type: ignore[attr-defined]
+    end = (node.end_lineno or node.lineno, node.end_col_offset or 0)  # type: ignore[attr-defined]
+    return start <= (line, col) < end
+
+
+def _identity(node: ast.expr) -> bool:
+    """``nn.Identity`` / ``nn.Identity()`` / ``None``: no norm on that side."""
+    if isinstance(node, ast.Constant) and node.value is None:
+        return True
+    if isinstance(node, ast.Call):
+        node = node.func
+    name = node.attr if isinstance(node, ast.Attribute) else getattr(node, "id", "")
+    return name == "Identity"
 
 
 def _enclosing_function(ctx: FileContext, line: int) -> str | None:
@@ -329,7 +401,7 @@ def bias_before_batch_norm(ctx: FileContext) -> Iterator[Finding]:
                     model.name,
                 )
                 continue
-            negated = _bias_follows(ctx, app.layer.line, producer)
+            negated = _bias_follows(ctx, app.layer, producer)
             if negated is not None:
                 # the norm is optional (torchvision's ConvNormActivation: ``if norm_layer
                 # is not None``): a caller without it needs the bias, so no bias=False
