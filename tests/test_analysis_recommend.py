@@ -1308,3 +1308,50 @@ def test_a_tile_loop_is_no_recurrence() -> None:
     tiler = report(TILED, "Tiler")
     assert tiler.architecture == "cnn2d"
     assert "NRM007" not in codes(TILED)
+
+
+SPADE_BY_CONFIG = """
+import re
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+class SPADE(nn.Module):
+    def __init__(self, config_text, norm_nc, label_nc):
+        super().__init__()
+        kind = str(re.search(r"spade(\\\\D+)(\\\\d)x\\\\d", config_text).group(1))
+        if kind == "instance":
+            self.param_free_norm = nn.InstanceNorm2d(norm_nc, affine=False)
+        elif kind == "batch":
+            self.param_free_norm = nn.BatchNorm2d(norm_nc, affine=False)
+        self.mlp_shared = nn.Sequential(nn.Conv2d(label_nc, 128, 3, padding=1), nn.ReLU())
+        self.mlp_gamma = nn.Conv2d(128, norm_nc, 3, padding=1)
+        self.mlp_beta = nn.Conv2d(128, norm_nc, 3, padding=1)
+
+    def forward(self, x, segmap):
+        normalized = self.param_free_norm(x)
+        actv = self.mlp_shared(F.interpolate(segmap, size=x.size()[2:]))
+        return normalized * (1 + self.mlp_gamma(actv)) + self.mlp_beta(actv)
+
+
+class Generator(nn.Module):
+    def __init__(self, nf=64, label_nc=35, norm_g="spadebatch3x3"):
+        super().__init__()
+        self.fc = nn.Conv2d(label_nc, nf, 3, padding=1)
+        self.norm = SPADE(norm_g, nf, label_nc)
+        self.up = nn.Upsample(scale_factor=2)
+        self.conv_img = nn.Conv2d(nf, 3, 3, padding=1)
+
+    def forward(self, seg):
+        x = self.up(self.norm(self.fc(seg), seg))
+        return torch.tanh(self.conv_img(x))
+"""
+
+
+def test_the_param_free_norm_of_a_spade_picked_by_a_config_string_is_kept() -> None:
+    """GauGAN's SPADE picks its param-free norm from a config string (read by a regex, so
+    both branches are seen): the InstanceNorm side made the generator D1 and its
+    BatchNorm2d(affine=False) became InstanceNorm2d(affine=True). Both are SPADE's own."""
+    advice = suggestions(SPADE_BY_CONFIG, "Generator")
+    assert advice and set(advice.values()) == {"keep"}

@@ -426,17 +426,26 @@ def _conditional_norm(model: ModelContext, inner: list[Layer]) -> str | None:
 
 
 def conditional_norm_instance(inst: Any, norms: list[Layer], inner: list[Layer]) -> str | None:
-    """:func:`_conditional_norm` for one module instance, its norm layers and its layers."""
-    if len(norms) != 1:
+    """:func:`_conditional_norm` for one module instance, its norm layers and its layers.
+    One norm, or one and the alternates of its attribute (SPADE's param-free norm picked by
+    a config string: InstanceNorm or BatchNorm), every one without its own affine."""
+    alternates = getattr(inst, "alternates", [])
+    main = [n for n in norms if not any(n is alt for _, alt in alternates)]
+    if len(main) != 1:
         return None
-    norm = norms[0]
-    if norm.arg("affine", True) is not False and norm.arg("elementwise_affine", True) is not False:
+    norm = main[0]
+    if any(
+        n.arg("affine", True) is not False and n.arg("elementwise_affine", True) is not False
+        for n in norms
+    ):
         return None
     containers = ("Sequential", "ModuleList")
     others = [
         layer
         for layer in inner
-        if layer is not norm and layer.type not in SHAPE_KEEPING and layer.type not in containers
+        if all(layer is not n for n in norms)
+        and layer.type not in SHAPE_KEEPING
+        and layer.type not in containers
     ]
     # the predictors: Linear/Embedding (adaLN, conditional BN) or convs on a map (SPADE's
     # mlp_gamma / mlp_beta over the segmentation map)
@@ -884,12 +893,17 @@ def _recommend_domain(model: ModelContext, domain: str) -> Recommendation:
     d = DOMAINS[domain]
     adv = advise_domain(domain, model.batch.per_device)
     suggestions = []
+    by_path, seen_cn = dict(model.layers), {}
     for path, layer in model.norm_layers():
         kind = _site_kind(model, layer)
         if kind in d.keep or kind == d.norm:
             suggested = layer.code
             if _ln_flagged(model, layer):  # kept, but never as a layer NRM002 flags
                 suggested = suggest_layer(kind, layer, model)
+        elif path and _inside_conditional_norm(model, path, by_path, seen_cn):
+            # the param-free norm of a SPADE / conditional norm: part of that norm, kept
+            # (a generator's SPADE batch norm is not an InstanceNorm to be)
+            suggested = layer.code
         elif d.norm == "none":
             suggested = "nn.Identity()"
         else:
