@@ -1355,3 +1355,27 @@ def test_the_param_free_norm_of_a_spade_picked_by_a_config_string_is_kept() -> N
     BatchNorm2d(affine=False) became InstanceNorm2d(affine=True). Both are SPADE's own."""
     advice = suggestions(SPADE_BY_CONFIG, "Generator")
     assert advice and set(advice.values()) == {"keep"}
+
+
+COSINE_HEAD = """
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+class CosineHead(nn.Module):
+    def __init__(self, in_features=512, out_features=1000, s=30.0):
+        super().__init__()
+        self.s = s
+        self.weight = nn.Parameter(torch.randn(out_features, in_features))
+
+    def forward(self, x):
+        return self.s * F.linear(F.normalize(x), F.normalize(self.weight))
+"""
+
+
+def test_a_cosine_head_is_not_a_norm_layer() -> None:
+    """ArcFace's margin head normalizes, then projects: the reason given was "a norm layer
+    (behaves as LayerNorm2d), not a model", which is false (the abstention is right)."""
+    head = report(COSINE_HEAD, "CosineHead")
+    assert head.recommendation is None and "norm layer" not in (head.abstain or "")

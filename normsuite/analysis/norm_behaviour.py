@@ -50,6 +50,7 @@ _RESCALE = frozenset({"rsqrt", "sqrt", "normalize"})
 # Types whose first argument is the channel count, as in a norm class's (dim, eps=...).
 _CHANNEL_ARG_FIRST = frozenset({"LayerNorm", "LayerNorm2d", "RMSNorm", "RMSNorm2d"})
 _LAYOUT_OPS = frozenset({"permute", "transpose", "movedim", "rearrange"})
+_PROJECTIONS = frozenset({"linear", "matmul", "mm", "bmm", "einsum", "conv1d", "conv2d"})
 
 
 def behaves_as(inst: ModuleInstance, index: ModuleIndex) -> str | None:
@@ -62,6 +63,12 @@ def behaves_as(inst: ModuleInstance, index: ModuleIndex) -> str | None:
     body = _live_statements(fn.body, inst, index)
     calls = [n for stmt in body for n in ast.walk(stmt) if isinstance(n, ast.Call)]
     names = [_called(c.func) for c in calls]
+    if set(names) & _PROJECTIONS or any(
+        isinstance(n, ast.BinOp) and isinstance(n.op, ast.MatMult)
+        for stmt in body
+        for n in ast.walk(stmt)
+    ):
+        return None  # normalized, then projected (ArcFace's cosine head): a layer, not a norm
     moved = any(n in _LAYOUT_OPS for n in names)
     for name in names:
         if name in _FUNCTIONAL:
