@@ -278,3 +278,34 @@ def test_benchmark_and_test_scripts_do_not_give_the_training_batch(tmp_path: Pat
     assert net.batch_size.per_device == 128
     assert "train.py" in net.batch_size.source and "benchmark" not in net.batch_size.source
     assert not [f for f in result.findings if f.code in ("NRM005", "NRM006")]
+
+
+HF_TRAINER = """
+import torch.nn as nn
+from transformers import Trainer, TrainingArguments
+
+
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.f = nn.Sequential(nn.Conv2d(3, 32, 3, bias=False), nn.BatchNorm2d(32), nn.ReLU())
+
+    def forward(self, pixel_values, labels=None):
+        return {"loss": self.f(pixel_values).mean()}
+
+
+args = TrainingArguments(output_dir="o", per_device_train_batch_size=4, ACCUM)
+Trainer(model=Net(), args=args).train()
+"""
+
+
+def test_hugging_face_training_arguments_give_the_batch() -> None:
+    """``TrainingArguments(per_device_train_batch_size=4)`` with ``Trainer(...).train()``:
+    the model's per-device batch (it was silent: no loader, no training word)."""
+    source = HF_TRAINER.replace("ACCUM", "gradient_accumulation_steps=2")
+    (net,) = analyze_source(source, "m.py", AnalysisOptions()).models
+    assert (net.batch_size.per_device, net.batch_size.accumulate) == (4, 2)
+    assert "TrainingArguments(per_device_train_batch_size=4)" in net.batch_size.source
+    unset = HF_TRAINER.replace("per_device_train_batch_size=4, ACCUM", "num_train_epochs=3")
+    (net,) = analyze_source(unset, "m.py", AnalysisOptions()).models
+    assert net.batch_size.per_device is None  # HF's default 8 is not assumed

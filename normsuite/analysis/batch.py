@@ -32,6 +32,7 @@ Sourced = tuple[int, str]  # (value, where it came from)
 _SCAN_WORDS = (
     "DataLoader",
     "Trainer",
+    "TrainingArguments",
     "add_argument",
     "sync_batchnorm",
     "DataModule",
@@ -89,7 +90,8 @@ class _Scanner(ast.NodeVisitor):
         self.funcs: list[ast.FunctionDef] = []
         self.classes: list[ast.ClassDef] = []
         # score, line, value, origin (a default's line), passed_at (a constructor call's)
-        self.loaders: list[tuple[int, int, int, int | str | None, int | None]] = []
+        # (score, line, batch, origin, passed at, what: "DataLoader(batch_size=8)")
+        self.loaders: list[tuple[int, int, int, int | str | None, int | None, str]] = []
         self.argparse: dict[str, tuple[int, int]] = {}  # dest -> (value, line)
         # DataModules defined here, or of other files and built or handed to LightningCLI
         # here: (class, its file's index, the call building it, functions, classes around)
@@ -214,7 +216,7 @@ class _Scanner(ast.NodeVisitor):
             self._argv.append((argv, node.lineno))
         elif self._other_datamodules(node):
             pass
-        elif last in ("DataLoader", "Trainer"):
+        elif last in ("DataLoader", "Trainer", "TrainingArguments"):
             if last == "DataLoader" and not_training(
                 node, self._no_grad > 0, [f.name for f in self.funcs], self._targets, self.index
             ):
@@ -408,6 +410,25 @@ class _Scanner(ast.NodeVisitor):
         value, self.passed_at, self.origin = min(values, key=lambda t: (t[0], t[1]))
         return value
 
+    def _training_arguments(
+        self, node: ast.Call, kw: dict[str, ast.expr], funcs: list[Any], classes: list[Any]
+    ) -> None:
+        """Hugging Face ``TrainingArguments(per_device_train_batch_size=4,
+        gradient_accumulation_steps=2)``: the per-device training batch (HF's default of 8
+        when it is not given is not read: unknown), and the accumulation."""
+        expr = kw.get("per_device_train_batch_size")
+        value = _int(self.resolve(expr, funcs, classes)) if expr is not None else None
+        if value is not None:
+            what = f"TrainingArguments(per_device_train_batch_size={value})"
+            self.loaders.append((3, node.lineno, value, self.origin, self.passed_at, what))
+        steps = kw.get("gradient_accumulation_steps")
+        accumulate = _int(self.resolve(steps, funcs, classes)) if steps is not None else None
+        if accumulate is not None:
+            where = (
+                f"file:{node.lineno} TrainingArguments(gradient_accumulation_steps={accumulate})"
+            )
+            self.trainer["accumulate_grad_batches"] = (accumulate, where)
+
     def finish(self) -> None:
         self._argparse_overrides()
         for _func, node, last, funcs, classes in self._pending:
@@ -431,7 +452,10 @@ class _Scanner(ast.NodeVisitor):
                 segment = self.index.segment(node, limit=10_000)
                 score = 2 * (isinstance(shuffle, ast.Constant) and shuffle.value is True)
                 score += "train" in segment.lower()
-                self.loaders.append((score, node.lineno, value, self.origin, self.passed_at))
+                what = f"DataLoader(batch_size={value})"
+                self.loaders.append((score, node.lineno, value, self.origin, self.passed_at, what))
+            elif last == "TrainingArguments":
+                self._training_arguments(node, kw, funcs, classes)
             else:
                 for key in ("devices", "gpus", "num_nodes", "accumulate_grad_batches"):
                     if key in kw:
@@ -552,7 +576,7 @@ def scan_file(index: ModuleIndex) -> BatchScan:
     if s.loaders:
         # the best-scored loaders (shuffled / named train); of those, the smallest batch
         best = max(t[0] for t in s.loaders)
-        _, line, value, origin, passed_at = min(
+        _, line, value, origin, passed_at, what = min(
             (t for t in s.loaders if t[0] == best), key=lambda t: t[2]
         )
         out.weak = origin is not None
@@ -564,7 +588,7 @@ def scan_file(index: ModuleIndex) -> BatchScan:
             else:
                 out.batch = (value, f"file:{origin} default {value} -> DataLoader at line {line}")
         else:
-            out.batch = (value, f"file:{line} DataLoader(batch_size={value})")
+            out.batch = (value, f"file:{line} {what}")
         others = sorted({(t[2], t[1]) for t in s.loaders} - {(value, line)})
         if others:
             listed = ", ".join(f"{v} at line {n}" for v, n in others[:4])

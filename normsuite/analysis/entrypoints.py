@@ -38,6 +38,7 @@ TRAINING_WORDS = (
     "optimizer.step(",
     "opt.step(",
     ".step()",
+    "TrainingArguments(",  # Hugging Face: Trainer(model, args).train()
 )
 _NOT_TRAINING = ("val", "test", "eval", "predict", "infer", "bench", "profil", "calib")
 _WORD_SPLIT = re.compile(r"[^a-z]+")
