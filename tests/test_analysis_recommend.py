@@ -1379,3 +1379,66 @@ def test_a_cosine_head_is_not_a_norm_layer() -> None:
     (behaves as LayerNorm2d), not a model", which is false (the abstention is right)."""
     head = report(COSINE_HEAD, "CosineHead")
     assert head.recommendation is None and "norm layer" not in (head.abstain or "")
+
+
+OPAQUE_CONV_VAE = """
+import torch
+import torch.nn.functional as F
+from torch import nn
+from monai.networks.blocks import Convolution  # not resolvable here (as in MONAI)
+
+
+class ResBlock(nn.Module):
+    def __init__(self, ch):
+        super().__init__()
+        self.norm1 = nn.GroupNorm(num_groups=32, num_channels=ch, eps=1e-6, affine=True)
+        self.conv1 = Convolution(2, ch, ch, strides=1, kernel_size=3)
+        self.norm2 = nn.GroupNorm(num_groups=32, num_channels=ch, eps=1e-6, affine=True)
+        self.conv2 = Convolution(2, ch, ch, strides=1, kernel_size=3)
+
+    def forward(self, x):
+        h = self.conv1(F.silu(self.norm1(x)))
+        h = self.conv2(F.silu(self.norm2(h)))
+        return x + h
+
+
+class AttnBlock(nn.Module):
+    def __init__(self, ch):
+        super().__init__()
+        self.norm = nn.GroupNorm(32, ch, eps=1e-6, affine=True)
+        self.to_qkv = nn.Linear(ch, 3 * ch)
+        self.out = nn.Linear(ch, ch)
+
+    def forward(self, x):
+        b, c, h, w = x.shape
+        t = self.norm(x).view(b, c, h * w).transpose(1, 2)
+        q, k, v = self.to_qkv(t).chunk(3, dim=-1)
+        a = torch.softmax(q @ k.transpose(1, 2) / c**0.5, dim=-1)
+        t = self.out(a @ v)
+        return x + t.transpose(1, 2).reshape(b, c, h, w)
+
+
+class Encoder(nn.Module):
+    def __init__(self, ch=64, z=4):
+        super().__init__()
+        self.conv_in = Convolution(2, 3, ch, strides=1, kernel_size=3)
+        self.res1 = ResBlock(ch)
+        self.attn = AttnBlock(ch)
+        self.res2 = ResBlock(ch)
+        self.norm_out = nn.GroupNorm(32, ch, eps=1e-6, affine=True)
+        self.conv_out = Convolution(2, ch, 2 * z, strides=1, kernel_size=3)
+
+    def forward(self, x):
+        x = self.conv_in(x)
+        x = self.res2(self.attn(self.res1(x)))
+        return self.conv_out(F.silu(self.norm_out(x)))
+"""
+
+
+def test_groupnorm_on_conv_features_is_kept_in_a_model_labelled_transformer() -> None:
+    """MONAI's diffusion VAEs build their convs with a library block the analyzer cannot
+    read, and one attention block made the model a "transformer": every GroupNorm on the
+    conv maps became build_norm("ln", 64) (B7). GroupNorm takes channels-first data."""
+    advice = suggestions(OPAQUE_CONV_VAE, "Encoder")
+    assert advice and set(advice.values()) == {"keep"}
+    assert report(OPAQUE_CONV_VAE, "Encoder").recommendation.norm == "gn"

@@ -495,6 +495,12 @@ def _inside_conditional_norm(
     return False
 
 
+def _not_tokens(model: ModelContext, layer: Layer) -> bool:
+    """The norm's input is not traced as a token sequence (N, L, C)."""
+    app = model.first_app(layer)
+    return app is None or app.inp.kind != "seq"
+
+
 def _untraced_sequence_norm(model: ModelContext, layer: Layer, norm: str) -> bool:
     """An LN/RMS site with an untraced input, about to become a batch-statistics norm."""
     if layer.norm_kind not in ("ln", "rms") or norm in ("ln", "rms") or layer.type in MAP_NORMS:
@@ -687,6 +693,7 @@ def recommend(model: ModelContext, domain: str | None = None) -> Recommendation:
     conditional: list[str] = []
     pre_norms: list[str] = []
     pooled: list[str] = []
+    channels_first: list[str] = []
     repaired: list[str] = []  # kept kinds whose layer a rule flags (NRM012): made valid
     by_path, seen_cn = dict(model.layers), {}  # for the conditional-norm check, once a model
     # Recurrence by nn.LSTM/GRU/RNN only: a norm cannot be inside those cells. (A model that
@@ -735,6 +742,17 @@ def recommend(model: ModelContext, domain: str | None = None) -> Recommendation:
             # pre-norm chosen on purpose (PoolFormer, MobileViTv2), as NRM013 reads it
             kept_here = True
             pre_norms.append(path)
+        if (
+            not kept_here
+            and layer.type == "GroupNorm"
+            and site_arch in ("transformer", "rnn")
+            and _not_tokens(model, layer)
+        ):
+            # GroupNorm takes channels-first (N, C, *) data: conv features (a diffusion
+            # VAE's ResBlocks, wav2vec2's feature encoder), not tokens; B6/B7 are about
+            # tokens and recurrent state
+            kept_here = True
+            channels_first.append(path or layer.code)
         if not kept_here and pooled_vector_norm(layer):
             # LayerNorm([C, 1, 1]) on a pooled context vector (GCNet): not a feature-map
             # norm, and the recognition numbers are about feature maps
@@ -811,6 +829,11 @@ def recommend(model: ModelContext, domain: str | None = None) -> Recommendation:
             "BatchNorm1d over the length of an (N, L, C) sequence raises or normalizes the "
             f"wrong dim (NRM012): a LayerNorm over C instead: {', '.join(repaired)}."
         )
+    if channels_first:
+        rationale.append(
+            "Kept as they are (GroupNorm on channels-first conv features, not on tokens or "
+            f"recurrent state, which B6/B7 are about): {', '.join(channels_first)}."
+        )
     if pooled:
         rationale.append(
             "Kept as they are (LayerNorm over the channels of a pooled (N, C, 1, 1) context, "
@@ -842,6 +865,8 @@ def recommend(model: ModelContext, domain: str | None = None) -> Recommendation:
             rules.append("B2")
     if off_path and len(off_path) == len(sites):
         norm = "bn"  # every site is outside the recurrence: the headline says what is kept
+    if channels_first and len(channels_first) == len(sites):
+        norm = "gn"  # every site is a kept GroupNorm on conv features: so is the headline
     if off_path:
         rationale.insert(
             0,
