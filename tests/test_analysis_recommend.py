@@ -1442,3 +1442,40 @@ def test_groupnorm_on_conv_features_is_kept_in_a_model_labelled_transformer() ->
     advice = suggestions(OPAQUE_CONV_VAE, "Encoder")
     assert advice and set(advice.values()) == {"keep"}
     assert report(OPAQUE_CONV_VAE, "Encoder").recommendation.norm == "gn"
+
+
+MIL_MODEL = """
+import torch
+import torchvision.models as models
+from torch import nn
+
+
+class MILModel(nn.Module):
+    def __init__(self, num_classes: int, trans_blocks: int = 4):
+        super().__init__()
+        net = models.resnet50(weights=models.ResNet50_Weights.IMAGENET1K_V1)
+        nfc = net.fc.in_features
+        net.fc = nn.Identity()
+        layer = nn.TransformerEncoderLayer(d_model=nfc, nhead=8)
+        self.transformer = nn.TransformerEncoder(layer, num_layers=trans_blocks)
+        self.attention = nn.Sequential(nn.Linear(nfc, 2048), nn.Tanh(), nn.Linear(2048, 1))
+        self.myfc = nn.Linear(nfc, num_classes)
+        self.net = net
+
+    def forward(self, x):  # x: (B, N, C, H, W): N instances per bag
+        sh = x.shape
+        x = x.reshape(sh[0] * sh[1], sh[2], sh[3], sh[4])
+        x = self.net(x)
+        x = x.reshape(sh[0], sh[1], -1)
+        x = self.transformer(x.permute(1, 0, 2)).permute(1, 0, 2)
+        a = torch.softmax(self.attention(x), dim=1)
+        return self.myfc(torch.sum(x * a, dim=1))
+"""
+
+
+def test_a_cnn_backbone_feeding_a_transformer_head_keeps_its_norms() -> None:
+    """MONAI's MILModel: a pretrained ResNet-50 embeds each instance, a TransformerEncoder
+    pools them. The backbone got "then normsuite.convert_norms(model, 'ln')" because its
+    output feeds tokens; a torchvision CNN's norms are a CNN's (B5, B10)."""
+    assert suggestions(MIL_MODEL, "MILModel") == {"net": "keep"}
+    assert "ln" not in suggestions(MIL_MODEL, "MILModel", batch_size=64)["net"]

@@ -78,6 +78,10 @@ def site_architecture(model: ModelContext, layer: Layer) -> str:
     hybrid or unknown model only sites traced to a channels-first conv map get CNN advice;
     LayerNorm/RMSNorm sites and sites inside attention blocks get the sequence advice.
     """
+    if layer.backbone is not None and layer.backbone.architecture in _CNN:
+        # a torchvision/timm CNN (ResNet-50 embedding each instance for a Transformer
+        # head): its own norms are a CNN's, whatever its output feeds
+        return layer.backbone.architecture
     app = model.first_app(layer)
     arch = model.architecture
     t = app.inp if app is not None else UNKNOWN_T
