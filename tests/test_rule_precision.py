@@ -1022,3 +1022,28 @@ def test_nrm011_counts_the_features_a_dense_block_appends(source: str) -> None:
     flagged = [f.message for f in wrong.findings if f.code == "NRM011"]
     if source is DENSE_LIST:  # a known loop: the sum is known, and 64 is wrong
         assert flagged and "receives 192 channels" in flagged[0]
+
+
+SIAMESE = """
+import torch.nn as nn
+
+
+class Siamese(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.proj = PROJ
+        self.bn = nn.BatchNorm2d(64)
+
+    def forward(self, a, b):
+        return self.bn(self.proj(a)), self.proj(b)
+"""
+
+
+def test_nrm001_silent_when_a_second_call_keeps_the_output_raw() -> None:
+    """``self.bn(self.proj(a))`` and a raw ``self.proj(b)``: the second call needs the
+    bias (NRM001 said "pass bias=False" and --unsafe-fixes wrote it, changing zb). A
+    Sequential called twice still feeds its BN every time: flagged."""
+    assert _codes(SIAMESE.replace("PROJ", "nn.Conv2d(64, 64, 1)")) == []
+    shared = SIAMESE.replace("PROJ", "nn.Sequential(nn.Conv2d(64, 64, 1), nn.BatchNorm2d(64))")
+    shared = shared.replace("self.bn(self.proj(a)), self.proj(b)", "self.proj(a), self.proj(b)")
+    assert _codes(shared) == ["NRM001"]

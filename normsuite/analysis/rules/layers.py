@@ -124,6 +124,38 @@ def _bias_follows(ctx: FileContext, norm: Layer, producer: Layer) -> str | None:
     return None
 
 
+def _called_twice(model: ModelContext, path: str | None) -> bool:
+    """The module at ``path`` (or a wrapper around it) is called at two places of its
+    owner's ``forward``: ``za = self.bn(self.proj(a)); zb = self.proj(b)`` keeps one output
+    raw, which needs the bias. Calling a Sequential twice changes nothing inside it."""
+    if not path:
+        return False
+    by_path = dict(model.layers)
+    parts = path.split(".")
+    for cut in range(len(parts), 0, -1):
+        attr = parts[cut - 1]
+        owner_path = ".".join(parts[: cut - 1])
+        owner = by_path.get(owner_path) if owner_path else model.root
+        if getattr(owner, "type", None) in ("Sequential", "ModuleList", "ModuleDict"):
+            return False  # inside a Sequential the output always goes to the next layer
+        inst = getattr(owner, "instance", None)
+        forward = inst.cls.method("forward") if inst is not None else None
+        if forward is None:
+            continue
+        sites = [
+            n
+            for n in ast.walk(forward)
+            if isinstance(n, ast.Call)
+            and isinstance(n.func, ast.Attribute)
+            and n.func.attr == attr
+            and isinstance(n.func.value, ast.Name)
+            and n.func.value.id == "self"
+        ]
+        if len(sites) > 1:
+            return True
+    return False
+
+
 def _chosen_by_flag(ctx: FileContext, norm: Layer, producer: Layer) -> str | None:
     """A norm picked by a ternary against an identity (torchvision's ``make_layers``
     idiom): ``nn.BatchNorm2d(c) if bn else nn.Identity()`` at the norm's call, or
@@ -330,6 +362,8 @@ def bias_before_batch_norm(ctx: FileContext) -> Iterator[Finding]:
                 continue
             if reads.get(id(app.inp), 0) > 1:
                 continue  # the biased output also reaches another consumer
+            if _called_twice(model, paths.get(id(producer))):
+                continue  # a second call of the same module may keep its output raw (siamese)
             via = app.inp.via
             site = _bias_call_site(model, producer)
             if site is not None:
