@@ -1479,3 +1479,31 @@ def test_a_cnn_backbone_feeding_a_transformer_head_keeps_its_norms() -> None:
     output feeds tokens; a torchvision CNN's norms are a CNN's (B5, B10)."""
     assert suggestions(MIL_MODEL, "MILModel") == {"net": "keep"}
     assert "ln" not in suggestions(MIL_MODEL, "MILModel", batch_size=64)["net"]
+
+
+INPUT_BN_CELL = """
+import torch.nn as nn
+
+
+class Enc(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.bn_in = nn.BatchNorm1d(32)
+        self.cell = nn.LSTMCell(32, 64)
+
+    def forward(self, x, h, c):
+        for t in range(x.size(0)):
+            h, c = self.cell(ARG, (h, c))
+        return h
+"""
+
+
+def test_bn_on_a_cells_per_step_input_is_not_on_the_recurrent_path() -> None:
+    """``self.cell(self.bn_in(x[t]), (h, c))`` normalizes the input (NRM007's page: silent
+    on the input-to-hidden side); it was "on the recurrent path" and became LayerNorm. BN
+    on the state handed in (``self.bn_in(h)``) is on the path."""
+    source = INPUT_BN_CELL.replace("ARG", "self.bn_in(x[t])")
+    assert "NRM007" not in codes(source)
+    assert suggestions(source, "Enc")["bn_in"] == "keep"
+    on_state = INPUT_BN_CELL.replace("ARG", "x[t] + self.bn_in(h[:, :32])")
+    assert "NRM007" in codes(on_state)

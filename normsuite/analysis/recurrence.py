@@ -98,6 +98,7 @@ def _stepped(inst: ModuleInstance, index: ModuleIndex) -> list[tuple[Layer, list
         calls = _loop_calls(loop)
         cells: list[Layer] = []
         state: set[str] = set()  # names fed back into a cell
+        inputs: set[int] = set()  # calls nested in a stepped cell's per-step input
         for call in calls:
             layer = _attr_layer(call.func, inst) or _module_of_inner_loop(call.func, loop, inst)
             if layer is not None and (layer.type in RNN_CELLS or _has_weights(layer)):
@@ -105,6 +106,7 @@ def _stepped(inst: ModuleInstance, index: ModuleIndex) -> list[tuple[Layer, list
                 if fed:
                     cells.append(layer)
                     state |= fed
+                    inputs |= _input_calls(call, fed)
         if not cells and _reads_step_input(loop):
             # An LSTM written inline (Cooijmans' BN-LSTM): a Linear applied to state the
             # loop carries over (h read before this step reassigns it) is the recurrence.
@@ -123,11 +125,27 @@ def _stepped(inst: ModuleInstance, index: ModuleIndex) -> list[tuple[Layer, list
             for call in calls
             if (layer := _attr_layer(call.func, inst, any_index=True)) is not None
             and layer.type in NORM_KINDS
-            and _touches(call, loop, state)
+            and (
+                _names([*call.args, *(k.value for k in call.keywords)]) & state
+                if id(call) in inputs
+                else _touches(call, loop, state)
+            )
         ]
         found.extend((cell, norms) for cell in cells)
     index.memo[key] = found
     return found
+
+
+def _input_calls(cell_call: ast.Call, state: set[str]) -> set[int]:
+    """Calls nested in the arguments of a stepped cell's call that carry no state:
+    ``self.cell(self.bn_in(x[t]), (h, c))`` normalizes the step's input (the input-to-hidden
+    side, where BN can help: Laurent et al. 2016), not the state fed back."""
+    out: set[int] = set()
+    for arg in [*cell_call.args, *(k.value for k in cell_call.keywords)]:
+        if _names([arg]) & state:
+            continue
+        out |= {id(n) for n in ast.walk(arg) if isinstance(n, ast.Call)}
+    return out
 
 
 def _forward_methods(inst: ModuleInstance, facts: TreeFacts) -> list[ast.FunctionDef]:
