@@ -920,8 +920,19 @@ opt = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.1
 
 def test_nrm010_silent_on_parameters_filtered_by_requires_grad() -> None:
     """freeze_bn() then ``if p.requires_grad``: which parameters are left is the code's
-    freezing, which may (here does) take every norm parameter out: no claim."""
+    freezing, which may (here does) take every norm parameter out: no claim; the same with
+    ``filter(lambda p: p.requires_grad, ...)`` (detection and fine-tuning scripts)."""
     assert "NRM010" not in _codes(REQUIRES_GRAD_FILTER)
+    as_filter = REQUIRES_GRAD_FILTER.replace(
+        "[p for p in model.parameters() if p.requires_grad]",
+        "filter(lambda p: p.requires_grad, model.parameters())",
+    )
+    assert "filter(lambda" in as_filter and "NRM010" not in _codes(as_filter)
+    plain = REQUIRES_GRAD_FILTER.replace(
+        "[p for p in model.parameters() if p.requires_grad]",
+        "filter(None, model.parameters())",
+    )
+    assert "NRM010" in _codes(plain)
 
 
 STRING_NORM_FLAG = """

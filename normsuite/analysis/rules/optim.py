@@ -103,6 +103,12 @@ def _all_parameters(node: ast.expr, names: dict[str, ast.expr], depth: int = 0) 
             return not node.args and not node.keywords  # not parameters(recurse=False)
         func = node.func
         name = func.id if isinstance(func, ast.Name) else getattr(func, "attr", "")
+        if name == "filter" and len(node.args) == 2:
+            # filter(lambda p: p.requires_grad, ...): the same filter words as a comprehension
+            condition = ast.unparse(node.args[0]).lower()
+            if any(w in condition for w in _NORM_WORDS):
+                return False
+            return _all_parameters(node.args[-1], names, depth + 1)
         if name in ("filter", "list", "tuple") and node.args:
             return _all_parameters(node.args[-1], names, depth + 1)
         if name == "chain" and node.args:  # itertools.chain(g.parameters(), d.parameters())
