@@ -1058,3 +1058,38 @@ def test_nrm001_silent_when_a_second_call_keeps_the_output_raw() -> None:
     shared = SIAMESE.replace("PROJ", "nn.Sequential(nn.Conv2d(64, 64, 1), nn.BatchNorm2d(64))")
     shared = shared.replace("self.bn(self.proj(a)), self.proj(b)", "self.proj(a), self.proj(b)")
     assert _codes(shared) == ["NRM001"]
+
+
+
+INVERTED_BIAS_FLAG = """
+import torch.nn as nn
+
+
+class ConvBN(nn.Module):
+    def __init__(self, cin, cout, use_bn=True):
+        super().__init__()
+        self.conv = nn.Conv2d(cin, cout, 3, padding=1, bias=use_bn)
+        self.bn = nn.BatchNorm2d(cout) if use_bn else nn.Identity()
+
+    def forward(self, x):
+        return self.bn(self.conv(x))
+
+
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.a = ConvBN(3, 16)
+
+    def forward(self, x):
+        return self.a(x)
+"""
+
+
+def test_nrm001_on_a_bias_that_follows_the_norm_flag_the_wrong_way() -> None:
+    """``bias=use_bn`` with ``self.bn = nn.BatchNorm2d(cout) if use_bn else nn.Identity()``:
+    NRM001 said "pass use_bn=False here", which removes the BatchNorm; the fix is the
+    bias following the flag the other way, at the conv."""
+    findings = analyze_source(INVERTED_BIAS_FLAG, "m.py", AnalysisOptions()).findings
+    (finding,) = [f for f in findings if f.code == "NRM001"]
+    assert finding.line == 8 and "bias=not use_bn" in finding.message
+    assert "use_bn=False" not in finding.message

@@ -366,6 +366,19 @@ def bias_before_batch_norm(ctx: FileContext) -> Iterator[Finding]:
                 continue  # a second call of the same module may keep its output raw (siamese)
             via = app.inp.via
             site = _bias_call_site(model, producer)
+            follows = _bias_follows(ctx, app.layer, producer) if site is not None else None
+            if site is not None and follows == f"not {site[1]}":
+                # bias=use_bn with the norm built only if use_bn: the flag turns the bias on
+                # exactly when the norm cancels it; passing use_bn=False would drop the norm
+                yield finding(
+                    "NRM001",
+                    producer,
+                    f"`{short(producer.code)}` keeps its bias exactly when "
+                    f"`{short(app.layer.code)}` follows and cancels it (BN paper s3.2): the "
+                    f"bias follows `{site[1]}` the wrong way round; make it bias={follows}.",
+                    model.name,
+                )
+                continue
             if site is not None:
                 caller, param = site
                 assert caller.instance is not None
