@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from normsuite.advice import default_groups
 
 from ..context import FileContext, ModelContext
+from ..ir import Layer
 from ..sites import cnn_classifier_misfit, metaformer_norm
 from ..types import Finding
 from . import finding, rule
@@ -54,6 +55,15 @@ def _aliases(init: ast.FunctionDef, names: set[str]) -> set[str]:
     return out
 
 
+def _class_scores(model: ModelContext, layer: Layer) -> bool:
+    """The layer outputs one score per class for the whole input: a Linear, or a conv
+    applied to pooled (N, C, 1, 1) features."""
+    if layer.type in ("Linear", "LazyLinear"):
+        return True
+    app = model.first_app(layer)
+    return app is not None and app.inp.pooled
+
+
 def _classifies(model: ModelContext) -> bool:
     """Evidence of a classifier, not just a Linear somewhere (a regression head of a dense
     prediction model has Linears too): a layer built from a ``num_classes``-like parameter
@@ -67,7 +77,12 @@ def _classifies(model: ModelContext) -> bool:
         wanted = _aliases(init, {n for n in names if "class" in n or n == "num_labels"})
         if wanted:
             used = re.compile(r"\b(" + "|".join(map(re.escape, sorted(wanted))) + r")\b")
-            if any(used.search(layer.code) for _, layer in model.layers):
+            # a Linear (or a conv on pooled features) over the classes; a conv writing
+            # per-pixel class maps is a segmentation head (nnU-Net), not a classifier
+            if any(
+                used.search(layer.code) and _class_scores(model, layer)
+                for _, layer in model.layers
+            ):
                 return True
     for _, layer in model.layers:
         if layer.type in ("Linear", "LazyLinear") and "class" in layer.code:
