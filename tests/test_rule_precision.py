@@ -1093,3 +1093,28 @@ def test_nrm001_on_a_bias_that_follows_the_norm_flag_the_wrong_way() -> None:
     (finding,) = [f for f in findings if f.code == "NRM001"]
     assert finding.line == 8 and "bias=not use_bn" in finding.message
     assert "use_bn=False" not in finding.message
+
+
+FEATURE_INSTANCE_NORM = """
+import torch.nn as nn
+
+
+class ClassMapping(nn.Module):
+    def __init__(self, n_classes=512, feature_size=64):
+        super().__init__()
+        self.mlp = nn.Sequential(
+            nn.Linear(feature_size, feature_size), nn.InstanceNorm1d(1), nn.GELU(),
+            nn.Linear(feature_size, feature_size),
+        )
+        self.emb = nn.Embedding(n_classes, feature_size)
+
+    def forward(self, class_ids):
+        return self.mlp(self.emb(class_ids))
+"""
+
+
+def test_nrm001_silent_when_the_norm_normalizes_along_the_bias() -> None:
+    """MONAI vista3d: ``InstanceNorm1d(1)`` on a Linear's (B, 1, F) output normalizes over
+    the F features, along which the bias varies: it is not cancelled (NRM001 said "pass
+    bias=False", and the unsafe fix changed the output)."""
+    assert "NRM001" not in _codes(FEATURE_INSTANCE_NORM)

@@ -104,9 +104,12 @@ def _all_parameters(node: ast.expr, names: dict[str, ast.expr], depth: int = 0) 
         func = node.func
         name = func.id if isinstance(func, ast.Name) else getattr(func, "attr", "")
         if name == "filter" and len(node.args) == 2:
-            # filter(lambda p: p.requires_grad, ...): the same filter words as a comprehension
+            # filter(lambda p: "bn" not in ..., ...): a filter that singles out norms; one
+            # by requires_grad keeps what the file did not freeze (every norm, unless the
+            # file freezes some parameters)
             condition = ast.unparse(node.args[0]).lower()
-            if any(w in condition for w in _NORM_WORDS):
+            words = [w for w in _NORM_WORDS if w != "requires_grad" or _FREEZES in names]
+            if any(w in condition for w in words):
                 return False
             return _all_parameters(node.args[-1], names, depth + 1)
         if name in ("filter", "list", "tuple") and node.args:
@@ -136,6 +139,8 @@ _NORM_WORDS = ("norm", "bn", "bias", "ndim", "shape", "dim()", "gamma", "beta", 
 # a filter by it is not read as "every parameter")
 _NORM_WORDS += ("requires_grad",)
 
+
+_FREEZES = "<freezes>"  # a key of the file's assignments: it sets requires_grad False
 
 _NORM_FREE_LAYERS = frozenset(
     {"Linear", "LazyLinear", "Bilinear", "Embedding", "Conv1d", "Conv2d", "Conv3d"}
@@ -344,6 +349,9 @@ def weight_decay_on_norm(ctx: FileContext) -> Iterator[Finding]:
             continue
         if names is None:
             names = _assignments(index.tree)
+            compact = index.source.replace(" ", "")
+            if "requires_grad=False" in compact or "requires_grad_(False)" in compact:
+                names[_FREEZES] = ast.Constant(True)  # the file freezes some parameters
         if not _all_parameters(params, names) and not _groups_decay_everything(params, names):
             continue
         if not ctx.models and _imported_without_norms(ctx, params, names):
