@@ -1118,3 +1118,37 @@ def test_nrm001_silent_when_the_norm_normalizes_along_the_bias() -> None:
     the F features, along which the bias varies: it is not cancelled (NRM001 said "pass
     bias=False", and the unsafe fix changed the output)."""
     assert "NRM001" not in _codes(FEATURE_INSTANCE_NORM)
+
+
+ORDERED_SEQUENTIAL = """
+from collections import OrderedDict
+
+import torch.nn as nn
+
+
+class Block(nn.Sequential):
+    def __init__(self, cin, cout):
+        super().__init__(CHILDREN)
+
+
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.block = Block(3, 16)
+
+    def forward(self, x):
+        return self.block(x)
+"""
+
+
+@pytest.mark.parametrize(
+    "children",
+    [
+        "OrderedDict(conv=nn.Conv2d(cin, cout, 3), norm=nn.BatchNorm2d(cout))",
+        'OrderedDict([("conv", nn.Conv2d(cin, cout, 3)), ("norm", nn.BatchNorm2d(cout))])',
+    ],
+)
+def test_a_sequential_subclass_built_from_an_ordereddict_is_read(children: str) -> None:
+    """torchvision/timm's named Sequential blocks: ``super().__init__(OrderedDict(...))``
+    was 'no norm sites' (NRM001 missed); the positional form was read."""
+    assert "NRM001" in _codes(ORDERED_SEQUENTIAL.replace("CHILDREN", children))

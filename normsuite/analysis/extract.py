@@ -1084,7 +1084,9 @@ class ModuleIndex(UndecidedCode):
                         init, (inst, *args), kwargs or {}, inst, _owner_of(parent, "__init__")
                     )
             elif isinstance(inst, ModuleInstance) and args and inst.cls.base_type == "Sequential":
-                inst.seq_children = [a for a in args if isinstance(a, Layer)]
+                # super().__init__(OrderedDict(conv=..., norm=...)): the named children
+                items = args[0].values() if len(args) == 1 and isinstance(args[0], dict) else args
+                inst.seq_children = [a for a in items if isinstance(a, Layer)]
             return True, None
         if isinstance(owner, ast.Name) and owner.id == "self" and isinstance(inst, ModuleInstance):
             if attr in ("add_module", "register_module"):
