@@ -363,9 +363,12 @@ def bias_before_batch_norm(ctx: FileContext) -> Iterator[Finding]:
             if reads.get(id(app.inp), 0) > 1:
                 continue  # the biased output also reaches another consumer
             width, channels = producer.out_channels, app.layer.num_channels
-            if width is not None and channels is not None and width != channels:
+            mismatch = width is not None and channels is not None and width != channels
+            if mismatch and app.layer.norm_kind == "in":
                 # InstanceNorm1d(1) on a Linear's (N, 1, F) output normalizes over F: the
-                # bias varies along the normalized axis and is not cancelled
+                # bias varies along the normalized axis and is not cancelled (a BatchNorm
+                # built for other channels raises instead: NRM011, and NRM001 holds once
+                # it is fixed)
                 continue
             if _called_twice(model, paths.get(id(producer))):
                 continue  # a second call of the same module may keep its output raw (siamese)
