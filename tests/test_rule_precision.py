@@ -1152,3 +1152,25 @@ def test_a_sequential_subclass_built_from_an_ordereddict_is_read(children: str) 
     """torchvision/timm's named Sequential blocks: ``super().__init__(OrderedDict(...))``
     was 'no norm sites' (NRM001 missed); the positional form was read."""
     assert "NRM001" in _codes(ORDERED_SEQUENTIAL.replace("CHILDREN", children))
+
+
+GN_AFTER_LINEAR = """
+import torch.nn as nn
+
+
+class Head(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(256, 64, bias=False)
+        self.gn = nn.GroupNorm(8, WIDTH)
+
+    def forward(self, x):
+        return self.gn(self.fc(x))
+"""
+
+
+def test_nrm011_on_a_groupnorm_after_a_linear_of_other_width() -> None:
+    """GroupNorm(8, 128) on Linear(256, 64)'s (N, 64) output raises at run time: check was
+    clean and recommend kept it (BatchNorm1d there was caught)."""
+    assert _codes(GN_AFTER_LINEAR.replace("WIDTH", "128")) == ["NRM011"]
+    assert _codes(GN_AFTER_LINEAR.replace("WIDTH", "64")) == []

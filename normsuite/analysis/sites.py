@@ -60,7 +60,8 @@ def received_channels(model: ModelContext, layer: Layer, t: T) -> int | None:
         # Rank unknown: only (N, C) features of an MLP, channels last with a known count
         # (Linear(20, 64) -> BatchNorm1d(32)); on a sequence BatchNorm1d(L) may be meant.
         mlp = model.architecture == "mlp" and t.kind != "seq" and t.cdim == -1
-        return t.channels if mlp and layer.type == "BatchNorm1d" else None
+        # BatchNorm1d / GroupNorm take (N, C): their channels are the Linear's features
+        return t.channels if mlp and layer.type in ("BatchNorm1d", "GroupNorm") else None
     if layer.type in _CHANNEL_FIRST:
         if t.cdim != 1 or (t.rank == 3 and t.kind == "seq"):
             return None
