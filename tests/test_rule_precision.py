@@ -1060,7 +1060,6 @@ def test_nrm001_silent_when_a_second_call_keeps_the_output_raw() -> None:
     assert _codes(shared) == ["NRM001"]
 
 
-
 INVERTED_BIAS_FLAG = """
 import torch.nn as nn
 
@@ -1174,3 +1173,43 @@ def test_nrm011_on_a_groupnorm_after_a_linear_of_other_width() -> None:
     clean and recommend kept it (BatchNorm1d there was caught)."""
     assert _codes(GN_AFTER_LINEAR.replace("WIDTH", "128")) == ["NRM011"]
     assert _codes(GN_AFTER_LINEAR.replace("WIDTH", "64")) == []
+
+
+SHARED_WRONG_WIDTH = """
+import torch.nn as nn
+
+
+class ConvBN(nn.Module):
+    def __init__(self, cin, cout):
+        super().__init__()
+        self.conv = nn.Conv2d(cin, cout, 3, padding=1, bias=False)
+        self.bn = nn.BatchNorm2d(cin)
+
+    def forward(self, x):
+        return self.bn(self.conv(x))
+
+
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.l1 = ConvBN(3, 32)
+        self.l2 = ConvBN(32, 64)
+
+    def forward(self, x):
+        return self.l2(self.l1(x))
+"""
+
+
+def test_nrm011_on_a_line_shared_by_two_widths_suggests_the_expression() -> None:
+    """``nn.BatchNorm2d(cin)`` after ``nn.Conv2d(cin, cout)`` in a block built at two widths:
+    the message and recommend gave one literal per instance (32 and 64), each breaking the
+    other; the fix is the conv's width expression, right for both."""
+    findings = analyze_source(SHARED_WRONG_WIDTH, "m.py", AnalysisOptions()).findings
+    (nrm011,) = [f for f in findings if f.code == "NRM011"]
+    assert "nn.BatchNorm2d(cout)" in nrm011.message and "BatchNorm2d(64)" not in nrm011.message
+    net = next(
+        m
+        for m in analyze_source(SHARED_WRONG_WIDTH, "m.py", AnalysisOptions()).models
+        if m.name == "Net"
+    )
+    assert {s.suggested for s in net.recommendation.layers} == {"nn.BatchNorm2d(cout)"}

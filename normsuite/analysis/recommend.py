@@ -30,6 +30,7 @@ from .sites import (
     metaformer_norm,
     normalizes_length,
     pooled_vector_norm,
+    producer_width_expr,
     received_channels,
 )
 from .types import LayerSuggestion, Recommendation
@@ -186,6 +187,12 @@ def suggest_layer(norm: str, layer: Layer, model: ModelContext) -> str:
         # The call is shared by every instance (BatchNorm2d(cout) in a block class): keep
         # its channel expression so that the suggestion is right for each of them.
         return _symbolic_code(norm, expr, rank, last)
+    if received is not None and app is not None and _shared(model, layer):
+        # NRM011 on a line shared by several widths: the width it receives, as the expression
+        # of the layer before it (BatchNorm2d(cin) after Conv2d(cin, cout) -> (cout))
+        width = producer_width_expr(model, layer, app.inp)
+        if width is not None:
+            return _symbolic_code(norm, width, rank, last)
     channels = received or channels  # NRM011: build it for the channels it receives
     groups = layer.arg("num_groups")
     divides = isinstance(groups, int) and groups > 0 and channels % groups == 0

@@ -12,6 +12,8 @@ False
 
 from __future__ import annotations
 
+import ast
+
 from .context import ModelContext
 from .ir import Layer
 from .shapes import T
@@ -71,6 +73,59 @@ def received_channels(model: ModelContext, layer: Layer, t: T) -> int | None:
     else:
         return None
     return t.channels
+
+
+def producer_width_expr(model: ModelContext, layer: Layer, t: T) -> str | None:
+    """The source of the out-channels argument of the layer that feeds ``layer`` (``cout`` in
+    ``nn.Conv2d(cin, cout, 3)``) when both are built by the same module (siblings): the
+    channel expression a norm line shared by several widths needs (``BatchNorm2d(cout)``,
+    never one literal width per instance)."""
+    paths = {id(lay): path for path, lay in model.layers}
+    producer = t.producer or _previous_sibling(model, layer, t, paths)
+    if producer is None or producer.type not in _WIDTH_ARG:
+        return None
+    here, there = paths.get(id(layer)), paths.get(id(producer))
+    if here is None or there is None:
+        return None
+    if here.rpartition(".")[0] != there.rpartition(".")[0]:
+        return None  # built by different modules: the name may not exist at the norm
+    try:
+        call = ast.parse(producer.code, mode="eval").body
+    except SyntaxError:
+        return None
+    if not isinstance(call, ast.Call):
+        return None
+    keyword = _WIDTH_ARG[producer.type]
+    node = next((k.value for k in call.keywords if k.arg == keyword), None)
+    if node is None and len(call.args) > 1 and not isinstance(call.args[1], ast.Starred):
+        node = call.args[1]
+    if node is None or isinstance(node, ast.Constant):
+        return None
+    return ast.unparse(node)
+
+
+def _previous_sibling(
+    model: ModelContext, layer: Layer, t: T, paths: dict[int, str]
+) -> Layer | None:
+    """The conv/linear applied just before the norm (a bias-free conv records no producer),
+    when it is a sibling and produces the width the norm receives."""
+    here = paths.get(id(layer), "")
+    before = None
+    for app in model.apps:
+        if app.layer is layer and app.inp is t:
+            break
+        before = app
+    if before is None or before.layer.type not in _WIDTH_ARG:
+        return None
+    same_parent = paths.get(id(before.layer), "").rpartition(".")[0] == here.rpartition(".")[0]
+    return before.layer if same_parent and before.layer.out_channels == t.channels else None
+
+
+_WIDTH_ARG = {
+    **{f"Conv{d}d": "out_channels" for d in (1, 2, 3)},
+    **{f"ConvTranspose{d}d": "out_channels" for d in (1, 2, 3)},
+    "Linear": "out_features",
+}
 
 
 def cnn_classifier_misfit(model: ModelContext, layer: Layer) -> str | None:
@@ -160,5 +215,6 @@ __all__ = [
     "normalizes_length",
     "pooled_vector_norm",
     "pre_norm",
+    "producer_width_expr",
     "received_channels",
 ]

@@ -12,7 +12,7 @@ from normsuite.advice import MIN_CHANNELS_PER_GROUP, default_groups
 from ..context import FileContext, ModelContext
 from ..ir import ClassInfo, Layer
 from ..shapes import Application
-from ..sites import normalizes_length, received_channels
+from ..sites import normalizes_length, producer_width_expr, received_channels
 from ..tree_facts import tree_facts
 from ..types import Finding
 from . import finding, rule, short
@@ -610,6 +610,13 @@ def norm_channel_mismatch(ctx: FileContext) -> Iterator[Finding]:
         name = layer.type
         fixed = layer.code.replace(str(expected), str(received), 1)
         use = fixed if fixed != layer.code else f"{name}({received})"
+        widths = model.site_widths.get((layer.line, layer.col), set()) - {None}
+        expr = producer_width_expr(model, layer, t) if len(widths) > 1 else None
+        built = _first_argument(layer.code)
+        if expr is not None and built is not None:
+            # one line builds every width (BatchNorm2d(cin) in a block): the fix is the
+            # expression of the width it receives, right for each instance
+            use = layer.code.replace(built, expr, 1)
         defaults = _defaulted_parameters(model)
         if not defaults:
             yield finding(
@@ -635,6 +642,17 @@ def norm_channel_mismatch(ctx: FileContext) -> Iterator[Finding]:
             ),
             severity="warning",
         )
+
+
+def _first_argument(code: str) -> str | None:
+    """The source of a call's first positional argument (``cin`` in ``nn.BatchNorm2d(cin)``)."""
+    try:
+        call = ast.parse(code.strip(), mode="eval").body
+    except SyntaxError:
+        return None
+    if not isinstance(call, ast.Call) or not call.args or isinstance(call.args[0], ast.Starred):
+        return None
+    return ast.unparse(call.args[0])
 
 
 def _defaulted_parameters(model: ModelContext) -> list[str]:
