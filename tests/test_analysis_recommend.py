@@ -1514,3 +1514,35 @@ def test_bn_on_a_cells_per_step_input_is_not_on_the_recurrent_path() -> None:
     assert suggestions(source, "Enc")["bn_in"] == "keep"
     on_state = INPUT_BN_CELL.replace("ARG", "x[t] + self.bn_in(h[:, :32])")
     assert "NRM007" in codes(on_state)
+
+
+VISTA_CLASS_MAPPING = """
+import torch
+from torch import nn
+
+
+class ClassMappingClassify(nn.Module):
+    def __init__(self, n_classes: int = 512, feature_size: int = 64):
+        super().__init__()
+        self.mlp = nn.Sequential(
+            nn.Linear(feature_size, feature_size),
+            nn.InstanceNorm1d(1),
+            nn.GELU(),
+            nn.Linear(feature_size, feature_size),
+        )
+        self.class_embeddings = nn.Embedding(n_classes, feature_size)
+
+    def forward(self, src: torch.Tensor, class_vector: torch.Tensor):
+        # class_vector: (B, 1) class ids -> embedding (B, 1, F)
+        class_embedding = self.mlp(self.class_embeddings(class_vector))
+        b, c, h, w, d = src.shape
+        masks = class_embedding.squeeze() @ src.view(b, c, h * w * d)
+        return masks.view(b, -1, h, w, d).transpose(0, 1)
+"""
+
+
+def test_a_norm_over_a_single_channel_is_not_turned_into_a_constant() -> None:
+    """MONAI vista3d's ``InstanceNorm1d(1)`` on a (B, 1, F) class embedding normalizes over
+    F; the advice was build_norm("ln", 1, ndim=3), a LayerNorm over one channel, whose
+    output is constant. It is kept."""
+    assert suggestions(VISTA_CLASS_MAPPING, "ClassMappingClassify")["mlp.1"] == "keep"

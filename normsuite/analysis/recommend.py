@@ -705,6 +705,7 @@ def recommend(model: ModelContext, domain: str | None = None) -> Recommendation:
     pre_norms: list[str] = []
     pooled: list[str] = []
     channels_first: list[str] = []
+    single: list[str] = []
     repaired: list[str] = []  # kept kinds whose layer a rule flags (NRM012): made valid
     by_path, seen_cn = dict(model.layers), {}  # for the conditional-norm check, once a model
     # Recurrence by nn.LSTM/GRU/RNN only: a norm cannot be inside those cells. (A model that
@@ -764,6 +765,11 @@ def recommend(model: ModelContext, domain: str | None = None) -> Recommendation:
             # tokens and recurrent state
             kept_here = True
             channels_first.append(path or layer.code)
+        if not kept_here and layer.num_channels == 1 and site_norm in ("ln", "gn", "rms"):
+            # InstanceNorm1d(1) on (N, 1, F) normalizes over F: a LayerNorm or GroupNorm over
+            # its single channel would output a constant
+            kept_here = True
+            single.append(path or layer.code)
         if not kept_here and pooled_vector_norm(layer):
             # LayerNorm([C, 1, 1]) on a pooled context vector (GCNet): not a feature-map
             # norm, and the recognition numbers are about feature maps
@@ -839,6 +845,12 @@ def recommend(model: ModelContext, domain: str | None = None) -> Recommendation:
         rationale.append(
             "BatchNorm1d over the length of an (N, L, C) sequence raises or normalizes the "
             f"wrong dim (NRM012): a LayerNorm over C instead: {', '.join(repaired)}."
+        )
+    if single:
+        rationale.append(
+            "Kept as they are (a norm over a single channel normalizes the other axis; a "
+            f"LayerNorm or GroupNorm over that one channel would output a constant): "
+            f"{', '.join(single)}."
         )
     if channels_first:
         rationale.append(
