@@ -176,7 +176,18 @@ def test_a_signal_leaves_a_checkpoint_that_resumes(tmp_path: Path, signum: int, 
     args += ["--trainer.enable_progress_bar", "false", "--test_after_fit", "false"]
     args += ["--runs_dir", str(tmp_path / "runs"), "--run_name", "sig"]
     cmd = [sys.executable, "-m", "normsuite.cli.main", "fit", *args]
-    proc = subprocess.Popen(cmd, cwd=tmp_path, env=env, stderr=subprocess.PIPE, text=True)
+    # The child must start with Ctrl+C at its default: a process that inherits SIGINT
+    # ignored (a background job, or a test worker after Lightning's
+    # _destroy_dist_connection, which sets SIG_IGN for a moment) keeps ignoring it, as
+    # POSIX says, and normsuite leaves such a disposition alone.
+    proc = subprocess.Popen(
+        cmd,
+        cwd=tmp_path,
+        env=env,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
     checkpoints = tmp_path / "runs" / "sig" / "version_0" / "checkpoints"
     deadline = time.monotonic() + 300
     while not (checkpoints / "last.ckpt").is_file():  # training is under way
