@@ -299,22 +299,9 @@ def test_a_submodule_the_script_keeps_in_eval_mode_has_frozen_bn(
     assert sorted(lines) == flagged
 
 
-SET_BN_EVAL = """
-import torch
-import torch.nn as nn
-from torch.utils.data import DataLoader
-
-
-class Net(nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.conv = nn.Conv2d(3, 64, 3, bias=False)
-        self.bn = nn.BatchNorm2d(64)
-
-    def forward(self, x):
-        return self.bn(self.conv(x)).mean()
-
-
+SET_BN_EVAL = (
+    BN_EVAL_SCRIPT.partition("\nmodel = Net()")[0]
+    + """
 def set_bn_eval(m):
     if m.__class__.__name__.find("BatchNorm") != -1:
         m.eval()
@@ -327,6 +314,7 @@ for x in DataLoader(data, batch_size=2):
     net(x).backward()
     opt.step()
 """
+)
 
 LOOP = "for m in net.modules():\n        if isinstance(m, nn.BatchNorm2d):\n            m.eval()"
 

@@ -27,34 +27,51 @@ from __future__ import annotations
 import ast
 from typing import Any
 
+from .tree_facts import tree_facts
+
 
 def frozen_reason(cls: ast.ClassDef, index: Any) -> str | None:
     """Why the class's parameters are all frozen (one line), or None."""
-    source = index.source
-    if "requires_grad" not in source or _unfreezes(source):
+    facts = _file_facts(index)
+    if facts is None:
         return None
+    bound, frozen = facts
     init = next(
         (n for n in cls.body if isinstance(n, ast.FunctionDef) and n.name == "__init__"), None
     )
     if init is not None:
         # unconditional, and last: a submodule built after it (P-tuning's prefix encoder
         # beside a frozen ChatGLM) trains; one frozen under `if config.freeze:` may not
-        at = next((i for i, s in enumerate(init.body) if _freezes_statement(s, "self")), None)
+        at = next((i for i, s in enumerate(init.body) if _frozen_owner(s) == "self"), None)
         if at is not None and not any(_builds(s) for s in init.body[at + 1 :]):
             return f"{cls.name} freezes all its parameters (requires_grad=False)"
-    scopes = [index.tree.body]
-    scopes += [n.body for n in ast.walk(index.tree) if isinstance(n, ast.FunctionDef)]
-    for name in _bound_names(index.tree, cls.name):
-        if any(_freezes_statement(s, name) for body in scopes for s in body):
+    for name in bound.get(cls.name, ()):
+        if name in frozen:
             return f"`{name}` ({cls.name}) has all its parameters frozen (requires_grad=False)"
     return None
 
 
-def _freezes_statement(stmt: ast.stmt, owner: str) -> bool:
-    """A statement of a body (not under an ``if``) that freezes ``owner``."""
-    if isinstance(stmt, ast.Expr):
-        return _freezes(stmt.value, owner)
-    return isinstance(stmt, ast.For) and _freezes(stmt, owner)
+def _file_facts(index: Any) -> tuple[dict[str, list[str]], set[str]] | None:
+    """Once per file (from its one walk): class name -> the names bound to an instance, and
+    the names an unconditional statement of the module or a function freezes. None when
+    the file freezes nothing, or unfreezes something."""
+    key = ("frozen-file",)
+    if key not in index.memo:
+        source = index.source
+        if "requires_grad" not in source or _unfreezes(source):
+            index.memo[key] = None
+        else:
+            facts = tree_facts(index)
+            bodies = [index.tree.body, *(fn.body for fn in facts.of(ast.FunctionDef))]
+            frozen = {owner for body in bodies for s in body if (owner := _frozen_owner(s))}
+            index.memo[key] = (_bound_names(facts.of(ast.Assign)), frozen)
+    return index.memo[key]
+
+
+def _frozen_owner(stmt: ast.stmt) -> str | None:
+    """The name a statement of a body (not under an ``if``) freezes, if it does."""
+    node = stmt.value if isinstance(stmt, ast.Expr) else stmt
+    return _freezes(node) if isinstance(node, (ast.Call, ast.For)) else None
 
 
 def _builds(stmt: ast.stmt) -> bool:
@@ -76,30 +93,31 @@ def _unfreezes(source: str) -> bool:
     )
 
 
-def _freezes(node: ast.AST, owner: str) -> bool:
-    """``owner.requires_grad_(False)``, or ``for p in owner.parameters(): p.requires_grad =
-    False`` (the whole model, not one submodule's parameters)."""
+def _freezes(node: ast.AST) -> str | None:
+    """The name ``x`` of ``x.requires_grad_(False)``, or of ``for p in x.parameters():
+    p.requires_grad = False`` (the whole model, not one submodule's parameters)."""
     if isinstance(node, ast.Call):
         func = node.func
-        return (
+        if (
             isinstance(func, ast.Attribute)
             and func.attr == "requires_grad_"
             and isinstance(func.value, ast.Name)
-            and func.value.id == owner
             and _false(node.args[0] if node.args else _keyword(node, "requires_grad"))
-        )
+        ):
+            return func.value.id
+        return None
     if not isinstance(node, ast.For) or not isinstance(node.target, ast.Name):
-        return False
+        return None
     it = node.iter
-    over_all = (
+    if not (
         isinstance(it, ast.Call)
         and isinstance(it.func, ast.Attribute)
         and it.func.attr == "parameters"
         and isinstance(it.func.value, ast.Name)
-        and it.func.value.id == owner
-    )
+    ):
+        return None
     var = node.target.id
-    return over_all and any(
+    sets_false = any(
         isinstance(stmt, ast.Assign)
         and any(
             isinstance(t, ast.Attribute)
@@ -111,6 +129,7 @@ def _freezes(node: ast.AST, owner: str) -> bool:
         and _false(stmt.value)
         for stmt in node.body
     )
+    return it.func.value.id if sets_false else None
 
 
 def _keyword(call: ast.Call, name: str) -> ast.expr | None:
@@ -121,11 +140,11 @@ def _false(node: ast.expr | None) -> bool:
     return isinstance(node, ast.Constant) and node.value is False
 
 
-def _bound_names(tree: ast.Module, class_name: str) -> list[str]:
-    """Names bound to ``ClassName(...)``: ``x = C()``, and ``a, x = A(), C()``."""
-    out = []
-    for node in ast.walk(tree):
-        if not isinstance(node, ast.Assign) or len(node.targets) != 1:
+def _bound_names(assigns: list[ast.Assign]) -> dict[str, list[str]]:
+    """Class name -> the names bound to ``ClassName(...)``: ``x = C()``, ``a, x = A(), C()``."""
+    out: dict[str, list[str]] = {}
+    for node in assigns:
+        if len(node.targets) != 1:
             continue
         target, value = node.targets[0], node.value
         pairs = (
@@ -138,9 +157,8 @@ def _bound_names(tree: ast.Module, class_name: str) -> list[str]:
                 isinstance(name, ast.Name)
                 and isinstance(call, ast.Call)
                 and isinstance(call.func, ast.Name)
-                and call.func.id == class_name
             ):
-                out.append(name.id)
+                out.setdefault(call.func.id, []).append(name.id)
     return out
 
 

@@ -86,17 +86,19 @@ def _file_models_without_norms(
 _WD_POSITION = {"SGD": 4, "Adam": 4, "AdamW": 4, "RMSprop": 4, "Adagrad": 3}
 
 
-def _all_parameters(node: ast.expr, names: dict[str, ast.expr], depth: int = 0) -> bool:
+def _all_parameters(
+    node: ast.expr, names: dict[str, ast.expr], depth: int = 0, *, freezes: bool = False
+) -> bool:
     """``model.parameters()`` of any object (``net.to(device).parameters()`` too), possibly
     inside ``filter(...)``/``list(...)``, or a name assigned one of those."""
     if depth > 4:
         return False
     if isinstance(node, ast.Name) and node.id in names:
-        return _all_parameters(names[node.id], names, depth + 1)
+        return _all_parameters(names[node.id], names, depth + 1, freezes=freezes)
     if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add):
         # list(encoder.parameters()) + list(decoder.parameters())
-        return _all_parameters(node.left, names, depth + 1) and _all_parameters(
-            node.right, names, depth + 1
+        return _all_parameters(node.left, names, depth + 1, freezes=freezes) and _all_parameters(
+            node.right, names, depth + 1, freezes=freezes
         )
     if isinstance(node, ast.Call):
         if isinstance(node.func, ast.Attribute) and node.func.attr == "parameters":
@@ -108,14 +110,14 @@ def _all_parameters(node: ast.expr, names: dict[str, ast.expr], depth: int = 0) 
             # by requires_grad keeps what the file did not freeze (every norm, unless the
             # file freezes some parameters)
             condition = ast.unparse(node.args[0]).lower()
-            words = [w for w in _NORM_WORDS if w != "requires_grad" or _FREEZES in names]
+            words = [w for w in _NORM_WORDS if w != "requires_grad" or freezes]
             if any(w in condition for w in words):
                 return False
-            return _all_parameters(node.args[-1], names, depth + 1)
+            return _all_parameters(node.args[-1], names, depth + 1, freezes=freezes)
         if name in ("filter", "list", "tuple") and node.args:
-            return _all_parameters(node.args[-1], names, depth + 1)
+            return _all_parameters(node.args[-1], names, depth + 1, freezes=freezes)
         if name == "chain" and node.args:  # itertools.chain(g.parameters(), d.parameters())
-            return all(_all_parameters(a, names, depth + 1) for a in node.args)
+            return all(_all_parameters(a, names, depth + 1, freezes=freezes) for a in node.args)
     if isinstance(node, (ast.ListComp, ast.GeneratorExp)) and len(node.generators) == 1:
         # [p for n, p in model.named_parameters() if not n.startswith("fc.")]: a filter
         # that does not single out norms or biases keeps them
@@ -139,8 +141,6 @@ _NORM_WORDS = ("norm", "bn", "bias", "ndim", "shape", "dim()", "gamma", "beta", 
 # a filter by it is not read as "every parameter")
 _NORM_WORDS += ("requires_grad",)
 
-
-_FREEZES = "<freezes>"  # a key of the file's assignments: it sets requires_grad False
 
 _NORM_FREE_LAYERS = frozenset(
     {"Linear", "LazyLinear", "Bilinear", "Embedding", "Conv1d", "Conv2d", "Conv3d"}
@@ -178,7 +178,9 @@ def _norm_free_submodule(params: ast.expr, names: dict[str, ast.expr], index: An
     )
 
 
-def _groups_decay_everything(node: ast.expr, names: dict[str, ast.expr]) -> bool | None:
+def _groups_decay_everything(
+    node: ast.expr, names: dict[str, ast.expr], *, freezes: bool = False
+) -> bool | None:
     """A list of parameter groups ``[{"params": ...}, ...]``: True when every group holds
     all parameters of some module and none sets its own weight_decay (so the optimizer's
     weight decay reaches the norms); None when it is not such a list."""
@@ -196,7 +198,7 @@ def _groups_decay_everything(node: ast.expr, names: dict[str, ast.expr]) -> bool
         }
         if "weight_decay" in keys or "params" not in keys:
             return False
-        if not _all_parameters(keys["params"], names):
+        if not _all_parameters(keys["params"], names, freezes=freezes):
             return False
     return True
 
@@ -334,6 +336,7 @@ def weight_decay_on_norm(ctx: FileContext) -> Iterator[Finding]:
         return
     assumed = "" if ctx.models else " (assuming the model has affine norm layers)"
     names: dict[str, ast.expr] | None = None
+    freezes = False
     for node in ast.walk(index.tree):
         if not isinstance(node, ast.Call):
             continue
@@ -350,9 +353,10 @@ def weight_decay_on_norm(ctx: FileContext) -> Iterator[Finding]:
         if names is None:
             names = _assignments(index.tree)
             compact = index.source.replace(" ", "")
-            if "requires_grad=False" in compact or "requires_grad_(False)" in compact:
-                names[_FREEZES] = ast.Constant(True)  # the file freezes some parameters
-        if not _all_parameters(params, names) and not _groups_decay_everything(params, names):
+            # the file freezes some parameters: a requires_grad filter may leave out norms
+            freezes = "requires_grad=False" in compact or "requires_grad_(False)" in compact
+        decays = _all_parameters(params, names, freezes=freezes)
+        if not decays and not _groups_decay_everything(params, names, freezes=freezes):
             continue
         if not ctx.models and _imported_without_norms(ctx, params, names):
             continue
