@@ -55,7 +55,8 @@ RULES: dict[str, str] = {
     "B6": (
         "RNN / LSTM / GRU: LayerNorm inside the cell. LN computes the same thing at train and "
         f"test time and works per time step ({_LN}); BN on hidden-to-hidden transitions does "
-        "not help (Laurent et al. 2016)."
+        "not help (Laurent et al. 2016). RMSNorm matched LN on GRU and LSTM tasks too "
+        "(Zhang & Sennrich 2019, arXiv:1910.07467)."
     ),
     "B7": (
         "Transformer: LayerNorm, with RMSNorm as the cheaper alternative: comparable quality, "
@@ -211,7 +212,7 @@ def advise(
     if architecture == "rnn":
         b.cite("B6")
         b.would_change.append("a convolutional or attention architecture")
-        adv = b.build("ln", "high")
+        adv = b.build("ln", "high", alternatives=("rms",))
     elif architecture == "transformer":
         b.cite("B7")
         b.would_change.append("a need for the cheapest norm: rms (RMSNorm)")

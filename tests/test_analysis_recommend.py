@@ -205,7 +205,10 @@ def test_karpathy_gpt_is_a_transformer_and_keeps_layernorm() -> None:
     for name in ("Head", "Block", "GPT"):
         rep = report(GPT, name, batch_size=32)
         assert rep.architecture == "transformer", (name, rep.architecture_evidence)
-        assert rep.recommendation.norm == "ln"
+        if name == "Head":  # one attention head: its block holds the norms
+            assert rep.recommendation is None and "attention layer" in rep.abstain
+        else:
+            assert rep.recommendation.norm == "ln"
     assert set(suggestions(GPT, "GPT", batch_size=32).values()) == {"keep"}
     assert codes(GPT, batch_size=32) == []
     # BatchNorm in the hand-written block is "inside a Transformer block" (NRM007).
@@ -1546,3 +1549,226 @@ def test_a_norm_over_a_single_channel_is_not_turned_into_a_constant() -> None:
     F; the advice was build_norm("ln", 1, ndim=3), a LayerNorm over one channel, whose
     output is constant. It is kept."""
     assert suggestions(VISTA_CLASS_MAPPING, "ClassMappingClassify")["mlp.1"] == "keep"
+
+
+HELPER_METHOD_RMSNORM = """
+import torch
+import torch.nn as nn
+
+
+class GemmaRMSNorm(nn.Module):
+    def __init__(self, dim, eps=1e-6):
+        super().__init__()
+        self.eps = eps
+        self.weight = nn.Parameter(torch.zeros(dim))
+
+    def _norm(self, x):
+        return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.eps)
+
+    def forward(self, x):
+        output = self._norm(x.float())
+        output = output * (1.0 + self.weight.float())
+        return output.type_as(x)
+
+
+class DecoderLayer(nn.Module):
+    def __init__(self, d=64):
+        super().__init__()
+        self.input_layernorm = GemmaRMSNorm(d)
+        self.qkv = nn.Linear(d, 3 * d)
+        self.o = nn.Linear(d, d)
+        self.post_attention_layernorm = GemmaRMSNorm(d)
+        self.mlp = nn.Linear(d, d)
+
+    def forward(self, x):
+        q, k, v = self.qkv(self.input_layernorm(x)).chunk(3, dim=-1)
+        a = (q @ k.transpose(-1, -2)).softmax(-1) @ v
+        x = x + self.o(a)
+        return x + self.mlp(self.post_attention_layernorm(x))
+"""
+
+
+def test_a_norm_class_computing_in_a_helper_method_is_a_norm() -> None:
+    """Gemma's RMSNorm computes its statistics in ``self._norm(x)``: it is an RMSNorm site
+    (the model's norms are not "none"), and the class itself gets no verdict."""
+    layer = report(HELPER_METHOD_RMSNORM, "DecoderLayer")
+    assert {n.name: n.kind for n in layer.norms_found} == {
+        "input_layernorm": "rms",
+        "post_attention_layernorm": "rms",
+    }
+    assert set(suggestions(HELPER_METHOD_RMSNORM, "DecoderLayer").values()) == {"keep"}
+    assert "norm layer" in (report(HELPER_METHOD_RMSNORM, "GemmaRMSNorm").abstain or "")
+
+
+NORM_FREE_SEQUENCE_MODELS = """
+import torch.nn as nn
+
+
+class Encoder(nn.Module):
+    def __init__(self, d=64):
+        super().__init__()
+        self.emb = nn.Embedding(100, d)
+        self.layer = nn.TransformerEncoderLayer(d, 4, batch_first=True)
+        self.head = nn.Linear(d, 10)
+
+    def forward(self, x):
+        return self.head(self.layer(self.emb(x)))
+
+
+class SelfAttention(nn.Module):
+    def __init__(self, d=64):
+        super().__init__()
+        self.q, self.k, self.v = nn.Linear(d, d), nn.Linear(d, d), nn.Linear(d, d)
+        self.o = nn.Linear(d, d)
+
+    def forward(self, x):
+        a = (self.q(x) @ self.k(x).transpose(-1, -2)).softmax(-1)
+        return self.o(a @ self.v(x))
+
+
+class NormFreeTransformer(nn.Module):
+    def __init__(self, d=64):
+        super().__init__()
+        self.emb = nn.Embedding(100, d)
+        self.attn = SelfAttention(d)
+        self.ff = nn.Sequential(nn.Linear(d, 4 * d), nn.GELU(), nn.Linear(4 * d, d))
+        self.head = nn.Linear(d, 10)
+
+    def forward(self, x):
+        x = self.emb(x)
+        x = x + self.attn(x)
+        return self.head(x + self.ff(x))
+
+
+class WordLM(nn.Module):
+    def __init__(self, d=64):
+        super().__init__()
+        self.emb = nn.Embedding(100, d)
+        self.rnn = nn.LSTM(d, d, batch_first=True)
+        self.head = nn.Linear(d, 100)
+
+    def forward(self, x):
+        out, _ = self.rnn(self.emb(x))
+        return self.head(out)
+"""
+
+
+def test_torch_transformer_layers_bring_their_own_layernorm() -> None:
+    """``nn.TransformerEncoderLayer`` has LayerNorm inside (norm1, norm2): the model already
+    uses B7's norm, and the advice says so rather than "add LN"."""
+    rec = report(NORM_FREE_SEQUENCE_MODELS, "Encoder").recommendation
+    assert rec is not None and rec.norm == "ln"
+    assert any("built into nn.TransformerEncoderLayer" in r for r in rec.rationale)
+
+
+def test_an_attention_layer_without_norms_gets_no_verdict() -> None:
+    """An attention layer alone has no norm by design: its block holds them."""
+    model = report(NORM_FREE_SEQUENCE_MODELS, "SelfAttention", batch_size=32)
+    assert model.architecture == "transformer" and model.recommendation is None
+    assert "attention layer" in (model.abstain or "")
+
+
+@pytest.mark.parametrize("name", ["NormFreeTransformer", "WordLM"])
+def test_a_sequence_model_without_norms_is_told_what_to_add_not_that_it_lacks(name) -> None:
+    """No norm in a Transformer or an RNN: the answer to "which norm" is LN, but norm-free
+    is a design (nViT, ReZero, PyTorch's LSTM language models): low confidence, and the
+    advice says it is the norm to add if one is wanted."""
+    rec = report(NORM_FREE_SEQUENCE_MODELS, name, batch_size=32).recommendation
+    assert rec is not None and rec.norm == "ln" and rec.confidence == "low"
+    assert rec.rationale[0].startswith("No norm layer seen: this is the norm to add if")
+    assert "norm-free by design is a valid choice" in rec.rationale[0]
+
+
+UNTRACED_RMSNORM_LM = """
+import torch.nn as nn
+from mylib.blocks import DecoderBlock
+
+
+class LM(nn.Module):
+    def __init__(self, cfg):
+        super().__init__()
+        self.proj_in = nn.Linear(cfg.in_dim, cfg.hidden)
+        self.layers = nn.ModuleList([DecoderBlock(cfg) for _ in range(cfg.n_layers)])
+        self.norm = nn.RMSNorm(cfg.hidden)
+        self.head = nn.Linear(cfg.hidden, cfg.vocab)
+
+    def forward(self, x):
+        x = self.proj_in(x)
+        for layer in self.layers:
+            x = layer(x)
+        return self.head(self.norm(x))
+"""
+
+
+def test_a_headline_never_contradicts_norms_kept_for_lack_of_tracing() -> None:
+    """Blocks from another package hide the attention: by its visible layers the model is
+    an MLP, and its RMSNorm is kept because its input may be tokens. The headline was "bn
+    (medium)" above a "keep" line: it is now the kept norm, at low confidence."""
+    rec = report(UNTRACED_RMSNORM_LM, "LM", batch_size=32).recommendation
+    assert rec.norm == "rms" and rec.confidence == "low"
+    assert set(suggestions(UNTRACED_RMSNORM_LM, "LM", batch_size=32).values()) == {"keep"}
+    assert rec.rationale[0].startswith("Kept rms: the inputs of these norms could not be traced")
+    assert rec.would_change[0] == "inputs traced as (N, C) features: bn (B11)"
+
+
+HF_WRAPPER = """
+import torch.nn as nn
+import torch.nn.functional as F
+from transformers import AutoModel
+
+
+class Wav2Vec2(nn.Module):
+    def __init__(self, source):
+        super().__init__()
+        self.load(source)
+
+    def load(self, source):
+        self.model = AutoModel.from_pretrained(source)
+
+    def forward(self, wav):
+        return self._forward_hf(wav)
+
+    def _forward_hf(self, wav):
+        out = self.model(wav).last_hidden_state
+        return F.layer_norm(out, out.shape[-1:])
+"""
+
+
+def test_a_wrapper_whose_helper_runs_a_submodule_then_a_norm_is_not_a_norm() -> None:
+    """speechbrain's wav2vec2 wrapper: ``self.model(...)`` then ``F.layer_norm`` in a helper
+    is a model with an output norm, not a LayerNorm class."""
+    assert "a norm layer" not in (report(HF_WRAPPER, "Wav2Vec2").abstain or "")
+
+
+GRU_WITH_RMSNORM = """
+import torch.nn as nn
+
+
+class Tagger(nn.Module):
+    def __init__(self, d=64):
+        super().__init__()
+        self.emb = nn.Embedding(100, d)
+        self.rnn = nn.GRU(d, d, batch_first=True)
+        self.norm = nn.RMSNorm(d)
+        self.out = nn.Linear(d, 10)
+
+    def forward(self, x):
+        h, _ = self.rnn(self.emb(x))
+        return self.out(self.norm(h))
+"""
+
+
+def test_rmsnorm_in_an_rnn_is_kept() -> None:
+    """RMSNorm matched LN on GRU/LSTM tasks (Zhang & Sennrich 2019): "RMSNorm -> LayerNorm"
+    in an RNN is churn (HRM's and ESMFold2's RMSNorms), as in a Transformer (B7)."""
+    assert report(GRU_WITH_RMSNORM, "Tagger").architecture == "rnn"
+    assert set(suggestions(GRU_WITH_RMSNORM, "Tagger", batch_size=32).values()) == {"keep"}
+
+
+def test_an_rnn_mixing_layernorm_and_rmsnorm_keeps_both() -> None:
+    """ESMFold2's recycling trunk (labelled rnn) mixes LN and RMSNorm: each is kept."""
+    mixed = GRU_WITH_RMSNORM.replace(
+        "self.out = nn.Linear(d, 10)",
+        "self.out = nn.Linear(d, 10)\n        self.ln = nn.LayerNorm(d)",
+    ).replace("self.out(self.norm(h))", "self.out(self.ln(self.norm(h)))")
+    assert set(suggestions(mixed, "Tagger", batch_size=32).values()) == {"keep"}

@@ -64,6 +64,9 @@ _TRAINING_WORDS = (
 )
 
 
+SELF_ATTENTION_EVIDENCE = ".forward: attention (scores, softmax, weighted values)"
+
+
 @dataclass
 class ModelContext:
     """One model of the file (a module class, or a module-level ``nn.Sequential``)."""
@@ -315,7 +318,7 @@ def _model(
         and few_convs
         and is_attention_instance(root.instance, index)
     ):
-        evidence.append(f"{own}.forward: attention (scores, softmax, weighted values)")
+        evidence.append(f"{own}{SELF_ATTENTION_EVIDENCE}")
         arch = "rnn" if arch == "rnn" else "transformer"
     fine_tuning = any(
         layer.backbone is not None and layer.backbone.pretrained and layer.backbone.norm == "bn"

@@ -61,6 +61,7 @@ def behaves_as(inst: ModuleInstance, index: ModuleIndex) -> str | None:
     if fn is None or len(inst.cls.methods) > 4 or len(fn.body) > 12:
         return None  # a norm is a small class with a short forward, not a training wrapper
     body = _live_statements(fn.body, inst, index)
+    body += _helper_bodies(body, inst)
     calls = [n for stmt in body for n in ast.walk(stmt) if isinstance(n, ast.Call)]
     names = [_called(c.func) for c in calls]
     if set(names) & _PROJECTIONS or any(
@@ -107,6 +108,44 @@ def _live_statements(body: list[ast.stmt], inst: ModuleInstance, index: ModuleIn
                 continue
         out.append(stmt)
     return out
+
+
+def _helper_bodies(body: list[ast.stmt], inst: ModuleInstance) -> list[ast.stmt]:
+    """The statements of the class's own methods that ``body`` calls as ``self.name(...)``:
+    Gemma's RMSNorm computes its statistics in ``self._norm(x)``, not in ``forward``."""
+    out: list[ast.stmt] = []
+    seen: set[str] = {"forward"}
+    for stmt in body:
+        for node in ast.walk(stmt):
+            func = node.func if isinstance(node, ast.Call) else None
+            if (
+                isinstance(func, ast.Attribute)
+                and isinstance(func.value, ast.Name)
+                and func.value.id == "self"
+                and func.attr not in seen
+            ):
+                seen.add(func.attr)
+                method = inst.cls.methods.get(func.attr)
+                if (
+                    method is not None
+                    and len(method.body) <= 12
+                    and not _calls_modules(method, inst)
+                ):
+                    out.extend(method.body)
+    return out
+
+
+def _calls_modules(fn: ast.FunctionDef, inst: ModuleInstance) -> bool:
+    """``fn`` calls a ``self`` attribute that is not a method: a submodule (speechbrain's
+    wav2vec2 wrapper runs ``self.model(...)`` then ``F.layer_norm``), so not a norm's math."""
+    return any(
+        isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Attribute)
+        and isinstance(node.func.value, ast.Name)
+        and node.func.value.id == "self"
+        and node.func.attr not in inst.cls.methods
+        for node in ast.walk(fn)
+    )
 
 
 def _called(func: ast.expr) -> str:

@@ -21,9 +21,9 @@ from normsuite.advice import (
     layer_code,
 )
 
-from .context import MAP_NORMS, ModelContext
+from .context import MAP_NORMS, SELF_ATTENTION_EVIDENCE, ModelContext
 from .domains import image_decoder
-from .ir import ATTENTION_TYPES, CONV_DIMS, RNN_CELLS, RNN_TYPES, SHAPE_KEEPING, Layer
+from .ir import ATTENTION_TYPES, CONV_DIMS, OPAQUE, RNN_CELLS, RNN_TYPES, SHAPE_KEEPING, Layer
 from .shapes import UNKNOWN_T
 from .sites import (
     cnn_classifier_misfit,
@@ -573,6 +573,11 @@ def abstain_reason(model: ModelContext, domain: str | None = None) -> str | None
             "classifier: a generator, super-resolution net or style decoder, which often drop "
             "norms on purpose): the recognition rules B1-B11 do not say to add one"
         )
+    sequence = model.architecture in ("transformer", "rnn")
+    if not has_sites and domain is None and sequence and builtin_layernorm(model) is None:
+        reason = _norm_free_sequence_reason(model)
+        if reason is not None:
+            return reason
     batch_dependent = model.architecture in ("mlp", *_CNN)
     if batch_dependent and not has_sites and domain is None and model.batch.per_device is None:
         other = "ln" if model.architecture == "mlp" else "gn"
@@ -581,6 +586,50 @@ def abstain_reason(model: ModelContext, domain: str | None = None) -> str | None
             f"{other} below (B1/B2/B11); pass --batch-size or a training config"
         )
     return None
+
+
+# torch layers with LayerNorm inside (norm1, norm2, and the stacks' optional final norm)
+_BUILTIN_LAYERNORM = ("TransformerEncoderLayer", "TransformerDecoderLayer", "Transformer")
+
+
+def builtin_layernorm(model: ModelContext) -> str | None:
+    """The first torch layer of ``model`` that has LayerNorm built in
+    (``nn.TransformerEncoderLayer``), or None."""
+    return next((lay.type for _, lay in model.layers if lay.type in _BUILTIN_LAYERNORM), None)
+
+
+def _norm_free_sequence_reason(model: ModelContext) -> str | None:
+    """Why a Transformer or RNN with no norm in sight gets no verdict, or None when the
+    norm to add, if one is wanted, is the answer (see :func:`_norm_free_note`)."""
+    if model.architecture == "transformer" and any(
+        e.endswith(SELF_ATTENTION_EVIDENCE) for e in model.evidence
+    ):
+        return (
+            "an attention layer without norm layers: the block around it holds the norms "
+            "(pre-norm or post-norm LayerNorm/RMSNorm, B7); judge that block"
+        )
+    if any(layer.type == OPAQUE for _, layer in model.layers):
+        return (
+            f"a {model.architecture} without norm layers in sight, built in part from modules "
+            "this reading cannot see (another package, a config): its norms may be there"
+        )
+    return None
+
+
+def _norm_free_note(model: ModelContext) -> str:
+    """The first line of the advice for a sequence model with no norm: the answer says
+    which norm to add if one is wanted, not that one is missing (nViT, ReZero and the
+    LSTM language models of PyTorch's examples are norm-free by design)."""
+    where = (
+        "inside the cell, never BatchNorm on the state"
+        if model.architecture == "rnn"
+        else ("pre-norm, around attention and the MLP")
+    )
+    return (
+        f"No norm layer seen: this is the norm to add if one is wanted ({where}); "
+        "norm-free by design is a valid choice (ReZero, normalized-weight nets such as nViT, "
+        "LSTM language models)."
+    )
 
 
 def recommend(model: ModelContext, domain: str | None = None) -> Recommendation:
@@ -616,6 +665,12 @@ def recommend(model: ModelContext, domain: str | None = None) -> Recommendation:
     if note:
         rationale.insert(0, note)
     rules = list(adv.rules)
+    builtin = builtin_layernorm(model) if not sites else None
+    norm_free = not sites and model.architecture in ("transformer", "rnn")
+    if builtin is not None and adv.norm in ("ln", "rms"):
+        rationale.insert(0, f"LayerNorm is built into nn.{builtin}: the model already uses it.")
+    elif norm_free and adv.norm in ("ln", "rms"):
+        rationale.insert(0, _norm_free_note(model))
     would_change = list(adv.would_change)
     main = [layer for _, layer, a in sites if in_headline(a)]
     current = {_site_kind(model, layer) for layer in main}
@@ -734,10 +789,11 @@ def recommend(model: ModelContext, domain: str | None = None) -> Recommendation:
             site_norm = "gn"
             new_layers.append(path or layer.code)
         kept_here = keep_sites and _site_kind(model, layer) == site_norm
-        # B7 names LN and RMSNorm both: a Transformer that mixes them (TimesFM's LN in the
-        # MLP, RMSNorm before attention) keeps each; "RMSNorm -> LayerNorm" is no advice.
+        # B6/B7 name LN and RMSNorm both: a Transformer (or an RNN) that mixes them
+        # (TimesFM's LN in the MLP, RMSNorm before attention) keeps each; "RMSNorm ->
+        # LayerNorm" is no advice.
         kept_here = kept_here or (
-            site_arch == "transformer"
+            site_arch in ("transformer", "rnn")
             and site_norm in _SEQUENCE_NORMS
             and _site_kind(model, layer) in _SEQUENCE_NORMS
         )
@@ -904,7 +960,21 @@ def recommend(model: ModelContext, domain: str | None = None) -> Recommendation:
             f"BN needs the batch as evidence): {', '.join(batch_free)}."
         )
         would_change.append(f"a per-device batch of {BN_MIN_BATCH} or more: bn at these sites too")
-    if untraced:
+    kept_untraced = {_site_kind(model, layer) for _, layer, _ in sites}
+    all_untraced = bool(untraced) and len(untraced) == len(sites) and len(kept_untraced) == 1
+    if all_untraced:
+        # Every norm is an LN/RMS whose input was not traced (an LLM whose attention lives
+        # in blocks the analyzer could not build looks like an MLP): a "bn" headline would
+        # contradict every line below it. The headline is what the model uses.
+        (norm,) = kept_untraced
+        rationale.insert(
+            0,
+            f"Kept {norm}: the inputs of these norms could not be traced (tokens, if the "
+            "attention or recurrent blocks were not read), so the feature-batch advice "
+            f"({', '.join(adv.rules)}) is not applied to them.",
+        )
+        would_change.insert(0, f"inputs traced as (N, C) features: {adv.norm} ({adv.rules[0]})")
+    elif untraced:
         rationale.append(
             f"Kept as they are (input not traced, may be tokens): {', '.join(untraced)}."
         )
@@ -929,6 +999,8 @@ def recommend(model: ModelContext, domain: str | None = None) -> Recommendation:
         confidence=(
             "medium"
             if conditional and len(conditional) == len(sites)
+            else "low"
+            if (norm_free and builtin is None) or all_untraced
             else _kept_confidence(adv, norm, model)
         ),  # type: ignore[arg-type]
         alternatives=[n for n in (adv.norm, *adv.alternatives) if n != norm],
