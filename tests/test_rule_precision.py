@@ -1213,3 +1213,78 @@ def test_nrm011_on_a_line_shared_by_two_widths_suggests_the_expression() -> None
         if m.name == "Net"
     )
     assert {s.suggested for s in net.recommendation.layers} == {"nn.BatchNorm2d(cout)"}
+
+
+NNUNET_BLOCKS = """
+from torch import nn
+
+
+class ConvNormAct(nn.Module):
+    def __init__(self, cin, cout, conv_bias, norm_op, norm_op_kwargs):
+        super().__init__()
+        self.conv = nn.Conv3d(cin, cout, 3, padding=1, bias=conv_bias)
+        self.norm = norm_op(cout, **norm_op_kwargs)
+
+    def forward(self, x):
+        return self.norm(self.conv(x))
+
+
+class Stack(nn.Module):
+    def __init__(self, n, cin, cout, conv_bias, norm_op, norm_op_kwargs):
+        super().__init__()
+        self.blocks = nn.Sequential(
+            ConvNormAct(cin, cout, conv_bias, norm_op, norm_op_kwargs),
+            *[ConvNormAct(cout, cout, conv_bias, norm_op, norm_op_kwargs) for _ in range(n - 1)],
+        )
+
+    def forward(self, x):
+        return self.blocks(x)
+"""
+
+NNUNET_EMBED = """
+from torch import nn
+
+from .blocks import Stack
+
+
+class PatchEmbed(nn.Module):
+    def __init__(self, input_channels=1, embed_dim=96, base_features=32):
+        super().__init__()
+        self.stem = Stack(1, input_channels, base_features, True, nn.InstanceNorm3d, {})
+        self.proj = nn.Conv3d(base_features, embed_dim, 1)
+
+    def forward(self, x):
+        return self.proj(self.stem(x))
+"""
+
+NNUNET_MODEL = """
+from torch import nn
+
+from .embed import PatchEmbed
+
+
+class Net(nn.Module):
+    def __init__(self, embed_dim=96):
+        super().__init__()
+        self.down = PatchEmbed(input_channels=1, embed_dim=embed_dim, base_features=32)
+        self.head = nn.Conv3d(embed_dim, 3, 1)
+
+    def forward(self, x):
+        return self.head(self.down(x))
+"""
+
+
+def test_nrm001_is_reported_where_the_bias_is_set_not_again_in_every_user(tmp_path) -> None:
+    """MONAI/nnU-Net style: ``embed.py`` passes ``True`` for ``conv_bias``; ``model.py``
+    only builds ``PatchEmbed``, which has no ``conv_bias``. One finding, in embed.py."""
+    from normsuite.analysis.runner import analyze_paths
+
+    pkg = tmp_path / "pkg"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("")
+    for name, text in (("blocks", NNUNET_BLOCKS), ("embed", NNUNET_EMBED), ("model", NNUNET_MODEL)):
+        (pkg / f"{name}.py").write_text(text)
+    results = analyze_paths([str(pkg / f) for f in ("blocks.py", "embed.py", "model.py")])
+    found = {(r.path.rsplit("/", 1)[-1], f.line): f.message for r in results for f in r.findings}
+    assert list(found) == [("embed.py", 10)]
+    assert "pass conv_bias=False here" in found["embed.py", 10]

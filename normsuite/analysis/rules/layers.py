@@ -277,6 +277,21 @@ def _bias_call_site(model: ModelContext, producer: Layer) -> tuple[Layer, str] |
     return found
 
 
+def _set_in_another_file(caller: Layer, param: str) -> bool:
+    """``caller`` is built in another file, under a call of this file whose module takes
+    no ``param`` (nor ``**kwargs``): the value is fixed inside that other file (nnU-Net's
+    ``PatchEmbedDeeper`` builds ``Stack(..., True, ...)``), and "pass conv_bias=False here"
+    would name a parameter the call does not have."""
+    anchor = caller.anchor
+    if caller.file is None or anchor is None or anchor is caller or anchor.instance is None:
+        return False
+    init = anchor.instance.cls.method("__init__")
+    if init is None or init.args.kwarg is not None:
+        return False
+    names = [p.arg for p in [*init.args.posonlyargs, *init.args.args, *init.args.kwonlyargs]]
+    return param not in names
+
+
 def _at(layer: Layer) -> str:
     """``line 9``, or ``layers.py:9`` for a layer another file builds."""
     return f"{layer.file}:{layer.line}" if layer.file else f"line {layer.line}"
@@ -390,6 +405,8 @@ def bias_before_batch_norm(ctx: FileContext) -> Iterator[Finding]:
             if site is not None:
                 caller, param = site
                 assert caller.instance is not None
+                if _set_in_another_file(caller, param):
+                    continue  # reported in the file that sets it, where the fix goes
                 value = caller.kwargs.get(param)
                 fix = (
                     f"pass {param}=False here"
