@@ -1772,3 +1772,64 @@ def test_an_rnn_mixing_layernorm_and_rmsnorm_keeps_both() -> None:
         "self.out = nn.Linear(d, 10)\n        self.ln = nn.LayerNorm(d)",
     ).replace("self.out(self.norm(h))", "self.out(self.ln(self.norm(h)))")
     assert set(suggestions(mixed, "Tagger", batch_size=32).values()) == {"keep"}
+
+
+GRAPH_NETWORKS = """
+import torch
+from torch import nn
+from torch_geometric.nn import GINConv
+
+
+class Interaction(nn.Module):
+    def __init__(self, hidden=64, num_gaussians=50):
+        super().__init__()
+        self.filter = nn.Sequential(nn.Linear(num_gaussians, hidden), nn.Linear(hidden, hidden))
+        self.lin1 = nn.Linear(hidden, hidden, bias=False)
+        self.lin2 = nn.Linear(hidden, hidden)
+
+    def forward(self, h, edge_index, edge_attr):
+        src, dst = edge_index
+        msg = self.lin1(h)[src] * self.filter(edge_attr)
+        return self.lin2(torch.zeros_like(h).index_add_(0, dst, msg))
+
+
+class SchNet(nn.Module):
+    def __init__(self, hidden=64):
+        super().__init__()
+        self.embedding = nn.Embedding(100, hidden)
+        self.interactions = nn.ModuleList([Interaction(hidden) for _ in range(3)])
+        self.lin = nn.Linear(hidden, 1)
+
+    def forward(self, z, edge_index, edge_attr, batch):
+        h = self.embedding(z)
+        for block in self.interactions:
+            h = h + block(h, edge_index, edge_attr)
+        return self.lin(h)
+
+
+class GIN(nn.Module):
+    def __init__(self, cin=16, hidden=64, classes=2):
+        super().__init__()
+        self.conv1 = GINConv(nn.Sequential(nn.Linear(cin, hidden), nn.ReLU()))
+        self.bn1 = nn.BatchNorm1d(hidden)
+        self.conv2 = GINConv(nn.Sequential(nn.Linear(hidden, hidden), nn.ReLU()))
+        self.bn2 = nn.BatchNorm1d(hidden)
+        self.lstm = nn.LSTM(hidden, hidden, batch_first=True)
+        self.out = nn.Linear(hidden, classes)
+
+    def forward(self, x, edge_index, batch):
+        x = self.bn1(self.conv1(x, edge_index))
+        x = self.bn2(self.conv2(x, edge_index))
+        return self.out(x)
+"""
+
+
+@pytest.mark.parametrize("name", ["Interaction", "SchNet", "GIN"])
+def test_a_graph_network_gets_no_verdict(name: str) -> None:
+    """Message passing over ``edge_index``: an Embedding made SchNet a "transformer" and a
+    Jumping-Knowledge LSTM made PyG's GNNs an "rnn", told LN. BatchNorm there normalizes
+    over the nodes of the batch's graphs, not over a batch of samples: the B rules do not
+    speak to it, at any batch size."""
+    model = report(GRAPH_NETWORKS, name, batch_size=4)
+    assert model.recommendation is None
+    assert "graph network" in (model.abstain or "")

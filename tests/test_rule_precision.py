@@ -1288,3 +1288,17 @@ def test_nrm001_is_reported_where_the_bias_is_set_not_again_in_every_user(tmp_pa
     found = {(r.path.rsplit("/", 1)[-1], f.line): f.message for r in results for f in r.findings}
     assert list(found) == [("embed.py", 10)]
     assert "pass conv_bias=False here" in found["embed.py", 10]
+
+
+def test_batch_rules_are_silent_on_graph_networks() -> None:
+    """A GIN's BatchNorm1d normalizes over every node of the batch's graphs: "batch 4" is 4
+    graphs, not 4 samples, and NRM006's "mix time steps and sequences" was wrong."""
+    from test_analysis_recommend import GRAPH_NETWORKS
+
+    result = analyze_source(GRAPH_NETWORKS, "gnn.py", AnalysisOptions(batch_size=4))
+    assert [f.code for f in result.findings] == []
+    plain = GRAPH_NETWORKS.replace("x, edge_index, batch", "x, edges, batch")
+    plain = plain.replace("(x, edge_index)", "(x, edges)")
+    assert "NRM006" in [
+        f.code for f in analyze_source(plain, "m.py", AnalysisOptions(batch_size=4)).findings
+    ]

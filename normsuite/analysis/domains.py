@@ -191,6 +191,25 @@ def _takes_timestep(model: ModelContext) -> bool:
     return any(p.lower() in _TIMESTEP_ARGS for p in params)
 
 
+# forward arguments that carry a graph's connectivity (PyG's edge_index / adj_t, the
+# edge features that come with it): message passing, not a batch of grids or sequences
+_GRAPH_ARGS = frozenset({"edge_index", "edge_attr", "edge_weight", "adj_t", "edge_index_dict"})
+
+
+def graph_network(model: ModelContext) -> str | None:
+    """The connectivity argument (``edge_index``) a forward of the model's classes takes,
+    when it is a graph network, else None. Its BatchNorm normalizes over the nodes of all
+    the batch's graphs, so the batch rules (B1-B3, NRM005/NRM006) do not apply."""
+    for cls in _classes(model):
+        fn = cls.method("forward")
+        if fn is None:
+            continue
+        for arg in [*fn.args.posonlyargs, *fn.args.args, *fn.args.kwonlyargs]:
+            if arg.arg in _GRAPH_ARGS:
+                return arg.arg
+    return None
+
+
 def _generator_like(model: ModelContext) -> bool:
     types = {layer.type for layer in _unique(model)}
     if _tanh_output(model) or bool(types & _UPSAMPLING_LAYERS):

@@ -22,7 +22,7 @@ from normsuite.advice import (
 )
 
 from .context import MAP_NORMS, SELF_ATTENTION_EVIDENCE, ModelContext
-from .domains import image_decoder
+from .domains import graph_network, image_decoder
 from .ir import ATTENTION_TYPES, CONV_DIMS, OPAQUE, RNN_CELLS, RNN_TYPES, SHAPE_KEEPING, Layer
 from .shapes import UNKNOWN_T
 from .sites import (
@@ -394,6 +394,13 @@ def structural_abstain(model: ModelContext) -> str | None:
     an unknown architecture), or None."""
     if model.norm_class:
         return f"a norm layer (behaves as {model.norm_class}), not a model"
+    graph = graph_network(model)
+    if graph is not None:
+        return (
+            f"a graph network (message passing over `{graph}`): its norms normalize over the "
+            "nodes of a batch of graphs, which the rules B1-B11 (images, sequences, features) "
+            "do not cover; BatchNorm over nodes, GraphNorm or none are chosen by validation"
+        )
     inner = [layer for path, layer in model.layers if path]
     conditional = _conditional_norm(model, inner)
     if conditional is not None:

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from normsuite.advice import BN_MIN_BATCH
 
 from ..context import FileContext, ModelContext
-from ..domains import detect
+from ..domains import detect, graph_network
 from ..ir import Layer
 from ..recommend import advice_for, site_architecture, suggest_layer
 from ..types import Finding
@@ -24,6 +24,9 @@ def _bn_sites(ctx: FileContext) -> Iterator[tuple[ModelContext, Layer, str]]:
     for model in ctx.models:
         if model.batch.per_device is None or model.sync:
             continue  # (inference-only loaders never give a batch: entrypoints.py)
+        if graph_network(model) is not None:
+            continue  # BN over the nodes of the batch's graphs: the batch is not its sample
+
         for _, layer in model.norm_layers():
             is_bn = layer.norm_kind == "bn" or (
                 layer.backbone is not None and layer.backbone.norm == "bn"
