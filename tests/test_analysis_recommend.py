@@ -1833,3 +1833,51 @@ def test_a_graph_network_gets_no_verdict(name: str) -> None:
     model = report(GRAPH_NETWORKS, name, batch_size=4)
     assert model.recommendation is None
     assert "graph network" in (model.abstain or "")
+
+
+HIDDEN_NORMS = """
+import torch.nn as nn
+from asteroid.masknn import norms
+
+
+class DPTransformer(nn.Module):
+    def __init__(self, c=64, n_src=2, chunk=100):
+        super().__init__()
+        self.chunk = chunk
+        self.layers = nn.ModuleList([nn.MultiheadAttention(c, 4) for _ in range(4)])
+        self.rnn = nn.LSTM(c, c, batch_first=True)
+        self.out = nn.Sequential(nn.PReLU(), nn.Conv2d(c, n_src * c, 1))
+
+    def forward(self, seq):
+        for attn in self.layers:
+            seq = seq + attn(seq, seq, seq)[0]
+        seq, _ = self.rnn(seq)
+        return self.out(seq.transpose(1, 2).unsqueeze(-1))
+
+
+class Registry(nn.Module):
+    def __init__(self, norm_type="gLN"):
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, 64, 3)
+        self.norm1 = norms.get(norm_type)(64)
+        self.conv2 = nn.Conv2d(64, 64, 3)
+
+    def forward(self, x):
+        return self.conv2(self.norm1(self.conv1(x)).relu())
+"""
+
+
+def test_a_hybrid_without_norms_at_an_unknown_batch_abstains() -> None:
+    """asteroid's DPTransformer (attention, LSTM, a conv out): its norm comes from a registry
+    and the batch is unknown; "bn at >= 16, gn below" was advised where CNNs abstain."""
+    model = report(HIDDEN_NORMS, "DPTransformer")
+    assert model.architecture == "hybrid" and model.recommendation is None
+    assert "batch size is unknown" in model.abstain
+
+
+def test_a_model_built_in_part_from_unknown_modules_gets_no_norm_added() -> None:
+    """``norms.get(norm_type)(64)`` may be the norm: at a known batch, "add BN" would be a
+    guess about a model whose norm is hidden."""
+    model = report(HIDDEN_NORMS, "Registry", batch_size=32)
+    assert model.recommendation is None
+    assert "its norms may be there" in model.abstain

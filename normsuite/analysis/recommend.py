@@ -23,7 +23,16 @@ from normsuite.advice import (
 
 from .context import MAP_NORMS, SELF_ATTENTION_EVIDENCE, ModelContext
 from .domains import graph_network, image_decoder
-from .ir import ATTENTION_TYPES, CONV_DIMS, OPAQUE, RNN_CELLS, RNN_TYPES, SHAPE_KEEPING, Layer
+from .ir import (
+    ATTENTION_TYPES,
+    CONV_DIMS,
+    OPAQUE,
+    RNN_CELLS,
+    RNN_TYPES,
+    SHAPE_KEEPING,
+    UNKNOWN,
+    Layer,
+)
 from .shapes import UNKNOWN_T
 from .sites import (
     cnn_classifier_misfit,
@@ -33,6 +42,7 @@ from .sites import (
     producer_width_expr,
     received_channels,
 )
+from .tree_facts import class_facts
 from .types import LayerSuggestion, Recommendation
 
 _CNN = ("cnn1d", "cnn2d", "cnn3d")
@@ -585,12 +595,18 @@ def abstain_reason(model: ModelContext, domain: str | None = None) -> str | None
         reason = _norm_free_sequence_reason(model)
         if reason is not None:
             return reason
-    batch_dependent = model.architecture in ("mlp", *_CNN)
+    batch_dependent = model.architecture in ("mlp", "hybrid", *_CNN)
     if batch_dependent and not has_sites and domain is None and model.batch.per_device is None:
         other = "ln" if model.architecture == "mlp" else "gn"
         return (
             "no norm layers to judge and the batch size is unknown: bn at >= 16 per device, "
             f"{other} below (B1/B2/B11); pass --batch-size or a training config"
+        )
+    if not has_sites and domain is None and _opaque_parts(model):
+        return (
+            f"a {model.architecture} model without norm layers in sight, built in part from "
+            "modules this reading cannot see (another package, a config, a registry): its "
+            "norms may be there"
         )
     return None
 
@@ -615,12 +631,36 @@ def _norm_free_sequence_reason(model: ModelContext) -> str | None:
             "an attention layer without norm layers: the block around it holds the norms "
             "(pre-norm or post-norm LayerNorm/RMSNorm, B7); judge that block"
         )
-    if any(layer.type == OPAQUE for _, layer in model.layers):
-        return (
-            f"a {model.architecture} without norm layers in sight, built in part from modules "
-            "this reading cannot see (another package, a config): its norms may be there"
-        )
     return None
+
+
+def _opaque_parts(model: ModelContext) -> bool:
+    """Some module of the model is one the analyzer cannot know: an opaque layer (a class
+    of a package it cannot read), or an attribute built by a call it cannot evaluate and
+    called in ``forward`` (``self.norm1 = norms.get(kind)(c)``, a registry build)."""
+    if any(layer.type == OPAQUE for _, layer in model.layers):
+        return True
+    if model.architecture in ("transformer", "rnn"):
+        # their advice does not depend on what is hidden (LN if a norm is wanted), and an
+        # unknown attribute there is most often the activation (``ACT2FN[config.act]``)
+        return False
+    owners = [model.root.instance] if model.root.instance is not None else []
+    owners += [layer.instance for _, layer in model.layers if layer.instance is not None]
+    for inst in owners:
+        unknown = {name for name, value in inst.attrs.items() if value is UNKNOWN}
+        forward = inst.cls.method("forward") if unknown else None
+        if forward is None:
+            continue
+        for call in class_facts(inst.cls).nodes_in(forward, (ast.Call,)):
+            func = call.func
+            if (
+                isinstance(func, ast.Attribute)
+                and isinstance(func.value, ast.Name)
+                and func.value.id == "self"
+                and func.attr in unknown
+            ):
+                return True
+    return False
 
 
 def _norm_free_note(model: ModelContext) -> str:
