@@ -1881,3 +1881,67 @@ def test_a_model_built_in_part_from_unknown_modules_gets_no_norm_added() -> None
     model = report(HIDDEN_NORMS, "Registry", batch_size=32)
     assert model.recommendation is None
     assert "its norms may be there" in model.abstain
+
+
+INPUT_INSTANCENORM = """
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+class BasicLayer(nn.Module):
+    def __init__(self, cin, cout, stride=1):
+        super().__init__()
+        self.layer = nn.Sequential(
+            nn.Conv2d(cin, cout, 3, stride=stride, padding=1, bias=False),
+            nn.BatchNorm2d(cout, affine=False),
+            nn.ReLU(inplace=True),
+        )
+
+    def forward(self, x):
+        return self.layer(x)
+
+
+class KeypointNet(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.norm = nn.InstanceNorm2d(1)
+        self.block1 = nn.Sequential(BasicLayer(1, 8, 2), BasicLayer(8, 24, 2))
+        self.block2 = nn.Sequential(BasicLayer(24, 64, 2), BasicLayer(64, 64))
+        self.heatmap_head = nn.Sequential(BasicLayer(64, 64), nn.Conv2d(64, 1, 1), nn.Sigmoid())
+        self.desc_head = nn.Conv2d(64, 64, 1)
+
+    def forward(self, x):
+        with torch.no_grad():
+            x = self.norm(x.mean(dim=1, keepdim=True))
+        f = self.block2(self.block1(x))
+        heat = F.interpolate(self.heatmap_head(f), scale_factor=8, mode="bilinear")
+        return self.desc_head(f), heat
+
+
+class Classifier(nn.Module):
+    def __init__(self, num_classes=10):
+        super().__init__()
+        self.norm = nn.InstanceNorm2d(3)
+        self.body = nn.Sequential(BasicLayer(3, 32, 2), BasicLayer(32, 64, 2))
+        self.fc = nn.Linear(64, num_classes)
+
+    def forward(self, x):
+        x = self.body(self.norm(x))
+        return self.fc(F.adaptive_avg_pool2d(x, 1).flatten(1))
+"""
+
+
+def test_an_instancenorm_standardizing_the_input_is_not_a_generator_norm() -> None:
+    """kornia's XFeat standardizes the raw image with InstanceNorm2d(1) before any conv,
+    then upsamples its heatmap: it had been an image generator (D1), every BN told
+    InstanceNorm at medium confidence. The input IN is kept, at any batch."""
+    net = report(INPUT_INSTANCENORM, "KeypointNet", batch_size=32)
+    assert net.domain is None
+    assert set(suggestions(INPUT_INSTANCENORM, "KeypointNet", batch_size=32).values()) == {"keep"}
+    assert any("standardizing the model's input" in r for r in net.recommendation.rationale)
+    assert "NRM013" not in codes(INPUT_INSTANCENORM, batch_size=32)
+    in_after_conv = INPUT_INSTANCENORM.replace(
+        "x = self.body(self.norm(x))", "x = self.norm(self.body(x))"
+    ).replace("nn.InstanceNorm2d(3)", "nn.InstanceNorm2d(64)")
+    assert "NRM013" in codes(in_after_conv, batch_size=32)  # a feature IN is still B5's

@@ -73,8 +73,16 @@ def detect(model: ModelContext, ctx: FileContext) -> str | None:
     # an IN-only conv module without a head (CycleGAN's ResnetBlock), or IN with an image
     # output; IN beside BN in a head-less block is a recognition design (IBN-Net, RAFT's
     # encoders), not an image generator
-    in_only = kinds <= {"in", "none"}
-    if convs and "in" in kinds and (generator or gan_file or (in_only and not model.classifier)):
+    # an InstanceNorm that standardizes the raw input before any conv (kornia's XFeat) is
+    # preprocessing, not a generator's feature norm
+    feature_kinds = {
+        layer.norm_kind
+        for layer in layers
+        if layer.norm_kind and not (layer.norm_kind == "in" and input_standardization(model, layer))
+    }
+    in_only = feature_kinds <= {"in", "none"}
+    feature_in = "in" in feature_kinds
+    if convs and feature_in and (generator or gan_file or (in_only and not model.classifier)):
         return "D1"
     if convs and image_out and upsamples and kinds and not model.classifier:
         # a decoder to a tanh image is a GAN generator (DCGAN, pix2pix(HD), whose norm is
@@ -107,6 +115,17 @@ def detect(model: ModelContext, ctx: FileContext) -> str | None:
         if bns and (all(_on_map(model, layer) for layer in bns) or only_bn):
             return "D7"  # BN on the maps, or BN everywhere by design (LeViT)
     return None
+
+
+def input_standardization(model: ModelContext, layer: Layer) -> bool:
+    """``layer`` is applied before any conv or linear layer of the forward: it normalizes
+    the model's input (``self.norm = nn.InstanceNorm2d(1)`` on the raw image)."""
+    for app in model.apps:
+        if app.layer is layer:
+            return True
+        if app.layer.type in CONV_DIMS or app.layer.type in ("Linear", "LazyLinear"):
+            return False
+    return False
 
 
 def image_decoder(model: ModelContext) -> bool:
@@ -287,4 +306,10 @@ def _gradient_penalty(ctx: FileContext) -> bool:
     return memo[key]
 
 
-__all__ = ["channel_layernorm", "detect", "image_decoder"]
+__all__ = [
+    "channel_layernorm",
+    "detect",
+    "graph_network",
+    "image_decoder",
+    "input_standardization",
+]

@@ -22,7 +22,7 @@ from normsuite.advice import (
 )
 
 from .context import MAP_NORMS, SELF_ATTENTION_EVIDENCE, ModelContext
-from .domains import graph_network, image_decoder
+from .domains import graph_network, image_decoder, input_standardization
 from .ir import (
     ATTENTION_TYPES,
     CONV_DIMS,
@@ -808,6 +808,7 @@ def recommend(model: ModelContext, domain: str | None = None) -> Recommendation:
     pooled: list[str] = []
     channels_first: list[str] = []
     single: list[str] = []
+    inputs: list[str] = []  # InstanceNorm standardizing the model's input
     repaired: list[str] = []  # kept kinds whose layer a rule flags (NRM012): made valid
     by_path, seen_cn = dict(model.layers), {}  # for the conditional-norm check, once a model
     # Recurrence by nn.LSTM/GRU/RNN only: a norm cannot be inside those cells. (A model that
@@ -868,6 +869,11 @@ def recommend(model: ModelContext, domain: str | None = None) -> Recommendation:
             # tokens and recurrent state
             kept_here = True
             channels_first.append(path or layer.code)
+        if not kept_here and layer.norm_kind == "in" and input_standardization(model, layer):
+            # InstanceNorm on the raw input before any conv (kornia's XFeat): a per-image
+            # standardization, which batch statistics of raw images would not be
+            kept_here = True
+            inputs.append(path or layer.code)
         if not kept_here and layer.num_channels == 1 and site_norm in ("ln", "gn", "rms"):
             # InstanceNorm1d(1) on (N, 1, F) normalizes over F: a LayerNorm or GroupNorm over
             # its single channel would output a constant
@@ -948,6 +954,11 @@ def recommend(model: ModelContext, domain: str | None = None) -> Recommendation:
         rationale.append(
             "BatchNorm1d over the length of an (N, L, C) sequence raises or normalizes the "
             f"wrong dim (NRM012): a LayerNorm over C instead: {', '.join(repaired)}."
+        )
+    if inputs:
+        rationale.append(
+            "Kept as they are (InstanceNorm standardizing the model's input before any conv: "
+            f"a per-image preprocessing step, not a feature norm): {', '.join(inputs)}."
         )
     if single:
         rationale.append(

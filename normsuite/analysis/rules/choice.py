@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from normsuite.advice import default_groups
 
 from ..context import FileContext, ModelContext
+from ..domains import input_standardization
 from ..ir import Layer
 from ..sites import cnn_classifier_misfit, metaformer_norm
 from ..types import Finding
@@ -33,6 +34,8 @@ def ln_or_in_in_cnn_classifier(ctx: FileContext) -> Iterator[Finding]:
             what = cnn_classifier_misfit(model, layer)
             if what is None or metaformer_norm(model, path):
                 continue
+            if layer.norm_kind == "in" and input_standardization(model, layer):
+                continue  # standardizes the raw input before any conv: preprocessing
             alt = f"nn.GroupNorm({default_groups(c)}, {c})" if c else "GroupNorm(32, C)"
             yield finding(
                 "NRM013",
@@ -80,8 +83,7 @@ def _classifies(model: ModelContext) -> bool:
             # a Linear (or a conv on pooled features) over the classes; a conv writing
             # per-pixel class maps is a segmentation head (nnU-Net), not a classifier
             if any(
-                used.search(layer.code) and _class_scores(model, layer)
-                for _, layer in model.layers
+                used.search(layer.code) and _class_scores(model, layer) for _, layer in model.layers
             ):
                 return True
     for _, layer in model.layers:
