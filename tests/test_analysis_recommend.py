@@ -1945,3 +1945,59 @@ def test_an_instancenorm_standardizing_the_input_is_not_a_generator_norm() -> No
         "x = self.body(self.norm(x))", "x = self.norm(self.body(x))"
     ).replace("nn.InstanceNorm2d(3)", "nn.InstanceNorm2d(64)")
     assert "NRM013" in codes(in_after_conv, batch_size=32)  # a feature IN is still B5's
+
+
+WGAN_GP_TABULAR = """
+import torch
+import torch.nn as nn
+
+
+class Discriminator(nn.Module):
+    def __init__(self, dim, hidden=256):
+        super().__init__()
+        self.seq = nn.Sequential(nn.Linear(dim, hidden), nn.LeakyReLU(0.2), nn.Linear(hidden, 1))
+
+    def calc_gradient_penalty(self, real, fake, lambda_=10):
+        alpha = torch.rand(real.size(0), 1)
+        interp = alpha * real + (1 - alpha) * fake
+        out = self(interp)
+        grads = torch.autograd.grad(
+            outputs=out, inputs=interp, grad_outputs=torch.ones_like(out), create_graph=True
+        )[0]
+        return ((grads.norm(2, dim=1) - 1) ** 2).mean() * lambda_
+
+    def forward(self, x):
+        return self.seq(x)
+
+
+class Residual(nn.Module):
+    def __init__(self, i, o):
+        super().__init__()
+        self.fc = nn.Linear(i, o, bias=False)
+        self.bn = nn.BatchNorm1d(o)
+
+    def forward(self, x):
+        return torch.cat([self.bn(self.fc(x)).relu(), x], dim=1)
+
+
+class Generator(nn.Module):
+    def __init__(self, embedding_dim=128, data_dim=32):
+        super().__init__()
+        self.seq = nn.Sequential(
+            Residual(embedding_dim, 256),
+            Residual(embedding_dim + 256, 256),
+            nn.Linear(embedding_dim + 512, data_dim),
+        )
+
+    def forward(self, z):
+        return self.seq(z)
+"""
+
+
+def test_a_generator_without_tanh_in_a_gradient_penalty_file_is_not_the_critic() -> None:
+    """CTGAN: the penalty is on the critic (one score per sample); the MLP generator's
+    BatchNorm1d had been told LayerNorm by D2, and its residual block with it."""
+    assert report(WGAN_GP_TABULAR, "Discriminator").domain.startswith("D2:")
+    for name in ("Generator", "Residual"):
+        assert report(WGAN_GP_TABULAR, name, batch_size=500).domain is None
+        assert set(suggestions(WGAN_GP_TABULAR, name, batch_size=500).values()) == {"keep"}

@@ -58,7 +58,10 @@ def detect(model: ModelContext, ctx: FileContext) -> str | None:
     image_out = _tanh_output(model)
     upsamples = bool(types & _UPSAMPLING_LAYERS or calls & _UPSAMPLING_CALLS)
     generator = image_out or upsamples
-    if _gradient_penalty(ctx) and not generator and (convs or "Linear" in types):
+    # the critic scores each sample (a one-value output): a generator without a tanh or
+    # upsampling (CTGAN's MLP of Linear+BN blocks, in the same file) is not the critic
+    critic = _single_output(model) and (convs or "Linear" in types)
+    if _gradient_penalty(ctx) and not generator and critic:
         return "D2"
     unet = upsamples or bool(kinds)  # a U-Net: GroupNorm (or a channel RMS/LN variant) kept
     if convs and unet and _takes_timestep(model) and (kinds & {"gn", "rms", "ln"} or not kinds):
