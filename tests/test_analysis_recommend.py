@@ -2001,3 +2001,59 @@ def test_a_generator_without_tanh_in_a_gradient_penalty_file_is_not_the_critic()
     for name in ("Generator", "Residual"):
         assert report(WGAN_GP_TABULAR, name, batch_size=500).domain is None
         assert set(suggestions(WGAN_GP_TABULAR, name, batch_size=500).values()) == {"keep"}
+
+
+PYRAMID_DECODER = """
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+def refiner(cin, cout):
+    return nn.Sequential(
+        nn.Conv2d(cin, cout, 3, padding=1, bias=False),
+        nn.BatchNorm2d(cout),
+        nn.Conv2d(cout, cout, 1),
+    )
+
+
+class Decoder(nn.Module):
+    def __init__(self, layers):
+        super().__init__()
+        self.layers = layers
+        self.scales = list(layers.keys())
+
+    def forward(self, feats, context=None, scale=None):
+        if context is not None:
+            feats = torch.cat((feats, context), dim=1)
+        out = self.layers[scale](feats)
+        return out[:, :1], out[:, 1:]
+
+
+class Detector(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.encoder = nn.ModuleList([nn.Conv2d(3, 64, 3, 2, 1), nn.Conv2d(64, 64, 3, 2, 1)])
+        self.decoder = Decoder(nn.ModuleDict({"4": refiner(64, 65), "2": refiner(128, 65)}))
+
+    def forward(self, x):
+        feats = []
+        for conv in self.encoder:
+            x = conv(x)
+            feats.append(x)
+        logits, context = 0, None
+        for feature_map, scale in zip(reversed(feats), self.decoder.scales):
+            delta, context = self.decoder(feature_map, context=context, scale=scale)
+            logits = logits + delta
+            context = F.interpolate(context, scale_factor=2.0, mode="bilinear")
+        return logits
+"""
+
+
+def test_a_coarse_to_fine_loop_with_a_module_per_scale_is_not_a_recurrence() -> None:
+    """kornia's DeDoDe: the loop carries a context map, but each scale runs its own refiner
+    (``self.layers[scale]``): no weights recur, so no NRM007 and no B6 LayerNorm."""
+    net = report(PYRAMID_DECODER, "Detector", batch_size=32)
+    assert net.architecture == "cnn2d"
+    assert set(suggestions(PYRAMID_DECODER, "Detector", batch_size=32).values()) == {"keep"}
+    assert "NRM007" not in codes(PYRAMID_DECODER, batch_size=32)

@@ -102,6 +102,8 @@ def _stepped(inst: ModuleInstance, index: ModuleIndex) -> list[tuple[Layer, list
         for call in calls:
             layer = _attr_layer(call.func, inst) or _module_of_inner_loop(call.func, loop, inst)
             if layer is not None and (layer.type in RNN_CELLS or _has_weights(layer)):
+                if _module_per_step(call, loop, layer):
+                    continue  # a different submodule each step: a pyramid, not a recurrence
                 fed = _fed_back(call, loop)
                 if fed:
                     cells.append(layer)
@@ -134,6 +136,32 @@ def _stepped(inst: ModuleInstance, index: ModuleIndex) -> list[tuple[Layer, list
         found.extend((cell, norms) for cell in cells)
     index.memo[key] = found
     return found
+
+
+def _module_per_step(call: ast.Call, loop: ast.For | ast.While, layer: Layer) -> bool:
+    """The call passes the loop variable to a parameter that the callee's ``forward`` uses
+    to pick a submodule (``self.layers[scale](x)``): each step runs other weights (kornia's
+    DeDoDe decoder refines a pyramid scale by scale), so nothing recurs."""
+    if layer.instance is None:
+        return False
+    fn = layer.instance.cls.method("forward")
+    targets = _loop_targets(loop)
+    if fn is None or not targets:
+        return False
+    params = [a.arg for a in [*fn.args.posonlyargs, *fn.args.args, *fn.args.kwonlyargs]][1:]
+    passed = {
+        params[i] for i, arg in enumerate(call.args) if i < len(params) and _names([arg]) & targets
+    }
+    passed |= {k.arg for k in call.keywords if k.arg is not None and _names([k.value]) & targets}
+    return any(
+        isinstance(node, ast.Subscript)
+        and isinstance(node.value, ast.Attribute)
+        and isinstance(node.value.value, ast.Name)
+        and node.value.value.id == "self"
+        and isinstance(node.slice, ast.Name)
+        and node.slice.id in passed
+        for node in ast.walk(fn)
+    )
 
 
 def _input_calls(cell_call: ast.Call, state: set[str]) -> set[int]:
