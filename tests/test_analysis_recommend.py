@@ -2057,3 +2057,47 @@ def test_a_coarse_to_fine_loop_with_a_module_per_scale_is_not_a_recurrence() -> 
     assert net.architecture == "cnn2d"
     assert set(suggestions(PYRAMID_DECODER, "Detector", batch_size=32).values()) == {"keep"}
     assert "NRM007" not in codes(PYRAMID_DECODER, batch_size=32)
+
+
+DETECTOR_BLOCKS = """
+import torch
+import torch.nn as nn
+
+
+class Conv(nn.Module):
+    def __init__(self, c1, c2, k=1, s=1):
+        super().__init__()
+        self.conv = nn.Conv2d(c1, c2, k, s, k // 2, bias=False)
+        self.bn = nn.BatchNorm2d(c2)
+
+    def forward(self, x):
+        return self.bn(self.conv(x)).relu()
+
+
+class ConvTranspose(nn.Module):
+    def __init__(self, c1, c2, k=2, s=2):
+        super().__init__()
+        self.conv_transpose = nn.ConvTranspose2d(c1, c2, k, s, bias=False)
+        self.bn = nn.BatchNorm2d(c2)
+
+    def forward(self, x):
+        return self.bn(self.conv_transpose(x)).relu()
+
+
+class SpatialAttention(nn.Module):
+    def __init__(self, kernel_size=7):
+        super().__init__()
+        self.cv1 = nn.Conv2d(2, 1, kernel_size, padding=kernel_size // 2, bias=False)
+
+    def forward(self, x):
+        pooled = torch.cat([x.mean(1, keepdim=True), x.max(1, keepdim=True)[0]], 1)
+        return x * self.cv1(pooled).sigmoid()
+"""
+
+
+def test_an_upsampling_block_and_an_attention_gate_make_no_gan_file() -> None:
+    """ultralytics' conv.py: a ConvTranspose2d+BN block and a 1-channel sigmoid gate had
+    made the file a GAN (D9): BN kept at medium confidence at batch 4, NRM006 silenced."""
+    conv = report(DETECTOR_BLOCKS, "Conv", batch_size=4)
+    assert conv.domain is None and conv.recommendation.norm == "gn"
+    assert codes(DETECTOR_BLOCKS, batch_size=4).count("NRM006") == 2

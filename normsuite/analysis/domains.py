@@ -272,7 +272,9 @@ def _gan_file(ctx: FileContext) -> bool:
     key = ("gan-file",)
     memo = ctx.index.memo
     if key not in memo:
-        top = [m for m in ctx.models if m.part_of is None]
+        # networks, not building blocks: a lone ConvTranspose2d+BN upsampler and a
+        # 1-channel attention gate (ultralytics' conv.py) make no GAN
+        top = [m for m in ctx.models if m.part_of is None and _weighted_layers(m) >= 2]
         memo[key] = (
             any(_generator_like(m) for m in top)
             and any(_single_output(m) and not _generator_like(m) for m in top)
@@ -282,6 +284,16 @@ def _gan_file(ctx: FileContext) -> bool:
             _gradient_penalty(ctx) and any(_generator_like(m) for m in ctx.models)
         )
     return memo[key]
+
+
+def _weighted_layers(model: ModelContext) -> int:
+    """How many conv and Linear layers the model builds (each once)."""
+    return sum(
+        1 for layer in _unique(model) if layer.type in CONV_DIMS or layer.type in _LINEAR_TYPES
+    )
+
+
+_LINEAR_TYPES = frozenset({"Linear", "LazyLinear", "Bilinear"})
 
 
 def _single_output(model: ModelContext) -> bool:
