@@ -2101,3 +2101,58 @@ def test_an_upsampling_block_and_an_attention_gate_make_no_gan_file() -> None:
     conv = report(DETECTOR_BLOCKS, "Conv", batch_size=4)
     assert conv.domain is None and conv.recommendation.norm == "gn"
     assert codes(DETECTOR_BLOCKS, batch_size=4).count("NRM006") == 2
+
+
+DESCRIPTOR_AND_CODEC = """
+import torch.nn as nn
+from torch.nn.utils import weight_norm
+
+
+class PatchDescriptor(nn.Module):
+    def __init__(self, dim_desc=128):
+        super().__init__()
+        self.layers = nn.Sequential(
+            nn.Conv2d(1, 32, 3, padding=1, bias=False),
+            nn.BatchNorm2d(32),
+            nn.ReLU(),
+            nn.Conv2d(32, dim_desc, 8, bias=False),
+            nn.BatchNorm2d(dim_desc, affine=False),
+        )
+        self.desc_norm = nn.LocalResponseNorm(2 * dim_desc, 2.0 * dim_desc, 0.5, 0.0)
+
+    def forward(self, x):
+        return self.desc_norm(self.layers(x)).flatten(1)
+
+
+class Encoder(nn.Module):
+    def __init__(self, n=32, dim=128):
+        super().__init__()
+        self.model = nn.Sequential(
+            weight_norm(nn.Conv1d(1, n, 7, padding=3)),
+            nn.ELU(),
+            weight_norm(nn.Conv1d(n, 2 * n, 4, stride=2)),
+            nn.ELU(),
+            weight_norm(nn.Conv1d(2 * n, dim, 7, padding=3)),
+        )
+        self.lstm = nn.LSTM(dim, dim, 2)
+
+    def forward(self, x):
+        y, _ = self.lstm(self.model(x).permute(2, 0, 1))
+        return y.permute(1, 2, 0)
+"""
+
+
+def test_local_response_norm_is_kept_not_turned_into_batchnorm() -> None:
+    """kornia's HyNet L2-normalizes its descriptor with LocalResponseNorm(2C, 2C, 0.5, 0):
+    "-> nn.BatchNorm2d(2 * dim_desc)" was another family and another width (the first
+    argument is a neighbourhood size)."""
+    assert set(suggestions(DESCRIPTOR_AND_CODEC, "PatchDescriptor", batch_size=32).values()) == {
+        "keep"
+    }
+
+
+def test_a_weight_normalized_model_without_feature_norms_gets_none_added() -> None:
+    """encodec's SEANet encoder: weight_norm convs and an LSTM, no feature norm by design;
+    it had been told "bn" at batch 32."""
+    model = report(DESCRIPTOR_AND_CODEC, "Encoder", batch_size=32)
+    assert model.recommendation is None and "weight-normalized" in model.abstain

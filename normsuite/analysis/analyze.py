@@ -202,6 +202,14 @@ def _report(
         domains = {id(model): detect(model, ctx) if structural_abstain(model) is None else None}
     domain = domains[id(model)]
     reason = abstain_reason(model, domain)
+    wrappers = {site.kind for site in sites if site.kind in ("weight_norm", "spectral_norm")}
+    if reason is None and domain is None and "weight_norm" in wrappers and not model.norm_layers():
+        # encodec's SEANet, HiFi-GAN, WaveNet: weight normalization is the design's norm
+        reason = (
+            "its layers are weight-normalized (weight_norm, Salimans & Kingma 2016) and it has "
+            "no feature norm: a batch-independent design (audio codecs, vocoders) that the "
+            "feature-norm rules B1-B11 do not say to change"
+        )
     networks = _networks_with_own_domains(model, ctx, domains) if reason is None else []
     if networks:
         reason = (

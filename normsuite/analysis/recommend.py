@@ -809,6 +809,7 @@ def recommend(model: ModelContext, domain: str | None = None) -> Recommendation:
     channels_first: list[str] = []
     single: list[str] = []
     inputs: list[str] = []  # InstanceNorm standardizing the model's input
+    fixed: list[str] = []  # LocalResponseNorm: nothing learned, no batch
     repaired: list[str] = []  # kept kinds whose layer a rule flags (NRM012): made valid
     by_path, seen_cn = dict(model.layers), {}  # for the conditional-norm check, once a model
     # Recurrence by nn.LSTM/GRU/RNN only: a norm cannot be inside those cells. (A model that
@@ -869,6 +870,13 @@ def recommend(model: ModelContext, domain: str | None = None) -> Recommendation:
             # tokens and recurrent state
             kept_here = True
             channels_first.append(path or layer.code)
+        if not kept_here and layer.norm_kind == "lrn":
+            # LocalResponseNorm has no statistics to learn or batch to see: a fixed local
+            # contrast normalization (AlexNet), or an L2 normalization of a descriptor
+            # (size 2C, alpha 2C, beta 0.5, k 0: kornia's HyNet). Its first argument is a
+            # neighbourhood size, not a channel count.
+            kept_here = True
+            fixed.append(path or layer.code)
         if not kept_here and layer.norm_kind == "in" and input_standardization(model, layer):
             # InstanceNorm on the raw input before any conv (kornia's XFeat): a per-image
             # standardization, which batch statistics of raw images would not be
@@ -954,6 +962,11 @@ def recommend(model: ModelContext, domain: str | None = None) -> Recommendation:
         rationale.append(
             "BatchNorm1d over the length of an (N, L, C) sequence raises or normalizes the "
             f"wrong dim (NRM012): a LayerNorm over C instead: {', '.join(repaired)}."
+        )
+    if fixed:
+        rationale.append(
+            "Kept as they are (LocalResponseNorm: a fixed local contrast or L2 normalization "
+            f"with no statistics over the batch, outside the BN/GN/LN choice): {', '.join(fixed)}."
         )
     if inputs:
         rationale.append(
