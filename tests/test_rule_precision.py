@@ -1302,3 +1302,39 @@ def test_batch_rules_are_silent_on_graph_networks() -> None:
     assert "NRM006" in [
         f.code for f in analyze_source(plain, "m.py", AnalysisOptions(batch_size=4)).findings
     ]
+
+
+GHOST_BN = """
+import torch
+import torch.nn as nn
+
+
+class GBN(nn.Module):
+    def __init__(self, input_dim, virtual_batch_size=128):
+        super().__init__()
+        self.virtual_batch_size = virtual_batch_size
+        self.bn = nn.BatchNorm1d(input_dim)
+
+    def forward(self, x):
+        chunks = x.chunk(max(1, x.shape[0] // self.virtual_batch_size), 0)
+        return torch.cat([self.bn(c) for c in chunks], dim=0)
+
+
+class Encoder(nn.Module):
+    def __init__(self, d=16):
+        super().__init__()
+        self.fc1 = nn.Linear(d, 64, bias=False)
+        self.bn1 = GBN(64)
+        self.fc2 = nn.Linear(64, 10)
+
+    def forward(self, x):
+        return self.fc2(self.bn1(self.fc1(x)).relu())
+"""
+
+
+def test_nrm006_speaks_of_the_model_that_uses_a_block_not_of_a_resnet() -> None:
+    """pytorch-tabnet's Ghost BN: the block alone has no architecture (only a BN), and its
+    NRM006 quoted ResNet-50 numbers and a GroupNorm fix; the MLP that uses it gets B11."""
+    result = analyze_source(GHOST_BN, "m.py", AnalysisOptions(batch_size=4))
+    (nrm006,) = [f for f in result.findings if f.code == "NRM006"]
+    assert "(B11)" in nrm006.message and "ResNet-50" not in nrm006.message

@@ -24,6 +24,8 @@ def _bn_sites(ctx: FileContext) -> Iterator[tuple[ModelContext, Layer, str]]:
     for model in ctx.models:
         if model.batch.per_device is None or model.sync:
             continue  # (inference-only loaders never give a batch: entrypoints.py)
+        if model.architecture == "unknown":
+            continue  # no guidance applies (recommend abstains): its callers are judged
         if graph_network(model) is not None:
             continue  # BN over the nodes of the batch's graphs: the batch is not its sample
 
