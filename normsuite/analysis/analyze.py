@@ -31,6 +31,7 @@ from .context import FileContext, ModelContext, build_context
 from .domains import detect
 from .extract import BudgetExceeded
 from .factories import REPARAM
+from .ir import CONV_DIMS
 from .project import project_for
 from .recommend import abstain_reason, recommend, structural_abstain
 from .rules import run_rules
@@ -161,6 +162,22 @@ def _inherit_domains(ctx: FileContext, domains: dict[int, str | None]) -> None:
 _ADVERSARIAL = frozenset({"D2", "D3", "D9"})  # critics, spectral-norm discriminators, GANs
 
 
+def _weight_normalized(model: ModelContext, sites: list[NormSite]) -> bool:
+    """No feature norm, and most of the model's conv/Linear layers wrapped in
+    ``weight_norm`` (one weight-normalized head on a CNN does not make the design)."""
+    if model.norm_layers():
+        return False
+    wrapped = sum(1 for site in sites if site.kind == "weight_norm")
+    weighted = len(
+        {
+            id(layer)
+            for _, layer in model.layers
+            if layer.type in CONV_DIMS or layer.type in ("Linear", "LazyLinear")
+        }
+    )
+    return wrapped >= 2 and 2 * wrapped >= weighted
+
+
 def _networks_with_own_domains(
     model: ModelContext, ctx: FileContext, domains: dict[int, str | None]
 ) -> list[str]:
@@ -202,8 +219,7 @@ def _report(
         domains = {id(model): detect(model, ctx) if structural_abstain(model) is None else None}
     domain = domains[id(model)]
     reason = abstain_reason(model, domain)
-    wrappers = {site.kind for site in sites if site.kind in ("weight_norm", "spectral_norm")}
-    if reason is None and domain is None and "weight_norm" in wrappers and not model.norm_layers():
+    if reason is None and domain is None and _weight_normalized(model, sites):
         # encodec's SEANet, HiFi-GAN, WaveNet: weight normalization is the design's norm
         reason = (
             "its layers are weight-normalized (weight_norm, Salimans & Kingma 2016) and it has "

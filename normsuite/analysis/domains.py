@@ -60,7 +60,10 @@ def detect(model: ModelContext, ctx: FileContext) -> str | None:
     generator = image_out or upsamples
     # the critic scores each sample (a one-value output): a generator without a tanh or
     # upsampling (CTGAN's MLP of Linear+BN blocks, in the same file) is not the critic
-    critic = _single_output(model) and (convs or "Linear" in types)
+    # (an unknown output width counts for a network, not for a block another model uses:
+    # CTGAN's Residual(i, o) inside the generator)
+    scores = _single_output(model) or (model.block_of is None and not _several_outputs(model))
+    critic = scores and (convs or "Linear" in types)
     if _gradient_penalty(ctx) and not generator and critic:
         return "D2"
     unet = upsamples or bool(kinds)  # a U-Net: GroupNorm (or a channel RMS/LN variant) kept
@@ -126,9 +129,15 @@ def input_standardization(model: ModelContext, layer: Layer) -> bool:
     for app in model.apps:
         if app.layer is layer:
             return True
-        if app.layer.type in CONV_DIMS or app.layer.type in ("Linear", "LazyLinear"):
-            return False
+        if app.layer.type not in _WEIGHTLESS:
+            return False  # a conv, a Linear, a backbone or a module it cannot see came first
     return False
+
+
+# layers that may come before an input standardization (they learn nothing of the image)
+_WEIGHTLESS = frozenset(
+    {"Identity", "Flatten", "Unflatten", "Dropout", "AvgPool2d", "MaxPool2d", "Upsample"}
+)
 
 
 def image_decoder(model: ModelContext) -> bool:
@@ -219,16 +228,19 @@ _GRAPH_ARGS = frozenset({"edge_index", "edge_attr", "edge_weight", "adj_t", "edg
 
 
 def graph_network(model: ModelContext) -> str | None:
-    """The connectivity argument (``edge_index``) a forward of the model's classes takes,
-    when it is a graph network, else None. Its BatchNorm normalizes over the nodes of all
-    the batch's graphs, so the batch rules (B1-B3, NRM005/NRM006) do not apply."""
-    for cls in _classes(model):
-        fn = cls.method("forward")
-        if fn is None:
-            continue
-        for arg in [*fn.args.posonlyargs, *fn.args.args, *fn.args.kwonlyargs]:
-            if arg.arg in _GRAPH_ARGS:
-                return arg.arg
+    """The connectivity argument (``edge_index``) the model's own ``forward`` takes, when it
+    is a graph network, else None. Its BatchNorm normalizes over the nodes of all the
+    batch's graphs, so the batch rules (B1-B3, NRM005/NRM006) do not apply. A CNN with a
+    graph head of its own making (its forward takes images) is not one: its image BNs are
+    a CNN's."""
+    if model.root.instance is None:
+        return None
+    fn = model.root.instance.cls.method("forward")
+    if fn is None:
+        return None
+    for arg in [*fn.args.posonlyargs, *fn.args.args, *fn.args.kwonlyargs]:
+        if arg.arg in _GRAPH_ARGS:
+            return arg.arg
     return None
 
 
@@ -287,10 +299,23 @@ def _gan_file(ctx: FileContext) -> bool:
 
 
 def _weighted_layers(model: ModelContext) -> int:
-    """How many conv and Linear layers the model builds (each once)."""
+    """How many conv and Linear layers the model builds (each once); a pretrained backbone
+    (``torchvision.models.resnet18()``) counts as many."""
     return sum(
-        1 for layer in _unique(model) if layer.type in CONV_DIMS or layer.type in _LINEAR_TYPES
+        2 if layer.type == "Backbone" else 1
+        for layer in _unique(model)
+        if layer.type in CONV_DIMS or layer.type in _LINEAR_TYPES or layer.type == "Backbone"
     )
+
+
+def _several_outputs(model: ModelContext) -> bool:
+    """The model's last conv/Linear layer is known to output more than one value per
+    sample (a generator's data, not a critic's score); unknown widths do not say so."""
+    weighted = [
+        layer for _, layer in model.layers if layer.type in CONV_DIMS or layer.type in _LINEAR_TYPES
+    ]
+    width = weighted[-1].out_channels if weighted else None
+    return width is not None and width > 1
 
 
 _LINEAR_TYPES = frozenset({"Linear", "LazyLinear", "Bilinear"})

@@ -573,7 +573,12 @@ def abstain_reason(model: ModelContext, domain: str | None = None) -> str | None
     reason = structural_abstain(model)
     if reason is not None:
         return reason
-    has_sites = bool(model.norm_layers())
+    # feature norms: a LocalResponseNorm or an input standardization is not one to judge
+    has_sites = any(
+        layer.norm_kind != "lrn"
+        and not (layer.norm_kind == "in" and input_standardization(model, layer))
+        for _, layer in model.norm_layers()
+    )
     if not has_sites and _samples(model):
         return (
             "a generative model that samples in its forward (VAE-style) and has no norm "
@@ -628,8 +633,9 @@ def _norm_free_sequence_reason(model: ModelContext) -> str | None:
         e.endswith(SELF_ATTENTION_EVIDENCE) for e in model.evidence
     ):
         return (
-            "an attention layer without norm layers: the block around it holds the norms "
-            "(pre-norm or post-norm LayerNorm/RMSNorm, B7); judge that block"
+            "attention computed in its own forward and no norm layer: as a layer of a bigger "
+            "block, that block holds the norms (pre-norm or post-norm LayerNorm/RMSNorm, B7) "
+            "and is the one to judge; as a whole model, the norm to add is LN or RMSNorm"
         )
     return None
 
@@ -648,6 +654,7 @@ def _opaque_parts(model: ModelContext) -> bool:
     owners += [layer.instance for _, layer in model.layers if layer.instance is not None]
     for inst in owners:
         unknown = {name for name, value in inst.attrs.items() if value is UNKNOWN}
+        unknown &= _built_with_channels(inst.cls)
         forward = inst.cls.method("forward") if unknown else None
         if forward is None:
             continue
@@ -661,6 +668,26 @@ def _opaque_parts(model: ModelContext) -> bool:
             ):
                 return True
     return False
+
+
+def _built_with_channels(cls: Any) -> set[str]:
+    """Attributes the class's ``__init__`` assigns from a call with a positional argument
+    (``self.norm1 = norms.get(kind)(64)``: a norm takes its channel count); an activation
+    looked up by name (``getattr(nn, act)()``) is built without one."""
+    init = cls.method("__init__")
+    if init is None:
+        return set()
+    out: set[str] = set()
+    for node in ast.walk(init):
+        if isinstance(node, ast.Assign) and isinstance(node.value, ast.Call) and node.value.args:
+            for target in node.targets:
+                if (
+                    isinstance(target, ast.Attribute)
+                    and isinstance(target.value, ast.Name)
+                    and target.value.id == "self"
+                ):
+                    out.add(target.attr)
+    return out
 
 
 def _norm_free_note(model: ModelContext) -> str:
@@ -1031,13 +1058,14 @@ def recommend(model: ModelContext, domain: str | None = None) -> Recommendation:
             f"BN needs the batch as evidence): {', '.join(batch_free)}."
         )
         would_change.append(f"a per-device batch of {BN_MIN_BATCH} or more: bn at these sites too")
-    kept_untraced = {_site_kind(model, layer) for _, layer, _ in sites}
-    all_untraced = bool(untraced) and len(untraced) == len(sites) and len(kept_untraced) == 1
+    kept_untraced = Counter(_site_kind(model, layer) for _, layer, _ in sites)
+    all_untraced = bool(untraced) and len(untraced) == len(sites)
     if all_untraced:
         # Every norm is an LN/RMS whose input was not traced (an LLM whose attention lives
         # in blocks the analyzer could not build looks like an MLP): a "bn" headline would
-        # contradict every line below it. The headline is what the model uses.
-        (norm,) = kept_untraced
+        # contradict every line below it. The headline is what the model uses (the more
+        # frequent of LN and RMSNorm when it mixes them).
+        norm = kept_untraced.most_common(1)[0][0]
         rationale.insert(
             0,
             f"Kept {norm}: the inputs of these norms could not be traced (tokens, if the "

@@ -153,11 +153,17 @@ def _module_per_step(call: ast.Call, loop: ast.For | ast.While, layer: Layer) ->
         params[i] for i, arg in enumerate(call.args) if i < len(params) and _names([arg]) & targets
     }
     passed |= {k.arg for k in call.keywords if k.arg is not None and _names([k.value]) & targets}
+    containers = {
+        name
+        for name, value in layer.instance.attrs.items()
+        if isinstance(value, Layer) and value.type in ("ModuleList", "ModuleDict", "Sequential")
+    }
     return any(
         isinstance(node, ast.Subscript)
         and isinstance(node.value, ast.Attribute)
         and isinstance(node.value.value, ast.Name)
         and node.value.value.id == "self"
+        and node.value.attr in containers  # not a per-step Parameter row (step_bias[t])
         and isinstance(node.slice, ast.Name)
         and node.slice.id in passed
         for node in ast.walk(fn)
