@@ -31,6 +31,7 @@ from .ir import (
     RNN_TYPES,
     SHAPE_KEEPING,
     UNKNOWN,
+    ClassInfo,
     Layer,
 )
 from .shapes import UNKNOWN_T
@@ -627,8 +628,9 @@ def builtin_layernorm(model: ModelContext) -> str | None:
 
 
 def _norm_free_sequence_reason(model: ModelContext) -> str | None:
-    """Why a Transformer or RNN with no norm in sight gets no verdict, or None when the
-    norm to add, if one is wanted, is the answer (see :func:`_norm_free_note`)."""
+    """Why a Transformer or RNN with no norm in sight gets no verdict (it computes attention
+    in its own forward: an attention layer, or a whole model with nothing around it), or
+    None when the norm to add, if one is wanted, is the answer (:func:`_norm_free_note`)."""
     if model.architecture == "transformer" and any(
         e.endswith(SELF_ATTENTION_EVIDENCE) for e in model.evidence
     ):
@@ -670,7 +672,7 @@ def _opaque_parts(model: ModelContext) -> bool:
     return False
 
 
-def _built_with_channels(cls: Any) -> set[str]:
+def _built_with_channels(cls: ClassInfo) -> set[str]:
     """Attributes the class's ``__init__`` assigns from a call with a positional argument
     (``self.norm1 = norms.get(kind)(64)``: a norm takes its channel count); an activation
     looked up by name (``getattr(nn, act)()``) is built without one."""
@@ -697,7 +699,7 @@ def _norm_free_note(model: ModelContext) -> str:
     where = (
         "inside the cell, never BatchNorm on the state"
         if model.architecture == "rnn"
-        else ("pre-norm, around attention and the MLP")
+        else "pre-norm, around attention and the MLP"
     )
     return (
         f"No norm layer seen: this is the norm to add if one is wanted ({where}); "
