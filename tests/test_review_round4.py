@@ -78,3 +78,25 @@ def test_an_input_norm_or_lrn_alone_is_no_norm_to_judge_at_an_unknown_batch() ->
     for name, cls in (("in_only.py", "Net"), ("lrn_only.py", "AlexNetish")):
         report = model(analyze(name), cls)
         assert report.recommendation is None and "batch size is unknown" in report.abstain
+
+
+def test_an_encoder_of_unknown_width_beside_a_known_critic_is_not_the_critic() -> None:
+    """ClusterGAN: ``Linear(1024, latent_dim + n_c)`` in the encoder, ``Linear(1024, 1)`` in
+    the critic of the same gradient-penalty file: the encoder is not D2."""
+    source = (CASES / "wgan_unknown_out.py").read_text()
+    source = source.replace("cfg.critic_out)", "1)")
+    source += """
+
+class Encoder(nn.Module):
+    def __init__(self, latent_dim, n_c, d=64):
+        super().__init__()
+        self.c1 = nn.Conv2d(3, d, 4, 2, 1)
+        self.c2 = nn.Conv2d(d, 2 * d, 4, 2, 1)
+        self.fc = nn.Linear(2 * d * 8 * 8, latent_dim + n_c)
+
+    def forward(self, x):
+        return self.fc(self.c2(self.c1(x).relu()).relu().flatten(1))
+"""
+    result = analyze_source(source, "clustergan.py", AnalysisOptions(batch_size=64))
+    assert (model(result, "Critic").domain or "").startswith("D2:")
+    assert not (model(result, "Encoder").domain or "").startswith("D2:")

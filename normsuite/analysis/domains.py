@@ -60,9 +60,14 @@ def detect(model: ModelContext, ctx: FileContext) -> str | None:
     generator = image_out or upsamples
     # the critic scores each sample (a one-value output): a generator without a tanh or
     # upsampling (CTGAN's MLP of Linear+BN blocks, in the same file) is not the critic
-    # (an unknown output width counts for a network, not for a block another model uses:
-    # CTGAN's Residual(i, o) inside the generator)
-    scores = _single_output(model) or (model.block_of is None and not _several_outputs(model))
+    # (an unknown output width counts for a network, not for a block another model uses,
+    # CTGAN's Residual(i, o) inside the generator, nor when another network of the file is
+    # the one that scores: ClusterGAN's encoder beside its Linear(1024, 1) critic)
+    scores = _single_output(model) or (
+        model.block_of is None
+        and not _several_outputs(model)
+        and not any(_single_output(m) for m in ctx.models if m is not model and m.block_of is None)
+    )
     critic = scores and (convs or "Linear" in types)
     if _gradient_penalty(ctx) and not generator and critic:
         return "D2"
