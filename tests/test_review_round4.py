@@ -100,3 +100,26 @@ class Encoder(nn.Module):
     result = analyze_source(source, "clustergan.py", AnalysisOptions(batch_size=64))
     assert (model(result, "Critic").domain or "").startswith("D2:")
     assert not (model(result, "Encoder").domain or "").startswith("D2:")
+
+
+def test_a_norm_free_1d_decoder_is_a_signal_decoder_not_an_image_one() -> None:
+    """encodec's SEANet decoder (Conv1d, upsampling by ConvTranspose1d) was called "an image
+    decoder"; the abstention is the same, in the right words."""
+    source = """
+import torch.nn as nn
+
+
+class Decoder(nn.Module):
+    def __init__(self, dim=128, n=32):
+        super().__init__()
+        self.c1 = nn.Conv1d(dim, 4 * n, 7, padding=3)
+        self.up1 = nn.ConvTranspose1d(4 * n, 2 * n, 8, stride=4)
+        self.up2 = nn.ConvTranspose1d(2 * n, n, 8, stride=4)
+        self.out = nn.Conv1d(n, 1, 7, padding=3)
+
+    def forward(self, z):
+        return self.out(self.up2(self.up1(self.c1(z).relu()).relu()).relu()).tanh()
+"""
+    report = model(analyze_source(source, "dec.py", AnalysisOptions(batch_size=8)), "Decoder")
+    assert report.recommendation is None
+    assert report.abstain.startswith("a signal decoder without norm layers")

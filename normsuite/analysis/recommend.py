@@ -591,10 +591,15 @@ def abstain_reason(model: ModelContext, domain: str | None = None) -> str | None
             "network, a frozen feature extractor) gets no norm layer added"
         )
     if not has_sites and domain is None and image_decoder(model):
+        if model.architecture == "cnn1d":  # encodec's SEANet decoder, a vocoder
+            what, output, examples = "a signal decoder", "a tanh signal", "a vocoder or codec"
+        else:
+            what, output = "an image decoder", "a tanh image"
+            examples = "a generator, super-resolution net or style decoder"
         return (
-            "an image decoder without norm layers (upsampling convs or a tanh image, no "
-            "classifier: a generator, super-resolution net or style decoder, which often drop "
-            "norms on purpose): the recognition rules B1-B11 do not say to add one"
+            f"{what} without norm layers (upsampling convs or {output}, no classifier: "
+            f"{examples}, which often drop norms on purpose): the recognition rules B1-B11 "
+            "do not say to add one"
         )
     sequence = model.architecture in ("transformer", "rnn")
     if not has_sites and domain is None and sequence and builtin_layernorm(model) is None:
