@@ -2159,3 +2159,17 @@ def test_a_weight_normalized_model_without_feature_norms_gets_none_added() -> No
     it had been told "bn" at batch 32."""
     model = report(DESCRIPTOR_AND_CODEC, "Encoder", batch_size=32)
     assert model.recommendation is None and "weight-normalized" in model.abstain
+
+
+def test_a_norm_class_inheriting_its_helper_method_is_a_norm() -> None:
+    """transformers' modular files: ``class Gemma2RMSNorm(GemmaRMSNorm)`` overrides
+    ``forward`` and calls the inherited ``self._norm(x)``."""
+    src = HELPER_METHOD_RMSNORM.replace(
+        "class DecoderLayer(nn.Module):",
+        "class ChildRMSNorm(GemmaRMSNorm):\n"
+        "    def forward(self, x):\n"
+        "        return self._norm(x.float()).type_as(x) * (1.0 + self.weight)\n\n\n"
+        "class DecoderLayer(nn.Module):",
+    ).replace("GemmaRMSNorm(d)", "ChildRMSNorm(d)")
+    kinds = {n.name: n.kind for n in report(src, "DecoderLayer").norms_found}
+    assert kinds == {"input_layernorm": "rms", "post_attention_layernorm": "rms"}

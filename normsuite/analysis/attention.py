@@ -30,7 +30,7 @@ import re
 from .extract import ModuleIndex
 from .ir import ATTENTION_TYPES, CONV_DIMS, ClassInfo, Layer, ModuleInstance
 from .symbols import ExternalFunction
-from .tree_facts import tree_facts
+from .tree_facts import self_attribute, tree_facts
 
 # Class names that say "attention block". Plain "Attention" also names CNN blocks (CBAM's
 # ChannelAttention, SE): those count only when they hold no convolution.
@@ -135,7 +135,7 @@ def _attends(fn: ast.FunctionDef | None, softmaxes: frozenset[str] = frozenset()
             if name in _PRODUCTS:
                 product_line = min(product_line or node.lineno, node.lineno)
                 products.append(node)
-            elif name == "softmax" or _self_attribute(node.func) in softmaxes:
+            elif name == "softmax" or self_attribute(node.func) in softmaxes:
                 softmax_lines.append(node.lineno)
         elif isinstance(node, ast.Assign) and _has_softmax(node.value, softmaxes):
             weights.update(t.id for t in node.targets if isinstance(t, ast.Name))
@@ -153,16 +153,9 @@ def _attends(fn: ast.FunctionDef | None, softmaxes: frozenset[str] = frozenset()
 def _has_softmax(node: ast.AST, softmaxes: frozenset[str] = frozenset()) -> bool:
     return any(
         isinstance(n, ast.Call)
-        and (_called_name(n.func) == "softmax" or _self_attribute(n.func) in softmaxes)
+        and (_called_name(n.func) == "softmax" or self_attribute(n.func) in softmaxes)
         for n in ast.walk(node)
     )
-
-
-def _self_attribute(func: ast.expr) -> str | None:
-    """``self.attend`` -> "attend"."""
-    if isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name):
-        return func.attr if func.value.id == "self" else None
-    return None
 
 
 def _called_name(func: ast.expr) -> str:

@@ -37,6 +37,7 @@ from typing import Any
 
 from .extract import ModuleIndex
 from .ir import UNKNOWN, UNKNOWN_KWARGS, Layer, ModuleInstance
+from .tree_facts import self_attribute
 
 _FUNCTIONAL = {
     "layer_norm": "LayerNorm",
@@ -111,27 +112,19 @@ def _live_statements(body: list[ast.stmt], inst: ModuleInstance, index: ModuleIn
 
 
 def _helper_bodies(body: list[ast.stmt], inst: ModuleInstance) -> list[ast.stmt]:
-    """The statements of the class's own methods that ``body`` calls as ``self.name(...)``:
+    """The statements of the class's methods that ``body`` calls as ``self.name(...)``:
     Gemma's RMSNorm computes its statistics in ``self._norm(x)``, not in ``forward``."""
     out: list[ast.stmt] = []
     seen: set[str] = {"forward"}
     for stmt in body:
         for node in ast.walk(stmt):
-            func = node.func if isinstance(node, ast.Call) else None
-            if (
-                isinstance(func, ast.Attribute)
-                and isinstance(func.value, ast.Name)
-                and func.value.id == "self"
-                and func.attr not in seen
-            ):
-                seen.add(func.attr)
-                method = inst.cls.methods.get(func.attr)
-                if (
-                    method is not None
-                    and len(method.body) <= 12
-                    and not _calls_modules(method, inst)
-                ):
-                    out.extend(method.body)
+            name = self_attribute(node.func) if isinstance(node, ast.Call) else None
+            if name is None or name in seen:
+                continue
+            seen.add(name)
+            method = inst.cls.method(name)
+            if method is not None and len(method.body) <= 12 and not _calls_modules(method, inst):
+                out.extend(method.body)
     return out
 
 
@@ -140,10 +133,8 @@ def _calls_modules(fn: ast.FunctionDef, inst: ModuleInstance) -> bool:
     wav2vec2 wrapper runs ``self.model(...)`` then ``F.layer_norm``), so not a norm's math."""
     return any(
         isinstance(node, ast.Call)
-        and isinstance(node.func, ast.Attribute)
-        and isinstance(node.func.value, ast.Name)
-        and node.func.value.id == "self"
-        and node.func.attr not in inst.cls.methods
+        and (name := self_attribute(node.func)) is not None
+        and inst.cls.method(name) is None
         for node in ast.walk(fn)
     )
 

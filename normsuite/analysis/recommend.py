@@ -43,7 +43,7 @@ from .sites import (
     producer_width_expr,
     received_channels,
 )
-from .tree_facts import class_facts
+from .tree_facts import class_facts, self_attribute
 from .types import LayerSuggestion, Recommendation
 
 _CNN = ("cnn1d", "cnn2d", "cnn3d")
@@ -603,7 +603,7 @@ def abstain_reason(model: ModelContext, domain: str | None = None) -> str | None
         )
     sequence = model.architecture in ("transformer", "rnn")
     if not has_sites and domain is None and sequence and builtin_layernorm(model) is None:
-        reason = _norm_free_sequence_reason(model)
+        reason = _attention_layer_reason(model)
         if reason is not None:
             return reason
     batch_dependent = model.architecture in ("mlp", "hybrid", *_CNN)
@@ -632,10 +632,10 @@ def builtin_layernorm(model: ModelContext) -> str | None:
     return next((lay.type for _, lay in model.layers if lay.type in _BUILTIN_LAYERNORM), None)
 
 
-def _norm_free_sequence_reason(model: ModelContext) -> str | None:
-    """Why a Transformer or RNN with no norm in sight gets no verdict (it computes attention
-    in its own forward: an attention layer, or a whole model with nothing around it), or
-    None when the norm to add, if one is wanted, is the answer (:func:`_norm_free_note`)."""
+def _attention_layer_reason(model: ModelContext) -> str | None:
+    """Why a norm-free Transformer that computes attention in its own forward (an attention
+    layer, or a whole model with nothing around it) gets no verdict, else None: the norm
+    to add, if one is wanted, is the answer (:func:`_norm_free_note`)."""
     if model.architecture == "transformer" and any(
         e.endswith(SELF_ATTENTION_EVIDENCE) for e in model.evidence
     ):
@@ -665,15 +665,9 @@ def _opaque_parts(model: ModelContext) -> bool:
         forward = inst.cls.method("forward") if unknown else None
         if forward is None:
             continue
-        for call in class_facts(inst.cls).nodes_in(forward, (ast.Call,)):
-            func = call.func
-            if (
-                isinstance(func, ast.Attribute)
-                and isinstance(func.value, ast.Name)
-                and func.value.id == "self"
-                and func.attr in unknown
-            ):
-                return True
+        calls = class_facts(inst.cls).nodes_in(forward, (ast.Call,))
+        if any(self_attribute(call.func) in unknown for call in calls):
+            return True
     return False
 
 
@@ -687,13 +681,7 @@ def _built_with_channels(cls: ClassInfo) -> set[str]:
     out: set[str] = set()
     for node in ast.walk(init):
         if isinstance(node, ast.Assign) and isinstance(node.value, ast.Call) and node.value.args:
-            for target in node.targets:
-                if (
-                    isinstance(target, ast.Attribute)
-                    and isinstance(target.value, ast.Name)
-                    and target.value.id == "self"
-                ):
-                    out.add(target.attr)
+            out |= {name for t in node.targets if (name := self_attribute(t)) is not None}
     return out
 
 

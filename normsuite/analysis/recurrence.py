@@ -43,7 +43,7 @@ from dataclasses import dataclass, field
 
 from .extract import ModuleIndex
 from .ir import CONV_DIMS, NORM_KINDS, RNN_CELLS, RNN_TYPES, Layer, ModuleInstance
-from .tree_facts import TreeFacts, class_facts
+from .tree_facts import TreeFacts, class_facts, self_attribute
 from .usage import tree_nodes
 
 
@@ -160,10 +160,7 @@ def _module_per_step(call: ast.Call, loop: ast.For | ast.While, layer: Layer) ->
     }
     return any(
         isinstance(node, ast.Subscript)
-        and isinstance(node.value, ast.Attribute)
-        and isinstance(node.value.value, ast.Name)
-        and node.value.value.id == "self"
-        and node.value.attr in containers  # not a per-step Parameter row (step_bias[t])
+        and self_attribute(node.value) in containers  # not a Parameter row (step_bias[t])
         and isinstance(node.slice, ast.Name)
         and node.slice.id in passed
         for node in ast.walk(fn)

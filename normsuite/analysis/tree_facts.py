@@ -144,4 +144,16 @@ def class_facts(cls: Any, index: _Indexed | None = None) -> TreeFacts:
     return tree_facts(home)
 
 
-__all__ = ["TreeFacts", "class_facts", "tree_facts"]
+def self_attribute(node: ast.AST | None) -> str | None:
+    """``self.name`` -> ``"name"`` (a call's ``func``, a subscript's value, a target), else
+    None."""
+    if (
+        isinstance(node, ast.Attribute)
+        and isinstance(node.value, ast.Name)
+        and node.value.id == "self"
+    ):
+        return node.attr
+    return None
+
+
+__all__ = ["TreeFacts", "class_facts", "self_attribute", "tree_facts"]
