@@ -1777,6 +1777,59 @@ def test_an_rnn_mixing_layernorm_and_rmsnorm_keeps_both() -> None:
     assert set(suggestions(mixed, "Tagger", batch_size=32).values()) == {"keep"}
 
 
+CONVNEXT_WITH_CHANNEL_RMS = """
+import torch
+import torch.nn as nn
+
+
+class ChannelRMS(nn.Module):
+    def __init__(self, c, eps=1e-6):
+        super().__init__()
+        self.g = nn.Parameter(torch.ones(1, c, 1, 1))
+        self.eps = eps
+
+    def forward(self, x):
+        return x * torch.rsqrt(x.pow(2).mean(1, keepdim=True) + self.eps) * self.g
+
+
+class LN2d(nn.Module):
+    def __init__(self, c, eps=1e-6):
+        super().__init__()
+        self.w = nn.Parameter(torch.ones(c))
+        self.b = nn.Parameter(torch.zeros(c))
+        self.eps = eps
+
+    def forward(self, x):
+        u = x.mean(1, keepdim=True)
+        s = (x - u).pow(2).mean(1, keepdim=True)
+        x = (x - u) / torch.sqrt(s + self.eps)
+        return self.w[:, None, None] * x + self.b[:, None, None]
+
+
+class Block(nn.Module):
+    def __init__(self, c):
+        super().__init__()
+        self.dw = nn.Conv2d(c, c, 7, padding=3, groups=c)
+        self.norm = LN2d(c)
+        self.pw = nn.Conv2d(c, 4 * c, 1)
+        self.pw2 = nn.Conv2d(4 * c, c, 1)
+        self.n2 = ChannelRMS(c)
+
+    def forward(self, x):
+        y = self.pw2(self.pw(self.norm(self.dw(x))).relu())
+        return self.n2(x + y)
+"""
+
+
+@pytest.mark.parametrize("batch", [None, 4, 64])
+def test_a_channel_rmsnorm_beside_channel_layernorm_is_kept(batch) -> None:
+    """RMSNorm is LayerNorm without the centring, and matched it (Zhang & Sennrich 2019):
+    in a ConvNeXt-style block (D6 keeps the channel LN) "RMSNorm -> LayerNorm" is churn
+    with no evidence behind it, as it is in a Transformer or an RNN."""
+    options = {} if batch is None else {"batch_size": batch}
+    assert set(suggestions(CONVNEXT_WITH_CHANNEL_RMS, "Block", **options).values()) == {"keep"}
+
+
 GRAPH_NETWORKS = """
 import torch
 from torch import nn

@@ -860,13 +860,12 @@ def recommend(model: ModelContext, domain: str | None = None) -> Recommendation:
             site_norm = "gn"
             new_layers.append(path or layer.code)
         kept_here = keep_sites and _site_kind(model, layer) == site_norm
-        # B6/B7 name LN and RMSNorm both: a Transformer (or an RNN) that mixes them
-        # (TimesFM's LN in the MLP, RMSNorm before attention) keeps each; "RMSNorm ->
-        # LayerNorm" is no advice.
+        # RMSNorm is LayerNorm without the centring and matched it (Zhang & Sennrich
+        # 2019; B6/B7 name both): wherever the advice is one of them, the other is kept
+        # (TimesFM's LN in the MLP beside RMSNorm before attention; a channel RMSNorm in a
+        # ConvNeXt-style block that D6 keeps). "RMSNorm -> LayerNorm" is no advice.
         kept_here = kept_here or (
-            site_arch in ("transformer", "rnn")
-            and site_norm in _SEQUENCE_NORMS
-            and _site_kind(model, layer) in _SEQUENCE_NORMS
+            site_norm in _SEQUENCE_NORMS and _site_kind(model, layer) in _SEQUENCE_NORMS
         )
         kind = _site_kind(model, layer)
         if (
@@ -1110,8 +1109,8 @@ def _recommend_domain(model: ModelContext, domain: str) -> Recommendation:
     by_path, seen_cn = dict(model.layers), {}
     for path, layer in model.norm_layers():
         kind = _site_kind(model, layer)
-        if kind in d.keep or kind == d.norm:
-            suggested = layer.code
+        if kind in d.keep or kind == d.norm or {kind, d.norm} <= _SEQUENCE_NORMS:
+            suggested = layer.code  # RMSNorm where the domain says LN: kept (see recommend)
             if _ln_flagged(model, layer):  # kept, but never as a layer NRM002 flags
                 suggested = suggest_layer(kind, layer, model)
         elif path and _inside_conditional_norm(model, path, by_path, seen_cn):
