@@ -197,6 +197,99 @@ def test_norms_by_behaviour_factories_and_reparametrizations() -> None:
         assert "norm layer" in (model(result, name).abstain or "")
 
 
+HAND_WRITTEN_NORMS = """
+import torch
+import torch.nn as nn
+
+
+class FRN(nn.Module):
+    def __init__(self, c, eps=1e-6):
+        super().__init__()
+        self.gamma = nn.Parameter(torch.ones(1, c, 1, 1))
+        self.beta = nn.Parameter(torch.zeros(1, c, 1, 1))
+        self.tau = nn.Parameter(torch.zeros(1, c, 1, 1))
+        self.eps = eps
+
+    def forward(self, x):
+        nu2 = x.pow(2).mean(dim=[2, 3], keepdim=True)
+        x = x * torch.rsqrt(nu2 + self.eps)
+        return torch.max(self.gamma * x + self.beta, self.tau)
+
+
+class GroupNormByHand(nn.Module):
+    def __init__(self, c, groups=32, eps=1e-5):
+        super().__init__()
+        self.groups, self.eps = groups, eps
+        self.weight = nn.Parameter(torch.ones(1, c, 1, 1))
+        self.bias = nn.Parameter(torch.zeros(1, c, 1, 1))
+
+    def forward(self, x):
+        n, c, h, w = x.shape
+        x = x.view(n, self.groups, -1)
+        mean = x.mean(-1, keepdim=True)
+        var = x.var(-1, keepdim=True)
+        x = (x - mean) / (var + self.eps).sqrt()
+        return x.view(n, c, h, w) * self.weight + self.bias
+
+
+class InstanceNormByHand(nn.Module):
+    def forward(self, x, eps=1e-5):
+        mean = x.mean(dim=(2, 3), keepdim=True)
+        std = x.std(dim=(2, 3), keepdim=True)
+        return (x - mean) / (std + eps)
+
+
+class BatchNormByHand(nn.Module):
+    def __init__(self, c, eps=1e-5):
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(1, c, 1, 1))
+        self.eps = eps
+
+    def forward(self, x):
+        mean = x.mean(dim=(0, 2, 3), keepdim=True)
+        var = x.var(dim=(0, 2, 3), keepdim=True, unbiased=False)
+        return (x - mean) / torch.sqrt(var + self.eps) * self.weight
+
+
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.c1 = nn.Conv2d(3, 64, 3, padding=1, bias=False)
+        self.n1 = FRN(64)
+        self.c2 = nn.Conv2d(64, 64, 3, padding=1, bias=False)
+        self.n2 = GroupNormByHand(64)
+        self.c3 = nn.Conv2d(64, 64, 3, padding=1, bias=False)
+        self.n3 = InstanceNormByHand()
+        self.c4 = nn.Conv2d(64, 64, 3, padding=1, bias=False)
+        self.n4 = BatchNormByHand(64)
+        self.fc = nn.Linear(64, 10)
+
+    def forward(self, x):
+        x = self.n1(self.c1(x))
+        x = self.n2(self.c2(x)).relu()
+        x = self.n3(self.c3(x)).relu()
+        x = self.n4(self.c4(x)).relu()
+        return self.fc(x.mean((2, 3)))
+"""
+
+
+@pytest.mark.parametrize("batch", [None, 4, 64])
+def test_hand_written_norms_are_named_by_the_dims_of_their_statistics(batch) -> None:
+    """Statistics over the spatial dims are per instance (InstanceNorm; FRN without the
+    centring, Singh & Krishnan 2019), over dims that include the batch a BatchNorm, and
+    over a view into groups a GroupNorm: never a LayerNorm over the last dim (which drew a
+    false NRM002 error on a hand-written GroupNorm)."""
+    options = {} if batch is None else {"batch_size": batch}
+    result = analyze_source(HAND_WRITTEN_NORMS, "m.py", AnalysisOptions(**options))
+    net = model(result, "Net")
+    assert kinds(net) == {"n1": "frn", "n2": "gn", "n3": "in", "n4": "bn"}
+    assert "NRM002" not in {f.code for f in result.findings}
+    layers = {s.site: s for s in net.recommendation.layers}
+    assert layers["n1"].suggested == layers["n1"].current  # FRN: batch-free, kept
+    for name in ("FRN", "GroupNormByHand", "InstanceNormByHand", "BatchNormByHand"):
+        assert "norm layer" in (model(result, name).abstain or "")
+
+
 # ---------------------------------------------------------------- 4. recurrence by structure
 
 

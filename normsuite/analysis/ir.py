@@ -116,6 +116,8 @@ NORM_KINDS: dict[str, str] = {
     "InstanceNorm2d": "in",
     "InstanceNorm3d": "in",
     "LocalResponseNorm": "lrn",
+    # hand-written (norm_behaviour.py): x / sqrt(mean(x^2 over H, W)), no centring
+    "FilterResponseNorm2d": "frn",
 }
 BATCH_NORMS = frozenset({"bn", "syncbn"})  # kinds that use batch statistics in training
 CONV_DIMS: dict[str, int] = {

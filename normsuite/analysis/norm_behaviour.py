@@ -89,13 +89,90 @@ def behaves_as(inst: ModuleInstance, index: ModuleIndex) -> str | None:
     stats = [(c, n) for c, n in zip(calls, names, strict=True) if n in _STATS]
     if not stats or not rescales:
         return None
-    dim = _dim(stats[0][0])
+    first = stats[0][0]
     centred = any(n in ("var", "std", "var_mean", "std_mean") for _, n in stats) or _subtracts(body)
-    if dim == 1:
+    regroup = _regroup(calls, names, first.lineno)
+    if regroup is not None:
+        # x.view(n, self.groups, -1), then statistics: a GroupNorm. Any other view of the
+        # input before its statistics leaves the layout unknown: not a norm we can name
+        # (a LayerNorm over the last dim of the view would be a false NRM002).
+        return "GroupNorm" if centred and _names_groups(regroup) else None
+    # a spread (var/std) or a square root of the statistics: a rescale, not a pooling
+    # (timm's LsePlus2d takes a mean over H, W and divides by a temperature)
+    spread = bool(set(names) & {"rsqrt", "sqrt"}) or any(
+        n in ("var", "std", "var_mean", "std_mean") for _, n in stats
+    )
+    return _by_dims(_dims(first), centred, spread)
+
+
+def _by_dims(dims: frozenset[int] | None, centred: bool, spread: bool) -> str | None:
+    """The torch norm whose statistics are over ``dims`` of an (N, C, ...) input."""
+    if dims == {1}:
         return "LayerNorm2d" if centred else "RMSNorm2d"
-    if dim == -1:
+    if dims == {-1}:
         return "LayerNorm" if centred else "RMSNorm"
+    if dims is None or not spread:
+        return None
+    if 0 in dims and centred:  # over the batch (and the positions): BatchNorm, by hand
+        return _BATCH_NORM_BY_DIMS.get(dims)
+    if dims in ({2, 3}, {2, 3, 4}):
+        # per instance and channel over the positions: InstanceNorm; without the centring,
+        # the Filter Response Normalization of Singh & Krishnan 2019 (its own kind)
+        if not centred:
+            return "FilterResponseNorm2d" if dims == {2, 3} else None
+        return "InstanceNorm2d" if dims == {2, 3} else "InstanceNorm3d"
     return None  # statistics over other dims (or unknown): not a layout we can name
+
+
+_BATCH_NORM_BY_DIMS = {
+    frozenset({0}): "BatchNorm1d",
+    frozenset({0, 2}): "BatchNorm1d",
+    frozenset({0, 2, 3}): "BatchNorm2d",
+    frozenset({0, 2, 3, 4}): "BatchNorm3d",
+}
+_RESHAPES = frozenset({"view", "reshape", "rearrange"})
+
+
+def _regroup(calls: list[ast.Call], names: list[str], before: int) -> ast.Call | None:
+    """A reshape of the input (not of a ``self`` parameter) into 3 or more dims before
+    line ``before``: ``x.view(n, g, -1)``, ``rearrange(x, "b (g c) h w -> b g (c h w)")``."""
+    for call, name in zip(calls, names, strict=True):
+        if name not in _RESHAPES or call.lineno > before:
+            continue
+        if name == "rearrange":
+            return call
+        receiver = call.func.value if isinstance(call.func, ast.Attribute) else None
+        if receiver is None or _is_self_attribute(receiver):
+            continue  # torch.reshape(...) aside, self.weight.view(1, -1, 1, 1) is a parameter
+        shape = (
+            call.args[0].elts
+            if len(call.args) == 1 and isinstance(call.args[0], ast.Tuple)
+            else call.args
+        )
+        if shape and isinstance(shape[0], ast.Starred):
+            continue  # view(*prefix, groups, size): the last dim split, still per position
+        if len(shape) >= 3:
+            return call
+    return None
+
+
+def _is_self_attribute(node: ast.expr) -> bool:
+    while isinstance(node, ast.Attribute):
+        node = node.value
+    return isinstance(node, ast.Name) and node.id == "self"
+
+
+def _names_groups(call: ast.Call) -> bool:
+    """The reshape names a group count: ``self.groups``, ``num_groups``, ``G``, ``g=``."""
+    words = [k.arg or "" for k in call.keywords]
+    for node in ast.walk(call):
+        if isinstance(node, ast.Name):
+            words.append(node.id)
+        elif isinstance(node, ast.Attribute):
+            words.append(node.attr)
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str):
+            words.append("group" if "(g " in node.value else "")
+    return any("group" in w.lower() or w.lower() == "g" for w in words)
 
 
 def _live_statements(body: list[ast.stmt], inst: ModuleInstance, index: ModuleIndex):
@@ -159,6 +236,28 @@ def _dim(call: ast.Call) -> Any:
         values = values or call.args[1:2]  # torch.mean(x, dim): dim is the 2nd
     values = values or call.args[:1]
     return _const(values[0]) if values else None
+
+
+def _dims(call: ast.Call) -> frozenset[int] | None:
+    """The dims a statistics call reduces over (``mean(dim=(2, 3))``, ``F.normalize(x)``),
+    None when they are not constants."""
+    if _called(call.func) == "normalize":
+        dim = _dim(call)
+        return frozenset({dim}) if isinstance(dim, int) else None
+    values = [k.value for k in call.keywords if k.arg == "dim"]
+    func = call.func
+    torch_fn = isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name)
+    if torch_fn and func.value.id == "torch":  # type: ignore[union-attr]
+        values = values or call.args[1:2]
+    values = values or call.args[:1]
+    if not values:
+        return None
+    node = values[0]
+    elts = node.elts if isinstance(node, (ast.List, ast.Tuple)) else [node]
+    dims = [_const(e) for e in elts]
+    if not dims or not all(isinstance(d, int) and not isinstance(d, bool) for d in dims):
+        return None
+    return frozenset(dims)
 
 
 def _const(node: ast.expr) -> Any:

@@ -832,6 +832,7 @@ def recommend(model: ModelContext, domain: str | None = None) -> Recommendation:
     single: list[str] = []
     inputs: list[str] = []  # InstanceNorm standardizing the model's input
     fixed: list[str] = []  # LocalResponseNorm: nothing learned, no batch
+    frn: list[str] = []  # Filter Response Normalization: batch-free, its own design
     repaired: list[str] = []  # kept kinds whose layer a rule flags (NRM012): made valid
     by_path, seen_cn = dict(model.layers), {}  # for the conditional-norm check, once a model
     # Recurrence by nn.LSTM/GRU/RNN only: a norm cannot be inside those cells. (A model that
@@ -898,6 +899,11 @@ def recommend(model: ModelContext, domain: str | None = None) -> Recommendation:
             # neighbourhood size, not a channel count.
             kept_here = True
             fixed.append(path or layer.code)
+        if not kept_here and layer.norm_kind == "frn":
+            # FRN (with its TLU) was built to replace BN at any batch and matched or beat it
+            # in its paper (Singh & Krishnan 2019): no rule here says to change it
+            kept_here = True
+            frn.append(path or layer.code)
         if not kept_here and layer.norm_kind == "in" and input_standardization(model, layer):
             # InstanceNorm on the raw input before any conv (kornia's XFeat): a per-image
             # standardization, which batch statistics of raw images would not be
@@ -988,6 +994,12 @@ def recommend(model: ModelContext, domain: str | None = None) -> Recommendation:
         rationale.append(
             "Kept as they are (LocalResponseNorm: a fixed local contrast or L2 normalization "
             f"with no statistics over the batch, outside the BN/GN/LN choice): {', '.join(fixed)}."
+        )
+    if frn:
+        rationale.append(
+            "Kept as they are (Filter Response Normalization: per image and channel, no batch "
+            "statistics; it matched or beat BN at every batch size in its paper, Singh & "
+            f"Krishnan 2019, arXiv:1911.09737): {', '.join(frn)}."
         )
     if inputs:
         rationale.append(
@@ -1109,8 +1121,14 @@ def _recommend_domain(model: ModelContext, domain: str) -> Recommendation:
     by_path, seen_cn = dict(model.layers), {}
     for path, layer in model.norm_layers():
         kind = _site_kind(model, layer)
-        if kind in d.keep or kind == d.norm or {kind, d.norm} <= _SEQUENCE_NORMS:
-            suggested = layer.code  # RMSNorm where the domain says LN: kept (see recommend)
+        if (
+            kind in d.keep
+            or kind == d.norm
+            or {kind, d.norm} <= _SEQUENCE_NORMS
+            or kind in _OWN_DESIGN
+        ):
+            # RMSNorm where the domain says LN, LRN and FRN: kept (see recommend)
+            suggested = layer.code
             if _ln_flagged(model, layer):  # kept, but never as a layer NRM002 flags
                 suggested = suggest_layer(kind, layer, model)
         elif path and _inside_conditional_norm(model, path, by_path, seen_cn):
@@ -1158,6 +1176,7 @@ def _kept_confidence(adv: Advice, norm: str, model: ModelContext) -> str:
 
 _BATCH_FREE = frozenset({"gn", "ln", "in", "rms"})
 _SEQUENCE_NORMS = frozenset({"ln", "rms"})
+_OWN_DESIGN = frozenset({"lrn", "frn"})  # outside the BN/GN/LN choice, no batch statistics
 
 
 def _site_kind(model: ModelContext, layer: Layer) -> str:
