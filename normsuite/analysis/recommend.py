@@ -37,11 +37,13 @@ from .ir import (
 from .shapes import UNKNOWN_T
 from .sites import (
     cnn_classifier_misfit,
+    ibn_design,
     metaformer_norm,
     normalizes_length,
     pooled_vector_norm,
     producer_width_expr,
     received_channels,
+    series_token_batchnorm,
 )
 from .tree_facts import class_facts, self_attribute
 from .types import LayerSuggestion, Recommendation
@@ -833,6 +835,9 @@ def recommend(model: ModelContext, domain: str | None = None) -> Recommendation:
     inputs: list[str] = []  # InstanceNorm standardizing the model's input
     fixed: list[str] = []  # LocalResponseNorm: nothing learned, no batch
     frn: list[str] = []  # Filter Response Normalization: batch-free, its own design
+    ibn: list[str] = []  # IBN-Net's InstanceNorms beside its BatchNorms
+    series_bn: list[str] = []  # TST/PatchTST: BatchNorm1d on transposed series tokens
+    ibn_model = ibn_design(model)
     repaired: list[str] = []  # kept kinds whose layer a rule flags (NRM012): made valid
     by_path, seen_cn = dict(model.layers), {}  # for the conditional-norm check, once a model
     # Recurrence by nn.LSTM/GRU/RNN only: a norm cannot be inside those cells. (A model that
@@ -899,6 +904,11 @@ def recommend(model: ModelContext, domain: str | None = None) -> Recommendation:
             # neighbourhood size, not a channel count.
             kept_here = True
             fixed.append(path or layer.code)
+        if not kept_here and kind == "in" and ibn_model:
+            # IN on a channel split or a residual sum beside BN: IBN-Net, which beat
+            # ResNet-50 on ImageNet (Pan et al. 2018); B5's IN numbers are for IN alone
+            kept_here = True
+            ibn.append(path or layer.code)
         if not kept_here and layer.norm_kind == "frn":
             # FRN (with its TLU) was built to replace BN at any batch and matched or beat it
             # in its paper (Singh & Krishnan 2019): no rule here says to change it
@@ -957,6 +967,15 @@ def recommend(model: ModelContext, domain: str | None = None) -> Recommendation:
             # input-to-hidden side can help (Laurent et al. 2016)
             kept_here = True
             off_path.append(path or layer.code)
+        if (
+            not kept_here
+            and kind in ("bn", "syncbn")
+            and site_arch == "transformer"
+            and series_token_batchnorm(model, layer, [model])
+        ):
+            # TST / PatchTST chose BN over LN for series tokens, on purpose and measured
+            kept_here = True
+            series_bn.append(path or layer.code)
         suggested = suggest_layer(site_norm, layer, model)
         if kept_here:
             # kept, but never as a layer a rule flags: a LayerNorm over W of an (N, C, H, W)
@@ -995,6 +1014,25 @@ def recommend(model: ModelContext, domain: str | None = None) -> Recommendation:
             "Kept as they are (LocalResponseNorm: a fixed local contrast or L2 normalization "
             f"with no statistics over the batch, outside the BN/GN/LN choice): {', '.join(fixed)}."
         )
+    if ibn:
+        rationale.append(
+            "Kept as they are (InstanceNorm beside BatchNorm on a channel split or after a "
+            "residual add: the IBN-Net design, 22.54% vs ResNet-50's 23.64% ImageNet top-1 "
+            f"error, Pan et al. 2018, arXiv:1807.09441): {', '.join(ibn)}."
+        )
+    series_all = bool(series_bn) and len(series_bn) == len(sites)
+    if series_all:
+        norm = "bn"  # every site is a kept series BatchNorm: the headline says what is kept
+    if series_bn:
+        rationale.insert(
+            0,
+            "Kept as they are (BatchNorm1d over d_model on the transposed tokens of a "
+            "continuous series: the TST and PatchTST design, chosen over LayerNorm for time "
+            "series, Zerveas et al. 2021, arXiv:2010.02803; Nie et al. 2023, arXiv:2211.14730; "
+            "B7's LayerNorm, built channels-first there, is the alternative): "
+            f"{', '.join(series_bn)}.",
+        )
+        would_change.append("token ids (an nn.Embedding: text, where BN lost to LN): ln (B7)")
     if frn:
         rationale.append(
             "Kept as they are (Filter Response Normalization: per image and channel, no batch "
@@ -1105,7 +1143,7 @@ def recommend(model: ModelContext, domain: str | None = None) -> Recommendation:
             "medium"
             if conditional and len(conditional) == len(sites)
             else "low"
-            if (norm_free and builtin is None) or all_untraced
+            if (norm_free and builtin is None) or all_untraced or series_bn
             else _kept_confidence(adv, norm, model)
         ),  # type: ignore[arg-type]
         alternatives=[n for n in (adv.norm, *adv.alternatives) if n != norm],

@@ -15,8 +15,9 @@ from __future__ import annotations
 import ast
 
 from .context import ModelContext
-from .ir import Layer
+from .ir import ATTENTION_TYPES, CONV_DIMS, RNN_CELLS, RNN_TYPES, Layer
 from .shapes import T
+from .tree_facts import self_attribute
 
 _CNN = ("cnn1d", "cnn2d", "cnn3d")
 _CHANNEL_FIRST = frozenset(
@@ -131,11 +132,12 @@ _WIDTH_ARG = {
 def cnn_classifier_misfit(model: ModelContext, layer: Layer) -> str | None:
     """What is wrong with this norm in a CNN classifier (B5, NRM013), or None: InstanceNorm,
     GroupNorm(1, C) (LayerNorm over C, H, W) or a channels-first LayerNorm over (C, H, W).
-    ConvNeXt-style LayerNorm on permuted maps is a deliberate design: not a misfit."""
+    ConvNeXt-style LayerNorm on permuted maps is a deliberate design: not a misfit, nor is
+    the InstanceNorm of an IBN-Net (:func:`ibn_design`)."""
     if model.architecture not in _CNN or not model.classifier:
         return None
     if layer.norm_kind == "in":
-        return "InstanceNorm"
+        return None if ibn_design(model) else "InstanceNorm"
     if layer.type == "GroupNorm" and layer.arg("num_groups") == 1:
         return "GroupNorm(1, C), i.e. LayerNorm over (C, H, W),"
     if layer.type in ("LayerNorm", "RMSNorm"):
@@ -218,3 +220,141 @@ __all__ = [
     "producer_width_expr",
     "received_channels",
 ]
+
+
+_BN_KINDS = frozenset({"bn", "syncbn", "frozenbn"})
+_SPLITS = frozenset({"split", "chunk", "tensor_split"})
+
+
+def ibn_design(model: ModelContext) -> bool:
+    """IBN-Net (Pan et al. 2018, arXiv:1807.09441): InstanceNorm beside BatchNorm on purpose,
+    which beat ResNet-50 on ImageNet (22.54% vs 23.64% top-1 error) and transfers better
+    across domains. A module of the model applies an IN to a part of the channels split
+    off beside a BN (IBN-a), or to a residual sum (IBN-b: ``self.IN(out + identity)``),
+    and the model has BatchNorm. Then every IN of the model is part of the design (IBN-b's
+    stem IN too). An IN on a whole map with no split and no residual add is not one."""
+    kinds = {layer.norm_kind for _, layer in model.layers}
+    if "in" not in kinds or not kinds & _BN_KINDS:
+        return False
+    owners = [model.root.instance] + [layer.instance for _, layer in model.layers]
+    seen: set[int] = set()
+    for inst in owners:
+        if inst is None or id(inst) in seen:
+            continue
+        seen.add(id(inst))
+        names = {n for n, v in inst.attrs.items() if isinstance(v, Layer) and v.norm_kind == "in"}
+        fn = inst.cls.method("forward") if names else None
+        if fn is not None and _ibn_forward(fn, names, inst):
+            return True
+    return False
+
+
+def _ibn_forward(fn: ast.FunctionDef, names: set[str], inst: object) -> bool:
+    """``forward`` applies one of the IN attributes ``names`` to a residual sum, or splits
+    its input by channels and also applies a BatchNorm attribute (IBN-a)."""
+    sums = _sum_names(fn)
+    calls = [n for n in ast.walk(fn) if isinstance(n, ast.Call)]
+    splits = any(_called_name(c.func) in _SPLITS for c in calls)
+    bn_names = {
+        n
+        for n, v in getattr(inst, "attrs", {}).items()
+        if isinstance(v, Layer) and v.norm_kind in _BN_KINDS
+    }
+    for call in calls:
+        name = self_attribute(call.func)
+        if name not in names or not call.args:
+            continue
+        arg = call.args[0]
+        if _is_sum(arg) or (isinstance(arg, ast.Name) and arg.id in sums):
+            return True  # IBN-b: IN after the residual add
+        if splits and any(self_attribute(c.func) in bn_names for c in calls):
+            return True  # IBN-a: IN on a channel split, BN on the rest
+    return False
+
+
+def _is_sum(node: ast.expr) -> bool:
+    return isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add)
+
+
+def _sum_names(fn: ast.FunctionDef) -> set[str]:
+    """Names a ``forward`` last binds to a sum (``out = a + b``, ``out += identity``)."""
+    out: set[str] = set()
+    for node in ast.walk(fn):
+        if isinstance(node, ast.AugAssign) and isinstance(node.op, ast.Add):
+            if isinstance(node.target, ast.Name):
+                out.add(node.target.id)
+        elif isinstance(node, ast.Assign) and _is_sum(node.value):
+            out.update(t.id for t in node.targets if isinstance(t, ast.Name))
+    return out
+
+
+def _called_name(func: ast.expr) -> str:
+    if isinstance(func, ast.Attribute):
+        return func.attr
+    return func.id if isinstance(func, ast.Name) else ""
+
+
+_LAYOUT_CALLS = frozenset({"transpose", "permute", "swapaxes", "movedim", "rearrange"})
+_LAYOUT_TYPES = frozenset({"Permute", "Rearrange"})
+
+
+def series_token_batchnorm(model: ModelContext, layer: Layer, owners: list[ModelContext]) -> bool:
+    """BatchNorm1d over d_model on the (N, C, L) transpose of the tokens of a continuous
+    series: TST (Zerveas et al. 2021, s3.1: BN over LN for time series, for its outliers)
+    and PatchTST (Nie et al. 2023) do it on purpose. The tokens come from a projection, not
+    an ``nn.Embedding`` of ids in the model or in ``owners`` (the models it is part of):
+    with word tokens it is the NLP case, where BN lost to LN (Shen et al. 2020)."""
+    if layer.type not in ("BatchNorm1d", "SyncBatchNorm"):
+        return False
+    if any(other.type == "Embedding" for owner in owners for _, other in owner.layers):
+        return False
+    if not any(_projects_values(owner) for owner in owners):
+        return False  # a block alone: its tokens may be words, the case B7 is about
+    app = model.first_app(layer)
+    t = app.inp if app is not None else None
+    if t is not None and t.kind == "seq" and t.rank == 3 and t.cdim == 1:
+        return True  # self.bn(x.transpose(1, 2))
+    return _between_layout_modules(model, layer)
+
+
+def _projects_values(model: ModelContext) -> bool:
+    """The first layer with weights that ``forward`` applies is a Linear or Conv1d: tokens
+    projected from continuous values (PatchTST's ``W_P = nn.Linear(patch_len, d_model)``)."""
+    for app in model.apps:
+        kind = app.layer.type
+        if kind in ("Linear", "LazyLinear", "Conv1d"):
+            return True
+        if kind in _WEIGHTED or kind in CONV_DIMS or kind in RNN_TYPES or kind in RNN_CELLS:
+            return False  # tokens from an embedding, a 2-d conv, an RNN, a module unseen
+    return False
+
+
+_WEIGHTED = frozenset(
+    {"Embedding", "EmbeddingBag", "Custom", "Backbone", "Bilinear", *ATTENTION_TYPES}
+)
+
+
+def _between_layout_modules(model: ModelContext, layer: Layer) -> bool:
+    """``nn.Sequential(Transpose(1, 2), nn.BatchNorm1d(d), Transpose(1, 2))``: the norm's
+    neighbours in its Sequential are modules that transpose (tsai's and neuralforecast's)."""
+    paths = {id(other): path for path, other in model.layers}
+    path = paths.get(id(layer))
+    parent, _, index = (path or "").rpartition(".")
+    if not index.isdigit():
+        return False
+    by_path = dict(model.layers)
+    prefix = f"{parent}." if parent else ""
+    around = [by_path.get(f"{prefix}{int(index) + step}") for step in (-1, 1)]
+    return all(other is not None and _transposes(other) for other in around)
+
+
+def _transposes(layer: Layer) -> bool:
+    if layer.type in _LAYOUT_TYPES:
+        return True
+    fn = layer.instance.cls.method("forward") if layer.instance is not None else None
+    if fn is None or len(fn.body) > 3:
+        return False
+    return any(
+        isinstance(node, ast.Call) and _called_name(node.func) in _LAYOUT_CALLS
+        for node in ast.walk(fn)
+    )

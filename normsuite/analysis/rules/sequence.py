@@ -18,6 +18,7 @@ from normsuite.advice import layer_code
 from ..context import MAP_NORMS, FileContext, ModelContext
 from ..ir import Layer
 from ..shapes import Application
+from ..sites import series_token_batchnorm
 from ..types import Finding
 from . import finding, rule
 
@@ -39,7 +40,12 @@ def batch_norm_in_sequence_model(ctx: FileContext) -> Iterator[Finding]:
                     "(Ba et al. 2016)"
                 )
                 rule_id = "B6"
-            elif app.in_attention_block and _on_tokens(layer, app) and not _vision(model, ctx):
+            elif (
+                app.in_attention_block
+                and _on_tokens(layer, app)
+                and not _vision(model, ctx)
+                and not series_token_batchnorm(model, layer, _owners(model, ctx))
+            ):
                 where = "on the tokens inside a Transformer block"
                 why = "batch statistics mix positions and sequences and differ at inference"
                 rule_id = "B7"
@@ -55,14 +61,18 @@ def batch_norm_in_sequence_model(ctx: FileContext) -> Iterator[Finding]:
         yield from _unapplied_cell_norms(model, flagged)
 
 
+def _owners(model: ModelContext, ctx: FileContext) -> list[ModelContext]:
+    """The model and the top model it is part of."""
+    return [model, *(m for m in ctx.models if m.name == model.part_of)]
+
+
 def _vision(model: ModelContext, ctx: FileContext) -> bool:
     """The model (or the model it is a block of) convolves 2D/3D maps: a vision hybrid,
     whose BatchNorm on tokens is chosen on purpose (LeViT, NextViT, EfficientFormer: it folds
     into the preceding linear layer at export, domain D7), not a Transformer mistake."""
-    owners = [model, *(m for m in ctx.models if m.name == model.part_of)]
     return any(
         layer.type in ("Conv2d", "Conv3d", "ConvTranspose2d", "ConvTranspose3d")
-        for owner in owners
+        for owner in _owners(model, ctx)
         for _, layer in owner.layers
     )
 

@@ -1,0 +1,85 @@
+"""The fifth review round's defects (tests/fixtures/review5, from a read of normsuite's answers
+on 15 packages and 4 training repositories it had never seen): each gave a wrong answer
+with confidence, or missed one it should give."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from normsuite.analysis.analyze import analyze_source
+from normsuite.analysis.types import AnalysisOptions, FileResult, ModelReport
+
+CASES = Path(__file__).parent / "fixtures" / "review5"
+
+
+def analyze(name: str, batch_size: int | None = None) -> FileResult:
+    path = CASES / name
+    return analyze_source(path.read_text(), str(path), AnalysisOptions(batch_size=batch_size))
+
+
+def model(result: FileResult, name: str) -> ModelReport:
+    return next(m for m in result.models if m.name == name)
+
+
+def suggested(report: ModelReport) -> dict[str, str]:
+    assert report.recommendation is not None
+    return {s.site: s.suggested for s in report.recommendation.layers}
+
+
+def kept(report: ModelReport) -> bool:
+    assert report.recommendation is not None
+    return all(s.suggested == s.current for s in report.recommendation.layers)
+
+
+@pytest.mark.parametrize(
+    ("name", "top"),
+    [("ibn_net_in_to_bn_high.py", "IBNNet"), ("ibn_b_in_after_residual.py", "IBNbResNet")],
+)
+@pytest.mark.parametrize("batch", [None, 64])
+def test_ibn_net_keeps_its_instancenorm(name: str, top: str, batch: int | None) -> None:
+    """IBN-Net puts IN beside BN on purpose, on half the channels (IBN-a) or after the
+    residual add and in the stem (IBN-b), and it beat ResNet-50 on ImageNet (Pan et al.
+    2018): its INs are kept at any batch, and NRM013 ("IN in a CNN classifier") is silent."""
+    result = analyze(name, batch_size=batch)
+    assert kept(model(result, top))
+    assert "NRM013" not in [f.code for f in result.findings]
+
+
+def test_an_instancenorm_on_a_whole_head_map_is_still_no_ibn_design() -> None:
+    """An IN on the full feature map of a head, beside a BN, splits nothing and follows no
+    residual add: B5 and NRM013 still apply (tests/fixtures/review4/in_after_opaque.py)."""
+    path = Path(__file__).parent / "fixtures" / "review4" / "in_after_opaque.py"
+    result = analyze_source(path.read_text(), str(path), AnalysisOptions(batch_size=32))
+    assert suggested(model(result, "Net"))["inorm"] == "nn.BatchNorm2d(512)"
+    assert "NRM013" in [f.code for f in result.findings]
+
+
+@pytest.mark.parametrize(
+    ("name", "top"),
+    [("ts_transformer_batchnorm.py", "PatchTST"), ("tst_inline.py", "PatchEncoder")],
+)
+@pytest.mark.parametrize("batch", [None, 64])
+def test_a_time_series_transformer_keeps_its_batchnorm_on_transposed_tokens(
+    name: str, top: str, batch: int | None
+) -> None:
+    """TST (Zerveas et al. 2021) and PatchTST (Nie et al. 2023) put BatchNorm1d over d_model
+    on the transposed tokens of a continuous series on purpose: kept, at low confidence, with
+    a valid channels-first LayerNorm named as the alternative, and no NRM007."""
+    result = analyze(name, batch_size=batch)
+    report = model(result, top)
+    assert kept(report)
+    assert report.recommendation.confidence == "low"
+    assert any("TST" in line for line in report.recommendation.rationale)
+    assert "NRM007" not in [f.code for f in result.findings if f.model == top]
+
+
+def test_batchnorm_on_transposed_word_tokens_is_still_nrm007() -> None:
+    """With an nn.Embedding of token ids it is the NLP case: B7 and NRM007 stand, and the
+    LayerNorm offered is the channels-first one the transposed site needs."""
+    result = analyze("tst_inline.py", batch_size=64)
+    assert (
+        suggested(model(result, "TextEncoder"))["bn"] == 'normsuite.build_norm("ln", 128, ndim=3)'
+    )
+    assert [f.model for f in result.findings if f.code == "NRM007"] == ["TextEncoder"]
