@@ -83,3 +83,31 @@ def test_batchnorm_on_transposed_word_tokens_is_still_nrm007() -> None:
         suggested(model(result, "TextEncoder"))["bn"] == 'normsuite.build_norm("ln", 128, ndim=3)'
     )
     assert [f.model for f in result.findings if f.code == "NRM007"] == ["TextEncoder"]
+
+
+def test_a_softmax_gate_over_experts_is_no_attention() -> None:
+    """RMoK: softmax(gate(x)) weighting a stack of expert outputs mixes experts, not
+    positions; the model is an MLP on (N, C) features and its BN is B11's, kept."""
+    result = analyze("moe_gate_read_as_attention.py", batch_size=64)
+    report = model(result, "MixtureOfExperts")
+    assert report.architecture == "mlp"
+    assert kept(report)
+
+
+def test_entity_embeddings_of_table_columns_are_no_sequence() -> None:
+    """One Embedding per categorical column, each applied to its column and concatenated:
+    (N, C) features for an MLP (fastai tabular), not (N, L, C) tokens."""
+    result = analyze("tabular_embeddings_read_as_transformer.py", batch_size=64)
+    report = model(result, "TabularMLP")
+    assert report.architecture == "mlp"
+    assert kept(report)
+
+
+def test_a_batchnorm_on_flattened_transformer_features_is_the_mlp_heads() -> None:
+    """TabTransformer's head: BatchNorm1d on cat([tokens.flatten(1), x_cont], 1), outside any
+    attention, sees (N, C) features: B11 keeps it at batch 64, and NRM007 is silent."""
+    result = analyze("b7_spreads_to_mlp_head_bn.py", batch_size=64)
+    assert (
+        suggested(model(result, "TabTransformer"))["head.0"] == "nn.BatchNorm1d(n_cat * d + n_cont)"
+    )
+    assert "NRM007" not in [f.code for f in result.findings]

@@ -142,12 +142,36 @@ def _attends(fn: ast.FunctionDef | None, softmaxes: frozenset[str] = frozenset()
     # The softmax of the scores comes on or after the line of the first product ...
     if product_line is not None and any(line >= product_line for line in softmax_lines):
         return True
+    if _mixes_experts(fn):
+        return False  # softmax gates weighting a stack of expert outputs: a mixture (RMoK)
     # ... or softmax weights multiply the values afterwards (additive attention).
     return any(
         isinstance(sub, ast.Name) and sub.id in weights
         for product in products
         for sub in ast.walk(product)
     )
+
+
+def _mixes_experts(fn: ast.FunctionDef) -> bool:
+    """``torch.stack([e(x) for e in self.experts], -1)``: the outputs of each module of a
+    ModuleList, stacked (or summed) for a gate to weight: experts, not positions."""
+    for node in ast.walk(fn):
+        if not (isinstance(node, ast.Call) and _called_name(node.func) in ("stack", "cat")):
+            continue
+        comp = node.args[0] if node.args else None
+        if not isinstance(comp, (ast.ListComp, ast.GeneratorExp)) or len(comp.generators) != 1:
+            continue
+        loop = comp.generators[0]
+        call = comp.elt
+        if (
+            isinstance(loop.target, ast.Name)
+            and self_attribute(loop.iter) is not None
+            and isinstance(call, ast.Call)
+            and isinstance(call.func, ast.Name)
+            and call.func.id == loop.target.id
+        ):
+            return True
+    return False
 
 
 def _has_softmax(node: ast.AST, softmaxes: frozenset[str] = frozenset()) -> bool:

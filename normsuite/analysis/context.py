@@ -15,6 +15,7 @@ from __future__ import annotations
 import ast
 import functools
 import os
+import re
 from collections import Counter
 from dataclasses import dataclass, field, replace
 
@@ -236,11 +237,50 @@ def _shows_sequences(root: Layer, layers: list[tuple[str, Layer]], index: Module
         embeddings += layer.type == "Embedding"
         if layer.instance is not None:
             classes.append(layer.instance.cls)
-    if embeddings != 1:
-        return True  # two or more: a positional one; none: nothing depends on the answer
+    if not embeddings:
+        return True  # nothing depends on the answer
     if root.instance is not None:
         classes.append(root.instance.cls)
+    if embeddings > 1 and _numbers_positions(classes):
+        return True  # a token and a positional embedding
+    # One embedding, or several without positions (fastai-style entity embeddings, one per
+    # categorical column, concatenated into (N, C) features): the forward decides.
     return any(_forward_over_dim1(cls, index) for cls in classes)
+
+
+def _numbers_positions(classes: list[ClassInfo]) -> bool:
+    """A class builds positions for a positional embedding: ``torch.arange`` (in ``forward``
+    or a ``position_ids`` buffer), or an attribute or name that says positions."""
+    for cls in _with_bases(classes):
+        for node in ast.walk(cls.node):
+            name = (
+                node.attr
+                if isinstance(node, ast.Attribute)
+                else node.id
+                if isinstance(node, ast.Name)
+                else ""
+            )
+            if name == "arange" or _POSITIONS.match(name):
+                return True
+    return False
+
+
+def _with_bases(classes: list[ClassInfo]) -> list[ClassInfo]:
+    """The classes and the module classes they derive from (RobertaEmbeddings builds the
+    position ids that Data2VecTextEmbeddings inherits)."""
+    out: list[ClassInfo] = []
+    for cls in classes:
+        step: ClassInfo | None = cls
+        for _ in range(32):
+            if step is None or step in out:
+                break
+            out.append(step)
+            step = step.parent
+    return out
+
+
+# pos, pos_emb, posemb, position_ids, positional_embedding (not "post_norm", "pose")
+_POSITIONS = re.compile(r"(?i)^(pos(ition(al)?)?(_|$)|pos_?emb)")
 
 
 def _forward_over_dim1(cls: ClassInfo, index: ModuleIndex) -> bool:

@@ -1103,16 +1103,24 @@ def recommend(model: ModelContext, domain: str | None = None) -> Recommendation:
         )
         would_change.append(f"a per-device batch of {BN_MIN_BATCH} or more: bn at these sites too")
     kept_untraced = Counter(_site_kind(model, layer) for _, layer, _ in sites)
-    all_untraced = bool(untraced) and len(untraced) == len(sites)
+    # The rest of the sites, traced, are tokens whose LN/RMSNorm B7 keeps (Krea2's text
+    # blocks untraced, its image blocks traced): the same kept headline.
+    rest_kept = (
+        norm not in _SEQUENCE_NORMS
+        and set(kept_untraced) <= _SEQUENCE_NORMS
+        and all(s.suggested == s.current for s in suggestions)
+    )
+    all_untraced = bool(untraced) and (len(untraced) == len(sites) or rest_kept)
     if all_untraced:
         # Every norm is an LN/RMS whose input was not traced (an LLM whose attention lives
         # in blocks the analyzer could not build looks like an MLP): a "bn" headline would
         # contradict every line below it. The headline is what the model uses (the more
         # frequent of LN and RMSNorm when it mixes them).
         norm = kept_untraced.most_common(1)[0][0]
+        some = "some of these norms" if len(untraced) < len(sites) else "these norms"
         rationale.insert(
             0,
-            f"Kept {norm}: the inputs of these norms could not be traced (tokens, if the "
+            f"Kept {norm}: the inputs of {some} could not be traced (tokens, if the "
             "attention or recurrent blocks were not read), so the feature-batch advice "
             f"({', '.join(adv.rules)}) is not applied to them.",
         )

@@ -992,11 +992,15 @@ def _reduce(t: T, dims: Any, keep: Any) -> T:
 
 
 def _cat(parts: list[Any], dim: Any) -> T:
-    ts = [p for p in parts if isinstance(p, T)]
-    if len(ts) != len(parts) or not ts or not isinstance(dim, int):
+    # torch.cat takes tensors of one rank: a part of known rank gives the rank of all, the
+    # others (an argument of forward, not traced) are tensors of unknown shape
+    # (TabTransformer's cat([tokens.flatten(1), x_cont], 1) is (N, C) features)
+    ts = [p if isinstance(p, T) else UNKNOWN_T for p in parts]
+    if not ts or not isinstance(dim, int):
         return UNKNOWN_T
-    first = ts[0]
-    if first.rank is None or any(p.rank != first.rank or p.cdim != first.cdim for p in ts):
+    known = [p for p in ts if p.rank is not None]
+    first = known[0] if known else ts[0]
+    if first.rank is None or any(p.rank != first.rank or p.cdim != first.cdim for p in known):
         return UNKNOWN_T
     d = dim + first.rank if dim < 0 else dim
     if d == _cdim(first):
