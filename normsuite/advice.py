@@ -500,7 +500,7 @@ DOMAINS: dict[str, Domain] = {
             "D6",
             "vision model with channel LayerNorm on feature maps (ConvNeXt-style)",
             "ln",
-            ("ln",),
+            ("ln", "gn"),  # a GroupNorm beside it (a stem, a head) is no LN to be
             "Channel LayerNorm on (permuted) feature maps is the ConvNeXt design, tuned with "
             "its own training recipe (AdamW, long schedules); B5's numbers are for "
             "ResNet-style CNNs. Keep it; do not turn it into BatchNorm.",

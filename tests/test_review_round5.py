@@ -111,3 +111,30 @@ def test_a_batchnorm_on_flattened_transformer_features_is_the_mlp_heads() -> Non
         suggested(model(result, "TabTransformer"))["head.0"] == "nn.BatchNorm1d(n_cat * d + n_cont)"
     )
     assert "NRM007" not in [f.code for f in result.findings]
+
+
+def test_a_layernorm_offered_between_transpose_modules_is_channels_first() -> None:
+    """A BatchNorm1d between two Transpose(1, 2) modules sees (N, C, L): the LayerNorm in its
+    place is the channels-first one (nn.LayerNorm(128) would normalize L and raise)."""
+    result = analyze("invalid_ln_between_transpose_modules.py", batch_size=64)
+    assert set(suggested(model(result, "TSTEncoderLayer")).values()) == {
+        'normsuite.build_norm("ln", 128, ndim=3)'
+    }
+
+
+def test_a_batchnorm_inside_a_sigmoid_gate_is_part_of_the_activation() -> None:
+    """DIN's Dice: p = sigmoid(BN(s)) gates its input; the batch statistics are the
+    activation's definition (Zhou et al. 2018, eq. 5), so the BN is kept as it is."""
+    result = analyze("bn_inside_dice_activation.py", batch_size=64)
+    for name in ("Dice", "DeepInterestNetwork"):
+        assert kept(model(result, name))
+
+
+def test_a_groupnorm_stem_is_never_turned_into_layernorm() -> None:
+    """EEGDINO's patch stem: conv + GroupNorm(5, 25), then attention tokens with LayerNorm.
+    The tokens (a channels-last map flattened over its positions) are no channel-LN conv map
+    (no D6), and no rule turns a deliberate GroupNorm into a LayerNorm."""
+    result = analyze("d6_converts_gn_stem.py", batch_size=64)
+    report = model(result, "EEGEncoder")
+    assert not (report.domain or "").startswith("D6")
+    assert kept(report)

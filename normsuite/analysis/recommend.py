@@ -36,7 +36,9 @@ from .ir import (
 )
 from .shapes import UNKNOWN_T
 from .sites import (
+    between_layout_modules,
     cnn_classifier_misfit,
+    gating_norm,
     ibn_design,
     metaformer_norm,
     normalizes_length,
@@ -62,11 +64,16 @@ _DEFAULT_NDIM = {
 }
 
 
+_BN1D_TYPES = frozenset({"BatchNorm1d", "SyncBatchNorm", "InstanceNorm1d", "LazyBatchNorm1d"})
+
+
 def site_shape(model: ModelContext, layer: Layer) -> tuple[int, bool]:
     """(rank, channels_last) of the tensor the norm sees: traced, else from the layer type."""
     app = model.first_app(layer)
     if app is not None and app.inp.rank is not None and app.inp.cdim is not None:
         return app.inp.rank, bool(app.inp.last) and app.inp.rank > 2
+    if layer.type in _BN1D_TYPES and between_layout_modules(model, layer):
+        return 3, False  # Sequential(Transpose(1, 2), BatchNorm1d(d), Transpose(1, 2)): (N, C, L)
     if layer.type in ("LayerNorm", "RMSNorm"):
         return (3, True) if model.architecture in ("rnn", "transformer") else (2, False)
     if layer.type == "SyncBatchNorm" or layer.type.startswith("Lazy"):
@@ -837,6 +844,7 @@ def recommend(model: ModelContext, domain: str | None = None) -> Recommendation:
     frn: list[str] = []  # Filter Response Normalization: batch-free, its own design
     ibn: list[str] = []  # IBN-Net's InstanceNorms beside its BatchNorms
     series_bn: list[str] = []  # TST/PatchTST: BatchNorm1d on transposed series tokens
+    gates: list[str] = []  # a norm inside a sigmoid gate (Dice): part of an activation
     ibn_model = ibn_design(model)
     repaired: list[str] = []  # kept kinds whose layer a rule flags (NRM012): made valid
     by_path, seen_cn = dict(model.layers), {}  # for the conditional-norm check, once a model
@@ -967,6 +975,9 @@ def recommend(model: ModelContext, domain: str | None = None) -> Recommendation:
             # input-to-hidden side can help (Laurent et al. 2016)
             kept_here = True
             off_path.append(path or layer.code)
+        if not kept_here and gating_norm(model, layer):
+            kept_here = True
+            gates.append(path or layer.code)
         if (
             not kept_here
             and kind in ("bn", "syncbn")
@@ -1033,6 +1044,12 @@ def recommend(model: ModelContext, domain: str | None = None) -> Recommendation:
             f"{', '.join(series_bn)}.",
         )
         would_change.append("token ids (an nn.Embedding: text, where BN lost to LN): ln (B7)")
+    if gates:
+        rationale.append(
+            "Kept as they are (a norm whose output goes straight into a sigmoid gate: part of "
+            "an activation such as DIN's Dice, p = sigmoid(BN(s)), Zhou et al. 2018, "
+            f"arXiv:1706.06978; not a feature norm to choose): {', '.join(gates)}."
+        )
     if frn:
         rationale.append(
             "Kept as they are (Filter Response Normalization: per image and channel, no batch "

@@ -905,7 +905,10 @@ def _flatten(t: T, start: Any, end: Any) -> T:
             kind = "seq"  # (N, C, H, W) -> (N, C, H*W): patch tokens (ViT), not a conv map
         return replace(t.plain(), rank=rank, cdim=c, kind=kind)
     if c > e:
-        return replace(t.plain(), rank=rank, cdim=c - (e - s))
+        kind = t.kind
+        if t.kind == "map" and rank == 3 and e > s and c == t.rank - 1:
+            kind = "seq"  # (N, H, W, C) -> (N, H*W, C): tokens (a Swin stage's), not a map
+        return replace(t.plain(), rank=rank, cdim=c - (e - s), kind=kind)
     if t.pooled and s == c:  # (N, C, 1, 1) -> (N, C)
         return T(rank=rank, cdim=s, channels=t.channels, kind="feat" if rank == 2 else None)
     return T(rank=rank, cdim=s if rank == 2 else None, kind="feat" if rank == 2 else None)

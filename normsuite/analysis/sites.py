@@ -314,7 +314,7 @@ def series_token_batchnorm(model: ModelContext, layer: Layer, owners: list[Model
     t = app.inp if app is not None else None
     if t is not None and t.kind == "seq" and t.rank == 3 and t.cdim == 1:
         return True  # self.bn(x.transpose(1, 2))
-    return _between_layout_modules(model, layer)
+    return between_layout_modules(model, layer)
 
 
 def _projects_values(model: ModelContext) -> bool:
@@ -334,7 +334,7 @@ _WEIGHTED = frozenset(
 )
 
 
-def _between_layout_modules(model: ModelContext, layer: Layer) -> bool:
+def between_layout_modules(model: ModelContext, layer: Layer) -> bool:
     """``nn.Sequential(Transpose(1, 2), nn.BatchNorm1d(d), Transpose(1, 2))``: the norm's
     neighbours in its Sequential are modules that transpose (tsai's and neuralforecast's)."""
     paths = {id(other): path for path, other in model.layers}
@@ -358,3 +358,35 @@ def _transposes(layer: Layer) -> bool:
         isinstance(node, ast.Call) and _called_name(node.func) in _LAYOUT_CALLS
         for node in ast.walk(fn)
     )
+
+
+_RELAYOUT = frozenset(
+    {"transpose", "permute", "view", "reshape", "squeeze", "unsqueeze", "contiguous"}
+)
+
+
+def gating_norm(model: ModelContext, layer: Layer) -> bool:
+    """The norm's output goes straight into a sigmoid in the forward of the module that holds
+    it: a gate whose statistics define an activation (DIN's Dice, Zhou et al. 2018, eq. 5:
+    ``p = sigmoid(BN(s))``), not a normalization of features to choose."""
+    owners = [model.root.instance] + [other.instance for _, other in model.layers]
+    for inst in owners:
+        if inst is None:
+            continue
+        names = {n for n, v in inst.attrs.items() if v is layer}
+        fn = inst.cls.method("forward") if names else None
+        if fn is None:
+            continue
+        for node in ast.walk(fn):
+            if not isinstance(node, ast.Call) or _called_name(node.func) != "sigmoid":
+                continue
+            inner = node.args[0] if node.args else getattr(node.func, "value", None)
+            while (
+                isinstance(inner, ast.Call)
+                and isinstance(inner.func, ast.Attribute)
+                and inner.func.attr in _RELAYOUT
+            ):
+                inner = inner.func.value  # sigmoid(self.bn(x.transpose(1, 2)).transpose(1, 2))
+            if isinstance(inner, ast.Call) and self_attribute(inner.func) in names:
+                return True
+    return False
