@@ -8,6 +8,8 @@ r05, a09b) plus a src/ layout package with relative imports written for these te
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -621,3 +623,91 @@ def test_a_model_built_by_a_function_of_its_own_file() -> None:
     project.clear()
     results = _by_name(analyze_paths([str(FIX / "factory_own")]))
     assert results["factory_own/net.py"].models[0].batch_size.per_device == 4
+
+
+TRAIN_SCRIPT = """
+import argparse
+import torch
+from {module} import Net
+
+parser = argparse.ArgumentParser()
+parser.add_argument("-b", "--batch-size", default=4, type=int)
+
+
+def main():
+    args = parser.parse_args()
+    loader = torch.utils.data.DataLoader(None, batch_size=args.batch_size, shuffle=True)
+    model = Net()
+    optimizer = torch.optim.Adam(model.parameters(), 3e-4)
+    for x, y in loader:
+        torch.nn.functional.cross_entropy(model(x), y).backward()
+        optimizer.step()
+
+
+if __name__ == "__main__":
+    main()
+"""
+SMALL_BN_NET = """
+import torch.nn as nn
+
+
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 64, 3, bias=False)
+        self.bn = nn.BatchNorm2d(64)
+
+    def forward(self, x):
+        return self.bn(self.conv(x))
+"""
+
+
+@pytest.mark.parametrize("package", [False, True])
+def test_a_script_importing_a_model_folder_without_a_project_marker(tmp_path, package) -> None:
+    """SimCLR / Pytorch-UNet without .git: ``run.py`` beside ``nets/`` does ``from nets.net
+    import Net`` (a folder, or a package). Python puts run.py's folder on sys.path, so that
+    folder is the project, and the model gets the script's batch (NRM006 at batch 4)."""
+    nets = tmp_path / "nets"
+    nets.mkdir()
+    if package:
+        (nets / "__init__.py").write_text("")
+    (nets / "net.py").write_text(SMALL_BN_NET)
+    (tmp_path / "run.py").write_text(TRAIN_SCRIPT.format(module="nets.net"))
+    project.clear()
+    (result,) = analyze_paths([str(nets / "net.py")])
+    assert result.models[0].batch_size.per_device == 4
+    assert [f.code for f in result.findings] == ["NRM006"]
+
+
+def test_nn_through_a_project_star_import(tmp_path) -> None:
+    """Pytorch-UNet's unet_model.py gets ``nn`` only from ``from .unet_parts import *``."""
+    pkg = tmp_path / "unet"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("")
+    (pkg / "unet_parts.py").write_text(SMALL_BN_NET.replace("class Net", "class DoubleConv"))
+    (pkg / "unet_model.py").write_text(
+        "from .unet_parts import *\n\n\nclass UNet(nn.Module):\n"
+        "    def __init__(self):\n        super().__init__()\n        self.inc = DoubleConv()\n"
+        "        self.outc = nn.Conv2d(64, 2, 1)\n\n"
+        "    def forward(self, x):\n        return self.outc(self.inc(x))\n"
+    )
+    project.clear()
+    (result,) = analyze_paths([str(pkg / "unet_model.py")])
+    assert [m.name for m in result.models] == ["UNet"]
+    assert [n.kind for n in result.models[0].norms_found] == ["bn"]
+
+
+def test_a_fifo_beside_a_model_folder_is_never_opened(tmp_path) -> None:
+    """The search for the script that imports ``nets/`` reads the .py files of the folder
+    above: a fifo named ``x.py`` there must not block it (a subprocess with a timeout)."""
+    nets = tmp_path / "nets"
+    nets.mkdir()
+    (nets / "net.py").write_text(SMALL_BN_NET)
+    os.mkfifo(tmp_path / "pipe.py")
+    out = subprocess.run(
+        [sys.executable, "-m", "normsuite.cli.main", "check", str(nets / "net.py")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert out.returncode == 0, out.stderr

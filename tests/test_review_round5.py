@@ -138,3 +138,33 @@ def test_a_groupnorm_stem_is_never_turned_into_layernorm() -> None:
     report = model(result, "EEGEncoder")
     assert not (report.domain or "").startswith("D6")
     assert kept(report)
+
+
+def test_a_loader_built_from_a_kwargs_dict_gives_its_batch() -> None:
+    """Pytorch-UNet: ``loader_args = dict(batch_size=batch_size, ...)`` then
+    ``DataLoader(dataset, shuffle=True, **loader_args)``, batch 1 by default: NRM005."""
+    result = analyze("batch_via_loader_kwargs_dict.py")
+    assert result.models[0].batch_size.per_device == 1
+    assert "NRM005" in [f.code for f in result.findings]
+
+
+def test_weight_decay_on_parameters_frozen_before_the_optimizer_is_silent() -> None:
+    """SimCLR's linear evaluation freezes every parameter but fc's before Adam(model.
+    parameters(), weight_decay=...): the BN parameters get no gradient, so no decay."""
+    result = analyze("nrm010_frozen_norms.py")
+    assert "NRM010" not in [f.code for f in result.findings]
+
+
+def test_weight_decay_after_a_freeze_that_keeps_the_norms_trained_is_still_nrm010() -> None:
+    """Freezing by a norm word may go either way: silent. Freezing only the convs leaves the
+    BN parameters trained and decayed: NRM010 stands."""
+    path = CASES / "nrm010_frozen_norms.py"
+    source = path.read_text()
+    kept_norms = source.replace('if name not in ["fc.weight", "fc.bias"]:', 'if "bn" in name:')
+    assert "NRM010" not in [
+        f.code for f in analyze_source(kept_norms, str(path), AnalysisOptions()).findings
+    ]
+    trains_norms = source.replace('if name not in ["fc.weight", "fc.bias"]:', 'if "conv" in name:')
+    assert "NRM010" in [
+        f.code for f in analyze_source(trains_norms, str(path), AnalysisOptions()).findings
+    ]

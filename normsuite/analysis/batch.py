@@ -439,6 +439,8 @@ class _Scanner(ast.NodeVisitor):
                     continue  # validation / no_grad / benchmark loaders: not what BN trains on
                 expr = kw.get("batch_size", node.args[1] if len(node.args) > 1 else None)
                 if expr is None:
+                    expr = _from_kwargs_dict(node, "batch_size", funcs, self.index.tree)
+                if expr is None:
                     continue
                 value = _int(self.resolve(expr, funcs, classes))
                 if value is None:
@@ -500,6 +502,38 @@ def _where(home: Any, line: int) -> str:
 
 
 _OPAQUE = ast.Constant(value=None)  # an argument hidden in ``*args`` / ``**kwargs``
+
+
+def _from_kwargs_dict(
+    call: ast.Call, key: str, funcs: list[ast.FunctionDef], tree: ast.Module
+) -> ast.expr | None:
+    """The ``key`` entry of a dict passed as ``**name`` (Pytorch-UNet's ``loader_args =
+    dict(batch_size=batch_size, ...)`` then ``DataLoader(ds, **loader_args)``), bound by
+    the last assignment before the call in the enclosing function (or the module)."""
+    names = [k.value.id for k in call.keywords if k.arg is None and isinstance(k.value, ast.Name)]
+    scope: ast.AST = funcs[-1] if funcs else tree
+    found: ast.expr | None = None
+    for node in ast.walk(scope):
+        if not isinstance(node, ast.Assign) or node.lineno > call.lineno:
+            continue
+        if not any(isinstance(t, ast.Name) and t.id in names for t in node.targets):
+            continue
+        value = node.value
+        entry = None
+        if isinstance(value, ast.Call) and getattr(value.func, "id", "") == "dict":
+            entry = next((k.value for k in value.keywords if k.arg == key), None)
+        elif isinstance(value, ast.Dict):
+            entry = next(
+                (
+                    v
+                    for k, v in zip(value.keys, value.values, strict=True)
+                    if isinstance(k, ast.Constant) and k.value == key
+                ),
+                None,
+            )
+        if entry is not None and (found is None or node.lineno >= found.lineno):
+            found = entry
+    return found
 
 
 def _argument(call: ast.Call, init: ast.FunctionDef, param: str) -> ast.expr | None:

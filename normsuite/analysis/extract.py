@@ -335,7 +335,9 @@ class ModuleIndex(UndecidedCode):
                         found = candidate
                         break
                 elif self.project is not None and self.project.exports(module, name, depth):
-                    found = candidate
+                    # an import the module makes (``nn`` of ``import torch.nn as nn``) is
+                    # what it names, not a name of that module
+                    found = self.project.import_alias(module, name) or candidate
                     break
         self._star_names[name] = found
         return found

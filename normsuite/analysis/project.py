@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import ast
 import os
+import re
 from collections import OrderedDict
 from functools import lru_cache
 from typing import Any
@@ -85,7 +86,50 @@ def find_root(directory: str) -> str:
             break
         here = parent
     top = _package_top(directory)
-    return directory if top == directory else _outermost_package(directory, top)
+    found = directory if top == directory else _outermost_package(directory, top)
+    if installed:
+        return found
+    return _script_folder(found) or found
+
+
+_SCRIPT_LEVELS = 2  # folders above a model folder searched for the script that imports it
+_MAX_SCRIPTS = 64  # top-level .py files read per folder, at most
+
+
+def _script_folder(found: str) -> str | None:
+    """The folder a script runs from that imports ``found``'s modules as a package: without
+    a project marker, ``run.py`` beside ``nets/`` doing ``from nets.net import Net`` (Python
+    puts run.py's folder on sys.path). Up to two folders up, read once per folder."""
+    here, best = found, None
+    for _ in range(_SCRIPT_LEVELS):
+        parent = os.path.dirname(here)
+        if parent == here:
+            break
+        prefix = os.path.relpath(found, parent).replace(os.sep, ".")
+        if _imports_from(parent, prefix):
+            best = parent
+        here = parent
+    return best
+
+
+@lru_cache(maxsize=1024)
+def _imports_from(folder: str, module: str) -> bool:
+    """A top-level ``.py`` file of ``folder`` imports ``module`` or a module under it."""
+    pattern = re.compile(rf"^\s*(?:from|import)\s+{re.escape(module)}(?:\.|\s|$)", re.M)
+    try:
+        with os.scandir(folder) as entries:
+            # regular files only: opening a fifo named x.py would block for ever
+            paths = sorted(e.path for e in entries if e.name.endswith(".py") and e.is_file())
+    except OSError:
+        return False
+    for path in paths[:_MAX_SCRIPTS]:
+        try:
+            with open(path, encoding="utf-8", errors="replace") as handle:
+                if pattern.search(handle.read(200_000)):
+                    return True
+        except OSError:
+            continue
+    return False
 
 
 def _outermost_package(directory: str, top: str) -> str:
@@ -266,6 +310,15 @@ class Project:
             return self.lookup(origin, path, depth + 1)
         return UNKNOWN
 
+    def import_alias(self, module: str, importer: str, name: str) -> str | None:
+        """What ``name`` means when ``from module import *`` brings an import of that module
+        (``import torch.nn as nn`` in Pytorch-UNet's unet_parts.py): "torch.nn"."""
+        path = self.module_file(module, importer)
+        dep = self.index(path) if path is not None else None
+        if dep is None or name.startswith("_"):
+            return None
+        return dep.imports.get(name)
+
     def exports(self, module: str, importer: str, name: str, depth: int = 0) -> bool:
         """Whether ``from module import *`` (as ``importer`` imports it) brings ``name``: the
         module defines it at top level or re-exports it (not ``_private`` names, which a
@@ -293,6 +346,9 @@ class ProjectView:
 
     def exports(self, module: str, name: str, depth: int = 0) -> bool:
         return self.project.exports(module, self.path, name, depth)
+
+    def import_alias(self, module: str, name: str) -> str | None:
+        return self.project.import_alias(module, self.path, name)
 
     def plain_class(self, qual: str) -> tuple[ast.ClassDef, Any] | None:
         """A class that is not a module (a ``@dataclass`` config), with its file's index."""
@@ -338,4 +394,5 @@ def clear() -> None:
     """Forget every project (tests rewrite files between runs)."""
     _PROJECTS.clear()
     find_root.cache_clear()
+    _imports_from.cache_clear()
     _package_top.cache_clear()

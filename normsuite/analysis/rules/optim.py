@@ -317,6 +317,53 @@ def _class_has_norms(folder: Path, module: str, cls: str) -> bool | None:
 _OPTIMIZER_NAME = re.compile(r"(Adam|SGD|LAMB|Lamb|Lion|RMSprop|Adagrad|Adafactor)")
 
 
+def _norms_frozen_before(owner: str | None, optimizer: ast.Call, index: Any) -> bool:
+    """Before ``optimizer``, a loop over ``owner``'s parameters sets ``requires_grad =
+    False`` on all of them, or on all but some that no norm word names (``if name not in
+    ["fc.weight", "fc.bias"]``), or by a norm word (either way: not known to decay norms).
+    Torch's optimizers skip parameters without a gradient, so the norms are not decayed.
+    A loop that freezes only named non-norm parameters (``if "conv" in name``) does not
+    count, nor does a file that sets ``requires_grad`` back to True."""
+    if owner is None or "requires_grad=True" in index.source.replace(" ", ""):
+        return False
+    for loop in tree_facts(index).of(ast.For):
+        if loop.lineno > optimizer.lineno or _iterated_owner(loop.iter) != owner:
+            continue
+        for stmt in ast.walk(loop):
+            test = stmt.test if isinstance(stmt, ast.If) else None
+            body = stmt.body if isinstance(stmt, (ast.If, ast.For)) else []
+            if not any(_sets_requires_grad_false(b) for b in body):
+                continue
+            if test is None:
+                return True  # every parameter
+            text = ast.unparse(test).lower()
+            words = [w for w in _NORM_WORDS if w != "requires_grad"]
+            if any(w in text for w in words) or " not " in f" {text} " or text.startswith("not"):
+                return True
+    return False
+
+
+def _iterated_owner(node: ast.expr) -> str | None:
+    """``model`` of ``model.parameters()`` / ``model.named_parameters()``."""
+    if (
+        isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Attribute)
+        and node.func.attr in ("parameters", "named_parameters")
+        and isinstance(node.func.value, ast.Name)
+    ):
+        return node.func.value.id
+    return None
+
+
+def _sets_requires_grad_false(stmt: ast.stmt) -> bool:
+    return (
+        isinstance(stmt, ast.Assign)
+        and any(isinstance(t, ast.Attribute) and t.attr == "requires_grad" for t in stmt.targets)
+        and isinstance(stmt.value, ast.Constant)
+        and stmt.value.value is False
+    )
+
+
 def _optimizer_like(qual: str, name: str) -> bool:
     """Other libraries' optimizers (``bnb.optim.AdamW8bit``, apex ``FusedAdam``): judged
     only on an explicit ``weight_decay``."""
@@ -362,6 +409,8 @@ def weight_decay_on_norm(ctx: FileContext) -> Iterator[Finding]:
             continue
         if _norm_free_submodule(params, names, index):
             continue  # a linear probe: SGD(model.fc.parameters()) after model.fc = Linear(...)
+        if freezes and _norms_frozen_before(_owner(params, names), node, index):
+            continue  # no gradient, no decay: a linear evaluation of a frozen encoder
         if ctx.models and _file_models_without_norms(ctx, params, names):
             continue
         kw = {k.arg: k.value for k in node.keywords if k.arg}
