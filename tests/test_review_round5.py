@@ -127,7 +127,9 @@ def test_a_batchnorm_inside_a_sigmoid_gate_is_part_of_the_activation() -> None:
     activation's definition (Zhou et al. 2018, eq. 5), so the BN is kept as it is."""
     result = analyze("bn_inside_dice_activation.py", batch_size=64)
     for name in ("Dice", "DeepInterestNetwork"):
-        assert kept(model(result, name))
+        report = model(result, name)
+        assert kept(report)
+        assert (report.recommendation.norm, report.recommendation.confidence) == ("bn", "low")
 
 
 def test_a_groupnorm_stem_is_never_turned_into_layernorm() -> None:
@@ -168,3 +170,30 @@ def test_weight_decay_after_a_freeze_that_keeps_the_norms_trained_is_still_nrm01
     assert "NRM010" in [
         f.code for f in analyze_source(trains_norms, str(path), AnalysisOptions()).findings
     ]
+
+
+def test_random_initialization_and_dry_runs_are_no_sampling() -> None:
+    """``self.forward(torch.randn(...))`` in ``__init__`` (BYOL) and ``weight.data.normal_``
+    in an init method (tsai's TCN) build or initialize: no "samples in its forward" reason."""
+    result = analyze("randn_dry_run_read_as_vae.py", batch_size=64)
+    assert "samples" not in (model(result, "SelfSupervised").abstain or "")
+    tcn = """
+import torch.nn as nn
+
+
+class TemporalBlock(nn.Module):
+    def __init__(self, ni, nf):
+        super().__init__()
+        self.conv1 = nn.Conv1d(ni, nf, 3, padding=1)
+        self.conv2 = nn.Conv1d(nf, nf, 3, padding=1)
+        self.init_weights()
+
+    def init_weights(self):
+        self.conv1.weight.data.normal_(0, 0.01)
+        self.conv2.weight.data.normal_(0, 0.01)
+
+    def forward(self, x):
+        return x + self.conv2(self.conv1(x).relu())
+"""
+    report = model(analyze_source(tcn, "tcn.py", AnalysisOptions()), "TemporalBlock")
+    assert "samples" not in (report.abstain or "")

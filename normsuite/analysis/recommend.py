@@ -572,9 +572,19 @@ def _samples(model: ModelContext) -> bool:
         isinstance(n, ast.Call)
         and (n.func.attr if isinstance(n.func, ast.Attribute) else getattr(n.func, "id", ""))
         in _SAMPLING
-        for fn in cls.methods.values()
+        and not _initializes(n)
+        for name, fn in cls.methods.items()
+        # __init__ and init/reset methods build or initialize (a dry run on torch.randn,
+        # weight.data.normal_): no sampling
+        if "init" not in name and "reset" not in name
         for n in ast.walk(fn)
     )
+
+
+def _initializes(call: ast.Call) -> bool:
+    """``self.conv.weight.data.normal_(0, 0.01)``, ``nn.init.normal_(w)``: initialization."""
+    text = ast.unparse(call.func)
+    return any(w in text for w in ("weight", "bias", ".data", "init."))
 
 
 def abstain_reason(model: ModelContext, domain: str | None = None) -> str | None:
@@ -1031,9 +1041,12 @@ def recommend(model: ModelContext, domain: str | None = None) -> Recommendation:
             "residual add: the IBN-Net design, 22.54% vs ResNet-50's 23.64% ImageNet top-1 "
             f"error, Pan et al. 2018, arXiv:1807.09441): {', '.join(ibn)}."
         )
-    series_all = bool(series_bn) and len(series_bn) == len(sites)
-    if series_all:
-        norm = "bn"  # every site is a kept series BatchNorm: the headline says what is kept
+    series_all = bool(series_bn) and len(series_bn) + len(gates) == len(sites)
+    gates_all = bool(gates) and len(gates) == len(sites)
+    if series_all or gates_all:
+        # every site is a kept series BatchNorm or a gate's norm: the headline says what is
+        # kept, at low confidence (no rule chose it)
+        norm = Counter(_site_kind(model, layer) for _, layer, _ in sites).most_common(1)[0][0]
     if series_bn:
         rationale.insert(
             0,
@@ -1168,7 +1181,7 @@ def recommend(model: ModelContext, domain: str | None = None) -> Recommendation:
             "medium"
             if conditional and len(conditional) == len(sites)
             else "low"
-            if (norm_free and builtin is None) or all_untraced or series_bn
+            if (norm_free and builtin is None) or all_untraced or series_bn or gates_all
             else _kept_confidence(adv, norm, model)
         ),  # type: ignore[arg-type]
         alternatives=[n for n in (adv.norm, *adv.alternatives) if n != norm],
