@@ -197,3 +197,49 @@ class TemporalBlock(nn.Module):
 """
     report = model(analyze_source(tcn, "tcn.py", AnalysisOptions()), "TemporalBlock")
     assert "samples" not in (report.abstain or "")
+
+
+GHOST_BN = """
+import torch
+import torch.nn as nn
+
+
+class GBN(nn.Module):
+    def __init__(self, input_dim, virtual_batch_size=128):
+        super().__init__()
+        self.input_dim = input_dim
+        self.virtual_batch_size = virtual_batch_size
+        self.bn = nn.BatchNorm1d(self.input_dim)
+
+    def forward(self, x):
+        return torch.cat([self.bn(c) for c in x.chunk(4, 0)], 0)
+
+
+class Block(nn.Module):
+    def __init__(self, input_dim, output_dim):
+        super().__init__()
+        self.fc = nn.Linear(input_dim, output_dim, bias=False)
+        self.bn = GBN(output_dim)
+
+    def forward(self, x):
+        return self.bn(self.fc(x))
+
+
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.block = Block(16, 32)
+        self.head = nn.Linear(32, 2)
+
+    def forward(self, x):
+        return self.head(self.block(x))
+"""
+
+
+def test_one_fix_per_family_when_a_shared_line_is_judged_by_several_models() -> None:
+    """pytorch-tabnet's GBN line, judged in a model that knows its width and in one that
+    does not, was told "nn.LayerNorm(...) / ln (channels unknown: ...)": one LayerNorm."""
+    result = analyze_source(GHOST_BN, "gbn.py", AnalysisOptions(batch_size=4))
+    (nrm006,) = [f for f in result.findings if f.code == "NRM006"]
+    assert "channels unknown" not in nrm006.message
+    assert nrm006.message.endswith("Use nn.LayerNorm(32).")

@@ -3,6 +3,7 @@ NRM008 (several devices, small per-device batch, no SyncBN)."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 
 from normsuite.advice import BN_MIN_BATCH
@@ -37,9 +38,29 @@ def _bn_sites(ctx: FileContext) -> Iterator[tuple[ModelContext, Layer, str]]:
                 seen.add(id(layer))
                 groups.setdefault((layer.line, layer.col), []).append((model, layer))
     for members in groups.values():
-        fixes = dict.fromkeys(_fix(model, layer) for model, layer in members)
+        fixes = list(dict.fromkeys(_fix(model, layer) for model, layer in members))
         model, layer = members[0]
-        yield model, layer, " / ".join(fixes)
+        yield model, layer, " / ".join(_without_vaguer(fixes))
+
+
+_FAMILY = re.compile(
+    r'^(\w+) \(channels unknown|nn\.(LayerNorm|GroupNorm|RMSNorm)|build_norm\("(\w+)"'
+)
+_SPECS = {"LayerNorm": "ln", "GroupNorm": "gn", "RMSNorm": "rms"}
+
+
+def _family(fix: str) -> str | None:
+    found = _FAMILY.search(fix)
+    if found is None:
+        return None
+    return found.group(1) or _SPECS.get(found.group(2) or "") or found.group(3)
+
+
+def _without_vaguer(fixes: list[str]) -> list[str]:
+    """A "ln (channels unknown: ...)" beside a concrete LayerNorm for the same line (the
+    models that build it know its width, or not) says nothing more: one fix per family."""
+    concrete = {_family(f) for f in fixes if "channels unknown" not in f}
+    return [f for f in fixes if "channels unknown" not in f or _family(f) not in concrete]
 
 
 def _fix(model: ModelContext, layer: Layer) -> str:
