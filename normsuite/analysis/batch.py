@@ -22,6 +22,7 @@ from typing import Any
 from .entrypoints import field_default, inference_only, not_training, project_scans, trains
 from .extract import ModuleIndex
 from .ir import UNKNOWN, ClassInfo
+from .norm_behaviour import own_nodes
 from .project import display_path
 from .symbols import PlainClass
 from .tree_facts import tree_facts
@@ -504,6 +505,24 @@ def _where(home: Any, line: int) -> str:
 _OPAQUE = ast.Constant(value=None)  # an argument hidden in ``*args`` / ``**kwargs``
 
 
+def _changes_dict(node: ast.AST, names: list[str]) -> bool:
+    """A subscript store, ``|=``, ``.update(...)`` or ``.setdefault(...)`` on one of ``names``."""
+    if isinstance(node, ast.AugAssign):  # loader_args |= {...}
+        return isinstance(node.target, ast.Name) and node.target.id in names
+    if isinstance(node, ast.Assign):  # loader_args["batch_size"] = ...
+        return any(
+            isinstance(t, ast.Subscript) and isinstance(t.value, ast.Name) and t.value.id in names
+            for t in node.targets
+        )
+    return (
+        isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Attribute)
+        and node.func.attr in ("update", "setdefault", "__setitem__")
+        and isinstance(node.func.value, ast.Name)
+        and node.func.value.id in names
+    )
+
+
 def _from_kwargs_dict(
     call: ast.Call, key: str, funcs: list[ast.FunctionDef], tree: ast.Module
 ) -> ast.expr | None:
@@ -513,7 +532,10 @@ def _from_kwargs_dict(
     names = [k.value.id for k in call.keywords if k.arg is None and isinstance(k.value, ast.Name)]
     scope: ast.AST = funcs[-1] if funcs else tree
     found: ast.expr | None = None
-    for node in ast.walk(scope):
+    nodes = own_nodes(scope)  # this function's statements, not its nested functions'
+    if any(_changes_dict(node, names) for node in nodes):
+        return None  # loader_args["batch_size"] = ..., loader_args.update(...): not a literal
+    for node in nodes:
         if not isinstance(node, ast.Assign) or node.lineno > call.lineno:
             continue
         if not any(isinstance(t, ast.Name) and t.id in names for t in node.targets):

@@ -253,13 +253,14 @@ def _numbers_positions(classes: list[ClassInfo]) -> bool:
     or a ``position_ids`` buffer), or an attribute or name that says positions."""
     for cls in _with_bases(classes):
         for node in ast.walk(cls.node):
-            name = (
-                node.attr
-                if isinstance(node, ast.Attribute)
-                else node.id
-                if isinstance(node, ast.Name)
-                else ""
-            )
+            if isinstance(node, ast.Attribute):
+                name = node.attr
+            elif isinstance(node, ast.Name):
+                name = node.id
+            elif isinstance(node, ast.arg):
+                name = node.arg  # forward(self, tokens, positions)
+            else:
+                continue
             if name == "arange" or _POSITIONS.match(name):
                 return True
     return False
@@ -279,8 +280,13 @@ def _with_bases(classes: list[ClassInfo]) -> list[ClassInfo]:
     return out
 
 
-# pos, pos_emb, posemb, position_ids, positional_embedding (not "post_norm", "pose")
-_POSITIONS = re.compile(r"(?i)^(pos(ition(al)?)?(_|$)|pos_?emb)")
+# pos, positions, position_ids, pos_emb, posemb, pos_embedding, positional_encoding, wpe
+# (GPT-2): names of positions; not "pos_items" / "pos_scores" (a recommender's positive
+# items), "post_norm" or "pose"
+_POSITIONS = re.compile(
+    r"(?i)^(pos|positions?|pos_ids|position_ids|wpe|embed_positions|"
+    r"pos(ition(al)?)?_?(emb|embed|embedding|embeddings|enc|encoding|bias)s?)$"
+)
 
 
 def _forward_over_dim1(cls: ClassInfo, index: ModuleIndex) -> bool:

@@ -102,16 +102,25 @@ def behaves_as(inst: ModuleInstance, index: ModuleIndex) -> str | None:
     spread = bool(set(names) & {"rsqrt", "sqrt"}) or any(
         n in ("var", "std", "var_mean", "std_mean") for _, n in stats
     )
-    return _by_dims(_dims(first), centred, spread)
+    # kept dims: the statistics broadcast back onto the input; without them they are a
+    # reduction (statistics pooling, ProGAN's minibatch std feature, VICReg's variance loss)
+    kept = all(_keeps_dims(call) for call, _ in stats)
+    return _by_dims(_dims(first), centred, spread and kept)
 
 
-def _by_dims(dims: frozenset[int] | None, centred: bool, spread: bool) -> str | None:
-    """The torch norm whose statistics are over ``dims`` of an (N, C, ...) input."""
+def _keeps_dims(call: ast.Call) -> bool:
+    keep = next((k.value for k in call.keywords if k.arg == "keepdim"), None)
+    return isinstance(keep, ast.Constant) and keep.value is True
+
+
+def _by_dims(dims: frozenset[int] | None, centred: bool, rescales: bool) -> str | None:
+    """The torch norm whose statistics are over ``dims`` of an (N, C, ...) input; the dims
+    other than C or the last only when the statistics rescale the input (``rescales``)."""
     if dims == {1}:
         return "LayerNorm2d" if centred else "RMSNorm2d"
     if dims == {-1}:
         return "LayerNorm" if centred else "RMSNorm"
-    if dims is None or not spread:
+    if dims is None or not rescales:
         return None
     if 0 in dims and centred:  # over the batch (and the positions): BatchNorm, by hand
         return _BATCH_NORM_BY_DIMS.get(dims)

@@ -985,7 +985,9 @@ def recommend(model: ModelContext, domain: str | None = None) -> Recommendation:
             # input-to-hidden side can help (Laurent et al. 2016)
             kept_here = True
             off_path.append(path or layer.code)
-        if not kept_here and gating_norm(model, layer):
+        small = model.batch.per_device is not None and model.batch.per_device < BN_MIN_BATCH
+        if not kept_here and not small and gating_norm(model, layer):
+            # (at a small known batch its statistics are as noisy as any BN's: NRM006's)
             kept_here = True
             gates.append(path or layer.code)
         if (

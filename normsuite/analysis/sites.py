@@ -13,6 +13,7 @@ False
 from __future__ import annotations
 
 import ast
+import re
 
 from .context import ModelContext
 from .ir import ATTENTION_TYPES, CONV_DIMS, RNN_CELLS, RNN_TYPES, Layer
@@ -252,7 +253,7 @@ def ibn_design(model: ModelContext) -> bool:
 def _ibn_forward(fn: ast.FunctionDef, names: set[str], inst: object) -> bool:
     """``forward`` applies one of the IN attributes ``names`` to a residual sum, or splits
     its input by channels and also applies a BatchNorm attribute (IBN-a)."""
-    sums = _sum_names(fn)
+    sums = _residual_names(fn)
     calls = [n for n in ast.walk(fn) if isinstance(n, ast.Call)]
     splits = any(_called_name(c.func) in _SPLITS for c in calls)
     bn_names = {
@@ -265,7 +266,7 @@ def _ibn_forward(fn: ast.FunctionDef, names: set[str], inst: object) -> bool:
         if name not in names or not call.args:
             continue
         arg = call.args[0]
-        if _is_sum(arg) or (isinstance(arg, ast.Name) and arg.id in sums):
+        if _is_residual(arg, fn) or (isinstance(arg, ast.Name) and arg.id in sums):
             return True  # IBN-b: IN after the residual add
         if splits and any(self_attribute(c.func) in bn_names for c in calls):
             return True  # IBN-a: IN on a channel split, BN on the rest
@@ -276,16 +277,59 @@ def _is_sum(node: ast.expr) -> bool:
     return isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add)
 
 
-def _sum_names(fn: ast.FunctionDef) -> set[str]:
-    """Names a ``forward`` last binds to a sum (``out = a + b``, ``out += identity``)."""
+def _residual_names(fn: ast.FunctionDef) -> set[str]:
+    """Names a ``forward`` binds to a residual sum (``out = self.body(x) + x``, ``out +=
+    identity``)."""
     out: set[str] = set()
     for node in ast.walk(fn):
         if isinstance(node, ast.AugAssign) and isinstance(node.op, ast.Add):
-            if isinstance(node.target, ast.Name):
+            if isinstance(node.target, ast.Name) and _identity(node.value, fn, node.lineno):
                 out.add(node.target.id)
-        elif isinstance(node, ast.Assign) and _is_sum(node.value):
+        elif isinstance(node, ast.Assign) and _is_residual(node.value, fn):
             out.update(t.id for t in node.targets if isinstance(t, ast.Name))
     return out
+
+
+def _is_residual(node: ast.expr, fn: ast.FunctionDef) -> bool:
+    """A sum with the block's identity: its input unchanged, a name bound to it
+    (``identity = x``), or a shortcut module's output (``self.downsample(x)``). Adding noise
+    or a second input (StyleGAN's ``x + noise``) is no residual."""
+    return _is_sum(node) and any(
+        _identity(side, fn, node.lineno)  # type: ignore[attr-defined]
+        for side in (node.left, node.right)  # type: ignore[attr-defined]
+    )
+
+
+_SHORTCUT = re.compile(r"down|short|skip|identity|residual|proj")
+
+
+def _identity(node: ast.expr, fn: ast.FunctionDef, line: int) -> bool:
+    """``node`` is the block input at ``line``: the first argument of ``forward`` not
+    reassigned before, a name bound to it or to a shortcut module's output, or such a call."""
+    args = [a.arg for a in fn.args.args[1:]]
+    if not args:
+        return False
+    first = args[0]
+    if isinstance(node, ast.Call):
+        return bool(_SHORTCUT.search(self_attribute(node.func) or ""))
+    if not isinstance(node, ast.Name):
+        return False
+    bound = [
+        stmt
+        for stmt in ast.walk(fn)
+        if isinstance(stmt, ast.Assign)
+        and stmt.lineno < line
+        and any(isinstance(t, ast.Name) and t.id == node.id for t in stmt.targets)
+    ]
+    if node.id == first:
+        return not bound  # reassigned (x = self.act(self.bn(x))): no longer the input
+    last = max(bound, key=lambda stmt: stmt.lineno) if bound else None
+    if last is None:
+        return False
+    value = last.value
+    if isinstance(value, ast.Name):
+        return value.id == first  # identity = x
+    return isinstance(value, ast.Call) and bool(_SHORTCUT.search(self_attribute(value.func) or ""))
 
 
 def _called_name(func: ast.expr) -> str:

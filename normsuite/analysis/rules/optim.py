@@ -326,8 +326,19 @@ def _norms_frozen_before(owner: str | None, optimizer: ast.Call, index: Any) -> 
     count, nor does a file that sets ``requires_grad`` back to True."""
     if owner is None or "requires_grad=True" in index.source.replace(" ", ""):
         return False
+    words = [w for w in _NORM_WORDS if w != "requires_grad"]
     for loop in tree_facts(index).of(ast.For):
         if loop.lineno > optimizer.lineno or _iterated_owner(loop.iter) != owner:
+            continue
+        if _assigned_between(owner, loop, optimizer, index):
+            continue  # model.fc = nn.Sequential(..., nn.BatchNorm1d(...)) after it: trained
+        if loop.iter.func.attr in ("modules", "named_modules"):  # type: ignore[attr-defined]
+            # for m in model.modules(): if isinstance(m, nn.BatchNorm2d): ... = False
+            guards = [ast.unparse(n.test).lower() for n in ast.walk(loop) if isinstance(n, ast.If)]
+            if any(_sets_requires_grad_false(n) for n in ast.walk(loop)) and any(
+                w in g for g in guards for w in words
+            ):
+                return True
             continue
         for stmt in ast.walk(loop):
             test = stmt.test if isinstance(stmt, ast.If) else None
@@ -337,10 +348,34 @@ def _norms_frozen_before(owner: str | None, optimizer: ast.Call, index: Any) -> 
             if test is None:
                 return True  # every parameter
             text = ast.unparse(test).lower()
-            words = [w for w in _NORM_WORDS if w != "requires_grad"]
-            if any(w in text for w in words) or " not " in f" {text} " or text.startswith("not"):
-                return True
+            if any(w in text for w in words):
+                return True  # frozen by a norm word, either way: not known to decay norms
+            kept = [
+                n.value.lower()
+                for n in ast.walk(test)
+                if isinstance(n, ast.Constant) and isinstance(n.value, str)
+            ]
+            negated = " not " in f" {text} " or text.startswith("not")
+            if negated and kept and all(_HEAD.search(name) for name in kept):
+                return True  # all but the head (``if name not in ["fc.weight", "fc.bias"]``)
     return False
+
+
+# the names of a classification head: what a linear evaluation keeps trainable
+_HEAD = re.compile(r"^(fc|classifier|head|heads|linear|last_linear|logits)(\.|$)")
+
+
+def _assigned_between(owner: str, loop: ast.For, optimizer: ast.Call, index: Any) -> bool:
+    """``owner.<attr> = ...`` after ``loop`` and before ``optimizer``: a new, trainable part."""
+    return any(
+        loop.end_lineno is not None
+        and loop.end_lineno < node.lineno < optimizer.lineno
+        and any(
+            isinstance(t, ast.Attribute) and isinstance(t.value, ast.Name) and t.value.id == owner
+            for t in node.targets
+        )
+        for node in tree_facts(index).of(ast.Assign)
+    )
 
 
 def _iterated_owner(node: ast.expr) -> str | None:
@@ -348,7 +383,7 @@ def _iterated_owner(node: ast.expr) -> str | None:
     if (
         isinstance(node, ast.Call)
         and isinstance(node.func, ast.Attribute)
-        and node.func.attr in ("parameters", "named_parameters")
+        and node.func.attr in ("parameters", "named_parameters", "modules", "named_modules")
         and isinstance(node.func.value, ast.Name)
     ):
         return node.func.value.id
