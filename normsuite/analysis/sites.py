@@ -231,11 +231,12 @@ def ibn_design(model: ModelContext) -> bool:
     """IBN-Net (Pan et al. 2018, arXiv:1807.09441): InstanceNorm beside BatchNorm on purpose,
     which beat ResNet-50 on ImageNet (22.54% vs 23.64% top-1 error) and transfers better
     across domains. A module of the model applies an IN to a part of the channels split
-    off beside a BN (IBN-a), or to a residual sum (IBN-b: ``self.IN(out + identity)``),
-    and the model has BatchNorm. Then every IN of the model is part of the design (IBN-b's
+    off beside a BN (IBN-a), or to a residual sum (IBN-b: ``self.IN(out + identity)``).
+    Then every IN of the model is part of the design (IBN-b's
     stem IN too). An IN on a whole map with no split and no residual add is not one."""
-    kinds = {layer.norm_kind for _, layer in model.layers}
-    if "in" not in kinds or not kinds & _BN_KINDS:
+    # (the BN beside a split is checked per module; a residual IN needs no BN in sight:
+    # pytorchcv's IBN-b builds its BNs through helpers of another file)
+    if not any(layer.norm_kind == "in" for _, layer in model.layers):
         return False
     owners = [model.root.instance] + [layer.instance for _, layer in model.layers]
     seen: set[int] = set()
@@ -421,16 +422,29 @@ def gating_norm(model: ModelContext, layer: Layer) -> bool:
         fn = inst.cls.method("forward") if names else None
         if fn is None:
             continue
+        # names bound to the norm's output: x_p = self.bn(X.transpose(1, 2)).transpose(1, 2)
+        outputs = {
+            t.id
+            for node in ast.walk(fn)
+            if isinstance(node, ast.Assign) and _norm_call(node.value, names)
+            for t in node.targets
+            if isinstance(t, ast.Name)
+        }
         for node in ast.walk(fn):
             if not isinstance(node, ast.Call) or _called_name(node.func) != "sigmoid":
                 continue
             inner = node.args[0] if node.args else getattr(node.func, "value", None)
-            while (
-                isinstance(inner, ast.Call)
-                and isinstance(inner.func, ast.Attribute)
-                and inner.func.attr in _RELAYOUT
-            ):
-                inner = inner.func.value  # sigmoid(self.bn(x.transpose(1, 2)).transpose(1, 2))
-            if isinstance(inner, ast.Call) and self_attribute(inner.func) in names:
+            if _norm_call(inner, names) or (isinstance(inner, ast.Name) and inner.id in outputs):
                 return True
     return False
+
+
+def _norm_call(node: ast.expr | None, names: set[str]) -> bool:
+    """``self.bn(...)``, through relayouts: ``self.bn(x.transpose(1, 2)).transpose(1, 2)``."""
+    while (
+        isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Attribute)
+        and node.func.attr in _RELAYOUT
+    ):
+        node = node.func.value
+    return isinstance(node, ast.Call) and self_attribute(node.func) in names
