@@ -284,3 +284,43 @@ def test_a_gate_norm_bound_to_a_name_first_is_still_a_gate() -> None:
     assert "x_p = self.bn" in source
     result = analyze_source(source, str(path), AnalysisOptions(batch_size=64))
     assert kept(model(result, "Dice"))
+
+
+IBN_B_STEM_BLOCK = """
+import torch
+import torch.nn as nn
+
+
+class IBNbConvBlock(nn.Module):
+    def __init__(self, cin, cout):
+        super().__init__()
+        self.conv = nn.Conv2d(cin, cout, 7, 2, 3, bias=False)
+        self.inst_norm = nn.InstanceNorm2d(cout, affine=True)
+
+    def forward(self, x):
+        return torch.relu(self.inst_norm(self.conv(x)))
+
+
+class Classifier(nn.Module):
+    def __init__(self, num_classes=10):
+        super().__init__()
+        self.stem = IBNbConvBlock(3, 64)
+        self.conv = nn.Conv2d(64, 64, 3, padding=1, bias=False)
+        self.bn = nn.BatchNorm2d(64)
+        self.fc = nn.Linear(64, num_classes)
+
+    def forward(self, x):
+        x = self.stem(x)
+        x = torch.relu(self.bn(self.conv(x)))
+        return self.fc(x.mean((2, 3)))
+"""
+
+
+def test_an_in_only_block_of_a_classifier_is_no_image_generator() -> None:
+    """pytorchcv's IBN-b stem block (conv + IN) inside a classifier had the label D1 ("image
+    generation"): a block takes its model's context; alone in a file it would still be D1."""
+    result = analyze_source(IBN_B_STEM_BLOCK, "m.py", AnalysisOptions())
+    assert not (model(result, "IBNbConvBlock").domain or "").startswith("D1")
+    alone = IBN_B_STEM_BLOCK[: IBN_B_STEM_BLOCK.index("class Classifier")]
+    result = analyze_source(alone, "m.py", AnalysisOptions())
+    assert (model(result, "IBNbConvBlock").domain or "").startswith("D1")

@@ -93,7 +93,11 @@ def detect(model: ModelContext, ctx: FileContext) -> str | None:
     }
     in_only = feature_kinds <= {"in", "none"}
     feature_in = "in" in feature_kinds
-    if convs and feature_in and (generator or gan_file or (in_only and not model.classifier)):
+    # (an IN-only block that is part of a model of the file takes that model's context: the
+    # stem block of pytorchcv's IBN-b classifier is no image generator, CycleGAN's
+    # ResnetBlock inherits its generator's D1)
+    alone = in_only and not model.classifier and model.part_of is None
+    if convs and feature_in and (generator or gan_file or alone):
         return "D1"
     if convs and image_out and upsamples and kinds and not model.classifier:
         # a decoder to a tanh image is a GAN generator (DCGAN, pix2pix(HD), whose norm is
