@@ -30,7 +30,7 @@ import re
 from .extract import ModuleIndex
 from .ir import ATTENTION_TYPES, CONV_DIMS, ClassInfo, Layer, ModuleInstance
 from .symbols import ExternalFunction
-from .tree_facts import self_attribute, tree_facts
+from .tree_facts import called_name, self_attribute, tree_facts
 
 # Class names that say "attention block". Plain "Attention" also names CNN blocks (CBAM's
 # ChannelAttention, SE): those count only when they hold no convolution.
@@ -129,7 +129,7 @@ def _attends(fn: ast.FunctionDef | None, softmaxes: frozenset[str] = frozenset()
             product_line = min(product_line or node.lineno, node.lineno)
             products.append(node)
         elif isinstance(node, ast.Call):
-            name = _called_name(node.func)
+            name = called_name(node.func)
             if name in _ATTENTION_CALLS:
                 return True
             if name in _PRODUCTS:
@@ -156,7 +156,7 @@ def _mixes_experts(fn: ast.FunctionDef) -> bool:
     """``torch.stack([e(x) for e in self.experts], -1)``: the outputs of each module of a
     ModuleList, stacked (or summed) for a gate to weight: experts, not positions."""
     for node in ast.walk(fn):
-        if not (isinstance(node, ast.Call) and _called_name(node.func) in ("stack", "cat")):
+        if not (isinstance(node, ast.Call) and called_name(node.func) in ("stack", "cat")):
             continue
         comp = node.args[0] if node.args else None
         if not isinstance(comp, (ast.ListComp, ast.GeneratorExp)) or len(comp.generators) != 1:
@@ -185,17 +185,9 @@ def _mixes_experts(fn: ast.FunctionDef) -> bool:
 def _has_softmax(node: ast.AST, softmaxes: frozenset[str] = frozenset()) -> bool:
     return any(
         isinstance(n, ast.Call)
-        and (_called_name(n.func) == "softmax" or self_attribute(n.func) in softmaxes)
+        and (called_name(n.func) == "softmax" or self_attribute(n.func) in softmaxes)
         for n in ast.walk(node)
     )
-
-
-def _called_name(func: ast.expr) -> str:
-    if isinstance(func, ast.Attribute):
-        return func.attr
-    if isinstance(func, ast.Name):
-        return func.id
-    return ""
 
 
 def _has_conv(inst: ModuleInstance, index: ModuleIndex) -> bool:

@@ -37,7 +37,7 @@ from typing import Any
 
 from .extract import ModuleIndex
 from .ir import UNKNOWN, UNKNOWN_KWARGS, Layer, ModuleInstance
-from .tree_facts import self_attribute
+from .tree_facts import called_name, self_attribute
 
 _FUNCTIONAL = {
     "layer_norm": "LayerNorm",
@@ -64,7 +64,7 @@ def behaves_as(inst: ModuleInstance, index: ModuleIndex) -> str | None:
     body = _live_statements(fn.body, inst, index)
     body += _helper_bodies(body, inst)
     calls = [n for stmt in body for n in ast.walk(stmt) if isinstance(n, ast.Call)]
-    names = [_called(c.func) for c in calls]
+    names = [called_name(c.func) for c in calls]
     if set(names) & _PROJECTIONS or any(
         isinstance(n, ast.BinOp) and isinstance(n.op, ast.MatMult)
         for stmt in body
@@ -151,7 +151,7 @@ def _regroup(calls: list[ast.Call], names: list[str], before: int) -> ast.Call |
         if name == "rearrange":
             return call
         receiver = call.func.value if isinstance(call.func, ast.Attribute) else None
-        if receiver is None or _is_self_attribute(receiver):
+        if receiver is None or (attribute_chain(receiver) or [""])[0] == "self":
             continue  # torch.reshape(...) aside, self.weight.view(1, -1, 1, 1) is a parameter
         shape = (
             call.args[0].elts
@@ -163,12 +163,6 @@ def _regroup(calls: list[ast.Call], names: list[str], before: int) -> ast.Call |
         if len(shape) >= 3:
             return call
     return None
-
-
-def _is_self_attribute(node: ast.expr) -> bool:
-    while isinstance(node, ast.Attribute):
-        node = node.value
-    return isinstance(node, ast.Name) and node.id == "self"
 
 
 def _names_groups(call: ast.Call) -> bool:
@@ -225,16 +219,8 @@ def _calls_modules(fn: ast.FunctionDef, inst: ModuleInstance) -> bool:
     )
 
 
-def _called(func: ast.expr) -> str:
-    if isinstance(func, ast.Attribute):
-        return func.attr
-    if isinstance(func, ast.Name):
-        return func.id
-    return ""
-
-
 def _dim(call: ast.Call) -> Any:
-    if _called(call.func) == "normalize":
+    if called_name(call.func) == "normalize":
         values = [k.value for k in call.keywords if k.arg == "dim"] or call.args[1:2]
         value = values[0] if values else None
         return 1 if value is None else _const(value)  # F.normalize's default dim is 1
@@ -250,7 +236,7 @@ def _dim(call: ast.Call) -> Any:
 def _dims(call: ast.Call) -> frozenset[int] | None:
     """The dims a statistics call reduces over (``mean(dim=(2, 3))``, ``F.normalize(x)``),
     None when they are not constants."""
-    if _called(call.func) == "normalize":
+    if called_name(call.func) == "normalize":
         dim = _dim(call)
         return frozenset({dim}) if isinstance(dim, int) else None
     values = [k.value for k in call.keywords if k.arg == "dim"]

@@ -18,7 +18,7 @@ import re
 from .context import ModelContext
 from .ir import ATTENTION_TYPES, CONV_DIMS, RNN_CELLS, RNN_TYPES, Layer
 from .shapes import T
-from .tree_facts import self_attribute
+from .tree_facts import called_name, self_attribute
 
 _CNN = ("cnn1d", "cnn2d", "cnn3d")
 _CHANNEL_FIRST = frozenset(
@@ -256,7 +256,7 @@ def _ibn_forward(fn: ast.FunctionDef, names: set[str], inst: object) -> bool:
     its input by channels and also applies a BatchNorm attribute (IBN-a)."""
     sums = _residual_names(fn)
     calls = [n for n in ast.walk(fn) if isinstance(n, ast.Call)]
-    splits = any(_called_name(c.func) in _SPLITS for c in calls)
+    splits = any(called_name(c.func) in _SPLITS for c in calls)
     bn_names = {
         n
         for n, v in getattr(inst, "attrs", {}).items()
@@ -333,12 +333,6 @@ def _identity(node: ast.expr, fn: ast.FunctionDef, line: int) -> bool:
     return isinstance(value, ast.Call) and bool(_SHORTCUT.search(self_attribute(value.func) or ""))
 
 
-def _called_name(func: ast.expr) -> str:
-    if isinstance(func, ast.Attribute):
-        return func.attr
-    return func.id if isinstance(func, ast.Name) else ""
-
-
 _LAYOUT_CALLS = frozenset({"transpose", "permute", "swapaxes", "movedim", "rearrange"})
 _LAYOUT_TYPES = frozenset({"Permute", "Rearrange"})
 
@@ -400,7 +394,7 @@ def _transposes(layer: Layer) -> bool:
     if fn is None or len(fn.body) > 3:
         return False
     return any(
-        isinstance(node, ast.Call) and _called_name(node.func) in _LAYOUT_CALLS
+        isinstance(node, ast.Call) and called_name(node.func) in _LAYOUT_CALLS
         for node in ast.walk(fn)
     )
 
@@ -431,7 +425,7 @@ def gating_norm(model: ModelContext, layer: Layer) -> bool:
             if isinstance(t, ast.Name)
         }
         for node in ast.walk(fn):
-            if not isinstance(node, ast.Call) or _called_name(node.func) != "sigmoid":
+            if not isinstance(node, ast.Call) or called_name(node.func) != "sigmoid":
                 continue
             inner = node.args[0] if node.args else getattr(node.func, "value", None)
             if _norm_call(inner, names) or (isinstance(inner, ast.Name) and inner.id in outputs):

@@ -156,4 +156,11 @@ def self_attribute(node: ast.AST | None) -> str | None:
     return None
 
 
-__all__ = ["TreeFacts", "class_facts", "self_attribute", "tree_facts"]
+def called_name(func: ast.AST) -> str:
+    """The last name of a call's ``func``: ``torch.sigmoid`` and ``sigmoid`` -> "sigmoid"."""
+    if isinstance(func, ast.Attribute):
+        return func.attr
+    return func.id if isinstance(func, ast.Name) else ""
+
+
+__all__ = ["TreeFacts", "called_name", "class_facts", "self_attribute", "tree_facts"]

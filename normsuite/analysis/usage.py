@@ -35,7 +35,7 @@ from pathlib import PurePath
 
 from .extract import ModuleIndex
 from .ir import ClassInfo
-from .tree_facts import tree_facts
+from .tree_facts import called_name, tree_facts
 from .types import FileResult
 
 
@@ -145,13 +145,13 @@ def block_parents(index: ModuleIndex) -> dict[str, str]:
                 parents[name] = fn.name
     # Blocks handed to a builder function: _swin_transformer(block=SwinTransformerBlockV2).
     for node in calls:
-        if _called(node.func) in _NOT_BUILDERS:
+        if called_name(node.func) in _NOT_BUILDERS:
             continue
         for kw in node.keywords:
             name = _name_of(kw.value)
             block_word = kw.arg and any(w in kw.arg.lower() for w in _BLOCK_WORDS)
             if block_word and name in index.classes and name not in parents:
-                parents[name] = _called(node.func) or "a builder"
+                parents[name] = called_name(node.func) or "a builder"
     # A class never is its own block's block: break cycles (A uses B, B uses A).
     return {c: p for c, p in parents.items() if parents.get(p) != c}
 
@@ -174,12 +174,6 @@ _NOT_BUILDERS = frozenset(
         "apply",
     }
 )
-
-
-def _called(func: ast.expr) -> str:
-    if isinstance(func, ast.Attribute):
-        return func.attr
-    return func.id if isinstance(func, ast.Name) else ""
 
 
 def _helper(fn: ast.FunctionDef, index: ModuleIndex) -> bool:
