@@ -19,10 +19,19 @@ import ast
 from dataclasses import dataclass, replace
 from typing import Any
 
-from .entrypoints import field_default, inference_only, not_training, project_scans, trains
+from .bindings import Bindings, argument, param_names, replace_root, root_name
+from .config_fields import field_default
+from .entrypoints import (
+    eval_name,
+    inference_only,
+    not_training,
+    project_scans,
+    trains,
+)
 from .extract import ModuleIndex
 from .ir import UNKNOWN, ClassInfo
 from .norm_behaviour import own_nodes
+from .parsers import parser_files
 from .project import display_path
 from .symbols import PlainClass
 from .tree_facts import tree_facts
@@ -123,6 +132,8 @@ class _Scanner(ast.NodeVisitor):
         self._call_blocks: dict[int, tuple[tuple[int, str], ...]] = {}
         # training DataLoaders whose batch_size could not be read (cfg["train"]["bs"])
         self.unread_loaders: list[int] = []
+        self.bindings = Bindings()  # locals of functions, calls of module-level functions
+        self._depth = 0  # resolving an argument at a call site, inside a resolve
 
     def visit_With(self, node: ast.With) -> None:
         quals = [
@@ -130,6 +141,8 @@ class _Scanner(ast.NodeVisitor):
             for i in node.items
         ]
         grad_off = any(q.split(".")[-1] in ("no_grad", "inference_mode") for q in quals)
+        if self.funcs:
+            self.bindings.assign(self.funcs[-1], node, self._block)
         self._no_grad += grad_off
         self.generic_visit(node)
         self._no_grad -= grad_off
@@ -146,6 +159,8 @@ class _Scanner(ast.NodeVisitor):
         ):  # opt = vars(parser.parse_args()): opt["bs"] reads an argparse dest
             self._vars_names.update(names)
         names += [t.attr for t in node.targets if isinstance(t, ast.Attribute)]
+        if self.funcs:
+            self.bindings.assign(self.funcs[-1], node, self._block)
         for t in node.targets:  # cfg.batch_size = 2 after cfg = TrainConfig()
             owner = t.value if isinstance(t, ast.Attribute) else None
             if isinstance(owner, ast.Name) and owner.id != "self":
@@ -175,7 +190,21 @@ class _Scanner(ast.NodeVisitor):
     def visit_If(self, node: ast.If) -> None:
         self._branches(node, ("body", "orelse"))
 
+    def visit_AnnAssign(self, node: ast.AnnAssign) -> None:
+        if self.funcs:
+            self.bindings.assign(self.funcs[-1], node, self._block)
+        self.generic_visit(node)
+
+    visit_AugAssign = visit_AnnAssign  # type: ignore[assignment]
+
+    def visit_NamedExpr(self, node: ast.NamedExpr) -> None:
+        if self.funcs:
+            self.bindings.walrus(self.funcs[-1], node, self._block)
+        self.generic_visit(node)
+
     def visit_For(self, node: ast.For) -> None:
+        if self.funcs and isinstance(node, (ast.For, ast.AsyncFor)):
+            self.bindings.assign(self.funcs[-1], node, self._block)
         self._branches(node, ("body", "orelse"))
 
     visit_AsyncFor = visit_For  # type: ignore[assignment]
@@ -201,6 +230,7 @@ class _Scanner(ast.NodeVisitor):
 
     def visit_Call(self, node: ast.Call) -> None:
         self._call_blocks[id(node)] = self._block
+        self.bindings.call(node, self.funcs, self._block)
         qual = self.index.qualname(node.func) or ""
         last = qual.split(".")[-1]
         if last == "convert_sync_batchnorm":
@@ -323,6 +353,30 @@ class _Scanner(ast.NodeVisitor):
                     # a value the list does not spell out (a variable) is unknown, never the default
                     self.argparse[key] = (value, line)
 
+    def _imported_parsers(self) -> None:
+        """Flags of the parsers this file takes from other files of its project
+        (``args = get_args()``, ``TrainOptions().parse()``): their defaults, named where
+        they are written, for the dests this file does not add itself."""
+        view = self.index.project
+        if view is None or "(" not in self.index.source:
+            return
+        for path in parser_files(self.index):
+            key = ("argparse", path)
+            flags = view.project.memo.get(key)
+            if flags is None:
+                dep = view.project.index(path)
+                other = _Scanner(dep)
+                other.visit(dep.tree)
+                other._argparse_overrides()
+                label = display_path(path, view.project.root)
+                flags = {
+                    dest: (value, line if isinstance(line, str) else f"{label}:{line}")
+                    for dest, (value, line) in other.argparse.items()
+                }
+                view.project.memo[key] = flags
+            for dest, found in flags.items():
+                self.argparse.setdefault(dest, found)
+
     def resolve(self, expr: ast.expr, funcs: list[ast.FunctionDef], classes: list) -> Any:
         """A constant for ``expr``: literal, module constant, parameter default, argparse
         default (``args.batch_size``) or the enclosing class's ``__init__`` default
@@ -341,6 +395,16 @@ class _Scanner(ast.NodeVisitor):
                 value = self.index.eval(node, {}, None)
                 self.origin = line
                 return value  # UNKNOWN when set from something not readable here
+        if self._call is not None:
+            # bs = 4 / cfg = TrainConfig() / batch_size = cfg.train.batch_size in a function
+            around = self._call_blocks.get(id(self._call), ())
+            bound = self.bindings.substitute(expr, funcs, self._call.lineno, around)
+            if bound is None and isinstance(expr, ast.Name):
+                return UNKNOWN  # a local whose value at the loader is not sure
+            expr = bound or expr  # (args.batch_size of args, _ = parse_known_args(): flags)
+            passed = self._from_callers(expr, funcs)
+            if passed is not None:
+                return passed  # train(model, batch_size=8): what the callers pass
         value = self.index.eval(expr, {}, None)
         if value is not UNKNOWN:
             return value
@@ -383,6 +447,50 @@ class _Scanner(ast.NodeVisitor):
                 self.origin = found[1]
                 return found[0]
         return UNKNOWN
+
+    def _from_callers(self, expr: ast.expr, funcs: list[ast.FunctionDef]) -> Any:
+        """``expr`` rooted in a parameter of a module-level function the file calls
+        (``def train(model, batch_size)`` ... ``train(net, batch_size=8)``, ``main(cfg)``
+        with ``cfg.batch_size``): the smallest value the training calls give it, the
+        default where a call passes nothing; UNKNOWN when a call passes what cannot be
+        read; None when the file never calls the function (its default or a config
+        holds)."""
+        name = root_name(expr)
+        fn = next((f for f in reversed(funcs) if name in param_names(f)), None)
+        if fn is None or fn not in self.index.tree.body or self._depth >= 3:
+            return None
+        calls = [
+            c
+            for c in self.bindings.calls.get(fn.name, [])
+            if not any(eval_name(f.name) for f in c[1])
+        ]
+        found: list[tuple[int, int, int | str | None, int | None]] = []
+        for call, caller_funcs, _ in calls:
+            arg = argument(call, fn, name or "")
+            if arg is False:
+                return UNKNOWN  # passed through *args / **kwargs
+            saved = self._line, self._call
+            self._line, self._call, self._depth = call.lineno, call, self._depth + 1
+            try:
+                if arg is None:  # the default holds for this call: read at module level
+                    default = _default_expr(fn, name or "")
+                    value = _int(self.resolve(replace_root(expr, default), [], []))
+                    origin, at = self.origin or fn.lineno, None
+                else:
+                    assert isinstance(arg, ast.expr)
+                    value = _int(self.resolve(replace_root(expr, arg), caller_funcs, []))
+                    origin, at = self.origin, self.passed_at
+                    if origin is None and at is None:
+                        at = call.lineno  # a literal passed here
+            finally:
+                (self._line, self._call), self._depth = saved, self._depth - 1
+            if value is None:
+                return UNKNOWN
+            found.append((value, call.lineno, origin, at))
+        if not found:
+            return None
+        value, _, self.origin, self.passed_at = min(found, key=lambda t: (t[0], t[1]))
+        return value
 
     def _passed(self, cls_name: str, init: ast.FunctionDef, param: str) -> Any:
         """What the file's constructions of ``cls_name`` pass for ``param`` of its
@@ -432,6 +540,7 @@ class _Scanner(ast.NodeVisitor):
 
     def finish(self) -> None:
         self._argparse_overrides()
+        self._imported_parsers()
         for _func, node, last, funcs, classes in self._pending:
             self._line, self._call = node.lineno, node
             kw = {k.arg: k.value for k in node.keywords if k.arg}
@@ -584,6 +693,15 @@ def _init_of(cls: ast.ClassDef) -> ast.FunctionDef | None:
     return None
 
 
+def _default_expr(fn: ast.FunctionDef, name: str) -> ast.expr:
+    """The default expression of parameter ``name`` (``None``'s constant when it has none)."""
+    a = fn.args
+    params = [*a.posonlyargs, *a.args]
+    pairs = list(zip(params[len(params) - len(a.defaults) :], a.defaults, strict=True))
+    pairs += [(p, d) for p, d in zip(a.kwonlyargs, a.kw_defaults, strict=True) if d is not None]
+    return next((d for p, d in pairs if p.arg == name), ast.Constant(value=None))
+
+
 def _param_default(fn: ast.FunctionDef | None, name: str, index: ModuleIndex) -> Any:
     if fn is None:
         return None
@@ -617,6 +735,11 @@ def divided_by_devices(index: ModuleIndex) -> str | None:
         if "batch_size" in left and not isinstance(node.right, ast.Constant):
             return f"file:{node.lineno}"
     return None
+
+
+def _at(line: int | str) -> str:
+    """``file:12`` for a line of the scanned file; ``options.py:12`` is already a place."""
+    return line if isinstance(line, str) else f"file:{line}"
 
 
 def scan_file(index: ModuleIndex) -> BatchScan:
@@ -664,13 +787,13 @@ def scan_file(index: ModuleIndex) -> BatchScan:
         # block's --batch-size 1 is not the training batch), and not when the training
         # loader takes its batch from elsewhere (a YAML read at run time)
         value, line = s.argparse["__batch"]
-        out.batch, out.weak = (value, f"file:{line} argparse default {value}"), True
+        out.batch, out.weak = (value, f"{_at(line)} argparse default {value}"), True
     devices = s.trainer.get("devices") or s.trainer.get("gpus")
     if devices is None and "__devices" in s.argparse:
         value, line = s.argparse["__devices"]
         count = _devices(value)
         if count:
-            devices = (count, f"file:{line} argparse default {value}")
+            devices = (count, f"{_at(line)} argparse default {value}")
     nodes = s.trainer.get("num_nodes")
     if devices is not None and nodes is not None and nodes[0] > 1:
         devices = (devices[0] * nodes[0], f"{devices[1]} x num_nodes={nodes[0]}")
@@ -679,7 +802,7 @@ def scan_file(index: ModuleIndex) -> BatchScan:
     if out.accumulate is None and "__accumulate" in s.argparse:
         value, line = s.argparse["__accumulate"]
         if _int(value):
-            out.accumulate = (value, f"file:{line} argparse default {value}")
+            out.accumulate = (value, f"{_at(line)} argparse default {value}")
     return out
 
 

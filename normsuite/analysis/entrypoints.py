@@ -19,11 +19,9 @@ import ast
 import functools
 import os
 import re
-from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any, NamedTuple
 
-from .ir import UNKNOWN
 from .norm_behaviour import attribute_chain, bn_freezes, own_nodes, train_after
 from .project import display_path
 from .tree_facts import tree_facts
@@ -103,117 +101,6 @@ def not_training(
             dataset = kw.value
     text = index.qualname(dataset) if isinstance(dataset, (ast.Name, ast.Attribute)) else None
     return bool(text and eval_name(text.split(".")[-1]))
-
-
-def field_default(
-    expr: ast.Attribute, index: Any, funcs: Sequence[ast.FunctionDef] = ()
-) -> tuple[Any, int | str] | None:
-    """``config.batch_size`` where ``config = Config()`` (a ``@dataclass``, ``NamedTuple`` or
-    plain class with class-level defaults, in this file or another of the project), or a
-    parameter ``def main(hp=HParams())`` of an enclosing function (``funcs``), or
-    ``Config.batch_size``: (value, line of the default), unless the call overrides it."""
-    asked = index
-    root = expr.value
-    call: ast.Call | None = None
-    if isinstance(root, ast.Name) and root.id not in index.class_nodes:
-        call = _parameter_default_call(root.id, funcs) or _module_assignment(root.id, index)
-        if call is None and root.id in index.imports:
-            # ``from config import config``: the instance another file of the project made
-            call, index = _imported_assignment(index.imports[root.id], index)
-        if call is None:
-            return None
-        cls_expr: ast.expr = call.func
-    else:
-        cls_expr = root
-    if call is not None:
-        for kw in call.keywords:
-            if kw.arg == expr.attr:
-                value = index.eval(kw.value, {}, None)
-                return (
-                    None if value is UNKNOWN else (value, _line_in(index, kw.value.lineno, asked))
-                )
-        if call.args:
-            return None  # positional fields: not worth guessing the order
-    node, home = _class_node(cls_expr, index)
-    if node is None:
-        return None
-    for stmt in node.body:
-        target = stmt.target if isinstance(stmt, ast.AnnAssign) else None
-        if isinstance(stmt, ast.Assign) and len(stmt.targets) == 1:
-            target = stmt.targets[0]
-        if isinstance(target, ast.Name) and target.id == expr.attr and stmt.value is not None:
-            value = home.eval(_field_default_expr(stmt.value), {}, None)
-            return None if value is UNKNOWN else (value, _line_in(home, stmt.lineno, asked))
-    return None
-
-
-def _line_in(home: Any, line: int, asked: Any) -> int | str:
-    """A line of the asking file, or ``config.py:7`` when the default is in another."""
-    view = getattr(home, "project", None)
-    if home is asked or view is None:
-        return line
-    return f"{display_path(view.path, view.project.root)}:{line}"
-
-
-def _field_default_expr(value: ast.expr) -> ast.expr:
-    """``field(default=4)`` -> ``4`` (a dataclass field); anything else as it is."""
-    if isinstance(value, ast.Call):
-        func = value.func
-        name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
-        if name == "field":
-            for kw in value.keywords:
-                if kw.arg == "default":
-                    return kw.value
-    return value
-
-
-def _parameter_default_call(name: str, funcs: Sequence[ast.FunctionDef]) -> ast.Call | None:
-    """The ``HParams()`` default of a parameter ``name`` of the innermost enclosing
-    function that has one (``def main(hp=HParams())``)."""
-    for fn in reversed(funcs):
-        a = fn.args
-        params = [*a.posonlyargs, *a.args]
-        pairs = list(zip(params[len(params) - len(a.defaults) :], a.defaults, strict=True))
-        pairs += [(p, d) for p, d in zip(a.kwonlyargs, a.kw_defaults, strict=True) if d]
-        for param, default in pairs:
-            if param.arg == name:
-                return default if isinstance(default, ast.Call) else None
-    return None
-
-
-def _imported_assignment(qual: str, index: Any) -> tuple[ast.Call | None, Any]:
-    """(``Config()`` of ``config = Config()`` in the project module ``qual`` names, that
-    module's index), or (None, index)."""
-    view = getattr(index, "project", None)
-    module, _, name = qual.rpartition(".")
-    if view is None or not module:
-        return None, index
-    path = view.project.module_file(module, view.path)
-    dep = view.project.index(path) if path is not None else None
-    call = _module_assignment(name, dep) if dep is not None else None
-    return (call, dep) if call is not None else (None, index)
-
-
-def _module_assignment(name: str, index: Any) -> ast.Call | None:
-    for stmt in index.tree.body:
-        if (
-            isinstance(stmt, ast.Assign)
-            and isinstance(stmt.value, ast.Call)
-            and any(isinstance(t, ast.Name) and t.id == name for t in stmt.targets)
-        ):
-            return stmt.value
-    return None
-
-
-def _class_node(expr: ast.expr, index: Any) -> tuple[ast.ClassDef | None, Any]:
-    if isinstance(expr, ast.Name) and expr.id in index.class_nodes:
-        return index.class_nodes[expr.id], index
-    qual = index.qualname(expr)
-    if qual and index.project is not None:
-        found = index.project.plain_class(qual)
-        if found is not None:
-            return found
-    return None, None
 
 
 # ---------------------------------------------------------------------- across files
