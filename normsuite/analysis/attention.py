@@ -67,9 +67,24 @@ def forward_attends(cls: ClassInfo, index: ModuleIndex) -> bool:
         fn = owner.methods["forward"]
         softmaxes = _softmax_attributes(home.source)
         home.memo[key] = (
-            _mentions_attention(home.source) and _attends(fn, softmaxes)
+            _mentions_attention(home.source)
+            and any(_attends(f, softmaxes) for f in (fn, *_own_helpers(fn, owner)))
         ) or _calls_attending(fn, home)
     return home.memo[key]
+
+
+def _own_helpers(fn: ast.FunctionDef, owner: ClassInfo) -> list[ast.FunctionDef]:
+    """Methods of the class that ``forward`` calls as ``self.name(...)``: whisper's
+    ``MultiHeadAttention.forward`` hands q, k, v to ``self.qkv_attention``, where the
+    softmax is."""
+    out = []
+    for call in ast.walk(fn):
+        if isinstance(call, ast.Call):
+            name = self_attribute(call.func)
+            method = owner.method(name) if name and name != "forward" else None
+            if method is not None and method not in out:
+                out.append(method)
+    return out
 
 
 def _mentions_attention(source: str) -> bool:
@@ -137,6 +152,8 @@ def _attends(fn: ast.FunctionDef | None, softmaxes: frozenset[str] = frozenset()
                 products.append(node)
             elif name == "softmax" or self_attribute(node.func) in softmaxes:
                 softmax_lines.append(node.lineno)
+            elif isinstance(node.func, ast.Call) and called_name(node.func.func) == "Softmax":
+                softmax_lines.append(node.lineno)  # nn.Softmax(dim=-1)(scores): BERT's
         elif isinstance(node, ast.Assign) and _has_softmax(node.value, softmaxes):
             weights.update(t.id for t in node.targets if isinstance(t, ast.Name))
     # The softmax of the scores comes on or after the line of the first product ...
@@ -185,7 +202,11 @@ def _mixes_experts(fn: ast.FunctionDef) -> bool:
 def _has_softmax(node: ast.AST, softmaxes: frozenset[str] = frozenset()) -> bool:
     return any(
         isinstance(n, ast.Call)
-        and (called_name(n.func) == "softmax" or self_attribute(n.func) in softmaxes)
+        and (
+            called_name(n.func) == "softmax"
+            or self_attribute(n.func) in softmaxes
+            or (isinstance(n.func, ast.Call) and called_name(n.func.func) == "Softmax")
+        )
         for n in ast.walk(node)
     )
 

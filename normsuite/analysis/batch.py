@@ -132,6 +132,12 @@ class _Scanner(ast.NodeVisitor):
         self._call_blocks: dict[int, tuple[tuple[int, str], ...]] = {}
         # training DataLoaders whose batch_size could not be read (cfg["train"]["bs"])
         self.unread_loaders: list[int] = []
+        # loaders whose batch could not be read at all, with their score: when the best
+        # is one of them, the training batch is unknown (not the validation loader's 1)
+        self.unread_scores: list[int] = []
+        # names iterated (for x in va, [.. for x in va], enumerate(va)): under no_grad?
+        self._iterated: dict[str, list[bool]] = {}
+        self._loader_names: dict[int, list[str]] = {}  # DataLoader call -> names bound
         self.bindings = Bindings()  # locals of functions, calls of module-level functions
         self._depth = 0  # resolving an argument at a call site, inside a resolve
 
@@ -203,9 +209,23 @@ class _Scanner(ast.NodeVisitor):
         self.generic_visit(node)
 
     def visit_For(self, node: ast.For) -> None:
-        if self.funcs and isinstance(node, (ast.For, ast.AsyncFor)):
-            self.bindings.assign(self.funcs[-1], node, self._block)
+        if isinstance(node, (ast.For, ast.AsyncFor)):
+            self._iterates(node.iter)
+            if self.funcs:
+                self.bindings.assign(self.funcs[-1], node, self._block)
         self._branches(node, ("body", "orelse"))
+
+    def visit_comprehension(self, node: ast.comprehension) -> None:
+        self._iterates(node.iter)
+        self.generic_visit(node)
+
+    def _iterates(self, expr: ast.expr) -> None:
+        """Note a loop over a name (``va``, ``enumerate(va)``, ``tqdm(va)``), and whether
+        it runs with gradients off."""
+        while isinstance(expr, ast.Call) and expr.args:
+            expr = expr.args[0]
+        if isinstance(expr, ast.Name):
+            self._iterated.setdefault(expr.id, []).append(self._no_grad > 0)
 
     visit_AsyncFor = visit_For  # type: ignore[assignment]
     visit_While = visit_For  # type: ignore[assignment]
@@ -252,6 +272,7 @@ class _Scanner(ast.NodeVisitor):
                 node, self._no_grad > 0, [f.name for f in self.funcs], self._targets, self.index
             ):
                 self._excluded.add(id(node))
+            self._loader_names[id(node)] = list(self._targets)
             # Resolved after the walk: argparse defaults may come later in the file.
             self._pending.append((node.func, node, last, list(self.funcs), list(self.classes)))
         self.generic_visit(node)
@@ -352,6 +373,11 @@ class _Scanner(ast.NodeVisitor):
                 for key in self._dest_keys.get(dest, [dest]):
                     # a value the list does not spell out (a variable) is unknown, never the default
                     self.argparse[key] = (value, line)
+
+    def _only_without_gradients(self, node: ast.Call) -> bool:
+        """``va = DataLoader(...)`` looped over only under ``torch.no_grad()``."""
+        uses = [u for n in self._loader_names.get(id(node), []) for u in self._iterated.get(n, [])]
+        return bool(uses) and all(uses)
 
     def _imported_parsers(self) -> None:
         """Flags of the parsers this file takes from other files of its project
@@ -545,7 +571,7 @@ class _Scanner(ast.NodeVisitor):
             self._line, self._call = node.lineno, node
             kw = {k.arg: k.value for k in node.keywords if k.arg}
             if last == "DataLoader":
-                if id(node) in self._excluded:
+                if id(node) in self._excluded or self._only_without_gradients(node):
                     continue  # validation / no_grad / benchmark loaders: not what BN trains on
                 expr = kw.get("batch_size", node.args[1] if len(node.args) > 1 else None)
                 if expr is None:
@@ -554,16 +580,14 @@ class _Scanner(ast.NodeVisitor):
                     continue
                 value = _int(self.resolve(expr, funcs, classes))
                 if value is None:
+                    self.unread_scores.append(_loader_score(node, kw, self.index))
                     if any(isinstance(n, (ast.Subscript, ast.Call)) for n in ast.walk(expr)):
                         # cfg["train"]["batch_size"], cfg.get("bs"): read from a structure
                         # filled at run time, not from a flag (a bare name or self.attr
                         # that is not resolved may still be the flag's value)
                         self.unread_loaders.append(node.lineno)
                     continue
-                shuffle = kw.get("shuffle")
-                segment = self.index.segment(node, limit=10_000)
-                score = 2 * (isinstance(shuffle, ast.Constant) and shuffle.value is True)
-                score += "train" in segment.lower()
+                score = _loader_score(node, kw, self.index)
                 what = f"DataLoader(batch_size={value})"
                 self.loaders.append((score, node.lineno, value, self.origin, self.passed_at, what))
             elif last == "TrainingArguments":
@@ -737,6 +761,13 @@ def divided_by_devices(index: ModuleIndex) -> str | None:
     return None
 
 
+def _loader_score(node: ast.Call, kw: dict[str, ast.expr], index: ModuleIndex) -> int:
+    """How surely a loader feeds training: 2 for ``shuffle=True``, 1 for "train" in it."""
+    shuffle = kw.get("shuffle")
+    score = 2 * (isinstance(shuffle, ast.Constant) and shuffle.value is True)
+    return score + ("train" in index.segment(node, limit=10_000).lower())
+
+
 def _at(line: int | str) -> str:
     """``file:12`` for a line of the scanned file; ``options.py:12`` is already a place."""
     return line if isinstance(line, str) else f"file:{line}"
@@ -752,7 +783,9 @@ def scan_file(index: ModuleIndex) -> BatchScan:
     out = BatchScan(sync=s.sync, divided=divided_by_devices(index))
     if inference_only(index.source):
         s.loaders, s.argparse = [], {}  # a script that only evaluates: no training batch
-    if s.loaders:
+    if s.loaders and max(s.unread_scores, default=-1) >= max(t[0] for t in s.loaders):
+        pass  # the likeliest training loader's batch cannot be read: unknown, not another's
+    elif s.loaders:
         # the best-scored loaders (shuffled / named train); of those, the smallest batch
         best = max(t[0] for t in s.loaders)
         _, line, value, origin, passed_at, what = min(

@@ -28,14 +28,16 @@ from .batch import (
     scan_config,
     scan_file,
 )
+from .entrypoints import run_frozen
 from .extract import BudgetExceeded, ModuleIndex
 from .frozen import frozen_reason
-from .ir import ATTENTION_TYPES, CONV_DIMS, RNN_CELLS, RNN_TYPES, ClassInfo, Layer
+from .ir import ATTENTION_TYPES, CONV_DIMS, RNN_CELLS, RNN_TYPES, ClassInfo, Layer, ModuleInstance
 from .norm_behaviour import behaves_as, freeze_bn_kept_in_eval, freeze_parts, retype_norms
 from .project import ProjectView, project_for
 from .recurrence import Recurrence, find_recurrence, stepped_classes
 from .shapes import INPUT_T, Application, FlowTracer
 from .symbols import anchor_foreign
+from .tree_facts import called_name, tree_facts
 from .types import AnalysisOptions, BatchInfo
 from .usage import block_parents, top_parent, used_names
 
@@ -243,9 +245,52 @@ def _shows_sequences(root: Layer, layers: list[tuple[str, Layer]], index: Module
         classes.append(root.instance.cls)
     if embeddings > 1 and _numbers_positions(classes):
         return True  # a token and a positional embedding
+    if root.instance is not None and _flattens_rows(root.instance.cls.method("forward")):
+        return False  # field embeddings flattened into one vector per sample (DCN, NFM)
     # One embedding, or several without positions (fastai-style entity embeddings, one per
     # categorical column, concatenated into (N, C) features): the forward decides.
     return any(_forward_over_dim1(cls, index) for cls in classes)
+
+
+def _flattens_rows(fn: ast.FunctionDef | None) -> bool:
+    """``forward`` flattens a tensor into one vector per sample: ``x.flatten(1)``,
+    ``x.flatten(start_dim=1)``, ``x.view(x.size(0), -1)`` / ``reshape(n, -1)``: a fixed
+    number of fields, which a sequence of any length cannot be. A forward that also moves
+    axes (``permute``: MaskFormer's flattened padding mask beside its tokens) is not one."""
+    calls = [n for n in ast.walk(fn) if isinstance(n, ast.Call)] if fn is not None else []
+    if any(called_name(c.func) in ("transpose", "permute", "swapaxes", "movedim") for c in calls):
+        return False
+    for node in calls:
+        if not isinstance(node, ast.Call) or not isinstance(node.func, ast.Attribute):
+            continue
+        args = [*node.args, *(k.value for k in node.keywords if k.arg == "start_dim")]
+        first = args[0] if args else None
+        if node.func.attr == "flatten" and isinstance(first, ast.Constant) and first.value == 1:
+            return True
+        if node.func.attr in ("view", "reshape") and len(node.args) == 2:
+            rows, last = node.args
+            minus_one = isinstance(last, ast.UnaryOp) and isinstance(last.operand, ast.Constant)
+            if minus_one and last.operand.value == 1 and _batch_size_expr(rows):  # type: ignore[attr-defined]
+                return True  # (x.size(0), -1): not view(1, -1) of position ids
+    return False
+
+
+def _batch_size_expr(node: ast.expr) -> bool:
+    """``x.size(0)``, ``x.shape[0]``, or a name such as ``b``/``bs``/``batch_size``."""
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+        arg = node.args[0] if node.args else None
+        return node.func.attr == "size" and isinstance(arg, ast.Constant) and arg.value == 0
+    if isinstance(node, ast.Subscript) and isinstance(node.value, ast.Attribute):
+        index = node.slice
+        return node.value.attr == "shape" and isinstance(index, ast.Constant) and index.value == 0
+    return isinstance(node, ast.Name) and node.id.lower() in (
+        "b",
+        "n",
+        "bs",
+        "bsz",
+        "batch",
+        "batch_size",
+    )
 
 
 def _numbers_positions(classes: list[ClassInfo]) -> bool:
@@ -410,6 +455,50 @@ def _target_divides(target: str, path: str) -> str | None:
     return where.replace("file:", f"{label}:", 1) if where and label else where
 
 
+def _runs_frozen(cls: ClassInfo, index: ModuleIndex) -> bool:
+    """The file builds ``cls`` only as a model it runs frozen (a distillation teacher:
+    ``eval()`` or ``requires_grad_(False)``, never ``train()``, no optimizer)."""
+    if "eval()" not in index.source and "requires_grad_" not in index.source:
+        return False
+    calls = [
+        c
+        for c in tree_facts(index).of(ast.Call)
+        if isinstance(c.func, ast.Name) and c.func.id == cls.name
+    ]
+    return bool(calls) and all(run_frozen(index, c) for c in calls)
+
+
+def _built_instances(index: ModuleIndex) -> dict[int, ModuleInstance]:
+    """The instance the file itself builds of a class, at module level (``model =
+    VolumeSegNet(norm_layer=lambda c: nn.GroupNorm(16, c))``, pix2pix's ``netG =
+    define_G(norm="instance")``): what is trained, where the class's signature defaults
+    (``norm_layer=nn.BatchNorm2d``) are not. Only a class built once, or always alike."""
+    found: dict[int, list[ModuleInstance]] = {}
+    for value in index.env.values():
+        inst = value.instance if isinstance(value, Layer) else None
+        if inst is not None and id(inst.cls) in {id(c) for c in index.classes.values()}:
+            found.setdefault(id(inst.cls), []).append(inst)
+    out = {}
+    for key, insts in found.items():
+        shapes = {tuple((p, layer.type, layer.code) for p, layer in i.walk()) for i in insts}
+        if len(shapes) == 1:
+            out[key] = insts[0]
+    return out
+
+
+def _as_built(default: ModuleInstance, built: ModuleInstance | None) -> ModuleInstance:
+    """The instance the file builds where its norms differ from the defaults' (another
+    family, or a norm the defaults leave out); else the defaults', whose layer lines keep
+    their channel expressions (``LayerNorm(n_hid)``, valid for every width)."""
+    if built is None:
+        return default
+
+    def norms(inst: ModuleInstance) -> list[tuple[str, str | None]]:
+        return [(p, layer.norm_kind) for p, layer in inst.walk() if layer.norm_kind]
+
+    return built if norms(built) != norms(default) else default
+
+
 def build_context(
     tree: ast.Module, source: str, path: str, options: AnalysisOptions
 ) -> FileContext:
@@ -436,11 +525,12 @@ def build_context(
     ctx = FileContext(path, source, index, options, batch)
     weak_own_batch = batch.per_device is not None and options.batch_size is None and not ctx.trains
     index.steps = 0
+    built_as = _built_instances(index)
     for cls in index.classes.values():
         if cls.lightning and cls.method("forward") is None and not cls.method("__init__"):
             continue
         try:
-            inst = index.instantiate(cls)
+            inst = _as_built(index.instantiate(cls), built_as.get(id(cls)))
             if index.exhausted:
                 index.steps = 0  # trace the partial model with a fresh budget, then stop
             root = Layer("Custom", cls.node.lineno, cls.node.col_offset, cls.name, instance=inst)
@@ -453,6 +543,10 @@ def build_context(
                 )
                 if batch.per_device is None or scripts.per_device is not None:
                     model_batch, model_sync = scripts, sync or script_sync
+            if model_batch is batch and _runs_frozen(cls, index):
+                # teacher = Teacher(); teacher.eval(); no optimizer gets its parameters:
+                # the file's loader feeds it, but its BN uses the running statistics
+                model_batch = resolve(options, BatchScan(), None)
             model = _model(cls.name, cls.node.lineno, root, index, model_batch, model_sync)
             model.frozen = frozen_reason(cls.node, index)
             ctx.models.append(model)

@@ -76,8 +76,8 @@ def detect(model: ModelContext, ctx: FileContext) -> str | None:
         return "D4"
     reparam = ctx.index.memo.get(REPARAM, {})
     wrapped = [reparam[id(layer)][0] for layer in layers if id(layer) in reparam]
-    if "spectral_norm" in wrapped and not kinds:
-        return "D3"
+    if "spectral_norm" in wrapped and not kinds and critic and _weighted_layers(model) >= 2:
+        return "D3"  # (one spectral-normed conv is a layer: fastai's SimpleSelfAttention)
     gan_file = _gan_file(ctx)
     if gan_file and not generator and _single_output(model):
         return "D9"  # the discriminator of a GAN file
@@ -331,11 +331,34 @@ _LINEAR_TYPES = frozenset({"Linear", "LazyLinear", "Bilinear"})
 
 
 def _single_output(model: ModelContext) -> bool:
-    """A Linear/conv layer of the model produces one value (a real/fake score head)."""
+    """A Linear/conv layer of the model produces one value (a real/fake score head),
+    built by the model itself or its containers, not inside a block class of its own: a
+    segmentation net's fusion block (PP-LiteSeg's UAFM) gates with a 1-channel conv."""
+    by_path = dict(model.layers)
+
+    def in_block(path: str, layer: Layer) -> bool:
+        """Inside a block class whose output it is not: the block builds a weighted layer
+        after it (a discriminator held by a multi-scale one ends with its score head)."""
+        parts = path.split(".")
+        for cut in range(1, len(parts)):
+            prefix = ".".join(parts[:cut])
+            if getattr(by_path.get(prefix), "type", None) != "Custom":
+                continue
+            inside = [
+                sub
+                for p, sub in model.layers
+                if p.startswith(prefix + ".")
+                and (sub.type in CONV_DIMS or sub.type in _LINEAR_TYPES)
+            ]
+            if inside and inside[-1] is not layer:
+                return True
+        return False
+
     return any(
         (layer.type in ("Linear", "LazyLinear") or layer.type in CONV_DIMS)
         and layer.out_channels == 1
-        for _, layer in model.layers
+        and not in_block(path, layer)
+        for path, layer in model.layers
     )
 
 

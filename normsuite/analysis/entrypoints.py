@@ -295,7 +295,7 @@ def _builds(
         func = node.func
         called = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
         if called in factories and _factory_of(index, node, model_path, class_name):
-            if _frozen(index, node):
+            if run_frozen(index, node):
                 continue
             return node
         for expr in (node.func, *node.args):
@@ -308,7 +308,7 @@ def _builds(
             home = getattr(value, "home", None)
             view = getattr(home, "project", None)
             if view is not None and os.path.abspath(view.path) == model_path:
-                if _frozen(index, node):
+                if run_frozen(index, node):
                     continue  # a distillation teacher: eval(), no gradients, no optimizer
                 return node
     return None
@@ -389,7 +389,7 @@ def _factory_returns(index: Any, call: ast.Call) -> set[tuple[str, str]]:
     return out
 
 
-def _frozen(index: Any, call: ast.Call) -> bool:
+def run_frozen(index: Any, call: ast.Call) -> bool:
     """The model built by ``call`` is bound to a name that the script puts in eval mode or
     freezes (``teacher.eval()``, ``requires_grad_(False)``), never back in train mode, and
     whose parameters no optimizer receives: it is run, not trained."""
@@ -397,8 +397,11 @@ def _frozen(index: Any, call: ast.Call) -> bool:
     name = _bound_name(facts, call)
     if name is None:
         return False
+    # a model built inside a function is that function's local: another function's
+    # ``model.eval()`` (an evaluation helper's parameter) is another model
+    scope = _enclosing_function(facts, call)
     frozen = False
-    for node in facts.of(ast.Call):
+    for node in facts.nodes_in(scope, (ast.Call,)) if scope is not None else facts.of(ast.Call):
         func = node.func
         if not isinstance(func, ast.Attribute):
             continue
@@ -410,6 +413,18 @@ def _frozen(index: Any, call: ast.Call) -> bool:
         if func.attr == "parameters" and owner == name and _in_optimizer(node, facts):
             return False
     return frozen
+
+
+def _enclosing_function(facts: Any, node: ast.AST) -> ast.AST | None:
+    """The innermost function definition around ``node`` (None at module level)."""
+    line = getattr(node, "lineno", 0)
+    around = [
+        fn
+        for kind in (ast.FunctionDef, ast.AsyncFunctionDef)
+        for fn in facts.of(kind)
+        if fn.lineno <= line <= (fn.end_lineno or fn.lineno)
+    ]
+    return max(around, key=lambda fn: fn.lineno, default=None)
 
 
 def _bound_name(facts: Any, call: ast.Call) -> str | None:

@@ -1020,6 +1020,11 @@ class ModuleIndex(UndecidedCode):
             return self._call_function(callee, args, kwargs, None)  # type: ignore[arg-type]
         if isinstance(callee, _LocalFunction):
             return self._call_function(callee.node, args, kwargs, inst)
+        if isinstance(callee, _LocalLambda):  # norm_layer=lambda c: nn.GroupNorm(16, c)
+            params = [a.arg for a in callee.node.args.args]
+            if kwargs or len(args) != len(params):
+                return UNKNOWN
+            return self.eval(callee.node.body, dict(zip(params, args, strict=True)), inst)
         if isinstance(callee, TorchSubclass):
             type_ = callee.type_for(args, kwargs)
             args, kwargs = callee.parent_args(args, kwargs)
@@ -1641,7 +1646,7 @@ def _callable(callee: Any, qual: str) -> bool:
         return True
     if isinstance(callee, (_LocalFunction, _BoundMethod, TorchSubclass, ExternalFunction)):
         return True
-    if isinstance(callee, _Partial):
+    if isinstance(callee, (_Partial, _LocalLambda)):
         return True
     return (
         qual in _BUILTIN_NAMES

@@ -121,6 +121,12 @@ def site_architecture(model: ModelContext, layer: Layer) -> str:
         return arch if arch in _CNN else f"cnn{t.rank - 2}d"
     if t.kind == "feat":
         return "mlp"  # (N, C) features, also a CNN's head after pooling: B11
+    if (
+        arch in _CNN
+        and layer.type in ("BatchNorm1d", "LazyBatchNorm1d")
+        and _after_linear(model, layer)
+    ):
+        return "mlp"  # Linear -> BatchNorm1d in a CNN: its embedding head, on (N, C) features
     if layer.type in MAP_NORMS:
         # BatchNorm2d & co. only take (N, C, H, W) / (N, C, D, H, W): a conv map by contract.
         rank = 5 if layer.type.endswith("3d") else 4
@@ -128,6 +134,20 @@ def site_architecture(model: ModelContext, layer: Layer) -> str:
     if arch in ("hybrid", "unknown") and (attention or layer.type in ("LayerNorm", "RMSNorm")):
         return _sequence_architecture(model)
     return arch
+
+
+def _after_linear(model: ModelContext, layer: Layer) -> bool:
+    """``layer`` comes right after a Linear in a Sequential (``fc.0`` -> ``fc.1``)."""
+    by_path = dict(model.layers)
+    for path, candidate in model.layers:
+        if candidate is not layer:
+            continue
+        parent, _, last = path.rpartition(".")
+        if last.isdigit() and int(last) > 0:
+            before = by_path.get(f"{parent}.{int(last) - 1}" if parent else str(int(last) - 1))
+            if before is not None and before.type in ("Linear", "LazyLinear"):
+                return True
+    return False
 
 
 def _sequence_architecture(model: ModelContext) -> str:
@@ -447,7 +467,10 @@ def structural_abstain(model: ModelContext) -> str | None:
             "read)"
         )
     linears = sum(1 for layer in normable if layer.type in ("Linear", "LazyLinear"))
-    if model.architecture == "mlp" and not has_sites and linears < 2:
+    only_linear = all(layer.type in ("Linear", "LazyLinear") for layer in normable)
+    # (also a Transformer's output projection, which takes its parent's label)
+    single = model.architecture == "mlp" or (model.architecture == "transformer" and only_linear)
+    if single and not has_sites and linears < 2:
         return "a single Linear layer: no hidden layer for a norm to follow"
     return None
 

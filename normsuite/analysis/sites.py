@@ -327,7 +327,14 @@ def _identity(node: ast.expr, fn: ast.FunctionDef, line: int) -> bool:
     last = max(bound, key=lambda stmt: stmt.lineno) if bound else None
     if last is None:
         return False
-    value = last.value
+    return _identity_value(last.value, first)
+
+
+def _identity_value(value: ast.expr, first: str) -> bool:
+    """``x``, a shortcut module's output, or either of them by a condition (torchreid's
+    ``residual = x if self.downsample is None else self.downsample(x)``)."""
+    if isinstance(value, ast.IfExp):
+        return _identity_value(value.body, first) and _identity_value(value.orelse, first)
     if isinstance(value, ast.Name):
         return value.id == first  # identity = x
     return isinstance(value, ast.Call) and bool(_SHORTCUT.search(self_attribute(value.func) or ""))

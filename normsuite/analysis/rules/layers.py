@@ -6,6 +6,7 @@ import ast
 import re
 from collections.abc import Iterator
 from dataclasses import replace
+from typing import Any
 
 from normsuite.advice import MIN_CHANNELS_PER_GROUP, default_groups
 
@@ -97,14 +98,15 @@ def _bias_follows(ctx: FileContext, norm: Layer, producer: Layer) -> str | None:
     None:`` -> ``norm_layer is None``; ``if use_bn:`` -> ``not use_bn``; ``nn.BatchNorm2d(c)
     if bn else nn.Identity()`` and ``norm = nn.BatchNorm2d if bn else nn.Identity`` ->
     ``not bn``), when the conv is built outside that condition in this file; else None."""
-    if producer.file is not None:
-        return None
+    index = ctx.index if producer.file is None else _home_index(ctx, producer.file)
+    if index is None or norm.file != producer.file:
+        return None  # (both built in one other file: recbole's MLPLayers(bn=...) in layers.py)
     line = norm.line
-    chosen = _chosen_by_flag(ctx, norm, producer)
+    chosen = _chosen_by_flag(index, norm, producer)
     if chosen is not None:
         return chosen
     best: ast.If | None = None
-    for node in tree_facts(ctx.index).of(ast.If):
+    for node in tree_facts(index).of(ast.If):
         holds = node.body and node.body[0].lineno <= line <= (node.body[-1].end_lineno or 0)
         if holds and (best is None or node.lineno >= best.lineno):
             best = node
@@ -156,12 +158,19 @@ def _called_twice(model: ModelContext, path: str | None) -> bool:
     return False
 
 
-def _chosen_by_flag(ctx: FileContext, norm: Layer, producer: Layer) -> str | None:
+def _home_index(ctx: FileContext, label: str) -> Any:
+    """The index of the project file a layer was built in (its ``file`` label)."""
+    view = ctx.index.project
+    indexes = getattr(getattr(view, "project", None), "_indexes", {})
+    return next((i for i in indexes.values() if getattr(i, "label", None) == label), None)
+
+
+def _chosen_by_flag(index: Any, norm: Layer, producer: Layer) -> str | None:
     """A norm picked by a ternary against an identity (torchvision's ``make_layers``
     idiom): ``nn.BatchNorm2d(c) if bn else nn.Identity()`` at the norm's call, or
     ``norm = nn.BatchNorm2d if bn else nn.Identity`` (or the same ``if``/``else``
     statement) for a norm built as ``norm(c)``: the bias must follow ``bn``."""
-    facts = tree_facts(ctx.index)
+    facts = tree_facts(index)
     for node in facts.of(ast.IfExp):
         if not _spans(node, norm.line, norm.col) or _spans(node, producer.line, producer.col):
             continue
@@ -505,6 +514,21 @@ def _named(layer: Layer, plain: str) -> str:
     return f"`{code}` (a {layer.type})"
 
 
+def _same_channels(model: ModelContext, norm: Layer, t: Any) -> str | None:
+    """The text of ``norm``'s normalized shape when it is the very expression the sibling
+    layer that produced the map ``t`` gives as its out channels (``cout``)."""
+    theirs = producer_width_expr(model, norm, t)
+    try:
+        call = ast.parse(norm.code, mode="eval").body
+    except SyntaxError:
+        return None
+    if theirs is None or not isinstance(call, ast.Call):
+        return None
+    ours = next((k.value for k in call.keywords if k.arg == "normalized_shape"), None)
+    ours = ours or (call.args[0] if call.args else None)
+    return theirs if ours is not None and ast.unparse(ours) == theirs else None
+
+
 @rule("NRM002")
 def ln_on_conv_feature_map(ctx: FileContext) -> Iterator[Finding]:
     """nn.LayerNorm(C) / nn.RMSNorm(C) on a channels-first conv feature map."""
@@ -520,16 +544,24 @@ def ln_on_conv_feature_map(ctx: FileContext) -> Iterator[Finding]:
             if len(shape) != 1:
                 continue
             shape = shape[0]
-        if not isinstance(shape, int) or t.rank is None or t.rank < 3 or t.last is not False:
+        if t.rank is None or t.rank < 3 or t.last is not False or t.cdim != 1:
             continue
-        if t.cdim != 1:
-            continue
+        if not isinstance(shape, int):
+            # nn.LayerNorm(cout) right after nn.Conv2d(cin, cout): the same channel
+            # expression, whatever its value (a parameter without a default)
+            shape = _same_channels(model, layer, t) if t.kind == "map" else None
+            if shape is None:
+                continue
         if t.kind == "seq" and (t.rank != 3 or t.channels != shape):
             continue  # tokens moved channels-first: only when dim 1 holds exactly the C
         dims = _SHAPES.get(t.rank, "(N, C, ...)")
         what = "conv feature map" if t.kind == "map" else "tensor (channels first)"
         name = layer.type
-        gn = f"nn.GroupNorm({default_groups(shape)}, {shape})"
+        gn = (
+            f"nn.GroupNorm({default_groups(shape)}, {shape})"
+            if isinstance(shape, int)
+            else f'build_norm("gn", {shape})'
+        )
         yield finding(
             "NRM002",
             layer,
