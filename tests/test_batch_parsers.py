@@ -127,3 +127,82 @@ def test_a_factory_from_a_script_with_a_parser_brings_no_flags(tmp_path: Path) -
     model, codes = _net(results)
     assert model.batch_size.per_device is None
     assert codes == []
+
+
+def test_arguments_parsed_when_a_config_module_is_imported(tmp_path: Path) -> None:
+    """``from config import args``, where config.py runs ``parser.parse_args()`` at import:
+    its ``--batch_size`` default 1 is the training batch (NRM005)."""
+    config = (
+        "import argparse\n\nparser = argparse.ArgumentParser()\n"
+        'parser.add_argument("--batch_size", type=int, default=1)\nargs = parser.parse_args()\n'
+    )
+    train = TRAIN.format(imports="from config import args", args="pass")
+    model, codes = _net(
+        _project(tmp_path, {"net.py": MODEL, "config.py": config, "train.py": train})
+    )
+    assert model.batch_size.per_device == 1 and "config.py:4 default 1" in model.batch_size.source
+    assert codes == ["NRM005"]
+
+
+HYDRA = """import hydra
+import torch
+from torch.utils.data import DataLoader
+
+from net import Net
+
+
+@hydra.main(version_base=None, config_path="conf", config_name="config")
+def train(cfg):
+    model = Net()
+    opt = torch.optim.SGD(model.parameters(), lr=cfg.lr)
+    for x in DataLoader(torch.randn(8, 3, 8, 8), batch_size={expr}, shuffle=True):
+        opt.zero_grad()
+        model(x).mean().backward()
+        opt.step()
+
+
+if __name__ == "__main__":
+    train()
+"""
+
+
+def test_the_config_a_hydra_main_decorator_names(tmp_path: Path) -> None:
+    """``@hydra.main(config_path="conf", config_name="config")``: conf/config.yaml,
+    composed with its defaults list, is read without ``--config``."""
+    files = {
+        "net.py": MODEL,
+        "train.py": HYDRA.format(expr="cfg.data.batch_size"),
+        "conf/config.yaml": "defaults:\n  - data: small\n  - _self_\nlr: 0.1\n",
+        "conf/data/small.yaml": "batch_size: 2\nnum_workers: 4\n",
+    }
+    model, codes = _net(_project(tmp_path, files))
+    assert model.batch_size.per_device == 2
+    assert "conf/config.yaml data.batch_size" in model.batch_size.source
+    assert codes == ["NRM006"]
+
+
+def test_a_yaml_file_the_script_loads_itself(tmp_path: Path) -> None:
+    """``with open(os.path.join(os.path.dirname(__file__), "config.yaml")) as f: cfg =
+    yaml.safe_load(f)``: ``cfg["train"]["batch_size"]`` is read from that file; the
+    validation loader's 1 is not the training batch."""
+    train = (
+        "import os\n\nimport torch\nimport yaml\nfrom torch.utils.data import DataLoader\n\n"
+        "from net import Net\n\n"
+        'with open(os.path.join(os.path.dirname(__file__), "config.yaml")) as f:\n'
+        "    cfg = yaml.safe_load(f)\n\nmodel = Net()\n"
+        "opt = torch.optim.SGD(model.parameters(), lr=0.1)\n"
+        'train_loader = DataLoader(range(8), batch_size=cfg["train"]["batch_size"], shuffle=True)\n'
+        'val_loader = DataLoader(range(8), batch_size=cfg["val"]["batch_size"])\n'
+        "for x in train_loader:\n    model(x).mean().backward()\n    opt.step()\n"
+    )
+    files = {
+        "net.py": MODEL,
+        "train.py": train,
+        "config.yaml": "train:\n  batch_size: 4\nval:\n  batch_size: 1\n",
+    }
+    model, codes = _net(_project(tmp_path, files))
+    assert (
+        model.batch_size.per_device == 4
+        and "config.yaml train.batch_size" in model.batch_size.source
+    )
+    assert codes == ["NRM006"]

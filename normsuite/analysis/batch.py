@@ -21,6 +21,7 @@ from typing import Any
 
 from .bindings import Bindings, argument, param_names, replace_root, root_name
 from .config_fields import field_default
+from .configs.hydra_main import config_value, decorated_config, find_config, loaded_yaml
 from .entrypoints import (
     eval_name,
     inference_only,
@@ -431,6 +432,9 @@ class _Scanner(ast.NodeVisitor):
             passed = self._from_callers(expr, funcs)
             if passed is not None:
                 return passed  # train(model, batch_size=8): what the callers pass
+            configured = self._from_hydra_main(expr, funcs)
+            if configured is not None:
+                return configured
         value = self.index.eval(expr, {}, None)
         if value is not UNKNOWN:
             return value
@@ -495,6 +499,8 @@ class _Scanner(ast.NodeVisitor):
             arg = argument(call, fn, name or "")
             if arg is False:
                 return UNKNOWN  # passed through *args / **kwargs
+            if arg is None and not _has_default(fn, name or ""):
+                return None  # train() under @hydra.main: a decorator passes it
             saved = self._line, self._call
             self._line, self._call, self._depth = call.lineno, call, self._depth + 1
             try:
@@ -516,6 +522,37 @@ class _Scanner(ast.NodeVisitor):
         if not found:
             return None
         value, _, self.origin, self.passed_at = min(found, key=lambda t: (t[0], t[1]))
+        return value
+
+    def _from_hydra_main(self, expr: ast.expr, funcs: list[ast.FunctionDef]) -> Any:
+        """``cfg.data.batch_size`` in ``@hydra.main(config_path="conf",
+        config_name="config") def train(cfg)``, or ``cfg["train"]["batch_size"]`` of
+        ``cfg = yaml.safe_load(...)`` of a file the script names: the value in that
+        config (a default, which the command line may override), else None."""
+        name, keys = root_name(expr), []
+        node = expr
+        while isinstance(node, (ast.Attribute, ast.Subscript)):
+            if isinstance(node, ast.Attribute):
+                keys.insert(0, node.attr)
+            elif isinstance(node.slice, ast.Constant) and isinstance(node.slice.value, str):
+                keys.insert(0, node.slice.value)
+            else:
+                return None
+            node = node.value
+        fn = next((f for f in reversed(funcs) if name in param_names(f)), None)
+        view = self.index.project
+        script = getattr(view, "path", None)
+        path = decorated_config(fn, script) if fn is not None and script and keys else None
+        if path is None and fn is None and name and script and keys:
+            flags = {dest: value for dest, (value, _) in self.argparse.items()}
+            file = loaded_yaml(self.index.tree, name, flags)
+            path = find_config(file, script, view.project.root) if file else None
+        if path is None:
+            return None
+        value = config_value(path, keys)
+        if _int(value) is None:
+            return None
+        self.origin = f"{display_path(path, view.project.root)} {'.'.join(keys)}"
         return value
 
     def _passed(self, cls_name: str, init: ast.FunctionDef, param: str) -> Any:
@@ -715,6 +752,11 @@ def _init_of(cls: ast.ClassDef) -> ast.FunctionDef | None:
         if isinstance(n, ast.FunctionDef) and n.name == "__init__":
             return n
     return None
+
+
+def _has_default(fn: ast.FunctionDef, name: str) -> bool:
+    default = _default_expr(fn, name)
+    return not (isinstance(default, ast.Constant) and default.value is None)
 
 
 def _default_expr(fn: ast.FunctionDef, name: str) -> ast.expr:

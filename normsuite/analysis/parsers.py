@@ -20,11 +20,12 @@ MAX_BASES = 4  # TrainOptions -> BaseOptions -> ...: deeper chains are not follo
 
 
 def parser_files(index: Any) -> list[str]:
-    """Paths of the project files that define the parsers ``index``'s file calls."""
+    """Paths of the project files that define the parsers ``index``'s file calls, or whose
+    parsed arguments it imports."""
     view = index.project
     if view is None:
         return []
-    out: list[str] = []
+    out = _imported_arguments(index)
     for call in tree_facts(index).of(ast.Call):
         func = call.func
         if isinstance(func, ast.Attribute) and isinstance(func.value, ast.Call):
@@ -36,6 +37,30 @@ def parser_files(index: Any) -> list[str]:
         for path in _defining_files(view, module, name, index.project.path, 0):
             if path not in out:
                 out.append(path)
+    return out
+
+
+def _imported_arguments(index: Any) -> list[str]:
+    """Files of the project whose module-level ``args = parser.parse_args()`` this file
+    imports (``from config import args``: the parse runs at import)."""
+    view = index.project
+    out: list[str] = []
+    for qual in set(index.imports.values()):
+        module, _, name = qual.rpartition(".")
+        path = view.project.module_file(module, view.path) if module else None
+        dep = view.project.index(path) if path is not None else None
+        if dep is None or "add_argument" not in dep.source:
+            continue
+        for stmt in dep.tree.body:
+            targets = stmt.targets if isinstance(stmt, ast.Assign) else []
+            if any(isinstance(t, ast.Name) and t.id == name for t in targets) and any(
+                isinstance(c, ast.Call)
+                and isinstance(c.func, ast.Attribute)
+                and c.func.attr in ("parse_args", "parse_known_args")
+                for c in ast.walk(stmt.value)
+            ):
+                out.append(path)
+                break
     return out
 
 
