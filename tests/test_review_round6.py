@@ -142,6 +142,8 @@ def test_layernorm_of_the_convs_own_channel_expression() -> None:
     (finding,) = result.findings
     assert finding.code == "NRM002" and finding.line == 9
     assert "nn.LayerNorm(cout)" in finding.message and 'build_norm("gn", cout)' in finding.message
+    (site,) = _model(result, "Net").recommendation.layers
+    assert site.suggested == 'normsuite.build_norm("ln", cout)'  # never kept as NRM002 flags it
 
 
 def test_a_segmentation_nets_attention_gate_is_no_gan_critic() -> None:
@@ -159,3 +161,12 @@ def test_one_spectral_normed_layer_is_no_discriminator() -> None:
     an SNGAN discriminator (D3)."""
     model = _model(_analyze("spectral_attention.py"), "SimpleSelfAttention")
     assert model.domain is None
+
+
+def test_nrm001_never_names_an_empty_consumer() -> None:
+    """recbole's MLPLayers gets its activation from a helper of another file: the Linear's
+    other consumer is "another layer", never an empty name at a line of the wrong file."""
+    project.clear()
+    results = analyze_paths([str(FIXTURES / "consumer_pkg" / "rec" / "din.py")])
+    (finding,) = [f for r in results for f in r.findings if f.code == "NRM001"]
+    assert "also feeds another layer" in finding.message and "``" not in finding.message

@@ -45,6 +45,7 @@ from .sites import (
     pooled_vector_norm,
     producer_width_expr,
     received_channels,
+    same_channel_expr,
     series_token_batchnorm,
 )
 from .tree_facts import class_facts, self_attribute
@@ -321,7 +322,18 @@ def _ln_flagged(model: ModelContext, layer: Layer) -> bool:
     if isinstance(shape, (list, tuple)) and len(shape) == 1:
         shape = shape[0]
     if not isinstance(shape, int) or isinstance(shape, bool):
-        return False  # over several dims, or a shape read at run time (x.size()[1:])
+        # over several dims, or a shape read at run time (x.size()[1:]); or LayerNorm(cout)
+        # right after Conv2d(cin, cout), whatever cout is
+        app = model.first_app(layer)
+        t = app.inp if app is not None else None
+        return bool(
+            t is not None
+            and t.kind == "map"
+            and t.cdim == 1
+            and t.last is False
+            and (t.rank or 0) >= 3
+            and same_channel_expr(model, layer, t)
+        )
     rank, last = site_shape(model, layer)
     return not (last or rank == 2)
 

@@ -106,6 +106,22 @@ def producer_width_expr(model: ModelContext, layer: Layer, t: T) -> str | None:
     return ast.unparse(node)
 
 
+def same_channel_expr(model: ModelContext, norm: Layer, t: T) -> str | None:
+    """The text of ``norm``'s normalized shape when it is the very expression the sibling
+    layer that produced ``t`` gives as its out channels: ``nn.LayerNorm(cout)`` after
+    ``nn.Conv2d(cin, cout)``, whatever ``cout`` is (NRM002's case, named symbolically)."""
+    theirs = producer_width_expr(model, norm, t)
+    try:
+        call = ast.parse(norm.code, mode="eval").body
+    except SyntaxError:
+        return None
+    if theirs is None or not isinstance(call, ast.Call):
+        return None
+    ours = next((k.value for k in call.keywords if k.arg == "normalized_shape"), None)
+    ours = ours or (call.args[0] if call.args else None)
+    return theirs if ours is not None and ast.unparse(ours) == theirs else None
+
+
 def _previous_sibling(
     model: ModelContext, layer: Layer, t: T, paths: dict[int, str]
 ) -> Layer | None:

@@ -13,7 +13,7 @@ from normsuite.advice import MIN_CHANNELS_PER_GROUP, default_groups
 from ..context import FileContext, ModelContext
 from ..ir import ClassInfo, Layer
 from ..shapes import Application
-from ..sites import normalizes_length, producer_width_expr, received_channels
+from ..sites import normalizes_length, producer_width_expr, received_channels, same_channel_expr
 from ..tree_facts import tree_facts
 from ..types import Finding
 from . import finding, rule, short
@@ -301,6 +301,13 @@ def _set_in_another_file(caller: Layer, param: str) -> bool:
     return param not in names
 
 
+def _what(layer: Layer) -> str:
+    """```nn.ReLU()``` (line 9) as written, or "another layer" for one the analysis read
+    without its call (an activation a helper of another file returns): no name, and no
+    line that could belong to the wrong file."""
+    return f"`{short(layer.code)}` ({_at(layer)})" if layer.code else "another layer"
+
+
 def _at(layer: Layer) -> str:
     """``line 9``, or ``layers.py:9`` for a layer another file builds."""
     return f"{layer.file}:{layer.line}" if layer.file else f"line {layer.line}"
@@ -443,7 +450,7 @@ def bias_before_batch_norm(ctx: FileContext) -> Iterator[Finding]:
                     producer,
                     f"`{short(producer.code)}` feeds `{short(app.layer.code)}`, whose mean "
                     f"subtraction cancels the bias (BN paper s3.2), but it also feeds "
-                    f"`{short(also.code)}` (line {also.line}), which keeps it: pass a bias "
+                    f"{_what(also)}, which keeps it: pass a bias "
                     f"that depends on whether the norm follows{follows}.",
                     model.name,
                 )
@@ -514,21 +521,6 @@ def _named(layer: Layer, plain: str) -> str:
     return f"`{code}` (a {layer.type})"
 
 
-def _same_channels(model: ModelContext, norm: Layer, t: Any) -> str | None:
-    """The text of ``norm``'s normalized shape when it is the very expression the sibling
-    layer that produced the map ``t`` gives as its out channels (``cout``)."""
-    theirs = producer_width_expr(model, norm, t)
-    try:
-        call = ast.parse(norm.code, mode="eval").body
-    except SyntaxError:
-        return None
-    if theirs is None or not isinstance(call, ast.Call):
-        return None
-    ours = next((k.value for k in call.keywords if k.arg == "normalized_shape"), None)
-    ours = ours or (call.args[0] if call.args else None)
-    return theirs if ours is not None and ast.unparse(ours) == theirs else None
-
-
 @rule("NRM002")
 def ln_on_conv_feature_map(ctx: FileContext) -> Iterator[Finding]:
     """nn.LayerNorm(C) / nn.RMSNorm(C) on a channels-first conv feature map."""
@@ -549,7 +541,7 @@ def ln_on_conv_feature_map(ctx: FileContext) -> Iterator[Finding]:
         if not isinstance(shape, int):
             # nn.LayerNorm(cout) right after nn.Conv2d(cin, cout): the same channel
             # expression, whatever its value (a parameter without a default)
-            shape = _same_channels(model, layer, t) if t.kind == "map" else None
+            shape = same_channel_expr(model, layer, t) if t.kind == "map" else None
             if shape is None:
                 continue
         if t.kind == "seq" and (t.rank != 3 or t.channels != shape):
