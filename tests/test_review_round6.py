@@ -170,3 +170,15 @@ def test_nrm001_never_names_an_empty_consumer() -> None:
     results = analyze_paths([str(FIXTURES / "consumer_pkg" / "rec" / "din.py")])
     (finding,) = [f for r in results for f in r.findings if f.code == "NRM001"]
     assert "also feeds another layer" in finding.message and "``" not in finding.message
+
+
+def test_a_sequential_subclass_with_only_a_forward_holds_its_layers() -> None:
+    """guided-diffusion's ``TimestepEmbedSequential(nn.Sequential, TimestepBlock)`` is built
+    as ``nn.Sequential(*layers)``: its ResBlocks' GroupNorms are seen, and the U-Net that
+    takes a timestep is D4 (GroupNorm kept), not an MLP told BatchNorm."""
+    project.clear()
+    results = analyze_paths([str(FIXTURES / "guided_pkg" / "gd" / "unet.py")])
+    (model,) = [m for r in results for m in r.models if m.name == "UNetModel"]
+    assert model.architecture == "cnn2d" and model.domain.startswith("D4")
+    assert model.recommendation.norm == "gn"
+    assert sum(s.kind == "gn" for s in model.norms_found) >= 3

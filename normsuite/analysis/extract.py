@@ -465,6 +465,11 @@ class ModuleIndex(UndecidedCode):
         inst = ModuleInstance(cls)
         self._cache[key] = inst  # before running: a recursive class sees itself, not a loop
         init = cls.method("__init__")
+        if init is None and cls.base_type == "Sequential" and args:
+            # class TimestepEmbedSequential(nn.Sequential, TimestepBlock) with only a
+            # forward of its own (guided-diffusion): built as nn.Sequential(*layers)
+            items = args[0].values() if len(args) == 1 and isinstance(args[0], dict) else args
+            inst.seq_children = [a for a in items if isinstance(a, Layer)]
         if init is not None and self._depth < MAX_DEPTH:
             owner = _owner_of(cls, "__init__")
             if self._depth > 0:

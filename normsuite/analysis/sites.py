@@ -117,6 +117,8 @@ def same_channel_expr(model: ModelContext, norm: Layer, t: T) -> str | None:
         return None
     if theirs is None or not isinstance(call, ast.Call):
         return None
+    if not called_name(call.func).endswith(("LayerNorm", "RMSNorm")):
+        return None  # norm_layer(dim): a parameter its callers may replace (timm's stages)
     ours = next((k.value for k in call.keywords if k.arg == "normalized_shape"), None)
     ours = ours or (call.args[0] if call.args else None)
     return theirs if ours is not None and ast.unparse(ours) == theirs else None
