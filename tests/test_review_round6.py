@@ -182,3 +182,42 @@ def test_a_sequential_subclass_with_only_a_forward_holds_its_layers() -> None:
     assert model.architecture == "cnn2d" and model.domain.startswith("D4")
     assert model.recommendation.norm == "gn"
     assert sum(s.kind == "gn" for s in model.norms_found) >= 3
+
+
+def test_nn_through_two_levels_of_star_imports(tmp_path: Path) -> None:
+    """fastai: ``from ...torch_basics import *``, whose ``from .torch_imports import *``
+    brings ``import torch.nn as nn``: ``nn.Sequential`` is torch's, so the model is found."""
+    pkg = tmp_path / "fa"
+    (pkg / "models").mkdir(parents=True)
+    (tmp_path / "pyproject.toml").write_text("[project]\nname = 'fa'\n")
+    (pkg / "__init__.py").write_text("")
+    (pkg / "models" / "__init__.py").write_text("")
+    (pkg / "torch_imports.py").write_text("import torch\nimport torch.nn as nn\n")
+    (pkg / "basics.py").write_text("from .torch_imports import *\n")
+    (pkg / "models" / "net.py").write_text(
+        "from ..basics import *\n\n\nclass Net(nn.Sequential):\n    def __init__(self):\n"
+        "        super().__init__(nn.Conv2d(3, 8, 3, bias=False), nn.BatchNorm2d(8))\n"
+    )
+    project.clear()
+    (result,) = analyze_paths([str(pkg / "models" / "net.py")])
+    (model,) = result.models
+    assert [s.kind for s in model.norms_found] == ["bn"]
+
+
+def test_a_recursion_over_unreadable_children_is_not_a_cap() -> None:
+    """fastai's ``init_cnn(m)``: ``for l in m.children(): init_cnn(l)`` cannot be followed
+    statically; it stops there instead of running to the depth cap (which had marked the
+    whole file as analyzed in part)."""
+    source = (
+        "import torch.nn as nn\n\n\ndef init_cnn(m):\n"
+        "    if isinstance(m, nn.Conv2d):\n        nn.init.kaiming_normal_(m.weight)\n"
+        "    for child in m.children():\n        init_cnn(child)\n\n\n"
+        "class Net(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
+        "        self.conv = nn.Conv2d(3, 8, 3, bias=False)\n        self.bn = nn.BatchNorm2d(8)\n"
+        "        init_cnn(self)\n\n    def forward(self, x):\n"
+        "        return self.bn(self.conv(x))\n"
+    )
+    result = analyze_source(source, "net.py", AnalysisOptions(batch_size=64))
+    assert result.notices == []
+    (model,) = result.models
+    assert model.recommendation.norm == "bn" and model.recommendation.confidence == "high"

@@ -216,6 +216,7 @@ class ModuleIndex(UndecidedCode):
         self.steps = 0
         self._cache: dict[tuple[str, str], ModuleInstance] = {}
         self._depth = 0
+        self._running: list[int] = []  # the functions being executed, innermost last
         self._lines: list[str] | None = None
         # (instance id, abstract input) -> traced result; shared by all models of the file
         # so a block used by many models is traced once per input (see shapes.FlowTracer).
@@ -502,6 +503,10 @@ class ModuleIndex(UndecidedCode):
         if owner is not None and owner.home is not None and owner.home is not self:
             home = owner.home  # a method of a class of another file: run it there
             return self._in_home(home, lambda: home._call_function(fn, args, kwargs, inst, owner))
+        if id(fn) in self._running and any(a is UNKNOWN for a in (*args, *kwargs.values())):
+            # fastai's init_cnn(m): ``for l in m.children(): init_cnn(l)``, a recursion
+            # over what cannot be read: it would only run to the depth cap
+            return UNKNOWN
         env = self._bind(fn, args, kwargs)
         env["__class__"] = owner
         if fed is not None:
@@ -522,12 +527,14 @@ class ModuleIndex(UndecidedCode):
             if names:
                 env[DEFAULTED] = frozenset(env.get(DEFAULTED, frozenset()) | names)
         self._depth += 1
+        self._running.append(id(fn))
         try:
             self._exec_body(fn.body, env, inst)
         except _Return as ret:
             return ret.value
         finally:
             self._depth -= 1
+            self._running.pop()
         return None
 
     def _external_call(

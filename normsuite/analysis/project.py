@@ -317,7 +317,12 @@ class Project:
         dep = self.index(path) if path is not None else None
         if dep is None or name.startswith("_"):
             return None
-        return dep.imports.get(name)
+        if name in dep.imports:
+            return dep.imports[name]
+        # fastai's ``from ...torch_basics import *``, whose ``from .torch_imports import *``
+        # brings ``import torch.nn as nn``: the name as the deeper module imports it
+        origin = dep.star_origin(name, 1) if dep.star_modules else None
+        return origin if origin is not None and origin.split(".")[0] == "torch" else None
 
     def exports(self, module: str, importer: str, name: str, depth: int = 0) -> bool:
         """Whether ``from module import *`` (as ``importer`` imports it) brings ``name``: the
