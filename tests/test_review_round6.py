@@ -221,3 +221,12 @@ def test_a_recursion_over_unreadable_children_is_not_a_cap() -> None:
     assert result.notices == []
     (model,) = result.models
     assert model.recommendation.norm == "bn" and model.recommendation.confidence == "high"
+
+
+def test_the_branch_a_factory_function_selects() -> None:
+    """``def build(): return nn.Sequential(ConvNormAct(3, 64, norm="ln"), ...)``: the
+    model the file builds takes the LayerNorm branch, which NRM002 flags on the conv map
+    (the default ``norm="gn"`` branch is not what the file trains)."""
+    result = _analyze("l13_else_branch_ln.py")
+    (finding,) = result.findings
+    assert finding.code == "NRM002" and finding.line == 12

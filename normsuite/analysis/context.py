@@ -473,16 +473,44 @@ def _built_instances(index: ModuleIndex) -> dict[int, ModuleInstance]:
     VolumeSegNet(norm_layer=lambda c: nn.GroupNorm(16, c))``, pix2pix's ``netG =
     define_G(norm="instance")``): what is trained, where the class's signature defaults
     (``norm_layer=nn.BatchNorm2d``) are not. Only a class built once, or always alike."""
+    own = {id(c) for c in index.classes.values()}
     found: dict[int, list[ModuleInstance]] = {}
-    for value in index.env.values():
-        inst = value.instance if isinstance(value, Layer) else None
-        if inst is not None and id(inst.cls) in {id(c) for c in index.classes.values()}:
-            found.setdefault(id(inst.cls), []).append(inst)
+    for value in [*index.env.values(), *_factory_models(index)]:
+        layers = value.walk() if isinstance(value, Layer) else []
+        for _, layer in layers:  # (nn.Sequential(ConvNormAct(3, 64, norm="ln"), ...) too)
+            inst = layer.instance
+            if inst is not None and id(inst.cls) in own and inst not in found.get(id(inst.cls), []):
+                found.setdefault(id(inst.cls), []).append(inst)
     out = {}
     for key, insts in found.items():
         shapes = {tuple((p, layer.type, layer.code) for p, layer in i.walk()) for i in insts}
         if len(shapes) == 1:
             out[key] = insts[0]
+    return out
+
+
+def _factory_models(index: ModuleIndex) -> list[Layer]:
+    """What the file's module-level factories without required arguments build (``def
+    build(): return nn.Sequential(ConvNormAct(3, 64, norm="ln"), ...)``): a model the file
+    means to train, as ``model = ...`` at module level is."""
+    names = {c.name for c in index.classes.values()}
+    out = []
+    for fn in index.tree.body:
+        if (
+            not isinstance(fn, ast.FunctionDef)
+            or fn.args.args[: len(fn.args.args) - len(fn.args.defaults)]
+        ):
+            continue
+        if fn.args.kwonlyargs and None in fn.args.kw_defaults:
+            continue
+        if not set(tree_facts(index).calls_in(fn)) & names:
+            continue
+        try:
+            value = index.eval(ast.Call(ast.Name(fn.name, ast.Load()), [], []), {}, None)
+        except BudgetExceeded:
+            break
+        if isinstance(value, Layer):
+            out.append(value)
     return out
 
 
