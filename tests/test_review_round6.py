@@ -82,6 +82,8 @@ def test_norm_layer_given_by_the_construction_the_file_trains() -> None:
     assert [f.code for f in result.findings] == ["NRM004"]
     model = _model(result, "VolumeSegNet")
     assert {s.kind for s in model.norms_found} == {"gn"}
+    # one line at 32 and 64 channels: one fix that picks G for each width
+    assert {s.suggested for s in model.recommendation.layers} == {'normsuite.build_norm("gn", c)'}
 
 
 def test_pix2pix_get_norm_layer_instance_is_instancenorm() -> None:

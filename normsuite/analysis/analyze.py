@@ -35,7 +35,14 @@ from .ir import CONV_DIMS
 from .project import project_for
 from .recommend import abstain_reason, recommend, structural_abstain
 from .rules import run_rules
-from .types import AnalysisOptions, FileResult, LayerSuggestion, ModelReport, NormSite
+from .types import (
+    AnalysisOptions,
+    FileResult,
+    LayerSuggestion,
+    ModelReport,
+    NormSite,
+    Recommendation,
+)
 
 
 def analyze_source(source: str, path: str, options: AnalysisOptions) -> FileResult:
@@ -122,6 +129,29 @@ def _target(site: LayerSuggestion) -> str:
     if found is None:
         return site.suggested
     return found.group(1) or found.group(2) or _SPEC_OF[found.group(3)]
+
+
+_WIDTH_FREE_FIX = re.compile(r'^normsuite\.build_norm\("\w+(:\d+)?", (?!\d+[,)])')
+
+
+def _one_fix_per_line(rec: Recommendation) -> Recommendation:
+    """One line of code built at several widths gets one piece of advice: where one width
+    keeps the layer and another needs ``build_norm("gn", c)`` (which picks G for every
+    width; a ``norm_layer=lambda c: nn.GroupNorm(16, c)`` at 32 and 64 channels), all get
+    the fix. A fix written for one width (a literal) is left per site."""
+    fixes: dict[tuple[int, str], str] = {}
+    for site in rec.layers:
+        if site.suggested != site.current and _WIDTH_FREE_FIX.match(site.suggested):
+            fixes.setdefault((site.line, site.current), site.suggested)
+    if not fixes:
+        return rec
+    layers = [
+        replace(site, suggested=fixes[(site.line, site.current)])
+        if site.suggested == site.current and (site.line, site.current) in fixes
+        else site
+        for site in rec.layers
+    ]
+    return replace(rec, layers=layers)
 
 
 def _partial(model: ModelReport) -> ModelReport:
@@ -239,7 +269,7 @@ def _report(
         architecture_evidence=list(model.evidence),
         norms_found=sites,
         batch_size=model.batch,
-        recommendation=None if reason else recommend(model, domain),
+        recommendation=None if reason else _one_fix_per_line(recommend(model, domain)),
         abstain=reason,
         part_of=model.part_of,
         block_of=model.block_of,
