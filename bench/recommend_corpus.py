@@ -844,18 +844,20 @@ JUDGED: list[J] = [
         "PytorchTransformerBlock",
         "transformer",
         "ln",
-        "low",
+        "medium",
         "right",
-        "nn.TransformerEncoderLayer: LN; low: the file hits the call-depth cap (re-reviewed after the merge)",
+        "nn.TransformerEncoderLayer: LN; medium since the file no longer hits the call-depth "
+        "cap (re-reviewed 2026-12-08)",
     ),
     J(
         "src/speechbrain/speechbrain/lobes/models/dual_path.py",
         "DPTNetBlock",
         "transformer",
         "ln",
-        "low",
+        "medium",
         "right",
-        "transformer with an LSTM inside: LN kept; low: the file hits the call-depth cap (re-reviewed after the merge)",
+        "transformer with an LSTM inside: LN kept; medium since the file no longer hits the "
+        "call-depth cap (re-reviewed 2026-12-08)",
     ),
     J(
         "src/speechbrain/speechbrain/lobes/models/dual_path.py",
@@ -871,7 +873,7 @@ JUDGED: list[J] = [
         "SBConformerEncoderBlock",
         "transformer",
         "ln",
-        "low",
+        "medium",
         "right",
         "Conformer encoder (RelPosMHAXL attention + conv module with LayerNorm): ln, keep every "
         "LN; it abstained before only because the evaluation cap cut the file short",
