@@ -137,9 +137,9 @@ class _Scanner(ast.NodeVisitor):
         # is one of them, the training batch is unknown (not the validation loader's 1)
         self.unread_scores: list[int] = []
         # names iterated (for x in va, [.. for x in va], enumerate(va)): under no_grad?
-        self._iterated: dict[str, list[bool]] = {}
-        self._loader_names: dict[int, list[str]] = {}  # DataLoader call -> names bound
-        self.bindings = Bindings()  # locals of functions, calls of module-level functions
+        self._iterated: dict[tuple[int | None, str], list[bool]] = {}  # (function, name)
+        self._loader_names: dict[int, list[tuple[int | None, str]]] = {}  # loader -> names
+        self.bindings = Bindings(index.tree)  # locals of functions, calls of module-level functions
         self._depth = 0  # resolving an argument at a call site, inside a resolve
 
     def visit_With(self, node: ast.With) -> None:
@@ -225,8 +225,9 @@ class _Scanner(ast.NodeVisitor):
         it runs with gradients off."""
         while isinstance(expr, ast.Call) and expr.args:
             expr = expr.args[0]
-        if isinstance(expr, ast.Name):
-            self._iterated.setdefault(expr.id, []).append(self._no_grad > 0)
+        if isinstance(expr, ast.Name):  # per function: evaluate()'s own ``loader``
+            scope = id(self.funcs[-1]) if self.funcs else None
+            self._iterated.setdefault((scope, expr.id), []).append(self._no_grad > 0)
 
     visit_AsyncFor = visit_For  # type: ignore[assignment]
     visit_While = visit_For  # type: ignore[assignment]
@@ -273,7 +274,8 @@ class _Scanner(ast.NodeVisitor):
                 node, self._no_grad > 0, [f.name for f in self.funcs], self._targets, self.index
             ):
                 self._excluded.add(id(node))
-            self._loader_names[id(node)] = list(self._targets)
+            scope = id(self.funcs[-1]) if self.funcs else None
+            self._loader_names[id(node)] = [(scope, t) for t in self._targets]
             # Resolved after the walk: argparse defaults may come later in the file.
             self._pending.append((node.func, node, last, list(self.funcs), list(self.classes)))
         self.generic_visit(node)
@@ -387,13 +389,14 @@ class _Scanner(ast.NodeVisitor):
         view = self.index.project
         if view is None or "(" not in self.index.source:
             return
-        for path in parser_files(self.index):
-            key = ("argparse", path)
+        for path, nodes in parser_files(self.index):
+            key = ("argparse", path, tuple(id(n) for n in nodes))
             flags = view.project.memo.get(key)
             if flags is None:
                 dep = view.project.index(path)
                 other = _Scanner(dep)
-                other.visit(dep.tree)
+                for node in nodes:
+                    other.visit(node)
                 other._argparse_overrides()
                 label = display_path(path, view.project.root)
                 flags = {
@@ -492,7 +495,7 @@ class _Scanner(ast.NodeVisitor):
         calls = [
             c
             for c in self.bindings.calls.get(fn.name, [])
-            if not any(eval_name(f.name) for f in c[1])
+            if not any(eval_name(f.name) or _trial_name(f.name) for f in c[1])
         ]
         found: list[tuple[int, int, int | str | None, int | None]] = []
         for call, caller_funcs, _ in calls:
@@ -752,6 +755,21 @@ def _init_of(cls: ast.ClassDef) -> ast.FunctionDef | None:
         if isinstance(n, ast.FunctionDef) and n.name == "__init__":
             return n
     return None
+
+
+_TRIAL_WORDS = ("sanity", "smoke", "debug", "dryrun", "overfit")
+_TRIAL_EXACT = frozenset({"check", "quick", "find", "dry", "try"})
+
+
+def _trial_name(name: str) -> bool:
+    """``sanity_check``, ``smoke_test``, ``debug_run``, ``find_lr``: a function that runs
+    training briefly to try it, not the training run (its batch 2 is not the batch).
+
+    >>> _trial_name("sanity_check"), _trial_name("main"), _trial_name("train_from_checkpoint")
+    (True, False, False)
+    """
+    words = [w for w in name.lower().split("_") if w]
+    return any(w.startswith(_TRIAL_WORDS) or w in _TRIAL_EXACT for w in words)
 
 
 def _has_default(fn: ast.FunctionDef, name: str) -> bool:

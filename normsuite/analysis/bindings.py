@@ -34,7 +34,9 @@ MAX_DEPTH = 6  # bs = n -> n = cfg.bs -> cfg = Config(): chains deeper than this
 class Bindings:
     """Assignments to names inside functions, and calls of module-level functions."""
 
-    def __init__(self) -> None:
+    def __init__(self, tree: ast.Module | None = None) -> None:
+        self._tree = tree  # the file: helpers that change a config handed to them
+        self._helpers: set[str] | None = None
         self._sets: dict[tuple[int, str], list[_Binding]] = {}
         # function name -> (call, the functions around it, its branches)
         self.calls: dict[str, list[tuple[ast.Call, list[ast.FunctionDef], tuple]]] = {}
@@ -74,6 +76,25 @@ class Bindings:
             if isinstance(node, ast.Name):
                 self._add(fn, node.id, (line, None, block))
 
+    def _changed(self, fn: ast.AST, name: str, start: int, end: int) -> bool:
+        """Between ``start`` and ``end``, ``fn`` changes the object ``name`` holds through a
+        method (``cfg.update(...)``), ``setattr``, or a helper of the file that sets an
+        attribute of what it is handed."""
+        if self._helpers is None:
+            self._helpers = _changing_helpers(self._tree) if self._tree is not None else set()
+        helpers = self._helpers
+        for node in ast.walk(fn):
+            if not isinstance(node, ast.Call) or not start <= node.lineno <= end:
+                continue
+            func = node.func
+            owner = func.value if isinstance(func, ast.Attribute) else None
+            if isinstance(owner, ast.Name) and owner.id == name and func.attr in _CHANGING:
+                return True
+            handed = any(isinstance(a, ast.Name) and a.id == name for a in node.args)
+            if handed and getattr(func, "id", None) in {"setattr", *helpers}:
+                return True
+        return False
+
     def local_in(self, fn: ast.AST, name: str) -> bool:
         return (id(fn), name) in self._sets
 
@@ -92,14 +113,68 @@ class Bindings:
             inner = next((f for f in reversed(funcs) if name in param_names(f)), None)
             if inner is not None and funcs.index(inner) > funcs.index(fn):
                 return expr  # a parameter of a function nested in the one assigning it
-            found = _sure(self._sets[(id(fn), name)], line, around)
+            sets = self._sets[(id(fn), name)]
+            if _rebound_in_loop(fn, sets, line):
+                return None  # for stage in ...: loader(bs); bs //= 4 -> 128, 32, 8
+            found = _sure(sets, line, around)
             if found is None:
                 return None
-            line, value, around = found
-            if _parsed_arguments(value):
+            if _parsed_arguments(found[1]):
                 return expr  # args = parser.parse_args(): the argparse reader knows these
+            if expr is not _root(expr) and self._changed(fn, name, found[0], line):
+                return None  # cfg.update(yaml.safe_load(...)), apply_overrides(cfg, ...)
+            line, value, around = found
             expr = replace_root(expr, value)
         return None
+
+
+_CHANGING = frozenset(
+    {"update", "merge_from_file", "merge_from_list", "merge_with", "set", "setdefault"}
+)
+
+
+def _root(expr: ast.expr) -> ast.expr:
+    while isinstance(expr, (ast.Attribute, ast.Subscript)):
+        expr = expr.value
+    return expr
+
+
+def _changing_helpers(tree: ast.Module) -> set[str]:
+    """Functions of the file that set an attribute or key of one of their parameters
+    (``setattr(cfg, key, value)``, ``cfg.lr = ...``, ``cfg[key] = ...``)."""
+    out = set()
+    for fn in tree.body:
+        if not isinstance(fn, ast.FunctionDef):
+            continue
+        params = set(param_names(fn))
+        for node in ast.walk(fn):
+            target = None
+            if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "setattr":
+                target = node.args[0] if node.args else None
+            elif isinstance(node, (ast.Assign, ast.AugAssign)):
+                targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+                target = next(
+                    (t.value for t in targets if isinstance(t, (ast.Attribute, ast.Subscript))),
+                    None,
+                )
+            if isinstance(target, ast.Name) and target.id in params:
+                out.add(fn.name)
+                break
+    return out
+
+
+def _rebound_in_loop(fn: ast.AST, sets: list[_Binding], line: int) -> bool:
+    """A binding after ``line`` inside a loop around it reaches the use on the next pass
+    (a batch halved after an out-of-memory error, or shrunk per stage)."""
+    later = [b[0] for b in sets if b[0] > line]
+    if not later:
+        return False
+    for loop in ast.walk(fn):
+        if isinstance(loop, (ast.For, ast.AsyncFor, ast.While)):
+            end = loop.end_lineno or loop.lineno
+            if loop.lineno <= line <= end and any(loop.lineno <= n <= end for n in later):
+                return True
+    return False
 
 
 def _sure(sets: list[_Binding], line: int, around: tuple) -> _Binding | None:

@@ -27,7 +27,7 @@ import ast
 from .context import MAP_NORMS, FileContext, ModelContext
 from .factories import REPARAM
 from .ir import ATTENTION_TYPES, CONV_DIMS, RNN_CELLS, RNN_TYPES, ClassInfo, Layer
-from .tree_facts import class_facts, tree_facts
+from .tree_facts import called_name, class_facts, self_attribute, tree_facts
 
 _UPSAMPLING_LAYERS = frozenset(
     {
@@ -307,6 +307,33 @@ def _gan_file(ctx: FileContext) -> bool:
     return memo[key]
 
 
+def _squashes(fn: ast.FunctionDef | None, attr: str) -> bool:
+    """``forward`` applies a sigmoid/softmax to ``self.<attr>(...)``, inline or through a
+    name bound to it."""
+    if fn is None:
+        return False
+    bound = {
+        t.id
+        for node in ast.walk(fn)
+        if isinstance(node, ast.Assign) and _calls_attr(node.value, attr)
+        for t in node.targets
+        if isinstance(t, ast.Name)
+    }
+    for node in ast.walk(fn):
+        if isinstance(node, ast.Call) and called_name(node.func) in _SQUASH and node.args:
+            arg = node.args[0]
+            if _calls_attr(arg, attr) or (isinstance(arg, ast.Name) and arg.id in bound):
+                return True
+    return False
+
+
+_SQUASH = frozenset({"sigmoid", "softmax", "hardsigmoid", "Sigmoid", "Softmax"})
+
+
+def _calls_attr(node: ast.AST, attr: str) -> bool:
+    return any(isinstance(n, ast.Call) and self_attribute(n.func) == attr for n in ast.walk(node))
+
+
 def _weighted_layers(model: ModelContext) -> int:
     """How many conv and Linear layers the model builds (each once); a pretrained backbone
     (``torchvision.models.resnet18()``) counts as many."""
@@ -337,20 +364,15 @@ def _single_output(model: ModelContext) -> bool:
     by_path = dict(model.layers)
 
     def in_block(path: str, layer: Layer) -> bool:
-        """Inside a block class whose output it is not: the block builds a weighted layer
-        after it (a discriminator held by a multi-scale one ends with its score head)."""
+        """A gate inside a block: the block's forward squashes that child's output
+        (``torch.sigmoid(self.conv_atten(x))``, PP-LiteSeg's UAFM), unlike a score head (an
+        AC-GAN's ``Linear(f, 1)`` beside its class head, a multi-scale critic's parts)."""
         parts = path.split(".")
         for cut in range(1, len(parts)):
-            prefix = ".".join(parts[:cut])
-            if getattr(by_path.get(prefix), "type", None) != "Custom":
-                continue
-            inside = [
-                sub
-                for p, sub in model.layers
-                if p.startswith(prefix + ".")
-                and (sub.type in CONV_DIMS or sub.type in _LINEAR_TYPES)
-            ]
-            if inside and inside[-1] is not layer:
+            owner = by_path.get(".".join(parts[:cut]))
+            inst = getattr(owner, "instance", None)
+            custom = getattr(owner, "type", None) == "Custom" and inst is not None
+            if custom and _squashes(inst.cls.method("forward"), parts[cut]):
                 return True
         return False
 

@@ -402,6 +402,10 @@ def run_frozen(index: Any, call: ast.Call) -> bool:
     scope = _enclosing_function(facts, call)
     frozen = False
     for node in facts.nodes_in(scope, (ast.Call,)) if scope is not None else facts.of(ast.Call):
+        if any(isinstance(a, ast.Name) and a.id == name for a in node.args) or any(
+            isinstance(k.value, ast.Name) and k.value.id == name for k in node.keywords
+        ):
+            return False  # handed to a helper (train_one_epoch(model, ...)) that may train it
         func = node.func
         if not isinstance(func, ast.Attribute):
             continue

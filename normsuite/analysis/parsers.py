@@ -19,9 +19,10 @@ _PARSING = frozenset({"add_argument", "parse_args", "parse_known_args", "Argumen
 MAX_BASES = 4  # TrainOptions -> BaseOptions -> ...: deeper chains are not followed
 
 
-def parser_files(index: Any) -> list[str]:
-    """Paths of the project files that define the parsers ``index``'s file calls, or whose
-    parsed arguments it imports."""
+def parser_files(index: Any) -> list[tuple[str, list[ast.AST]]]:
+    """(path, the definitions whose ``add_argument`` calls count) of the project files that
+    define the parsers ``index``'s file calls, or whose parsed arguments it imports: only
+    the parser the script uses, not a test parser beside it in ``options.py``."""
     view = index.project
     if view is None:
         return []
@@ -34,17 +35,17 @@ def parser_files(index: Any) -> list[str]:
         module, _, name = (qual or "").rpartition(".")
         if not module:
             continue
-        for path in _defining_files(view, module, name, index.project.path, 0):
-            if path not in out:
-                out.append(path)
+        for found in _defining_files(view, module, name, index.project.path, 0):
+            if found[0] not in [p for p, _ in out]:
+                out.append(found)
     return out
 
 
-def _imported_arguments(index: Any) -> list[str]:
+def _imported_arguments(index: Any) -> list[tuple[str, list[ast.AST]]]:
     """Files of the project whose module-level ``args = parser.parse_args()`` this file
     imports (``from config import args``: the parse runs at import)."""
     view = index.project
-    out: list[str] = []
+    out: list[tuple[str, list[ast.AST]]] = []
     for qual in set(index.imports.values()):
         module, _, name = qual.rpartition(".")
         path = view.project.module_file(module, view.path) if module else None
@@ -59,12 +60,14 @@ def _imported_arguments(index: Any) -> list[str]:
                 and c.func.attr in ("parse_args", "parse_known_args")
                 for c in ast.walk(stmt.value)
             ):
-                out.append(path)
+                out.append((path, [dep.tree]))  # the module's own parser, run at import
                 break
     return out
 
 
-def _defining_files(view: Any, module: str, name: str, importer: str, depth: int) -> list[str]:
+def _defining_files(
+    view: Any, module: str, name: str, importer: str, depth: int
+) -> list[tuple[str, list[ast.AST]]]:
     """The file of ``module.name`` when it is a function or class that builds or parses an
     argument parser, and the files of the classes it derives from that add arguments."""
     path = view.project.module_file(module, importer)
@@ -81,14 +84,17 @@ def _defining_files(view: Any, module: str, name: str, importer: str, depth: int
     )
     if node is None:
         return []
-    out: list[str] = []
+    out: list[tuple[str, list[ast.AST]]] = []
     for base in node.bases if isinstance(node, ast.ClassDef) else ():
         base_module, _, base_name = (dep.qualname(base) or "").rpartition(".")
         if base_module:  # a base in another file (BaseOptions in base_options.py)
             out += _defining_files(view, base_module, base_name, path, depth + 1)
     if not (out or _parses(node, dep)):
         return []
-    return [path, *out] if "add_argument" in dep.source else out
+    # the definition and the functions of its file it calls (get_args -> get_parser)
+    called = set(tree_facts(dep).calls_in(node))
+    helpers = [s for s in dep.tree.body if isinstance(s, ast.FunctionDef) and s.name in called]
+    return [(path, [node, *helpers]), *out] if "add_argument" in dep.source else out
 
 
 def _parses(node: ast.AST, dep: Any) -> bool:
