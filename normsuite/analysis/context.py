@@ -492,7 +492,9 @@ def _built_instances(index: ModuleIndex) -> dict[int, ModuleInstance]:
 def _factory_models(index: ModuleIndex) -> list[Layer]:
     """What the file's module-level factories without required arguments build (``def
     build(): return nn.Sequential(ConvNormAct(3, 64, norm="ln"), ...)``): a model the file
-    means to train, as ``model = ...`` at module level is."""
+    means to train, as ``model = ...`` at module level is. Not a model zoo's entry points
+    (``**kwargs`` or ``pretrained``): what they build is the caller's choice, and a zoo
+    has hundreds of them."""
     names = {c.name for c in index.classes.values()}
     out = []
     for fn in index.tree.body:
@@ -503,6 +505,8 @@ def _factory_models(index: ModuleIndex) -> list[Layer]:
             continue
         if fn.args.kwonlyargs and None in fn.args.kw_defaults:
             continue
+        if fn.args.kwarg is not None or "pretrained" in [a.arg for a in fn.args.args]:
+            continue  # a zoo entry point (timm's resnet50(pretrained, **kwargs)): the caller's
         if not set(tree_facts(index).calls_in(fn)) & names:
             continue
         try:
