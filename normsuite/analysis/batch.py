@@ -21,7 +21,7 @@ from typing import Any
 
 from .bindings import Bindings, argument, param_names, replace_root, root_name
 from .config_fields import field_default
-from .configs.hydra_main import config_value, decorated_config, find_config, loaded_yaml
+from .configs.script_config import config_value, decorated_config, find_config, loaded_yaml
 from .entrypoints import (
     eval_name,
     inference_only,
@@ -306,7 +306,9 @@ class _Scanner(ast.NodeVisitor):
             self._line = call.lineno if call is not None else 0  # no line: no later set
             self._call = call
             init = _init_of(cls)
-            param = next((p for p in _BATCH_PARAMS if _param_names(init).count(p)), None)
+            param = next(
+                (p for p in _BATCH_PARAMS if (param_names(init) if init else []).count(p)), None
+            )
             if init is None or param is None:
                 continue
             if home is self.index:  # defined here: the calls of this file that build it
@@ -435,7 +437,7 @@ class _Scanner(ast.NodeVisitor):
             passed = self._from_callers(expr, funcs)
             if passed is not None:
                 return passed  # train(model, batch_size=8): what the callers pass
-            configured = self._from_hydra_main(expr, funcs)
+            configured = self._from_script_config(expr, funcs)
             if configured is not None:
                 return configured
         value = self.index.eval(expr, {}, None)
@@ -527,7 +529,7 @@ class _Scanner(ast.NodeVisitor):
         value, _, self.origin, self.passed_at = min(found, key=lambda t: (t[0], t[1]))
         return value
 
-    def _from_hydra_main(self, expr: ast.expr, funcs: list[ast.FunctionDef]) -> Any:
+    def _from_script_config(self, expr: ast.expr, funcs: list[ast.FunctionDef]) -> Any:
         """``cfg.data.batch_size`` in ``@hydra.main(config_path="conf",
         config_name="config") def train(cfg)``, or ``cfg["train"]["batch_size"]`` of
         ``cfg = yaml.safe_load(...)`` of a file the script names: the value in that
@@ -659,12 +661,6 @@ def _is_datamodule(node: ast.ClassDef, home: Any) -> bool:
             return False
         node, home = parent.node, parent.home
     return False
-
-
-def _param_names(fn: ast.FunctionDef | None) -> list[str]:
-    if fn is None:
-        return []
-    return [p.arg for p in (*fn.args.posonlyargs, *fn.args.args, *fn.args.kwonlyargs)]
 
 
 def _where(home: Any, line: int) -> str:

@@ -27,7 +27,8 @@ import ast
 from .context import MAP_NORMS, FileContext, ModelContext
 from .factories import REPARAM
 from .ir import ATTENTION_TYPES, CONV_DIMS, RNN_CELLS, RNN_TYPES, ClassInfo, Layer
-from .tree_facts import called_name, class_facts, self_attribute, tree_facts
+from .sites import squashed
+from .tree_facts import class_facts, tree_facts
 
 _UPSAMPLING_LAYERS = frozenset(
     {
@@ -307,31 +308,8 @@ def _gan_file(ctx: FileContext) -> bool:
     return memo[key]
 
 
-def _squashes(fn: ast.FunctionDef | None, attr: str) -> bool:
-    """``forward`` applies a sigmoid/softmax to ``self.<attr>(...)``, inline or through a
-    name bound to it."""
-    if fn is None:
-        return False
-    bound = {
-        t.id
-        for node in ast.walk(fn)
-        if isinstance(node, ast.Assign) and _calls_attr(node.value, attr)
-        for t in node.targets
-        if isinstance(t, ast.Name)
-    }
-    for node in ast.walk(fn):
-        if isinstance(node, ast.Call) and called_name(node.func) in _SQUASH and node.args:
-            arg = node.args[0]
-            if _calls_attr(arg, attr) or (isinstance(arg, ast.Name) and arg.id in bound):
-                return True
-    return False
-
-
-_SQUASH = frozenset({"sigmoid", "softmax", "hardsigmoid", "Sigmoid", "Softmax"})
-
-
-def _calls_attr(node: ast.AST, attr: str) -> bool:
-    return any(isinstance(n, ast.Call) and self_attribute(n.func) == attr for n in ast.walk(node))
+# a 1-channel conv whose output is squashed in its block is a gate (UAFM), not a score
+_SQUASH = frozenset({"sigmoid", "softmax", "hardsigmoid"})
 
 
 def _weighted_layers(model: ModelContext) -> int:
@@ -372,7 +350,7 @@ def _single_output(model: ModelContext) -> bool:
             owner = by_path.get(".".join(parts[:cut]))
             inst = getattr(owner, "instance", None)
             custom = getattr(owner, "type", None) == "Custom" and inst is not None
-            if custom and _squashes(inst.cls.method("forward"), parts[cut]):
+            if custom and squashed(inst.cls.method("forward"), {parts[cut]}, _SQUASH):
                 return True
         return False
 

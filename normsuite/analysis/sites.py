@@ -438,23 +438,31 @@ def gating_norm(model: ModelContext, layer: Layer) -> bool:
         if inst is None:
             continue
         names = {n for n, v in inst.attrs.items() if v is layer}
-        fn = inst.cls.method("forward") if names else None
-        if fn is None:
+        if names and squashed(inst.cls.method("forward"), names, frozenset({"sigmoid"})):
+            return True
+    return False
+
+
+def squashed(fn: ast.FunctionDef | None, names: set[str], squashers: frozenset[str]) -> bool:
+    """``forward`` applies one of ``squashers`` (``sigmoid``) to the output of a ``self``
+    attribute in ``names``: inline (``torch.sigmoid(self.bn(x))``, ``self.bn(x).sigmoid()``)
+    or through a name bound to it (``x_p = self.bn(...)``; ``sigmoid(x_p)``), also through
+    relayouts (``self.bn(x.transpose(1, 2)).transpose(1, 2)``)."""
+    if fn is None:
+        return False
+    outputs = {
+        t.id
+        for node in ast.walk(fn)
+        if isinstance(node, ast.Assign) and _norm_call(node.value, names)
+        for t in node.targets
+        if isinstance(t, ast.Name)
+    }
+    for node in ast.walk(fn):
+        if not isinstance(node, ast.Call) or called_name(node.func) not in squashers:
             continue
-        # names bound to the norm's output: x_p = self.bn(X.transpose(1, 2)).transpose(1, 2)
-        outputs = {
-            t.id
-            for node in ast.walk(fn)
-            if isinstance(node, ast.Assign) and _norm_call(node.value, names)
-            for t in node.targets
-            if isinstance(t, ast.Name)
-        }
-        for node in ast.walk(fn):
-            if not isinstance(node, ast.Call) or called_name(node.func) != "sigmoid":
-                continue
-            inner = node.args[0] if node.args else getattr(node.func, "value", None)
-            if _norm_call(inner, names) or (isinstance(inner, ast.Name) and inner.id in outputs):
-                return True
+        inner = node.args[0] if node.args else getattr(node.func, "value", None)
+        if _norm_call(inner, names) or (isinstance(inner, ast.Name) and inner.id in outputs):
+            return True
     return False
 
 
