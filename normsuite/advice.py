@@ -180,6 +180,7 @@ def advise(
     fine_tuning_pretrained_bn: bool = False,
     channels: int | None = None,
     direct_evidence: bool = True,
+    batchnorm_in_use: bool = True,
 ) -> Advice:
     """Pick a norm for a model (docs/design.md, "Selection rules": B1-B11, domains D1-D9).
 
@@ -187,7 +188,8 @@ def advise(
     means unknown (the advice then says what it assumed). ``direct_evidence`` says whether
     the architecture and the batch come from direct evidence (the model's layers, the
     training code or config); without it the confidence is at most "medium". See
-    :func:`calibrate` for when "high" is earned.
+    :func:`calibrate` for when "high" is earned. ``batchnorm_in_use=False`` (the model has
+    no BatchNorm) leaves out B8, which is about what batch 1 does to BatchNorm.
 
     >>> advise("cnn2d", 32).norm, advise("cnn2d", 15).norm, advise("rnn", 4).norm
     ('bn', 'gn', 'ln')
@@ -218,9 +220,11 @@ def advise(
         b.would_change.append("a need for the cheapest norm: rms (RMSNorm)")
         adv = b.build("ln", "high", alternatives=("rms",))
     elif architecture == "mlp":
-        adv = _advise_mlp(b, batch)
+        adv = _advise_mlp(b, batch, batchnorm_in_use)
     else:
-        adv = _advise_cnn(b, architecture, batch, devices, fine_tuning_pretrained_bn, channels)
+        adv = _advise_cnn(
+            b, architecture, batch, devices, fine_tuning_pretrained_bn, channels, batchnorm_in_use
+        )
     return calibrate(adv, architecture, batch, direct_evidence)
 
 
@@ -282,7 +286,7 @@ def _depends_on_batch(large: str, small: str) -> str:
     )
 
 
-def _advise_mlp(b: _Builder, batch: int | None) -> Advice:
+def _advise_mlp(b: _Builder, batch: int | None, batchnorm_in_use: bool) -> Advice:
     b.cite("B11")
     if batch is None:
         b.assumptions[b.assumptions.index(_UNKNOWN_BATCH)] = _depends_on_batch("bn", "ln")
@@ -291,7 +295,7 @@ def _advise_mlp(b: _Builder, batch: int | None) -> Advice:
     if batch >= BN_MIN_BATCH:
         b.would_change.append(f"a per-device batch below {BN_MIN_BATCH}: ln")
         return b.build("bn", "high", alternatives=("ln",))
-    if batch == 1:
+    if batch == 1 and batchnorm_in_use:
         b.cite("B8")
     b.would_change.append(f"a per-device batch of {BN_MIN_BATCH} or more: bn")
     return b.build("ln", "high")
@@ -304,6 +308,7 @@ def _advise_cnn(
     devices: int,
     fine_tuning: bool,
     channels: int | None,
+    batchnorm_in_use: bool,
 ) -> Advice:
     confidence = "high"
     if architecture == "unknown":
@@ -335,7 +340,7 @@ def _advise_cnn(
         return b.build("bn", confidence, alternatives=("gn",))
 
     # Small per-device batch: GroupNorm, SyncBN as the multi-device alternative.
-    if batch == 1:
+    if batch == 1 and batchnorm_in_use:
         b.cite("B8")
     b.cite("B2")
     if batch <= 2:

@@ -34,6 +34,7 @@ from .ir import UNKNOWN, ClassInfo
 from .norm_behaviour import own_nodes
 from .parsers import parser_files
 from .project import display_path
+from .shell_scripts import script_invocations
 from .symbols import PlainClass
 from .tree_facts import tree_facts
 from .types import AnalysisOptions, BatchInfo
@@ -124,6 +125,7 @@ class _Scanner(ast.NodeVisitor):
         self._parser_defaults: dict[str, tuple[Any, int]] = {}
         self._argv: list[tuple[list[Any], int]] = []
         self._vars_names: set[str] = set()
+        self._imported_flags: dict[str, list[str]] = {}  # flags of parsers in other files
         # obj.attr = value statements, by (obj, attr): (line, value, block)
         self._attr_sets: dict[tuple[str, str], list[tuple[int, ast.expr, tuple]]] = {}
         self._line: int | None = None  # the line of the call whose arguments are resolved
@@ -139,6 +141,7 @@ class _Scanner(ast.NodeVisitor):
         # names iterated (for x in va, [.. for x in va], enumerate(va)): under no_grad?
         self._iterated: dict[tuple[int | None, str], list[bool]] = {}  # (function, name)
         self._loader_names: dict[int, list[tuple[int | None, str]]] = {}  # loader -> names
+        self._loops: list[tuple[int | None, ast.expr, ast.For]] = []  # (function, iterable, loop)
         self.bindings = Bindings(index.tree)  # locals of functions, calls of module-level functions
         self._depth = 0  # resolving an argument at a call site, inside a resolve
 
@@ -212,6 +215,8 @@ class _Scanner(ast.NodeVisitor):
     def visit_For(self, node: ast.For) -> None:
         if isinstance(node, (ast.For, ast.AsyncFor)):
             self._iterates(node.iter)
+            scope = id(self.funcs[-1]) if self.funcs else None
+            self._loops.append((scope, node.iter, node))
             if self.funcs:
                 self.bindings.assign(self.funcs[-1], node, self._block)
         self._branches(node, ("body", "orelse"))
@@ -384,6 +389,35 @@ class _Scanner(ast.NodeVisitor):
         uses = [u for n in self._loader_names.get(id(node), []) for u in self._iterated.get(n, [])]
         return bool(uses) and all(uses)
 
+    def _strips_batch_axis(self, node: ast.Call) -> bool:
+        """The loop over this loader hands the model something else than its batch: an
+        episode loader (``batch_size=1``) whose items are unwrapped with ``support[0]``,
+        ``x.squeeze(0)``, ``x.flatten(0, 1)`` or ``collate_fn=lambda b: b[0]``."""
+        collate = next((k.value for k in node.keywords if k.arg == "collate_fn"), None)
+        if isinstance(collate, ast.Lambda) and _first_item(collate.body, {_arg0(collate)}):
+            return True
+        names = self._loader_names.get(id(node), [])
+        for scope, iterable, loop in self._loops:
+            chain = _wrapped(iterable)
+            if node in chain or any(
+                isinstance(e, ast.Name) and (scope, e.id) in names for e in chain
+            ):
+                item = loop.target
+                outer = chain[0]
+                if (
+                    isinstance(outer, ast.Call)
+                    and isinstance(outer.func, ast.Name)
+                    and outer.func.id == "enumerate"
+                    and isinstance(item, ast.Tuple)
+                    and len(item.elts) == 2
+                ):
+                    item = item.elts[1]  # for i, batch in enumerate(loader)
+                unpacked = isinstance(item, (ast.Tuple, ast.List))
+                targets = {n.id for n in ast.walk(item) if isinstance(n, ast.Name)}
+                if any(_unwraps(n, targets, unpacked) for s in loop.body for n in ast.walk(s)):
+                    return True
+        return False
+
     def _imported_parsers(self) -> None:
         """Flags of the parsers this file takes from other files of its project
         (``args = get_args()``, ``TrainOptions().parse()``): their defaults, named where
@@ -401,13 +435,49 @@ class _Scanner(ast.NodeVisitor):
                     other.visit(node)
                 other._argparse_overrides()
                 label = display_path(path, view.project.root)
-                flags = {
+                values = {
                     dest: (value, line if isinstance(line, str) else f"{label}:{line}")
                     for dest, (value, line) in other.argparse.items()
                 }
+                flags = (values, other._flag_keys())
                 view.project.memo[key] = flags
-            for dest, found in flags.items():
+            values, flag_keys = flags
+            for dest, found in values.items():
                 self.argparse.setdefault(dest, found)
+            for flag, keys in flag_keys.items():
+                self._imported_flags.setdefault(flag, keys)
+
+    def _flag_keys(self) -> dict[str, list[str]]:
+        """flag -> the keys of :attr:`argparse` it sets (``--bs`` -> batch_size, __batch)."""
+        return {f: self._dest_keys.get(d, [d]) for f, d in self._flag_dest.items()}
+
+    def _shell_overrides(self) -> None:
+        """The flags the project's shell scripts run this script with (``train.sh``:
+        ``python train.py --batch-size 2``) beat the defaults. Several command lines: the
+        smallest value (an invocation without the flag keeps the default); one that
+        spells out no number (a loop variable) makes the value unknown."""
+        view = self.index.project
+        if view is None or self._argv or not self.argparse:
+            return  # parse_args([...]) in the file ignores the command line
+        key = ("shell", view.path)
+        found = view.project.memo.get(key)
+        if found is None:
+            found = view.project.memo[key] = script_invocations(view.path, view.project.root)
+        flag_keys = {**self._imported_flags, **self._flag_keys()}
+        passed: dict[str, list[tuple[Any, str]]] = {}
+        for argv, path, line in found:
+            where = f"{display_path(path, view.project.root)}:{line}"
+            given = _flag_values(argv, flag_keys, where)
+            for name in set(given) | set(passed):
+                default = self.argparse.get(name)
+                passed.setdefault(name, [])
+                passed[name].append(given.get(name, default))
+        for name, values in passed.items():
+            values = [v for v in values if v is not None]
+            if any(v[0] is UNKNOWN for v in values):
+                self.argparse[name] = next(v for v in values if v[0] is UNKNOWN)
+            elif values and all(isinstance(v[0], int) for v in values):
+                self.argparse[name] = min(values, key=lambda v: v[0])
 
     def resolve(self, expr: ast.expr, funcs: list[ast.FunctionDef], classes: list) -> Any:
         """A constant for ``expr``: literal, module constant, parameter default, argparse
@@ -609,12 +679,17 @@ class _Scanner(ast.NodeVisitor):
     def finish(self) -> None:
         self._argparse_overrides()
         self._imported_parsers()
+        self._shell_overrides()
         for _func, node, last, funcs, classes in self._pending:
             self._line, self._call = node.lineno, node
             kw = {k.arg: k.value for k in node.keywords if k.arg}
             if last == "DataLoader":
                 if id(node) in self._excluded or self._only_without_gradients(node):
                     continue  # validation / no_grad / benchmark loaders: not what BN trains on
+                if self._strips_batch_axis(node):
+                    # one episode per item (few-shot): the model sees the items inside it
+                    self.unread_scores.append(_loader_score(node, kw, self.index))
+                    continue
                 expr = kw.get("batch_size", node.args[1] if len(node.args) > 1 else None)
                 if expr is None:
                     expr = _from_kwargs_dict(node, "batch_size", funcs, self.index.tree)
@@ -648,6 +723,80 @@ class _Scanner(ast.NodeVisitor):
 
 
 _BATCH_PARAMS = ("batch_size", "train_batch_size", "batch_size_train", "train_bs", "bs")
+
+
+def _flag_values(
+    argv: list[str], flag_keys: dict[str, list[str]], where: str
+) -> dict[str, tuple[Any, str]]:
+    """The argparse keys one command line sets: ``--bs 2`` / ``--bs=2`` -> 2; a value that
+    is not a number (``$BS`` unset) is unknown."""
+    out: dict[str, tuple[Any, str]] = {}
+    for i, item in enumerate(argv):
+        flag, eq, text = item.partition("=")
+        if flag not in flag_keys:
+            continue
+        if not eq:
+            text = argv[i + 1] if i + 1 < len(argv) else ""
+        value: Any = int(text) if text.isdigit() else UNKNOWN
+        for key in flag_keys[flag]:
+            out[key] = (value, f"{where} passes {flag} {text or '?'}")
+    return out
+
+
+def _stated(where: int | str, value: Any, kind: str = "default") -> str:
+    """``config.py:7 default 2``, or a command line as it is (``train.sh:2 passes
+    --batch-size 2``)."""
+    if isinstance(where, str) and " passes " in where:
+        return where
+    return f"{_at(where)} {kind} {value}"
+
+
+def _wrapped(expr: ast.expr) -> list[ast.expr]:
+    """``enumerate(tqdm(loader))``, ``tqdm(loader)``, ``loader``: each level, outside in."""
+    chain = [expr]
+    while isinstance(expr, ast.Call) and expr.args:
+        expr = expr.args[0]
+        chain.append(expr)
+    return chain
+
+
+def _arg0(fn: ast.Lambda) -> str | None:
+    return fn.args.args[0].arg if fn.args.args else None
+
+
+def _root(expr: ast.expr) -> str | None:
+    """The name an expression starts from: ``batch`` of ``batch["x"].squeeze(0)``."""
+    while isinstance(expr, (ast.Attribute, ast.Subscript, ast.Call)):
+        expr = expr.func if isinstance(expr, ast.Call) else expr.value
+    return expr.id if isinstance(expr, ast.Name) else None
+
+
+def _first_item(expr: ast.AST, names: set[str | None]) -> bool:
+    """``x[0]`` of one of ``names``."""
+    return (
+        isinstance(expr, ast.Subscript)
+        and isinstance(expr.value, ast.Name)
+        and expr.value.id in names
+        and isinstance(expr.slice, ast.Constant)
+        and expr.slice.value == 0
+    )
+
+
+def _unwraps(node: ast.AST, targets: set[str], unpacked: bool) -> bool:
+    """Whether ``node`` takes the batch axis off a loop variable: ``support[0]`` of an
+    unpacked item (``batch[0]`` of a whole batch is its first field), ``.squeeze(0)``,
+    ``.squeeze()`` or ``.flatten(0, 1)``."""
+    if unpacked and _first_item(node, set(targets)):
+        return True
+    if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)):
+        return False
+    if _root(node.func.value) not in targets:
+        return False
+    args = [a.value if isinstance(a, ast.Constant) else None for a in node.args]
+    args += [k.value.value for k in node.keywords if isinstance(k.value, ast.Constant)]
+    if node.func.attr == "squeeze":
+        return args in ([], [0])
+    return node.func.attr == "flatten" and args[:2] == [0, 1]
 
 
 def _is_datamodule(node: ast.ClassDef, home: Any) -> bool:
@@ -852,7 +1001,7 @@ def scan_file(index: ModuleIndex) -> BatchScan:
             out.batch = (value, f"file:{passed_at} passes {value} -> DataLoader at line {line}")
         elif origin is not None and origin != line:  # say where the number is written
             if isinstance(origin, str):  # config.py:7, a default in another file
-                out.batch = (value, f"{origin} default {value} -> DataLoader at file:{line}")
+                out.batch = (value, f"{_stated(origin, value)} -> DataLoader at file:{line}")
             else:
                 out.batch = (value, f"file:{origin} default {value} -> DataLoader at line {line}")
         else:
@@ -876,13 +1025,13 @@ def scan_file(index: ModuleIndex) -> BatchScan:
         # block's --batch-size 1 is not the training batch), and not when the training
         # loader takes its batch from elsewhere (a YAML read at run time)
         value, line = s.argparse["__batch"]
-        out.batch, out.weak = (value, f"{_at(line)} argparse default {value}"), True
+        out.batch, out.weak = (value, _stated(line, value, "argparse default")), True
     devices = s.trainer.get("devices") or s.trainer.get("gpus")
     if devices is None and "__devices" in s.argparse:
         value, line = s.argparse["__devices"]
         count = _devices(value)
         if count:
-            devices = (count, f"{_at(line)} argparse default {value}")
+            devices = (count, _stated(line, value, "argparse default"))
     nodes = s.trainer.get("num_nodes")
     if devices is not None and nodes is not None and nodes[0] > 1:
         devices = (devices[0] * nodes[0], f"{devices[1]} x num_nodes={nodes[0]}")
@@ -891,7 +1040,7 @@ def scan_file(index: ModuleIndex) -> BatchScan:
     if out.accumulate is None and "__accumulate" in s.argparse:
         value, line = s.argparse["__accumulate"]
         if _int(value):
-            out.accumulate = (value, f"{_at(line)} argparse default {value}")
+            out.accumulate = (value, _stated(line, value, "argparse default"))
     return out
 
 

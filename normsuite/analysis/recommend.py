@@ -25,6 +25,7 @@ from .context import MAP_NORMS, SELF_ATTENTION_EVIDENCE, ModelContext
 from .domains import graph_network, image_decoder, input_standardization
 from .ir import (
     ATTENTION_TYPES,
+    BATCH_NORMS,
     CONV_DIMS,
     OPAQUE,
     RNN_CELLS,
@@ -171,6 +172,7 @@ def advice_for(model: ModelContext, arch: str | None = None, channels: int | Non
         fine_tuning_pretrained_bn=model.fine_tuning,
         channels=channels,
         direct_evidence=direct_evidence(model, arch or model.architecture),
+        batchnorm_in_use=any(_site_kind(model, layer) in BATCH_NORMS for _, layer in model.layers),
     )
 
 

@@ -1,0 +1,85 @@
+"""Seventh review round: each test is one class of wrong answer, on a reproduction in
+``fixtures/review7/``, checked against what the code under analysis really does."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from normsuite.advice import advise
+from normsuite.analysis import project
+from normsuite.analysis.analyze import analyze_source
+from normsuite.analysis.runner import analyze_paths
+from normsuite.analysis.types import AnalysisOptions
+
+FIXTURES = Path(__file__).parent / "fixtures" / "review7"
+
+
+def _model(name: str, model_name: str = "Net"):
+    path = FIXTURES / name
+    if path.is_dir():
+        project.clear()
+        results = analyze_paths([str(path / "model.py")])
+        (model,) = [m for r in results for m in r.models if m.name == model_name]
+        return model
+    result = analyze_source(path.read_text(), str(path), AnalysisOptions())
+    (model,) = [m for m in result.models if m.name == model_name]
+    return model
+
+
+@pytest.mark.parametrize(
+    ("name", "model_name"),
+    [("e01_episode_index.py", "ProtoNet"), ("e02_episode_squeeze.py", "Net")],
+)
+def test_an_episode_loaders_batch_is_not_what_the_model_sees(name: str, model_name: str) -> None:
+    """Few-shot code loads one episode per item (``batch_size=1``) and hands the model the
+    images inside it (``support[0]``, ``batch["images"].squeeze(0)``): the batch BN sees
+    is not 1. It is unknown, and there is no NRM005 error."""
+    model = _model(name, model_name)
+    assert model.batch_size.per_device is None
+    path = FIXTURES / name
+    result = analyze_source(path.read_text(), str(path), AnalysisOptions())
+    assert not [f for f in result.findings if f.rule == "NRM005"]
+
+
+def test_a_batch_of_one_whose_fields_are_indexed_is_still_one() -> None:
+    """``images, labels = batch[0], batch[1]`` takes the batch's fields, not its first
+    item: the loader's batch 1 holds (the control for the episode rule)."""
+    assert _model("e03_single_image_batches.py").batch_size.per_device == 1
+    # ``for i, batch in enumerate(loader)``: ``batch[0]`` is a field too (DCGAN)
+    assert _model("e04_enumerate_batch.py").batch_size.per_device == 64
+
+
+def test_batch_one_advice_cites_b8_only_for_batchnorm() -> None:
+    """B8 explains what batch 1 does to BatchNorm: a model of GroupNorms at batch 1 is not
+    told it, one of BatchNorms is."""
+    assert "B8" not in advise("cnn2d", 1, batchnorm_in_use=False).rules
+    assert "B8" in advise("cnn2d", 1).rules
+    assert "B8" not in advise("mlp", 1, batchnorm_in_use=False).rules
+    rec = _model("n01_gn_at_batch_one.py").recommendation
+    assert rec.norm == "gn" and "B8" not in rec.rules
+
+
+def test_a_shell_scripts_command_line_beats_the_argparse_default() -> None:
+    """``train.sh`` runs ``python train.py --batch-size 2`` (a continued line); the
+    default is 32: the batch is 2, said to come from train.sh."""
+    model = _model("s01_train_sh")
+    assert model.batch_size.per_device == 2
+    assert "train.sh:3 passes --batch-size 2" in model.batch_size.source
+
+
+def test_a_sweep_over_batch_sizes_is_unknown() -> None:
+    """``for bs in 2 64; do python train.py --batch-size $bs``: no one batch."""
+    assert _model("s02_loop_sh").batch_size.per_device is None
+
+
+def test_a_launcher_script_in_scripts_runs_tools_train() -> None:
+    """``scripts/dist_train.sh``: ``BS=2`` then ``torchrun ... tools/train.py --bs=${BS}``:
+    the variable is substituted, the script found by its path."""
+    assert _model("s03_tools_sh").batch_size.per_device == 2
+
+
+def test_an_evaluation_script_does_not_set_the_training_batch() -> None:
+    """``eval.sh`` runs ``train.py --batch-size 1 --eval``: not training, default 32."""
+    assert _model("s04_eval_sh").batch_size.per_device == 32
