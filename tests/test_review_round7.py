@@ -83,3 +83,15 @@ def test_a_launcher_script_in_scripts_runs_tools_train() -> None:
 def test_an_evaluation_script_does_not_set_the_training_batch() -> None:
     """``eval.sh`` runs ``train.py --batch-size 1 --eval``: not training, default 32."""
     assert _model("s04_eval_sh").batch_size.per_device == 32
+
+
+def test_a_root_script_runs_each_examples_main_from_its_own_folder() -> None:
+    """``run_examples.sh`` does ``(cd mnist && python main.py --batch-size 2)`` then
+    ``cd dcgan; python3 -u main.py --batch-size 4``: each ``main.py`` gets its own line
+    (a subshell's ``cd`` ends with it; ``cd "$(dirname "$0")"`` is the file's folder)."""
+    project.clear()
+    root = FIXTURES / "s05_examples"
+    for folder, batch in (("mnist", 2), ("dcgan", 4)):
+        (result,) = analyze_paths([str(root / folder / "model.py")])
+        (model,) = result.models
+        assert model.batch_size.per_device == batch, folder

@@ -31,6 +31,8 @@ _NOT_TRAINING = re.compile(r"eval|test|infer|demo|predict|bench|export|profile",
 _LAUNCHERS = re.compile(r"^(python[\d.]*|torchrun|accelerate|deepspeed|horovodrun|srun)$")
 _ASSIGN = re.compile(r"^\s*(?:export\s+)?([A-Za-z_]\w*)=(\S*)\s*$")
 _VARIABLE = re.compile(r"\$\{(\w+)(?::-([^}]*))?\}|\$(\w+)")
+# cd "$(dirname "$0")": the shell file's own folder
+_SCRIPT_DIR = re.compile(r'\$\(\s*dirname\s+"?\$(?:0|\{0\}|\{BASH_SOURCE(?:\[0\])?\})"?\s*\)')
 _SEPARATORS = frozenset({";", "&&", "||", "|", "&", "(", ")"})
 
 
@@ -43,7 +45,7 @@ def script_invocations(script: str, root: str) -> list[tuple[list[str], str, int
     return [
         (argv, path, line)
         for path in _shell_files(script, root)
-        for argv, line in _invocations(path, script)
+        for argv, line in _invocations(path, script, root)
     ]
 
 
@@ -62,7 +64,7 @@ def _shell_files(script: str, root: str) -> list[str]:
     return found[:_MAX_FILES]
 
 
-def _invocations(path: str, script: str) -> list[tuple[list[str], int]]:
+def _invocations(path: str, script: str, root: str) -> list[tuple[list[str], int]]:
     try:
         if os.path.getsize(path) > _MAX_BYTES:
             return []
@@ -70,9 +72,14 @@ def _invocations(path: str, script: str) -> list[tuple[list[str], int]]:
             text = f.read()
     except OSError:
         return []
+    here = os.path.dirname(path)
+    # Where relative paths start: the caller's folder is not known, so the script's
+    # folder or the project root until a ``cd`` says; [] after a ``cd`` we cannot follow.
+    folders = list(dict.fromkeys([here, root]))
+    saved: list[list[str]] = []
     variables: dict[str, str] = {}
     out = []
-    for line_no, line in _logical_lines(text):
+    for line_no, line in _logical_lines(_SCRIPT_DIR.sub(here.replace("\\", "/"), text)):
         assigned = _ASSIGN.match(line)
         if assigned:
             variables[assigned.group(1)] = assigned.group(2).strip("\"'")
@@ -84,10 +91,29 @@ def _invocations(path: str, script: str) -> list[tuple[list[str], int]]:
         except ValueError:  # an unclosed quote: not a line we can read
             continue
         for command in _commands(tokens):
-            argv = _arguments_of(command, script)
+            if command == ["("]:  # a subshell's cd ends with it
+                saved.append(folders)
+                continue
+            if command == [")"]:
+                folders = saved.pop() if saved else folders
+                continue
+            if command[0] in ("cd", "pushd"):
+                folders = _moved(folders, command[1:])
+                continue
+            argv = _arguments_of(command, script, folders)
             if argv is not None:
                 out.append((argv, line_no))
     return out
+
+
+def _moved(folders: list[str], args: list[str]) -> list[str]:
+    """The folders a ``cd`` leads to: none when its target is not written out."""
+    if len(args) != 1 or "$" in args[0] or "`" in args[0] or args[0] == "-":
+        return []
+    target = os.path.expanduser(args[0])
+    if os.path.isabs(target):
+        return [os.path.normpath(target)]
+    return list(dict.fromkeys(os.path.normpath(os.path.join(f, target)) for f in folders))
 
 
 def _logical_lines(text: str) -> list[tuple[int, str]]:
@@ -121,17 +147,20 @@ def _substitute(line: str, variables: dict[str, str]) -> str:
 
 
 def _commands(tokens: list[str]) -> list[list[str]]:
+    """The commands of a line, with ``["("]`` and ``[")"]`` where a subshell opens and
+    closes."""
     commands: list[list[str]] = [[]]
     for token in tokens:
         if token in _SEPARATORS:
-            commands.append([])
+            commands += [[token], []] if token in ("(", ")") else [[]]
         else:
             commands[-1].append(token)
     return [c for c in commands if c]
 
 
-def _arguments_of(command: list[str], script: str) -> list[str] | None:
-    """The arguments ``command`` passes to ``script``, or None if it does not run it."""
+def _arguments_of(command: list[str], script: str, folders: list[str]) -> list[str] | None:
+    """The arguments ``command`` passes to ``script``, or None if it does not run it (a
+    relative path is taken from each of ``folders``)."""
     launched = False
     for i, token in enumerate(command):
         base = os.path.basename(token)
@@ -139,16 +168,16 @@ def _arguments_of(command: list[str], script: str) -> list[str] | None:
             launched = True
         elif launched and token == "-m" and i + 1 < len(command):
             module = command[i + 1].replace(".", "/") + ".py"
-            if _names(script, module):
-                return command[i + 2 :]
+            return command[i + 2 :] if _runs(script, module, folders) else None
         elif launched and token.endswith(".py"):
-            return command[i + 1 :] if _names(script, token) else None
+            return command[i + 1 :] if _runs(script, token, folders) else None
     return None
 
 
-def _names(script: str, written: str) -> bool:
-    """``written`` (``train.py``, ``./tools/train.py``, ``../train.py``) can be ``script``:
-    the same file name, and the folders it spells out end the script's path."""
-    parts = [p for p in written.replace("\\", "/").split("/") if p not in ("", ".", "..")]
-    tail = os.path.normpath(script).split(os.sep)[-len(parts) :] if parts else []
-    return bool(parts) and tail == parts
+def _runs(script: str, written: str, folders: list[str]) -> bool:
+    """``written`` (``train.py``, ``./tools/train.py``, ``../train.py``) is ``script``
+    when taken from one of ``folders``."""
+    target = os.path.normpath(script)
+    if os.path.isabs(written):
+        return os.path.normpath(written) == target
+    return any(os.path.normpath(os.path.join(f, written)) == target for f in folders)
