@@ -95,3 +95,35 @@ def test_a_root_script_runs_each_examples_main_from_its_own_folder() -> None:
         (result,) = analyze_paths([str(root / folder / "model.py")])
         (model,) = result.models
         assert model.batch_size.per_device == batch, folder
+
+
+@pytest.mark.parametrize("name", ["e05_maml_tasks.py", "e06_episode_counter.py"])
+def test_a_task_batch_indexed_per_task_is_not_the_models_batch(name: str) -> None:
+    """MAML / prototypical loops: ``batch_size`` counts tasks, and the model sees
+    ``x_spt[i]`` for ``i`` in ``range(...)``: the batch is unknown, not 32 or 16."""
+    path = FIXTURES / name
+    result = analyze_source(path.read_text(), str(path), AnalysisOptions())
+    assert all(m.batch_size.per_device is None for m in result.models)
+
+
+def test_fabric_devices_count_like_trainer_devices() -> None:
+    """``L.Fabric(devices=4, strategy="ddp")`` with plain BN at 4 per device: NRM008
+    (4 x 4 = 16 global, not synced), as ``Trainer(devices=4)`` gives."""
+    path = FIXTURES / "b01_fabric_devices.py"
+    result = analyze_source(path.read_text(), str(path), AnalysisOptions())
+    (model,) = result.models
+    assert model.batch_size.devices == 4
+    assert {f.code for f in result.findings} == {"NRM008"}
+
+
+def test_a_converted_syncbn_on_an_unstated_device_count_is_kept() -> None:
+    """``nn.SyncBatchNorm.convert_sync_batchnorm(DetHead())`` under torchrun: ``check`` is
+    silent (synced), and ``recommend`` agrees: BN kept (low confidence, B3), not
+    rewritten to GroupNorm for "1 device"."""
+    path = FIXTURES / "d01_convert_syncbn_torchrun.py"
+    result = analyze_source(path.read_text(), str(path), AnalysisOptions())
+    assert not result.findings
+    (model,) = result.models
+    rec = model.recommendation
+    assert rec.norm == "bn" and rec.confidence == "low" and "B3" in rec.rules
+    assert all(s.suggested == s.current for s in rec.layers)

@@ -274,7 +274,7 @@ class _Scanner(ast.NodeVisitor):
             self._argv.append((argv, node.lineno))
         elif self._other_datamodules(node):
             pass
-        elif last in ("DataLoader", "Trainer", "TrainingArguments"):
+        elif last in ("DataLoader", "Trainer", "Fabric", "TrainingArguments"):
             if last == "DataLoader" and not_training(
                 node, self._no_grad > 0, [f.name for f in self.funcs], self._targets, self.index
             ):
@@ -414,7 +414,10 @@ class _Scanner(ast.NodeVisitor):
                     item = item.elts[1]  # for i, batch in enumerate(loader)
                 unpacked = isinstance(item, (ast.Tuple, ast.List))
                 targets = {n.id for n in ast.walk(item) if isinstance(n, ast.Name)}
-                if any(_unwraps(n, targets, unpacked) for s in loop.body for n in ast.walk(s)):
+                counters = _range_counters(loop.body)
+                if any(
+                    _unwraps(n, targets, unpacked, counters) for s in loop.body for n in ast.walk(s)
+                ):
                     return True
         return False
 
@@ -771,22 +774,42 @@ def _root(expr: ast.expr) -> str | None:
     return expr.id if isinstance(expr, ast.Name) else None
 
 
-def _first_item(expr: ast.AST, names: set[str | None]) -> bool:
-    """``x[0]`` of one of ``names``."""
-    return (
+def _first_item(
+    expr: ast.AST, names: set[str | None], counters: frozenset[str] = frozenset()
+) -> bool:
+    """``x[0]`` of one of ``names``, or ``x[i]`` with ``i`` a ``range`` loop's counter
+    (MAML's ``for i in range(task_num): net(x_spt[i])``)."""
+    if not (
         isinstance(expr, ast.Subscript)
         and isinstance(expr.value, ast.Name)
         and expr.value.id in names
-        and isinstance(expr.slice, ast.Constant)
-        and expr.slice.value == 0
+    ):
+        return False
+    index = expr.slice
+    if isinstance(index, ast.Name):
+        return index.id in counters
+    return isinstance(index, ast.Constant) and index.value == 0
+
+
+def _range_counters(body: list[ast.stmt]) -> frozenset[str]:
+    """The names ``for i in range(...)`` loops inside ``body`` count with."""
+    return frozenset(
+        n.target.id
+        for stmt in body
+        for n in ast.walk(stmt)
+        if isinstance(n, ast.For)
+        and isinstance(n.target, ast.Name)
+        and isinstance(n.iter, ast.Call)
+        and isinstance(n.iter.func, ast.Name)
+        and n.iter.func.id == "range"
     )
 
 
-def _unwraps(node: ast.AST, targets: set[str], unpacked: bool) -> bool:
-    """Whether ``node`` takes the batch axis off a loop variable: ``support[0]`` of an
-    unpacked item (``batch[0]`` of a whole batch is its first field), ``.squeeze(0)``,
-    ``.squeeze()`` or ``.flatten(0, 1)``."""
-    if unpacked and _first_item(node, set(targets)):
+def _unwraps(node: ast.AST, targets: set[str], unpacked: bool, counters: frozenset[str]) -> bool:
+    """Whether ``node`` takes the batch axis off a loop variable: ``support[0]`` or
+    ``support[i]`` of an unpacked item (``batch[0]`` of a whole batch is its first field),
+    ``.squeeze(0)``, ``.squeeze()`` or ``.flatten(0, 1)``."""
+    if unpacked and _first_item(node, set(targets), counters):
         return True
     if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)):
         return False

@@ -800,6 +800,7 @@ def recommend(model: ModelContext, domain: str | None = None) -> Recommendation:
     main = [layer for _, layer, a in sites if in_headline(a)]
     current = {_site_kind(model, layer) for layer in main}
     keep_sites = False  # kept for lack of batch evidence: every site stays as it is
+    unstated_sync = False  # kept as SyncBN over a device count the code does not state
     if len(current) == 1:
         (kind,) = current
         good = {adv.norm, *adv.alternatives}
@@ -808,7 +809,13 @@ def recommend(model: ModelContext, domain: str | None = None) -> Recommendation:
             # Changing a batch-independent norm to BatchNorm needs the batch as evidence
             # (and the model may need batch independence: CPC, detection heads, GANs).
             good.add(kind)
-        synced = model.sync and kind == "bn" and "syncbn" in (adv.norm, *adv.alternatives)
+        # A script that converts to SyncBN runs on several devices, even where their count
+        # is not written (torchrun): the global batch is then unknown, not per-device.
+        synced = (
+            model.sync
+            and kind == "bn"
+            and ("syncbn" in (adv.norm, *adv.alternatives) or model.batch.devices == 1)
+        )
         if synced:
             # Trainer(sync_batchnorm=True) / convert_sync_batchnorm: these BNs already see
             # the global batch, which is what B3's SyncBN alternative asks for
@@ -841,12 +848,27 @@ def recommend(model: ModelContext, domain: str | None = None) -> Recommendation:
                 )
             elif synced:
                 b = model.batch
-                rationale.insert(
-                    0,
-                    f"Kept bn: it is synced over the {b.devices} devices (sync_batchnorm), so "
-                    f"it normalizes the global batch of {(b.per_device or 0) * b.devices} (B3).",
-                )
+                if b.devices > 1:
+                    note = (
+                        f"Kept bn: it is synced over the {b.devices} devices (sync_batchnorm), "
+                        f"so it normalizes the global batch of {(b.per_device or 0) * b.devices}"
+                        " (B3)."
+                    )
+                else:  # converted, on a device count the code does not state (torchrun)
+                    note = (
+                        "Kept bn: the code converts it to SyncBatchNorm, so it normalizes the "
+                        f"global batch: {b.per_device or 'the per-device batch'} x the device "
+                        "count, which the code does not state (B3)."
+                    )
+                    unstated_sync = True
+                rationale.insert(0, note)
+                if "B3" not in rules:
+                    rules.insert(0, "B3")
                 would_change = ["turning the BatchNorm sync off: " + adv.norm]
+                if unstated_sync:
+                    would_change.insert(
+                        0, f"a global batch (per-device x devices) below {BN_MIN_BATCH}: {adv.norm}"
+                    )
             else:
                 rationale.insert(0, _keep_note(kind, adv, model.batch.per_device is not None))
             if kind == "frozenbn":
@@ -1220,7 +1242,11 @@ def recommend(model: ModelContext, domain: str | None = None) -> Recommendation:
             "medium"
             if conditional and len(conditional) == len(sites)
             else "low"
-            if (norm_free and builtin is None) or all_untraced or series_bn or gates_all
+            if (norm_free and builtin is None)
+            or all_untraced
+            or series_bn
+            or gates_all
+            or unstated_sync
             else _kept_confidence(adv, norm, model)
         ),  # type: ignore[arg-type]
         alternatives=[n for n in (adv.norm, *adv.alternatives) if n != norm],
