@@ -127,3 +127,85 @@ def test_a_converted_syncbn_on_an_unstated_device_count_is_kept() -> None:
     rec = model.recommendation
     assert rec.norm == "bn" and rec.confidence == "low" and "B3" in rec.rules
     assert all(s.suggested == s.current for s in rec.layers)
+
+
+RV = FIXTURES / "rv"  # an independent review of the launch-script and episode rules
+
+
+def _batch_of(name: str) -> int | None:
+    project.clear()
+    path = RV / name
+    target = path / ("model.py" if (path / "model.py").exists() else "train.py")
+    if path.is_file():
+        target = path
+    (result,) = analyze_paths([str(target)])
+    assert result.error is None, result.error
+    (model,) = [m for m in result.models if m.name == "Net"]
+    return model.batch_size.per_device
+
+
+@pytest.mark.parametrize(
+    ("name", "batch"),
+    [
+        ("s1_train_then_eval_same_sh", 64),  # the --eval line at 1 is not a training run
+        ("s20_heredoc_eval_job", 64),  # a heredoc's body is a file written, not run
+        ("s2b_validate_sh", 64),  # validate.sh is not read
+        ("s2_debug_sh", 64),  # nor debug.sh
+        ("s5_if_debug_branch", None),  # BS=1 in a branch, BS=64 otherwise: not one value
+        ("s6_echo_usage", 64),  # echo python train.py --batch-size 1 runs nothing
+        ("s7_order_dependent", None),  # two lines that disagree: unknown, in any order
+        ("s7b_order_dependent_swapped", None),
+        ("s11b_superscript_single_file", None),  # --batch-size ²: no number, no crash
+        ("s16_assign_comment", 2),  # BS=2  # comment
+        ("s9_default_idiom", 2),  # BATCH_SIZE=${BATCH_SIZE:-2}
+        ("s13_export_multi", 2),  # export BS=2 LR=0.1
+        ("s8_prefix_abbrev", 2),  # --batch abbreviates --batch-size
+        ("s14_short_combined", 2),  # -b2
+        ("s17_bash_c", 2),  # bash -c "python train.py --batch-size 2"
+        ("s21_hash_in_word", 2),  # --name run#3 is one word, not a comment
+    ],
+)
+def test_launch_scripts_are_read_as_a_shell_runs_them(name: str, batch: int | None) -> None:
+    assert _batch_of(name) == batch
+
+
+@pytest.mark.parametrize(
+    ("name", "batch"),
+    [
+        ("e1_labels_squeeze.py", 64),  # labels.squeeze() goes to the loss
+        ("e11_seg_mask_squeeze.py", 16),
+        ("e2_save_first_image.py", 64),  # save_image(images[0]): logging
+        ("e3_print_first_label.py", 8),
+        ("e6_squeeze_in_logging_helper.py", 4),
+        ("e5_small_batch_target_squeeze.py", 2),
+        ("e4_batch1_target_squeeze.py", 1),  # at batch 1, the target's squeeze(0)
+        ("e10_output_squeeze_control.py", 1),  # the model output's squeeze
+        ("e7_episode_torch_squeeze.py", None),  # torch.squeeze(x, 0) of the model input
+    ],
+)
+def test_only_what_reaches_the_model_unwraps_the_batch(name: str, batch: int | None) -> None:
+    assert _batch_of(name) == batch
+
+
+def test_a_staticmethod_called_through_self_takes_no_self() -> None:
+    """``self.make(3, 64)`` of a ``@staticmethod make(cin, cout)``: the BN has 64 channels
+    (it was read as ``cout=3``, and told GroupNorm(1, 3)); a list it builds of 20 items
+    is no cap notice."""
+    path = FIXTURES / "i_staticmethod_via_self_shifts_args.py"
+    result = analyze_source(path.read_text(), str(path), AnalysisOptions(batch_size=4))
+    fixes = sorted(f.message.rsplit("Use ", 1)[-1] for f in result.findings)
+    assert fixes == ["nn.GroupNorm(32, 128).", "nn.GroupNorm(32, 64)."]
+    path = FIXTURES / "i2_staticmethod_false_cap.py"
+    result = analyze_source(path.read_text(), str(path), AnalysisOptions())
+    assert not result.notices and not result.findings
+
+
+def test_a_loop_over_an_order_of_layer_names_is_not_a_recurrence() -> None:
+    """mmagic's ``for order in self.order: if order == "norm": x = self.norm(x)``: one
+    pass through three layers, not time steps: no NRM007, no rnn label."""
+    path = FIXTURES / "c01_order_loop.py"
+    result = analyze_source(path.read_text(), str(path), AnalysisOptions(batch_size=32))
+    assert not [f for f in result.findings if f.code == "NRM007"]
+    (model,) = result.models
+    assert model.architecture != "rnn"
+    assert model.recommendation is None or "B6" not in model.recommendation.rules

@@ -379,7 +379,7 @@ class _Scanner(ast.NodeVisitor):
                 dest = self._flag_dest.get(flag)
                 if dest is None:
                     continue
-                value: Any = int(text) if text.isdigit() else UNKNOWN
+                value = _number(text)
                 for key in self._dest_keys.get(dest, [dest]):
                     # a value the list does not spell out (a variable) is unknown, never the default
                     self.argparse[key] = (value, line)
@@ -389,35 +389,42 @@ class _Scanner(ast.NodeVisitor):
         uses = [u for n in self._loader_names.get(id(node), []) for u in self._iterated.get(n, [])]
         return bool(uses) and all(uses)
 
-    def _strips_batch_axis(self, node: ast.Call) -> bool:
-        """The loop over this loader hands the model something else than its batch: an
-        episode loader (``batch_size=1``) whose items are unwrapped with ``support[0]``,
-        ``x.squeeze(0)``, ``x.flatten(0, 1)`` or ``collate_fn=lambda b: b[0]``."""
+    def _strips_batch_axis(self, node: ast.Call, batch: int) -> bool:
+        """The loop over this loader hands the model something else than its batch: a
+        loader of episodes (``batch_size=1``) whose item the model gets unwrapped
+        (``model(support[0])``, ``images = batch["images"].squeeze(0)``,
+        ``x.flatten(0, 1)``, ``collate_fn=lambda b: b[0]``), or of tasks, one per step of a
+        ``range`` loop (MAML's ``net(x_spt[i])``). Only what reaches a model call counts:
+        ``labels.squeeze()`` for the loss or ``save_image(x[0])`` keeps the batch."""
         collate = next((k.value for k in node.keywords if k.arg == "collate_fn"), None)
-        if isinstance(collate, ast.Lambda) and _first_item(collate.body, {_arg0(collate)}):
+        if (
+            batch == 1
+            and isinstance(collate, ast.Lambda)
+            and _first_item(collate.body, {_arg0(collate)})
+        ):
             return True
         names = self._loader_names.get(id(node), [])
         for scope, iterable, loop in self._loops:
             chain = _wrapped(iterable)
-            if node in chain or any(
+            if node not in chain and not any(
                 isinstance(e, ast.Name) and (scope, e.id) in names for e in chain
             ):
-                item = loop.target
-                outer = chain[0]
-                if (
-                    isinstance(outer, ast.Call)
-                    and isinstance(outer.func, ast.Name)
-                    and outer.func.id == "enumerate"
-                    and isinstance(item, ast.Tuple)
-                    and len(item.elts) == 2
-                ):
-                    item = item.elts[1]  # for i, batch in enumerate(loader)
-                unpacked = isinstance(item, (ast.Tuple, ast.List))
-                targets = {n.id for n in ast.walk(item) if isinstance(n, ast.Name)}
-                counters = _range_counters(loop.body)
-                if any(
-                    _unwraps(n, targets, unpacked, counters) for s in loop.body for n in ast.walk(s)
-                ):
+                continue
+            item = loop.target
+            outer = chain[0]
+            if (
+                isinstance(outer, ast.Call)
+                and isinstance(outer.func, ast.Name)
+                and outer.func.id == "enumerate"
+                and isinstance(item, ast.Tuple)
+                and len(item.elts) == 2
+            ):
+                item = item.elts[1]  # for i, batch in enumerate(loader)
+            unpacked = isinstance(item, (ast.Tuple, ast.List))
+            targets = {n.id for n in ast.walk(item) if isinstance(n, ast.Name)}
+            counters = _range_counters(loop.body)
+            for fed in _model_inputs(loop.body, self.index):
+                if _unwraps(fed, targets, unpacked, counters, episode=batch == 1):
                     return True
         return False
 
@@ -455,10 +462,10 @@ class _Scanner(ast.NodeVisitor):
         return {f: self._dest_keys.get(d, [d]) for f, d in self._flag_dest.items()}
 
     def _shell_overrides(self) -> None:
-        """The flags the project's shell scripts run this script with (``train.sh``:
-        ``python train.py --batch-size 2``) beat the defaults. Several command lines: the
-        smallest value (an invocation without the flag keeps the default); one that
-        spells out no number (a loop variable) makes the value unknown."""
+        """The batch, device and accumulation flags the project's shell scripts run this
+        script with (``train.sh``: ``python train.py --batch-size 2``) beat the defaults.
+        Command lines that disagree (an invocation without the flag keeps the default), or
+        one that spells out no number (a loop variable), make the value unknown."""
         view = self.index.project
         if view is None or self._argv or not self.argparse:
             return  # parse_args([...]) in the file ignores the command line
@@ -466,21 +473,23 @@ class _Scanner(ast.NodeVisitor):
         found = view.project.memo.get(key)
         if found is None:
             found = view.project.memo[key] = script_invocations(view.path, view.project.root)
-        flag_keys = {**self._imported_flags, **self._flag_keys()}
-        passed: dict[str, list[tuple[Any, str]]] = {}
-        for argv, path, line in found:
-            where = f"{display_path(path, view.project.root)}:{line}"
-            given = _flag_values(argv, flag_keys, where)
-            for name in set(given) | set(passed):
-                default = self.argparse.get(name)
-                passed.setdefault(name, [])
-                passed[name].append(given.get(name, default))
-        for name, values in passed.items():
-            values = [v for v in values if v is not None]
-            if any(v[0] is UNKNOWN for v in values):
-                self.argparse[name] = next(v for v in values if v[0] is UNKNOWN)
-            elif values and all(isinstance(v[0], int) for v in values):
-                self.argparse[name] = min(values, key=lambda v: v[0])
+        flag_keys = {
+            flag: keys
+            for flag, keys in {**self._imported_flags, **self._flag_keys()}.items()
+            if any(k in _RUN_KEYS for k in keys)  # not every flag: --lr 0.1 changes no batch
+        }
+        lines = [
+            _flag_values(argv, flag_keys, f"{display_path(path, view.project.root)}:{line}")
+            for argv, path, line in found
+        ]
+        for name in {name for given in lines for name in given}:
+            values = [given.get(name, self.argparse.get(name)) for given in lines]
+            numbers = {v[0] for v in values if v is not None}
+            if len(numbers) == 1 and isinstance(next(iter(numbers)), int):
+                self.argparse[name] = next(v for v in values if v is not None)
+            else:  # a loop variable, or lines that disagree: no one value
+                where = next(v[1] for v in values if v is not None)
+                self.argparse[name] = (UNKNOWN, where)
 
     def resolve(self, expr: ast.expr, funcs: list[ast.FunctionDef], classes: list) -> Any:
         """A constant for ``expr``: literal, module constant, parameter default, argparse
@@ -689,16 +698,14 @@ class _Scanner(ast.NodeVisitor):
             if last == "DataLoader":
                 if id(node) in self._excluded or self._only_without_gradients(node):
                     continue  # validation / no_grad / benchmark loaders: not what BN trains on
-                if self._strips_batch_axis(node):
-                    # one episode per item (few-shot): the model sees the items inside it
-                    self.unread_scores.append(_loader_score(node, kw, self.index))
-                    continue
                 expr = kw.get("batch_size", node.args[1] if len(node.args) > 1 else None)
                 if expr is None:
                     expr = _from_kwargs_dict(node, "batch_size", funcs, self.index.tree)
                 if expr is None:
                     continue
                 value = _int(self.resolve(expr, funcs, classes))
+                if value is not None and self._strips_batch_axis(node, value):
+                    value = None  # one episode or task per item: the model sees what is inside
                 if value is None:
                     self.unread_scores.append(_loader_score(node, kw, self.index))
                     if any(isinstance(n, (ast.Subscript, ast.Call)) for n in ast.walk(expr)):
@@ -728,28 +735,47 @@ class _Scanner(ast.NodeVisitor):
 _BATCH_PARAMS = ("batch_size", "train_batch_size", "batch_size_train", "train_bs", "bs")
 
 
+_RUN_KEYS = ("__batch", "__devices", "__accumulate")
+
+
+class CommandLine(str):
+    """Where a value was passed on a command line (``train.sh:2 passes --bs 2``), not a
+    default written in the code."""
+
+
 def _flag_values(
     argv: list[str], flag_keys: dict[str, list[str]], where: str
 ) -> dict[str, tuple[Any, str]]:
-    """The argparse keys one command line sets: ``--bs 2`` / ``--bs=2`` -> 2; a value that
-    is not a number (``$BS`` unset) is unknown."""
+    """The argparse keys one command line sets: ``--bs 2``, ``--bs=2``, ``-b2`` and an
+    abbreviation argparse accepts (``--batch`` for ``--batch-size``); a value that is not
+    a number (``$BS`` unset) is unknown."""
     out: dict[str, tuple[Any, str]] = {}
     for i, item in enumerate(argv):
         flag, eq, text = item.partition("=")
+        if flag not in flag_keys and flag.startswith("--"):
+            longer = [f for f in flag_keys if f.startswith(flag)]
+            flag = longer[0] if len(longer) == 1 else flag
+        elif flag not in flag_keys and not flag.startswith("--") and flag[:2] in flag_keys:
+            flag, eq, text = flag[:2], "=", item[2:]  # -b2
         if flag not in flag_keys:
             continue
         if not eq:
             text = argv[i + 1] if i + 1 < len(argv) else ""
-        value: Any = int(text) if text.isdigit() else UNKNOWN
+        value = _number(text)
         for key in flag_keys[flag]:
-            out[key] = (value, f"{where} passes {flag} {text or '?'}")
+            out[key] = (value, CommandLine(f"{where} passes {flag} {text or '?'}"))
     return out
+
+
+def _number(text: str) -> Any:
+    """``"2"`` -> 2; anything else (``$BS``, ``²``) is unknown."""
+    return int(text) if text.isascii() and text.isdigit() else UNKNOWN
 
 
 def _stated(where: int | str, value: Any, kind: str = "default") -> str:
     """``config.py:7 default 2``, or a command line as it is (``train.sh:2 passes
     --batch-size 2``)."""
-    if isinstance(where, str) and " passes " in where:
+    if isinstance(where, CommandLine):
         return where
     return f"{_at(where)} {kind} {value}"
 
@@ -805,21 +831,85 @@ def _range_counters(body: list[ast.stmt]) -> frozenset[str]:
     )
 
 
-def _unwraps(node: ast.AST, targets: set[str], unpacked: bool, counters: frozenset[str]) -> bool:
-    """Whether ``node`` takes the batch axis off a loop variable: ``support[0]`` or
-    ``support[i]`` of an unpacked item (``batch[0]`` of a whole batch is its first field),
-    ``.squeeze(0)``, ``.squeeze()`` or ``.flatten(0, 1)``."""
+def _unwraps(
+    node: ast.expr, targets: set[str], unpacked: bool, counters: frozenset[str], episode: bool
+) -> bool:
+    """Whether ``node`` takes the batch axis off a loop variable. A task index
+    (``x_spt[i]``, ``i`` a ``range`` counter) of an unpacked item always does; at batch 1
+    (an episode per item) so do ``support[0]``, ``.squeeze(0)``, ``.squeeze()``,
+    ``torch.squeeze(x, 0)`` and ``.flatten(0, 1)``. ``batch[0]`` of a whole batch is its
+    first field and keeps the batch."""
     if unpacked and _first_item(node, set(targets), counters):
-        return True
-    if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)):
+        index = node.slice  # type: ignore[attr-defined]
+        return episode or isinstance(index, ast.Name)
+    if not episode or not isinstance(node, ast.Call):
         return False
-    if _root(node.func.value) not in targets:
+    func = node.func
+    if not isinstance(func, ast.Attribute):
         return False
     args = [a.value if isinstance(a, ast.Constant) else None for a in node.args]
     args += [k.value.value for k in node.keywords if isinstance(k.value, ast.Constant)]
-    if node.func.attr == "squeeze":
+    if func.attr == "squeeze" and isinstance(func.value, ast.Name) and func.value.id == "torch":
+        # torch.squeeze(x, 0)
+        return bool(node.args) and _root(node.args[0]) in targets and args[1:] in ([], [0])
+    if _root(func.value) not in targets:
+        return False
+    if func.attr == "squeeze":
         return args in ([], [0])
-    return node.func.attr == "flatten" and args[:2] == [0, 1]
+    return func.attr == "flatten" and args[:2] == [0, 1]
+
+
+_NOT_MODELS = frozenset({"print", "len", "save_image", "make_grid", "imshow", "str", "repr"})
+_LOSS_WORDS = ("loss", "criterion", "crit", "metric", "acc", "log", "writer", "plot", "show")
+
+
+def _model_inputs(body: list[ast.stmt], index: ModuleIndex) -> list[ast.expr]:
+    """What the loop body hands a model: the arguments of calls of a local or ``self``
+    attribute (``model(x)``, ``self.net(x)``), not of torch functions, builtins, losses
+    or loggers; a name among them stands for the expression last assigned to it."""
+    assigned: dict[str, ast.expr] = {}
+    fed: list[ast.expr] = []
+    for stmt in _statements(body):
+        for n in ast.walk(stmt):
+            if not isinstance(n, ast.Call):
+                continue
+            func = n.func
+            if isinstance(func, ast.Name):
+                name = func.id
+                if name in _NOT_MODELS or name in index.imports or name in index.functions:
+                    continue
+            elif isinstance(func, ast.Attribute) and _root(func) == "self":
+                name = func.attr
+            else:
+                continue
+            if any(word in name.lower() for word in _LOSS_WORDS):
+                continue
+            for arg in [*n.args, *(k.value for k in n.keywords)]:
+                fed.append(assigned.get(arg.id, arg) if isinstance(arg, ast.Name) else arg)
+        if isinstance(stmt, ast.Assign):
+            for target in stmt.targets:
+                if isinstance(target, ast.Name):
+                    assigned[target.id] = stmt.value
+                elif isinstance(target, ast.Tuple) and isinstance(stmt.value, ast.Tuple):
+                    for t, v in zip(target.elts, stmt.value.elts, strict=False):
+                        if isinstance(t, ast.Name):
+                            assigned[t.id] = v
+    return fed
+
+
+def _statements(body: list[ast.stmt]) -> list[ast.stmt]:
+    """The simple statements of ``body``, nested blocks opened, in order."""
+    out: list[ast.stmt] = []
+    for stmt in body:
+        nested = [getattr(stmt, f, []) for f in ("body", "orelse", "finalbody")]
+        if any(nested) and not isinstance(stmt, (ast.FunctionDef, ast.ClassDef)):
+            if isinstance(stmt, (ast.If, ast.While)):
+                out.append(ast.Expr(stmt.test))
+            for block in nested:
+                out += _statements(block)
+        else:
+            out.append(stmt)
+    return out
 
 
 def _is_datamodule(node: ast.ClassDef, home: Any) -> bool:

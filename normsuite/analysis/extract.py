@@ -1131,7 +1131,8 @@ class ModuleIndex(UndecidedCode):
                     # -> gradient checkpointing, run for every model): not run
                     return True, UNKNOWN
                 self._fed = (node, env.get(DEFAULTED) or frozenset(), 1)
-                return True, self._call_function(fn, (inst, *args), kwargs, inst, owner_cls)
+                bound = tuple(args) if is_static(fn) else (inst, *args)  # no self to bind
+                return True, self._call_function(fn, bound, kwargs, inst, owner_cls)
             return False, None
         if attr == "add_module" and not _looks_global(owner, self):
             # ``self.blocks.add_module(name, layer)`` on a container: one more child.
@@ -1385,6 +1386,12 @@ def _may_build(
         if _may_build(method, cls, attributes, where, seen, depth + 1):
             return True
     return False
+
+
+def is_static(fn: ast.FunctionDef) -> bool:
+    """A ``@staticmethod``: called through ``self``, it takes no ``self``."""
+    names = [getattr(d, "id", None) or getattr(d, "attr", None) for d in fn.decorator_list]
+    return "staticmethod" in names
 
 
 class _MethodFacts(NamedTuple):

@@ -95,6 +95,8 @@ def _stepped(inst: ModuleInstance, index: ModuleIndex) -> list[tuple[Layer, list
     for loop in loops:
         if isinstance(loop, ast.For) and _over_modules(loop.iter, inst):
             continue  # for block in self.blocks: depth, not time
+        if isinstance(loop, ast.For) and _dispatches_on_names(loop, inst):
+            continue  # for op in self.order: if op == "norm": ...: a layer order, not time
         calls = _loop_calls(loop)
         cells: list[Layer] = []
         state: set[str] = set()  # names fed back into a cell
@@ -332,6 +334,35 @@ def _over_modules(node: ast.expr, inst: ModuleInstance) -> bool:
             if not isinstance(value, Layer) and not isinstance(value, (int, list, tuple)):
                 return True  # an attribute the extractor could not build: assume modules
     return False
+
+
+def _dispatches_on_names(loop: ast.For, inst: ModuleInstance) -> bool:
+    """The loop walks names of operations (mmcv's ``order=("conv", "norm", "act")``): its
+    iterable is a tuple of strings, or its body picks a layer by comparing the loop
+    variable with a string (``if layer == "norm"``)."""
+    iterable = loop.iter
+    if isinstance(iterable, ast.Attribute) and getattr(iterable.value, "id", None) == "self":
+        value = inst.attrs.get(iterable.attr)
+        if isinstance(value, (list, tuple)) and value and all(isinstance(v, str) for v in value):
+            return True
+    if (
+        isinstance(iterable, (ast.Tuple, ast.List))
+        and iterable.elts
+        and all(isinstance(e, ast.Constant) and isinstance(e.value, str) for e in iterable.elts)
+    ):
+        return True
+    if not isinstance(loop.target, ast.Name):
+        return False
+    name = loop.target.id
+    return any(
+        isinstance(n, ast.Compare)
+        and isinstance(n.left, ast.Name)
+        and n.left.id == name
+        and all(isinstance(op, (ast.Eq, ast.In)) for op in n.ops)
+        and all(isinstance(c, ast.Constant) and isinstance(c.value, str) for c in n.comparators)
+        for stmt in loop.body
+        for n in ast.walk(stmt)
+    )
 
 
 def _attr_layer(func: ast.expr, inst: ModuleInstance, any_index: bool = False) -> Layer | None:

@@ -31,7 +31,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from .attention import holds_attention
-from .extract import MAX_DEPTH, BudgetExceeded, ModuleIndex
+from .extract import MAX_DEPTH, BudgetExceeded, ModuleIndex, is_static
 from .ir import (
     ATTENTION_TYPES,
     CONV_DIMS,
@@ -651,7 +651,7 @@ class FlowTracer:
             if len(self._stack) >= MAX_DEPTH:
                 self.index.cap_hit("depth")
             return UNKNOWN
-        params = [*fn.args.posonlyargs, *fn.args.args][1:]
+        params = [*fn.args.posonlyargs, *fn.args.args][0 if is_static(fn) else 1 :]
         scope: dict[str, Any] = {p.arg: UNKNOWN for p in params}
         for p, a in zip(params, node.args, strict=False):
             scope[p.arg] = self._eval(a, env, inst)
