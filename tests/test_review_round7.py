@@ -209,3 +209,34 @@ def test_a_loop_over_an_order_of_layer_names_is_not_a_recurrence() -> None:
     (model,) = result.models
     assert model.architecture != "rnn"
     assert model.recommendation is None or "B6" not in model.recommendation.rules
+
+
+def _findings(name: str, **options: object):
+    path = FIXTURES / name
+    return analyze_source(path.read_text(), str(path), AnalysisOptions(**options)).findings
+
+
+def test_a_loop_built_linear_whose_last_has_no_norm_keeps_a_conditional_bias() -> None:
+    """pyod's decoder: one ``nn.Linear`` line in a loop, the BN only ``if batch_norm and
+    idx < len(sizes) - 2``: the output Linear needs its bias, so NRM001 asks for the bias
+    to follow that condition, and ``--fix`` does not write bias=False."""
+    (finding,) = _findings("h01_loop_output_bias.py")
+    assert "bias=not (batch_norm and idx < len(sizes) - 2)" in finding.message
+    assert "pass bias=False" not in finding.message
+
+
+def test_a_linears_bias_is_cancelled_only_by_a_norm_over_its_features() -> None:
+    """InstanceNorm1d after a Linear (coqui's prosody predictor) and BatchNorm2d(1) on a
+    Linear's (N, 1, T, F) output (voicefixer) normalize along the features, where the
+    bias varies: no NRM001."""
+    assert not [f for f in _findings("a01_in1d_after_linear.py") if f.code == "NRM001"]
+    assert not [f for f in _findings("m01_bn2d_one_channel.py") if f.code == "NRM001"]
+
+
+def test_a_one_channel_batchnorm2d_is_replaced_by_a_valid_layer() -> None:
+    """``BatchNorm2d(1)`` after a GRU on (N, 1, T, F): ``nn.LayerNorm(1)`` would raise
+    (last dim F), a LayerNorm over one channel outputs zeros: GroupNorm(1, 1) it is."""
+    fixes = {
+        f.message.rsplit("Use ", 1)[-1] for f in _findings("m01_bn2d_one_channel.py", batch_size=4)
+    }
+    assert fixes == {"nn.GroupNorm(1, 1)."}

@@ -242,7 +242,15 @@ def suggest_layer(norm: str, layer: Layer, model: ModelContext) -> str:
     if layer.type == "GroupNorm" and norm == "gn" and divides:
         # Too few channels per group (NRM004): the same fix the rule gives.
         return f"nn.GroupNorm({default_groups(channels)}, {channels})"
+    if norm in ("ln", "rms") and channels == 1 and layer.type in _MAP_BATCH_NORMS:
+        # BatchNorm2d(1) on a (N, 1, T, F) map: a LayerNorm over its one channel outputs
+        # zeros, and nn.LayerNorm(1) raises on a last dim of F; GroupNorm(1, 1) is the
+        # LayerNorm over (C, T, F), valid and batch-free (voicefixer's denoiser)
+        return "nn.GroupNorm(1, 1)"
     return layer_code(norm, channels, ndim=rank, channels_last=last)
+
+
+_MAP_BATCH_NORMS = frozenset({"BatchNorm2d", "BatchNorm3d", "LazyBatchNorm2d", "LazyBatchNorm3d"})
 
 
 _CHANNEL_ARG = {"GroupNorm": 1, "LayerNorm2d": 0, "RMSNorm2d": 0}

@@ -123,7 +123,40 @@ def _bias_follows(ctx: FileContext, norm: Layer, producer: Layer) -> str | None:
         return f"{ast.unparse(test.left)} is None"
     if isinstance(test, (ast.Name, ast.Attribute)):
         return f"not {ast.unparse(test)}"
+    if _reads_only_names(test):
+        # ``if batch_norm and idx < len(sizes) - 2:`` in the loop that builds the Linear:
+        # the last one (the output layer) has no norm after it and keeps its bias
+        return f"not ({ast.unparse(test)})"
     return None
+
+
+_PLAIN_TEST = (
+    *(ast.BoolOp, ast.Compare, ast.UnaryOp, ast.BinOp, ast.Name, ast.Attribute, ast.Constant),
+    *(ast.boolop, ast.cmpop, ast.unaryop, ast.operator, ast.expr_context),
+)
+
+
+def _reads_only_names(test: ast.expr) -> bool:
+    """A test made of names, constants, comparisons and ``len()``: one the producer's
+    call can repeat as its ``bias=`` (not a call with effects)."""
+    for node in ast.walk(test):
+        if isinstance(node, ast.Call):
+            if not (isinstance(node.func, ast.Name) and node.func.id == "len"):
+                return False
+        elif not isinstance(node, _PLAIN_TEST):
+            return False
+    return True
+
+
+def _linear_features_on_dim1(app: Any) -> bool:
+    """The norm's channel axis (dim 1) is the Linear's feature axis: BatchNorm1d (or a
+    SyncBN) on a rank-2 (or untraced) input."""
+    if app.layer.norm_kind == "in" or app.layer.type in _MAP_TYPES:
+        return False
+    return app.inp.rank in (None, 2)
+
+
+_MAP_TYPES = frozenset({"BatchNorm2d", "BatchNorm3d", "LazyBatchNorm2d", "LazyBatchNorm3d"})
 
 
 def _called_twice(model: ModelContext, path: str | None) -> bool:
@@ -400,6 +433,13 @@ def bias_before_batch_norm(ctx: FileContext) -> Iterator[Finding]:
                 # bias varies along the normalized axis and is not cancelled (a BatchNorm
                 # built for other channels raises instead: NRM011, and NRM001 holds once
                 # it is fixed)
+                continue
+            if producer.type in ("Linear", "LazyLinear") and not _linear_features_on_dim1(app):
+                # A Linear's features are its output's last axis. BN/IN normalize per dim-1
+                # channel: only on (N, C) is that the Linear's axis. InstanceNorm1d on (N, C)
+                # (read as unbatched (C, L)), BatchNorm2d(1) on (N, 1, T, F) or BN1d on
+                # (N, T, F) normalize along the features, where the bias varies: not
+                # cancelled (delightful_tts' prosody predictor, voicefixer's denoiser)
                 continue
             if _called_twice(model, paths.get(id(producer))):
                 continue  # a second call of the same module may keep its output raw (siamese)
