@@ -240,3 +240,15 @@ def test_a_one_channel_batchnorm2d_is_replaced_by_a_valid_layer() -> None:
         f.message.rsplit("Use ", 1)[-1] for f in _findings("m01_bn2d_one_channel.py", batch_size=4)
     }
     assert fixes == {"nn.GroupNorm(1, 1)."}
+
+
+def test_the_moduledict_entry_forward_never_picks_is_not_judged() -> None:
+    """``self.norms[self.norm]`` over ``{"bn": BatchNorm2d, "gn": GroupNorm}``: built with
+    norm="gn", the BatchNorm never sees a batch (no NRM006, not listed); built with
+    "bn", the BatchNorm is the one NRM006 is about; with a method that switches
+    ``self.norm`` at run time, either may run, so both stay."""
+    assert not _findings("w01_moduledict_gn.py")
+    rec = _model("w01_moduledict_gn.py").recommendation
+    assert [s.current for s in rec.layers] == ["nn.GroupNorm(32, c)"]
+    assert [f.code for f in _findings("w01b_moduledict_bn.py")] == ["NRM006"]
+    assert [f.code for f in _findings("w01c_moduledict_switched.py")] == ["NRM006"]

@@ -28,6 +28,7 @@ from .batch import (
     scan_config,
     scan_file,
 )
+from .choices import unused_entries
 from .entrypoints import run_frozen
 from .extract import BudgetExceeded, ModuleIndex
 from .frozen import frozen_reason
@@ -400,6 +401,10 @@ def _model(
         tracer.cover_unapplied(root.instance)
     else:
         tracer.apply(root, INPUT_T)
+    if tracer.selected and root.instance is not None:
+        # self.norms[self.norm] with norm="gn": the BatchNorm beside it never runs
+        unused = unused_entries(root.instance, tracer.selected)
+        layers = [(path, layer) for path, layer in layers if id(layer) not in unused]
     arch, evidence = infer_architecture(layers, index, sequences, recurrence)
     few_convs = sum(1 for _, sub in layers if sub.type in CONV_DIMS) <= 1
     own = root.instance.cls.name if root.instance is not None else ""
@@ -528,7 +533,16 @@ def _as_built(default: ModuleInstance, built: ModuleInstance | None) -> ModuleIn
     def norms(inst: ModuleInstance) -> list[tuple[str, str | None]]:
         return [(p, layer.norm_kind) for p, layer in inst.walk() if layer.norm_kind]
 
-    return built if norms(built) != norms(default) else default
+    def choices(inst: ModuleInstance) -> list[tuple[str, str, str]]:
+        """The strings that pick a ModuleDict's entry (``self.norms[self.norm]``)."""
+        subs = [("", inst)] + [(p, x.instance) for p, x in inst.walk() if x.instance is not None]
+        if not any(x.type == "ModuleDict" for _, x in inst.walk()):
+            return []
+        return [(p, k, v) for p, i in subs for k, v in i.attrs.items() if isinstance(v, str)]
+
+    if norms(built) != norms(default) or choices(built) != choices(default):
+        return built
+    return default
 
 
 def build_context(

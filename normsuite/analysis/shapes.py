@@ -201,6 +201,9 @@ class FlowTracer:
         self._paths: dict[int, str] = {}
         self._walked: set[int] = set()
         self._applied_log: list[int] = []
+        # ModuleDict -> the keys forward picked from it with a known string
+        self.selected: dict[int, set[str]] = {}
+        self._selected_log: list[tuple[int, str]] = []
         self._attention_owner = False
         # Reads of a bound value with a direct producer, by id (shared by every tracer of
         # the file, like flow_cache): a value read twice reaches a second consumer.
@@ -222,16 +225,20 @@ class FlowTracer:
         cache = (inst.cls.home or self.index).flow_cache
         cached = cache.get(key)
         if cached is not None:
-            out, apps, applied = cached
+            out, apps, applied, selected = cached
             self.apps.extend(apps)
             self.applied.update(applied)
+            for layer_id, name in selected:
+                self.selected.setdefault(layer_id, set()).add(name)
             return out
         first_app, first_applied = len(self.apps), len(self._applied_log)
+        first_selected = len(self._selected_log)
         out = self._run_forward(inst, x)
         cache[key] = (
             out,
             self.apps[first_app:],
             self._applied_log[first_applied:],
+            self._selected_log[first_selected:],
         )
         return out
 
@@ -546,9 +553,14 @@ class FlowTracer:
                 return UNKNOWN
             if isinstance(base, Layer) and base.children:
                 key = self.index.eval(node.slice, {}, None)
+                if base.type == "ModuleDict" and not isinstance(key, str):
+                    key = self._selector(node.slice, inst)
                 if isinstance(key, int) and -len(base.children) <= key < len(base.children):
                     return base.children[key]
                 if isinstance(key, str) and key in base.child_names:
+                    if base.type == "ModuleDict":  # self.norms[self.norm]: the one it uses
+                        self.selected.setdefault(id(base), set()).add(key)
+                        self._selected_log.append((id(base), key))
                     return base.children[base.child_names.index(key)]
                 return UNKNOWN
             if isinstance(base, T):
@@ -579,6 +591,13 @@ class FlowTracer:
                 value = env[sub.id]
                 if isinstance(value, T) and value.producer is not None:
                     self.reads[id(value)] = self.reads.get(id(value), 0) + 1
+        return UNKNOWN
+
+    def _selector(self, key: ast.expr, inst: ModuleInstance) -> Any:
+        """The string an ``__init__`` stored as ``self.norm`` (``self.norms[self.norm]``)."""
+        if isinstance(key, ast.Attribute) and getattr(key.value, "id", None) == "self":
+            value = inst.attrs.get(key.attr)
+            return value if isinstance(value, str) else UNKNOWN
         return UNKNOWN
 
     def _call(self, node: ast.Call, env: dict[str, Any], inst: ModuleInstance) -> Any:

@@ -1,0 +1,85 @@
+"""Layers a model holds but never runs: the entries of a choice its ``forward`` makes once.
+
+``self.norms = nn.ModuleDict({"bn": nn.BatchNorm2d(c), "gn": nn.GroupNorm(32, c)})`` with
+``forward`` applying ``self.norms[self.norm]`` and ``self.norm = "gn"`` set in
+``__init__``: the BatchNorm is registered (its parameters exist) but never sees a batch,
+so no batch rule applies to it and no advice is given for it. Only a choice the whole
+class makes the same way counts: every use of the dict is a subscript by a constant or by
+an attribute that only ``__init__`` assigns; anything else (``.items()``, a key computed
+at run time, a setter method) keeps every entry.
+"""
+
+from __future__ import annotations
+
+import ast
+
+from .ir import Layer, ModuleInstance
+
+
+def unused_entries(instance: ModuleInstance, selected: dict[int, set[str]]) -> set[int]:
+    """Ids of the layers (entries and what is inside them) of ``instance``'s ModuleDicts
+    that forward never picks, given the keys it picked (``FlowTracer.selected``)."""
+    unused: set[int] = set()
+    for inst in _instances(instance):
+        for attr, value in inst.attrs.items():
+            if not isinstance(value, Layer) or value.type != "ModuleDict":
+                continue
+            keys = selected.get(id(value))
+            if not keys or not _fixed_choice(inst.cls.node, attr):
+                continue
+            for name, child in zip(value.child_names, value.children, strict=False):
+                if name not in keys:
+                    unused.add(id(child))
+                    unused.update(id(layer) for _, layer in child.walk(name))
+    return unused
+
+
+def _instances(instance: ModuleInstance) -> list[ModuleInstance]:
+    out = [instance]
+    for _, layer in instance.walk():
+        if layer.instance is not None and layer.instance not in out:
+            out.append(layer.instance)
+    return out
+
+
+def _fixed_choice(cls: ast.ClassDef, attr: str) -> bool:
+    """Every use of ``self.<attr>`` in the class is its assignment in ``__init__`` or a
+    subscript by a constant or by ``self.<key>`` that only ``__init__`` assigns."""
+    init_only = _assigned_only_in_init(cls)
+    for method in cls.body:
+        if not isinstance(method, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            continue
+        parents = {id(c): p for p in ast.walk(method) for c in ast.iter_child_nodes(p)}
+        for node in ast.walk(method):
+            if not (_is_self_attr(node) and node.attr == attr):  # type: ignore[attr-defined]
+                continue
+            parent = parents.get(id(node))
+            if isinstance(node.ctx, ast.Store) and method.name == "__init__":  # type: ignore[attr-defined]
+                continue
+            if not (isinstance(parent, ast.Subscript) and parent.value is node):
+                return False
+            key = parent.slice
+            if isinstance(key, ast.Constant) and isinstance(key.value, str):
+                continue
+            if _is_self_attr(key) and key.attr in init_only:  # type: ignore[attr-defined]
+                continue
+            return False
+    return True
+
+
+def _assigned_only_in_init(cls: ast.ClassDef) -> set[str]:
+    stored: dict[str, set[str]] = {}
+    for method in cls.body:
+        if isinstance(method, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            for node in ast.walk(method):
+                if _is_self_attr(node) and isinstance(node.ctx, ast.Store):  # type: ignore[attr-defined]
+                    stored.setdefault(node.attr, set()).add(method.name)  # type: ignore[attr-defined]
+    return {name for name, where in stored.items() if where == {"__init__"}}
+
+
+def _is_self_attr(node: ast.AST) -> bool:
+    return (
+        isinstance(node, ast.Attribute)
+        and isinstance(node.value, ast.Name)
+        and node.value.id == "self"
+    )
