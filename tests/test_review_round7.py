@@ -252,3 +252,16 @@ def test_the_moduledict_entry_forward_never_picks_is_not_judged() -> None:
     assert [s.current for s in rec.layers] == ["nn.GroupNorm(32, c)"]
     assert [f.code for f in _findings("w01b_moduledict_bn.py")] == ["NRM006"]
     assert [f.code for f in _findings("w01c_moduledict_switched.py")] == ["NRM006"]
+
+
+@pytest.mark.parametrize(
+    "name", ["g01_vocoder_speaker_encoder.py", "g02_stylized_vocoder_speaker_encoder.py"]
+)
+def test_a_recognition_net_inside_a_generator_keeps_its_batchnorm(name: str) -> None:
+    """XTTS's HiFi-GAN decoder holds a ResNet speaker encoder (pooled -> Linear): its
+    BatchNorms are a recognition net's, not InstanceNorms to be under the generator's D1,
+    and the InstanceNorm that standardizes its own input spectrogram is no NRM013."""
+    assert not _findings(name)
+    model = _model(name, "Vocoder")
+    rec = model.recommendation
+    assert all(s.suggested == s.current for s in rec.layers if "speaker_encoder" in s.site)

@@ -136,7 +136,16 @@ def detect(model: ModelContext, ctx: FileContext) -> str | None:
 def input_standardization(model: ModelContext, layer: Layer) -> bool:
     """``layer`` is applied before any conv or linear layer of the forward: it normalizes
     the model's input (``self.norm = nn.InstanceNorm2d(1)`` on the raw image)."""
-    for app in model.apps:
+    own = next((a.path for a in model.apps if a.layer is layer), None)
+    if own is None:
+        return False
+    # the input of the sub-network that holds it (a speaker encoder inside a vocoder
+    # standardizes its own spectrogram): only layers of that sub-network count
+    owner = own.rpartition(".")[0]
+    inside = [a for a in model.apps if not owner or a.path.startswith(owner + ".")]
+    if owner and not any(a.layer.type in CONV_DIMS for a in inside):
+        inside = model.apps  # a norm module (NCSN's conditional IN), not a network: the model's
+    for app in inside:
         if app.layer is layer:
             return True
         if app.layer.type not in _WEIGHTLESS:

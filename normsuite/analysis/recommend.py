@@ -578,6 +578,43 @@ def _inside_conditional_norm(
     return False
 
 
+_GENERATORS = frozenset({"D1", "D4", "D8"})  # domains whose norm is a generator's
+
+
+def inside_recognition_net(path: str, by_path: dict[str, Layer]) -> bool:
+    """The site belongs to a sub-network whose ``forward`` ends in a Linear applied after
+    pooling or flattening: an embedding or classifier net, not part of a generator."""
+    parts = path.split(".")
+    for cut in range(1, len(parts)):
+        inst = getattr(by_path.get(".".join(parts[:cut])), "instance", None)
+        if inst is not None and _ends_in_pooled_linear(inst):
+            return True
+    return False
+
+
+_REDUCTIONS = frozenset(
+    {"mean", "flatten", "sum", "amax", "adaptive_avg_pool1d", "adaptive_avg_pool2d", "avg_pool2d"}
+)
+
+
+def _ends_in_pooled_linear(inst: Any) -> bool:
+    forward = inst.cls.method("forward")
+    if forward is None:
+        return False
+    returns = [n.value for n in ast.walk(forward) if isinstance(n, ast.Return) and n.value]
+    if len(returns) != 1 or not isinstance(returns[0], ast.Call):
+        return False
+    func = returns[0].func
+    head = inst.attrs.get(func.attr) if isinstance(func, ast.Attribute) else None
+    if not isinstance(head, Layer) or head.type not in ("Linear", "LazyLinear"):
+        return False
+    return any(
+        isinstance(n, ast.Call)
+        and getattr(n.func, "attr", getattr(n.func, "id", "")) in _REDUCTIONS
+        for n in ast.walk(forward)
+    )
+
+
 def _not_tokens(model: ModelContext, layer: Layer) -> bool:
     """The norm's input is not traced as a token sequence (N, L, C)."""
     app = model.first_app(layer)
@@ -1283,6 +1320,10 @@ def _recommend_domain(model: ModelContext, domain: str) -> Recommendation:
         elif path and _inside_conditional_norm(model, path, by_path, seen_cn):
             # the param-free norm of a SPADE / conditional norm: part of that norm, kept
             # (a generator's SPADE batch norm is not an InstanceNorm to be)
+            suggested = layer.code
+        elif path and domain in _GENERATORS and inside_recognition_net(path, by_path):
+            # a speaker encoder or classifier the generator holds (XTTS's HiFi-GAN decoder):
+            # a recognition network, whose norms the generator's domain does not choose
             suggested = layer.code
         elif d.norm == "none":
             suggested = "nn.Identity()"

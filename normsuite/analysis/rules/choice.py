@@ -11,6 +11,7 @@ from normsuite.advice import default_groups
 from ..context import FileContext, ModelContext
 from ..domains import input_standardization
 from ..ir import Layer
+from ..recommend import inside_recognition_net
 from ..sites import cnn_classifier_misfit, metaformer_norm
 from ..types import Finding
 from . import finding, rule
@@ -25,6 +26,8 @@ def ln_or_in_in_cnn_classifier(ctx: FileContext) -> Iterator[Finding]:
     for model in ctx.models:
         if model.architecture not in _CNN or not model.classifier or not _classifies(model):
             continue
+        if _linears_only_in_held_nets(model):
+            continue  # a vocoder holding a speaker encoder: the classifier is the encoder
         seen: set[int] = set()
         for path, layer in model.layers:
             if id(layer) in seen:
@@ -45,6 +48,14 @@ def ln_or_in_in_cnn_classifier(ctx: FileContext) -> Iterator[Finding]:
                 f"per-device batch >= 16, else {alt} (B5).",
                 model.name,
             )
+
+
+def _linears_only_in_held_nets(model: ModelContext) -> bool:
+    """Every Linear of the model is inside a sub-network that pools and classifies (or
+    embeds) on its own: the model is not the classifier."""
+    by_path = dict(model.layers)
+    linears = [p for p, layer in model.layers if layer.type in ("Linear", "LazyLinear")]
+    return bool(linears) and all(inside_recognition_net(p, by_path) for p in linears)
 
 
 def _aliases(init: ast.FunctionDef, names: set[str]) -> set[str]:
