@@ -265,3 +265,48 @@ def test_a_recognition_net_inside_a_generator_keeps_its_batchnorm(name: str) -> 
     model = _model(name, "Vocoder")
     rec = model.recommendation
     assert all(s.suggested == s.current for s in rec.layers if "speaker_encoder" in s.site)
+
+
+def test_a_frame_count_is_not_a_diffusion_timestep() -> None:
+    """UniFormerV2's ``forward(self, x, T: int = 8)``: ``T`` counts frames (an int
+    default, an ``int`` annotation), so the block is no diffusion U-Net (D4) and its
+    BatchNorm3d is not told GroupNorm at an unknown batch."""
+    path = FIXTURES / "d02_frames_T.py"
+    result = analyze_source(path.read_text(), str(path), AnalysisOptions())
+    for model in result.models:
+        assert model.domain is None, model.name
+        assert model.recommendation is None or model.recommendation.norm != "gn"
+
+
+@pytest.mark.parametrize(
+    ("name", "model_name"),
+    [("k01_restormer_opaque.py", "Restormer"), ("l01_nafnet_function_norm.py", "NAFBaseline")],
+)
+def test_norms_the_analysis_cannot_see_get_no_keep_none(name: str, model_name: str) -> None:
+    """Restormer's blocks over mmengine's BaseModule (not built) and NAFNet's LayerNorm2d
+    (computed in an autograd.Function): "no norm layer is a good choice" (D8) would be
+    said of models that use LayerNorm on purpose. No domain, no advice, and the reason
+    names what could not be read."""
+    model = _model(name, model_name)
+    assert model.domain is None and model.recommendation is None
+    assert "may hold norms the analysis cannot read" in model.abstain
+
+
+def test_an_independent_review_of_the_round_7_fixes() -> None:
+    """Where those fixes reached too far:
+    - a pre-activation InstanceNorm, first in its block, is no input standardization (it
+      is one only first in a held recognition net): at batch 64 it becomes BatchNorm;
+    - a ModuleDict entry read by a constant key in another method (``discriminate()``)
+      runs, and a base class's setter can switch the choice: both keep every entry;
+    - ``if tok == "<eos>": break`` in a loop over tokens is still a recurrence (NRM007);
+    - a norm test that reads a name bound after the Linear is described, never written
+      into the Linear's call (no NameError, no bias=False)."""
+    path = FIXTURES / "rb01_preact_in.py"
+    result = analyze_source(path.read_text(), str(path), AnalysisOptions(batch_size=64))
+    (site,) = result.models[-1].recommendation.layers
+    assert site.suggested == "nn.BatchNorm2d(64)"
+    assert "NRM006" in {f.code for f in _findings("rb07_moduledict_method.py", batch_size=4)}
+    assert "NRM006" in {f.code for f in _findings("rb08_moduledict_base_setter.py", batch_size=4)}
+    assert "NRM007" in {f.code for f in _findings("rb09_tokens_eos.py")}
+    (finding,) = _findings("rb06_bias_later_name.py")
+    assert "bias=not" not in finding.message and "bias=False" not in finding.message

@@ -26,7 +26,7 @@ import ast
 
 from .context import MAP_NORMS, FileContext, ModelContext
 from .factories import REPARAM
-from .ir import ATTENTION_TYPES, CONV_DIMS, RNN_CELLS, RNN_TYPES, ClassInfo, Layer
+from .ir import ATTENTION_TYPES, CONV_DIMS, RNN_CELLS, RNN_TYPES, ClassInfo, Layer, ModuleInstance
 from .sites import squashed
 from .tree_facts import class_facts, tree_facts
 
@@ -111,7 +111,7 @@ def detect(model: ModelContext, ctx: FileContext) -> str | None:
     n_convs = sum(1 for layer in layers if layer.type in CONV_DIMS)
     patches = bool(calls & {"unfold", "fold"})  # MobileViT folds patches back, not SR
     sr = subpixel and not patches and n_convs >= 3 and model.architecture == "cnn2d"
-    if sr and not kinds and not model.classifier:
+    if sr and not kinds and not model.classifier and not unseen_norms(layers):
         return "D8"
     cnn_or_hybrid = model.architecture in ("cnn1d", "cnn2d", "cnn3d", "hybrid")
     if cnn_or_hybrid and "ln" in kinds and not kinds & {"bn", "syncbn"}:
@@ -133,6 +133,58 @@ def detect(model: ModelContext, ctx: FileContext) -> str | None:
     return None
 
 
+def inside_recognition_net(path: str, by_path: dict[str, Layer]) -> bool:
+    """The site belongs to a sub-network whose ``forward`` ends in a Linear applied after
+    pooling or flattening: an embedding or classifier net, not part of a generator."""
+    parts = path.split(".")
+    for cut in range(1, len(parts)):
+        inst = getattr(by_path.get(".".join(parts[:cut])), "instance", None)
+        if inst is not None and ends_in_pooled_linear(inst):
+            return True
+    return False
+
+
+_REDUCTIONS = frozenset(
+    {"mean", "flatten", "sum", "amax", "adaptive_avg_pool1d", "adaptive_avg_pool2d", "avg_pool2d"}
+)
+
+
+def ends_in_pooled_linear(inst: ModuleInstance) -> bool:
+    """``forward`` returns a Linear applied after pooling or flattening: an embedding or
+    classifier network."""
+    forward = inst.cls.method("forward")
+    if forward is None:
+        return False
+    returns = [n.value for n in ast.walk(forward) if isinstance(n, ast.Return) and n.value]
+    if len(returns) != 1 or not isinstance(returns[0], ast.Call):
+        return False
+    func = returns[0].func
+    head = inst.attrs.get(func.attr) if isinstance(func, ast.Attribute) else None
+    if not isinstance(head, Layer) or head.type not in ("Linear", "LazyLinear"):
+        return False
+    return any(
+        isinstance(n, ast.Call)
+        and getattr(n.func, "attr", getattr(n.func, "id", "")) in _REDUCTIONS
+        for n in ast.walk(forward)
+    )
+
+
+def unseen_norms(layers: list[Layer], opaque: bool = True) -> list[str]:
+    """Parts that may hold norms the analysis cannot see, as written: one named for a norm
+    that is not read as one (NAFNet's ``LayerNorm2d`` computed in an
+    ``autograd.Function``, an ``RMSNorm`` subclass it does not recognize), and with
+    ``opaque`` a module it could not build (a block over a base class outside the
+    project)."""
+    return list(
+        dict.fromkeys(
+            layer.code.split("(")[0] or "a module it could not build"
+            for layer in layers
+            if (opaque and layer.type == "Opaque")
+            or (layer.norm_kind is None and "Norm" in layer.code.split("(")[0].split(".")[-1])
+        )
+    )
+
+
 def input_standardization(model: ModelContext, layer: Layer) -> bool:
     """``layer`` is applied before any conv or linear layer of the forward: it normalizes
     the model's input (``self.norm = nn.InstanceNorm2d(1)`` on the raw image)."""
@@ -142,10 +194,12 @@ def input_standardization(model: ModelContext, layer: Layer) -> bool:
     # the input of the sub-network that holds it (a speaker encoder inside a vocoder
     # standardizes its own spectrogram): only layers of that sub-network count
     owner = own.rpartition(".")[0]
-    inside = [a for a in model.apps if not owner or a.path.startswith(owner + ".")]
-    if owner and not any(a.layer.type in CONV_DIMS for a in inside):
-        inside = model.apps  # a norm module (NCSN's conditional IN), not a network: the model's
-    for app in inside:
+    holder = getattr(dict(model.layers).get(owner), "instance", None) if owner else None
+    if holder is None or not ends_in_pooled_linear(holder):
+        owner = ""  # a block (a pre-activation IN) or a norm module: judged model-wide
+    for app in model.apps:
+        if owner and not app.path.startswith(owner + "."):
+            continue
         if app.layer is layer:
             return True
         if app.layer.type not in _WEIGHTLESS:
@@ -237,8 +291,21 @@ def _takes_timestep(model: ModelContext) -> bool:
     fn = model.root.instance.cls.method("forward")
     if fn is None:
         return False
-    params = [a.arg for a in [*fn.args.posonlyargs, *fn.args.args, *fn.args.kwonlyargs]][2:]
-    return any(p.lower() in _TIMESTEP_ARGS for p in params)
+    args = [*fn.args.posonlyargs, *fn.args.args]
+    defaults = dict(zip([a.arg for a in args][::-1], fn.args.defaults[::-1], strict=False))
+    defaults.update(
+        (a.arg, d) for a, d in zip(fn.args.kwonlyargs, fn.args.kw_defaults, strict=True) if d
+    )
+    for arg in [*args, *fn.args.kwonlyargs][2:]:
+        # ``T`` is a count (frames, steps), ``t`` a time
+        if arg.arg.lower() not in _TIMESTEP_ARGS or arg.arg == "T":
+            continue
+        default = defaults.get(arg.arg)
+        counted = isinstance(default, ast.Constant) and type(default.value) is int
+        typed_int = isinstance(arg.annotation, ast.Name) and arg.annotation.id == "int"
+        if not (counted or typed_int):  # ``T: int = 8`` frames, not a noise level
+            return True
+    return False
 
 
 # forward arguments that carry a graph's connectivity (PyG's edge_index / adj_t, the

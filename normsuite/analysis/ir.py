@@ -119,7 +119,11 @@ NORM_KINDS: dict[str, str] = {
     # hand-written (norm_behaviour.py): x / sqrt(mean(x^2 over H, W)), no centring
     "FilterResponseNorm2d": "frn",
 }
-BATCH_NORMS = frozenset({"bn", "syncbn"})  # kinds that use batch statistics in training
+BATCH_NORMS = frozenset({"bn", "syncbn"})
+# BatchNorm layers that take a (N, C, H, W) / (N, C, D, H, W) map: channels on dim 1
+MAP_BATCH_NORMS = frozenset(
+    {"BatchNorm2d", "BatchNorm3d", "LazyBatchNorm2d", "LazyBatchNorm3d"}
+)  # kinds that use batch statistics in training
 CONV_DIMS: dict[str, int] = {
     "Conv1d": 1,
     "Conv2d": 2,

@@ -22,11 +22,18 @@ from normsuite.advice import (
 )
 
 from .context import MAP_NORMS, SELF_ATTENTION_EVIDENCE, ModelContext
-from .domains import graph_network, image_decoder, input_standardization
+from .domains import (
+    graph_network,
+    image_decoder,
+    input_standardization,
+    inside_recognition_net,
+    unseen_norms,
+)
 from .ir import (
     ATTENTION_TYPES,
     BATCH_NORMS,
     CONV_DIMS,
+    MAP_BATCH_NORMS,
     OPAQUE,
     RNN_CELLS,
     RNN_TYPES,
@@ -242,15 +249,12 @@ def suggest_layer(norm: str, layer: Layer, model: ModelContext) -> str:
     if layer.type == "GroupNorm" and norm == "gn" and divides:
         # Too few channels per group (NRM004): the same fix the rule gives.
         return f"nn.GroupNorm({default_groups(channels)}, {channels})"
-    if norm in ("ln", "rms") and channels == 1 and layer.type in _MAP_BATCH_NORMS:
+    if norm in ("ln", "rms") and channels == 1 and layer.type in MAP_BATCH_NORMS:
         # BatchNorm2d(1) on a (N, 1, T, F) map: a LayerNorm over its one channel outputs
         # zeros, and nn.LayerNorm(1) raises on a last dim of F; GroupNorm(1, 1) is the
         # LayerNorm over (C, T, F), valid and batch-free (voicefixer's denoiser)
         return "nn.GroupNorm(1, 1)"
     return layer_code(norm, channels, ndim=rank, channels_last=last)
-
-
-_MAP_BATCH_NORMS = frozenset({"BatchNorm2d", "BatchNorm3d", "LazyBatchNorm2d", "LazyBatchNorm3d"})
 
 
 _CHANNEL_ARG = {"GroupNorm": 1, "LayerNorm2d": 0, "RMSNorm2d": 0}
@@ -581,40 +585,6 @@ def _inside_conditional_norm(
 _GENERATORS = frozenset({"D1", "D4", "D8"})  # domains whose norm is a generator's
 
 
-def inside_recognition_net(path: str, by_path: dict[str, Layer]) -> bool:
-    """The site belongs to a sub-network whose ``forward`` ends in a Linear applied after
-    pooling or flattening: an embedding or classifier net, not part of a generator."""
-    parts = path.split(".")
-    for cut in range(1, len(parts)):
-        inst = getattr(by_path.get(".".join(parts[:cut])), "instance", None)
-        if inst is not None and _ends_in_pooled_linear(inst):
-            return True
-    return False
-
-
-_REDUCTIONS = frozenset(
-    {"mean", "flatten", "sum", "amax", "adaptive_avg_pool1d", "adaptive_avg_pool2d", "avg_pool2d"}
-)
-
-
-def _ends_in_pooled_linear(inst: Any) -> bool:
-    forward = inst.cls.method("forward")
-    if forward is None:
-        return False
-    returns = [n.value for n in ast.walk(forward) if isinstance(n, ast.Return) and n.value]
-    if len(returns) != 1 or not isinstance(returns[0], ast.Call):
-        return False
-    func = returns[0].func
-    head = inst.attrs.get(func.attr) if isinstance(func, ast.Attribute) else None
-    if not isinstance(head, Layer) or head.type not in ("Linear", "LazyLinear"):
-        return False
-    return any(
-        isinstance(n, ast.Call)
-        and getattr(n.func, "attr", getattr(n.func, "id", "")) in _REDUCTIONS
-        for n in ast.walk(forward)
-    )
-
-
 def _not_tokens(model: ModelContext, layer: Layer) -> bool:
     """The norm's input is not traced as a token sequence (N, L, C)."""
     app = model.first_app(layer)
@@ -691,7 +661,16 @@ def abstain_reason(model: ModelContext, domain: str | None = None) -> str | None
             f"not trained here: {model.frozen}; a network with fixed weights (a loss "
             "network, a frozen feature extractor) gets no norm layer added"
         )
-    if not has_sites and domain is None and image_decoder(model):
+    layers = [layer for _, layer in model.layers]
+    named = unseen_norms(layers, opaque=False) if not has_sites else []
+    decoder = not has_sites and domain is None and image_decoder(model)
+    unseen = named or (unseen_norms(layers) if decoder else [])
+    if unseen:  # (a decoder "without norms" is one whose every part was read)
+        return (
+            f"no norm layer found, but {', '.join(unseen[:3])} may hold norms the analysis "
+            "cannot read: no advice on norms it cannot see"
+        )
+    if decoder:
         if model.architecture == "cnn1d":  # encodec's SEANet decoder, a vocoder
             what, output, examples = "a signal decoder", "a tanh signal", "a vocoder or codec"
         else:

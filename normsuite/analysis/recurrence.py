@@ -338,31 +338,21 @@ def _over_modules(node: ast.expr, inst: ModuleInstance) -> bool:
 
 def _dispatches_on_names(loop: ast.For, inst: ModuleInstance) -> bool:
     """The loop walks names of operations (mmcv's ``order=("conv", "norm", "act")``): its
-    iterable is a tuple of strings, or its body picks a layer by comparing the loop
-    variable with a string (``if layer == "norm"``)."""
+    iterable is a tuple of strings, literal or stored by ``__init__``. (Comparing the loop
+    variable with a string is no sign: ``if tok == "<eos>": break`` steps over tokens.)"""
     iterable = loop.iter
     if isinstance(iterable, ast.Attribute) and getattr(iterable.value, "id", None) == "self":
         value = inst.attrs.get(iterable.attr)
-        if isinstance(value, (list, tuple)) and value and all(isinstance(v, str) for v in value):
-            return True
-    if (
-        isinstance(iterable, (ast.Tuple, ast.List))
-        and iterable.elts
-        and all(isinstance(e, ast.Constant) and isinstance(e.value, str) for e in iterable.elts)
-    ):
-        return True
-    if not isinstance(loop.target, ast.Name):
-        return False
-    name = loop.target.id
-    return any(
-        isinstance(n, ast.Compare)
-        and isinstance(n.left, ast.Name)
-        and n.left.id == name
-        and all(isinstance(op, (ast.Eq, ast.In)) for op in n.ops)
-        and all(isinstance(c, ast.Constant) and isinstance(c.value, str) for c in n.comparators)
-        for stmt in loop.body
-        for n in ast.walk(stmt)
-    )
+        return isinstance(value, (list, tuple)) and _all_strings(value)
+    if isinstance(iterable, (ast.Tuple, ast.List)):
+        return _all_strings(
+            [e.value if isinstance(e, ast.Constant) else None for e in iterable.elts]
+        )
+    return False
+
+
+def _all_strings(values: list | tuple) -> bool:
+    return bool(values) and all(isinstance(v, str) for v in values)
 
 
 def _attr_layer(func: ast.expr, inst: ModuleInstance, any_index: bool = False) -> Layer | None:

@@ -9,9 +9,8 @@ from collections.abc import Iterator
 from normsuite.advice import default_groups
 
 from ..context import FileContext, ModelContext
-from ..domains import input_standardization
+from ..domains import input_standardization, inside_recognition_net
 from ..ir import Layer
-from ..recommend import inside_recognition_net
 from ..sites import cnn_classifier_misfit, metaformer_norm
 from ..types import Finding
 from . import finding, rule

@@ -11,7 +11,7 @@ from typing import Any
 from normsuite.advice import MIN_CHANNELS_PER_GROUP, default_groups
 
 from ..context import FileContext, ModelContext
-from ..ir import ClassInfo, Layer
+from ..ir import MAP_BATCH_NORMS, ClassInfo, Layer
 from ..shapes import Application
 from ..sites import normalizes_length, producer_width_expr, received_channels, same_channel_expr
 from ..tree_facts import tree_facts
@@ -112,6 +112,8 @@ def _bias_follows(ctx: FileContext, norm: Layer, producer: Layer) -> str | None:
             best = node
     if best is None or best.body[0].lineno <= producer.line <= (best.end_lineno or 0):
         return None  # the conv is inside the same branch: no caller gets one without the other
+    if _function_at(index.tree, best.lineno) is not _function_at(index.tree, producer.line):
+        return None  # the test is another function's: its names mean nothing at the conv
     test = best.test
     if (
         isinstance(test, ast.Compare)
@@ -123,11 +125,47 @@ def _bias_follows(ctx: FileContext, norm: Layer, producer: Layer) -> str | None:
         return f"{ast.unparse(test.left)} is None"
     if isinstance(test, (ast.Name, ast.Attribute)):
         return f"not {ast.unparse(test)}"
-    if _reads_only_names(test):
+    if _plain_test(test) and _bound_before(index.tree, test, producer.line):
         # ``if batch_norm and idx < len(sizes) - 2:`` in the loop that builds the Linear:
         # the last one (the output layer) has no norm after it and keeps its bias
         return f"not ({ast.unparse(test)})"
+    if _plain_test(test):  # reads a name bound after the Linear: no code to write there
+        return _Prose(f"a bias exactly where the test at line {best.lineno} is false")
     return None
+
+
+def _function_at(tree: ast.Module, line: int) -> ast.FunctionDef | ast.AsyncFunctionDef | None:
+    """The innermost function whose body holds ``line``."""
+    holding = [
+        f
+        for f in ast.walk(tree)
+        if isinstance(f, (ast.FunctionDef, ast.AsyncFunctionDef))
+        and f.lineno <= line <= (f.end_lineno or 0)
+    ]
+    return max(holding, key=lambda f: f.lineno, default=None)
+
+
+class _Prose(str):
+    """A fix said in words where no expression can be written at the layer's call."""
+
+
+def _bound_before(tree: ast.Module, test: ast.expr, line: int) -> bool:
+    """Every name ``test`` reads is bound before ``line`` in the function that holds it (a
+    parameter, an assignment or a loop variable above it), so the Linear's call can read
+    it; module-level names and builtins (``len``) count as bound."""
+    function = _function_at(tree, line)
+    if function is None:
+        return True
+    args = function.args
+    bound = {a.arg for a in [*args.posonlyargs, *args.args, *args.kwonlyargs]}
+    stored: dict[str, int] = {}
+    for node in ast.walk(function):
+        if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+            stored[node.id] = min(stored.get(node.id, node.lineno), node.lineno)
+    return not any(
+        isinstance(node, ast.Name) and node.id not in bound and stored.get(node.id, 0) >= line
+        for node in ast.walk(test)
+    )
 
 
 _PLAIN_TEST = (
@@ -136,7 +174,7 @@ _PLAIN_TEST = (
 )
 
 
-def _reads_only_names(test: ast.expr) -> bool:
+def _plain_test(test: ast.expr) -> bool:
     """A test made of names, constants, comparisons and ``len()``: one the producer's
     call can repeat as its ``bias=`` (not a call with effects)."""
     for node in ast.walk(test):
@@ -151,12 +189,9 @@ def _reads_only_names(test: ast.expr) -> bool:
 def _linear_features_on_dim1(app: Any) -> bool:
     """The norm's channel axis (dim 1) is the Linear's feature axis: BatchNorm1d (or a
     SyncBN) on a rank-2 (or untraced) input."""
-    if app.layer.norm_kind == "in" or app.layer.type in _MAP_TYPES:
+    if app.layer.norm_kind == "in" or app.layer.type in MAP_BATCH_NORMS:
         return False
     return app.inp.rank in (None, 2)
-
-
-_MAP_TYPES = frozenset({"BatchNorm2d", "BatchNorm3d", "LazyBatchNorm2d", "LazyBatchNorm3d"})
 
 
 def _called_twice(model: ModelContext, path: str | None) -> bool:
@@ -538,7 +573,8 @@ def bias_before_batch_norm(ctx: FileContext) -> Iterator[Finding]:
                     producer,
                     f"`{short(producer.code)}` feeds `{short(app.layer.code)}`, whose mean "
                     f"subtraction cancels the bias (BN paper s3.2); the norm is optional "
-                    f"here, so make the bias follow it: bias={negated}.",
+                    f"here, so make the bias follow it: "
+                    f"{negated if isinstance(negated, _Prose) else f'bias={negated}'}.",
                     model.name,
                 )
                 continue
