@@ -310,3 +310,10 @@ def test_an_independent_review_of_the_round_7_fixes() -> None:
     assert "NRM007" in {f.code for f in _findings("rb09_tokens_eos.py")}
     (finding,) = _findings("rb06_bias_later_name.py")
     assert "bias=not" not in finding.message and "bias=False" not in finding.message
+
+
+def test_an_rmsnorm_written_with_a_power_of_minus_a_half_is_a_norm() -> None:
+    """Gemma 3n's RMSNorm rescales with ``torch.pow(mean_squared, -0.5)``: read as an
+    RMSNorm (kept in the attention block), not a module that may hide norms."""
+    model = _model("n02_pow_rmsnorm.py", "Block")
+    assert [s.kind for s in model.norms_found] == ["rms"]

@@ -80,7 +80,8 @@ def behaves_as(inst: ModuleInstance, index: ModuleIndex) -> str | None:
             if kind == "BatchNorm2d" and set(names) & {"view", "reshape", "contiguous"}:
                 return "InstanceNorm2d"  # batch_norm on (1, N*C, H, W): AdaIN's instance norm
             return kind
-    rescales = bool(set(names) & _RESCALE) or _divides(body)
+    root = _inverse_root(body)  # torch.pow(ms, -0.5) / ms ** -0.5 (Gemma's RMSNorm)
+    rescales = bool(set(names) & _RESCALE) or _divides(body) or root
     read = _self_attributes(body)
     if {"running_mean", "running_var"} <= read and rescales:
         # Scaled by stored statistics (torchvision's FrozenBatchNorm2d). With a branch on
@@ -99,13 +100,34 @@ def behaves_as(inst: ModuleInstance, index: ModuleIndex) -> str | None:
         return "GroupNorm" if centred and _names_groups(regroup) else None
     # a spread (var/std) or a square root of the statistics: a rescale, not a pooling
     # (timm's LsePlus2d takes a mean over H, W and divides by a temperature)
-    spread = bool(set(names) & {"rsqrt", "sqrt"}) or any(
-        n in ("var", "std", "var_mean", "std_mean") for _, n in stats
+    spread = (
+        root
+        or bool(set(names) & {"rsqrt", "sqrt"})
+        or any(n in ("var", "std", "var_mean", "std_mean") for _, n in stats)
     )
     # kept dims: the statistics broadcast back onto the input; without them they are a
     # reduction (statistics pooling, ProGAN's minibatch std feature, VICReg's variance loss)
     kept = all(_keeps_dims(call) for call, _ in stats)
     return _by_dims(_dims(first), centred, spread and kept)
+
+
+def _inverse_root(body: list[ast.stmt]) -> bool:
+    """A power of -0.5: ``torch.pow(x, -0.5)``, ``x.pow(-0.5)`` or ``x ** -0.5``."""
+
+    def half(node: ast.expr | list[ast.expr]) -> bool:
+        if isinstance(node, list):  # a call's last argument, if any
+            return bool(node) and half(node[0])
+        if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub):
+            return isinstance(node.operand, ast.Constant) and node.operand.value == 0.5
+        return isinstance(node, ast.Constant) and node.value == -0.5
+
+    for stmt in body:
+        for n in ast.walk(stmt):
+            if isinstance(n, ast.BinOp) and isinstance(n.op, ast.Pow) and half(n.right):
+                return True
+            if isinstance(n, ast.Call) and called_name(n.func) == "pow" and half(n.args[-1:]):
+                return True
+    return False
 
 
 def _keeps_dims(call: ast.Call) -> bool:
