@@ -317,3 +317,27 @@ def test_an_rmsnorm_written_with_a_power_of_minus_a_half_is_a_norm() -> None:
     RMSNorm (kept in the attention block), not a module that may hide norms."""
     model = _model("n02_pow_rmsnorm.py", "Block")
     assert [s.kind for s in model.norms_found] == ["rms"]
+
+
+def _models_of(folder: str) -> dict[str, object]:
+    project.clear()
+    paths = sorted(str(p) for p in (FIXTURES / folder).glob("*.py"))
+    return {m.name: m for r in analyze_paths(paths) for m in r.models}
+
+
+@pytest.mark.parametrize("folder", ["gp01_lightning_pkg", "gp02_script_pkg"])
+def test_a_critic_penalized_in_another_file_is_a_wgan_gp_critic(folder: str) -> None:
+    """The critic is in nets.py; its gradient penalty in train_gp.py or in a
+    LightningModule's training_step in lit.py: D2 (no BatchNorm in the critic), and the
+    generator keeps its BN (D9)."""
+    models = _models_of(folder)
+    assert models["Critic"].domain.startswith("D2")
+    assert models["Critic"].recommendation.norm == "ln"
+    assert models["Generator"].domain.startswith("D9")
+
+
+def test_a_lightning_module_holding_both_networks_advises_each_on_its_own() -> None:
+    """lit.py's WGANGP holds nets.py's Generator and Critic: not one CNN to keep BN in."""
+    model = _models_of("gp01_lightning_pkg")["WGANGP"]
+    assert model.recommendation is None
+    assert "Generator (D9), Critic (D2)" in model.abstain

@@ -27,8 +27,8 @@ from dataclasses import replace
 
 from normsuite.advice import DOMAINS
 
-from .context import FileContext, ModelContext, build_context
-from .domains import detect
+from .context import FileContext, ModelContext, build_context, held_model
+from .domains import detect, gradient_penalty
 from .extract import BudgetExceeded
 from .factories import REPARAM
 from .ir import CONV_DIMS
@@ -221,6 +221,12 @@ def _networks_with_own_domains(
     for value in model.root.instance.attrs.values():
         inst = getattr(value, "instance", None)
         other = by_name.get(inst.cls.name) if inst is not None else None
+        foreign = inst is not None and inst.cls.home not in (None, ctx.index)
+        if other is None and foreign and gradient_penalty(ctx):
+            # a network of another file (nets.py's Critic in lit.py's LightningModule):
+            # judged here, where its training (the gradient penalty) is
+            other = held_model(inst.cls.name, value, ctx, model)
+            domains[id(other)] = detect(other, ctx) if structural_abstain(other) is None else None
         if other is not None and other is not model and other not in held:
             held.append(other)
     own = domains.get(id(model))

@@ -438,6 +438,12 @@ def _model(
     )
 
 
+def held_model(name: str, layer: Layer, ctx: FileContext, holder: ModelContext) -> ModelContext:
+    """A network a model of this file holds, built from another file's class, judged as a
+    model of its own with the holder's batch."""
+    return _model(name, holder.line, layer, ctx.index, holder.batch, holder.sync)
+
+
 def _project(path: str) -> ProjectView | None:
     """The project the file belongs to, for names it imports from other files."""
     if path == "-" or not os.path.isfile(path):

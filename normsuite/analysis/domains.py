@@ -25,6 +25,7 @@ from __future__ import annotations
 import ast
 
 from .context import MAP_NORMS, FileContext, ModelContext
+from .entrypoints import penalized_elsewhere
 from .factories import REPARAM
 from .ir import ATTENTION_TYPES, CONV_DIMS, RNN_CELLS, RNN_TYPES, ClassInfo, Layer, ModuleInstance
 from .sites import squashed
@@ -70,7 +71,7 @@ def detect(model: ModelContext, ctx: FileContext) -> str | None:
         and not any(_single_output(m) for m in ctx.models if m is not model and m.block_of is None)
     )
     critic = scores and (convs or "Linear" in types)
-    if _gradient_penalty(ctx) and not generator and critic:
+    if critic and not generator and (gradient_penalty(ctx) or _penalized_elsewhere(model, ctx)):
         return "D2"
     unet = upsamples or bool(kinds)  # a U-Net: GroupNorm (or a channel RMS/LN variant) kept
     if convs and unet and _takes_timestep(model) and (kinds & {"gn", "rms", "ln"} or not kinds):
@@ -379,7 +380,7 @@ def _gan_file(ctx: FileContext) -> bool:
         ) or (
             # a Lightning GAN module holds both networks (blocks of it), trained with a
             # gradient penalty: the penalty says GAN
-            _gradient_penalty(ctx) and any(_generator_like(m) for m in ctx.models)
+            gradient_penalty(ctx) and any(_generator_like(m) for m in ctx.models)
         )
     return memo[key]
 
@@ -438,7 +439,18 @@ def _single_output(model: ModelContext) -> bool:
     )
 
 
-def _gradient_penalty(ctx: FileContext) -> bool:
+def _penalized_elsewhere(model: ModelContext, ctx: FileContext) -> bool:
+    """Another file of the project that names the model's class computes a gradient
+    penalty (``train_gp.py`` or a LightningModule's ``training_step`` that trains the
+    critic of ``nets.py``)."""
+    view = ctx.index.project
+    if view is None or model.root.instance is None:
+        return False
+    name = model.root.instance.cls.name
+    return penalized_elsewhere(view.project, ctx.path, name) is not None
+
+
+def gradient_penalty(ctx: FileContext) -> bool:
     """The file differentiates a model output w.r.t. its input with ``create_graph=True``
     (the WGAN-GP penalty), memoized per file."""
     key = ("gradient-penalty",)

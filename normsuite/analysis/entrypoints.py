@@ -113,6 +113,7 @@ def training_scripts(project: Any) -> list[tuple[str, frozenset[str]]]:
     found: list[tuple[str, frozenset[str]]] = []
     train_functions: set[str] = set()
     loaders: list[tuple[str, _LinkFacts]] = []  # files with a loader that do not train here
+    penalized: list[tuple[str, frozenset[str]]] = []
     seen = 0
     # without a project marker the root is just the file's folder (say /tmp): its own
     # scripts and one level down, not everything below it
@@ -137,6 +138,8 @@ def training_scripts(project: Any) -> list[tuple[str, frozenset[str]]]:
                 continue
             if name.endswith(".ipynb"):  # a notebook that trains: its code cells
                 text = _notebook_code(text)
+            if _PENALTY.search(text):  # a gradient penalty (WGAN-GP) is computed here
+                penalized.append((path, frozenset(_IDENTIFIER.findall(text))))
             if trains(text):
                 found.append((path, frozenset(_IDENTIFIER.findall(text))))
                 train_functions.update(_training_functions(text))
@@ -150,7 +153,25 @@ def training_scripts(project: Any) -> list[tuple[str, frozenset[str]]]:
         if any(facts.imports_and_calls(name) for name in train_functions):
             found.append((path, facts.identifiers))
     project._scripts = found
+    project.memo["penalized"] = penalized
     return found
+
+
+# autograd.grad(..., create_graph=True): a penalty on the input gradient (by text: the
+# files are read once per project for training_scripts, and parsed only when they match)
+_PENALTY = re.compile(r"\bgrad\s*\((?:[^()]|\([^()]*\))*create_graph\s*=\s*True", re.S)
+
+
+def penalized_elsewhere(project: Any, model_path: str, class_name: str) -> str | None:
+    """Another file of the project that computes a gradient penalty and names
+    ``class_name`` (imports or builds it): the WGAN-GP critic's training, kept beside the
+    model (``train_gp.py``, a LightningModule in ``lit.py``). Its path, else None."""
+    training_scripts(project)
+    model_path = os.path.abspath(model_path)
+    for path, words in project.memo.get("penalized", []):
+        if os.path.abspath(path) != model_path and class_name in words:
+            return display_path(path, project.root)
+    return None
 
 
 def _notebook_code(text: str) -> str:
