@@ -341,3 +341,11 @@ def test_a_lightning_module_holding_both_networks_advises_each_on_its_own() -> N
     model = _models_of("gp01_lightning_pkg")["WGANGP"]
     assert model.recommendation is None
     assert "Generator (D9), Critic (D2)" in model.abstain
+
+
+def test_a_moduledict_filled_in_a_loop_over_an_unknown_dict_keeps_its_layers() -> None:
+    """``self.stages[name] = nn.Sequential(Conv2d, BatchNorm2d, ReLU)`` for ``name`` of
+    an unknown ``stages.items()``: one entry stands for them (it was dropped, and the CNN
+    called "an activation, loss, metric or container"): NRM001 on its biased conv."""
+    assert [f.code for f in _findings("w06_moduledict_loop.py")] == ["NRM001"]
+    assert _model("w06_moduledict_loop.py", "StageNet").architecture == "cnn2d"

@@ -736,10 +736,16 @@ class ModuleIndex(UndecidedCode):
                 isinstance(container, Layer)
                 and container.type == "ModuleDict"
                 and isinstance(value, Layer)
-                and isinstance(key, str)
             ):
-                container.children.append(value)
-                container.child_names.append(key)
+                if not isinstance(key, str):
+                    # self.stages[name] = ... in a loop over an unknown dict: one entry
+                    # stands for them, named by where it is built
+                    key = f"*{target.lineno}"
+                if key in container.child_names:  # the same key assigned again: replaced
+                    container.children[container.child_names.index(key)] = value
+                else:
+                    container.children.append(value)
+                    container.child_names.append(key)
 
     def _iterate(self, value: Any) -> list[Any] | None:
         if isinstance(value, (list, tuple, range, str, dict)):
