@@ -349,3 +349,51 @@ def test_a_moduledict_filled_in_a_loop_over_an_unknown_dict_keeps_its_layers() -
     called "an activation, loss, metric or container"): NRM001 on its biased conv."""
     assert [f.code for f in _findings("w06_moduledict_loop.py")] == ["NRM001"]
     assert _model("w06_moduledict_loop.py", "StageNet").architecture == "cnn2d"
+
+
+def test_gradient_penalties_are_tied_to_the_class_they_train() -> None:
+    """The penalty in a helper of losses.py that train.py imports and calls with the
+    critic; the penalty under an alias (``from torch.autograd import grad as
+    torch_grad``); and a DCGAN whose class ``D`` shares its name with a variable of an
+    unrelated WGAN-GP script in another folder (no penalty trains it: D9, BN kept)."""
+    assert _models_of("gp03_helper_pkg")["Critic"].domain.startswith("D2")
+    critic = _models_of("gp04_alias_pkg")["Critic"]
+    assert critic.domain.startswith("D2") and critic.recommendation.norm == "ln"
+    project.clear()
+    (result,) = analyze_paths([str(FIXTURES / "gp05_same_name" / "dcgan.py")])
+    discriminator = next(m for m in result.models if m.name == "D")
+    assert discriminator.domain.startswith("D9")
+    assert all(s.suggested == s.current for s in discriminator.recommendation.layers)
+
+
+def test_a_channel_fix_replaces_the_argument_not_a_letter_of_the_name() -> None:
+    """NRM011's fix for ``nn.BatchNorm2d(c)`` after ``Conv2d(c, 2 * c)``, built in a loop:
+    ``nn.BatchNorm2d(2 * c)``, not ``nn.Bat2 * chNorm2d(c)``."""
+    (finding,) = _findings("l02_mismatch_message.py")
+    assert "use nn.BatchNorm2d(2 * c)" in finding.message and "Bat2" not in finding.message
+
+
+def test_round_8_batches() -> None:
+    """A notebook's ``parse_args("--batch-size 2".split())`` sets the batch (the list form
+    did); SimCLR's ``model(torch.cat([aug(x), aug(x)]))`` sees twice the loader's batch:
+    unknown, not 8; ``launch.sh`` passing ``--per_device_train_batch_size 2`` beats the
+    default 16 (a batch flag by its name, not only ``--batch-size``)."""
+    project.clear()
+    (nb,) = analyze_paths([str(FIXTURES / "r8_notebook_split.ipynb")])
+    assert {m.batch_size.per_device for m in nb.models} == {2}
+    assert _model("r8_simclr_views.py", "SimCLRNet").batch_size.per_device is None
+    project.clear()
+    results = analyze_paths([str(FIXTURES / "r8_accel_pkg" / "model.py")])
+    assert {m.batch_size.per_device for r in results for m in r.models} == {2}
+
+
+def test_round_8_domains() -> None:
+    """A dense-adjacency GCN (``forward(x, adj)``) normalizes over node rows: no NRM006
+    at the graph batch; an ``nn.SyncBatchNorm`` chosen by a string on an unstated device
+    count is kept (low, B3), as ``check`` is silent, not rewritten to GroupNorm."""
+    assert not _findings("r8_dense_gcn.py")
+    path = FIXTURES / "r8_syncbn_string.py"
+    result = analyze_source(path.read_text(), str(path), AnalysisOptions())
+    assert not result.findings
+    (rec,) = [m.recommendation for m in result.models if m.recommendation]
+    assert rec.norm == "syncbn" and rec.confidence == "low" and "B3" in rec.rules

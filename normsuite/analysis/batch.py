@@ -16,6 +16,7 @@ LightningCLI YAML (``options.config_path``) > ``options.default_batch_size`` > u
 from __future__ import annotations
 
 import ast
+import re
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -36,7 +37,7 @@ from .parsers import parser_files
 from .project import display_path
 from .shell_scripts import script_invocations
 from .symbols import PlainClass
-from .tree_facts import tree_facts
+from .tree_facts import called_name, tree_facts
 from .types import AnalysisOptions, BatchInfo
 
 Sourced = tuple[int, str]  # (value, where it came from)
@@ -269,9 +270,8 @@ class _Scanner(ast.NodeVisitor):
                 value = self.index.eval(k.value, {}, None) if k.arg else UNKNOWN
                 if k.arg and isinstance(value, (int, str, list)):
                     self._parser_defaults[k.arg] = (value, node.lineno)
-        elif last == "parse_args" and node.args and isinstance(node.args[0], (ast.List, ast.Tuple)):
-            argv = [e.value if isinstance(e, ast.Constant) else UNKNOWN for e in node.args[0].elts]
-            self._argv.append((argv, node.lineno))
+        elif last in ("parse_args", "parse_known_args") and node.args and _argv_of(node.args[0]):
+            self._argv.append((_argv_of(node.args[0]), node.lineno))  # type: ignore[arg-type]
         elif self._other_datamodules(node):
             pass
         elif last in ("DataLoader", "Trainer", "Fabric", "TrainingArguments"):
@@ -426,6 +426,8 @@ class _Scanner(ast.NodeVisitor):
             for fed in _model_inputs(loop.body, self.index):
                 if _unwraps(fed, targets, unpacked, counters, episode=batch == 1):
                     return True
+                if _joins_views(fed, targets):
+                    return True
         return False
 
     def _imported_parsers(self) -> None:
@@ -476,7 +478,7 @@ class _Scanner(ast.NodeVisitor):
         flag_keys = {
             flag: keys
             for flag, keys in {**self._imported_flags, **self._flag_keys()}.items()
-            if any(k in _RUN_KEYS for k in keys)  # not every flag: --lr 0.1 changes no batch
+            if any(k in _RUN_KEYS or _RUN_WORDS.search(k) for k in keys)  # not --lr 0.1
         }
         lines = [
             _flag_values(argv, flag_keys, f"{display_path(path, view.project.root)}:{line}")
@@ -736,11 +738,31 @@ _BATCH_PARAMS = ("batch_size", "train_batch_size", "batch_size_train", "train_bs
 
 
 _RUN_KEYS = ("__batch", "__devices", "__accumulate")
+# dests of flags that set the batch, devices or accumulation under other names
+# (--per_device_train_batch_size, --num_gpus, --grad_accum_steps)
+_RUN_WORDS = re.compile(r"batch|^bs$|devices|gpus|accum")
 
 
 class CommandLine(str):
     """Where a value was passed on a command line (``train.sh:2 passes --bs 2``), not a
     default written in the code."""
+
+
+def _argv_of(expr: ast.expr) -> list[Any] | None:
+    """The list a notebook hands ``parse_args``: ``["--bs", "2"]`` or ``"--bs 2".split()``
+    (an element that is not a literal is unknown)."""
+    if isinstance(expr, (ast.List, ast.Tuple)):
+        return [e.value if isinstance(e, ast.Constant) else UNKNOWN for e in expr.elts]
+    if (
+        isinstance(expr, ast.Call)
+        and isinstance(expr.func, ast.Attribute)
+        and expr.func.attr == "split"
+        and not expr.args
+        and isinstance(expr.func.value, ast.Constant)
+        and isinstance(expr.func.value.value, str)
+    ):
+        return list(expr.func.value.value.split())
+    return None
 
 
 def _flag_values(
@@ -857,6 +879,22 @@ def _unwraps(
     if func.attr == "squeeze":
         return args in ([], [0])
     return func.attr == "flatten" and args[:2] == [0, 1]
+
+
+def _joins_views(node: ast.expr, targets: set[str]) -> bool:
+    """``torch.cat([x1, x2])`` (dim 0) of loop variables: SimCLR's two views in one forward,
+    so BN sees twice the loader's batch."""
+    if not (isinstance(node, ast.Call) and called_name(node.func) == "cat" and node.args):
+        return False
+    dim = next((k.value for k in node.keywords if k.arg == "dim"), None)
+    dim = dim if dim is not None else (node.args[1] if len(node.args) > 1 else None)
+    if dim is not None and not (isinstance(dim, ast.Constant) and dim.value == 0):
+        return False
+    parts = node.args[0]
+    if not isinstance(parts, (ast.List, ast.Tuple)):
+        return False
+    reads = [{n.id for n in ast.walk(p) if isinstance(n, ast.Name)} & targets for p in parts.elts]
+    return sum(1 for r in reads if r) >= 2
 
 
 _NOT_MODELS = frozenset({"print", "len", "save_image", "make_grid", "imshow", "str", "repr"})

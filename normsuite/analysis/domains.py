@@ -311,7 +311,9 @@ def _takes_timestep(model: ModelContext) -> bool:
 
 # forward arguments that carry a graph's connectivity (PyG's edge_index / adj_t, the
 # edge features that come with it): message passing, not a batch of grids or sequences
-_GRAPH_ARGS = frozenset({"edge_index", "edge_attr", "edge_weight", "adj_t", "edge_index_dict"})
+_GRAPH_ARGS = frozenset(
+    {"edge_index", "edge_attr", "edge_weight", "adj_t", "edge_index_dict", "adj", "adjacency"}
+)  # (a dense ``adj`` matrix: Kipf & Welling's GCN, its BN over node rows)
 
 
 def graph_network(model: ModelContext) -> str | None:

@@ -113,7 +113,8 @@ def training_scripts(project: Any) -> list[tuple[str, frozenset[str]]]:
     found: list[tuple[str, frozenset[str]]] = []
     train_functions: set[str] = set()
     loaders: list[tuple[str, _LinkFacts]] = []  # files with a loader that do not train here
-    penalized: list[tuple[str, frozenset[str]]] = []
+    penalized: list[tuple[str, str]] = []  # files computing a gradient penalty, with text
+    importers: list[tuple[str, str]] = []  # files that may train a critic with one
     seen = 0
     # without a project marker the root is just the file's folder (say /tmp): its own
     # scripts and one level down, not everything below it
@@ -138,8 +139,10 @@ def training_scripts(project: Any) -> list[tuple[str, frozenset[str]]]:
                 continue
             if name.endswith(".ipynb"):  # a notebook that trains: its code cells
                 text = _notebook_code(text)
-            if _PENALTY.search(text):  # a gradient penalty (WGAN-GP) is computed here
-                penalized.append((path, frozenset(_IDENTIFIER.findall(text))))
+            if "create_graph" in text and _PENALTY.search(text):  # a gradient penalty
+                penalized.append((path, text))
+            if "create_graph" in text or "penalty" in text:  # who may train a critic
+                importers.append((path, text))
             if trains(text):
                 found.append((path, frozenset(_IDENTIFIER.findall(text))))
                 train_functions.update(_training_functions(text))
@@ -154,24 +157,62 @@ def training_scripts(project: Any) -> list[tuple[str, frozenset[str]]]:
             found.append((path, facts.identifiers))
     project._scripts = found
     project.memo["penalized"] = penalized
+    project.memo["importers"] = importers
     return found
 
 
-# autograd.grad(..., create_graph=True): a penalty on the input gradient (by text: the
-# files are read once per project for training_scripts, and parsed only when they match)
-_PENALTY = re.compile(r"\bgrad\s*\((?:[^()]|\([^()]*\))*create_graph\s*=\s*True", re.S)
+# autograd.grad(..., create_graph=True), under any name (``torch_grad``): a penalty on the
+# input gradient (by text: the files are read once per project for training_scripts)
+_PENALTY = re.compile(r"grad\s*\((?:[^()]|\([^()]*\))*create_graph\s*=\s*True", re.S)
+_FROM_IMPORT = re.compile(r"^\s*from\s+(\.*[\w.]*)\s+import\s+\(?([^)\n]*)", re.M)
+_TOP_NAMES = re.compile(r"^(?:def|class)\s+(\w+)", re.M)
 
 
 def penalized_elsewhere(project: Any, model_path: str, class_name: str) -> str | None:
-    """Another file of the project that computes a gradient penalty and names
-    ``class_name`` (imports or builds it): the WGAN-GP critic's training, kept beside the
-    model (``train_gp.py``, a LightningModule in ``lit.py``). Its path, else None."""
+    """Another file of the project that trains ``class_name`` of ``model_path`` with a
+    gradient penalty: it imports the class from that file and computes the penalty
+    itself (``train_gp.py``, a LightningModule in ``lit.py``) or calls a helper that does,
+    imported from a third file (``from losses import gradient_penalty``). Its path, else
+    None. A class of the same name in another package is another class."""
     training_scripts(project)
     model_path = os.path.abspath(model_path)
-    for path, words in project.memo.get("penalized", []):
-        if os.path.abspath(path) != model_path and class_name in words:
+    penalized = project.memo.get("penalized", [])
+    helpers = {  # names a penalizing file defines -> that file
+        name: os.path.abspath(path) for path, text in penalized for name in _TOP_NAMES.findall(text)
+    }
+    for path, text in project.memo.get("importers", []):
+        if os.path.abspath(path) == model_path:
+            continue
+        imported = _imports_from(text)
+        modules = [imported[class_name]] if class_name in imported else imported.get("*", [])
+        if not any(
+            os.path.abspath(project.module_file(m, path) or "") == model_path for m in modules
+        ):
+            continue  # (``from models import *``: PyTorch-GAN's scripts)
+        own = _PENALTY.search(text) is not None
+        used = any(
+            name != "*"
+            and helpers.get(name) is not None
+            and os.path.abspath(project.module_file(module, path) or "") == helpers[name]
+            for name, module in imported.items()
+        )
+        if own or used:
             return display_path(path, project.root)
     return None
+
+
+def _imports_from(text: str) -> dict[str, Any]:
+    """name -> module of the ``from module import a, b as c`` lines of a file (``c`` ->
+    the module for an alias); ``"*"`` -> the star-imported modules."""
+    out: dict[str, Any] = {"*": []}
+    for module, names in _FROM_IMPORT.findall(text):
+        for item in names.split(","):
+            parts = item.split()
+            if parts == ["*"]:
+                out["*"].append(module)
+            elif parts:
+                out[parts[-1]] = module
+    return out
 
 
 def _notebook_code(text: str) -> str:

@@ -835,11 +835,9 @@ def recommend(model: ModelContext, domain: str | None = None) -> Recommendation:
             good.add(kind)
         # A script that converts to SyncBN runs on several devices, even where their count
         # is not written (torchrun): the global batch is then unknown, not per-device.
-        synced = (
-            model.sync
-            and kind == "bn"
-            and ("syncbn" in (adv.norm, *adv.alternatives) or model.batch.devices == 1)
-        )
+        synced = ((model.sync and kind == "bn") or kind == "syncbn") and (
+            "syncbn" in (adv.norm, *adv.alternatives) or model.batch.devices == 1
+        )  # (nn.SyncBatchNorm built as such: synced over devices the code may not state)
         if synced:
             # Trainer(sync_batchnorm=True) / convert_sync_batchnorm: these BNs already see
             # the global batch, which is what B3's SyncBN alternative asks for
@@ -872,15 +870,16 @@ def recommend(model: ModelContext, domain: str | None = None) -> Recommendation:
                 )
             elif synced:
                 b = model.batch
+                how = "builds it as" if kind == "syncbn" else "converts it to"
                 if b.devices > 1:
                     note = (
-                        f"Kept bn: it is synced over the {b.devices} devices (sync_batchnorm), "
-                        f"so it normalizes the global batch of {(b.per_device or 0) * b.devices}"
-                        " (B3)."
+                        f"Kept {kind}: it is synced over the {b.devices} devices "
+                        f"(SyncBatchNorm), so it normalizes the global batch of "
+                        f"{(b.per_device or 0) * b.devices} (B3)."
                     )
-                else:  # converted, on a device count the code does not state (torchrun)
+                else:  # on a device count the code does not state (torchrun)
                     note = (
-                        "Kept bn: the code converts it to SyncBatchNorm, so it normalizes the "
+                        f"Kept {kind}: the code {how} SyncBatchNorm, so it normalizes the "
                         f"global batch: {b.per_device or 'the per-device batch'} x the device "
                         "count, which the code does not state (B3)."
                     )
@@ -891,7 +890,9 @@ def recommend(model: ModelContext, domain: str | None = None) -> Recommendation:
                 would_change = ["turning the BatchNorm sync off: " + adv.norm]
                 if unstated_sync:
                     would_change.insert(
-                        0, f"a global batch (per-device x devices) below {BN_MIN_BATCH}: {adv.norm}"
+                        0,
+                        f"a global batch (per-device x devices) below {BN_MIN_BATCH}: "
+                        f"{adv.below_bn_batch or adv.norm}",
                     )
             else:
                 rationale.insert(0, _keep_note(kind, adv, model.batch.per_device is not None))

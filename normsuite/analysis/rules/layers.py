@@ -725,15 +725,15 @@ def norm_channel_mismatch(ctx: FileContext) -> Iterator[Finding]:
         if received is None or swapped_group_norm(layer, received) is not None:
             continue  # GroupNorm(C, G) swapped: NRM014 says so, with its own fix
         name = layer.type
-        fixed = layer.code.replace(str(expected), str(received), 1)
-        use = fixed if fixed != layer.code else f"{name}({received})"
+        fixed = _with_first_argument(layer.code, str(received)) if expected is not None else None
+        use = fixed or f"{name}({received})"
         widths = model.site_widths.get((layer.line, layer.col), set()) - {None}
         expr = producer_width_expr(model, layer, t) if len(widths) > 1 else None
         built = _first_argument(layer.code)
         if expr is not None and built is not None:
             # one line builds every width (BatchNorm2d(cin) in a block): the fix is the
             # expression of the width it receives, right for each instance
-            use = layer.code.replace(built, expr, 1)
+            use = _with_first_argument(layer.code, expr) or use
         defaults = _defaulted_parameters(model)
         if not defaults:
             yield finding(
@@ -759,6 +759,26 @@ def norm_channel_mismatch(ctx: FileContext) -> Iterator[Finding]:
             ),
             severity="warning",
         )
+
+
+def _with_first_argument(code: str, new: str) -> str | None:
+    """``code`` (a call) with its first positional argument replaced by ``new``
+    (``nn.BatchNorm2d(c)`` -> ``nn.BatchNorm2d(2 * c)``); None if it has none. A text
+    replace would hit the name's own letters (``nn.Bat2 * chNorm2d(c)``)."""
+    try:
+        call = ast.parse(code.strip(), mode="eval").body
+    except SyntaxError:
+        return None
+    if not isinstance(call, ast.Call) or not call.args or isinstance(call.args[0], ast.Starred):
+        return None
+    arg = call.args[0]
+    lines = code.strip().splitlines(keepends=True)
+    start = sum(len(line) for line in lines[: arg.lineno - 1]) + arg.col_offset
+    end = sum(len(line) for line in lines[: (arg.end_lineno or arg.lineno) - 1]) + (
+        arg.end_col_offset or 0
+    )
+    text = code.strip()
+    return text[:start] + new + text[end:]
 
 
 def _first_argument(code: str) -> str | None:
