@@ -397,3 +397,11 @@ def test_round_8_domains() -> None:
     assert not result.findings
     (rec,) = [m.recommendation for m in result.models if m.recommendation]
     assert rec.norm == "syncbn" and rec.confidence == "low" and "B3" in rec.rules
+
+
+def test_an_answer_on_a_stated_default_is_at_most_medium() -> None:
+    """``--batch-size`` with ``default=64`` in the training script: BN at 64 is the likely
+    answer, but a run may pass another batch, so not "high"."""
+    model = _model("c02_argparse_default_one_file.py")
+    assert model.batch_size.per_device == 64 and model.batch_size.weak
+    assert model.recommendation.norm == "bn" and model.recommendation.confidence == "medium"

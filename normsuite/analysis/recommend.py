@@ -207,6 +207,8 @@ def direct_evidence(model: ModelContext, arch: str) -> bool:
         # (LN in an RNN/Transformer) does not depend on it: an unknown batch means the
         # training setup was not seen, so the model's use is inferred
         return False
+    if model.batch.weak:
+        return False  # a default the code states (--batch-size 64): a run may pass another
     return source.startswith(("cli", "config:", "default")) or (
         source.startswith("file:") and model.trains
     )
