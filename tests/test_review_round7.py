@@ -405,3 +405,16 @@ def test_an_answer_on_a_stated_default_is_at_most_medium() -> None:
     model = _model("c02_argparse_default_one_file.py")
     assert model.batch_size.per_device == 64 and model.batch_size.weak
     assert model.recommendation.norm == "bn" and model.recommendation.confidence == "medium"
+
+
+def test_the_model_as_the_training_script_builds_it() -> None:
+    """train.py builds ``DepthNet(norm="gn")`` from model.py and trains it at batch 2:
+    the GroupNorm branch of ``get_norm`` is judged (kept), not the signature default's
+    BatchNorm (two false NRM006 warnings)."""
+    project.clear()
+    folder = FIXTURES / "x01_built_in_train_pkg"
+    results = analyze_paths([str(p) for p in sorted(folder.glob("*.py"))])
+    assert not [f for r in results for f in r.findings]
+    (model,) = [m for r in results for m in r.models if m.name == "DepthNet"]
+    assert model.batch_size.per_device == 2
+    assert {s.kind for s in model.norms_found} == {"gn"}

@@ -74,6 +74,8 @@ class BatchScan:
     divided: str | None = None
     # submodules of the model the script trains that it keeps in eval mode (BatchInfo)
     frozen_parts: tuple[str, ...] = ()
+    # (the call that builds the model, the script's index) when another file trains it
+    built_by: Any = None
 
 
 def _int(value: Any) -> int | None:
@@ -1256,13 +1258,14 @@ def batch_from_scripts(
     project: Any,
     path: str,
     class_name: str,
-) -> tuple[BatchInfo, bool]:
+) -> tuple[BatchInfo, bool, Any]:
     """The batch of a model trained by other scripts of its project (``train.py`` builds
     ``TinySegNet`` from ``model.py``): the smallest training batch, every source listed,
-    with that script's devices and accumulation; and whether that script syncs BN."""
+    with that script's devices and accumulation; whether that script syncs BN; and (the
+    call that builds the model there, the script's index), or None."""
     found = sorted(project_scans(project, path, class_name), key=lambda t: (t[0], t[1]))
     if not found:
-        return resolve(options, file, config), False
+        return resolve(options, file, config), False, None
     value, where, scan = found[0]
     if len(found) > 1:
         where += " (also: " + ", ".join(f"{v} from {w}" for v, w, _ in found[1:4]) + ")"
@@ -1276,4 +1279,4 @@ def batch_from_scripts(
         divided=file.divided or scan.divided,
         frozen_parts=scan.frozen_parts,
     )
-    return resolve(options, merged, config), scan.sync
+    return resolve(options, merged, config), scan.sync, scan.built_by

@@ -18,6 +18,7 @@ import os
 import re
 from collections import Counter
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 from .attention import forward_attends, is_attention_instance
 from .batch import (
@@ -32,7 +33,16 @@ from .choices import unused_entries
 from .entrypoints import run_frozen
 from .extract import BudgetExceeded, ModuleIndex
 from .frozen import frozen_reason
-from .ir import ATTENTION_TYPES, CONV_DIMS, RNN_CELLS, RNN_TYPES, ClassInfo, Layer, ModuleInstance
+from .ir import (
+    ATTENTION_TYPES,
+    CONV_DIMS,
+    RNN_CELLS,
+    RNN_TYPES,
+    UNKNOWN,
+    ClassInfo,
+    Layer,
+    ModuleInstance,
+)
 from .norm_behaviour import behaves_as, freeze_bn_kept_in_eval, freeze_parts, retype_norms
 from .project import ProjectView, project_for
 from .recurrence import Recurrence, find_recurrence, stepped_classes
@@ -500,6 +510,23 @@ def _built_instances(index: ModuleIndex) -> dict[int, ModuleInstance]:
     return out
 
 
+def _built_by_script(built_by: Any, class_name: str) -> ModuleInstance | None:
+    """The instance the training script builds (``net = DepthNet(norm="gn")`` in
+    train.py), its arguments read there; None if it cannot be built."""
+    if built_by is None:
+        return None
+    call, script = built_by
+    try:
+        args = [*call.args, *(k.value for k in call.keywords)]
+        if any(isinstance(a, ast.Starred) or script.eval(a, {}, None) is UNKNOWN for a in args):
+            return None  # built from values read at run time (opt.dim): the defaults say more
+        value = script.eval(call, {}, None)
+    except BudgetExceeded:
+        return None
+    inst = getattr(value, "instance", None)
+    return inst if inst is not None and inst.cls.name == class_name else None
+
+
 def _factory_models(index: ModuleIndex) -> list[Layer]:
     """What the file's module-level factories without required arguments build (``def
     build(): return nn.Sequential(ConvNormAct(3, 64, norm="ln"), ...)``): a model the file
@@ -590,11 +617,15 @@ def build_context(
             if project is not None and (batch.per_device is None or weak_own_batch):
                 # trained from another file? A script that trains the class beats a loader
                 # of this file that trains nothing (a __main__ smoke test's batch 1)
-                scripts, script_sync = batch_from_scripts(
+                scripts, script_sync, built_by = batch_from_scripts(
                     options, file_scan, config, project, path, cls.name
                 )
                 if batch.per_device is None or scripts.per_device is not None:
                     model_batch, model_sync = scripts, sync or script_sync
+                    inst = _as_built(inst, _built_by_script(built_by, cls.name))
+                    root = Layer(
+                        "Custom", cls.node.lineno, cls.node.col_offset, cls.name, instance=inst
+                    )
             if model_batch is batch and _runs_frozen(cls, index):
                 # teacher = Teacher(); teacher.eval(); no optimizer gets its parameters:
                 # the file's loader feeds it, but its BN uses the running statistics

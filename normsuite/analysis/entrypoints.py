@@ -317,6 +317,7 @@ def project_scans(project: Any, model_path: str, class_name: str) -> list[tuple[
                 accumulate=_relabel(scan.accumulate, label),
                 divided=scan.divided.replace("file:", f"{label}:", 1) if scan.divided else None,
                 frozen_parts=frozen_parts(index, built),
+                built_by=(built, index),
             )
             out.append((value, where.replace("file:", f"{label}:", 1), scan))
     return out
