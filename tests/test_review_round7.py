@@ -376,12 +376,12 @@ def test_a_channel_fix_replaces_the_argument_not_a_letter_of_the_name() -> None:
 def test_round_8_batches() -> None:
     """A notebook's ``parse_args("--batch-size 2".split())`` sets the batch (the list form
     did); SimCLR's ``model(torch.cat([aug(x), aug(x)]))`` sees twice the loader's batch:
-    unknown, not 8; ``launch.sh`` passing ``--per_device_train_batch_size 2`` beats the
+    16, not 8; ``launch.sh`` passing ``--per_device_train_batch_size 2`` beats the
     default 16 (a batch flag by its name, not only ``--batch-size``)."""
     project.clear()
     (nb,) = analyze_paths([str(FIXTURES / "r8_notebook_split.ipynb")])
     assert {m.batch_size.per_device for m in nb.models} == {2}
-    assert _model("r8_simclr_views.py", "SimCLRNet").batch_size.per_device is None
+    assert _model("r8_simclr_views.py", "SimCLRNet").batch_size.per_device == 16
     project.clear()
     results = analyze_paths([str(FIXTURES / "r8_accel_pkg" / "model.py")])
     assert {m.batch_size.per_device for r in results for m in r.models} == {2}
@@ -418,3 +418,42 @@ def test_the_model_as_the_training_script_builds_it() -> None:
     (model,) = [m for r in results for m in r.models if m.name == "DepthNet"]
     assert model.batch_size.per_device == 2
     assert {s.kind for s in model.norms_found} == {"gn"}
+
+
+RV8 = FIXTURES / "rv8"  # an independent review of the round-8 fixes
+
+
+def _rv8(folder: str) -> dict[str, object]:
+    project.clear()
+    paths = sorted(str(p) for p in (RV8 / folder).glob("*.py"))
+    results = analyze_paths(paths)
+    return {
+        "models": {m.name: m for r in results for m in r.models},
+        "findings": [f for r in results for f in r.findings],
+    }
+
+
+def test_a_review_of_the_round_8_fixes() -> None:
+    """Where they reached too far or not far enough:
+    - NRM011's fix sets GroupNorm's channels (its second argument or ``num_channels=``);
+    - a second-order gradient with no penalty in sight (MAML) makes no WGAN-GP critic;
+      a penalty found through a parenthesized multi-line import, or with nested brackets
+      in ``grad(...)``, does;
+    - ``parse_args([])`` ignores the command line, launch scripts included;
+    - ``nn.SyncBatchNorm`` in a one-process script is a plain BatchNorm (not kept as
+      synced);
+    - ``x - mean`` times a constant ``d ** -0.5`` is no LayerNorm."""
+    fixes = " ".join(f.message for f in _rv8("r01_gn_fix")["findings"] if f.code == "NRM011")
+    assert "nn.GroupNorm(8, 128)" in fixes and "num_groups=8, num_channels=128" in fixes
+    assert all(
+        not (m.domain or "").startswith("D2") for m in _rv8("r02_maml_crossfile")["models"].values()
+    )
+    for folder in ("r03_multiline_import", "r04_nested_paren_grad"):
+        assert _rv8(folder)["models"]["Critic"].domain.startswith("D2"), folder
+    assert not [f for f in _rv8("r05_parse_args_empty")["findings"] if f.code == "NRM006"]
+    for model in _rv8("r06_syncbn_single")["models"].values():
+        assert model.recommendation is None or "Kept syncbn" not in " ".join(
+            model.recommendation.rationale
+        )
+    for model in _rv8("r07_pow_nonnorm")["models"].values():
+        assert all(s.kind != "ln" for s in model.norms_found)

@@ -272,8 +272,10 @@ class _Scanner(ast.NodeVisitor):
                 value = self.index.eval(k.value, {}, None) if k.arg else UNKNOWN
                 if k.arg and isinstance(value, (int, str, list)):
                     self._parser_defaults[k.arg] = (value, node.lineno)
-        elif last in ("parse_args", "parse_known_args") and node.args and _argv_of(node.args[0]):
-            self._argv.append((_argv_of(node.args[0]), node.lineno))  # type: ignore[arg-type]
+        elif last in ("parse_args", "parse_known_args") and node.args:
+            argv = _argv_of(node.args[0])  # ([] too: the command line is ignored)
+            if argv is not None:
+                self._argv.append((argv, node.lineno))
         elif self._other_datamodules(node):
             pass
         elif last in ("DataLoader", "Trainer", "Fabric", "TrainingArguments"):
@@ -428,9 +430,25 @@ class _Scanner(ast.NodeVisitor):
             for fed in _model_inputs(loop.body, self.index):
                 if _unwraps(fed, targets, unpacked, counters, episode=batch == 1):
                     return True
-                if _joins_views(fed, targets):
-                    return True
+
         return False
+
+    def _views(self, node: ast.Call) -> int:
+        """The number of views of each batch the loop over this loader hands the model in
+        one forward (``model(torch.cat([aug(x), aug(x)]))``: 2), or 0."""
+        names = self._loader_names.get(id(node), [])
+        for scope, iterable, loop in self._loops:
+            chain = _wrapped(iterable)
+            if node not in chain and not any(
+                isinstance(e, ast.Name) and (scope, e.id) in names for e in chain
+            ):
+                continue
+            targets = {n.id for n in ast.walk(loop.target) if isinstance(n, ast.Name)}
+            for fed in _model_inputs(loop.body, self.index):
+                views = _joined_views(fed, targets)
+                if views:
+                    return views
+        return 0
 
     def _imported_parsers(self) -> None:
         """Flags of the parsers this file takes from other files of its project
@@ -720,6 +738,10 @@ class _Scanner(ast.NodeVisitor):
                     continue
                 score = _loader_score(node, kw, self.index)
                 what = f"DataLoader(batch_size={value})"
+                views = self._views(node)
+                if views:  # SimCLR: the views of each batch go through BN together
+                    what += f" x {views} views (torch.cat)"
+                    value *= views
                 self.loaders.append((score, node.lineno, value, self.origin, self.passed_at, what))
             elif last == "TrainingArguments":
                 self._training_arguments(node, kw, funcs, classes)
@@ -883,20 +905,22 @@ def _unwraps(
     return func.attr == "flatten" and args[:2] == [0, 1]
 
 
-def _joins_views(node: ast.expr, targets: set[str]) -> bool:
-    """``torch.cat([x1, x2])`` (dim 0) of loop variables: SimCLR's two views in one forward,
-    so BN sees twice the loader's batch."""
+def _joined_views(node: ast.expr, targets: set[str]) -> int:
+    """How many views of the loop's batch ``torch.cat([v1, v2])`` (dim 0) puts in one
+    forward (SimCLR: 2, so BN sees twice the loader's batch); 0 when it is not that."""
     if not (isinstance(node, ast.Call) and called_name(node.func) == "cat" and node.args):
-        return False
+        return 0
     dim = next((k.value for k in node.keywords if k.arg == "dim"), None)
     dim = dim if dim is not None else (node.args[1] if len(node.args) > 1 else None)
     if dim is not None and not (isinstance(dim, ast.Constant) and dim.value == 0):
-        return False
+        return 0
     parts = node.args[0]
     if not isinstance(parts, (ast.List, ast.Tuple)):
-        return False
+        return 0
     reads = [{n.id for n in ast.walk(p) if isinstance(n, ast.Name)} & targets for p in parts.elts]
-    return sum(1 for r in reads if r) >= 2
+    if not all(reads) or len(reads) < 2:
+        return 0  # a part that is not a view of the batch (a memory bank): not a multiple
+    return len(reads)
 
 
 _NOT_MODELS = frozenset({"print", "len", "save_image", "make_grid", "imshow", "str", "repr"})

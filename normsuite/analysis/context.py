@@ -103,6 +103,8 @@ class ModelContext:
     uses: list[str] = field(default_factory=list)  # class names it builds (usage.py)
     trains: bool = False  # the file shows training code (its batch size is the training one)
     frozen: str | None = None  # why every parameter is frozen (not trained here), if so
+    # the training code runs several processes (DDP, torchrun): a SyncBatchNorm syncs there
+    distributed: bool = False
     # (line, col) of a norm constructor call -> the widths it builds across the file's models
     site_widths: dict[tuple[int, int], set[int | None]] = field(default_factory=dict)
 
@@ -510,6 +512,18 @@ def _built_instances(index: ModuleIndex) -> dict[int, ModuleInstance]:
     return out
 
 
+# the training code runs one process per device: SyncBatchNorm has peers to sync with
+_DISTRIBUTED = re.compile(
+    r"init_process_group|DistributedDataParallel|LOCAL_RANK|torchrun|"
+    r"strategy\s*=\s*[\"']ddp|devices\s*=\s*(?:[2-9]|-1)|Fabric\("
+)
+
+
+def _runs_distributed(source: str) -> bool:
+    """The code (its comments left out) starts or wraps several processes."""
+    return bool(source) and bool(_DISTRIBUTED.search(re.sub(r"#[^\n]*", "", source)))
+
+
 def _built_by_script(built_by: Any, class_name: str) -> ModuleInstance | None:
     """The instance the training script builds (``net = DepthNet(norm="gn")`` in
     train.py), its arguments read there; None if it cannot be built."""
@@ -613,7 +627,7 @@ def build_context(
             if index.exhausted:
                 index.steps = 0  # trace the partial model with a fresh budget, then stop
             root = Layer("Custom", cls.node.lineno, cls.node.col_offset, cls.name, instance=inst)
-            model_batch, model_sync = batch, sync
+            model_batch, model_sync, built_by = batch, sync, None
             if project is not None and (batch.per_device is None or weak_own_batch):
                 # trained from another file? A script that trains the class beats a loader
                 # of this file that trains nothing (a __main__ smoke test's batch 1)
@@ -632,6 +646,8 @@ def build_context(
                 model_batch = resolve(options, BatchScan(), None)
             model = _model(cls.name, cls.node.lineno, root, index, model_batch, model_sync)
             model.frozen = frozen_reason(cls.node, index)
+            script = built_by[1].source if built_by is not None else ""
+            model.distributed = _runs_distributed(source) or _runs_distributed(script)
             ctx.models.append(model)
         except BudgetExceeded:
             ctx.partial = True

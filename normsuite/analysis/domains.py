@@ -25,7 +25,7 @@ from __future__ import annotations
 import ast
 
 from .context import MAP_NORMS, FileContext, ModelContext
-from .entrypoints import penalized_elsewhere
+from .entrypoints import penalized_elsewhere, penalizes
 from .factories import REPARAM
 from .ir import ATTENTION_TYPES, CONV_DIMS, RNN_CELLS, RNN_TYPES, ClassInfo, Layer, ModuleInstance
 from .sites import squashed
@@ -460,10 +460,14 @@ def gradient_penalty(ctx: FileContext) -> bool:
     if key not in memo:
         # autograd.grad(...), torch.autograd.grad(...), or the function imported under any
         # name (``from torch.autograd import grad as torch_grad``, EmilienDupont/wgan-gp)
-        memo[key] = "create_graph" in ctx.source and any(
-            (ctx.index.qualname(n.func) or "").split(".")[-1] == "grad"
-            and any(k.arg == "create_graph" for k in n.keywords)
-            for n in tree_facts(ctx.index).of(ast.Call)
+        memo[key] = (
+            "create_graph" in ctx.source
+            and penalizes(ctx.source)
+            and any(
+                (ctx.index.qualname(n.func) or "").split(".")[-1] == "grad"
+                and any(k.arg == "create_graph" for k in n.keywords)
+                for n in tree_facts(ctx.index).of(ast.Call)
+            )
         )
     return memo[key]
 

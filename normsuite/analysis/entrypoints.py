@@ -139,7 +139,7 @@ def training_scripts(project: Any) -> list[tuple[str, frozenset[str]]]:
                 continue
             if name.endswith(".ipynb"):  # a notebook that trains: its code cells
                 text = _notebook_code(text)
-            if "create_graph" in text and _PENALTY.search(text):  # a gradient penalty
+            if "create_graph" in text and penalizes(text):  # a gradient penalty
                 penalized.append((path, text))
             if "create_graph" in text or "penalty" in text:  # who may train a critic
                 importers.append((path, text))
@@ -163,8 +163,22 @@ def training_scripts(project: Any) -> list[tuple[str, frozenset[str]]]:
 
 # autograd.grad(..., create_graph=True), under any name (``torch_grad``): a penalty on the
 # input gradient (by text: the files are read once per project for training_scripts)
-_PENALTY = re.compile(r"grad\s*\((?:[^()]|\([^()]*\))*create_graph\s*=\s*True", re.S)
-_FROM_IMPORT = re.compile(r"^\s*from\s+(\.*[\w.]*)\s+import\s+\(?([^)\n]*)", re.M)
+_CREATE_GRAPH = re.compile(r"create_graph\s*=\s*True")
+_GRAD_CALL = re.compile(r"grad\s*\(")
+# what makes a second-order gradient a penalty, not MAML or a Hessian-vector product: the
+# gradient norm pulled to 1 (WGAN-GP), or a penalty named as such (R1, gradient_penalty)
+_PENALTY_WORDS = re.compile(r"penalty|lambda_gp|\bgp\b|\br1\b|norm[^\n]{0,40}?-\s*1\b", re.I)
+_FROM_IMPORT = re.compile(r"^\s*from\s+(\.*[\w.]*)\s+import\s+(?:\(([^)]*)\)|([^\n]*))", re.M)
+
+
+def penalizes(text: str) -> bool:
+    """The code computes a gradient penalty: ``grad(..., create_graph=True)`` (under any
+    name) and the penalty's own marks (``(g.norm(2, dim=1) - 1) ** 2``, ``gradient_penalty``)."""
+    return bool(
+        _CREATE_GRAPH.search(text) and _GRAD_CALL.search(text) and _PENALTY_WORDS.search(text)
+    )
+
+
 _TOP_NAMES = re.compile(r"^(?:def|class)\s+(\w+)", re.M)
 
 
@@ -189,7 +203,7 @@ def penalized_elsewhere(project: Any, model_path: str, class_name: str) -> str |
             os.path.abspath(project.module_file(m, path) or "") == model_path for m in modules
         ):
             continue  # (``from models import *``: PyTorch-GAN's scripts)
-        own = _PENALTY.search(text) is not None
+        own = penalizes(text)
         used = any(
             name != "*"
             and helpers.get(name) is not None
@@ -205,8 +219,8 @@ def _imports_from(text: str) -> dict[str, Any]:
     """name -> module of the ``from module import a, b as c`` lines of a file (``c`` ->
     the module for an alias); ``"*"`` -> the star-imported modules."""
     out: dict[str, Any] = {"*": []}
-    for module, names in _FROM_IMPORT.findall(text):
-        for item in names.split(","):
+    for module, grouped, plain in _FROM_IMPORT.findall(text):
+        for item in (grouped or plain).split(","):
             parts = item.split()
             if parts == ["*"]:
                 out["*"].append(module)

@@ -739,8 +739,8 @@ class ModuleIndex(UndecidedCode):
             ):
                 if not isinstance(key, str):
                     # self.stages[name] = ... in a loop over an unknown dict: one entry
-                    # stands for them, named by where it is built
-                    key = f"*{target.lineno}"
+                    # stands for them, named by its key expression (``stages.[name]``)
+                    key = f"[{ast.unparse(target.slice)}]"
                 if key in container.child_names:  # the same key assigned again: replaced
                     container.children[container.child_names.index(key)] = value
                 else:

@@ -112,21 +112,38 @@ def behaves_as(inst: ModuleInstance, index: ModuleIndex) -> str | None:
 
 
 def _inverse_root(body: list[ast.stmt]) -> bool:
-    """A power of -0.5: ``torch.pow(x, -0.5)``, ``x.pow(-0.5)`` or ``x ** -0.5``."""
+    """A power of -0.5 of a computed value: ``torch.pow(ms, -0.5)``, ``ms.pow(-0.5)``,
+    ``ms ** -0.5`` (not of a constant or a stored size: ``self.d ** -0.5`` scales
+    attention)."""
 
-    def half(node: ast.expr | list[ast.expr]) -> bool:
-        if isinstance(node, list):  # a call's last argument, if any
-            return bool(node) and half(node[0])
+    def half(node: ast.expr | None) -> bool:
         if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub):
             return isinstance(node.operand, ast.Constant) and node.operand.value == 0.5
         return isinstance(node, ast.Constant) and node.value == -0.5
 
+    def computed(node: ast.expr | None) -> bool:
+        return (
+            node is not None
+            and not isinstance(node, ast.Constant)
+            and not (isinstance(node, ast.Attribute) and getattr(node.value, "id", None) == "self")
+        )
+
     for stmt in body:
         for n in ast.walk(stmt):
-            if isinstance(n, ast.BinOp) and isinstance(n.op, ast.Pow) and half(n.right):
-                return True
-            if isinstance(n, ast.Call) and called_name(n.func) == "pow" and half(n.args[-1:]):
-                return True
+            if isinstance(n, ast.BinOp) and isinstance(n.op, ast.Pow):
+                if half(n.right) and computed(n.left):
+                    return True
+            elif isinstance(n, ast.Call) and called_name(n.func) == "pow":
+                exponent = next((k.value for k in n.keywords if k.arg == "exponent"), None)
+                args = list(n.args)
+                if isinstance(n.func, ast.Attribute) and called_name(n.func.value) != "torch":
+                    base = n.func.value  # x.pow(-0.5)
+                    exponent = exponent or (args[0] if args else None)
+                else:  # torch.pow(x, -0.5)
+                    base = args[0] if args else None
+                    exponent = exponent or (args[1] if len(args) > 1 else None)
+                if half(exponent) and computed(base):
+                    return True
     return False
 
 

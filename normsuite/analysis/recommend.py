@@ -837,9 +837,10 @@ def recommend(model: ModelContext, domain: str | None = None) -> Recommendation:
             good.add(kind)
         # A script that converts to SyncBN runs on several devices, even where their count
         # is not written (torchrun): the global batch is then unknown, not per-device.
-        synced = ((model.sync and kind == "bn") or kind == "syncbn") and (
-            "syncbn" in (adv.norm, *adv.alternatives) or model.batch.devices == 1
-        )  # (nn.SyncBatchNorm built as such: synced over devices the code may not state)
+        # nn.SyncBatchNorm built as such, in code that runs several processes: synced over
+        # devices the code may not count (one process: it is a plain BatchNorm)
+        syncs = (model.sync and kind == "bn") or (kind == "syncbn" and model.distributed)
+        synced = syncs and ("syncbn" in (adv.norm, *adv.alternatives) or model.batch.devices == 1)
         if synced:
             # Trainer(sync_batchnorm=True) / convert_sync_batchnorm: these BNs already see
             # the global batch, which is what B3's SyncBN alternative asks for

@@ -725,7 +725,7 @@ def norm_channel_mismatch(ctx: FileContext) -> Iterator[Finding]:
         if received is None or swapped_group_norm(layer, received) is not None:
             continue  # GroupNorm(C, G) swapped: NRM014 says so, with its own fix
         name = layer.type
-        fixed = _with_first_argument(layer.code, str(received)) if expected is not None else None
+        fixed = _with_channels(layer, str(received)) if expected is not None else None
         use = fixed or f"{name}({received})"
         widths = model.site_widths.get((layer.line, layer.col), set()) - {None}
         expr = producer_width_expr(model, layer, t) if len(widths) > 1 else None
@@ -733,7 +733,7 @@ def norm_channel_mismatch(ctx: FileContext) -> Iterator[Finding]:
         if expr is not None and built is not None:
             # one line builds every width (BatchNorm2d(cin) in a block): the fix is the
             # expression of the width it receives, right for each instance
-            use = _with_first_argument(layer.code, expr) or use
+            use = _with_channels(layer, expr) or use
         defaults = _defaulted_parameters(model)
         if not defaults:
             yield finding(
@@ -761,24 +761,33 @@ def norm_channel_mismatch(ctx: FileContext) -> Iterator[Finding]:
         )
 
 
-def _with_first_argument(code: str, new: str) -> str | None:
-    """``code`` (a call) with its first positional argument replaced by ``new``
-    (``nn.BatchNorm2d(c)`` -> ``nn.BatchNorm2d(2 * c)``); None if it has none. A text
+# where each norm type takes its channel count: (position, keyword)
+_CHANNEL_PARAM = {"GroupNorm": (1, "num_channels"), "LayerNorm": (0, "normalized_shape")}
+
+
+def _with_channels(layer: Layer, new: str) -> str | None:
+    """The layer's call with its channel count replaced by ``new`` (``nn.BatchNorm2d(c)``
+    -> ``nn.BatchNorm2d(2 * c)``, ``nn.GroupNorm(8, 64)`` -> ``nn.GroupNorm(8, 128)``,
+    ``num_features=64`` -> ``num_features=128``); None where it cannot be found. A text
     replace would hit the name's own letters (``nn.Bat2 * chNorm2d(c)``)."""
+    code = layer.code.strip()
     try:
-        call = ast.parse(code.strip(), mode="eval").body
+        call = ast.parse(code, mode="eval").body
     except SyntaxError:
         return None
-    if not isinstance(call, ast.Call) or not call.args or isinstance(call.args[0], ast.Starred):
+    if not isinstance(call, ast.Call):
         return None
-    arg = call.args[0]
-    lines = code.strip().splitlines(keepends=True)
+    position, keyword = _CHANNEL_PARAM.get(layer.type, (0, "num_features"))
+    arg = next((k.value for k in call.keywords if k.arg == keyword), None)
+    if arg is None and len(call.args) > position:
+        arg = call.args[position]
+    if arg is None or isinstance(arg, ast.Starred):
+        return None
+    lines = code.splitlines(keepends=True)
     start = sum(len(line) for line in lines[: arg.lineno - 1]) + arg.col_offset
-    end = sum(len(line) for line in lines[: (arg.end_lineno or arg.lineno) - 1]) + (
-        arg.end_col_offset or 0
-    )
-    text = code.strip()
-    return text[:start] + new + text[end:]
+    end_line = arg.end_lineno or arg.lineno
+    end = sum(len(line) for line in lines[: end_line - 1]) + (arg.end_col_offset or 0)
+    return code[:start] + new + code[end:]
 
 
 def _first_argument(code: str) -> str | None:
