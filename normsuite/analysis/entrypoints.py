@@ -189,15 +189,31 @@ def penalized_elsewhere(project: Any, model_path: str, class_name: str) -> str |
     imported from a third file (``from losses import gradient_penalty``). Its path, else
     None. A class of the same name in another package is another class."""
     training_scripts(project)
-    model_path = os.path.abspath(model_path)
     penalized = project.memo.get("penalized", [])
-    helpers = {  # names a penalizing file defines -> that file
-        name: os.path.abspath(path) for path, text in penalized for name in _TOP_NAMES.findall(text)
-    }
+    if not penalized:
+        return None  # (most projects: nothing to read per model)
+    key = ("penalized-class", model_path, class_name)
+    if key not in project.memo:
+        project.memo[key] = _penalized_by(project, os.path.abspath(model_path), class_name)
+    return project.memo[key]
+
+
+def _penalized_by(project: Any, model_path: str, class_name: str) -> str | None:
+    penalized = project.memo["penalized"]
+    helpers = project.memo.get("penalty-helpers")
+    if helpers is None:  # names a penalizing file defines -> that file
+        helpers = project.memo["penalty-helpers"] = {
+            name: os.path.abspath(path)
+            for path, text in penalized
+            for name in _TOP_NAMES.findall(text)
+        }
+    imports = project.memo.setdefault("imports-of", {})
     for path, text in project.memo.get("importers", []):
-        if os.path.abspath(path) == model_path:
+        if os.path.abspath(path) == model_path or class_name not in text:
             continue
-        imported = _imports_from(text)
+        if path not in imports:
+            imports[path] = _imports_from(text)
+        imported = imports[path]
         modules = [imported[class_name]] if class_name in imported else imported.get("*", [])
         if not any(
             os.path.abspath(project.module_file(m, path) or "") == model_path for m in modules
