@@ -332,9 +332,10 @@ JUDGED: list[J] = [
         "Net",
         "CNN",
         "bn",
-        "high",
+        "medium",
         "right",
-        "no norm; batch 64 from its training loop: BN is the B1 choice",
+        "no norm; batch 64, the argparse default of its training loop: BN is the B1 choice "
+        "(medium since 2026-12-08: a run may pass another --batch-size)",
     ),
     J(
         "repos/pytorch+examples/mnist_rnn/main.py",
@@ -1237,9 +1238,10 @@ HELD_OUT: list[J] = [
         "Generator",
         "GAN",
         "bn",
-        "high",
+        "medium",
         "right",
-        "BN kept (high: the GAN was not recognized, BEGAN D is an autoencoder)",
+        "BN kept (the GAN was not recognized, BEGAN D is an autoencoder; medium since "
+        "2026-12-08: its batch is an argparse default)",
     ),
     J(
         "repos/eriklindernoren+PyTorch-GAN/implementations/began/began.py",
