@@ -407,13 +407,7 @@ class _Scanner(ast.NodeVisitor):
             and _first_item(collate.body, {_arg0(collate)})
         ):
             return True
-        names = self._loader_names.get(id(node), [])
-        for scope, iterable, loop in self._loops:
-            chain = _wrapped(iterable)
-            if node not in chain and not any(
-                isinstance(e, ast.Name) and (scope, e.id) in names for e in chain
-            ):
-                continue
+        for loop, chain in self._loops_over(node):
             item = loop.target
             outer = chain[0]
             if (
@@ -433,16 +427,24 @@ class _Scanner(ast.NodeVisitor):
 
         return False
 
+    def _loops_over(self, node: ast.Call) -> list[tuple[ast.For, list[ast.expr]]]:
+        """The loops over this loader (``for x in DataLoader(...)``, ``for i, b in
+        enumerate(loader)`` with ``loader`` bound to it in the same function), each with
+        its iterable's levels (outside in)."""
+        names = self._loader_names.get(id(node), [])
+        out = []
+        for scope, iterable, loop in self._loops:
+            chain = _wrapped(iterable)
+            if node in chain or any(
+                isinstance(e, ast.Name) and (scope, e.id) in names for e in chain
+            ):
+                out.append((loop, chain))
+        return out
+
     def _views(self, node: ast.Call) -> int:
         """The number of views of each batch the loop over this loader hands the model in
         one forward (``model(torch.cat([aug(x), aug(x)]))``: 2), or 0."""
-        names = self._loader_names.get(id(node), [])
-        for scope, iterable, loop in self._loops:
-            chain = _wrapped(iterable)
-            if node not in chain and not any(
-                isinstance(e, ast.Name) and (scope, e.id) in names for e in chain
-            ):
-                continue
+        for loop, _ in self._loops_over(node):
             targets = {n.id for n in ast.walk(loop.target) if isinstance(n, ast.Name)}
             for fed in _model_inputs(loop.body, self.index):
                 views = _joined_views(fed, targets)
