@@ -457,3 +457,14 @@ def test_a_review_of_the_round_8_fixes() -> None:
         )
     for model in _rv8("r07_pow_nonnorm")["models"].values():
         assert all(s.kind != "ln" for s in model.norms_found)
+
+
+def test_distributed_code_is_read_from_its_launch_not_its_comments() -> None:
+    """Several processes: ``init_process_group``, DDP, ``devices=2`` or ``devices=16``;
+    not ``devices=1``, nor a comment that names DDP."""
+    from normsuite.analysis.context import _runs_distributed
+
+    assert _runs_distributed("trainer = Trainer(devices=16)")
+    assert _runs_distributed("dist.init_process_group('nccl')")
+    assert not _runs_distributed("trainer = Trainer(devices=1)")
+    assert not _runs_distributed("# no DistributedDataParallel here\nmodel = Net()")

@@ -231,8 +231,7 @@ class _Scanner(ast.NodeVisitor):
     def _iterates(self, expr: ast.expr) -> None:
         """Note a loop over a name (``va``, ``enumerate(va)``, ``tqdm(va)``), and whether
         it runs with gradients off."""
-        while isinstance(expr, ast.Call) and expr.args:
-            expr = expr.args[0]
+        expr = _wrapped(expr)[-1]
         if isinstance(expr, ast.Name):  # per function: evaluate()'s own ``loader``
             scope = id(self.funcs[-1]) if self.funcs else None
             self._iterated.setdefault((scope, expr.id), []).append(self._no_grad > 0)

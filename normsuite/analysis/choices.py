@@ -14,6 +14,7 @@ from __future__ import annotations
 import ast
 
 from .ir import ClassInfo, Layer, ModuleInstance
+from .tree_facts import self_attribute
 
 
 def unused_entries(instance: ModuleInstance, selected: dict[int, set[str]]) -> set[int]:
@@ -71,7 +72,7 @@ def _fixed_choice(classes: list[ast.ClassDef], attr: str) -> set[str] | None:
                 continue
             parents = {id(c): p for p in ast.walk(method) for c in ast.iter_child_nodes(p)}
             for node in ast.walk(method):
-                if not (_is_self_attr(node) and node.attr == attr):  # type: ignore[attr-defined]
+                if self_attribute(node) != attr:
                     continue
                 if isinstance(node.ctx, ast.Store) and method.name == "__init__":  # type: ignore[attr-defined]
                     continue
@@ -81,7 +82,7 @@ def _fixed_choice(classes: list[ast.ClassDef], attr: str) -> set[str] | None:
                 key = parent.slice
                 if isinstance(key, ast.Constant) and isinstance(key.value, str):
                     constants.add(key.value)  # self.nets["D"] in discriminate(): used
-                elif not (_is_self_attr(key) and key.attr in init_only):  # type: ignore[attr-defined]
+                elif self_attribute(key) not in init_only:
                     return None
     return constants
 
@@ -92,14 +93,7 @@ def _assigned_only_in_init(classes: list[ast.ClassDef]) -> set[str]:
         for method in cls.body:
             if isinstance(method, (ast.FunctionDef, ast.AsyncFunctionDef)):
                 for node in ast.walk(method):
-                    if _is_self_attr(node) and isinstance(node.ctx, ast.Store):  # type: ignore[attr-defined]
-                        stored.setdefault(node.attr, set()).add(method.name)  # type: ignore[attr-defined]
+                    name = self_attribute(node)
+                    if name is not None and isinstance(node.ctx, ast.Store):  # type: ignore[attr-defined]
+                        stored.setdefault(name, set()).add(method.name)
     return {name for name, where in stored.items() if where == {"__init__"}}
-
-
-def _is_self_attr(node: ast.AST) -> bool:
-    return (
-        isinstance(node, ast.Attribute)
-        and isinstance(node.value, ast.Name)
-        and node.value.id == "self"
-    )

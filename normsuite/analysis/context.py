@@ -515,7 +515,7 @@ def _built_instances(index: ModuleIndex) -> dict[int, ModuleInstance]:
 # the training code runs one process per device: SyncBatchNorm has peers to sync with
 _DISTRIBUTED = re.compile(
     r"init_process_group|DistributedDataParallel|LOCAL_RANK|torchrun|"
-    r"strategy\s*=\s*[\"']ddp|devices\s*=\s*(?:[2-9]|-1)|Fabric\("
+    r"strategy\s*=\s*[\"']ddp|devices\s*=\s*(?:[2-9]|[1-9]\d|-1)|Fabric\("
 )
 
 

@@ -341,8 +341,8 @@ def _dispatches_on_names(loop: ast.For, inst: ModuleInstance) -> bool:
     iterable is a tuple of strings, literal or stored by ``__init__``. (Comparing the loop
     variable with a string is no sign: ``if tok == "<eos>": break`` steps over tokens.)"""
     iterable = loop.iter
-    if isinstance(iterable, ast.Attribute) and getattr(iterable.value, "id", None) == "self":
-        value = inst.attrs.get(iterable.attr)
+    if self_attribute(iterable) is not None:
+        value = inst.attrs.get(self_attribute(iterable))
         return isinstance(value, (list, tuple)) and _all_strings(value)
     if isinstance(iterable, (ast.Tuple, ast.List)):
         return _all_strings(
